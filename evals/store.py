@@ -1,0 +1,279 @@
+"""The run store: SQLite at ``<reports>/evals.db`` (WAL), evolved by numbered migrations.
+
+Every answer and judgment is committed as it arrives, so a process killed at any moment leaves a
+consistent store that ``--resume`` continues. Each run is also exported as JSONL for pandas or DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonlines
+
+from evals.errors import StoreError
+from evals.records import Answer, Item, Judgment, RunManifest
+
+DB_NAME = "evals.db"
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            schema_version INTEGER NOT NULL,
+            suite_name TEXT NOT NULL,
+            suite_path TEXT NOT NULL,
+            suite_hash TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            model TEXT,
+            model_id TEXT,
+            judge_name TEXT NOT NULL,
+            judge_model TEXT NOT NULL,
+            rubric_name TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            samples INTEGER NOT NULL,
+            config_json TEXT NOT NULL,
+            tags_json TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            lookingglass_version TEXT NOT NULL
+        );
+        CREATE INDEX runs_suite ON runs (suite_name, started_at);
+        CREATE TABLE items (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            item_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            area TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            item_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_id)
+        );
+        CREATE TABLE answers (
+            run_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            text TEXT,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            latency_ms REAL,
+            model_id TEXT,
+            error TEXT,
+            PRIMARY KEY (run_id, item_id, sample),
+            FOREIGN KEY (run_id, item_id) REFERENCES items (run_id, item_id)
+        );
+        CREATE TABLE judgments (
+            run_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            score INTEGER CHECK (score BETWEEN 1 AND 5),
+            rationale TEXT,
+            raw TEXT,
+            judge TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            cached INTEGER NOT NULL DEFAULT 0,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            latency_ms REAL,
+            error TEXT,
+            PRIMARY KEY (run_id, item_id, sample),
+            FOREIGN KEY (run_id, item_id) REFERENCES items (run_id, item_id)
+        );
+        CREATE INDEX judgments_cache ON judgments (cache_key) WHERE score IS NOT NULL;
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
+"""Applied in order, each once; append new steps, never edit an applied one."""
+
+_ANSWER_COLS = (
+    "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
+)  # fmt: skip
+_JUDGMENT_COLS = (
+    "run_id", "item_id", "sample", "score", "rationale", "raw", "judge", "cache_key", "cached",
+    "tokens_in", "tokens_out", "latency_ms", "error",
+)  # fmt: skip
+
+
+_SELECT_ANSWER = ",".join(_ANSWER_COLS)
+_SELECT_JUDGMENT = ",".join(_JUDGMENT_COLS)
+
+
+def _judgment(row: tuple[Any, ...]) -> Judgment:
+    values = dict(zip(_JUDGMENT_COLS, row, strict=True))
+    values["cached"] = bool(values["cached"])
+    return Judgment(**values)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    for step in MIGRATIONS:
+        if step.__name__ in done:
+            continue
+        with db:
+            step(db)
+            db.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (step.__name__,))
+
+
+class Store:
+    """The run store of one reports folder."""
+
+    def __init__(self, reports_dir: Path | str):
+        self.reports_dir = Path(reports_dir)
+        self.reports_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.reports_dir / DB_NAME
+        try:
+            # Autocommit: each write below is its own transaction, durable against a crash of this process.
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            _migrate(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the run store: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # runs ---------------------------------------------------------------------------------------------
+
+    def create_run(self, manifest: RunManifest, items: list[Item]) -> None:
+        """Record a new run and the items it will ask, in one transaction."""
+        m = manifest
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (m.run_id, m.schema_version, m.suite_name, m.suite_path, m.suite_hash, m.model_name, m.model,
+                 m.model_id, m.judge_name, m.judge_model, m.rubric_name, m.rubric_hash, m.samples,
+                 json.dumps(m.config), json.dumps(list(m.tags)), m.status, m.started_at, m.ended_at,
+                 m.lookingglass_version),
+            )  # fmt: skip
+            self.db.executemany(
+                "INSERT INTO items VALUES (?,?,?,?,?,?)",
+                [
+                    (m.run_id, it.id, pos, it.area, it.content_hash(), it.model_dump_json())
+                    for pos, it in enumerate(items)
+                ],
+            )
+
+    def run(self, run_id: str) -> RunManifest:
+        """The manifest of a run; StoreError when there is no such run."""
+        row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r} in {self.path}")
+        return self._manifest(row)
+
+    def runs(self, suite_name: str | None = None) -> list[RunManifest]:
+        """All runs (of one suite), oldest first."""
+        sql, args = "SELECT * FROM runs", ()
+        if suite_name is not None:
+            sql, args = sql + " WHERE suite_name = ?", (suite_name,)
+        return [self._manifest(r) for r in self.db.execute(sql + " ORDER BY started_at, run_id", args)]
+
+    def _manifest(self, row: tuple[Any, ...]) -> RunManifest:
+        names = [d[0] for d in self.db.execute("SELECT * FROM runs LIMIT 0").description]
+        data = dict(zip(names, row, strict=True))
+        data["config"] = json.loads(data.pop("config_json"))
+        data["tags"] = tuple(json.loads(data.pop("tags_json")))
+        return RunManifest(**data)
+
+    def set_model_id(self, run_id: str, model_id: str) -> None:
+        self.db.execute(
+            "UPDATE runs SET model_id = ? WHERE run_id = ? AND model_id IS NULL", (model_id, run_id)
+        )
+
+    def set_status(self, run_id: str, status: str, ended_at: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, ended_at, run_id)
+        )
+
+    # items, answers, judgments ------------------------------------------------------------------------
+
+    def items(self, run_id: str) -> list[Item]:
+        rows = self.db.execute("SELECT item_json FROM items WHERE run_id = ? ORDER BY position", (run_id,))
+        return [Item.model_validate_json(r[0]) for r in rows]
+
+    def save_answer(self, answer: Answer) -> None:
+        values = tuple(getattr(answer, c) for c in _ANSWER_COLS)
+        self.db.execute(f"INSERT OR REPLACE INTO answers VALUES ({','.join('?' * len(values))})", values)
+
+    def save_judgment(self, judgment: Judgment) -> None:
+        values = tuple(getattr(judgment, c) for c in _JUDGMENT_COLS)
+        self.db.execute(f"INSERT OR REPLACE INTO judgments VALUES ({','.join('?' * len(values))})", values)
+
+    def answers(self, run_id: str) -> dict[tuple[str, int], Answer]:
+        rows = self.db.execute(f"SELECT {_SELECT_ANSWER} FROM answers WHERE run_id = ?", (run_id,))
+        return {(r[1], r[2]): Answer(*r) for r in rows}
+
+    def judgments(self, run_id: str) -> dict[tuple[str, int], Judgment]:
+        rows = self.db.execute(f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE run_id = ?", (run_id,))
+        return {(r[1], r[2]): _judgment(r) for r in rows}
+
+    def cached_judgment(self, cache_key: str) -> Judgment | None:
+        """An earlier successful judgment of exactly this (judge, rubric, question, reference, answer)."""
+        row = self.db.execute(
+            f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE cache_key = ? AND score IS NOT NULL LIMIT 1",
+            (cache_key,),
+        ).fetchone()
+        return None if row is None else _judgment(row)
+
+    # results ------------------------------------------------------------------------------------------
+
+    def results(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """One row per item and sample, answer and judgment joined: the export and the scorecard's input."""
+        manifest = self.run(run_id)
+        answers = self.answers(run_id)
+        judgments = self.judgments(run_id)
+        for item in self.items(run_id):
+            for sample in range(manifest.samples):
+                a = answers.get((item.id, sample))
+                j = judgments.get((item.id, sample))
+                error = (a.error if a else "not answered") or (j.error if j else "not judged")
+                yield {
+                    "run_id": run_id,
+                    "id": item.id,
+                    "sample": sample,
+                    "area": item.area,
+                    "question": item.prompt_text(),
+                    "reference": item.reference,
+                    "answer": a.text if a else None,
+                    "score": j.score if j and not error else None,
+                    "rationale": j.rationale if j else None,
+                    "error": error,
+                    "error_kind": None if not error else ("answer" if not a or a.error else "judge"),
+                    "judge": j.judge if j else None,
+                    "cached": j.cached if j else None,
+                    "answer_tokens_in": a.tokens_in if a else None,
+                    "answer_tokens_out": a.tokens_out if a else None,
+                    "answer_latency_ms": a.latency_ms if a else None,
+                    "judge_tokens_in": j.tokens_in if j else None,
+                    "judge_tokens_out": j.tokens_out if j else None,
+                    "judge_latency_ms": j.latency_ms if j else None,
+                    "item_hash": item.content_hash(),
+                    "tags": list(item.tags),
+                }
+
+    def export_jsonl(self, run_id: str) -> Path:
+        """Write ``<reports>/runs/<run_id>/results.jsonl`` and return its path."""
+        out = self.reports_dir / "runs" / run_id / "results.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".jsonl.tmp")
+        with jsonlines.open(tmp, mode="w", flush=False) as writer:
+            writer.write_all(self.results(run_id))
+        tmp.replace(out)  # readers never see half a file
+        return out
