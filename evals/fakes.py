@@ -1,0 +1,419 @@
+"""Fake OpenAI and Anthropic servers: real HTTP on loopback, for tests and benchmarks.
+
+The real ``openai.AsyncOpenAI`` and ``anthropic.AsyncAnthropic`` clients reach these servers through
+``base_url``, so everything between our code and the wire (request building, auth headers, error mapping,
+timeouts, connection pooling) is exercised for real. Failures are injected per request with ``Fault``::
+
+    with FakeOpenAI(responder=text_reply(str.upper)) as server:
+        server.inject(Fault("rate_limit", retry_after=1))   # the next request gets a 429
+        client = AsyncOpenAI(base_url=server.url, api_key="sk-test")
+        ...
+        assert server.count() == 2
+
+Each server runs ``http.server.ThreadingHTTPServer`` (HTTP/1.1 keep-alive, one daemon thread per
+connection) in a background thread. Its own cost is about half a millisecond of CPU per request with 64
+connections open, so in a benchmark the client side (the SDKs spend milliseconds per call) is the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import count as counter
+from typing import Any, ClassVar, Literal, Self
+
+Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
+"""Computes a reply from a request body: a ``str`` is a text reply, a ``dict`` a structured one."""
+
+FaultKind = Literal["rate_limit", "server_error", "slow", "malformed", "disconnect"]
+
+
+@dataclass
+class Fault:
+    """One injected failure, consumed by the next request the server receives."""
+
+    kind: FaultKind
+    retry_after: float | None = None
+    """Seconds, sent as the ``Retry-After`` header (on 429, or on any error status when set)."""
+    seconds: float = 0.0
+    """For ``slow``: how long to sleep before answering normally."""
+    status: int = 500
+    """For ``server_error``: the HTTP status to answer with (any 4xx or 5xx, e.g. 400 or 401)."""
+
+
+# Error "type" strings as both APIs spell them; the SDKs read them into their exceptions.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_MALFORMED = b'{"id": "broken", "choices": [{"message": {"content": "cut off'
+
+
+def count_tokens(text: str) -> int:
+    """The fakes' token count: whitespace-separated words (rough, but monotone in length)."""
+    return len(text.split())
+
+
+def _content_text(content: Any) -> str:
+    """Text of a message ``content``: a string, or a list of content blocks (both APIs allow either)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return ""
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the last user turn of a chat request (OpenAI or Anthropic), or ``""``."""
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _content_text(message.get("content"))
+    return ""
+
+
+def text_reply(fn: Callable[[str], str]) -> Responder:
+    """A responder answering ``fn(last user turn)`` as text."""
+    return lambda body: fn(last_user_text(body))
+
+
+def default_responder(body: dict[str, Any]) -> str:
+    """What a fake says unless told otherwise."""
+    return "I don't know."
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Keep-alive handler threads wait for the client's next request; closing must not wait for them.
+    block_on_close = False
+    request_queue_size = 512  # listen backlog: benchmarks open many connections at once
+
+    def __init__(self, fake: FakeServer):
+        self.fake = fake
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up before a slow answer is expected, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    disable_nagle_algorithm = True  # headers and body leave at once, no 40 ms delayed-ACK stalls
+    wbufsize = 1 << 16  # buffer the response so headers and body go out in one send
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve(None)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        self._serve(raw)
+
+    def _serve(self, raw: bytes | None) -> None:
+        try:
+            status, body, headers = self.server.fake._dispatch(self.command, self.path, raw, self.headers)
+        except _Disconnect:
+            self.close_connection = True
+            return
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Disconnect(Exception):
+    """Raised inside the server to hang up without answering."""
+
+
+class FakeServer:
+    """Base of the fake API servers. Use as a context manager, or call ``start()`` and ``stop()``."""
+
+    url_path: ClassVar[str] = ""
+    """Path appended to ``http://127.0.0.1:PORT`` to make the SDK's ``base_url``."""
+    completion_path: ClassVar[str] = ""
+    id_prefix: ClassVar[str] = "fake"
+    default_model_id: ClassVar[str] = "fake-model"
+
+    def __init__(
+        self, responder: Responder | None = None, *, model_id: str | None = None, latency: float = 0.0
+    ):
+        self.responder: Responder = responder or default_responder
+        """Computes each reply from the request body; replace it at any time."""
+        self.model_id = model_id or self.default_model_id
+        """Model id reported in every response (and by ``GET /v1/models``)."""
+        self.latency = latency
+        """Seconds added to every call."""
+        self.requests: list[dict[str, Any]] = []
+        """The JSON body of every POST received, in order (faulted ones included)."""
+        self.headers: list[dict[str, str]] = []
+        """The headers of each POST in ``requests`` (names lower-cased)."""
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._ids = counter(1)
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        """Bind a free port on 127.0.0.1 and serve in a background thread."""
+        if self._server is None:
+            self._server = _HTTPServer(self)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, hang up on open connections and release the port."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with server.connections_lock:
+            connections = list(server.open_connections)
+        for connection in connections:  # wakes handler threads blocked on a keep-alive read
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The ``base_url`` to give the SDK."""
+        return f"http://127.0.0.1:{self.port}{self.url_path}"
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue failures: each next request (of any route) consumes one, in order."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def count(self, predicate: Callable[[dict[str, Any]], bool] | None = None) -> int:
+        """Requests received so far (only those whose body matches ``predicate``, when given)."""
+        with self._lock:
+            bodies = list(self.requests)
+        return len(bodies) if predicate is None else sum(1 for b in bodies if predicate(b))
+
+    def clear(self) -> None:
+        """Forget recorded requests and pending faults."""
+        with self._lock:
+            self.requests.clear()
+            self.headers.clear()
+            self._faults.clear()
+
+    def _dispatch(
+        self, method: str, path: str, raw: bytes | None, headers: Any
+    ) -> tuple[int, bytes, dict[str, str]]:
+        body: dict[str, Any] | None = None
+        if raw is not None:
+            try:
+                parsed = json.loads(raw) if raw else {}
+            except ValueError:
+                parsed = None
+            body = parsed if isinstance(parsed, dict) else {"_unparsed": raw.decode("utf-8", "replace")}
+        with self._lock:
+            if body is not None:
+                self.requests.append(body)
+                self.headers.append({k.lower(): v for k, v in headers.items()})
+            fault = self._faults.popleft() if self._faults else None
+        if self.latency:
+            time.sleep(self.latency)
+        if fault is not None:
+            early = self._apply(fault)
+            if early is not None:
+                return early
+        path = path.split("?", 1)[0].rstrip("/")
+        if method == "GET" and path == "/v1/models":
+            return 200, _dump(self._models()), {}
+        if method != "POST" or path != self.completion_path:
+            return self._error(404, f"no route {method} {path}")
+        if body is None or "_unparsed" in body:
+            return self._error(400, "request body is not a JSON object")
+        try:
+            reply = self.responder(body)
+        except Exception as exc:  # a broken responder is a test bug: say so in the reply
+            return self._error(500, f"responder failed: {type(exc).__name__}: {exc}")
+        return 200, _dump(self._reply(body, reply)), {}
+
+    def _apply(self, fault: Fault) -> tuple[int, bytes, dict[str, str]] | None:
+        """The response a fault forces, or None when the request should then proceed normally."""
+        if fault.kind == "slow":
+            time.sleep(fault.seconds)
+            return None
+        if fault.kind == "disconnect":
+            raise _Disconnect
+        if fault.kind == "malformed":
+            return 200, _MALFORMED, {}
+        status = 429 if fault.kind == "rate_limit" else fault.status
+        status, body, headers = self._error(status, f"injected {fault.kind}")
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        return status, body, headers
+
+    def _error(self, status: int, message: str) -> tuple[int, bytes, dict[str, str]]:
+        kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        try:
+            message = f"{HTTPStatus(status).phrase}: {message}"
+        except ValueError:
+            pass
+        return status, _dump(self._error_body(kind, message)), {}
+
+    def _next_id(self) -> str:
+        return f"{self.id_prefix}-{next(self._ids)}"
+
+    def _reply(self, body: dict[str, Any], reply: str | dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _models(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _error_body(self, kind: str, message: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """The fakes' count of a request's prompt tokens: words of every turn (and system), plus 3 a turn."""
+    messages = body.get("messages") or []
+    words = sum(count_tokens(_content_text(m.get("content"))) for m in messages if isinstance(m, dict))
+    system = body.get("system")
+    words += count_tokens(_content_text(system)) if system else 0
+    return words + 3 * len(messages)  # role markers and turn separators cost tokens too
+
+
+class FakeOpenAI(FakeServer):
+    """``POST /v1/chat/completions`` and ``GET /v1/models``, as OpenAI and OpenAI-compatible servers speak them.
+
+    A ``dict`` reply becomes the message content as JSON text, as a ``json_schema`` response is.
+    """
+
+    url_path = "/v1"
+    completion_path = "/v1/chat/completions"
+    id_prefix = "chatcmpl"
+    default_model_id = "fake-gpt"
+
+    def _reply(self, body: dict[str, Any], reply: str | dict[str, Any]) -> dict[str, Any]:
+        text = reply if isinstance(reply, str) else json.dumps(reply)
+        prompt, completion = prompt_tokens(body), count_tokens(text)
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        message = {"role": "assistant", "content": text}
+        return {
+            "id": self._next_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_id,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+            "usage": usage,
+        }
+
+    def _models(self) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": self.model_id, "object": "model", "created": 0, "owned_by": "fake"}],
+        }
+
+    def _error_body(self, kind: str, message: str) -> dict[str, Any]:
+        return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+class FakeAnthropic(FakeServer):
+    """``POST /v1/messages`` (and ``GET /v1/models``) as the Anthropic API speaks them.
+
+    A ``dict`` reply to a request that offers ``tools`` becomes a ``tool_use`` block calling the forced
+    tool (or the first one); otherwise replies are text blocks.
+    """
+
+    completion_path = "/v1/messages"
+    id_prefix = "msg"
+    default_model_id = "fake-claude"
+
+    def _reply(self, body: dict[str, Any], reply: str | dict[str, Any]) -> dict[str, Any]:
+        tools = body.get("tools") or []
+        block: dict[str, Any]
+        if isinstance(reply, dict) and tools:
+            choice = body.get("tool_choice") or {}
+            name = choice.get("name") if choice.get("type") == "tool" else tools[0].get("name")
+            block = {"type": "tool_use", "id": f"toolu_{next(self._ids)}", "name": name, "input": reply}
+            stop_reason, out_tokens = "tool_use", count_tokens(json.dumps(reply))
+        else:
+            text = reply if isinstance(reply, str) else json.dumps(reply)
+            block = {"type": "text", "text": text}
+            stop_reason, out_tokens = "end_turn", count_tokens(text)
+        return {
+            "id": self._next_id(),
+            "type": "message",
+            "role": "assistant",
+            "model": self.model_id,
+            "content": [block],
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {"input_tokens": prompt_tokens(body), "output_tokens": out_tokens},
+        }
+
+    def _models(self) -> dict[str, Any]:
+        model = {
+            "type": "model",
+            "id": self.model_id,
+            "display_name": self.model_id,
+            "created_at": "2025-01-01T00:00:00Z",
+        }
+        return {"data": [model], "has_more": False, "first_id": self.model_id, "last_id": self.model_id}
+
+    def _error_body(self, kind: str, message: str) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": kind, "message": message}}

@@ -1,0 +1,121 @@
+"""OpenAI and every OpenAI-compatible server (vLLM, Ollama, llama.cpp, TGI, SGLang) through ``openai``.
+
+Structured output uses ``response_format`` with a strict ``json_schema``; servers that honour it return
+the object as the message's JSON text, which is parsed into ``Completion.data``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
+from openai.types.chat import ChatCompletion
+
+from evals.config import Endpoint, JudgeEndpoint
+from evals.errors import ConfigError
+from evals.providers.retry import MalformedResponse, SDKErrors, call_with_retries, elapsed_ms
+from evals.records import Completion, CompletionRequest
+
+NO_KEY = "not-needed"
+"""Sent when no key is set: local servers ignore the key, but the SDK refuses to start without one."""
+
+ERRORS = SDKErrors(status=APIStatusError, connection=APIConnectionError, timeout=APITimeoutError)
+
+
+def make_client(endpoint: Endpoint) -> AsyncOpenAI:
+    """The SDK client for ``endpoint``: its base_url (None: OPENAI_BASE_URL or OpenAI), its timeout, its key.
+
+    The key is read from the endpoint's key variable only; the SDK's own retries are off (we retry).
+    """
+    return AsyncOpenAI(
+        api_key=endpoint.api_key() or NO_KEY,
+        base_url=endpoint.base_url,
+        timeout=endpoint.timeout_s,
+        max_retries=0,
+    )
+
+
+class OpenAIProvider:
+    """Chat completions from an OpenAI-compatible endpoint."""
+
+    def __init__(self, name: str, endpoint: Endpoint):
+        if not endpoint.model:
+            raise ConfigError(f"{name!r} has no 'model:' in evals.yaml (the model name the server serves)")
+        self.name = name
+        self.endpoint = endpoint
+        self.max_concurrency = endpoint.max_concurrency
+        self._who = f"{'judge' if isinstance(endpoint, JudgeEndpoint) else 'model'} {name!r}"
+        self._client = make_client(endpoint)
+        self._secret = endpoint.api_key()  # only to scrub it from error text, should a server echo it
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """One chat completion, retried on transient failures; ``ProviderError`` when it cannot be had."""
+        arguments = self._arguments(request)
+        structured = request.output_schema is not None
+        return await call_with_retries(
+            lambda: self._attempt(arguments, structured),
+            who=self._who,
+            attempts=1 + self.endpoint.max_retries,
+            errors=ERRORS,
+            timeout_s=self.endpoint.timeout_s,
+            secret=self._secret,
+        )
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self._client.close()
+
+    def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
+        endpoint = self.endpoint
+        arguments: dict[str, Any] = {
+            "model": endpoint.model,
+            "messages": list(request.messages),
+            "max_tokens": endpoint.max_tokens,
+        }
+        optional = {"temperature": endpoint.temperature, "top_p": endpoint.top_p, "seed": endpoint.seed}
+        arguments.update({k: v for k, v in optional.items() if v is not None})
+        if endpoint.stop:
+            arguments["stop"] = endpoint.stop
+        if endpoint.extra_body:
+            arguments["extra_body"] = endpoint.extra_body
+        if request.output_schema is not None:
+            arguments["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.output_name, "schema": request.output_schema, "strict": True},
+            }
+        return arguments
+
+    async def _attempt(self, arguments: dict[str, Any], structured: bool) -> Completion:
+        start = time.perf_counter()
+        try:
+            response = await self._client.chat.completions.create(**arguments)
+        except json.JSONDecodeError:
+            raise MalformedResponse("the body is not valid JSON") from None
+        latency = elapsed_ms(start)
+        # A server answering 200 with a non-JSON content type makes the SDK hand back the raw text.
+        if not isinstance(response, ChatCompletion):
+            raise MalformedResponse("the body is not valid JSON")
+        if not response.choices:
+            raise MalformedResponse("no choices in the reply")
+        message = response.choices[0].message
+        text = (message.content if message is not None else None) or ""
+        usage = response.usage
+        return Completion(
+            text=text,
+            data=_json_object(text) if structured else None,
+            tokens_in=usage.prompt_tokens if usage is not None else None,
+            tokens_out=usage.completion_tokens if usage is not None else None,
+            latency_ms=latency,
+            model_id=response.model or None,
+        )
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The reply as a JSON object, or None (the judge's fallback parser then reads the text)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

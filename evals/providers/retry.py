@@ -1,0 +1,220 @@
+"""Retries for provider calls: which failures are worth another attempt, and how long to wait.
+
+Transient: 408, 409, 429 and 5xx statuses, connection errors, timeouts and malformed bodies. Anything
+else (400, 401, 403, 404, 422...) fails at once: asking again would get the same answer. Waits are
+jittered exponential backoff, except that a server's ``Retry-After`` (or ``retry-after-ms``) is obeyed.
+
+This module imports neither SDK: each provider passes its SDK's exception classes, so a run that only
+uses OpenAI never pays for importing ``anthropic``. Error messages are built here from the status code
+and the error's type, never from the SDK's exception text, so they cannot carry a key or a header.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from evals.errors import ProviderError
+
+log = logging.getLogger("evals.providers")
+
+T = TypeVar("T")
+
+# Backoff settings, read at each call so that tests can make them small.
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 30.0
+BACKOFF_JITTER_S = 1.0
+RETRY_AFTER_CAP_S = 60.0
+"""A server asking for a longer pause than this gets this (a run should not stall for hours)."""
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+"""Besides every 5xx."""
+
+_SECRET_LIKE = re.compile(r"\b(sk|pk|key|tok)[-_][A-Za-z0-9_\-]{6,}", re.IGNORECASE)
+
+
+class MalformedResponse(Exception):
+    """The server answered 200 with a body that is not the response the API promises."""
+
+
+@dataclass(frozen=True)
+class SDKErrors:
+    """The exception classes of one SDK that the retry policy needs to tell apart."""
+
+    status: type[Exception]
+    """``APIStatusError``: the server answered with a 4xx or 5xx (has ``status_code`` and ``response``)."""
+    connection: type[Exception]
+    """``APIConnectionError``: no answer at all (refused, reset, disconnected)."""
+    timeout: type[Exception]
+    """``APITimeoutError``: no answer in time."""
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    # The SDKs wrap their HTTP library's errors in APIConnectionError; should one escape unwrapped, it is
+    # transient too. Look the classes up only among modules already loaded, to import nothing here.
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for name in ("httpx", "httpx2"):
+        module = sys.modules.get(name)
+        error = getattr(module, "TransportError", None) if module is not None else None
+        if isinstance(error, type) and issubclass(error, BaseException):
+            found.append(error)
+    return tuple(found)
+
+
+def is_transient(exc: BaseException, errors: SDKErrors) -> bool:
+    """True when asking again may succeed."""
+    if isinstance(exc, errors.status):
+        status = int(getattr(exc, "status_code", 0))
+        return status >= 500 or status in RETRYABLE_STATUSES
+    return isinstance(exc, (errors.connection, MalformedResponse, *_transport_errors()))
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms`` or ``Retry-After``), capped; None if not said."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    seconds: float | None = None
+    try:
+        millis = headers.get("retry-after-ms")
+        if millis is not None:
+            seconds = float(millis) / 1000
+    except (TypeError, ValueError):
+        seconds = None
+    value = headers.get("retry-after")
+    if seconds is None and value:
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                return None
+            when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+            seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds is None or seconds != seconds:  # absent, or NaN
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+
+
+def describe(
+    exc: BaseException, errors: SDKErrors, timeout_s: float | None = None, secret: str | None = None
+) -> str:
+    """One line saying what went wrong, from the status code and the error's type (never the SDK's text)."""
+    if isinstance(exc, errors.status):
+        status = int(getattr(exc, "status_code", 0))
+        try:
+            line = f"{status} {HTTPStatus(status).phrase}"
+        except ValueError:
+            line = f"HTTP {status}"
+        detail = _server_message(getattr(exc, "body", None), secret)
+        return f"{line} ({detail})" if detail else line
+    if isinstance(exc, errors.timeout):
+        return f"no answer within {timeout_s:g} s (timeout)" if timeout_s else "timed out"
+    if isinstance(exc, errors.connection):
+        return "could not connect or the connection was dropped"
+    if isinstance(exc, MalformedResponse):
+        return f"malformed response ({exc})"
+    return type(exc).__name__
+
+
+def _server_message(body: Any, secret: str | None) -> str:
+    """The server's own short explanation (``{"error": {"type", "message"}}``), with anything key-like removed."""
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return ""
+    parts = [str(error[k]) for k in ("type", "message") if isinstance(error.get(k), str) and error[k]]
+    text = ": ".join(parts)
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    text = _SECRET_LIKE.sub("[redacted]", text)
+    text = " ".join(text.split())
+    return text[:200] + ("…" if len(text) > 200 else "")
+
+
+async def call_with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    who: str,
+    attempts: int,
+    errors: SDKErrors,
+    timeout_s: float | None = None,
+    secret: str | None = None,
+) -> T:
+    """Await ``attempt()`` until it succeeds, retrying transient failures; at most ``attempts`` calls.
+
+    ``who`` names the endpoint in logs and errors (``model 'local'``). Raises ``ProviderError`` when a
+    failure is not transient or the attempts are used up. Anything that is not an SDK failure (a bug)
+    propagates unchanged.
+    """
+    attempts = max(1, attempts)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        asked = retry_after(exc) if exc is not None else None
+        if asked is not None:
+            return asked
+        backoff = wait_exponential_jitter(
+            multiplier=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S, jitter=BACKOFF_JITTER_S
+        )
+        return float(backoff(state))
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        reason = describe(exc, errors, timeout_s, secret) if exc is not None else "?"
+        pause = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s: attempt %d/%d failed: %s; retrying in %.2f s",
+            who,
+            state.attempt_number,
+            attempts,
+            reason,
+            pause,
+        )
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait,
+        retry=retry_if_exception(lambda exc: is_transient(exc, errors)),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    tries = 0
+    try:
+        async for trial in retrying:
+            with trial:
+                tries = trial.retry_state.attempt_number
+                return await attempt()
+    except Exception as exc:
+        if not isinstance(exc, (errors.status, errors.connection, MalformedResponse, *_transport_errors())):
+            raise
+        reason = describe(exc, errors, timeout_s, secret)
+        if is_transient(exc, errors):
+            suffix = f" after {tries} attempt{'s' if tries != 1 else ''}"
+        else:
+            suffix = ""
+        # from None: the SDK's exception holds the request (headers included) and has no place in tracebacks.
+        raise ProviderError(f"{who}: {reason}{suffix}") from None
+    raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since ``start`` (a ``time.perf_counter()`` reading)."""
+    return (time.perf_counter() - start) * 1000
