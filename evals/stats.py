@@ -1,0 +1,273 @@
+"""Intervals, paired tests and multiple-comparison corrections for judge scores.
+
+Everything here is a pure function over plain Python data (mappings of item id to the scores of that
+item's samples), so the scorecard, the gate and a notebook all compute the same numbers.
+
+The unit of independence is the *item*: the K samples of one item share its difficulty, so they are
+averaged first and the item means are the observations. Treating K samples as K independent scores
+would make every interval about sqrt(K) times too narrow. Errors (answers without a score) are never
+averaged in: callers pass only scored values; an item whose sequence is empty counts as absent.
+
+numpy and scipy are imported inside the functions that use them: ``import scipy.stats`` costs over a
+second (numpy about 150 ms) and the CLI imports this module on every start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Status = Literal["improved", "unchanged", "regressed", "new"]
+
+# Differences this close count as equal: scipy's t-test warns (an error under pytest) and returns
+# nonsense on data that differ only by float rounding, e.g. 13/3 - 10/3 against 7/3 - 4/3.
+_REL_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    """The mean score of a set of items with a t interval clustered by item."""
+
+    n_items: int
+    """Items with at least one scored sample: the number of independent observations."""
+    n_scores: int
+    """Scored samples over all items (n_items * K when nothing failed)."""
+    mean: float | None
+    """Mean of the item means (None without items). Equals the plain mean of scores when K is constant."""
+    ci_low: float | None
+    """Lower bound of the t interval over item means (df = n_items - 1); None with fewer than 2 items."""
+    ci_high: float | None
+    """Upper bound of that interval; None with fewer than 2 items."""
+
+
+@dataclass(frozen=True)
+class RateCI:
+    """The share of answers at or above a pass threshold, with a Wilson interval."""
+
+    n: int
+    """Items with at least one scored sample (the effective number of trials)."""
+    successes: int
+    """Effective passes: the sum of per-item pass fractions, rounded half up; exact when K = 1."""
+    rate: float | None
+    """Mean over items of the fraction of that item's samples that passed; None without items."""
+    ci_low: float | None
+    """Lower bound of the Wilson interval on (successes, n); None without items."""
+    ci_high: float | None
+    """Upper bound of the Wilson interval on (successes, n); None without items."""
+
+
+@dataclass(frozen=True)
+class PairedDelta:
+    """The change of mean score from a baseline run to a candidate run, paired by item."""
+
+    n_pairs: int
+    """Items scored at least once in both runs; only these enter the comparison."""
+    delta: float | None
+    """Mean over paired items of (candidate item mean - baseline item mean); None without pairs."""
+    ci_low: float | None
+    """Lower bound of the t interval on delta (df = n_pairs - 1); None with fewer than 2 pairs."""
+    ci_high: float | None
+    """Upper bound of that interval; None with fewer than 2 pairs."""
+    p_value: float | None
+    """Two-sided paired t-test p-value against no change, uncorrected; None with fewer than 2 pairs."""
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence!r}")
+
+
+def _item_means(scores_by_item: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Mean of each item's samples, leaving out items with no scored sample."""
+    return {item: math.fsum(s) / len(s) for item, s in scores_by_item.items() if len(s) > 0}
+
+
+def _all_equal(values: np.ndarray) -> bool:
+    """True when the values differ by no more than float rounding."""
+    spread = float(values.max() - values.min())
+    return spread <= _REL_TOL * max(1.0, float(abs(values).max()))
+
+
+def mean_ci(scores_by_item: Mapping[str, Sequence[float]], confidence: float = 0.95) -> MeanCI:
+    """Mean score with a t interval over item means (samples of one item averaged first).
+
+    One item gives the mean without an interval; no items give all None. When every item mean is the
+    same the interval collapses to the mean rather than becoming NaN.
+    """
+    _check_confidence(confidence)
+    means = _item_means(scores_by_item)
+    n_scores = sum(len(s) for s in scores_by_item.values())
+    if not means:
+        return MeanCI(0, n_scores, None, None, None)
+    import numpy as np
+
+    x = np.fromiter(means.values(), dtype=float)
+    mean = float(x.mean())
+    if len(x) == 1:
+        return MeanCI(1, n_scores, mean, None, None)
+    if _all_equal(x):
+        return MeanCI(len(x), n_scores, mean, mean, mean)
+    from scipy import stats
+
+    sem = float(x.std(ddof=1)) / math.sqrt(len(x))
+    low, high = stats.t.interval(confidence, len(x) - 1, loc=mean, scale=sem)
+    return MeanCI(len(x), n_scores, mean, float(low), float(high))
+
+
+def pass_rate(
+    scores_by_item: Mapping[str, Sequence[float]], threshold: float = 4, confidence: float = 0.95
+) -> RateCI:
+    """Share of answers scoring at least ``threshold``, with a Wilson score interval.
+
+    With one sample per item this is the ordinary Wilson interval on passes out of items. With K > 1
+    samples the samples of one item are not independent trials, so each item contributes its pass
+    fraction: ``rate`` is the mean of those fractions, and the interval is the Wilson interval on the
+    effective counts ``n`` = items and ``successes`` = sum of fractions rounded half up. Rounding moves
+    the count by at most half a trial; the bounds are widened, if needed, to contain ``rate``.
+    """
+    _check_confidence(confidence)
+    fractions = [sum(1 for v in s if v >= threshold) / len(s) for s in scores_by_item.values() if len(s) > 0]
+    if not fractions:
+        return RateCI(0, 0, None, None, None)
+    from scipy import stats
+
+    n = len(fractions)
+    total = math.fsum(fractions)
+    rate = total / n
+    successes = min(n, math.floor(total + 0.5))
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return RateCI(n, successes, rate, min(float(ci.low), rate), max(float(ci.high), rate))
+
+
+def paired_delta(
+    baseline: Mapping[str, Sequence[float]],
+    candidate: Mapping[str, Sequence[float]],
+    confidence: float = 0.95,
+) -> PairedDelta:
+    """Candidate minus baseline, paired by item id, with a paired t interval and two-sided p-value.
+
+    Only items with at least one score in both runs are paired; each side is reduced to item means
+    first. When every difference is the same the interval collapses to it and p is 0.0 for a nonzero
+    difference (a change with no noise at all) and 1.0 for none. Fewer than two pairs give delta only.
+    """
+    _check_confidence(confidence)
+    base, cand = _item_means(baseline), _item_means(candidate)
+    common = sorted(base.keys() & cand.keys())
+    if not common:
+        return PairedDelta(0, None, None, None, None)
+    import numpy as np
+
+    diffs = np.array([cand[i] - base[i] for i in common], dtype=float)
+    delta = float(diffs.mean())
+    if len(diffs) == 1:
+        return PairedDelta(1, delta, None, None, None)
+    if _all_equal(diffs):
+        if abs(delta) <= _REL_TOL:
+            return PairedDelta(len(diffs), 0.0, 0.0, 0.0, 1.0)
+        return PairedDelta(len(diffs), delta, delta, delta, 0.0)
+    from scipy import stats
+
+    result = stats.ttest_rel([cand[i] for i in common], [base[i] for i in common])
+    ci = result.confidence_interval(confidence_level=confidence)
+    return PairedDelta(len(diffs), delta, float(ci.low), float(ci.high), float(result.pvalue))
+
+
+def _present(p_values: Sequence[float | None]) -> list[tuple[int, float]]:
+    """(position, p) of the p-values that are not None, checked to lie in [0, 1]."""
+    present = [(i, float(p)) for i, p in enumerate(p_values) if p is not None]
+    for i, p in present:
+        if not 0 <= p <= 1:  # also rejects NaN
+            raise ValueError(f"p-value at position {i} is not in [0, 1]: {p!r}")
+    return present
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm–Bonferroni step-down adjusted p-values, in input order; controls the family-wise error.
+
+    None entries (no test possible) stay None and do not count in the family size.
+    """
+    present = _present(p_values)
+    m = len(present)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    # The k-th smallest p (0-based) is multiplied by the m - k hypotheses still in play; the running
+    # maximum keeps adjusted values in the same order as the raw ones.
+    for k, (i, p) in enumerate(sorted(present, key=lambda ip: ip[1])):
+        running = max(running, min(1.0, (m - k) * p))
+        out[i] = running
+    return out
+
+
+def benjamini_hochberg(p_values: Sequence[float | None]) -> list[float | None]:
+    """Benjamini–Hochberg adjusted p-values (false discovery rate), in input order.
+
+    None entries stay None and do not count in the family size.
+    """
+    present = _present(p_values)
+    out: list[float | None] = [None] * len(p_values)
+    if not present:
+        return out
+    from scipy import stats
+
+    adjusted = stats.false_discovery_control([p for _, p in present], method="bh")
+    for (i, _), q in zip(present, adjusted, strict=True):
+        out[i] = float(q)
+    return out
+
+
+def classify(
+    delta: PairedDelta | None, adjusted_p: float | None, alpha: float = 0.05, min_effect: float = 0.5
+) -> Status:
+    """Status of an area against its baseline: statistically AND practically different, or unchanged.
+
+    "new" when there is no baseline to pair with. A lower mean alone is "unchanged": it must be both
+    significant after correction (``adjusted_p < alpha``) and at least ``min_effect`` points large.
+    """
+    if delta is None or delta.n_pairs == 0 or delta.delta is None:
+        return "new"
+    if adjusted_p is None or adjusted_p >= alpha:
+        return "unchanged"
+    if delta.delta <= -min_effect:
+        return "regressed"
+    if delta.delta >= min_effect:
+        return "improved"
+    return "unchanged"
+
+
+def one_sided_delta(
+    baseline: Mapping[str, Sequence[float]], candidate: Mapping[str, Sequence[float]], confidence: float = 0.95
+) -> PairedDelta:
+    """``paired_delta`` whose ``ci_low`` is the one-sided ``confidence`` lower bound of Δ.
+
+    Non-inferiority is a one-sided question (is the candidate worse by more than the margin?), so its
+    95 % bound is the lower end of the two-sided 90 % interval: a test at 5 %, as the gate promises.
+    """
+    return paired_delta(baseline, candidate, confidence=2 * confidence - 1)
+
+
+def non_inferior(delta: PairedDelta, margin: float = 0.3) -> bool | None:
+    """True when the lower bound of the delta interval is above ``-margin``; None without an interval.
+
+    Give it a delta from ``one_sided_delta`` for the one-sided 5 % test the gate uses.
+    """
+    if delta.ci_low is None:
+        return None
+    return delta.ci_low > -margin
+
+
+def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 95, 99)) -> dict[int, float | None]:
+    """Percentiles (linear interpolation, numpy's default) of e.g. latencies; None for each q without values."""
+    for q in qs:
+        if not 0 <= q <= 100:
+            raise ValueError(f"percentile must be between 0 and 100, got {q!r}")
+    if len(values) == 0:
+        return {q: None for q in qs}
+    import numpy as np
+
+    found = np.percentile(np.asarray(values, dtype=float), list(qs))
+    return {q: float(v) for q, v in zip(qs, found, strict=True)}
