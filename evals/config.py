@@ -48,6 +48,12 @@ class Endpoint(BaseModel):
     """Per-call timeout."""
     max_retries: int = Field(default=4, ge=0)
     """Retries on 429, 5xx, connection errors and timeouts, with jittered exponential backoff."""
+    price_in_per_mtok: float | None = None
+    """Price of a million prompt tokens (an API), for the scorecard's cost."""
+    price_out_per_mtok: float | None = None
+    """Price of a million completion tokens (an API)."""
+    price_per_hour: float | None = None
+    """Price of an hour of the server (self-hosted), charged for the run's wall time."""
 
     @property
     def key_env(self) -> str | None:
@@ -60,7 +66,10 @@ class Endpoint(BaseModel):
 
     def snapshot(self) -> dict[str, Any]:
         """The configuration as stored with a run: the key variable's name, never its value."""
-        return self.model_dump(mode="json", exclude_none=True)
+        data = self.model_dump(mode="json", exclude_none=True)
+        if self.key_env:
+            data["api_key_env"] = self.key_env
+        return data
 
 
 class JudgeEndpoint(Endpoint):
@@ -72,6 +81,30 @@ class JudgeEndpoint(Endpoint):
     """``auto``: tool use (Anthropic) or ``response_format`` json_schema (OpenAI); ``text``: plain text verdict."""
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float | None = 0.0
+
+
+class ScorecardSettings(BaseModel):
+    """How the scorecard judges areas and drift (``scorecard:`` in evals.yaml); the defaults are documented."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pass_score: int = Field(default=4, ge=1, le=5)
+    """An answer passes when its score is at least this."""
+    weak_mean: float = 3.5
+    """An area is weak when its mean score is below this ..."""
+    weak_pass_rate: float = 0.6
+    """... or its pass rate is below this."""
+    strong_mean: float = 4.2
+    """An area is strong when its mean is at least this and its pass rate at least ``strong_pass_rate``."""
+    strong_pass_rate: float = 0.8
+    alpha: float = 0.05
+    """Significance level of drift tests, after correction across areas."""
+    correction: Literal["holm", "bh"] = "holm"
+    """Multiple-comparison correction across areas: Holm (family-wise) or Benjamini–Hochberg (FDR)."""
+    min_effect: float = 0.5
+    """A drop must be at least this many points (and significant) for an area to be ``regressed``."""
+    history: int = Field(default=30, ge=2)
+    """Runs of the suite shown in the history charts."""
 
 
 class Config(BaseModel):
@@ -86,6 +119,8 @@ class Config(BaseModel):
     reports_dir: str = "reports"
     default_model: str | None = None
     """Model used when ``--model`` is not given (default: the first one)."""
+    scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
+    """Thresholds of weak areas and drift."""
     default_judge: str | None = None
     """Judge used when ``--judge`` is not given (default: the first judge whose key is set, else offline)."""
     root: Path = Field(default=Path("."), exclude=True)

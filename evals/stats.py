@@ -240,7 +240,9 @@ def classify(
 
 
 def one_sided_delta(
-    baseline: Mapping[str, Sequence[float]], candidate: Mapping[str, Sequence[float]], confidence: float = 0.95
+    baseline: Mapping[str, Sequence[float]],
+    candidate: Mapping[str, Sequence[float]],
+    confidence: float = 0.95,
 ) -> PairedDelta:
     """``paired_delta`` whose ``ci_low`` is the one-sided ``confidence`` lower bound of Δ.
 

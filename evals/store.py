@@ -89,7 +89,22 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
+def _m002_baselines(db: sqlite3.Connection) -> None:
+    # Append-only: the current baseline of a name is its latest row; older rows are the approval history.
+    db.executescript(
+        """
+        CREATE TABLE baselines (
+            name TEXT NOT NULL,
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            set_at TEXT NOT NULL,
+            note TEXT
+        );
+        CREATE INDEX baselines_name ON baselines (name, set_at);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_baselines]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
 _ANSWER_COLS = (
@@ -201,6 +216,35 @@ class Store:
         self.db.execute(
             "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, ended_at, run_id)
         )
+
+    # baselines ----------------------------------------------------------------------------------------
+
+    def set_baseline(self, name: str, run_id: str, set_at: str, note: str | None = None) -> None:
+        """Approve ``run_id`` as baseline ``name``; earlier approvals stay in the history."""
+        self.run(run_id)
+        self.db.execute("INSERT INTO baselines VALUES (?, ?, ?, ?)", (name, run_id, set_at, note))
+
+    def baselines(self, history: bool = False) -> list[tuple[str, str, str, str | None]]:
+        """(name, run_id, set_at, note): the current baseline of each name, or every approval."""
+        rows = self.db.execute(
+            "SELECT name, run_id, set_at, note FROM baselines ORDER BY name, set_at, rowid"
+        )
+        if history:
+            return list(rows)
+        return list({r[0]: r for r in rows}.values())
+
+    def baseline(self, name_or_run: str) -> RunManifest:
+        """The run a baseline name points to, or the run with that id."""
+        current = {name: run_id for name, run_id, _, _ in self.baselines()}
+        if name_or_run in current:
+            return self.run(current[name_or_run])
+        try:
+            return self.run(name_or_run)
+        except StoreError:
+            names = ", ".join(sorted(current)) or "none yet (evals baseline set RUN_ID --name NAME)"
+            raise StoreError(
+                f"{name_or_run!r} is neither a baseline name nor a run id; baselines: {names}"
+            ) from None
 
     # items, answers, judgments ------------------------------------------------------------------------
 

@@ -1,0 +1,126 @@
+"""Commands that decide and undo: ``gate``, ``baseline set|list``, ``rollback``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from evals.cli.common import (
+    EXIT_CODES_HELP,
+    GATE_EXIT_HELP,
+    config_option,
+    err,
+    out,
+    plain,
+    reports_option,
+    reports_path,
+)
+from evals.config import load_config
+from evals.errors import EvalsError
+from evals.store import Store
+
+
+@click.command(epilog=GATE_EXIT_HELP)
+@click.option("--candidate", required=True, metavar="RUN_ID", help="The run of the model that wants in.")
+@click.option("--baseline", required=True, metavar="RUN_ID|NAME", help="The approved run (or baseline name).")
+@click.option(
+    "--policy", "policy_path", type=click.Path(path_type=Path), help="Gate policy YAML (defaults built in)."
+)
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write JUnit XML here.")
+@click.option(
+    "--allow-judge-change", is_flag=True, help="Decide even if the runs had different judges/rubrics."
+)
+@reports_option
+@config_option
+def gate(
+    candidate: str,
+    baseline: str,
+    policy_path: Path | None,
+    junit_path: Path | None,
+    allow_judge_change: bool,
+    reports_dir: Path | None,
+    config_path: Path | None,
+) -> None:
+    """Decide whether CANDIDATE may replace BASELINE: exit 0 pass, 1 fail, 2 cannot decide."""
+    from evals import gate as gating
+
+    config = load_config(config_path)
+    policy = gating.load_policy(policy_path)
+    with Store(reports_path(config, reports_dir)) as store:
+        try:
+            base = store.baseline(baseline)
+            verdict = gating.decide(store, candidate, base.run_id, policy, allow_judge_change)
+        except EvalsError as exc:  # a missing run is "cannot decide", not a crash
+            err.print(plain(f"cannot decide: {exc}"))
+            sys.exit(gating.UNDECIDED)
+    text = gating.markdown(verdict)
+    out.print(plain(text))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+    if junit_path is not None:
+        junit_path.parent.mkdir(parents=True, exist_ok=True)
+        junit_path.write_bytes(gating.junit(verdict))
+    sys.exit(verdict.exit_code)
+
+
+@click.group()
+def baseline() -> None:
+    """Approve runs as named baselines (prod, staging...) and list them."""
+
+
+@baseline.command("set")
+@click.argument("run_id")
+@click.option("--name", default="prod", show_default=True, help="Baseline name.")
+@click.option("--note", help="Why it was approved.")
+@reports_option
+@config_option
+def baseline_set(
+    run_id: str, name: str, note: str | None, reports_dir: Path | None, config_path: Path | None
+) -> None:
+    """Approve RUN_ID as baseline NAME (the approval history is kept)."""
+    from evals.runner import now
+
+    config = load_config(config_path)
+    with Store(reports_path(config, reports_dir)) as store:
+        store.set_baseline(name, run_id, now(), note)
+    out.print(plain(f"baseline {name} → {run_id}"))
+
+
+@baseline.command("list")
+@click.option("--history", is_flag=True, help="Every approval, not only the current one per name.")
+@reports_option
+@config_option
+def baseline_list(history: bool, reports_dir: Path | None, config_path: Path | None) -> None:
+    """List baselines: name, run, when it was approved, model."""
+    config = load_config(config_path)
+    with Store(reports_path(config, reports_dir)) as store:
+        table = Table("name", "run", "approved at", "model", "note")
+        for name, run_id, set_at, note in store.baselines(history=history):
+            m = store.run(run_id)
+            table.add_row(plain(name), plain(run_id), set_at, plain(f"{m.model_name} ({m.model_id or m.model})"),
+                          plain(note or ""))  # fmt: skip
+    out.print(table)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option("--to", "name", required=True, metavar="NAME|RUN_ID", help="Baseline to go back to.")
+@click.option("--write", is_flag=True, help="Put that model configuration back into the config file.")
+@config_option
+@reports_option
+def rollback(name: str, write: bool, config_path: Path | None, reports_dir: Path | None) -> None:
+    """Show (or with --write restore) the model configuration of an approved run."""
+    from evals.rollback import restore_model
+
+    config = load_config(config_path)
+    with Store(reports_path(config, reports_dir)) as store:
+        run = store.baseline(name)
+    text, written = restore_model(run, config_path or Path("evals.yaml"), write)
+    out.print(plain(text))
+    if written:
+        out.print(plain(f"wrote model {run.model_name!r} of run {run.run_id} into {written}"))

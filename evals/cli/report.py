@@ -1,0 +1,136 @@
+"""Commands that read runs: ``report``, ``index``, ``compare``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from evals.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_NO,
+    config_option,
+    err,
+    fmt,
+    out,
+    plain,
+    reports_option,
+    reports_path,
+)
+from evals.config import load_config
+from evals.store import Store
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("run_id", required=False)
+@click.option(
+    "--baseline", metavar="RUN_ID|TAG", help="Compare with this run or the latest run with this tag."
+)
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when an area (or the whole) regressed.")
+@reports_option
+@config_option
+def report(
+    run_id: str | None,
+    baseline: str | None,
+    fail_on_regression: bool,
+    reports_dir: Path | None,
+    config_path: Path | None,
+) -> None:
+    """Write the scorecard of a run (default: the latest) as HTML, JSON and Markdown, and summarize it.
+
+    The baseline defaults to the latest earlier run of the same suite tagged `baseline`, else the previous
+    run of that suite.
+    """
+    from evals.render import write_index, write_scorecard
+    from evals.scorecard import build_scorecard, latest_run
+
+    config = load_config(config_path)
+    with Store(reports_path(config, reports_dir)) as store:
+        run_id = run_id or latest_run(store).run_id
+        card = build_scorecard(store, run_id, baseline, config.scorecard)
+        paths = write_scorecard(card, store.reports_dir / "runs" / run_id)
+        write_index(store)
+    _print_scorecard(card)
+    out.print(f"scorecard: {paths['html']}")
+    regressed = [a["area"] for a in card["areas"] if a["status"] == "regressed"]
+    if card["overall"]["status"] == "regressed":
+        regressed.append("(overall)")
+    if regressed:
+        err.print(plain(f"regressed: {', '.join(regressed)}"))
+        if fail_on_regression:
+            sys.exit(EXIT_NO)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@reports_option
+@config_option
+def index(reports_dir: Path | None, config_path: Path | None) -> None:
+    """Write reports/index.html: every run with date, model, judge, overall score and a link to its scorecard."""
+    from evals.render import write_index
+
+    config = load_config(config_path)
+    with Store(reports_path(config, reports_dir)) as store:
+        out.print(f"index: {write_index(store)}")
+
+
+def _print_scorecard(card: dict[str, Any]) -> None:
+    run, o = card["run"], card["overall"]
+    base = card["baseline"]
+    out.print(
+        plain(
+            f"{run['suite_name']} · {run['model_name']} ({run['model_id'] or run['model']}) · judge {run['judge_model']}"
+        )
+    )
+    if run["offline_judge"]:
+        out.print(
+            "scores by the offline reference judge (token overlap with the reference), not a frontier judge"
+        )
+    out.print(
+        f"overall mean {fmt(o['mean'])} [{fmt(o['ci_low'])}, {fmt(o['ci_high'])}] over {o['n']} items; "
+        + (f"Δ {fmt(o['delta'], '+.2f')} [{fmt(o['delta_ci_low'], '+.2f')}, {fmt(o['delta_ci_high'], '+.2f')}] "
+           f"vs {base['run_id']} ({o['status']})" if base else "no baseline")
+    )  # fmt: skip
+    table = Table()
+    for name in ("area", "n", "mean [95% CI]", "pass", "Δ [95% CI]", "status", "errors"):
+        table.add_column(name, justify="left" if name in ("area", "status") else "right")
+    for a in card["areas"]:
+        table.add_row(
+            plain(a["area"] + (" (weak)" if a["weak"] else "")),
+            str(a["n"]),
+            f"{fmt(a['mean'])} [{fmt(a['ci_low'])}, {fmt(a['ci_high'])}]",
+            fmt(a["pass_rate"], ".0%"),
+            f"{fmt(a['delta'], '+.2f')} [{fmt(a['delta_ci_low'], '+.2f')}, {fmt(a['delta_ci_high'], '+.2f')}]",
+            a["status"],
+            str(a["answer_errors"] + a["judge_errors"]),
+        )
+    out.print(table)
+    out.print(plain("weak areas: " + (", ".join(card["weak_areas"]) or "none")))
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("run_a")
+@click.argument("run_b")
+@reports_option
+@config_option
+def compare(run_a: str, run_b: str, reports_dir: Path | None, config_path: Path | None) -> None:
+    """Paired comparison of RUN_B against RUN_A per area (Δ, interval, p), without a verdict."""
+    from evals.scorecard import drift
+
+    config = load_config(config_path)
+    with Store(reports_path(config, reports_dir)) as store:
+        a, b = store.baseline(run_a), store.baseline(run_b)
+        result = drift(list(store.results(b.run_id)), list(store.results(a.run_id)), config.scorecard)
+    table = Table("area", "pairs", "Δ mean", "95% CI", "p adj.", "status")
+    for area, d in [*sorted(result["areas"].items()), ("(overall)", result["overall"])]:
+        ci = f"[{fmt(d['delta_ci_low'], '+.2f')}, {fmt(d['delta_ci_high'], '+.2f')}]"
+        table.add_row(plain(area), str(d["n_pairs"]), fmt(d["delta"], "+.2f"), ci, fmt(d["p_adjusted"], ".3g"),
+                      d["status"])  # fmt: skip
+    out.print(plain(f"{b.run_id} ({b.model_id or b.model}) vs {a.run_id} ({a.model_id or a.model})"))
+    out.print(table)
+    items = result["items"]
+    for kind in ("added", "removed", "changed"):
+        if items[kind]:
+            out.print(plain(f"{kind} (not compared): {', '.join(items[kind])}"))

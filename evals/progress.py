@@ -1,0 +1,62 @@
+"""A progress bar for runs: answered, judged, errors and ETA, drawn by rich on stderr.
+
+Kept cheap on purpose: events only bump counters, and rich redraws a few times a second.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class RichReporter:
+    """Implements ``evals.runner.Reporter`` with a rich progress bar."""
+
+    def __init__(self, console: Console | None = None, label: str = "run"):
+        self.console = console or Console(stderr=True)
+        self.label = label
+        self.total = self.done_answers = self.done_judged = self.errors = 0
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("answered {task.fields[answered]}/{task.total}"),
+            TextColumn("judged {task.fields[judged]}/{task.total}"),
+            TextColumn("errors {task.fields[errors]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            refresh_per_second=4,
+            transient=False,
+        )
+        self.task = self.progress.add_task(label, total=0, answered=0, judged=0, errors=0, visible=False)
+
+    def start(self, total: int, answered: int, judged: int) -> None:
+        self.total, self.done_answers, self.done_judged = total, answered, judged
+        self.progress.update(
+            self.task, total=total, completed=judged, visible=True, answered=answered, judged=judged
+        )
+        self.progress.start()
+
+    def _refresh(self, finished_unit: bool) -> None:
+        self.progress.update(
+            self.task,
+            advance=1 if finished_unit else 0,
+            answered=self.done_answers,
+            judged=self.done_judged,
+            errors=self.errors,
+        )
+
+    def answered(self, ok: bool) -> None:
+        self.done_answers += 1
+        if not ok:  # a unit whose answer failed is finished: it will not be judged
+            self.errors += 1
+        self._refresh(finished_unit=not ok)
+
+    def judged(self, ok: bool) -> None:
+        self.done_judged += 1
+        self.errors += 0 if ok else 1
+        self._refresh(finished_unit=True)
+
+    def stop(self) -> None:
+        self.progress.stop()

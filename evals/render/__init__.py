@@ -1,0 +1,137 @@
+"""Renderings of a scorecard: one self-contained HTML page, Markdown, and a terminal summary.
+
+All three are made from ``scorecard.json`` (the dict ``evals.scorecard.build_scorecard`` returns). The
+HTML page is rendered by jinja2 with autoescaping and strict undefined variables; model and judge text
+is never marked safe, and a Content-Security-Policy forbids every network request and every script but
+the page's own (by nonce).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from evals import stats
+from evals.store import Store
+
+CHART_W, CHART_H, PAD = 260, 70, 6
+
+
+def _environment(html: bool = True) -> Environment:
+    # Markdown is not HTML: there every untrusted value goes through ``cell`` instead of HTML escaping.
+    env = Environment(
+        loader=PackageLoader("evals", "render/templates"),
+        autoescape=html,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = lambda v, digits=2: "–" if v is None else f"{v:.{digits}f}"
+    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.0f}%"
+    env.filters["signed"] = lambda v, digits=2: "–" if v is None else f"{v:+.{digits}f}"
+    return env
+
+
+def history_charts(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """SVG geometry (numbers only) of each area's mean over the run history, with change markers."""
+    runs = card["history"]
+    if len(runs) < 2:
+        return []
+    step = (CHART_W - 2 * PAD) / (len(runs) - 1)
+
+    def y(score: float) -> float:
+        return round(CHART_H - PAD - (score - 1) / 4 * (CHART_H - 2 * PAD), 1)
+
+    markers = [
+        {"x": round(PAD + i * step, 1), "label": "+".join(r["changes"]) + " changed"}
+        for i, r in enumerate(runs)
+        if r["changes"]
+    ]
+    charts = []
+    for area in sorted({a for r in runs for a in r["areas"]}):
+        points = [
+            (round(PAD + i * step, 1), y(r["areas"][area]), r["areas"][area])
+            for i, r in enumerate(runs)
+            if area in r["areas"]
+        ]
+        charts.append({
+            "area": area,
+            "polyline": " ".join(f"{x},{yy}" for x, yy, _ in points),
+            "points": points,
+            "last": points[-1][2] if points else None,
+        })  # fmt: skip
+    return [{**c, "markers": markers} for c in charts]
+
+
+def render_html(card: dict[str, Any]) -> str:
+    """The scorecard as one self-contained HTML page."""
+    template = _environment().get_template("scorecard.html.j2")
+    return template.render(
+        card=card,
+        charts=history_charts(card),
+        chart={
+            "w": CHART_W,
+            "h": CHART_H,
+            "pad": PAD,
+            "y3": round(CHART_H - PAD - 2 / 4 * (CHART_H - 2 * PAD), 1),
+        },
+        nonce=secrets.token_urlsafe(16),
+        areas_in_items=sorted({i["area"] for i in card["items"]}),
+    )
+
+
+def _cell(text: Any) -> str:
+    """A Markdown table cell: no pipes, no newlines, no HTML from untrusted text."""
+    s = "–" if text is None else str(text)
+    return " ".join(s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").split())
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    """The scorecard's summary in Markdown (for PR comments and step summaries)."""
+    return _environment(html=False).get_template("scorecard.md.j2").render(card=card, cell=_cell)
+
+
+def write_scorecard(card: dict[str, Any], folder: Path) -> dict[str, Path]:
+    """Write ``scorecard.json``, ``scorecard.html`` and ``scorecard.md`` into ``folder``; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {kind: folder / f"scorecard.{kind}" for kind in ("json", "html", "md")}
+    texts = {
+        "json": json.dumps(card, indent=2, ensure_ascii=False),
+        "html": render_html(card),
+        "md": render_markdown(card),
+    }
+    for kind, path in paths.items():
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(texts[kind], encoding="utf-8")
+        tmp.replace(path)
+    return paths
+
+
+def write_index(store: Store) -> Path:
+    """Write ``<reports>/index.html``: every run with its date, model, judge and overall score with interval."""
+    rows = []
+    for m in reversed(store.runs()):
+        by_item: dict[str, list[float]] = {}
+        for r in store.results(m.run_id):
+            if r["score"] is not None:
+                by_item.setdefault(r["id"], []).append(r["score"])
+        mean = stats.mean_ci(by_item)
+        card_path = store.reports_dir / "runs" / m.run_id / "scorecard.json"
+        regressed = None
+        if card_path.exists():
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+            regressed = [a["area"] for a in card["areas"] if a["status"] == "regressed"]
+        rows.append({
+            "run_id": m.run_id, "started_at": m.started_at, "suite_name": m.suite_name,
+            "model": f"{m.model_name} ({m.model_id or m.model})", "judge_model": m.judge_model,
+            "mean": mean.mean, "ci_low": mean.ci_low, "ci_high": mean.ci_high, "n": mean.n_items,
+            "status": m.status, "regressed": regressed,
+            "scorecard": f"runs/{m.run_id}/scorecard.html" if card_path.exists() else None,
+        })  # fmt: skip
+    path = store.reports_dir / "index.html"
+    path.write_text(_environment().get_template("index.html.j2").render(runs=rows), encoding="utf-8")
+    return path

@@ -1,0 +1,346 @@
+"""Runs a suite: every item (and sample) answered by the model, then judged, all stored as it happens.
+
+The only module that knows about concurrency, resume and progress. Answers and judgments flow through
+two pools of workers sized by each endpoint's ``max_concurrency``; an item is judged as soon as it is
+answered. Every result is committed when it arrives, so a run killed at any moment resumes with only the
+missing work (``resume_run``): a stored answer is never asked again, and a judgment whose cache key
+(judge model, rubric, question, reference, answer) is already in the store is reused, not paid twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from evals import __version__
+from evals.config import Endpoint, JudgeEndpoint
+from evals.errors import ProviderError, StoreError
+from evals.judging import Judge, build_judge
+from evals.providers import Provider, build_provider
+from evals.records import Answer, CompletionRequest, Item, Judgment, RunManifest
+from evals.store import Store
+from evals.suites import Suite
+
+
+def now() -> str:
+    """The current time, ISO 8601 with its UTC offset."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique enough for one store: ``20261122T231500Z-3f9a``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+class Reporter(Protocol):
+    """Receives progress events; the CLI shows them as a progress bar."""
+
+    def start(self, total: int, answered: int, judged: int) -> None: ...
+    def answered(self, ok: bool) -> None: ...
+    def judged(self, ok: bool) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SilentReporter:
+    """A reporter that shows nothing (library use, tests)."""
+
+    def start(self, total: int, answered: int, judged: int) -> None:
+        pass
+
+    def answered(self, ok: bool) -> None:
+        pass
+
+    def judged(self, ok: bool) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class RunOutcome:
+    """What a finished (or interrupted) run did in this invocation."""
+
+    manifest: RunManifest
+    asked: int = 0
+    """Model calls made now (resumed work excluded)."""
+    judged: int = 0
+    """Judge calls made now."""
+    reused: int = 0
+    """Judgments taken from the cache instead of the judge."""
+    answer_errors: int = 0
+    judge_errors: int = 0
+    skipped: int = field(default=0)
+    """Units already complete in the store before this invocation."""
+
+
+def plan_run(
+    suite: Suite,
+    model_name: str,
+    model: Endpoint,
+    judge: Judge,
+    judge_endpoint: JudgeEndpoint,
+    samples: int = 1,
+    tags: tuple[str, ...] = (),
+    run_id: str | None = None,
+) -> RunManifest:
+    """The manifest of a new run: what will be asked of whom, with a config snapshot free of secrets."""
+    rubric = judge.rubric_for(suite.items[0]) if suite.items else None
+    return RunManifest(
+        run_id=run_id or new_run_id(),
+        suite_name=suite.name,
+        suite_path=str(suite.path),
+        suite_hash=suite.hash,
+        model_name=model_name,
+        model=model.model,
+        judge_name=judge.name,
+        judge_model=judge.model,
+        rubric_name=rubric.name if rubric else "",
+        rubric_hash=rubric.hash if rubric else "",
+        samples=samples,
+        started_at=now(),
+        config={"model": model.snapshot(), "judge": judge_endpoint.snapshot()},
+        tags=tuple(tags),
+        lookingglass_version=__version__,
+    )
+
+
+def check_resumable(store: Store, run_id: str, suite: Suite | None) -> RunManifest:
+    """The manifest of a run to resume; StoreError when the suite changed since it started."""
+    manifest = store.run(run_id)
+    if suite is not None and suite.hash != manifest.suite_hash:
+        raise StoreError(
+            f"run {run_id} was started on suite {manifest.suite_name!r} with hash {manifest.suite_hash}, "
+            f"but {suite.path} now has hash {suite.hash}; start a new run instead of resuming"
+        )
+    return manifest
+
+
+@dataclass(slots=True)
+class _Unit:
+    item: Item
+    sample: int
+    answer: str | None = None
+
+
+def _pending(store: Store, manifest: RunManifest, outcome: RunOutcome) -> tuple[list[_Unit], list[_Unit]]:
+    """Split the run's work into what still needs an answer and what only needs a judgment."""
+    answers = store.answers(manifest.run_id)
+    judgments = store.judgments(manifest.run_id)
+    to_answer: list[_Unit] = []
+    to_judge: list[_Unit] = []
+    for item in store.items(manifest.run_id):
+        for sample in range(manifest.samples):
+            answer = answers.get((item.id, sample))
+            if answer is None or answer.error is not None or answer.text is None:
+                to_answer.append(_Unit(item, sample))
+                continue
+            judgment = judgments.get((item.id, sample))
+            if judgment is not None and judgment.error is None:
+                outcome.skipped += 1
+            else:
+                to_judge.append(_Unit(item, sample, answer.text))
+    return to_answer, to_judge
+
+
+async def execute(
+    store: Store,
+    manifest: RunManifest,
+    model: Provider,
+    judge: Judge,
+    reporter: Reporter | None = None,
+) -> RunOutcome:
+    """Do every missing answer and judgment of a stored run, then mark it finished."""
+    reporter = reporter or SilentReporter()
+    outcome = RunOutcome(manifest)
+    to_answer, to_judge = _pending(store, manifest, outcome)
+    total = outcome.skipped + len(to_answer) + len(to_judge)
+    reporter.start(total, answered=outcome.skipped + len(to_judge), judged=outcome.skipped)
+    store.set_status(manifest.run_id, "running")
+    judge_queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
+    for unit in to_judge:
+        judge_queue.put_nowait(unit)
+    inflight: dict[str, asyncio.Future[Judgment]] = {}
+    seen_model_id = manifest.model_id is not None
+
+    async def answer_worker(units: Iterator[_Unit]) -> None:
+        nonlocal seen_model_id
+        for unit in units:  # one iterator shared by all workers: each unit is taken once
+            answer = await _ask(model, manifest.run_id, unit)
+            store.save_answer(answer)
+            outcome.asked += 1
+            if answer.error is None:
+                if not seen_model_id and answer.model_id:
+                    store.set_model_id(manifest.run_id, answer.model_id)
+                    seen_model_id = True
+                unit.answer = answer.text
+                judge_queue.put_nowait(unit)
+            else:
+                outcome.answer_errors += 1
+            reporter.answered(answer.error is None)
+
+    async def judge_worker() -> None:
+        while (unit := await judge_queue.get()) is not None:
+            judgment = await _judge_once(store, judge, manifest.run_id, unit, inflight, outcome)
+            if judgment.error is not None:
+                outcome.judge_errors += 1
+            reporter.judged(judgment.error is None)
+
+    units = iter(to_answer)
+    answerers = [
+        asyncio.create_task(answer_worker(units)) for _ in range(min(model.max_concurrency, len(to_answer)))
+    ]
+    judges = [asyncio.create_task(judge_worker()) for _ in range(max(1, judge.max_concurrency))]
+    try:
+        await asyncio.gather(*answerers)
+        for _ in judges:
+            judge_queue.put_nowait(None)
+        await asyncio.gather(*judges)
+    except BaseException:
+        for task in (*answerers, *judges):
+            task.cancel()
+        store.set_status(manifest.run_id, "interrupted")
+        raise
+    finally:
+        reporter.stop()
+    store.set_status(manifest.run_id, "finished", now())
+    outcome.manifest = store.run(manifest.run_id)
+    return outcome
+
+
+async def _ask(model: Provider, run_id: str, unit: _Unit) -> Answer:
+    request = CompletionRequest(messages=tuple(m.model_dump() for m in unit.item.prompt()))
+    try:
+        completion = await model.complete(request)
+    except ProviderError as exc:
+        return Answer(run_id, unit.item.id, unit.sample, None, error=str(exc))
+    return Answer(
+        run_id,
+        unit.item.id,
+        unit.sample,
+        completion.text,
+        tokens_in=completion.tokens_in,
+        tokens_out=completion.tokens_out,
+        latency_ms=completion.latency_ms,
+        model_id=completion.model_id,
+    )
+
+
+async def _judge_once(
+    store: Store,
+    judge: Judge,
+    run_id: str,
+    unit: _Unit,
+    inflight: dict[str, asyncio.Future[Judgment]],
+    outcome: RunOutcome,
+) -> Judgment:
+    """Judge one answer, reusing a stored or in-flight judgment with the same cache key."""
+    answer = unit.answer or ""
+    key = judge.cache_key(unit.item, answer)
+    earlier = store.cached_judgment(key)
+    if earlier is None and key in inflight:
+        earlier = await asyncio.shield(inflight[key])
+        earlier = earlier if earlier.error is None else None
+    if earlier is not None:
+        judgment = Judgment(
+            run_id, unit.item.id, unit.sample, earlier.score, earlier.rationale, earlier.raw, earlier.judge,
+            key, cached=True,
+        )  # fmt: skip
+        store.save_judgment(judgment)
+        outcome.reused += 1
+        return judgment
+    future: asyncio.Future[Judgment] = asyncio.get_running_loop().create_future()
+    inflight[key] = future
+    try:
+        verdict = await judge.grade(unit.item, answer)
+        judgment = Judgment(
+            run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
+            judge.describe(), key, cached=False, tokens_in=verdict.tokens_in, tokens_out=verdict.tokens_out,
+            latency_ms=verdict.latency_ms, error=verdict.error,
+        )  # fmt: skip
+        store.save_judgment(judgment)
+        outcome.judged += 1
+        future.set_result(judgment)
+        return judgment
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # mark retrieved: waiters re-raise it, nobody else needs to
+        raise
+    finally:
+        inflight.pop(key, None)
+
+
+@dataclass(frozen=True)
+class AreaSummary:
+    """One line of the end-of-run table."""
+
+    area: str
+    n: int
+    """Scored answers."""
+    mean: float | None
+    errors: int
+
+
+def summarize(store: Store, run_id: str) -> list[AreaSummary]:
+    """Per area: scored answers, their mean score, and errors (answer or judge), sorted by area."""
+    scores: dict[str, list[int]] = {}
+    errors: dict[str, int] = {}
+    for row in store.results(run_id):
+        scores.setdefault(row["area"], [])
+        errors.setdefault(row["area"], 0)
+        if row["score"] is not None:
+            scores[row["area"]].append(row["score"])
+        else:
+            errors[row["area"]] += 1
+    return [
+        AreaSummary(area, len(s), sum(s) / len(s) if s else None, errors[area])
+        for area, s in sorted(scores.items())
+    ]
+
+
+def run_suite(
+    store: Store,
+    suite: Suite | None,
+    model_name: str,
+    model_endpoint: Endpoint,
+    judge_name: str,
+    judge_endpoint: JudgeEndpoint,
+    rubrics_dir: Path,
+    samples: int = 1,
+    tags: tuple[str, ...] = (),
+    run_id: str | None = None,
+    resume: str | None = None,
+    reporter: Reporter | None = None,
+) -> RunOutcome:
+    """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point."""
+    judge = build_judge(judge_name, judge_endpoint, rubrics_dir)
+    if resume is not None:
+        manifest = check_resumable(store, resume, suite)
+        if (model_name, judge_name) != (manifest.model_name, manifest.judge_name):
+            raise StoreError(
+                f"run {resume} used model {manifest.model_name!r} and judge {manifest.judge_name!r}; "
+                "resume it with those (or leave --model and --judge out)"
+            )
+    else:
+        if suite is None:
+            raise ValueError("a new run needs a suite")
+        manifest = plan_run(suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id)
+        store.create_run(manifest, list(suite.items))
+
+    async def go() -> RunOutcome:
+        model = build_provider(model_name, model_endpoint)
+        try:
+            return await execute(store, manifest, model, judge, reporter)
+        finally:
+            await model.aclose()
+            await judge.aclose()
+
+    try:
+        return asyncio.run(go())
+    finally:
+        store.export_jsonl(manifest.run_id)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Nightly drift check: run every suite of a folder against the configured model and judge, report each
+# against its baseline, write reports/index.html, and exit non-zero when anything regressed.
+#
+#   scripts/nightly.sh [SUITES_DIR]          (default: suites)
+#   MODEL=vllm-qwen JUDGE=claude scripts/nightly.sh suites/
+#
+# Environment: MODEL, JUDGE (names in evals.yaml; defaults from the config), EVALS (the command, default
+# `evals`, or .venv/bin/evals when present), REPORTS (reports folder), CONFIG (config file).
+# Exit: 0 no regression, 1 a regression was found, 2 a suite could not be run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SUITES_DIR="${1:-suites}"
+EVALS="${EVALS:-$( [ -x .venv/bin/evals ] && echo .venv/bin/evals || echo evals )}"
+common=()
+[ -n "${REPORTS:-}" ] && common+=(--reports "$REPORTS")
+[ -n "${CONFIG:-}" ] && common+=(--config "$CONFIG")
+run_opts=(--tag nightly)
+[ -n "${MODEL:-}" ] && run_opts+=(--model "$MODEL")
+[ -n "${JUDGE:-}" ] && run_opts+=(--judge "$JUDGE")
+
+status=0
+shopt -s nullglob
+for suite in "$SUITES_DIR"/*/ "$SUITES_DIR"/*.yaml "$SUITES_DIR"/*.yml "$SUITES_DIR"/*.jsonl "$SUITES_DIR"/*.csv; do
+  suite="${suite%/}"
+  run_id="nightly-$(basename "$suite" | tr -c 'A-Za-z0-9_-' '-')-$(date -u +%Y%m%dT%H%M%SZ)"
+  echo "== $suite → $run_id"
+  if ! "$EVALS" run --suite "$suite" --run-id "$run_id" "${run_opts[@]}" "${common[@]}"; then
+    echo "!! $suite could not be run" >&2
+    status=2
+    continue
+  fi
+  "$EVALS" report "$run_id" --fail-on-regression "${common[@]}"
+  case $? in
+    0) ;;
+    1) [ "$status" -eq 0 ] && status=1 ;;
+    *) status=2 ;;
+  esac
+done
+"$EVALS" index "${common[@]}"
+exit "$status"

@@ -1,0 +1,204 @@
+"""`evals run` end to end: real SDKs against fake servers, then the store and the exports are checked."""
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from evals.cli import main
+from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, last_user_text, text_reply
+
+SECRET = "sk-ant-test-SECRET-4242"
+ANSWERS = {
+    "Capital of France?": "Paris.",
+    "Capital of Peru?": "I think it is Quito.",
+    "What is 2 + 2?": "4",
+    "What is 6 x 7?": "42",
+}
+SUITE = [
+    {"id": "geo-1", "area": "geography", "question": "Capital of France?", "reference": "Paris"},
+    {"id": "geo-2", "area": "geography", "question": "Capital of Peru?", "reference": "Lima"},
+    {"id": "math-1", "area": "math", "question": "What is 2 + 2?", "reference": "4"},
+    {"id": "math-2", "area": "math", "question": "What is 6 x 7?", "reference": "42"},
+]
+
+
+def grade(body):
+    """A fake judge: 5 when the reference word is in the answer block, else 1."""
+    text = last_user_text(body)
+    answer = re.search(r"<answer>(.*?)</answer>", text, re.S)
+    reference = re.search(r"<reference>(.*?)</reference>", text, re.S)
+    assert answer and reference, "the judge prompt must carry the answer and the reference in delimiters"
+    hit = reference.group(1).strip().lower() in answer.group(1).lower()
+    return {"rationale": "matches the reference" if hit else "wrong", "score": 5 if hit else 1}
+
+
+@pytest.fixture
+def model_server():
+    with FakeOpenAI(text_reply(lambda q: ANSWERS.get(q, "no idea")), model_id="qwen-test-7b") as server:
+        yield server
+
+
+@pytest.fixture
+def judge_server():
+    with FakeAnthropic(grade, model_id="claude-test") as server:
+        yield server
+
+
+@pytest.fixture
+def project(tmp_path, model_server, judge_server, monkeypatch):
+    """A project folder: evals.yaml pointing at the fakes, a suite, the default rubric."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    config = {
+        "models": {
+            "local": {"base_url": model_server.url, "model": "qwen", "max_concurrency": 2, "max_retries": 0},
+        },
+        "judges": {
+            "claude": {"provider": "anthropic", "base_url": judge_server.url, "model": "claude-test",
+                       "max_retries": 1, "max_concurrency": 2},
+        },
+        "judges_dir": str(Path(__file__).parent.parent / "judges"),
+    }  # fmt: skip
+    (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "suite.jsonl").write_text("".join(json.dumps(item) + "\n" for item in SUITE))
+    return tmp_path
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+def run_ids(reports: Path) -> list[str]:
+    db = sqlite3.connect(reports / "evals.db")
+    return [r[0] for r in db.execute("SELECT run_id FROM runs ORDER BY started_at")]
+
+
+def test_run_answers_and_judges_every_item_and_stores_it(project, model_server, judge_server):
+    result = invoke(
+        "run", "--suite", "suite.jsonl", "--model", "local", "--judge", "claude", "--tag", "nightly"
+    )
+    assert result.exit_code == 0, result.output
+    [run_id] = run_ids(project / "reports")
+    db = sqlite3.connect(project / "reports" / "evals.db")
+    scores = dict(db.execute("SELECT item_id, score FROM judgments WHERE run_id = ?", (run_id,)))
+    assert scores == {"geo-1": 5, "geo-2": 1, "math-1": 5, "math-2": 5}
+    run = db.execute("SELECT model_id, status, tags_json, judge_model FROM runs").fetchone()
+    assert run == ("qwen-test-7b", "finished", '["nightly"]', "claude-test")
+    assert model_server.count() == 4 and judge_server.count() == 4
+    # the judge was asked for a structured verdict through forced tool use
+    assert all(body["tool_choice"]["type"] == "tool" for body in judge_server.requests)
+    rows = [
+        json.loads(line)
+        for line in (project / "reports/runs" / run_id / "results.jsonl").read_text().splitlines()
+    ]
+    assert {r["id"]: r["score"] for r in rows} == scores
+    assert rows[0]["answer"] == "Paris." and rows[0]["rationale"] == "matches the reference"
+    assert run_id in result.output and "geography" in result.output and "math" in result.output
+
+
+def test_no_api_key_in_store_exports_or_output(project):
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude")
+    assert result.exit_code == 0
+    for path in (project / "reports").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in result.output
+    db = sqlite3.connect(project / "reports" / "evals.db")
+    config = json.loads(db.execute("SELECT config_json FROM runs").fetchone()[0])
+    assert config["judge"]["api_key_env"] == "ANTHROPIC_API_KEY"
+
+
+def test_provider_failures_are_recorded_per_item_and_the_run_finishes(project, model_server, judge_server):
+    model_server.inject(Fault("server_error", status=503))  # max_retries 0: one item loses its answer
+    judge_server.responder = lambda body: "I refuse to give a score."  # unparseable, twice
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude")
+    assert result.exit_code == 0, result.output
+    db = sqlite3.connect(project / "reports" / "evals.db")
+    answer_errors = db.execute("SELECT count(*) FROM answers WHERE error IS NOT NULL").fetchone()[0]
+    assert answer_errors == 1
+    judged = db.execute("SELECT score, error, raw FROM judgments").fetchall()
+    assert len(judged) == 3
+    assert all(score is None and "unparseable" in error and raw for score, error, raw in judged)
+    assert judge_server.count() == 6  # each bad verdict asked once more, then recorded as an error
+
+
+def test_invalid_suite_is_reported_before_any_call(project, model_server):
+    (project / "bad.jsonl").write_text('{"id": "a", "area": "x", "question": "q", "refrence": "r"}\n')
+    result = invoke("run", "--suite", "bad.jsonl", "--judge", "claude")
+    assert result.exit_code == 2
+    assert "bad.jsonl:1" in result.output and "did you mean 'reference'" in result.output
+    assert "Traceback" not in result.output
+    assert model_server.count() == 0
+
+
+def test_unchanged_answers_are_never_judged_twice(project, judge_server):
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude").exit_code == 0
+    assert judge_server.count() == 4
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude").exit_code == 0
+    assert judge_server.count() == 4  # the second run reused all four judgments
+    db = sqlite3.connect(project / "reports" / "evals.db")
+    second = run_ids(project / "reports")[-1]
+    cached = db.execute(
+        "SELECT count(*) FROM judgments WHERE run_id = ? AND cached = 1", (second,)
+    ).fetchone()
+    assert cached[0] == 4
+
+
+def test_samples_ask_each_item_k_times(project, model_server, judge_server):
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--samples", "3").exit_code == 0
+    assert model_server.count() == 12
+    assert judge_server.count() == 4  # identical answers of one item are judged once
+    db = sqlite3.connect(project / "reports" / "evals.db")
+    assert db.execute("SELECT count(*) FROM judgments WHERE score IS NOT NULL").fetchone()[0] == 12
+
+
+def test_resume_of_a_finished_run_asks_nothing(project, model_server, judge_server):
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1").exit_code == 0
+    result = invoke("run", "--resume", "r1")
+    assert result.exit_code == 0, result.output
+    assert model_server.count() == 4 and judge_server.count() == 4
+
+
+def test_resume_retries_only_failed_answers(project, model_server, judge_server):
+    model_server.inject(Fault("server_error"), Fault("server_error"))
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1").exit_code == 0
+    assert model_server.count() == 4
+    assert invoke("run", "--resume", "r1").exit_code == 0
+    assert model_server.count() == 6  # only the two failed items were asked again
+    db = sqlite3.connect(project / "reports" / "evals.db")
+    assert db.execute("SELECT count(*) FROM judgments WHERE score IS NOT NULL").fetchone()[0] == 4
+
+
+def test_resume_refuses_a_changed_suite(project):
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1").exit_code == 0
+    with (project / "suite.jsonl").open("a") as f:
+        f.write(json.dumps({"id": "new", "area": "math", "question": "1+1?", "reference": "2"}) + "\n")
+    result = invoke("run", "--resume", "r1")
+    assert result.exit_code == 2 and "start a new run" in result.output
+
+
+def test_unknown_judge_and_missing_key_are_clear_errors(project, monkeypatch):
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "nope")
+    assert result.exit_code == 2 and "unknown judge 'nope'" in result.output
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude")
+    assert result.exit_code == 2 and "ANTHROPIC_API_KEY" in result.output
+
+
+def test_offline_judge_is_the_default_without_keys_and_is_named(project, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    result = invoke("run", "--suite", "suite.jsonl")
+    assert result.exit_code == 0, result.output
+    assert "offline" in result.output
+    db = sqlite3.connect(project / "reports" / "evals.db")
+    assert db.execute("SELECT judge_name, judge_model FROM runs").fetchone() == (
+        "offline",
+        "offline-reference",
+    )
+    scores = dict(db.execute("SELECT item_id, score FROM judgments"))
+    assert scores["geo-1"] == 5 and scores["geo-2"] < 5

@@ -1,0 +1,133 @@
+"""The scorecard: per-area numbers with intervals, weak areas, paired drift, history, cost."""
+
+import json
+
+import pytest
+from builders import make_run
+from click.testing import CliRunner
+
+from evals.cli import main
+from evals.config import ScorecardSettings
+from evals.scorecard import build_scorecard, resolve_baseline
+from evals.store import Store
+
+# 20 items in each of three areas: math stays strong, geo is weak, chem collapses in the candidate.
+BASE = {f"{area}-{i:02d}": [s] for area, s in (("math", 5), ("geo", 2), ("chem", 5)) for i in range(20)}
+CAND = {k: ([1] if k.startswith("chem") else v) for k, v in BASE.items()}
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "reports") as s:
+        yield s
+
+
+def areas(card):
+    return {a["area"]: a for a in card["areas"]}
+
+
+def test_areas_carry_n_mean_interval_pass_rate_and_errors(store):
+    scores = {f"math-{i}": [4 + i % 2] for i in range(10)} | {"geo-1": [None], "geo-2": [3]}
+    make_run(store, "r01", scores)
+    card = build_scorecard(store, "r01")
+    math = areas(card)["math"]
+    assert math["n"] == 10 and math["mean"] == pytest.approx(4.5)
+    assert math["ci_low"] < 4.5 < math["ci_high"]
+    assert math["pass_rate"] == 1.0 and math["pass_ci_low"] < 1.0
+    geo = areas(card)["geo"]
+    assert geo["n"] == 1 and geo["mean"] == 3 and geo["judge_errors"] == 1  # the error is not a score
+    assert card["baseline"] is None and math["status"] == "new"
+    for key in ("area", "n", "mean", "ci_low", "ci_high", "pass_rate", "delta", "delta_ci_low", "delta_ci_high",
+                "p_value", "status"):  # fmt: skip
+        assert key in math
+
+
+def test_a_real_drop_is_regressed_and_named_with_its_items(store):
+    make_run(store, "r01", BASE)
+    make_run(store, "r02", CAND)
+    card = build_scorecard(store, "r02")
+    assert card["baseline"]["run_id"] == "r01"
+    by_area = areas(card)
+    assert by_area["chem"]["status"] == "regressed"
+    assert by_area["chem"]["delta"] == pytest.approx(-4)
+    assert by_area["math"]["status"] == "unchanged" and by_area["geo"]["status"] == "unchanged"
+    assert (
+        card["weak_areas"][0] == "chem" and "geo" in card["weak_areas"] and "math" not in card["weak_areas"]
+    )
+    assert card["strong_areas"] == ["math"]
+    worst = card["regressed_items"][0]
+    assert worst["area"] == "chem" and (worst["baseline_score"], worst["score"]) == (5, 1)
+    assert worst["baseline_answer"] and worst["rationale"]
+
+
+def test_a_lower_mean_that_is_noise_is_unchanged(store):
+    noisy = dict(BASE)
+    for i in range(0, 20, 5):  # four chem items lose a point: -0.2 on average
+        noisy[f"chem-{i:02d}"] = [4]
+    make_run(store, "r01", BASE)
+    make_run(store, "r02", noisy)
+    chem = areas(build_scorecard(store, "r02"))["chem"]
+    assert chem["delta"] < 0 and chem["status"] == "unchanged"
+
+
+def test_added_removed_and_changed_items_are_listed_not_compared(store):
+    make_run(store, "r01", {"math-1": [5], "math-2": [5], "math-3": [5]})
+    make_run(
+        store, "r02", {"math-1": [5], "math-2": [1], "math-4": [1]}, questions={"math-2": "a new wording?"}
+    )
+    card = build_scorecard(store, "r02")
+    changes = card["item_changes"]
+    assert changes == {
+        "paired": ["math-1"],
+        "changed": ["math-2"],
+        "added": ["math-4"],
+        "removed": ["math-3"],
+    }
+    assert areas(card)["math"]["n_pairs"] == 1
+    assert card["regressed_items"] == []
+
+
+def test_baseline_defaults_to_the_latest_earlier_run_tagged_baseline(store):
+    make_run(store, "r01", BASE, tags=("baseline",))
+    make_run(store, "r02", BASE)
+    r3 = make_run(store, "r03", CAND)
+    make_run(store, "r04", BASE, suite="other")
+    assert resolve_baseline(store, r3, None).run_id == "r01"
+    assert resolve_baseline(store, r3, "r02").run_id == "r02"
+    assert resolve_baseline(store, store.run("r02"), None).run_id == "r01"
+    assert resolve_baseline(store, store.run("r01"), None) is None
+
+
+def test_history_marks_model_judge_and_rubric_changes(store):
+    make_run(store, "r01", BASE)
+    make_run(store, "r02", BASE, model_id="qwen-2")
+    make_run(store, "r03", BASE, model_id="qwen-2", judge_model="gpt-judge")
+    make_run(store, "r04", CAND, model_id="qwen-2", judge_model="gpt-judge", rubric_hash="r2")
+    history = build_scorecard(store, "r04", settings=ScorecardSettings(history=3))["history"]
+    assert [h["run_id"] for h in history] == ["r02", "r03", "r04"]
+    assert [h["changes"] for h in history] == [[], ["judge"], ["rubric"]]
+    assert history[-1]["areas"]["chem"] == 1
+
+
+def test_cost_counts_tokens_latency_and_prices(store):
+    make_run(store, "r01", {"math-1": [5, 4], "math-2": [3, 3]})
+    cost = build_scorecard(store, "r01")["cost"]
+    assert cost["model"]["tokens_in"] == 40 and cost["model"]["tokens_out"] == 20
+    assert cost["model"]["latency_ms"]["p50"] == pytest.approx(100.5)
+    assert cost["judge"]["tokens_in"] == 200 and cost["model"]["cost"] is None
+
+
+def test_report_writes_three_renderings_from_one_json(store, tmp_path):
+    make_run(store, "r01", BASE)
+    make_run(store, "r02", CAND)
+    result = CliRunner().invoke(
+        main, ["report", "--reports", str(tmp_path / "reports")], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "reports" / "runs" / "r02"
+    card = json.loads((folder / "scorecard.json").read_text())
+    assert {"run", "baseline", "overall", "areas", "weak_areas"} <= set(card)
+    assert "regressed" in (folder / "scorecard.md").read_text()
+    assert "chem" in result.output and "regressed" in result.output
+    html = (folder / "scorecard.html").read_text()
+    assert "Content-Security-Policy" in html and "http://" not in html and "https://" not in html
