@@ -1,8 +1,8 @@
 """Judge rubrics: ``judges/<name>.yaml`` files, validated, and versioned by the hash of their content.
 
 A rubric says what a judge grades (``criteria``) and what each score 1..5 means (``scores``); whether the
-judge is shown the reference answer (``show_reference``); and from which score an answer passes
-(``pass_score``, default 4). Its ``hash`` is the content hash of the *parsed* file, so comments and layout
+judge is shown the reference answer (``show_reference``). (Which score counts as a pass is the
+scorecard's and the gate's setting, ``pass_score``, not the rubric's.) Its ``hash`` is the content hash of the *parsed* file, so comments and layout
 do not change it, while any change of wording does: stored runs name ``rubric@hash``, and judgments made
 under another version of a rubric are neither reused from the cache nor compared without a warning.
 """
@@ -19,7 +19,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -49,8 +48,6 @@ class Rubric:
     """The descriptor of each score 1..5."""
     show_reference: bool
     """Whether the judge sees the item's reference answer."""
-    pass_score: int
-    """An answer with at least this score passes."""
     hash: str
     """Content hash of the parsed rubric: its version."""
     path: str | None = None
@@ -72,7 +69,6 @@ class _RubricFile(BaseModel):
     show_reference: StrictBool = True
     criteria: list[_Text] = Field(min_length=1)
     scores: dict[int, _Text]
-    pass_score: StrictInt = Field(default=4, ge=1, le=5)
 
     @field_validator("scores")
     @classmethod
@@ -99,8 +95,7 @@ def parse_rubric(text: str, path: Path) -> Rubric:
         raise RubricError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
         raise RubricError(
-            f"{path}: expected a mapping with keys name, description, show_reference, criteria, scores, "
-            "pass_score"
+            f"{path}: expected a mapping with keys name, description, show_reference, criteria, scores"
         )
     try:
         parsed = _RubricFile.model_validate(data)
@@ -130,7 +125,6 @@ def parse_rubric(text: str, path: Path) -> Rubric:
         criteria=tuple(parsed.criteria),
         scores=dict(parsed.scores),
         show_reference=parsed.show_reference,
-        pass_score=parsed.pass_score,
         hash=content_hash(content),
         path=str(path),
     )

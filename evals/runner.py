@@ -319,6 +319,8 @@ def run_suite(
 ) -> RunOutcome:
     """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point."""
     judge = build_judge(judge_name, judge_endpoint, rubrics_dir)
+    for item in suite.items if suite else ():
+        judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
     if resume is not None:
         manifest = check_resumable(store, resume, suite)
         if (model_name, judge_name) != (manifest.model_name, manifest.judge_name):

@@ -36,7 +36,6 @@ RUBRIC = {
     "show_reference": True,
     "criteria": ["The answer matches the reference."],
     "scores": {1: "wrong", 2: "mostly wrong", 3: "half right", 4: "right, minor flaw", 5: "right"},
-    "pass_score": 4,
 }
 
 
@@ -354,7 +353,7 @@ def _edited_correctness() -> str:
 
 def test_the_default_rubric_loads():
     rubric = load_rubric("correctness", JUDGES)
-    assert rubric.name == "correctness" and rubric.show_reference and rubric.pass_score == 4
+    assert rubric.name == "correctness" and rubric.show_reference
     assert sorted(rubric.scores) == [1, 2, 3, 4, 5] and rubric.criteria
     assert rubric.path == str(JUDGES / "correctness.yaml")
     assert (
@@ -367,7 +366,7 @@ def test_a_rubric_can_be_loaded_by_path_and_defaults_apply(tmp_path):
     path.parent.mkdir()
     path.write_text(yaml.safe_dump({k: RUBRIC[k] for k in ("description", "criteria", "scores")}))
     rubric = load_rubric(str(path), tmp_path / "judges")
-    assert (rubric.name, rubric.pass_score, rubric.show_reference) == ("mine", 4, True)
+    assert (rubric.name, rubric.show_reference) == ("mine", True)
 
 
 def test_hash_follows_content_not_layout(tmp_path):
@@ -375,7 +374,7 @@ def test_hash_follows_content_not_layout(tmp_path):
     original = load_rubric("strict", tmp_path).hash
     path.write_text("# a comment\n" + yaml.safe_dump(RUBRIC, sort_keys=True, default_flow_style=True))
     assert load_rubric("strict", tmp_path).hash == original
-    for change in ({"pass_score": 5}, {"show_reference": False}, {"criteria": ["Other."]},
+    for change in ({"show_reference": False}, {"criteria": ["Other."]},
                    {"scores": {**RUBRIC["scores"], 3: "partly right"}}, {"description": "Is it true?"}):  # fmt: skip
         write_rubric(tmp_path, **change)
         assert load_rubric("strict", tmp_path).hash != original, change
@@ -406,8 +405,7 @@ def test_missing_score_descriptor_names_file_line_and_field(tmp_path):
         ({"scores": {1: "a", 2: "b", 3: "c", 4: "d", 5: "e", 6: "f"}}, "scores", "unknown score 6"),
         ({"scores": {1: "a", 2: "b", 3: "", 4: "d", 5: "e"}}, "scores.3", "at least 1 character"),
         ({"criteria": []}, "criteria", "at least 1 item"),
-        ({"pass_score": 6}, "pass_score", "less than or equal to 5"),
-        ({"pass_score": "4"}, "pass_score", "valid integer"),
+        ({"pass_score": 4}, "pass_score", "unknown key"),
         ({"show_reference": "sometimes"}, "show_reference", "valid boolean"),
         ({"description": None}, "description", "Field required"),
         ({"critera": ["typo"]}, "critera", "unknown key"),

@@ -74,7 +74,7 @@ def baseline() -> None:
     """Approve runs as named baselines (prod, staging...) and list them."""
 
 
-@baseline.command("set")
+@baseline.command("set", epilog=EXIT_CODES_HELP)
 @click.argument("run_id")
 @click.option("--name", default="prod", show_default=True, help="Baseline name.")
 @click.option("--note", help="Why it was approved.")
@@ -92,7 +92,7 @@ def baseline_set(
     out.print(plain(f"baseline {name} → {run_id}"))
 
 
-@baseline.command("list")
+@baseline.command("list", epilog=EXIT_CODES_HELP)
 @click.option("--history", is_flag=True, help="Every approval, not only the current one per name.")
 @reports_option
 @config_option

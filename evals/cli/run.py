@@ -168,7 +168,7 @@ def demo(
         _execute(config, store, loaded, "smollm2-local", model, judge_name, judge, 1, ("demo",), None, None)
 
 
-@click.command("serve-local")
+@click.command("serve-local", epilog=EXIT_CODES_HELP)
 @click.option("--port", default=8000, show_default=True, type=int, help="Loopback port.")
 @click.option("--n-ctx", default=2048, show_default=True, type=int, help="Context window in tokens.")
 def serve_local(port: int, n_ctx: int) -> None:
