@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -22,7 +23,7 @@ def restore_model(run: RunManifest, config_path: Path, write: bool) -> tuple[str
     text = yaml.safe_dump({"models": {run.model_name: endpoint}}, sort_keys=False)
     if not write:
         return text, None
-    data = {}
+    data: dict[str, Any] = {}
     if config_path.exists():
         data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
         config_path.with_suffix(config_path.suffix + ".bak").write_text(

@@ -42,7 +42,8 @@ def resolve_baseline(store: Store, run: RunManifest, spec: str | None) -> RunMan
             same_suite = [m for m in tagged if m.suite_name == run.suite_name]
             return (same_suite or tagged)[-1]
     tagged = [m for m in earlier if "baseline" in m.tags]
-    return (tagged or earlier or [None])[-1]
+    candidates = tagged or earlier
+    return candidates[-1] if candidates else None
 
 
 def latest_run(store: Store) -> RunManifest:

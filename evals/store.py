@@ -195,7 +195,7 @@ class Store:
 
     def runs(self, suite_name: str | None = None) -> list[RunManifest]:
         """All runs (of one suite), oldest first."""
-        sql, args = "SELECT * FROM runs", ()
+        sql, args = "SELECT * FROM runs", tuple[str, ...]()
         if suite_name is not None:
             sql, args = sql + " WHERE suite_name = ?", (suite_name,)
         return [self._manifest(r) for r in self.db.execute(sql + " ORDER BY started_at, run_id", args)]

@@ -1,7 +1,7 @@
 """Write docs/cli.md from the CLI's own --help, so the reference cannot drift from the code.
 
-    .venv/bin/python scripts/cli_docs.py          # rewrite docs/cli.md
-    .venv/bin/python scripts/cli_docs.py --check  # exit 1 when docs/cli.md is stale (the tests do this)
+.venv/bin/python scripts/cli_docs.py          # rewrite docs/cli.md
+.venv/bin/python scripts/cli_docs.py --check  # exit 1 when docs/cli.md is stale (the tests do this)
 """
 
 from __future__ import annotations

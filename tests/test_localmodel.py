@@ -33,3 +33,5 @@ def test_demo_answers_items_with_the_real_model_and_scores_them_offline(tmp_path
     assert len(scores) == 4 and all(1 <= s <= 5 for s in scores)
     assert db.execute("SELECT judge_model, status FROM runs").fetchone() == ("offline-reference", "finished")
     assert "offline reference judge" in result.output
+    assert (tmp_path / "reports" / "index.html").exists()
+    assert len(list((tmp_path / "reports" / "runs").glob("*/scorecard.html"))) == 1

@@ -98,9 +98,8 @@ def _execute(
 def _print_outcome(store: Store, outcome: RunOutcome) -> None:
     m = outcome.manifest
     table = Table(
-        title=plain(
-            f"run {m.run_id}: {m.suite_name} · {m.model_name} ({m.model_id or m.model}) · {m.judge_model}"
-        )
+        title=plain(f"run {m.run_id}"),
+        caption=plain(f"{m.suite_name} · {m.model_name} ({m.model_id or m.model}) · judge {m.judge_model}"),
     )
     for name in ("area", "n", "mean score", "errors"):
         table.add_column(name, justify="left" if name == "area" else "right")
@@ -154,6 +153,8 @@ def demo(
 ) -> None:
     """Serve the bundled SmolLM2-135M on llama.cpp and run suites/demo against it."""
     from evals.localmodel import MODEL_ALIAS, local_server
+    from evals.render import write_index, write_scorecard
+    from evals.scorecard import build_scorecard
 
     config = load_config(config_path)
     loaded = load_suite(config.path(config.suites_dir) / "demo")
@@ -165,7 +166,15 @@ def demo(
         model = Endpoint(
             base_url=base_url, model=MODEL_ALIAS, temperature=0.0, max_tokens=48, max_concurrency=1
         )
-        _execute(config, store, loaded, "smollm2-local", model, judge_name, judge, 1, ("demo",), None, None)
+        outcome = _execute(
+            config, store, loaded, "smollm2-local", model, judge_name, judge, 1, ("demo",), None, None
+        )
+        # The scorecard needs no server: build it after the run, then the server stops with the block.
+        card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard)
+        paths = write_scorecard(card, store.reports_dir / "runs" / outcome.manifest.run_id)
+        write_index(store)
+    out.print(plain(f"weak areas: {', '.join(card['weak_areas']) or 'none'}"))
+    out.print(f"scorecard: {paths['html']}")
 
 
 @click.command("serve-local", epilog=EXIT_CODES_HELP)
