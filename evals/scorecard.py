@@ -26,7 +26,7 @@ Rows = list[dict[str, Any]]
 def resolve_baseline(store: Store, run: RunManifest, spec: str | None) -> RunManifest | None:
     """The baseline a run is compared with.
 
-    ``spec`` is a run id or a tag; by default, the latest earlier run of the same suite tagged
+    ``spec`` is a baseline name, a run id or a tag; by default, the latest earlier run of the same suite tagged
     ``baseline``, else the previous run of that suite, else None.
     """
     earlier = [
@@ -34,7 +34,7 @@ def resolve_baseline(store: Store, run: RunManifest, spec: str | None) -> RunMan
     ]
     if spec is not None:
         try:
-            return store.run(spec)
+            return store.baseline(spec)  # a baseline name (evals baseline set) or a run id
         except StoreError:
             tagged = [m for m in store.runs() if spec in m.tags and m.run_id != run.run_id]
             if not tagged:

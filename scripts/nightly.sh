@@ -9,9 +9,10 @@
 # `evals`, or .venv/bin/evals when present), REPORTS (reports folder), CONFIG (config file).
 # Exit: 0 no regression, 1 a regression was found, 2 a suite could not be run.
 set -uo pipefail
-cd "$(dirname "$0")/.."
 SUITES_DIR="${1:-suites}"
-EVALS="${EVALS:-$( [ -x .venv/bin/evals ] && echo .venv/bin/evals || echo evals )}"
+# Run from the project folder (where evals.yaml is). The command: $EVALS, else `evals` on PATH, else this
+# checkout's .venv.
+EVALS="${EVALS:-$(command -v evals || echo "$(dirname "$0")/../.venv/bin/evals")}"
 common=()
 [ -n "${REPORTS:-}" ] && common+=(--reports "$REPORTS")
 [ -n "${CONFIG:-}" ] && common+=(--config "$CONFIG")

@@ -21,6 +21,8 @@ def make_run(
     model_id: str = "qwen-1",
     answers: Mapping[str, str] | None = None,
     questions: Mapping[str, str] | None = None,
+    model_config: Mapping[str, object] | None = None,
+    ended_at: str | None = None,
 ) -> RunManifest:
     """Store a finished run whose item ``id`` (area = the part before ``-``) got ``scores[id]`` per sample.
 
@@ -40,7 +42,8 @@ def make_run(
         run_id=run_id, suite_name=suite, suite_path=f"suites/{suite}", suite_hash="h", model_name="local",
         model="qwen", judge_name="claude", judge_model=judge_model, rubric_name="correctness",
         rubric_hash=rubric_hash, samples=samples, started_at=started_at or f"2026-11-{run_id[-2:]}T00:00:00+00:00",
-        config={"model": {"model": "qwen"}, "judge": {"model": judge_model}}, tags=tags, model_id=model_id,
+        config={"model": {"model": "qwen", **(model_config or {})}, "judge": {"model": judge_model}}, tags=tags,
+        model_id=model_id,
         status="finished",
     )  # fmt: skip
     store.create_run(manifest, items)
@@ -53,5 +56,5 @@ def make_run(
                 Judgment(run_id, item_id, sample, score, f"because {score}", "raw", judge_model,
                          f"{run_id}-{item_id}-{sample}", tokens_in=50, tokens_out=20, latency_ms=300.0, error=error)
             )  # fmt: skip
-    store.set_status(run_id, "finished", manifest.started_at)
+    store.set_status(run_id, "finished", ended_at or manifest.started_at)
     return manifest

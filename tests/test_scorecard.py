@@ -117,6 +117,16 @@ def test_cost_counts_tokens_latency_and_prices(store):
     assert cost["judge"]["tokens_in"] == 200 and cost["model"]["cost"] is None
 
 
+def test_cost_is_priced_per_token_for_apis_and_per_hour_for_servers(store):
+    per_token = {"price_in_per_mtok": 2.0, "price_out_per_mtok": 10.0}
+    make_run(store, "r01", {"math-1": [5]}, model_config=per_token)
+    cost = build_scorecard(store, "r01")["cost"]["model"]
+    assert cost["cost"] == pytest.approx(10 / 1e6 * 2.0 + 5 / 1e6 * 10.0)
+    make_run(store, "r02", {"math-1": [5]}, model_config={"price_per_hour": 3.0},
+             ended_at="2026-11-02T00:30:00+00:00")  # fmt: skip
+    assert build_scorecard(store, "r02")["cost"]["model"]["cost"] == pytest.approx(1.5)
+
+
 def test_report_writes_three_renderings_from_one_json(store, tmp_path):
     make_run(store, "r01", BASE)
     make_run(store, "r02", CAND)

@@ -27,7 +27,9 @@ from evals.store import Store
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("run_id", required=False)
 @click.option(
-    "--baseline", metavar="RUN_ID|TAG", help="Compare with this run or the latest run with this tag."
+    "--baseline",
+    metavar="NAME|RUN_ID|TAG",
+    help="Compare with a baseline name, a run id, or the latest run with this tag.",
 )
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when an area (or the whole) regressed.")
 @reports_option

@@ -1,0 +1,53 @@
+"""scripts/nightly.sh: every suite run and reported, reports/index.html written, non-zero on a regression."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from evals.fakes import FakeOpenAI, text_reply
+
+ROOT = Path(__file__).parent.parent
+EVALS = Path(sys.executable).parent / "evals"
+
+
+def write_suite(folder: Path, name: str, areas: tuple[str, ...]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    items = [{"id": f"{a}-{i}", "area": a, "question": f"{a} {i}?", "reference": f"{a}{i}"}
+             for a in areas for i in range(12)]  # fmt: skip
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+
+
+def nightly(project: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EVALS": str(EVALS), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [str(ROOT / "scripts" / "nightly.sh"), "suites"], cwd=project, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+
+
+def test_nightly_reports_every_suite_and_fails_on_a_regression(tmp_path):
+    write_suite(tmp_path / "suites", "support", ("billing", "refunds"))
+    write_suite(tmp_path / "suites", "legal", ("contracts",))
+    right = text_reply(lambda q: q.replace(" ", "").rstrip("?"))  # "billing 3?" -> "billing3": the reference
+    with FakeOpenAI(right) as model:
+        config = {
+            "models": {"local": {"base_url": model.url, "model": "m"}},
+            "judges_dir": str(ROOT / "judges"),
+        }
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        first = nightly(tmp_path)
+        assert first.returncode == 0, first.stdout + first.stderr
+        model.responder = text_reply(
+            lambda q: "no idea" if q.startswith("refunds") else q.replace(" ", "")[:-1]
+        )
+        second = nightly(tmp_path)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "regressed: refunds" in second.stderr
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert index.count("<tr>") == 4 + 1  # four runs and the header
+    cards = sorted((tmp_path / "reports" / "runs").glob("*/scorecard.html"))
+    assert len(cards) == 4
