@@ -15,9 +15,10 @@ from typing import Any
 from anthropic import APIConnectionError, APIStatusError, APITimeoutError, AsyncAnthropic
 from anthropic.types import Message
 
-from evals.config import Endpoint, JudgeEndpoint
+from evals.config import Endpoint
 from evals.errors import ConfigError
-from evals.providers.retry import MalformedResponse, SDKErrors, call_with_retries, elapsed_ms
+from evals.providers.base import SDKProvider
+from evals.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
 ERRORS = SDKErrors(status=APIStatusError, connection=APIConnectionError, timeout=APITimeoutError)
@@ -38,37 +39,16 @@ def make_client(endpoint: Endpoint) -> AsyncAnthropic:
     return AsyncAnthropic(api_key=key, base_url=endpoint.base_url, timeout=endpoint.timeout_s, max_retries=0)
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKProvider):
     """Messages from the Anthropic API."""
 
-    def __init__(self, name: str, endpoint: Endpoint):
-        if not endpoint.model:
-            raise ConfigError(f"{name!r} has no 'model:' in evals.yaml (e.g. a Claude model id)")
-        self.name = name
-        self.endpoint = endpoint
-        self.max_concurrency = endpoint.max_concurrency
-        self._who = f"{'judge' if isinstance(endpoint, JudgeEndpoint) else 'model'} {name!r}"
-        self._client = make_client(endpoint)
-        self._secret = endpoint.api_key()  # only to scrub it from error text, should a server echo it
+    errors = ERRORS
+    model_hint = "e.g. a Claude model id"
 
-    async def complete(self, request: CompletionRequest) -> Completion:
-        """One message, retried on transient failures; ``ProviderError`` when it cannot be had."""
-        arguments = self._arguments(request)
-        tool = request.output_name if request.output_schema is not None else None
-        return await call_with_retries(
-            lambda: self._attempt(arguments, tool),
-            who=self._who,
-            attempts=1 + self.endpoint.max_retries,
-            errors=ERRORS,
-            timeout_s=self.endpoint.timeout_s,
-            secret=self._secret,
-        )
+    def make_client(self, endpoint: Endpoint) -> Any:
+        return make_client(endpoint)
 
-    async def aclose(self) -> None:
-        """Close the client's connections."""
-        await self._client.close()
-
-    def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
+    def arguments(self, request: CompletionRequest) -> dict[str, Any]:
         endpoint = self.endpoint
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
         arguments: dict[str, Any] = {
@@ -95,7 +75,8 @@ class AnthropicProvider:
             arguments["tool_choice"] = {"type": "tool", "name": request.output_name}
         return arguments
 
-    async def _attempt(self, arguments: dict[str, Any], tool: str | None) -> Completion:
+    async def attempt(self, arguments: dict[str, Any], request: CompletionRequest) -> Completion:
+        tool = request.output_name if request.output_schema is not None else None
         start = time.perf_counter()
         try:
             response = await self._client.messages.create(**arguments)

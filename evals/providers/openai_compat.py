@@ -13,9 +13,9 @@ from typing import Any
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
-from evals.config import Endpoint, JudgeEndpoint
-from evals.errors import ConfigError
-from evals.providers.retry import MalformedResponse, SDKErrors, call_with_retries, elapsed_ms
+from evals.config import Endpoint
+from evals.providers.base import SDKProvider
+from evals.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
 NO_KEY = "not-needed"
@@ -37,37 +37,16 @@ def make_client(endpoint: Endpoint) -> AsyncOpenAI:
     )
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKProvider):
     """Chat completions from an OpenAI-compatible endpoint."""
 
-    def __init__(self, name: str, endpoint: Endpoint):
-        if not endpoint.model:
-            raise ConfigError(f"{name!r} has no 'model:' in evals.yaml (the model name the server serves)")
-        self.name = name
-        self.endpoint = endpoint
-        self.max_concurrency = endpoint.max_concurrency
-        self._who = f"{'judge' if isinstance(endpoint, JudgeEndpoint) else 'model'} {name!r}"
-        self._client = make_client(endpoint)
-        self._secret = endpoint.api_key()  # only to scrub it from error text, should a server echo it
+    errors = ERRORS
+    model_hint = "the model name the server serves"
 
-    async def complete(self, request: CompletionRequest) -> Completion:
-        """One chat completion, retried on transient failures; ``ProviderError`` when it cannot be had."""
-        arguments = self._arguments(request)
-        structured = request.output_schema is not None
-        return await call_with_retries(
-            lambda: self._attempt(arguments, structured),
-            who=self._who,
-            attempts=1 + self.endpoint.max_retries,
-            errors=ERRORS,
-            timeout_s=self.endpoint.timeout_s,
-            secret=self._secret,
-        )
+    def make_client(self, endpoint: Endpoint) -> Any:
+        return make_client(endpoint)
 
-    async def aclose(self) -> None:
-        """Close the client's connections."""
-        await self._client.close()
-
-    def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
+    def arguments(self, request: CompletionRequest) -> dict[str, Any]:
         endpoint = self.endpoint
         arguments: dict[str, Any] = {
             "model": endpoint.model,
@@ -87,7 +66,8 @@ class OpenAIProvider:
             }
         return arguments
 
-    async def _attempt(self, arguments: dict[str, Any], structured: bool) -> Completion:
+    async def attempt(self, arguments: dict[str, Any], request: CompletionRequest) -> Completion:
+        structured = request.output_schema is not None
         start = time.perf_counter()
         try:
             response = await self._client.chat.completions.create(**arguments)

@@ -1,0 +1,55 @@
+"""What the SDK providers share: one client per endpoint, retried calls, and closing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evals.config import Endpoint, JudgeEndpoint
+from evals.errors import ConfigError
+from evals.providers.retry import SDKErrors, call_with_retries
+from evals.records import Completion, CompletionRequest
+
+
+class SDKProvider:
+    """A ``Provider`` over one SDK client; subclasses say how to build the request and read the reply."""
+
+    errors: SDKErrors
+    """The SDK's exception classes, for the retry policy."""
+    model_hint: str = "the model name the server serves"
+
+    def __init__(self, name: str, endpoint: Endpoint):
+        if not endpoint.model:
+            raise ConfigError(f"{name!r} has no 'model:' in evals.yaml ({self.model_hint})")
+        self.name = name
+        self.endpoint = endpoint
+        self.max_concurrency = endpoint.max_concurrency
+        self._who = f"{'judge' if isinstance(endpoint, JudgeEndpoint) else 'model'} {name!r}"
+        self._client = self.make_client(endpoint)  # one per endpoint: its connection pool is reused
+        self._secret = endpoint.api_key()  # only to scrub it from error text, should a server echo it
+
+    def make_client(self, endpoint: Endpoint) -> Any:
+        raise NotImplementedError
+
+    def arguments(self, request: CompletionRequest) -> dict[str, Any]:
+        """The SDK call's keyword arguments for ``request``."""
+        raise NotImplementedError
+
+    async def attempt(self, arguments: dict[str, Any], request: CompletionRequest) -> Completion:
+        """One call, no retry; raises the SDK's errors or ``MalformedResponse``."""
+        raise NotImplementedError
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """One completion, retried on transient failures; ``ProviderError`` when it cannot be had."""
+        arguments = self.arguments(request)
+        return await call_with_retries(
+            lambda: self.attempt(arguments, request),
+            who=self._who,
+            attempts=1 + self.endpoint.max_retries,
+            errors=self.errors,
+            timeout_s=self.endpoint.timeout_s,
+            secret=self._secret,
+        )
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self._client.close()
