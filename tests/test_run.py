@@ -128,6 +128,14 @@ def test_provider_failures_are_recorded_per_item_and_the_run_finishes(project, m
     assert judge_server.count() == 6  # each bad verdict asked once more, then recorded as an error
 
 
+def test_a_model_that_never_answers_is_an_error_not_a_finished_run(project, model_server):
+    model_server.inject(*[Fault("server_error", status=502)] * 4)
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "down")
+    assert result.exit_code == 2
+    assert "every one of 4 model calls failed" in result.output and "--resume down" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_invalid_suite_is_reported_before_any_call(project, model_server):
     (project / "bad.jsonl").write_text('{"id": "a", "area": "x", "question": "q", "refrence": "r"}\n')
     result = invoke("run", "--suite", "bad.jsonl", "--judge", "claude")

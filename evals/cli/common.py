@@ -13,7 +13,7 @@ from evals.config import Config
 EXIT_OK, EXIT_NO, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES_HELP = (
     "\b\nExit codes:\n  0  done\n  1  suite has problems (validate), or a regression (report --fail-on-regression)\n"
-    "  2  could not run: bad config, suite, rubric, arguments or run id\n"
+    "  2  could not run: bad config, suite, rubric, arguments or run id, or the model never answered\n"
     "  130  interrupted (resume with --resume)"
 )
 

@@ -19,6 +19,7 @@ from evals.cli.common import (
     reports_path,
 )
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
+from evals.errors import EvalsError
 from evals.progress import RichReporter
 from evals.runner import RunOutcome, new_run_id, run_suite, summarize
 from evals.store import Store
@@ -92,6 +93,13 @@ def _execute(
         err.print(f"interrupted; continue with: evals run --resume {resume or run_id}")
         raise
     _print_outcome(store, outcome)
+    if outcome.asked and outcome.answer_errors == outcome.asked:
+        # Per-item errors are data; no answer at all means the model could not be reached or used.
+        raise EvalsError(
+            f"every one of {outcome.asked} model calls failed (see the errors in the results); is "
+            f"{model.base_url or 'the model server'} up and serving {model.model!r}? "
+            f"Fix it and continue with: evals run --resume {outcome.manifest.run_id}"
+        )
     return outcome
 
 
