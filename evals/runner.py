@@ -318,9 +318,6 @@ def run_suite(
     reporter: Reporter | None = None,
 ) -> RunOutcome:
     """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point."""
-    judge = build_judge(judge_name, judge_endpoint, rubrics_dir)
-    for item in suite.items if suite else ():
-        judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
     if resume is not None:
         manifest = check_resumable(store, resume, suite)
         if (model_name, judge_name) != (manifest.model_name, manifest.judge_name):
@@ -328,7 +325,19 @@ def run_suite(
                 f"run {resume} used model {manifest.model_name!r} and judge {manifest.judge_name!r}; "
                 "resume it with those (or leave --model and --judge out)"
             )
-    else:
+        done = RunOutcome(manifest)
+        if _pending(store, manifest, done) == ([], []):
+            # Nothing left: no client, no SDK import, no event loop; only mark it finished.
+            if manifest.status != "finished":
+                store.set_status(manifest.run_id, "finished", now())
+            if not (store.reports_dir / "runs" / manifest.run_id / "results.jsonl").exists():
+                store.export_jsonl(manifest.run_id)
+            done.manifest = store.run(manifest.run_id)
+            return done
+    judge = build_judge(judge_name, judge_endpoint, rubrics_dir)
+    for item in suite.items if suite else ():
+        judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
+    if resume is None:
         if suite is None:
             raise ValueError("a new run needs a suite")
         manifest = plan_run(suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id)
