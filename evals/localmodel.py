@@ -57,6 +57,8 @@ class ServerOptions:
     """Context window in tokens."""
     n_threads: int | None = None
     """CPU threads (default: all cores)."""
+    flash_attn: bool = True
+    """Flash attention: 10-20 % more items/s for SmolLM2 on 2 CPU cores (docs/benchmarks.md)."""
     verbose: bool = False
 
     def command(self, model: Path, port: int) -> list[str]:
@@ -70,6 +72,7 @@ class ServerOptions:
             "--port", str(port),
             "--n_ctx", str(self.n_ctx),
             "--n_threads", str(self.n_threads or os.cpu_count() or 1),
+            "--flash_attn", str(self.flash_attn),
             "--verbose", str(self.verbose),
         ]  # fmt: skip
         return cmd
