@@ -19,7 +19,7 @@ from evals import stats
 from evals.config import ScorecardSettings
 from evals.errors import ConfigError
 from evals.records import RunManifest
-from evals.scorecard import drift
+from evals.scorecard import drift, scores_by_item
 from evals.store import Store
 
 PASS, FAIL, UNDECIDED = 0, 1, 2
@@ -153,10 +153,7 @@ def decide(
         msg = _fmt_delta(d) + ("" if ok else f": significant drop of at least {policy.area_min_effect}")
         floor = policy.floors.get(area)
         if floor is not None:
-            by_item: dict[str, list[float]] = {}
-            for r in rows:
-                if r["area"] == area and r["score"] is not None:
-                    by_item.setdefault(r["id"], []).append(r["score"])
+            by_item = scores_by_item(r for r in rows if r["area"] == area)
             mean = stats.mean_ci(by_item).mean
             rate = stats.pass_rate(by_item, policy.pass_score).rate
             if floor.mean is not None and (mean is None or mean < floor.mean):

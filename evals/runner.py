@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from evals import __version__
 from evals.config import Endpoint, JudgeEndpoint
@@ -77,6 +77,8 @@ class RunOutcome:
     judge_errors: int = 0
     skipped: int = field(default=0)
     """Units already complete in the store before this invocation."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """The run's results as exported (``Store.results``), read once at the end."""
 
 
 def plan_run(
@@ -286,11 +288,11 @@ class AreaSummary:
     errors: int
 
 
-def summarize(store: Store, run_id: str) -> list[AreaSummary]:
-    """Per area: scored answers, their mean score, and errors (answer or judge), sorted by area."""
+def summarize(rows: list[dict[str, Any]]) -> list[AreaSummary]:
+    """Per area of a run's result rows: scored answers, their mean score, and errors, sorted by area."""
     scores: dict[str, list[int]] = {}
     errors: dict[str, int] = {}
-    for row in store.results(run_id):
+    for row in rows:
         scores.setdefault(row["area"], [])
         errors.setdefault(row["area"], 0)
         if row["score"] is not None:
@@ -330,8 +332,9 @@ def run_suite(
             # Nothing left: no client, no SDK import, no event loop; only mark it finished.
             if manifest.status != "finished":
                 store.set_status(manifest.run_id, "finished", now())
+            done.rows = list(store.results(manifest.run_id))
             if not (store.reports_dir / "runs" / manifest.run_id / "results.jsonl").exists():
-                store.export_jsonl(manifest.run_id)
+                store.export_jsonl(manifest.run_id, done.rows)
             done.manifest = store.run(manifest.run_id)
             return done
     judge = build_judge(judge_name, judge_endpoint, rubrics_dir)
@@ -351,7 +354,12 @@ def run_suite(
             await model.aclose()
             await judge.aclose()
 
+    rows: list[dict[str, Any]] = []
     try:
-        return asyncio.run(go())
+        outcome = asyncio.run(go())
     finally:
-        store.export_jsonl(manifest.run_id)
+        # Exported also when interrupted, so what was done is readable; the rows are read once.
+        rows = list(store.results(manifest.run_id))
+        store.export_jsonl(manifest.run_id, rows)
+    outcome.rows = rows
+    return outcome

@@ -53,7 +53,8 @@ def latest_run(store: Store) -> RunManifest:
     return runs[-1]
 
 
-def _scores_by_item(rows: Iterable[dict[str, Any]]) -> dict[str, list[float]]:
+def scores_by_item(rows: Iterable[dict[str, Any]]) -> dict[str, list[float]]:
+    """The scores of each item id (several with samples); rows with an error add none."""
     by_item: dict[str, list[float]] = defaultdict(list)
     for row in rows:
         if row["score"] is not None:
@@ -63,7 +64,7 @@ def _scores_by_item(rows: Iterable[dict[str, Any]]) -> dict[str, list[float]]:
 
 def _summary(rows: Rows, settings: ScorecardSettings) -> dict[str, Any]:
     """n, mean and its interval, pass rate and its interval, error counts, for a set of result rows."""
-    by_item = _scores_by_item(rows)
+    by_item = scores_by_item(rows)
     mean = stats.mean_ci(by_item)
     rate = stats.pass_rate(by_item, threshold=settings.pass_score)
     return {
@@ -113,8 +114,8 @@ def drift(rows: Rows, base_rows: Rows, settings: ScorecardSettings) -> dict[str,
     areas = sorted({r["area"] for r in rows})
     deltas: dict[str, stats.PairedDelta | None] = {}
     for area in areas:
-        cand = _scores_by_item(r for r in rows if r["area"] == area and r["id"] in paired)
-        base = _scores_by_item(r for r in base_rows if r["area"] == area and r["id"] in paired)
+        cand = scores_by_item(r for r in rows if r["area"] == area and r["id"] in paired)
+        base = scores_by_item(r for r in base_rows if r["area"] == area and r["id"] in paired)
         deltas[area] = stats.paired_delta(base, cand) if base else None
     correct = stats.holm if settings.correction == "holm" else stats.benjamini_hochberg
     adjusted = dict(zip(areas, correct([d.p_value if d else None for d in deltas.values()]), strict=True))
@@ -126,8 +127,8 @@ def drift(rows: Rows, base_rows: Rows, settings: ScorecardSettings) -> dict[str,
             "p_adjusted": adjusted[area],
             "status": stats.classify(d, adjusted[area], settings.alpha, settings.min_effect),
         }
-    base_scores = _scores_by_item(r for r in base_rows if r["id"] in paired)
-    cand_scores = _scores_by_item(r for r in rows if r["id"] in paired)
+    base_scores = scores_by_item(r for r in base_rows if r["id"] in paired)
+    cand_scores = scores_by_item(r for r in rows if r["id"] in paired)
     overall = stats.paired_delta(base_scores, cand_scores)
     overall_fields = {
         **_drift_fields(overall),
@@ -159,7 +160,7 @@ def _rank_areas(areas: list[dict[str, Any]], settings: ScorecardSettings) -> tup
 def _item_rows(rows: Rows, base_rows: Rows, paired: set[str], settings: ScorecardSettings) -> Rows:
     """Every answer of the run with its status against the baseline, for the filterable table."""
     base_means = {
-        k: sum(v) / len(v) for k, v in _scores_by_item(r for r in base_rows if r["id"] in paired).items()
+        k: sum(v) / len(v) for k, v in scores_by_item(r for r in base_rows if r["id"] in paired).items()
     }
     out = []
     for r in rows:

@@ -126,6 +126,13 @@ def _judgment(row: tuple[Any, ...]) -> Judgment:
     return Judgment(**values)
 
 
+def _manifest(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> RunManifest:
+    data = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    data["config"] = json.loads(data.pop("config_json"))
+    data["tags"] = tuple(json.loads(data.pop("tags_json")))
+    return RunManifest(**data)
+
+
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
@@ -188,24 +195,19 @@ class Store:
 
     def run(self, run_id: str) -> RunManifest:
         """The manifest of a run; StoreError when there is no such run."""
-        row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        cursor = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        row = cursor.fetchone()
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
-        return self._manifest(row)
+        return _manifest(cursor, row)
 
     def runs(self, suite_name: str | None = None) -> list[RunManifest]:
         """All runs (of one suite), oldest first."""
         sql, args = "SELECT * FROM runs", tuple[str, ...]()
         if suite_name is not None:
             sql, args = sql + " WHERE suite_name = ?", (suite_name,)
-        return [self._manifest(r) for r in self.db.execute(sql + " ORDER BY started_at, run_id", args)]
-
-    def _manifest(self, row: tuple[Any, ...]) -> RunManifest:
-        names = [d[0] for d in self.db.execute("SELECT * FROM runs LIMIT 0").description]
-        data = dict(zip(names, row, strict=True))
-        data["config"] = json.loads(data.pop("config_json"))
-        data["tags"] = tuple(json.loads(data.pop("tags_json")))
-        return RunManifest(**data)
+        cursor = self.db.execute(sql + " ORDER BY started_at, run_id", args)
+        return [_manifest(cursor, r) for r in cursor.fetchall()]
 
     def set_model_id(self, run_id: str, model_id: str) -> None:
         self.db.execute(
@@ -312,12 +314,12 @@ class Store:
                     "tags": list(item.tags),
                 }
 
-    def export_jsonl(self, run_id: str) -> Path:
-        """Write ``<reports>/runs/<run_id>/results.jsonl`` and return its path."""
+    def export_jsonl(self, run_id: str, rows: list[dict[str, Any]] | None = None) -> Path:
+        """Write ``<reports>/runs/<run_id>/results.jsonl`` (``rows``, if already read) and return its path."""
         out = self.reports_dir / "runs" / run_id / "results.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".jsonl.tmp")
         with jsonlines.open(tmp, mode="w", flush=False) as writer:
-            writer.write_all(self.results(run_id))
+            writer.write_all(self.results(run_id) if rows is None else rows)
         tmp.replace(out)  # readers never see half a file
         return out

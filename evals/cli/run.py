@@ -111,7 +111,7 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
     )
     for name in ("area", "n", "mean score", "errors"):
         table.add_column(name, justify="left" if name == "area" else "right")
-    for row in summarize(store, m.run_id):
+    for row in summarize(outcome.rows):
         mean = "–" if row.mean is None else f"{row.mean:.2f}"
         table.add_row(plain(row.area), str(row.n), mean, str(row.errors))
     out.print(table)

@@ -16,6 +16,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from evals import stats
+from evals.scorecard import scores_by_item
 from evals.store import Store
 
 CHART_W, CHART_H, PAD = 260, 70, 6
@@ -115,11 +116,7 @@ def write_index(store: Store) -> Path:
     """Write ``<reports>/index.html``: every run with its date, model, judge and overall score with interval."""
     rows = []
     for m in reversed(store.runs()):
-        by_item: dict[str, list[float]] = {}
-        for r in store.results(m.run_id):
-            if r["score"] is not None:
-                by_item.setdefault(r["id"], []).append(r["score"])
-        mean = stats.mean_ci(by_item)
+        mean = stats.mean_ci(scores_by_item(store.results(m.run_id)))
         card_path = store.reports_dir / "runs" / m.run_id / "scorecard.json"
         regressed = None
         if card_path.exists():
