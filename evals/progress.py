@@ -12,17 +12,19 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from evals.terminal import visible
+
 
 class RichReporter:
     """Implements ``evals.runner.Reporter`` with a rich progress bar."""
 
     def __init__(self, console: Console | None = None, label: str = "run"):
         self.console = console or Console(stderr=True)
-        self.label = label
+        self.label = visible(label)  # a run id or suite name is data: shown, never interpreted
         self.total = self.done_answers = self.done_judged = self.errors = self.errors_unjudged = 0
         self.started = time.monotonic()
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             TextColumn("answered {task.fields[answered]}/{task.total}"),
             TextColumn("judged {task.fields[judged]}/{task.total}"),

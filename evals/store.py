@@ -7,6 +7,7 @@ consistent store that ``--resume`` continues. Each run is also exported as JSONL
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import jsonlines
 
 from evals.errors import StoreError
+from evals.files import atomic_path
+from evals.names import check_name, run_folder
 from evals.records import Answer, Item, Judgment, RunManifest
 
 DB_NAME = "evals.db"
@@ -133,6 +136,13 @@ def _manifest(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> RunManifest:
     return RunManifest(**data)
 
 
+def _pending_migrations(db: sqlite3.Connection) -> list[str]:
+    """Names of the migration steps this store has not had yet (all of them for an empty file)."""
+    has_table = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='_migrations'").fetchone()
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")} if has_table else set()
+    return [step.__name__ for step in MIGRATIONS if step.__name__ not in done]
+
+
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
@@ -144,23 +154,90 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (step.__name__,))
 
 
-class Store:
-    """The run store of one reports folder."""
+class _NeedsMigration(Exception):
+    def __init__(self, steps: list[str]):
+        self.steps = steps
 
-    def __init__(self, reports_dir: Path | str):
+
+def _writable(path: Path) -> bool:
+    # SQLite in WAL mode also creates -wal and -shm files beside the database: the folder must be writable.
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+class Store:
+    """The run store of one reports folder.
+
+    ``readonly=True`` (``gate``, ``compare``, ``baseline list``, ``report``, ``index``, ``rollback``) opens
+    the database with SQLite's ``mode=ro``: it works on a store whose file and folder are not writable,
+    never creates one, and never migrates one that can't be written (a clear error says what to do).
+    """
+
+    def __init__(self, reports_dir: Path | str, readonly: bool = False):
         self.reports_dir = Path(reports_dir)
-        self.reports_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.reports_dir / DB_NAME
+        self.readonly = readonly
+        if readonly:
+            self.db = self._open_readonly()
+            return
+        self.reports_dir.mkdir(parents=True, exist_ok=True)
         try:
-            # Autocommit: each write below is its own transaction, durable against a crash of this process.
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=10000")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            _migrate(self.db)
+            self.db = self._open_writable()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the run store: {exc}") from None
+
+    def _open_writable(self) -> sqlite3.Connection:
+        # Autocommit: each write below is its own transaction, durable against a crash of this process.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=10000")
+            db.execute("PRAGMA foreign_keys=ON")
+            _migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _connect_readonly(self, immutable: bool) -> sqlite3.Connection:
+        uri = self.path.absolute().as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA busy_timeout=10000")
+            pending = _pending_migrations(db)  # also the first read: fails here if the file can't be read
+        except BaseException:
+            db.close()
+            raise
+        if pending:
+            db.close()
+            raise _NeedsMigration(pending)
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no run store here; run `evals run` first, or pass --reports")
+        try:
+            try:
+                return self._connect_readonly(immutable=False)
+            except _NeedsMigration:
+                if not _writable(self.path):
+                    raise
+                self._open_writable().close()  # an older store that can be written is upgraded once
+                return self._connect_readonly(immutable=False)
+            except sqlite3.OperationalError:
+                if _writable(self.path):
+                    raise
+                # A WAL store in a read-only folder cannot get its -shm file; nobody can write it either,
+                # so reading it as immutable is safe.
+                return self._connect_readonly(immutable=True)
+        except _NeedsMigration as exc:
+            raise StoreError(
+                f"{self.path}: the run store was written by an older lookingglass and needs upgrading "
+                f"({', '.join(exc.steps)}), but it is read-only here; run any evals command once with "
+                "write access to the reports folder"
+            ) from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the run store: {exc}") from None
 
     def close(self) -> None:
         self.db.close()
@@ -168,8 +245,10 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.close()
+        if isinstance(exc, sqlite3.DatabaseError):  # say which store, for a damaged or read-only file
+            raise StoreError(f"{self.path}: the run store could not be used: {exc}") from exc
 
     # runs ---------------------------------------------------------------------------------------------
 
@@ -222,8 +301,15 @@ class Store:
     # baselines ----------------------------------------------------------------------------------------
 
     def set_baseline(self, name: str, run_id: str, set_at: str, note: str | None = None) -> None:
-        """Approve ``run_id`` as baseline ``name``; earlier approvals stay in the history."""
+        """Approve ``run_id`` as baseline ``name``; earlier approvals stay in the history.
+
+        A name must follow ``evals.names.NAME_PATTERN`` and may not be the id of a run: ``baseline()`` looks
+        names up first, so such a name would hide that run.
+        """
+        check_name(name, "baseline name")
         self.run(run_id)
+        if self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (name,)).fetchone():
+            raise StoreError(f"baseline name {name!r} is the id of a run; choose a name that is not a run id")
         self.db.execute("INSERT INTO baselines VALUES (?, ?, ?, ?)", (name, run_id, set_at, note))
 
     def baselines(self, history: bool = False) -> list[tuple[str, str, str, str | None]]:
@@ -316,10 +402,8 @@ class Store:
 
     def export_jsonl(self, run_id: str, rows: list[dict[str, Any]] | None = None) -> Path:
         """Write ``<reports>/runs/<run_id>/results.jsonl`` (``rows``, if already read) and return its path."""
-        out = self.reports_dir / "runs" / run_id / "results.jsonl"
+        out = run_folder(self.reports_dir, run_id) / "results.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".jsonl.tmp")
-        with jsonlines.open(tmp, mode="w", flush=False) as writer:
+        with atomic_path(out) as tmp, jsonlines.open(tmp, mode="w", flush=False) as writer:
             writer.write_all(self.results(run_id) if rows is None else rows)
-        tmp.replace(out)  # readers never see half a file
-        return out
+        return out  # readers never see half a file

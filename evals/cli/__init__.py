@@ -3,12 +3,17 @@
 Exit codes (every command):
   0  done (a run that finished with some per-item errors recorded is done)
   1  the answer is "no": a suite has problems (suite validate), a regression (report --fail-on-regression),
-     the gate fails (gate)
-  2  could not do it: bad config, suite, rubric or arguments, unknown run, server unreachable
+     the gate fails (gate); never anything else
+  2  could not do it: bad config, suite, rubric, name or arguments, unknown run, server unreachable, and
+     anything unexpected (an unwritable file, a full disk, a damaged store, a bug): one line on stderr, the
+     traceback only with --debug
   130 interrupted (Ctrl-C); a run can be continued with --resume
 """
 
 from __future__ import annotations
+
+import logging
+import sqlite3
 
 import click
 from rich.text import Text
@@ -18,22 +23,46 @@ from evals.cli.gate import baseline, gate, rollback
 from evals.cli.report import compare, index, report
 from evals.cli.run import demo, run, serve_local, suite
 from evals.errors import EvalsError
+from evals.terminal import SafeLogHandler
+
+_LOG_HANDLER = SafeLogHandler(err)
+"""Prints the package's warnings (retry waits with server error bodies) as safe one-line messages."""
+
+
+def _describe(exc: Exception) -> str:
+    """One line saying what went wrong and where, for a failure no command expected."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"the run store could not be used: {exc}"
+    return f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)"
 
 
 class EvalsGroup(click.Group):
-    """Prints an ``EvalsError`` as one line (no traceback unless --debug) and exits 2."""
+    """Turns every failure into one line on stderr (a traceback only with --debug) and exit 2.
+
+    Exit 1 stays a decision (a failed gate, a regression, a suite with problems): nothing unexpected may
+    end with it.
+    """
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except EvalsError as exc:
-            if ctx.meta.get("evals.debug"):
-                raise
-            err.print(Text("error: ", style="bold red") + plain(str(exc)), soft_wrap=True)
-            ctx.exit(EXIT_ERROR)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own ways to end: usage errors, --help, ctx.exit
         except KeyboardInterrupt:
             err.print("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            if ctx.meta.get("evals.debug"):
+                raise
+            if isinstance(exc, EvalsError):
+                message = plain(str(exc), newlines=True)  # a SuiteError lists one problem per line
+            else:
+                message = plain(_describe(exc))
+            err.print(Text("error: ", style="bold red") + message, soft_wrap=True)
+            ctx.exit(EXIT_ERROR)
 
 
 @click.group(cls=EvalsGroup, epilog=EXIT_CODES_HELP)
@@ -47,6 +76,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     every answer 1-5 against a rubric, and stores everything in reports/evals.db.
     """
     ctx.meta["evals.debug"] = debug
+    package_log = logging.getLogger("evals")
+    if _LOG_HANDLER not in package_log.handlers:
+        package_log.addHandler(_LOG_HANDLER)
 
 
 for command in (run, suite, demo, serve_local, report, index, compare, gate, baseline, rollback):

@@ -6,21 +6,27 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.text import Text
 
 from evals.config import Config
+from evals.terminal import plain as plain
 
 EXIT_OK, EXIT_NO, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES_HELP = (
     "\b\nExit codes:\n  0  done\n  1  suite has problems (validate), or a regression (report --fail-on-regression)\n"
-    "  2  could not run: bad config, suite, rubric, arguments or run id, or the model never answered\n"
+    "  2  could not run: bad config, suite, rubric, arguments or run id, the model never answered, or an\n"
+    "     unexpected failure (unwritable file, full disk, damaged store: one line; --debug shows the traceback)\n"
     "  130  interrupted (resume with --resume)"
 )
 
-GATE_EXIT_HELP = "\b\nExit codes:\n  0  pass\n  1  fail\n  2  cannot decide (missing runs, different suites or judges, too few pairs)"
+GATE_EXIT_HELP = (
+    "\b\nExit codes:\n  0  pass\n  1  fail\n  2  cannot decide (missing runs, the same run twice, different suites or\n"
+    "     judges, too few pairs) or could not finish (unwritable --junit or step summary, damaged store)"
+)
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Data is never markup: strings printed here are not parsed for [tags] or :emoji: codes. Untrusted text
+# still goes through ``plain`` so that control characters are shown, not sent to the terminal.
+out = Console(highlight=False, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=None,
@@ -30,11 +36,6 @@ reports_option = click.option(
     "--reports", "reports_dir", type=click.Path(path_type=Path), default=None,
     help="Reports folder holding evals.db and runs/ (default: reports/ beside the config).",
 )  # fmt: skip
-
-
-def plain(text: str) -> Text:
-    """Text safe for the terminal: no rich markup, no control characters (names can come from servers)."""
-    return Text("".join(ch if ch.isprintable() or ch == "\n" else "?" for ch in text))
 
 
 def reports_path(config: Config, reports_dir: Path | None) -> Path:

@@ -21,12 +21,22 @@ from evals.cli.common import (
 )
 from evals.config import load_config
 from evals.errors import EvalsError
+from evals.files import write_atomic
+from evals.names import BASELINE_NAME, RUN_ID, RUN_OR_BASELINE
 from evals.store import Store
 
 
 @click.command(epilog=GATE_EXIT_HELP)
-@click.option("--candidate", required=True, metavar="RUN_ID", help="The run of the model that wants in.")
-@click.option("--baseline", required=True, metavar="RUN_ID|NAME", help="The approved run (or baseline name).")
+@click.option(
+    "--candidate", required=True, type=RUN_ID, metavar="RUN_ID", help="The run of the model that wants in."
+)
+@click.option(
+    "--baseline",
+    required=True,
+    type=RUN_OR_BASELINE,
+    metavar="RUN_ID|NAME",
+    help="The approved run (or baseline name); not the candidate itself.",
+)
 @click.option(
     "--policy", "policy_path", type=click.Path(path_type=Path), help="Gate policy YAML (defaults built in)."
 )
@@ -45,12 +55,16 @@ def gate(
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
-    """Decide whether CANDIDATE may replace BASELINE: exit 0 pass, 1 fail, 2 cannot decide."""
+    """Decide whether CANDIDATE may replace BASELINE: exit 0 pass, 1 fail, 2 cannot decide.
+
+    Reads the store only (it may be read-only). If the step summary or --junit cannot be written, the gate
+    says so and exits 2: a CI must not read a decision it did not get in full.
+    """
     from evals import gate as gating
 
     config = load_config(config_path)
     policy = gating.load_policy(policy_path)
-    with Store(reports_path(config, reports_dir)) as store:
+    with Store(reports_path(config, reports_dir), readonly=True) as store:
         try:
             base = store.baseline(baseline)
             verdict = gating.decide(store, candidate, base.run_id, policy, allow_judge_change)
@@ -58,14 +72,14 @@ def gate(
             err.print(plain(f"cannot decide: {exc}"))
             sys.exit(gating.UNDECIDED)
     text = gating.markdown(verdict)
-    out.print(plain(text))
+    out.print(plain(text, newlines=True))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as f:
             f.write(text + "\n")
     if junit_path is not None:
         junit_path.parent.mkdir(parents=True, exist_ok=True)
-        junit_path.write_bytes(gating.junit(verdict))
+        write_atomic(junit_path, gating.junit(verdict))
     sys.exit(verdict.exit_code)
 
 
@@ -75,8 +89,14 @@ def baseline() -> None:
 
 
 @baseline.command("set", epilog=EXIT_CODES_HELP)
-@click.argument("run_id")
-@click.option("--name", default="prod", show_default=True, help="Baseline name.")
+@click.argument("run_id", type=RUN_ID)
+@click.option(
+    "--name",
+    default="prod",
+    show_default=True,
+    type=BASELINE_NAME,
+    help="Baseline name (letters, digits, '.', '_', '-'; not a run id).",
+)
 @click.option("--note", help="Why it was approved.")
 @reports_option
 @config_option
@@ -99,17 +119,19 @@ def baseline_set(
 def baseline_list(history: bool, reports_dir: Path | None, config_path: Path | None) -> None:
     """List baselines: name, run, when it was approved, model."""
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store:
+    with Store(reports_path(config, reports_dir), readonly=True) as store:
         table = Table("name", "run", "approved at", "model", "note")
         for name, run_id, set_at, note in store.baselines(history=history):
             m = store.run(run_id)
-            table.add_row(plain(name), plain(run_id), set_at, plain(f"{m.model_name} ({m.model_id or m.model})"),
+            table.add_row(plain(name), plain(run_id), plain(set_at), plain(f"{m.model_name} ({m.model_id or m.model})"),
                           plain(note or ""))  # fmt: skip
     out.print(table)
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.option("--to", "name", required=True, metavar="NAME|RUN_ID", help="Baseline to go back to.")
+@click.option(
+    "--to", "name", required=True, type=RUN_OR_BASELINE, metavar="NAME|RUN_ID", help="Baseline to go back to."
+)
 @click.option("--write", is_flag=True, help="Put that model configuration back into the config file.")
 @config_option
 @reports_option
@@ -118,9 +140,9 @@ def rollback(name: str, write: bool, config_path: Path | None, reports_dir: Path
     from evals.rollback import restore_model
 
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store:
+    with Store(reports_path(config, reports_dir), readonly=True) as store:
         run = store.baseline(name)
     text, written = restore_model(run, config_path or Path("evals.yaml"), write)
-    out.print(plain(text))
+    out.print(plain(text, newlines=True))
     if written:
         out.print(plain(f"wrote model {run.model_name!r} of run {run.run_id} into {written}"))

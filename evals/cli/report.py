@@ -21,11 +21,12 @@ from evals.cli.common import (
     reports_path,
 )
 from evals.config import load_config
+from evals.names import RUN_OR_BASELINE, run_folder
 from evals.store import Store
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("run_id", required=False)
+@click.argument("run_id", required=False, type=RUN_OR_BASELINE)
 @click.option(
     "--baseline",
     metavar="NAME|RUN_ID|TAG",
@@ -50,13 +51,13 @@ def report(
     from evals.scorecard import build_scorecard, latest_run
 
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store:
+    with Store(reports_path(config, reports_dir), readonly=True) as store:
         run_id = run_id or latest_run(store).run_id
         card = build_scorecard(store, run_id, baseline, config.scorecard)
-        paths = write_scorecard(card, store.reports_dir / "runs" / run_id)
+        paths = write_scorecard(card, run_folder(store.reports_dir, run_id))
         write_index(store)
     _print_scorecard(card)
-    out.print(f"scorecard: {paths['html']}")
+    out.print(plain(f"scorecard: {paths['html']}"))
     regressed = [a["area"] for a in card["areas"] if a["status"] == "regressed"]
     if card["overall"]["status"] == "regressed":
         regressed.append("(overall)")
@@ -74,8 +75,8 @@ def index(reports_dir: Path | None, config_path: Path | None) -> None:
     from evals.render import write_index
 
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store:
-        out.print(f"index: {write_index(store)}")
+    with Store(reports_path(config, reports_dir), readonly=True) as store:
+        out.print(plain(f"index: {write_index(store)}"))
 
 
 def _print_scorecard(card: dict[str, Any]) -> None:
@@ -90,11 +91,17 @@ def _print_scorecard(card: dict[str, Any]) -> None:
         out.print(
             "scores by the offline reference judge (token overlap with the reference), not a frontier judge"
         )
+    vs = (
+        f"Δ {fmt(o['delta'], '+.2f')} [{fmt(o['delta_ci_low'], '+.2f')}, {fmt(o['delta_ci_high'], '+.2f')}] "
+        f"vs {base['run_id']} ({o['status']})"
+        if base
+        else "no baseline"
+    )
     out.print(
-        f"overall mean {fmt(o['mean'])} [{fmt(o['ci_low'])}, {fmt(o['ci_high'])}] over {o['n']} items; "
-        + (f"Δ {fmt(o['delta'], '+.2f')} [{fmt(o['delta_ci_low'], '+.2f')}, {fmt(o['delta_ci_high'], '+.2f')}] "
-           f"vs {base['run_id']} ({o['status']})" if base else "no baseline")
-    )  # fmt: skip
+        plain(
+            f"overall mean {fmt(o['mean'])} [{fmt(o['ci_low'])}, {fmt(o['ci_high'])}] over {o['n']} items; {vs}"
+        )
+    )
     table = Table()
     for name in ("area", "n", "mean [95% CI]", "pass", "Δ [95% CI]", "status", "errors"):
         table.add_column(name, justify="left" if name in ("area", "status") else "right")
@@ -105,7 +112,7 @@ def _print_scorecard(card: dict[str, Any]) -> None:
             f"{fmt(a['mean'])} [{fmt(a['ci_low'])}, {fmt(a['ci_high'])}]",
             fmt(a["pass_rate"], ".0%"),
             f"{fmt(a['delta'], '+.2f')} [{fmt(a['delta_ci_low'], '+.2f')}, {fmt(a['delta_ci_high'], '+.2f')}]",
-            a["status"],
+            plain(a["status"]),
             str(a["answer_errors"] + a["judge_errors"]),
         )
     out.print(table)
@@ -113,8 +120,8 @@ def _print_scorecard(card: dict[str, Any]) -> None:
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("run_a")
-@click.argument("run_b")
+@click.argument("run_a", type=RUN_OR_BASELINE)
+@click.argument("run_b", type=RUN_OR_BASELINE)
 @reports_option
 @config_option
 def compare(run_a: str, run_b: str, reports_dir: Path | None, config_path: Path | None) -> None:
@@ -122,14 +129,14 @@ def compare(run_a: str, run_b: str, reports_dir: Path | None, config_path: Path 
     from evals.scorecard import drift
 
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store:
+    with Store(reports_path(config, reports_dir), readonly=True) as store:
         a, b = store.baseline(run_a), store.baseline(run_b)
         result = drift(list(store.results(b.run_id)), list(store.results(a.run_id)), config.scorecard)
     table = Table("area", "pairs", "Δ mean", "95% CI", "p adj.", "status")
     for area, d in [*sorted(result["areas"].items()), ("(overall)", result["overall"])]:
         ci = f"[{fmt(d['delta_ci_low'], '+.2f')}, {fmt(d['delta_ci_high'], '+.2f')}]"
         table.add_row(plain(area), str(d["n_pairs"]), fmt(d["delta"], "+.2f"), ci, fmt(d["p_adjusted"], ".3g"),
-                      d["status"])  # fmt: skip
+                      plain(d["status"]))  # fmt: skip
     out.print(plain(f"{b.run_id} ({b.model_id or b.model}) vs {a.run_id} ({a.model_id or a.model})"))
     out.print(table)
     items = result["items"]

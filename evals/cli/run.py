@@ -20,6 +20,7 @@ from evals.cli.common import (
 )
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
+from evals.names import RUN_ID, TAG
 from evals.progress import RichReporter
 from evals.runner import RunOutcome, new_run_id, run_suite, summarize
 from evals.store import Store
@@ -33,8 +34,14 @@ from evals.suites import Suite, find_problems, load_suite
     "--judge", "judge_name", help="Judge name from evals.yaml, or 'offline' (default: first with a key)."
 )
 @click.option("--samples", default=1, show_default=True, type=click.IntRange(1), help="Answers per item.")
-@click.option("--tag", "tags", multiple=True, help="Label the run (e.g. baseline, nightly); repeatable.")
-@click.option("--run-id", help="Id for the new run (default: timestamp and random suffix).")
+@click.option(
+    "--tag", "tags", multiple=True, type=TAG, help="Label the run (e.g. baseline, nightly); repeatable."
+)
+@click.option(
+    "--run-id",
+    type=RUN_ID,
+    help="Id for the new run: letters, digits, '.', '_', '-' (default: timestamp and random suffix).",
+)
 @click.option(
     "--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run: only missing work is done."
 )
@@ -90,7 +97,7 @@ def _execute(
             samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
         )  # fmt: skip
     except KeyboardInterrupt:
-        err.print(f"interrupted; continue with: evals run --resume {resume or run_id}")
+        err.print(plain(f"interrupted; continue with: evals run --resume {resume or run_id}"))
         raise
     _print_outcome(store, outcome)
     if outcome.asked and outcome.answer_errors == outcome.asked:
@@ -123,8 +130,8 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
         f"asked {outcome.asked}, judged {outcome.judged}, reused {outcome.reused} cached judgments, "
         f"{outcome.answer_errors} answer errors, {outcome.judge_errors} judge errors"
     )
-    out.print(f"run id: {m.run_id}")
-    out.print(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}")
+    out.print(plain(f"run id: {m.run_id}"))
+    out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"))
 
 
 @click.group()
@@ -139,13 +146,15 @@ def suite_validate(path: str) -> None:
     problems = find_problems(path)
     if problems:
         for problem in problems:
-            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+            err.print(plain(str(problem)), soft_wrap=True)
         err.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found")
         sys.exit(EXIT_NO)
     loaded = load_suite(path)
     areas = sorted({item.area for item in loaded.items})
     out.print(
-        f"ok: suite {loaded.name}: {len(loaded.items)} items in {len(areas)} areas ({', '.join(areas)})"
+        plain(
+            f"ok: suite {loaded.name}: {len(loaded.items)} items in {len(areas)} areas ({', '.join(areas)})"
+        )
     )
 
 
@@ -182,7 +191,7 @@ def demo(
         paths = write_scorecard(card, store.reports_dir / "runs" / outcome.manifest.run_id)
         write_index(store)
     out.print(plain(f"weak areas: {', '.join(card['weak_areas']) or 'none'}"))
-    out.print(f"scorecard: {paths['html']}")
+    out.print(plain(f"scorecard: {paths['html']}"))
 
 
 @click.command("serve-local", epilog=EXIT_CODES_HELP)

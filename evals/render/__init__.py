@@ -9,6 +9,7 @@ the page's own (by nonce).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from evals import stats
+from evals.files import write_atomic
+from evals.names import check_name, is_name
+from evals.render.markdown import md_text
 from evals.scorecard import scores_by_item
 from evals.store import Store
+
+log = logging.getLogger(__name__)
 
 CHART_W, CHART_H, PAD = 260, 70, 6
 
@@ -85,19 +91,17 @@ def render_html(card: dict[str, Any]) -> str:
     )
 
 
-def _cell(text: Any) -> str:
-    """A Markdown table cell: no pipes, no newlines, no HTML from untrusted text."""
-    s = "–" if text is None else str(text)
-    return " ".join(s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").split())
-
-
 def render_markdown(card: dict[str, Any]) -> str:
     """The scorecard's summary in Markdown (for PR comments and step summaries)."""
-    return _environment(html=False).get_template("scorecard.md.j2").render(card=card, cell=_cell)
+    return _environment(html=False).get_template("scorecard.md.j2").render(card=card, cell=md_text)
 
 
 def write_scorecard(card: dict[str, Any], folder: Path) -> dict[str, Path]:
-    """Write ``scorecard.json``, ``scorecard.html`` and ``scorecard.md`` into ``folder``; return their paths."""
+    """Write ``scorecard.json``, ``scorecard.html`` and ``scorecard.md`` into ``folder``; return their paths.
+
+    ``folder`` is ``evals.names.run_folder`` of the card's run; each file is written atomically.
+    """
+    check_name(card["run"]["run_id"], "run id")  # the folder was named after it: never a path elsewhere
     folder.mkdir(parents=True, exist_ok=True)
     paths = {kind: folder / f"scorecard.{kind}" for kind in ("json", "html", "md")}
     texts = {
@@ -106,29 +110,49 @@ def write_scorecard(card: dict[str, Any], folder: Path) -> dict[str, Path]:
         "md": render_markdown(card),
     }
     for kind, path in paths.items():
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(texts[kind], encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, texts[kind])
     return paths
 
 
+def _regressed_areas(card_path: Path) -> list[str] | None:
+    """The regressed areas a run's ``scorecard.json`` lists; None (and a warning) when it is unreadable.
+
+    The file may be hand-edited or damaged: one bad card must not stop the index of every run.
+    """
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        areas = card["areas"]
+        if not isinstance(areas, list):
+            raise TypeError("'areas' is not a list")
+        return [str(a["area"]) for a in areas if a["status"] == "regressed"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        log.warning(
+            "%s: unreadable scorecard (%s), listed without it; rewrite it with evals report", card_path, exc
+        )
+        return None
+
+
 def write_index(store: Store) -> Path:
-    """Write ``<reports>/index.html``: every run with its date, model, judge and overall score with interval."""
+    """Write ``<reports>/index.html``: every run with its date, model, judge and overall score with interval.
+
+    A run whose ``scorecard.json`` is unreadable is listed without its scorecard, with a warning.
+    """
     rows = []
     for m in reversed(store.runs()):
         mean = stats.mean_ci(scores_by_item(store.results(m.run_id)))
-        card_path = store.reports_dir / "runs" / m.run_id / "scorecard.json"
+        # A run id from an older store that breaks the name rules gets no link: it must not become a path.
+        card_path = store.reports_dir / "runs" / m.run_id / "scorecard.json" if is_name(m.run_id) else None
         regressed = None
-        if card_path.exists():
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-            regressed = [a["area"] for a in card["areas"] if a["status"] == "regressed"]
+        linked = False
+        if card_path is not None and card_path.exists():
+            regressed = _regressed_areas(card_path)
+            linked = regressed is not None
         rows.append({
             "run_id": m.run_id, "started_at": m.started_at, "suite_name": m.suite_name,
             "model": f"{m.model_name} ({m.model_id or m.model})", "judge_model": m.judge_model,
             "mean": mean.mean, "ci_low": mean.ci_low, "ci_high": mean.ci_high, "n": mean.n_items,
             "status": m.status, "regressed": regressed,
-            "scorecard": f"runs/{m.run_id}/scorecard.html" if card_path.exists() else None,
+            "scorecard": f"runs/{m.run_id}/scorecard.html" if linked else None,
         })  # fmt: skip
     path = store.reports_dir / "index.html"
-    path.write_text(_environment().get_template("index.html.j2").render(runs=rows), encoding="utf-8")
-    return path
+    return write_atomic(path, _environment().get_template("index.html.j2").render(runs=rows))
