@@ -36,7 +36,7 @@ TEXT = {
     "md_emphasis": "**bold** _it_ `code` ~~s~~",
     "md_entity": "&amp; &#64;everyone",
     "xml_controls": "a\x01b\x0bc\ufffe",
-    "xml_syntax": "]]> <x a=\"1\"> & '",
+    "xml_syntax": ']]> <x a="1"> & \'',
     "long": "x" * 300,
 }
 """Printable-or-not text that must be shown as written, never interpreted (area and suite names, ids)."""
@@ -71,10 +71,13 @@ def store_run(
         run_id=run_id, suite_name=suite, suite_path="suite.jsonl", suite_hash="h", model_name="local",
         model="qwen", judge_name="claude", judge_model="claude-test", rubric_name="correctness",
         rubric_hash="r1", samples=1, started_at=started_at, model_id=model_id, status="finished",
+        config={"model": {"model": model_id}, "judge": {"model": "claude-test"}},
     )  # fmt: skip
     store.create_run(manifest, items)
     for item in items:
         store.save_answer(Answer(run_id, item.id, 0, "answer", 10, 5, 100.0, model_id))
-        store.save_judgment(Judgment(run_id, item.id, 0, score, "ok", "raw", "claude-test", f"{run_id}-{item.id}"))
+        store.save_judgment(
+            Judgment(run_id, item.id, 0, score, "ok", "raw", "claude-test", f"{run_id}-{item.id}")
+        )
     store.set_status(run_id, "finished", started_at)
     return manifest

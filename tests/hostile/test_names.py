@@ -105,7 +105,12 @@ def test_areas_with_odd_text_are_data_not_paths(tmp_path, area):
     result = CliRunner().invoke(main, ["report", "--reports", str(reports)])
     assert result.exit_code == 0, result.output
     names = {os.path.relpath(p, reports) for p in files_under(reports)}
-    expected = {"index.html", "runs", "runs/r01", *(f"runs/r01/scorecard.{k}" for k in ("html", "json", "md"))}
+    expected = {
+        "index.html",
+        "runs",
+        "runs/r01",
+        *(f"runs/r01/scorecard.{k}" for k in ("html", "json", "md")),
+    }
     assert {n for n in names if not n.startswith("evals.db")} == expected
     card = json.loads((reports / "runs/r01/scorecard.json").read_text())
     assert area in {a["area"] for a in card["areas"]}
