@@ -20,13 +20,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
     # A unique name, so two processes writing the same report do not clobber each other's temporary file;
     # mode 0o666 under the umask, as open() would give (mkstemp's 0o600 would hide reports from a web server).
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        yield tmp
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        try:
+            yield tmp
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        # Name the file the user asked for (a write error names none, the temporary name means nothing).
+        raise OSError(exc.errno, f"cannot write: {exc.strerror or exc}", str(path)) from exc
 
 
 def write_atomic(path: Path, data: str | bytes) -> Path:

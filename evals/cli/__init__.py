@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import traceback
 
 import click
 from rich.text import Text
@@ -55,8 +56,8 @@ class EvalsGroup(click.Group):
             err.print("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
-            if ctx.meta.get("evals.debug"):
-                raise
+            if ctx.meta.get("evals.debug"):  # the traceback, then the same line and code as without --debug
+                err.print(plain(traceback.format_exc(), newlines=True), soft_wrap=True)
             if isinstance(exc, EvalsError):
                 message = plain(str(exc), newlines=True)  # a SuiteError lists one problem per line
             else:
@@ -66,7 +67,9 @@ class EvalsGroup(click.Group):
 
 
 @click.group(cls=EvalsGroup, epilog=EXIT_CODES_HELP)
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option(
+    "--debug", is_flag=True, help="Also print the traceback of an error (the exit code is the same)."
+)
 @click.version_option(package_name="lookingglass")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
