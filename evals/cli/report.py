@@ -107,13 +107,18 @@ def _print_scorecard(card: dict[str, Any]) -> None:
         table.add_column(name, justify="left" if name in ("area", "status") else "right")
     for a in card["areas"]:
         table.add_row(
-            plain(a["area"] + (" (weak)" if a["weak"] else "")),
-            str(a["n"]),
-            f"{fmt(a['mean'])} [{fmt(a['ci_low'])}, {fmt(a['ci_high'])}]",
-            fmt(a["pass_rate"], ".0%"),
-            f"{fmt(a['delta'], '+.2f')} [{fmt(a['delta_ci_low'], '+.2f')}, {fmt(a['delta_ci_high'], '+.2f')}]",
-            plain(a["status"]),
-            str(a["answer_errors"] + a["judge_errors"]),
+            *map(
+                plain,
+                (
+                    a["area"] + (" (weak)" if a["weak"] else ""),
+                    a["n"],
+                    f"{fmt(a['mean'])} [{fmt(a['ci_low'])}, {fmt(a['ci_high'])}]",
+                    fmt(a["pass_rate"], ".0%"),
+                    f"{fmt(a['delta'], '+.2f')} [{fmt(a['delta_ci_low'], '+.2f')}, {fmt(a['delta_ci_high'], '+.2f')}]",
+                    a["status"],
+                    a["answer_errors"] + a["judge_errors"],
+                ),
+            )
         )
     out.print(table)
     out.print(plain("weak areas: " + (", ".join(card["weak_areas"]) or "none")))
@@ -135,8 +140,8 @@ def compare(run_a: str, run_b: str, reports_dir: Path | None, config_path: Path 
     table = Table("area", "pairs", "Δ mean", "95% CI", "p adj.", "status")
     for area, d in [*sorted(result["areas"].items()), ("(overall)", result["overall"])]:
         ci = f"[{fmt(d['delta_ci_low'], '+.2f')}, {fmt(d['delta_ci_high'], '+.2f')}]"
-        table.add_row(plain(area), str(d["n_pairs"]), fmt(d["delta"], "+.2f"), ci, fmt(d["p_adjusted"], ".3g"),
-                      plain(d["status"]))  # fmt: skip
+        cells = (area, d["n_pairs"], fmt(d["delta"], "+.2f"), ci, fmt(d["p_adjusted"], ".3g"), d["status"])
+        table.add_row(*map(plain, cells))
     out.print(plain(f"{b.run_id} ({b.model_id or b.model}) vs {a.run_id} ({a.model_id or a.model})"))
     out.print(table)
     items = result["items"]
