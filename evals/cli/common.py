@@ -26,7 +26,8 @@ GATE_EXIT_HELP = (
 # Data is never markup: strings printed here are not parsed for [tags] or :emoji: codes. Untrusted text
 # still goes through ``plain`` so that control characters are shown, not sent to the terminal.
 out = Console(highlight=False, markup=False, emoji=False)
-err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+# soft_wrap: an error or warning stays one line however long (a log reader or a CI grep sees it whole).
+err = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=None,

@@ -72,7 +72,7 @@ def gate(
             err.print(plain(f"cannot decide: {exc}"))
             sys.exit(gating.UNDECIDED)
     text = gating.markdown(verdict)
-    out.print(plain(text, newlines=True))
+    out.print(plain(text, newlines=True), soft_wrap=True)  # Markdown: a wrapped table row is two broken rows
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as f:

@@ -239,3 +239,12 @@ def test_a_damaged_scorecard_does_not_break_the_index_or_other_reports(reports, 
     assert other.exit_code == 0, other.output
     assert 'href="runs/r02/scorecard.html"' in (reports / "index.html").read_text()
     assert json.loads((reports / "runs/r02/scorecard.json").read_text())["run"]["run_id"] == "r02"
+
+
+def test_a_long_cannot_decide_message_stays_one_line(reports):
+    with Store(reports) as store:
+        store_run(store, "r03", ["math", "geo"], suite="s" * 300, started_at="2026-11-04T00:00:00+00:00")
+    result = invoke("gate", "--candidate", "r03", "--baseline", "prod", "--reports", str(reports))
+    assert result.exit_code == 2 and "different suites" in result.stdout
+    missing = invoke("gate", "--candidate", "nope", "--baseline", "x" * 120, "--reports", str(reports))
+    assert missing.exit_code == 2 and len(missing.stderr.strip().splitlines()) == 1

@@ -117,6 +117,10 @@ def test_step_summary_is_the_same_escaped_markdown(store, tmp_path, monkeypatch)
     tokens = parse(summary.read_text())
     assert_no_markup(tokens, headings=1)
     assert len(table_rows(tokens)) == len(AREAS) + 2  # each area, overall, errors
+    # The same Markdown on stdout, not wrapped at the terminal's width; the terminal spells the invisible
+    # mention breaker out, as it does every invisible character.
+    stdout = parse(result.stdout.replace("\\u200b", "\u200b"))
+    assert [inline_text(r[0]) for r in table_rows(stdout)] == [inline_text(r[0]) for r in table_rows(tokens)]
 
 
 def test_scorecard_markdown_has_one_row_per_area_with_its_name(store):
