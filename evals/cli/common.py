@@ -12,15 +12,18 @@ from evals.terminal import plain as plain
 
 EXIT_OK, EXIT_NO, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES_HELP = (
-    "\b\nExit codes:\n  0  done\n  1  suite has problems (validate), or a regression (report --fail-on-regression)\n"
-    "  2  could not run: bad config, suite, rubric, arguments or run id, the model never answered, or an\n"
-    "     unexpected failure (unwritable file, full disk, damaged store: one line; --debug shows the traceback)\n"
+    "\b\nExit codes:\n  0  done\n"
+    "  1  the answer is no, and only that: a suite has problems (validate), a regression\n"
+    "     (report --fail-on-regression), the gate fails\n"
+    "  2  could not run: bad config, suite, rubric, name or arguments, the model never answered, or an\n"
+    "     unexpected failure (unwritable file, full disk, damaged store): one line; --debug adds the traceback\n"
     "  130  interrupted (resume with --resume)"
 )
 
 GATE_EXIT_HELP = (
-    "\b\nExit codes:\n  0  pass\n  1  fail\n  2  cannot decide (missing runs, the same run twice, different suites or\n"
-    "     judges, too few pairs) or could not finish (unwritable --junit or step summary, damaged store)"
+    "\b\nExit codes:\n  0  pass\n  1  fail\n"
+    "  2  cannot decide (missing runs, the same run twice, different suites or judges, too few pairs),\n"
+    "     or could not finish (unwritable --junit or step summary, damaged store)"
 )
 
 # Data is never markup: strings printed here are not parsed for [tags] or :emoji: codes. Untrusted text
