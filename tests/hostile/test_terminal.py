@@ -142,3 +142,14 @@ def test_log_handler_shows_a_record_with_bad_arguments_instead_of_crashing(capsy
     record = logging.LogRecord("evals.x", logging.WARNING, __file__, 1, "%d then \x1b[2J", ("no",), None)
     handler.emit(record)
     assert "\x1b" not in capsys.readouterr().err
+
+
+def test_a_markup_run_id_from_an_older_store_as_baseline_prints_as_text(tmp_path):
+    reports = tmp_path / "reports"
+    with Store(reports) as store:
+        store_run(store, "[/]", ["math"])
+        store_run(store, "r02", ["math"], started_at="2026-11-02T00:00:00+00:00")
+    result = invoke("report", "r02", "--reports", str(reports))
+    assert_safe(result, 0)
+    assert "vs [/] (" in result.stdout
+    assert_safe(invoke("index", "--reports", str(reports)), 0)
