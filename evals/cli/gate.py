@@ -109,7 +109,7 @@ def baseline_set(
     config = load_config(config_path)
     with Store(reports_path(config, reports_dir)) as store:
         store.set_baseline(name, run_id, now(), note)
-    out.print(plain(f"baseline {name} → {run_id}"))
+    out.print(plain(f"baseline {name} → {run_id}"), soft_wrap=True)
 
 
 @baseline.command("list", epilog=EXIT_CODES_HELP)
@@ -143,6 +143,6 @@ def rollback(name: str, write: bool, config_path: Path | None, reports_dir: Path
     with Store(reports_path(config, reports_dir), readonly=True) as store:
         run = store.baseline(name)
     text, written = restore_model(run, config_path or Path("evals.yaml"), write)
-    out.print(plain(text, newlines=True))
+    out.print(plain(text, newlines=True), soft_wrap=True)
     if written:
-        out.print(plain(f"wrote model {run.model_name!r} of run {run.run_id} into {written}"))
+        out.print(plain(f"wrote model {run.model_name!r} of run {run.run_id} into {written}"), soft_wrap=True)

@@ -57,7 +57,7 @@ def report(
         paths = write_scorecard(card, run_folder(store.reports_dir, run_id))
         write_index(store)
     _print_scorecard(card)
-    out.print(plain(f"scorecard: {paths['html']}"))
+    out.print(plain(f"scorecard: {paths['html']}"), soft_wrap=True)
     regressed = [a["area"] for a in card["areas"] if a["status"] == "regressed"]
     if card["overall"]["status"] == "regressed":
         regressed.append("(overall)")
@@ -76,17 +76,14 @@ def index(reports_dir: Path | None, config_path: Path | None) -> None:
 
     config = load_config(config_path)
     with Store(reports_path(config, reports_dir), readonly=True) as store:
-        out.print(plain(f"index: {write_index(store)}"))
+        out.print(plain(f"index: {write_index(store)}"), soft_wrap=True)
 
 
 def _print_scorecard(card: dict[str, Any]) -> None:
     run, o = card["run"], card["overall"]
     base = card["baseline"]
-    out.print(
-        plain(
-            f"{run['suite_name']} · {run['model_name']} ({run['model_id'] or run['model']}) · judge {run['judge_model']}"
-        )
-    )
+    model = f"{run['model_name']} ({run['model_id'] or run['model']})"
+    out.print(plain(f"{run['suite_name']} · {model} · judge {run['judge_model']}"), soft_wrap=True)
     if run["offline_judge"]:
         out.print(
             "scores by the offline reference judge (token overlap with the reference), not a frontier judge"
@@ -97,11 +94,8 @@ def _print_scorecard(card: dict[str, Any]) -> None:
         if base
         else "no baseline"
     )
-    out.print(
-        plain(
-            f"overall mean {fmt(o['mean'])} [{fmt(o['ci_low'])}, {fmt(o['ci_high'])}] over {o['n']} items; {vs}"
-        )
-    )
+    overall = f"overall mean {fmt(o['mean'])} [{fmt(o['ci_low'])}, {fmt(o['ci_high'])}] over {o['n']} items"
+    out.print(plain(f"{overall}; {vs}"), soft_wrap=True)
     table = Table()
     for name in ("area", "n", "mean [95% CI]", "pass", "Δ [95% CI]", "status", "errors"):
         table.add_column(name, justify="left" if name in ("area", "status") else "right")
@@ -121,7 +115,7 @@ def _print_scorecard(card: dict[str, Any]) -> None:
             )
         )
     out.print(table)
-    out.print(plain("weak areas: " + (", ".join(card["weak_areas"]) or "none")))
+    out.print(plain("weak areas: " + (", ".join(card["weak_areas"]) or "none")), soft_wrap=True)
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -142,9 +136,11 @@ def compare(run_a: str, run_b: str, reports_dir: Path | None, config_path: Path 
         ci = f"[{fmt(d['delta_ci_low'], '+.2f')}, {fmt(d['delta_ci_high'], '+.2f')}]"
         cells = (area, d["n_pairs"], fmt(d["delta"], "+.2f"), ci, fmt(d["p_adjusted"], ".3g"), d["status"])
         table.add_row(*map(plain, cells))
-    out.print(plain(f"{b.run_id} ({b.model_id or b.model}) vs {a.run_id} ({a.model_id or a.model})"))
+    out.print(
+        plain(f"{b.run_id} ({b.model_id or b.model}) vs {a.run_id} ({a.model_id or a.model})"), soft_wrap=True
+    )
     out.print(table)
     items = result["items"]
     for kind in ("added", "removed", "changed"):
         if items[kind]:
-            out.print(plain(f"{kind} (not compared): {', '.join(items[kind])}"))
+            out.print(plain(f"{kind} (not compared): {', '.join(items[kind])}"), soft_wrap=True)

@@ -130,8 +130,8 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
         f"asked {outcome.asked}, judged {outcome.judged}, reused {outcome.reused} cached judgments, "
         f"{outcome.answer_errors} answer errors, {outcome.judge_errors} judge errors"
     )
-    out.print(plain(f"run id: {m.run_id}"))
-    out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"))
+    out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
+    out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
 
 
 @click.group()
@@ -190,8 +190,8 @@ def demo(
         card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard)
         paths = write_scorecard(card, store.reports_dir / "runs" / outcome.manifest.run_id)
         write_index(store)
-    out.print(plain(f"weak areas: {', '.join(card['weak_areas']) or 'none'}"))
-    out.print(plain(f"scorecard: {paths['html']}"))
+    out.print(plain(f"weak areas: {', '.join(card['weak_areas']) or 'none'}"), soft_wrap=True)
+    out.print(plain(f"scorecard: {paths['html']}"), soft_wrap=True)
 
 
 @click.command("serve-local", epilog=EXIT_CODES_HELP)
