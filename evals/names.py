@@ -70,10 +70,9 @@ class NameType(click.ParamType):
     usage block).
     """
 
-    name = "name"
-
-    def __init__(self, what: str = "run id"):
+    def __init__(self, what: str = "run id", metavar: str = "NAME"):
         self.what = what
+        self.name = metavar  # click shows it as the option's metavar: --tag TAG, --run-id RUN_ID
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
@@ -85,7 +84,7 @@ class NameType(click.ParamType):
         raise InvalidName(f"{where}{self.what} {text!r} is not valid: {NAME_RULE}")
 
 
-RUN_ID = NameType("run id")
-BASELINE_NAME = NameType("baseline name")
-RUN_OR_BASELINE = NameType("run id or baseline name")
-TAG = NameType("tag")
+RUN_ID = NameType("run id", "RUN_ID")
+BASELINE_NAME = NameType("baseline name", "NAME")
+RUN_OR_BASELINE = NameType("run id or baseline name", "RUN_ID|NAME")
+TAG = NameType("tag", "TAG")
