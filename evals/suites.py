@@ -82,6 +82,25 @@ def find_problems(path: str | Path) -> list[Problem]:
     return _sorted(read.problems)
 
 
+def suites_in(path: str | Path) -> list[str]:
+    """The suites ``path`` holds: itself when it is one, else each suite folder directly inside it.
+
+    A folder with no suite files of its own but subfolders (``suites/``, as ``evals init`` makes it) is a
+    folder of suites, each validated and run on its own (ids need only be unique within a suite).
+    """
+    spec = str(path)
+    folder = Path(spec)
+    if spec.startswith(HF_PREFIX) or not folder.is_dir() or folder.is_symlink():
+        return [spec]
+    entries = sorted(folder.iterdir())
+    if any(entry.is_file() for entry in entries if entry.suffix.lower() in SUITE_EXTENSIONS) or any(
+        (folder / marker).is_file() for marker in _DATASET_MARKERS
+    ):
+        return [spec]
+    inner = [entry for entry in entries if entry.is_dir() and not entry.is_symlink()]
+    return [str(Path(spec) / entry.name) for entry in inner if not entry.name.startswith(".")] or [spec]
+
+
 def _make_suite(name: str, path: str, items: tuple[Item, ...]) -> Suite:
     dumped = [item.model_dump(mode="json") for item in sorted(items, key=lambda item: item.id)]
     return Suite(name=name, path=path, items=items, hash=content_hash(dumped))
