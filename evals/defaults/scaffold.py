@@ -38,10 +38,19 @@ def project_files() -> Iterator[tuple[Path, Path]]:
 def init_project(root: Path) -> InitResult:
     """Write the project files into ``root`` (created if needed); a file that exists is skipped, not touched."""
     result = InitResult(root)
-    for relative, source in project_files():
+    files = list(project_files())
+    for (
+        relative,
+        _,
+    ) in files:  # every folder first: a file where a folder should be stops init before it writes
         target = root / relative
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EvalsError(f"{target}: cannot write it: {exc.strerror or exc}") from None
+    for relative, source in files:
+        target = root / relative
+        try:
             # "x": create only; an existing file (or a symlink, even a dangling one) is never written through.
             with target.open("xb") as out:
                 out.write(source.read_bytes())
