@@ -39,10 +39,8 @@ def init_project(root: Path) -> InitResult:
     """Write the project files into ``root`` (created if needed); a file that exists is skipped, not touched."""
     result = InitResult(root)
     files = list(project_files())
-    for (
-        relative,
-        _,
-    ) in files:  # every folder first: a file where a folder should be stops init before it writes
+    # Every folder first: a file where a folder should be stops init before it has written anything.
+    for relative, _ in files:
         target = root / relative
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -51,9 +49,15 @@ def init_project(root: Path) -> InitResult:
     for relative, source in files:
         target = root / relative
         try:
+            content = source.read_bytes()
+        except OSError as exc:
+            raise EvalsError(
+                f"{source}: cannot read the template ({exc.strerror or exc}); reinstall lookingglass"
+            ) from None
+        try:
             # "x": create only; an existing file (or a symlink, even a dangling one) is never written through.
             with target.open("xb") as out:
-                out.write(source.read_bytes())
+                out.write(content)
         except FileExistsError:
             result.skipped.append(relative)
         except OSError as exc:
