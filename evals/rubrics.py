@@ -196,14 +196,27 @@ class RubricSearch:
         )
 
     def describe(self) -> str:
-        """The folders, in lookup order, with where each comes from."""
-        return ", ".join(f"{folder.path} ({folder.origin})" for folder in self.dirs)
+        """The folders, in lookup order, with where each comes from (and whether it is missing)."""
+        return ", ".join(
+            f"{folder.path} ({folder.origin}{'' if folder.path.is_dir() else ', missing'})"
+            for folder in self.dirs
+        )
 
 
 def rubric_search(config: Config) -> RubricSearch:
-    """The rubric search path of a config: its ``judges_dir``, ``judges/`` beside it, then the shipped rubrics."""
+    """The rubric search path of a config: its ``judges_dir``, ``judges/`` beside it, then the shipped rubrics.
+
+    A ``judges_dir`` written in the config must exist: a misspelt folder would otherwise silently hand its
+    names to ``./judges`` or the shipped rubrics.
+    """
+    judges_dir = config.path(config.judges_dir)
+    if "judges_dir" in config.model_fields_set and not judges_dir.is_dir():
+        raise RubricError(
+            f"judges_dir {judges_dir} in the config is not a folder; fix it, or remove the key to use "
+            "./judges and the shipped rubrics"
+        )
     candidates = [
-        RubricDir(config.path(config.judges_dir), "judges_dir"),
+        RubricDir(judges_dir, "judges_dir"),
         RubricDir(config.root / "judges", "./judges"),
         RubricDir(SHIPPED_JUDGES, "shipped"),
     ]

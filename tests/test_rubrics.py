@@ -103,6 +103,14 @@ def test_a_missing_rubric_names_the_folders_searched_and_what_exists(tmp_path):
     assert "(./judges)" in message and "(shipped)" in message and "\n" not in message
 
 
+def test_a_judges_dir_that_is_not_a_folder_is_an_error_not_a_silent_fallback(tmp_path):
+    (tmp_path / "evals.yaml").write_text("judges_dir: sahred\n")  # misspelt
+    with pytest.raises(RubricError, match=r"judges_dir .*sahred in the config is not a folder"):
+        rubric_search(load_config(Path("evals.yaml")))
+    result = invoke("rubric", "list")
+    assert result.exit_code == 2 and "is not a folder" in result.output
+
+
 @pytest.mark.parametrize(
     "name", ["../secret", "/etc/passwd", "judges/strict", "strict.yaml", "a..b", "", " strict", "x\\y"]
 )

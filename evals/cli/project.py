@@ -7,19 +7,23 @@ from pathlib import Path
 
 import click
 
-from evals.cli.common import EXIT_CODES_HELP, EXIT_NO, config_option, out, plain
+from evals.cli.common import EXIT_NO, config_option, out, plain
 from evals.config import load_config
 from evals.defaults.scaffold import init_project, relative_to_cwd
 from evals.errors import RubricError
 from evals.rubrics import read_rubric, rubric_search
 
+INIT_EXIT_HELP = (
+    "\b\nExit codes:\n  0  done: every file created or, when it existed, skipped\n"
+    "  2  could not write a file (a file where a folder should be, no permission)"
+)
 RUBRIC_EXIT_HELP = (
     "\b\nExit codes:\n  0  every rubric loads\n  1  a rubric file has problems (each is shown)\n"
     "  2  could not run: bad config"
 )
 
 
-@click.command(epilog=EXIT_CODES_HELP)
+@click.command(epilog=INIT_EXIT_HELP)
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> None:
     """Scaffold a project in DIRECTORY (default: here); files that exist are skipped, never overwritten.
