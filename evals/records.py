@@ -10,30 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 """Version of every persisted record and of the JSONL exports; bumped on an incompatible change."""
-RUBRIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-"""A rubric name: the stem of a ``.yaml`` file in a judges folder. Never a path, so a suite cannot make
-the judge read (and quote into its prompt) a file outside the judges folders."""
-RUBRIC_NAME_EXPECTED = (
-    "a rubric name such as 'correctness' (letters, digits, '.', '_', '-'; no folder, no suffix)"
-)
-
-
-def is_rubric_name(name: str) -> bool:
-    """Whether ``name`` is a plain rubric name (``RUBRIC_NAME``, no ``..``, no ``.yaml``/``.yml`` suffix)."""
-    return (
-        RUBRIC_NAME.fullmatch(name) is not None
-        and ".." not in name
-        and not name.lower().endswith((".yaml", ".yml"))
-    )
 
 
 def canonical_json(value: Any) -> str:
@@ -73,18 +56,11 @@ class Item(BaseModel):
     reference: str | None = None
     """A reference answer shown to the judge (when the rubric says so) and used by the offline judge."""
     rubric: str | None = None
-    """Name of a rubric (``judges/<name>.yaml``, or a shipped one) overriding the judge's default for this item."""
+    """Name of a rubric in ``judges/`` overriding the judge's default for this item."""
     tags: tuple[str, ...] = ()
     """Free labels for filtering."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Anything else the author wants to keep with the item; never sent to the model."""
-
-    @field_validator("rubric")
-    @classmethod
-    def _rubric_is_a_name(cls, rubric: str | None) -> str | None:
-        if rubric is not None and not is_rubric_name(rubric):
-            raise PydanticCustomError("rubric_name", RUBRIC_NAME_EXPECTED)
-        return rubric
 
     @model_validator(mode="after")
     def _question_or_messages(self) -> Self:

@@ -12,6 +12,7 @@ under another version of a rubric are neither reused from the cache nor compared
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,11 +31,28 @@ from pydantic import (
 from evals.config import Config
 from evals.defaults import SHIPPED_JUDGES
 from evals.errors import RubricError
-from evals.records import RUBRIC_NAME_EXPECTED, Item, content_hash, is_rubric_name
+from evals.records import Item, content_hash
 
 SCORES = (1, 2, 3, 4, 5)
 """The scale every rubric describes, each score with its own descriptor."""
 SUFFIXES = (".yaml", ".yml")
+
+RUBRIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A rubric name: the stem of a ``.yaml`` file in a judges folder. Never a path, so a suite cannot make
+the judge read (and quote into its prompt) a file outside the judges folders."""
+RUBRIC_NAME_EXPECTED = (
+    "a rubric name such as 'correctness' (letters, digits, '.', '_', '-'; no folder, no suffix)"
+)
+
+
+def is_rubric_name(name: str) -> bool:
+    """Whether ``name`` is a plain rubric name (``RUBRIC_NAME``, no ``..``, no ``.yaml``/``.yml`` suffix)."""
+    return (
+        RUBRIC_NAME.fullmatch(name) is not None
+        and ".." not in name
+        and not name.lower().endswith((".yaml", ".yml"))
+    )
+
 
 _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover
 
 from evals.errors import Problem, SuiteError
 from evals.records import Item, Message, content_hash
+from evals.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
 
 SUITE_EXTENSIONS = (".yaml", ".yml", ".jsonl", ".csv", ".parquet")
 """File types a suite can be written in; a folder's other files (README, notes) are ignored."""
@@ -446,6 +447,9 @@ def _validate(read: _Read) -> list[Item]:
         unreadable = {name for name, value in record.data.items() if value is _BAD}
         data = _stringify({name: value for name, value in record.data.items() if value is not _BAD})
         said: list[tuple[tuple[str | int, ...], str]] = [((k,), m) for k, m in _question_problems(data)]
+        rubric = data.get("rubric")
+        if isinstance(rubric, str) and not is_rubric_name(rubric):  # a path would read a file from anywhere
+            said.append((("rubric",), f"expected {RUBRIC_NAME_EXPECTED}, got {_describe(rubric)}"))
         try:
             item: Item | None = Item.model_validate(data)
         except ValidationError as e:
