@@ -43,6 +43,8 @@ def test_init_writes_a_project_and_a_second_init_skips_every_file(tmp_path):
     assert "created  suites/example/geography.yaml" in again.output
     assert "skipped  evals.yaml (exists; left as it is)" in again.output
     assert (project / "evals.yaml").read_text() == "# mine\n"
+    third = invoke("init", "proj")
+    assert "0 created, 7 skipped" in third.output and "created  " not in third.output
 
 
 def test_init_copies_the_shipped_files_and_writes_working_ci(tmp_path):
@@ -107,3 +109,16 @@ def test_run_without_a_suite_or_default_suite_says_what_to_give(tmp_path):
     result = invoke("run", "--judge", "offline")
     assert result.exit_code == 2
     assert "--suite is required (or --resume RUN_ID, or default_suite in evals.yaml)" in result.output
+
+
+def test_validate_checks_each_suite_of_a_folder_of_suites_on_its_own(tmp_path):
+    assert invoke("init").exit_code == 0
+    (tmp_path / "suites" / "other").mkdir()
+    # the same id as in suites/example is fine: ids are unique within a suite, not across suites
+    (tmp_path / "suites" / "other" / "a.jsonl").write_text(
+        '{"id": "geo-01", "area": "x", "question": "q?"}\n{"id": "b", "area": "x"}\n'
+    )
+    result = invoke("suite", "validate", "suites")
+    assert result.exit_code == 1
+    assert "suites/other/a.jsonl:2: question: missing 'question'" in result.output
+    assert "1 problem found" in result.output
