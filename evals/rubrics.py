@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -153,12 +153,16 @@ def parse_rubric(text: str, path: Path) -> Rubric:
     )
 
 
+RubricOrigin = Literal["judges_dir", "./judges", "shipped"]
+"""Where a rubric folder comes from: the config's ``judges_dir``, ``judges/`` beside the config, the package."""
+
+
 @dataclass(frozen=True)
 class RubricDir:
     """One folder of the rubric search path."""
 
     path: Path
-    origin: str
+    origin: RubricOrigin
     """Where it comes from, as ``evals rubric list`` says it: ``judges_dir``, ``./judges`` or ``shipped``."""
 
 
@@ -168,7 +172,7 @@ class RubricFile:
 
     name: str
     path: Path
-    origin: str
+    origin: RubricOrigin
     """The ``origin`` of its folder."""
     shadowed_by: RubricFile | None = None
     """The file of the same name found earlier on the path, which is the one used."""
@@ -187,7 +191,11 @@ class RubricSearch:
         for folder in self.dirs:
             if not folder.path.is_dir():
                 continue
-            for path in sorted(folder.path.iterdir()):
+            try:
+                paths = sorted(folder.path.iterdir())
+            except OSError as exc:
+                raise RubricError(f"{folder.path}: cannot list the rubrics: {exc.strerror or exc}") from None
+            for path in paths:
                 if path.suffix not in SUFFIXES or not path.is_file() or not is_rubric_name(path.stem):
                     continue
                 entry = RubricFile(path.stem, path, folder.origin, first.get(path.stem))
