@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,5 @@ def test_a_judge_whose_rubric_is_a_path_stops_the_run_before_any_call(tmp_path, 
     assert result.exit_code == 2
     assert "rubric '../rubrics/mine.yaml': expected a rubric name" in result.output
     assert fake_openai.count() == 0
+    db = sqlite3.connect(tmp_path / "reports" / "evals.db")
+    assert db.execute("SELECT count(*) FROM runs").fetchone() == (0,)  # no orphan run left behind
