@@ -76,7 +76,7 @@ class JudgeEndpoint(Endpoint):
     """A judge: an endpoint plus the rubric it grades with."""
 
     rubric: str = "correctness"
-    """Name of a rubric file in the judges folder (``judges/<rubric>.yaml``)."""
+    """Name of a rubric: ``<judges_dir>/<rubric>.yaml``, ``judges/<rubric>.yaml`` or a shipped one."""
     structured: Literal["auto", "text"] = "auto"
     """``auto``: tool use (Anthropic) or ``response_format`` json_schema (OpenAI); ``text``: plain text verdict."""
     max_tokens: int = Field(default=1024, ge=1)
@@ -116,6 +116,9 @@ class Config(BaseModel):
     judges: dict[str, JudgeEndpoint] = Field(default_factory=dict)
     suites_dir: str = "suites"
     judges_dir: str = "judges"
+    """Rubrics looked up first; then ``judges/`` beside the config, then the shipped ones (``evals rubric list``)."""
+    default_suite: str | None = None
+    """Suite ``evals run`` uses when ``--suite`` is not given (relative to the config's folder)."""
     reports_dir: str = "reports"
     default_model: str | None = None
     """Model used when ``--model`` is not given (default: the first one)."""

@@ -21,7 +21,7 @@ from evals.errors import ProviderError
 from evals.providers import Provider, build_provider
 from evals.records import Completion, CompletionRequest, Item, Verdict
 from evals.reference_judge import ReferenceJudge
-from evals.rubrics import Rubric, RubricBook, judgment_key
+from evals.rubrics import Rubric, RubricBook, RubricSearch, judgment_key
 
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -227,7 +227,9 @@ class LLMJudge:
 
     offline = False
 
-    def __init__(self, name: str, endpoint: JudgeEndpoint, provider: Provider, rubrics_dir: Path):
+    def __init__(
+        self, name: str, endpoint: JudgeEndpoint, provider: Provider, rubrics_dir: RubricSearch | Path
+    ):
         self.name = name
         self.endpoint = endpoint
         self.provider = provider
@@ -316,7 +318,7 @@ class _Spent:
         )
 
 
-def build_judge(name: str, endpoint: JudgeEndpoint, rubrics_dir: Path) -> Judge:
+def build_judge(name: str, endpoint: JudgeEndpoint, rubrics_dir: RubricSearch | Path) -> Judge:
     """The judge for a configured endpoint: the offline reference judge, or a model behind a provider."""
     if endpoint.provider == OFFLINE:
         return ReferenceJudge(name, rubrics_dir, rubric=endpoint.rubric)

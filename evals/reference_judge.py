@@ -40,7 +40,7 @@ from collections import Counter
 from pathlib import Path
 
 from evals.records import Item, Verdict
-from evals.rubrics import Rubric, RubricBook, judgment_key
+from evals.rubrics import Rubric, RubricBook, RubricSearch, judgment_key
 
 MODEL = "offline-reference"
 """The judge model recorded with every run and judgment it grades."""
@@ -135,7 +135,7 @@ class ReferenceJudge:
     offline = True
     max_concurrency = 1  # no I/O: grading is instant, more workers would only add scheduling
 
-    def __init__(self, name: str, rubrics_dir: Path, rubric: str = "correctness"):
+    def __init__(self, name: str, rubrics_dir: RubricSearch | Path, rubric: str = "correctness"):
         self.name = name
         self.rubrics = RubricBook(rubrics_dir, rubric)
 

@@ -1,4 +1,7 @@
-"""Judge rubrics: ``judges/<name>.yaml`` files, validated, and versioned by the hash of their content.
+"""Judge rubrics: ``<name>.yaml`` files, found by name on a search path, validated, versioned by content hash.
+
+A rubric name is looked up in the config's ``judges_dir``, then ``judges/`` beside the config, then the
+rubrics shipped in ``evals/defaults/judges``; the first file found wins and shadows the others.
 
 A rubric says what a judge grades (``criteria``) and what each score 1..5 means (``scores``); whether the
 judge is shown the reference answer (``show_reference``). (Which score counts as a pass is the
@@ -9,9 +12,10 @@ under another version of a rubric are neither reused from the cache nor compared
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -24,12 +28,31 @@ from pydantic import (
     field_validator,
 )
 
+from evals.config import Config
+from evals.defaults import SHIPPED_JUDGES
 from evals.errors import RubricError
 from evals.records import Item, content_hash
 
 SCORES = (1, 2, 3, 4, 5)
 """The scale every rubric describes, each score with its own descriptor."""
 SUFFIXES = (".yaml", ".yml")
+
+RUBRIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A rubric name: the stem of a ``.yaml`` file in a judges folder. Never a path, so a suite cannot make
+the judge read (and quote into its prompt) a file outside the judges folders."""
+RUBRIC_NAME_EXPECTED = (
+    "a rubric name such as 'correctness' (letters, digits, '.', '_', '-'; no folder, no suffix)"
+)
+
+
+def is_rubric_name(name: str) -> bool:
+    """Whether ``name`` is a plain rubric name (``RUBRIC_NAME``, no ``..``, no ``.yaml``/``.yml`` suffix)."""
+    return (
+        RUBRIC_NAME.fullmatch(name) is not None
+        and ".." not in name
+        and not name.lower().endswith((".yaml", ".yml"))
+    )
+
 
 _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -130,9 +153,127 @@ def parse_rubric(text: str, path: Path) -> Rubric:
     )
 
 
-def load_rubric(name_or_path: str, judges_dir: Path) -> Rubric:
-    """The rubric ``judges_dir/<name>.yaml``, or the file at ``name_or_path`` when it is a path."""
-    path = _resolve(name_or_path, judges_dir)
+RubricOrigin = Literal["judges_dir", "./judges", "shipped"]
+"""Where a rubric folder comes from: the config's ``judges_dir``, ``judges/`` beside the config, the package."""
+
+
+@dataclass(frozen=True)
+class RubricDir:
+    """One folder of the rubric search path."""
+
+    path: Path
+    origin: RubricOrigin
+    """Where it comes from, as ``evals rubric list`` says it: ``judges_dir``, ``./judges`` or ``shipped``."""
+
+
+@dataclass(frozen=True)
+class RubricFile:
+    """A rubric file found on the search path."""
+
+    name: str
+    path: Path
+    origin: RubricOrigin
+    """The ``origin`` of its folder."""
+    shadowed_by: RubricFile | None = None
+    """The file of the same name found earlier on the path, which is the one used."""
+
+
+@dataclass(frozen=True)
+class RubricSearch:
+    """Ordered folders a rubric name is looked up in; the first folder holding ``<name>.yaml`` wins."""
+
+    dirs: tuple[RubricDir, ...]
+
+    def files(self) -> list[RubricFile]:
+        """Every rubric file on the path, in lookup order; a later file of a name already seen is shadowed."""
+        found: list[RubricFile] = []
+        first: dict[str, RubricFile] = {}
+        for folder in self.dirs:
+            if not folder.path.is_dir():
+                continue
+            try:
+                paths = sorted(folder.path.iterdir())
+            except OSError as exc:
+                raise RubricError(f"{folder.path}: cannot list the rubrics: {exc.strerror or exc}") from None
+            for path in paths:
+                if path.suffix not in SUFFIXES or not path.is_file() or not is_rubric_name(path.stem):
+                    continue
+                entry = RubricFile(path.stem, path, folder.origin, first.get(path.stem))
+                first.setdefault(entry.name, entry)
+                found.append(entry)
+        return found
+
+    def find(self, name: str) -> Path:
+        """The file the rubric ``name`` resolves to; ``RubricError`` naming the folders searched if none."""
+        if not is_rubric_name(name):
+            raise RubricError(
+                f"rubric {name!r}: expected {RUBRIC_NAME_EXPECTED}; rubrics are found by name in "
+                f"{self.describe()} (see evals rubric list)"
+            )
+        for folder in self.dirs:
+            for suffix in SUFFIXES:
+                path = folder.path / f"{name}{suffix}"
+                if path.is_file():
+                    return path
+        names = sorted({entry.name for entry in self.files()})
+        known = f"available: {', '.join(names)}" if names else "no rubrics there"
+        raise RubricError(
+            f"no rubric {name!r} in {self.describe()} ({known}); add judges/{name}.yaml beside evals.yaml"
+        )
+
+    def describe(self) -> str:
+        """The folders, in lookup order, with where each comes from (and whether it is missing)."""
+        return ", ".join(
+            f"{folder.path} ({folder.origin}{'' if folder.path.is_dir() else ', missing'})"
+            for folder in self.dirs
+        )
+
+
+def rubric_search(config: Config) -> RubricSearch:
+    """The rubric search path of a config: its ``judges_dir``, ``judges/`` beside it, then the shipped rubrics.
+
+    A ``judges_dir`` written in the config must exist: a misspelt folder would otherwise silently hand its
+    names to ``./judges`` or the shipped rubrics.
+    """
+    judges_dir = config.path(config.judges_dir)
+    if "judges_dir" in config.model_fields_set and not judges_dir.is_dir():
+        raise RubricError(
+            f"judges_dir {judges_dir} in the config is not a folder; fix it, or remove the key to use "
+            "./judges and the shipped rubrics"
+        )
+    candidates = [
+        RubricDir(judges_dir, "judges_dir"),
+        RubricDir(config.root / "judges", "./judges"),
+        RubricDir(SHIPPED_JUDGES, "shipped"),
+    ]
+    return _search(candidates)
+
+
+def search_in(folder: Path) -> RubricSearch:
+    """``folder`` first, then the shipped rubrics (for code and tests that name one folder)."""
+    return _search([RubricDir(folder, "judges_dir"), RubricDir(SHIPPED_JUDGES, "shipped")])
+
+
+def _search(candidates: list[RubricDir]) -> RubricSearch:
+    # judges_dir defaults to "judges": then it *is* ./judges, searched once and shown under that name.
+    seen: dict[Path, RubricDir] = {}
+    for folder in candidates:
+        key = folder.path.resolve()
+        if key not in seen or folder.origin == "./judges":
+            seen[key] = folder  # a replaced entry keeps its place in the order
+    return RubricSearch(tuple(seen.values()))
+
+
+def load_rubric(name: str, search: RubricSearch | Path) -> Rubric:
+    """The rubric named ``name`` (``<name>.yaml``), from the first folder of ``search`` that holds it.
+
+    ``search`` may be one folder, which is then searched before the shipped rubrics.
+    """
+    return read_rubric(_as_search(search).find(name))
+
+
+def read_rubric(path: Path) -> Rubric:
+    """The rubric in the file ``path`` (``RubricError`` when it cannot be read or is malformed)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -142,32 +283,8 @@ def load_rubric(name_or_path: str, judges_dir: Path) -> Rubric:
     return parse_rubric(text, path)
 
 
-def available_rubrics(judges_dir: Path) -> list[str]:
-    """Names of the rubric files in ``judges_dir``, sorted."""
-    if not judges_dir.is_dir():
-        return []
-    return sorted({p.stem for p in judges_dir.iterdir() if p.suffix in SUFFIXES and p.is_file()})
-
-
-def _resolve(name_or_path: str, judges_dir: Path) -> Path:
-    looks_like_path = name_or_path.endswith(SUFFIXES) or "/" in name_or_path or "\\" in name_or_path
-    if looks_like_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise RubricError(f"{path}: rubric file not found")
-        return path
-    for suffix in SUFFIXES:
-        path = judges_dir / f"{name_or_path}{suffix}"
-        if path.is_file():
-            return path
-    if not judges_dir.is_dir():
-        raise RubricError(
-            f"no rubric {name_or_path!r}: the judges folder {judges_dir} does not exist "
-            "(set judges_dir in evals.yaml)"
-        )
-    names = available_rubrics(judges_dir)
-    known = f"available: {', '.join(names)}" if names else "the folder has no .yaml rubrics"
-    raise RubricError(f"no rubric {name_or_path!r} in {judges_dir} ({known})")
+def _as_search(search: RubricSearch | Path) -> RubricSearch:
+    return search if isinstance(search, RubricSearch) else search_in(search)
 
 
 def _line_of(tree: yaml.Node | None, loc: list[Any]) -> int | None:
@@ -192,15 +309,15 @@ def _line_of(tree: yaml.Node | None, loc: list[Any]) -> int | None:
 class RubricBook:
     """The rubrics a judge grades with: a default and per-item overrides, each loaded once, on first use."""
 
-    def __init__(self, judges_dir: Path, default: str):
-        self.judges_dir = judges_dir
+    def __init__(self, search: RubricSearch | Path, default: str):
+        self.search = _as_search(search)
         self.default = default
         self._loaded: dict[str, Rubric] = {}
 
     def get(self, name: str) -> Rubric:
         """The named rubric (``RubricError`` if it is missing or malformed)."""
         if name not in self._loaded:
-            self._loaded[name] = load_rubric(name, self.judges_dir)
+            self._loaded[name] = load_rubric(name, self.search)
         return self._loaded[name]
 
     def for_item(self, item: Item) -> Rubric:

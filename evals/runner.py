@@ -23,6 +23,7 @@ from evals.errors import ProviderError, StoreError
 from evals.judging import Judge, build_judge
 from evals.providers import Provider, build_provider
 from evals.records import Answer, CompletionRequest, Item, Judgment, RunManifest
+from evals.rubrics import RubricSearch
 from evals.store import Store
 from evals.suites import Suite
 
@@ -312,7 +313,7 @@ def run_suite(
     model_endpoint: Endpoint,
     judge_name: str,
     judge_endpoint: JudgeEndpoint,
-    rubrics_dir: Path,
+    rubrics_dir: RubricSearch | Path,
     samples: int = 1,
     tags: tuple[str, ...] = (),
     run_id: str | None = None,

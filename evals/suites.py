@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover
 
 from evals.errors import Problem, SuiteError
 from evals.records import Item, Message, content_hash
+from evals.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
 
 SUITE_EXTENSIONS = (".yaml", ".yml", ".jsonl", ".csv", ".parquet")
 """File types a suite can be written in; a folder's other files (README, notes) are ignored."""
@@ -80,6 +81,25 @@ def find_problems(path: str | Path) -> list[Problem]:
     read = _read_source(str(path))
     _validate(read)
     return _sorted(read.problems)
+
+
+def suites_in(path: str | Path) -> list[str]:
+    """The suites ``path`` holds: itself when it is one, else each suite folder directly inside it.
+
+    A folder with no suite files of its own but subfolders (``suites/``, as ``evals init`` makes it) is a
+    folder of suites, each validated and run on its own (ids need only be unique within a suite).
+    """
+    spec = str(path)
+    folder = Path(spec)
+    if spec.startswith(HF_PREFIX) or not folder.is_dir() or folder.is_symlink():
+        return [spec]
+    entries = sorted(folder.iterdir())
+    if any(entry.is_file() for entry in entries if entry.suffix.lower() in SUITE_EXTENSIONS) or any(
+        (folder / marker).is_file() for marker in _DATASET_MARKERS
+    ):
+        return [spec]
+    inner = [entry for entry in entries if entry.is_dir() and not entry.is_symlink()]
+    return [str(Path(spec) / entry.name) for entry in inner if not entry.name.startswith(".")] or [spec]
 
 
 def _make_suite(name: str, path: str, items: tuple[Item, ...]) -> Suite:
@@ -427,6 +447,9 @@ def _validate(read: _Read) -> list[Item]:
         unreadable = {name for name, value in record.data.items() if value is _BAD}
         data = _stringify({name: value for name, value in record.data.items() if value is not _BAD})
         said: list[tuple[tuple[str | int, ...], str]] = [((k,), m) for k, m in _question_problems(data)]
+        rubric = data.get("rubric")
+        if isinstance(rubric, str) and not is_rubric_name(rubric):  # a path would read a file from anywhere
+            said.append((("rubric",), f"expected {RUBRIC_NAME_EXPECTED}, got {_describe(rubric)}"))
         try:
             item: Item | None = Item.model_validate(data)
         except ValidationError as e:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from evals.defaults import DEMO_SUITE
 from evals.localmodel import MODEL_ALIAS, ServerOptions, find_gguf, free_port, stop, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,7 @@ def run_suite(folder: Path, base_url: str, c: int, max_tokens: int) -> dict[str,
     path = folder / f"evals-c{c}.yaml"
     path.write_text(json.dumps(config))
     run_id = f"local-c{c}-{time.time_ns()}"
-    cmd = [EVALS, "run", "--suite", str(ROOT / "suites/demo"), "--model", "local", "--judge", "offline",
+    cmd = [EVALS, "run", "--suite", str(DEMO_SUITE), "--model", "local", "--judge", "offline",
            "--run-id", run_id, "--config", str(path), "--reports", str(folder / "reports")]  # fmt: skip
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

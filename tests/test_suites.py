@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from evals.defaults import DEMO_SUITE as DEMO
 from evals.errors import Problem, SuiteError
 from evals.records import Item
 from evals.suites import Suite, find_problems, load_suite
 
 DATA = Path(__file__).parent / "data" / "suites"
-DEMO = Path(__file__).parent.parent / "suites" / "demo"
 
 
 def data(name: str) -> str:

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
+from evals.cli.project import init, rubric
 from evals.cli.report import compare, index, report
 from evals.cli.run import demo, run, serve_local, suite
 from evals.errors import EvalsError
@@ -86,3 +87,5 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 for command in (run, suite, demo, serve_local, report, index, compare, gate, baseline, rollback):
     main.add_command(command)
+main.add_command(init)
+main.add_command(rubric)

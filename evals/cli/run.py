@@ -22,13 +22,18 @@ from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.names import RUN_ID, TAG
 from evals.progress import RichReporter
+from evals.rubrics import rubric_search
 from evals.runner import RunOutcome, new_run_id, run_suite, summarize
 from evals.store import Store
-from evals.suites import Suite, find_problems, load_suite
+from evals.suites import Suite, find_problems, load_suite, suites_in
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.option("--suite", "suite_path", help="Suite file or folder (or hf:NAME[:SPLIT]).")
+@click.option(
+    "--suite",
+    "suite_path",
+    help="Suite file or folder (or hf:NAME[:SPLIT]); default: default_suite in evals.yaml.",
+)
 @click.option("--model", "model_name", help="Model name from evals.yaml (default: the first).")
 @click.option(
     "--judge", "judge_name", help="Judge name from evals.yaml, or 'offline' (default: first with a key)."
@@ -66,8 +71,10 @@ def run(
             suite_path = suite_path or manifest.suite_path
             model_name = model_name or manifest.model_name
             judge_name = judge_name or manifest.judge_name
+        elif suite_path is None and config.default_suite is not None:
+            suite_path = str(config.path(config.default_suite))
         elif suite_path is None:
-            raise click.UsageError("--suite is required (or --resume RUN_ID)")
+            raise click.UsageError("--suite is required (or --resume RUN_ID, or default_suite in evals.yaml)")
         suite = load_suite(suite_path)
         model_name, model = config.model(model_name)
         judge_name, judge = config.judge(judge_name)
@@ -93,7 +100,7 @@ def _execute(
     )
     try:
         outcome = run_suite(
-            store, suite, model_name, model, judge_name, judge, config.path(config.judges_dir),
+            store, suite, model_name, model, judge_name, judge, rubric_search(config),
             samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
         )  # fmt: skip
     except KeyboardInterrupt:
@@ -142,20 +149,22 @@ def suite() -> None:
 @suite.command("validate", epilog=EXIT_CODES_HELP)
 @click.argument("path")
 def suite_validate(path: str) -> None:
-    """Check a suite file or folder; report every problem with file, line and field."""
-    problems = find_problems(path)
+    """Check a suite file or folder (or a folder of suite folders); report every problem with file, line and field."""
+    specs = suites_in(path)
+    problems = [problem for spec in specs for problem in find_problems(spec)]
     if problems:
         for problem in problems:
             err.print(plain(str(problem)), soft_wrap=True)
         err.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found")
         sys.exit(EXIT_NO)
-    loaded = load_suite(path)
-    areas = sorted({item.area for item in loaded.items})
-    out.print(
-        plain(
-            f"ok: suite {loaded.name}: {len(loaded.items)} items in {len(areas)} areas ({', '.join(areas)})"
+    for spec in specs:
+        loaded = load_suite(spec)
+        areas = sorted({item.area for item in loaded.items})
+        out.print(
+            plain(
+                f"ok: suite {loaded.name}: {len(loaded.items)} items in {len(areas)} areas ({', '.join(areas)})"
+            )
         )
-    )
 
 
 @click.command(epilog=EXIT_CODES_HELP)
