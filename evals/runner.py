@@ -22,7 +22,16 @@ from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ProviderError, StoreError
 from evals.judging import Judge, build_judge
 from evals.providers import Provider, build_provider
-from evals.records import Answer, CompletionRequest, Item, Judgment, RunManifest
+from evals.reasoning import ReasoningMode, separate
+from evals.records import (
+    Answer,
+    CompletionRequest,
+    Item,
+    Judgment,
+    RunManifest,
+    content_hash,
+    is_truncated,
+)
 from evals.store import Store
 from evals.suites import Suite
 
@@ -128,6 +137,7 @@ class _Unit:
     item: Item
     sample: int
     answer: str | None = None
+    truncated: bool = False
 
 
 def _pending(store: Store, manifest: RunManifest, outcome: RunOutcome) -> tuple[list[_Unit], list[_Unit]]:
@@ -146,7 +156,7 @@ def _pending(store: Store, manifest: RunManifest, outcome: RunOutcome) -> tuple[
             if judgment is not None and judgment.error is None:
                 outcome.skipped += 1
             else:
-                to_judge.append(_Unit(item, sample, answer.text))
+                to_judge.append(_Unit(item, sample, answer.text, answer.truncated))
     return to_answer, to_judge
 
 
@@ -173,14 +183,16 @@ async def execute(
     async def answer_worker(units: Iterator[_Unit]) -> None:
         nonlocal seen_model_id
         for unit in units:  # one iterator shared by all workers: each unit is taken once
-            answer = await _ask(model, manifest.run_id, unit)
+            answer = await _ask(
+                model, manifest.run_id, unit, manifest.config["model"].get("reasoning", "separate")
+            )
             store.save_answer(answer)
             outcome.asked += 1
             if answer.error is None:
                 if not seen_model_id and answer.model_id:
                     store.set_model_id(manifest.run_id, answer.model_id)
                     seen_model_id = True
-                unit.answer = answer.text
+                unit.answer, unit.truncated = answer.text, answer.truncated
                 judge_queue.put_nowait(unit)
             else:
                 outcome.answer_errors += 1
@@ -215,21 +227,25 @@ async def execute(
     return outcome
 
 
-async def _ask(model: Provider, run_id: str, unit: _Unit) -> Answer:
+async def _ask(model: Provider, run_id: str, unit: _Unit, reasoning: ReasoningMode = "separate") -> Answer:
     request = CompletionRequest(messages=tuple(m.model_dump() for m in unit.item.prompt()))
     try:
         completion = await model.complete(request)
     except ProviderError as exc:
         return Answer(run_id, unit.item.id, unit.sample, None, error=str(exc))
+    split = separate(completion, reasoning)
     return Answer(
         run_id,
         unit.item.id,
         unit.sample,
-        completion.text,
+        split.answer,
         tokens_in=completion.tokens_in,
         tokens_out=completion.tokens_out,
         latency_ms=completion.latency_ms,
         model_id=completion.model_id,
+        finish_reason=completion.finish_reason,
+        truncated=is_truncated(completion.finish_reason),
+        reasoning=split.reasoning,
     )
 
 
@@ -244,6 +260,8 @@ async def _judge_once(
     """Judge one answer, reusing a stored or in-flight judgment with the same cache key."""
     answer = unit.answer or ""
     key = judge.cache_key(unit.item, answer)
+    if unit.truncated:  # the judge was told it was cut off: not the same grading as of the same text whole
+        key = content_hash([key, "truncated"])
     earlier = store.cached_judgment(key)
     if earlier is None and key in inflight:
         earlier = await asyncio.shield(inflight[key])
@@ -259,7 +277,7 @@ async def _judge_once(
     future: asyncio.Future[Judgment] = asyncio.get_running_loop().create_future()
     inflight[key] = future
     try:
-        verdict = await judge.grade(unit.item, answer)
+        verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
         judgment = Judgment(
             run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
             judge.describe(), key, cached=False, tokens_in=verdict.tokens_in, tokens_out=verdict.tokens_out,

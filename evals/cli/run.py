@@ -123,6 +123,13 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
         f"asked {outcome.asked}, judged {outcome.judged}, reused {outcome.reused} cached judgments, "
         f"{outcome.answer_errors} answer errors, {outcome.judge_errors} judge errors"
     )
+    cut = sum(1 for row in outcome.rows if row["truncated"])
+    if cut:
+        out.print(
+            f"{cut} answer{'s' if cut != 1 else ''} cut off at max_tokens "
+            f"({m.config.get('model', {}).get('max_tokens')}); the judge was told. Raise the model's "
+            "max_tokens in evals.yaml if they should be whole"
+        )
     out.print(f"run id: {m.run_id}")
     out.print(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}")
 
