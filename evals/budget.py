@@ -176,11 +176,15 @@ class Budget:
 
     @property
     def stopped(self) -> bool:
-        """True once a call was refused: the run must start no more calls."""
+        """True once a call was refused: the run asks no more questions and ends interrupted."""
         return self.refused is not None
 
-    def _hold(self, bound: float) -> float | None:
-        if self.refused is not None or self.spent + self.held + bound > self.limit:
+    def _hold(self, bound: float, answering: bool) -> float | None:
+        # Once a call was refused no new question is asked; judgments of answers already paid for still
+        # run when they fit, so that what was bought is graded.
+        if answering and self.refused is not None:
+            return None
+        if self.spent + self.held + bound > self.limit:
             self.refused = self.refused if self.refused is not None else bound
             return None
         self.held += bound
@@ -189,7 +193,7 @@ class Budget:
     def hold_answer(self, item: Item) -> float | None:
         """Hold the most the model call for ``item`` may cost; None (refused) when it could cross the limit."""
         prompt = estimate_tokens(_prompt_text(m.model_dump() for m in item.prompt()))
-        return self._hold(self.model.cost(prompt, self.model_max_tokens))
+        return self._hold(self.model.cost(prompt, self.model_max_tokens), answering=True)
 
     def hold_judgment(self, judge: Judge, item: Item, answer: str, truncated: bool) -> float | None:
         """Hold the most grading ``answer`` may cost (a verdict may be asked for twice); None when refused."""
@@ -197,7 +201,7 @@ class Budget:
             return 0.0
         messages = build_judge_messages(judge.rubric_for(item), item, answer, truncated=truncated)
         prompt = estimate_tokens(_prompt_text(messages))
-        return self._hold(ATTEMPTS * self.judge.cost(prompt, self.judge_max_tokens))
+        return self._hold(ATTEMPTS * self.judge.cost(prompt, self.judge_max_tokens), answering=False)
 
     def settle(
         self, held: float, side: str, tokens_in: int | None, tokens_out: int | None, failed: bool

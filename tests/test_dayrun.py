@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import Endpoint
-from evals.fakes import FakeAnthropic, FakeOpenAI, Reply, last_user_text
+from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, Reply, last_user_text
 from evals.judging import TRUNCATED_NOTE
 from evals.providers.anthropic import AnthropicProvider
 from evals.providers.openai_compat import OpenAIProvider
@@ -212,3 +212,192 @@ def test_reasoning_keep_grades_the_text_as_sent(project, model_server, judge_ser
 )  # fmt: skip
 def test_split_reasoning(text, answer, reasoning):
     assert split_reasoning(text) == (answer, reasoning)
+
+
+# 3. subsets ---------------------------------------------------------------------------------------------
+
+
+def manifest_row(project: Path, run_id: str) -> tuple[dict, list[str], str]:
+    config, tags, status = (
+        db(project)
+        .execute("SELECT config_json, tags_json, status FROM runs WHERE run_id = ?", (run_id,))
+        .fetchone()
+    )
+    return json.loads(config), json.loads(tags), status
+
+
+def test_area_and_item_tag_run_a_subset_recorded_with_the_run(project, model_server, judge_server):
+    result = invoke(
+        "run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1",
+        "--area", "geography", "--area", "chemistry", "--item-tag", "hard", "--tag", "nightly",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(last_user_text(b) for b in model_server.requests) == ["Capital of Peru?", "Symbol of gold?"]
+    assert set(results(project, "r1")) == {"geo-2", "chem-1"}
+    config, tags, _ = manifest_row(project, "r1")
+    assert config["selection"] == {"areas": ["geography", "chemistry"], "item_tags": ["hard"], "limit": None}
+    assert tags == ["nightly"]  # --tag still labels the run
+    assert invoke("report", "r1").exit_code == 0
+    card = json.loads((project / "reports/runs/r1/scorecard.json").read_text())
+    assert card["selection"]["description"] == "areas geography, chemistry · item tags hard"
+    assert "subset" in (project / "reports/runs/r1/scorecard.md").read_text().lower()
+    assert 'id="subset-banner"' in (project / "reports/runs/r1/scorecard.html").read_text()
+
+
+def test_limit_asks_the_first_n_matching_items(project, model_server):
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1", "--item-tag", "easy",
+                  "--limit", "1").exit_code == 0  # fmt: skip
+    assert [last_user_text(b) for b in model_server.requests] == ["Capital of France?"]
+    assert manifest_row(project, "r1")[0]["selection"]["limit"] == 1
+
+
+def test_a_whole_suite_run_records_no_selection(project):
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1").exit_code == 0
+    assert "selection" not in manifest_row(project, "r1")[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--area", "geografy"), "no area 'geografy'; areas: chemistry, geography, math"),
+        (("--item-tag", "medium"), "no item tagged 'medium'; tags: easy, hard"),
+        (("--area", "math", "--item-tag", "hard"), "no item is in area math and tagged hard"),
+    ],
+)
+def test_a_selection_that_matches_nothing_is_one_line_and_asks_nothing(project, model_server, args, message):
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", *args)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert model_server.count() == 0 and not (project / "reports").exists()
+
+
+def test_resume_keeps_the_selection(project, model_server, judge_server):
+    model_server.inject(Fault("server_error"))  # max_retries 0: the first math item loses its answer
+    args = ("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1", "--area", "math")
+    assert invoke(*args).exit_code == 0
+    assert model_server.count() == 2
+    result = invoke("run", "--resume", "r1")
+    assert result.exit_code == 0, result.output
+    assert model_server.count() == 3  # only the failed math item, not the rest of the suite
+    assert manifest_row(project, "r1")[2] == "finished"
+    assert set(results(project, "r1")) == {"math-1", "math-2"}
+    refused = invoke("run", "--resume", "r1", "--area", "geography")
+    assert refused.exit_code == 2 and "--resume keeps them" in refused.output
+
+
+# 4. dry run ---------------------------------------------------------------------------------------------
+
+PRICES = {"price_in_per_mtok": 1.0, "price_out_per_mtok": 10.0}
+
+
+def plan_line(output: str, who: str) -> tuple[int, int, int, float | None]:
+    """(calls, tokens in, tokens out, cost) from the dry run's line of one endpoint."""
+    line = next(line for line in output.splitlines() if line.startswith(who))
+    numbers = re.search(
+        r": (\d+) calls? · ≈ (\d+) tokens in · ≤ (\d+) tokens out · (?:≈ \$([\d.]+)|no prices)", line
+    )
+    assert numbers, line
+    calls, tokens_in, tokens_out, cost = numbers.groups()
+    return int(calls), int(tokens_in), int(tokens_out), None if cost is None else float(cost)
+
+
+def test_dry_run_prints_calls_and_estimated_cost_and_calls_nothing(project, model_server, judge_server):
+    write_config(
+        project,
+        {"base_url": model_server.url, "max_tokens": 100, **PRICES},
+        {
+            "base_url": judge_server.url,
+            "max_tokens": 200,
+            "price_in_per_mtok": 3.0,
+            "price_out_per_mtok": 15.0,
+        },
+    )
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--samples", "2", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert model_server.count() == 0 and judge_server.count() == 0
+    assert not (project / "reports").exists()  # no store, no run
+    calls, tokens_in, tokens_out, cost = plan_line(result.output, "model local (qwen)")
+    assert (calls, tokens_out) == (10, 1000)  # 5 items x 2 samples, at max_tokens
+    assert cost == pytest.approx((tokens_in * 1.0 + 1000 * 10.0) / 1e6, abs=1e-4)
+    calls, judge_in, judge_out, judge_cost = plan_line(result.output, "judge claude (claude-test)")
+    assert (calls, judge_out) == (10, 2000)
+    # the judge reads the rubric, the question and an answer as long as max_tokens allows: > 100 tokens each
+    assert judge_in > 10 * 100
+    assert judge_cost == pytest.approx((judge_in * 3.0 + 2000 * 15.0) / 1e6, abs=1e-4)
+    total = float(re.search(r"estimated cost: ≈ \$([\d.]+)", result.output).group(1))
+    assert total == pytest.approx(cost + judge_cost, abs=2e-4)
+    assert "estimate" in result.output and "characters/4" in result.output
+
+
+def test_dry_run_of_a_resume_counts_only_the_work_left(project, model_server, judge_server):
+    model_server.inject(Fault("server_error"))
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1").exit_code == 0
+    asked, judged = model_server.count(), judge_server.count()
+    result = invoke("run", "--resume", "r1", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert plan_line(result.output, "model local")[0] == 1
+    assert plan_line(result.output, "judge claude")[0] == 1
+    assert "estimated cost: unknown" in result.output  # no prices configured
+    assert (model_server.count(), judge_server.count()) == (asked, judged)
+
+
+def test_dry_run_with_the_offline_judge_counts_no_judge_calls(project):
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "offline", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "judge offline (offline-reference): 5 gradings, offline: no calls, free" in result.output
+
+
+# 5. cost limit ------------------------------------------------------------------------------------------
+
+
+def test_max_cost_stops_before_the_limit_and_the_run_resumes(project, model_server, judge_server):
+    # Each answer: 90 words = 90 tokens at $10/Mtok out = $0.0009; its bound at max_tokens 100 is $0.001.
+    # The judge is free. After two answers ($0.0018) a third could reach $0.0028 > $0.0025: refused.
+    write_config(
+        project,
+        {"base_url": model_server.url, "max_tokens": 100, "max_concurrency": 1,
+         "price_in_per_mtok": 0.0, "price_out_per_mtok": 10.0},
+        {"base_url": judge_server.url, "price_in_per_mtok": 0.0, "price_out_per_mtok": 0.0},
+    )  # fmt: skip
+    model_server.responder = lambda body: ANSWERS[last_user_text(body)] + " because" * 89
+    result = invoke(
+        "run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1", "--max-cost", "0.0025"
+    )
+    assert result.exit_code == 2
+    assert "stopped by --max-cost 0.0025" in result.output and "evals run --resume r1" in result.output
+    assert "Traceback" not in result.output
+    assert model_server.count() == 2 and judge_server.count() == 2
+    spent = db(project).execute("SELECT sum(tokens_out) FROM answers").fetchone()[0] * 10.0 / 1e6
+    assert spent <= 0.0025
+    assert manifest_row(project, "r1")[2] == "interrupted"
+    assert len(results(project, "r1")) == 5  # exported, with the unasked items as "not answered"
+
+    result = invoke("run", "--resume", "r1", "--max-cost", "1")
+    assert result.exit_code == 0, result.output
+    assert model_server.count() == 5 and manifest_row(project, "r1")[2] == "finished"
+
+
+def test_max_cost_holds_back_a_judgment_that_could_cross_it(project, model_server, judge_server):
+    # A judgment's bound: 2 attempts x 1024 tokens at $1000/Mtok = $2.05 > the $1 limit; answers are free.
+    write_config(
+        project,
+        {"base_url": model_server.url, "price_in_per_mtok": 0.0, "price_out_per_mtok": 0.0},
+        {"base_url": judge_server.url, "price_in_per_mtok": 0.0, "price_out_per_mtok": 1000.0},
+    )
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1", "--max-cost", "1")
+    assert result.exit_code == 2 and "--resume r1" in result.output
+    assert judge_server.count() == 0 and model_server.count() >= 1
+    assert invoke("run", "--resume", "r1").exit_code == 0
+    assert judge_server.count() == 5 and model_server.count() == 5  # stored answers were not asked again
+
+
+def test_max_cost_without_prices_is_a_one_line_error_before_any_call(project, model_server):
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--max-cost", "5")
+    assert result.exit_code == 2
+    assert (
+        "--max-cost needs token prices" in result.output
+        and "model 'local' and judge 'claude'" in result.output
+    )
+    assert model_server.count() == 0
+    assert db(project).execute("SELECT count(*) FROM runs").fetchone()[0] == 0

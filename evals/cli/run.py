@@ -144,25 +144,25 @@ def _print_plan(
     )
     scope = "" if selection.whole else f" · subset: {selection.describe()}"
     out.print(plain(f"dry run: suite {suite.name} ({len(suite.items)} items{scope}); nothing is called"))
-    table = Table()
-    for name in ("endpoint", "model", "calls", "tokens in (est.)", "tokens out (max)", "cost (est.)"):
-        table.add_column(name, justify="left" if name in ("endpoint", "model") else "right")
     for e in plan.endpoints:
+        who = f"{e.role} {e.name} ({e.model})"
         if e.offline:
-            calls, cost = f"{e.calls} gradings, offline", "free"
-        else:
-            calls, cost = str(e.calls), "no prices" if e.cost is None else f"${e.cost:.4f}"
-        table.add_row(
-            plain(f"{e.role} {e.name}"), plain(e.model), calls, str(e.tokens_in), str(e.tokens_out), cost
+            out.print(plain(f"{who}: {e.calls} gradings, offline: no calls, free"))
+            continue
+        cost = "no prices" if e.cost is None else f"≈ ${e.cost:.4f}"
+        out.print(
+            plain(
+                f"{who}: {e.calls} call{'s' if e.calls != 1 else ''} · ≈ {e.tokens_in} tokens in · ≤ {e.tokens_out} tokens out · {cost}"
+            ),
+            soft_wrap=True,  # one line per endpoint, for logs and scripts
         )
-    out.print(table)
     total = plan.cost
     out.print(
         "estimated cost: "
         + (
             "unknown (set price_in_per_mtok and price_out_per_mtok in evals.yaml)"
             if total is None
-            else f"${total:.4f}"
+            else f"≈ ${total:.4f}"
         )
     )
     out.print(ESTIMATE_NOTE)
