@@ -401,3 +401,28 @@ def test_max_cost_without_prices_is_a_one_line_error_before_any_call(project, mo
     )
     assert model_server.count() == 0
     assert db(project).execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+
+
+def test_max_cost_holds_concurrent_calls_so_together_they_stay_under_it(project, model_server, judge_server):
+    write_config(
+        project,
+        {"base_url": model_server.url, "max_tokens": 100, "max_concurrency": 4,
+         "price_in_per_mtok": 0.0, "price_out_per_mtok": 10.0},
+        {"base_url": judge_server.url, "price_in_per_mtok": 0.0, "price_out_per_mtok": 0.0},
+    )  # fmt: skip
+    model_server.responder = lambda body: " ".join(["word"] * 100)  # every answer uses its whole bound
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--max-cost", "0.0035")
+    assert result.exit_code == 2
+    assert model_server.count() == 3  # four in flight would have spent $0.004
+    spent = db(project).execute("SELECT sum(tokens_out) FROM answers").fetchone()[0] * 10.0 / 1e6
+    assert spent <= 0.0035
+
+
+def test_dry_run_warns_when_the_estimate_exceeds_max_cost(project, model_server):
+    write_config(
+        project, {"base_url": model_server.url, **PRICES}, {"price_in_per_mtok": 1, "price_out_per_mtok": 1}
+    )
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--dry-run", "--max-cost", "0.0001")
+    assert result.exit_code == 0, result.output
+    assert "the estimate exceeds --max-cost 0.0001" in result.output
+    assert model_server.count() == 0

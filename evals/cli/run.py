@@ -81,7 +81,10 @@ def run(
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
-    """Answer every item of a suite (or of --area/--item-tag/--limit) with the model; the judge scores each 1-5."""
+    """Answer every item of a suite (or of --area/--item-tag/--limit) with the model; the judge scores each 1-5.
+
+    A run stopped by --max-cost exits 2 and continues with --resume RUN_ID.
+    """
     config = load_config(config_path)
     selection = Selection(areas, item_tags, limit)
     if resume is None:
@@ -92,7 +95,7 @@ def run(
         judge_name, judge = config.judge(judge_name)
         if dry_run:  # before the store is opened: a dry run leaves nothing behind
             items = [item for item in suite.items for _ in range(samples)]
-            _print_plan(config, suite, selection, items, [], model_name, model, judge_name, judge)
+            _print_plan(config, suite, selection, items, [], model_name, model, judge_name, judge, max_cost)
             return
         with Store(reports_path(config, reports_dir)) as store:
             _execute(
@@ -113,7 +116,9 @@ def run(
         if dry_run:
             check_resumable(store, resume, suite)
             to_answer, to_judge = remaining(store, manifest)
-            _print_plan(config, suite, selection, to_answer, to_judge, model_name, model, judge_name, judge)
+            _print_plan(
+                config, suite, selection, to_answer, to_judge, model_name, model, judge_name, judge, max_cost
+            )
             return
         _execute(
             config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
@@ -137,6 +142,7 @@ def _print_plan(
     model: Endpoint,
     judge_name: str,
     judge: JudgeEndpoint,
+    max_cost: float | None,
 ) -> None:
     """The dry run's report: calls per endpoint, tokens and estimated cost."""
     plan = plan_calls(
@@ -166,6 +172,8 @@ def _print_plan(
         )
     )
     out.print(ESTIMATE_NOTE)
+    if max_cost is not None and total is not None and total > max_cost:
+        out.print(f"the estimate exceeds --max-cost {max_cost:g}: the run may stop early (then resume it)")
 
 
 def _execute(
