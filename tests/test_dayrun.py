@@ -179,16 +179,23 @@ def test_think_blocks_and_api_reasoning_are_stored_but_not_graded(project, model
         question = last_user_text(body)
         if question == "Capital of Peru?":  # the thoughts name the reference: graded, they would score 5
             return "<think>Lima? No, I will say Cusco.</think>\n\nCusco."
-        return Reply(ANSWERS[question], reasoning="easy one")
+        return Reply(ANSWERS[question], reasoning="easy one <img src=x onerror=alert(1)>")
 
     model_server.responder = answer
     assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1").exit_code == 0
     rows = results(project, "r1")
     assert (rows["geo-2"]["answer"], rows["geo-2"]["score"]) == ("Cusco.", 1)
     assert rows["geo-2"]["reasoning"] == "Lima? No, I will say Cusco."
-    assert (rows["geo-1"]["answer"], rows["geo-1"]["reasoning"]) == ("Paris.", "easy one")
+    assert (rows["geo-1"]["answer"], rows["geo-1"]["reasoning"]) == (
+        "Paris.",
+        "easy one <img src=x onerror=alert(1)>",
+    )
     graded = "\n".join(last_user_text(b) for b in judge_server.requests)
     assert "<think>" not in graded and "easy one" not in graded and "I will say" not in graded
+    assert invoke("report", "r1").exit_code == 0
+    html = (project / "reports/runs/r1/scorecard.html").read_text()
+    assert "reasoning (not graded)" in html and "Lima? No, I will say Cusco." in html
+    assert "easy one &lt;img src=x" in html and "<img src=x" not in html  # model text is never markup
 
 
 def test_reasoning_keep_grades_the_text_as_sent(project, model_server, judge_server):
