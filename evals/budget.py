@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from evals.config import OFFLINE, Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, EvalsError
@@ -155,7 +156,7 @@ class Budget:
         self.held = 0.0
         """Bounds of the calls in flight."""
         self.refused: float | None = None
-        """The bound of the call that was refused; once set, no call starts any more."""
+        """The bound of the first call refused; once set, no new question is asked."""
 
     @classmethod
     def for_run(
@@ -167,7 +168,7 @@ class Budget:
         missing = [f"model {model_name!r}"] if model_price is None else []
         if judge.provider != OFFLINE and judge_price is None:
             missing.append(f"judge {judge_name!r}")
-        if model_price is None or missing:
+        if missing or model_price is None:
             raise ConfigError(
                 f"--max-cost needs token prices: set price_in_per_mtok and price_out_per_mtok for "
                 f"{' and '.join(missing)} in evals.yaml (0 for a server you do not pay per token)"
@@ -204,7 +205,12 @@ class Budget:
         return self._hold(ATTEMPTS * self.judge.cost(prompt, self.judge_max_tokens), answering=False)
 
     def settle(
-        self, held: float, side: str, tokens_in: int | None, tokens_out: int | None, failed: bool
+        self,
+        held: float,
+        side: Literal["model", "judge"],
+        tokens_in: int | None,
+        tokens_out: int | None,
+        failed: bool,
     ) -> None:
         """A call returned: release its hold and count what it cost.
 

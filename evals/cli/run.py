@@ -155,13 +155,11 @@ def _print_plan(
         if e.offline:
             out.print(plain(f"{who}: {e.calls} gradings, offline: no calls, free"))
             continue
+        calls = f"{e.calls} call{'s' if e.calls != 1 else ''}"
         cost = "no prices" if e.cost is None else f"≈ ${e.cost:.4f}"
-        out.print(
-            plain(
-                f"{who}: {e.calls} call{'s' if e.calls != 1 else ''} · ≈ {e.tokens_in} tokens in · ≤ {e.tokens_out} tokens out · {cost}"
-            ),
-            soft_wrap=True,  # one line per endpoint, for logs and scripts
-        )
+        tokens = f"≈ {e.tokens_in} tokens in · ≤ {e.tokens_out} tokens out"
+        # one line per endpoint, never wrapped: logs and scripts read it
+        out.print(plain(f"{who}: {calls} · {tokens} · {cost}"), soft_wrap=True)
     total = plan.cost
     out.print(
         "estimated cost: "
