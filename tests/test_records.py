@@ -21,6 +21,7 @@ from evals.records import (
 RECORDS = [
     CompletionRequest(messages=({"role": "user", "content": "2+2?"},), output_schema={"type": "object"}),
     Completion(text="4", data=None, tokens_in=3, tokens_out=1, latency_ms=12.5, model_id="m"),
+    Completion(text="Par", finish_reason="length", reasoning="France → Paris"),
     Answer("r1", "q1", 0, "4", tokens_in=3, tokens_out=1, latency_ms=12.5, model_id="m"),
     Answer("r1", "q2", 1, None, error="model 'local': 500 after 5 attempts"),
     Answer("r1", "q3", 0, "Par", finish_reason="length", truncated=True, reasoning="The capital is…"),
@@ -54,7 +55,7 @@ def test_record_round_trips_through_one_json_line(record):
 
 
 def test_persisted_records_carry_schema_version():
-    for record in (RECORDS[2], RECORDS[6], RECORDS[8]):
+    for record in (RECORDS[3], RECORDS[7], RECORDS[9]):
         assert json.loads(record.to_json())["schema_version"] == SCHEMA_VERSION
 
 
