@@ -27,7 +27,7 @@ def resolve_baseline(store: Store, run: RunManifest, spec: str | None) -> RunMan
     """The baseline a run is compared with.
 
     ``spec`` is a baseline name, a run id or a tag; by default, the latest earlier run of the same suite tagged
-    ``baseline``, else the previous run of that suite, else None.
+    ``baseline``, else the previous run of that suite that asked all of it (or the same subset), else None.
     """
     earlier = [
         m for m in store.runs(run.suite_name) if (m.started_at, m.run_id) < (run.started_at, run.run_id)
@@ -42,7 +42,9 @@ def resolve_baseline(store: Store, run: RunManifest, spec: str | None) -> RunMan
             same_suite = [m for m in tagged if m.suite_name == run.suite_name]
             return (same_suite or tagged)[-1]
     tagged = [m for m in earlier if "baseline" in m.tags]
-    candidates = tagged or earlier
+    # A quick subset run (--area, --item-tag, --limit) must not become the next full run's baseline.
+    comparable = [m for m in earlier if m.selection().whole or m.selection() == run.selection()]
+    candidates = tagged or comparable
     return candidates[-1] if candidates else None
 
 

@@ -433,3 +433,13 @@ def test_dry_run_warns_when_the_estimate_exceeds_max_cost(project, model_server)
     assert result.exit_code == 0, result.output
     assert "the estimate exceeds --max-cost 0.0001" in result.output
     assert model_server.count() == 0
+
+
+def test_a_subset_run_is_not_the_next_full_runs_default_baseline(project):
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1").exit_code == 0
+    quick = ("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r2", "--limit", "1")
+    assert invoke(*quick).exit_code == 0
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r3").exit_code == 0
+    assert invoke("report", "r3").exit_code == 0
+    card = json.loads((project / "reports/runs/r3/scorecard.json").read_text())
+    assert card["baseline"]["run_id"] == "r1"
