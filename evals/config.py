@@ -48,6 +48,9 @@ class Endpoint(BaseModel):
     """Per-call timeout."""
     max_retries: int = Field(default=4, ge=0)
     """Retries on 429, 5xx, connection errors and timeouts, with jittered exponential backoff."""
+    reasoning: Literal["separate", "keep"] = "separate"
+    """``separate``: ``<think>`` blocks are cut out of the answer before it is graded (and stored apart);
+    ``keep``: the answer is graded as sent. The APIs' separate reasoning fields are stored, never graded."""
     price_in_per_mtok: float | None = None
     """Price of a million prompt tokens (an API), for the scorecard's cost."""
     price_out_per_mtok: float | None = None

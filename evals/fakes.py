@@ -30,8 +30,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count as counter
 from typing import Any, ClassVar, Literal, Self
 
-Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
-"""Computes a reply from a request body: a ``str`` is a text reply, a ``dict`` a structured one."""
+Responder = Callable[[dict[str, Any]], "str | dict[str, Any] | Reply"]
+"""Computes a reply from a request body: a ``str`` is a text reply, a ``dict`` a structured one, a ``Reply``
+either with a finish reason or reasoning of its own."""
 
 FaultKind = Literal["rate_limit", "server_error", "slow", "malformed", "disconnect"]
 
@@ -47,6 +48,18 @@ class Fault:
     """For ``slow``: how long to sleep before answering normally."""
     status: int = 500
     """For ``server_error``: the HTTP status to answer with (any 4xx or 5xx, e.g. 400 or 401)."""
+
+
+@dataclass
+class Reply:
+    """A reply with more than its content: how it ended, and reasoning the API returns apart from the text."""
+
+    content: str | dict[str, Any]
+    """Text, or a structured object (as a plain ``dict`` reply)."""
+    finish_reason: str | None = None
+    """``length`` (OpenAI) or ``max_tokens`` (Anthropic) for a cut-off answer; None: the normal end."""
+    reasoning: str | None = None
+    """Sent as ``message.reasoning_content`` (OpenAI-compatible) or a ``thinking`` block (Anthropic)."""
 
 
 # Error "type" strings as both APIs spell them; the SDKs read them into their exceptions.
@@ -310,7 +323,7 @@ class FakeServer:
     def _next_id(self) -> str:
         return f"{self.id_prefix}-{next(self._ids)}"
 
-    def _reply(self, body: dict[str, Any], reply: str | dict[str, Any]) -> dict[str, Any]:
+    def _reply(self, body: dict[str, Any], reply: str | dict[str, Any] | Reply) -> dict[str, Any]:
         raise NotImplementedError
 
     def _models(self) -> dict[str, Any]:
@@ -344,21 +357,26 @@ class FakeOpenAI(FakeServer):
     id_prefix = "chatcmpl"
     default_model_id = "fake-gpt"
 
-    def _reply(self, body: dict[str, Any], reply: str | dict[str, Any]) -> dict[str, Any]:
+    def _reply(self, body: dict[str, Any], reply: str | dict[str, Any] | Reply) -> dict[str, Any]:
+        extra = reply if isinstance(reply, Reply) else Reply(reply)
+        reply = extra.content
         text = reply if isinstance(reply, str) else json.dumps(reply)
-        prompt, completion = prompt_tokens(body), count_tokens(text)
+        prompt, completion = prompt_tokens(body), count_tokens(text) + count_tokens(extra.reasoning or "")
         usage = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
         message = {"role": "assistant", "content": text}
+        if extra.reasoning is not None:
+            message["reasoning_content"] = extra.reasoning
+        finish = extra.finish_reason or "stop"
         return {
             "id": self._next_id(),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model_id,
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
             "usage": usage,
         }
 
@@ -383,7 +401,9 @@ class FakeAnthropic(FakeServer):
     id_prefix = "msg"
     default_model_id = "fake-claude"
 
-    def _reply(self, body: dict[str, Any], reply: str | dict[str, Any]) -> dict[str, Any]:
+    def _reply(self, body: dict[str, Any], reply: str | dict[str, Any] | Reply) -> dict[str, Any]:
+        extra = reply if isinstance(reply, Reply) else Reply(reply)
+        reply = extra.content
         tools = body.get("tools") or []
         block: dict[str, Any]
         if isinstance(reply, dict) and tools:
@@ -395,13 +415,18 @@ class FakeAnthropic(FakeServer):
             text = reply if isinstance(reply, str) else json.dumps(reply)
             block = {"type": "text", "text": text}
             stop_reason, out_tokens = "end_turn", count_tokens(text)
+        content = [block]
+        if extra.reasoning is not None:
+            thinking = {"type": "thinking", "thinking": extra.reasoning, "signature": "fake-signature"}
+            content.insert(0, thinking)
+            out_tokens += count_tokens(extra.reasoning)
         return {
             "id": self._next_id(),
             "type": "message",
             "role": "assistant",
             "model": self.model_id,
-            "content": [block],
-            "stop_reason": stop_reason,
+            "content": content,
+            "stop_reason": extra.finish_reason or stop_reason,
             "stop_sequence": None,
             "usage": {"input_tokens": prompt_tokens(body), "output_tokens": out_tokens},
         }

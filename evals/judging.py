@@ -102,18 +102,28 @@ def _system_prompt(rubric: Rubric, with_reference: bool, structured: bool) -> st
     )
 
 
+TRUNCATED_NOTE = (
+    "Note: this answer was cut off because it reached the model's output token limit (max_tokens); "
+    "it ends where the limit struck. Grade what is there: do not assume what it would have said next."
+)
+"""Told to the judge about an answer whose finish reason says it was cut off."""
+
+
 def build_judge_messages(
-    rubric: Rubric, item: Item, answer: str, *, structured: bool = True
+    rubric: Rubric, item: Item, answer: str, *, structured: bool = True, truncated: bool = False
 ) -> list[dict[str, str]]:
     """The grading conversation: the rubric in the system turn; question, reference and answer in the user turn.
 
-    ``structured=False`` (a judge without structured output) asks for a last line ``SCORE: N``.
+    ``structured=False`` (a judge without structured output) asks for a last line ``SCORE: N``;
+    ``truncated=True`` tells the judge the answer was cut off at the token limit.
     """
     with_reference = rubric.show_reference and bool(item.reference)
     parts = [f"<question>\n{neutralize(item.prompt_text())}\n</question>"]
     if with_reference:
         parts.append(f"<reference>\n{neutralize(item.reference or '')}\n</reference>")
     parts.append(f"<answer>\n{neutralize(answer)}\n</answer>")
+    if truncated:
+        parts.append(TRUNCATED_NOTE)  # outside the markers: it is ours, not the answer's
     last = (
         "rationale first, then the score." if structured else "rationale first, then the last line SCORE: N."
     )
@@ -209,8 +219,11 @@ class Judge(Protocol):
         """Equal keys mean interchangeable judgments (model, rubric version, question, reference, answer)."""
         ...
 
-    async def grade(self, item: Item, answer: str) -> Verdict:
-        """The verdict; failures are a Verdict with ``score=None`` and ``error``, never an exception."""
+    async def grade(self, item: Item, answer: str, *, truncated: bool = False) -> Verdict:
+        """The verdict; failures are a Verdict with ``score=None`` and ``error``, never an exception.
+
+        ``truncated``: the answer was cut off at the model's token limit (the judge is told so).
+        """
         ...
 
     async def aclose(self) -> None:
@@ -246,18 +259,20 @@ class LLMJudge:
         """Hash of (judge model, rubric hash, question, reference, answer)."""
         return judgment_key(self.model, self.rubric_for(item), item, answer)
 
-    def request(self, item: Item, answer: str) -> CompletionRequest:
+    def request(self, item: Item, answer: str, truncated: bool = False) -> CompletionRequest:
         """The grading request for one answer."""
-        messages = build_judge_messages(self.rubric_for(item), item, answer, structured=self.structured)
+        messages = build_judge_messages(
+            self.rubric_for(item), item, answer, structured=self.structured, truncated=truncated
+        )
         return CompletionRequest(
             messages=tuple(messages),
             output_schema=VERDICT_SCHEMA if self.structured else None,
             output_name=VERDICT_NAME,
         )
 
-    async def grade(self, item: Item, answer: str) -> Verdict:
+    async def grade(self, item: Item, answer: str, *, truncated: bool = False) -> Verdict:
         """Ask the judge, once more if the verdict is unparseable; outages and bad verdicts become errors."""
-        request = self.request(item, answer)
+        request = self.request(item, answer, truncated)
         spent = _Spent()
         raw: str | None = None
         problem = ""

@@ -142,6 +142,19 @@ class Completion(_Wire):
     """Wall time of the successful call, retries excluded."""
     model_id: str | None = None
     """The model the server says answered (``model`` field of the response)."""
+    finish_reason: str | None = None
+    """Why the server stopped: OpenAI ``finish_reason`` (``stop``, ``length``...) or Anthropic ``stop_reason``."""
+    reasoning: str | None = None
+    """Reasoning the API returned apart from the text (``reasoning_content``/``reasoning``, ``thinking`` blocks)."""
+
+
+TRUNCATED_REASONS = frozenset({"length", "max_tokens"})
+"""Finish reasons meaning the reply hit ``max_tokens``: OpenAI-compatible ``length``, Anthropic ``max_tokens``."""
+
+
+def is_truncated(finish_reason: str | None) -> bool:
+    """True when a finish reason says the reply was cut off at the token limit."""
+    return finish_reason in TRUNCATED_REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +174,12 @@ class Answer(_Wire):
     """Model id reported by the server."""
     error: str | None = None
     """Why there is no answer (after retries); None on success."""
+    finish_reason: str | None = None
+    """Why the server stopped, as it said (``stop``, ``length``, ``end_turn``, ``max_tokens``...)."""
+    truncated: bool = False
+    """True when the answer was cut off at ``max_tokens``: the judge is told, the scorecard counts it."""
+    reasoning: str | None = None
+    """Reasoning kept apart from the graded ``text`` (``<think>`` blocks, the APIs' reasoning fields)."""
     schema_version: int = SCHEMA_VERSION
 
 
@@ -205,6 +224,34 @@ class Judgment(_Wire):
 
 
 @dataclass(frozen=True, slots=True)
+class Selection(_Wire):
+    """The part of a suite a run asks (``--area``, ``--item-tag``, ``--limit``); empty means all of it."""
+
+    areas: tuple[str, ...] = ()
+    """Only items of these areas (any of them); empty: every area."""
+    item_tags: tuple[str, ...] = ()
+    """Only items carrying at least one of these tags; empty: any item."""
+    limit: int | None = None
+    """At most this many of the matching items, in suite order; None: all."""
+
+    @property
+    def whole(self) -> bool:
+        """True when nothing is filtered out."""
+        return not self.areas and not self.item_tags and self.limit is None
+
+    def describe(self) -> str:
+        """``areas geo, math · item tags easy · first 10``, or ``whole suite``."""
+        parts = []
+        if self.areas:
+            parts.append("areas " + ", ".join(self.areas))
+        if self.item_tags:
+            parts.append("item tags " + ", ".join(self.item_tags))
+        if self.limit is not None:
+            parts.append(f"first {self.limit}")
+        return " · ".join(parts) or "whole suite"
+
+
+@dataclass(frozen=True, slots=True)
 class RunManifest(_Wire):
     """What a run was: enough to reproduce it and to know what its numbers can be compared with."""
 
@@ -234,3 +281,7 @@ class RunManifest(_Wire):
     ended_at: str | None = None
     lookingglass_version: str = ""
     schema_version: int = SCHEMA_VERSION
+
+    def selection(self) -> Selection:
+        """The subset of the suite this run asks (kept in the config snapshot under ``selection``)."""
+        return Selection.from_dict(self.config.get("selection") or {})

@@ -147,8 +147,8 @@ class ReferenceJudge:
         """Like a frontier judge's key, with the algorithm version in the model's place."""
         return judgment_key(f"{MODEL}/v{ALGORITHM}", self.rubric_for(item), item, answer)
 
-    async def grade(self, item: Item, answer: str) -> Verdict:
-        """The deterministic verdict; an item without a reference gets an error instead of a score."""
+    async def grade(self, item: Item, answer: str, *, truncated: bool = False) -> Verdict:
+        """The deterministic verdict (``truncated`` is not read); an item without a reference gets an error."""
         if not item.reference or not item.reference.strip():
             return Verdict(score=None, rationale=None, error=NO_REFERENCE)
         if not tokens(item.reference, keep_articles=True):

@@ -12,17 +12,28 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from evals import __version__
+from evals.budget import Budget
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ProviderError, StoreError
 from evals.judging import Judge, build_judge
 from evals.providers import Provider, build_provider
-from evals.records import Answer, CompletionRequest, Item, Judgment, RunManifest
+from evals.reasoning import ReasoningMode, separate
+from evals.records import (
+    Answer,
+    CompletionRequest,
+    Item,
+    Judgment,
+    RunManifest,
+    Selection,
+    content_hash,
+    is_truncated,
+)
 from evals.rubrics import RubricSearch
 from evals.store import Store
 from evals.suites import Suite
@@ -129,6 +140,7 @@ class _Unit:
     item: Item
     sample: int
     answer: str | None = None
+    truncated: bool = False
 
 
 def _pending(store: Store, manifest: RunManifest, outcome: RunOutcome) -> tuple[list[_Unit], list[_Unit]]:
@@ -147,8 +159,15 @@ def _pending(store: Store, manifest: RunManifest, outcome: RunOutcome) -> tuple[
             if judgment is not None and judgment.error is None:
                 outcome.skipped += 1
             else:
-                to_judge.append(_Unit(item, sample, answer.text))
+                to_judge.append(_Unit(item, sample, answer.text, answer.truncated))
     return to_answer, to_judge
+
+
+def remaining(store: Store, manifest: RunManifest) -> tuple[list[Item], list[tuple[Item, str, bool]]]:
+    """What resuming a run would do: the items (one per sample) to answer, and (item, answer, truncated)
+    of the stored answers still to judge."""
+    to_answer, to_judge = _pending(store, manifest, RunOutcome(manifest))
+    return [u.item for u in to_answer], [(u.item, u.answer or "", u.truncated) for u in to_judge]
 
 
 async def execute(
@@ -157,8 +176,13 @@ async def execute(
     model: Provider,
     judge: Judge,
     reporter: Reporter | None = None,
+    budget: Budget | None = None,
 ) -> RunOutcome:
-    """Do every missing answer and judgment of a stored run, then mark it finished."""
+    """Do every missing answer and judgment of a stored run, then mark it finished.
+
+    With a ``budget``, no call starts that could cross its limit: the run then stops, interrupted, and
+    ``BudgetExceeded`` says how to resume it.
+    """
     reporter = reporter or SilentReporter()
     outcome = RunOutcome(manifest)
     to_answer, to_judge = _pending(store, manifest, outcome)
@@ -174,14 +198,21 @@ async def execute(
     async def answer_worker(units: Iterator[_Unit]) -> None:
         nonlocal seen_model_id
         for unit in units:  # one iterator shared by all workers: each unit is taken once
-            answer = await _ask(model, manifest.run_id, unit)
+            held = budget.hold_answer(unit.item) if budget else 0.0
+            if held is None:
+                return  # over budget: the unit stays unanswered, for a resume
+            answer = await _ask(
+                model, manifest.run_id, unit, manifest.config["model"].get("reasoning", "separate")
+            )
+            if budget:
+                budget.settle(held, "model", answer.tokens_in, answer.tokens_out, answer.error is not None)
             store.save_answer(answer)
             outcome.asked += 1
             if answer.error is None:
                 if not seen_model_id and answer.model_id:
                     store.set_model_id(manifest.run_id, answer.model_id)
                     seen_model_id = True
-                unit.answer = answer.text
+                unit.answer, unit.truncated = answer.text, answer.truncated
                 judge_queue.put_nowait(unit)
             else:
                 outcome.answer_errors += 1
@@ -189,7 +220,10 @@ async def execute(
 
     async def judge_worker() -> None:
         while (unit := await judge_queue.get()) is not None:
-            judgment = await _judge_once(store, judge, manifest.run_id, unit, inflight, outcome)
+            try:
+                judgment = await _judge_once(store, judge, manifest.run_id, unit, inflight, outcome, budget)
+            except _OverBudget:
+                return
             if judgment.error is not None:
                 outcome.judge_errors += 1
             reporter.judged(judgment.error is None)
@@ -204,6 +238,8 @@ async def execute(
         for _ in judges:
             judge_queue.put_nowait(None)
         await asyncio.gather(*judges)
+        if budget is not None and budget.stopped:
+            raise budget.exceeded(manifest.run_id)
     except BaseException:
         for task in (*answerers, *judges):
             task.cancel()
@@ -216,22 +252,30 @@ async def execute(
     return outcome
 
 
-async def _ask(model: Provider, run_id: str, unit: _Unit) -> Answer:
+async def _ask(model: Provider, run_id: str, unit: _Unit, reasoning: ReasoningMode = "separate") -> Answer:
     request = CompletionRequest(messages=tuple(m.model_dump() for m in unit.item.prompt()))
     try:
         completion = await model.complete(request)
     except ProviderError as exc:
         return Answer(run_id, unit.item.id, unit.sample, None, error=str(exc))
+    split = separate(completion, reasoning)
     return Answer(
         run_id,
         unit.item.id,
         unit.sample,
-        completion.text,
+        split.answer,
         tokens_in=completion.tokens_in,
         tokens_out=completion.tokens_out,
         latency_ms=completion.latency_ms,
         model_id=completion.model_id,
+        finish_reason=completion.finish_reason,
+        truncated=is_truncated(completion.finish_reason),
+        reasoning=split.reasoning,
     )
+
+
+class _OverBudget(Exception):
+    """A judgment not started because it could cross the budget."""
 
 
 async def _judge_once(
@@ -241,10 +285,13 @@ async def _judge_once(
     unit: _Unit,
     inflight: dict[str, asyncio.Future[Judgment]],
     outcome: RunOutcome,
+    budget: Budget | None = None,
 ) -> Judgment:
     """Judge one answer, reusing a stored or in-flight judgment with the same cache key."""
     answer = unit.answer or ""
     key = judge.cache_key(unit.item, answer)
+    if unit.truncated:  # the judge was told it was cut off: not the same grading as of the same text whole
+        key = content_hash([key, "truncated"])
     earlier = store.cached_judgment(key)
     if earlier is None and key in inflight:
         earlier = await asyncio.shield(inflight[key])
@@ -257,10 +304,15 @@ async def _judge_once(
         store.save_judgment(judgment)
         outcome.reused += 1
         return judgment
+    held = budget.hold_judgment(judge, unit.item, answer, unit.truncated) if budget else 0.0
+    if held is None:
+        raise _OverBudget
     future: asyncio.Future[Judgment] = asyncio.get_running_loop().create_future()
     inflight[key] = future
     try:
-        verdict = await judge.grade(unit.item, answer)
+        verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
+        if budget:
+            budget.settle(held, "judge", verdict.tokens_in, verdict.tokens_out, verdict.error is not None)
         judgment = Judgment(
             run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
             judge.describe(), key, cached=False, tokens_in=verdict.tokens_in, tokens_out=verdict.tokens_out,
@@ -319,8 +371,17 @@ def run_suite(
     run_id: str | None = None,
     resume: str | None = None,
     reporter: Reporter | None = None,
+    selection: Selection | None = None,
+    max_cost: float | None = None,
 ) -> RunOutcome:
-    """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point."""
+    """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point.
+
+    ``selection`` (what part of the suite a new run asks) is recorded in the manifest; ``max_cost`` is the
+    most this invocation may spend (``Budget``), which needs the endpoints' token prices.
+    """
+    budget = None
+    if max_cost is not None:
+        budget = Budget.for_run(max_cost, model_name, model_endpoint, judge_name, judge_endpoint)
     if resume is not None:
         manifest = check_resumable(store, resume, suite)
         if (model_name, judge_name) != (manifest.model_name, manifest.judge_name):
@@ -345,12 +406,14 @@ def run_suite(
         if suite is None:
             raise ValueError("a new run needs a suite")
         manifest = plan_run(suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id)
+        if selection is not None and not selection.whole:  # resume, scorecard and gate know it is a subset
+            manifest = replace(manifest, config={**manifest.config, "selection": selection.to_dict()})
         store.create_run(manifest, list(suite.items))
 
     async def go() -> RunOutcome:
         model = build_provider(model_name, model_endpoint)
         try:
-            return await execute(store, manifest, model, judge, reporter)
+            return await execute(store, manifest, model, judge, reporter, budget)
         finally:
             await model.aclose()
             await judge.aclose()

@@ -27,7 +27,7 @@ def resolve_baseline(store: Store, run: RunManifest, spec: str | None) -> RunMan
     """The baseline a run is compared with.
 
     ``spec`` is a baseline name, a run id or a tag; by default, the latest earlier run of the same suite tagged
-    ``baseline``, else the previous run of that suite, else None.
+    ``baseline``, else the previous run of that suite that asked all of it (or the same subset), else None.
     """
     earlier = [
         m for m in store.runs(run.suite_name) if (m.started_at, m.run_id) < (run.started_at, run.run_id)
@@ -42,7 +42,9 @@ def resolve_baseline(store: Store, run: RunManifest, spec: str | None) -> RunMan
             same_suite = [m for m in tagged if m.suite_name == run.suite_name]
             return (same_suite or tagged)[-1]
     tagged = [m for m in earlier if "baseline" in m.tags]
-    candidates = tagged or earlier
+    # A quick subset run (--area, --item-tag, --limit) must not become the next full run's baseline.
+    comparable = [m for m in earlier if m.selection().whole or m.selection() == run.selection()]
+    candidates = tagged or comparable
     return candidates[-1] if candidates else None
 
 
@@ -78,6 +80,7 @@ def _summary(rows: Rows, settings: ScorecardSettings) -> dict[str, Any]:
         "pass_ci_high": rate.ci_high,
         "answer_errors": sum(1 for r in rows if r["error_kind"] == "answer"),
         "judge_errors": sum(1 for r in rows if r["error_kind"] == "judge"),
+        "truncated": sum(1 for r in rows if r.get("truncated")),
         "rows": len(rows),
     }
 
@@ -176,7 +179,10 @@ def _item_rows(rows: Rows, base_rows: Rows, paired: set[str], settings: Scorecar
         else:
             status = "unchanged"
         passed = None if r["score"] is None else r["score"] >= settings.pass_score
-        keep = ("id", "sample", "area", "question", "reference", "answer", "score", "rationale", "error")
+        keep = (
+            "id", "sample", "area", "question", "reference", "answer", "score", "rationale", "error",
+            "truncated", "reasoning",
+        )  # fmt: skip
         out.append({**{k: r[k] for k in keep}, "baseline_score": base, "status": status, "passed": passed})
     return out
 
@@ -272,6 +278,12 @@ def _manifest_dict(m: RunManifest) -> dict[str, Any]:
     return data
 
 
+def _selection(run: RunManifest) -> dict[str, Any] | None:
+    """The subset of the suite the run asked (``--area``, ``--item-tag``, ``--limit``), or None: all of it."""
+    selection = run.selection()
+    return None if selection.whole else {**selection.to_dict(), "description": selection.describe()}
+
+
 def build_scorecard(
     store: Store, run_id: str, baseline_id: str | None = None, settings: ScorecardSettings | None = None
 ) -> dict[str, Any]:
@@ -304,6 +316,7 @@ def build_scorecard(
     return {
         "schema_version": SCHEMA_VERSION,
         "run": _manifest_dict(run),
+        "selection": _selection(run),
         "baseline": _manifest_dict(baseline) if baseline else None,
         "settings": settings.model_dump(),
         "overall": overall,

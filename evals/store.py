@@ -107,11 +107,23 @@ def _m002_baselines(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_baselines]
+def _m003_answer_finish(db: sqlite3.Connection) -> None:
+    # Why the model stopped (a cut-off answer is graded knowing it) and the reasoning kept apart from it.
+    db.executescript(
+        """
+        ALTER TABLE answers ADD COLUMN finish_reason TEXT;
+        ALTER TABLE answers ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE answers ADD COLUMN reasoning TEXT;
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_baselines, _m003_answer_finish]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
 _ANSWER_COLS = (
     "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
+    "finish_reason", "truncated", "reasoning",
 )  # fmt: skip
 _JUDGMENT_COLS = (
     "run_id", "item_id", "sample", "score", "rationale", "raw", "judge", "cache_key", "cached",
@@ -121,6 +133,12 @@ _JUDGMENT_COLS = (
 
 _SELECT_ANSWER = ",".join(_ANSWER_COLS)
 _SELECT_JUDGMENT = ",".join(_JUDGMENT_COLS)
+
+
+def _answer(row: tuple[Any, ...]) -> Answer:
+    values = dict(zip(_ANSWER_COLS, row, strict=True))
+    values["truncated"] = bool(values["truncated"])
+    return Answer(**values)
 
 
 def _judgment(row: tuple[Any, ...]) -> Judgment:
@@ -342,7 +360,10 @@ class Store:
 
     def save_answer(self, answer: Answer) -> None:
         values = tuple(getattr(answer, c) for c in _ANSWER_COLS)
-        self.db.execute(f"INSERT OR REPLACE INTO answers VALUES ({','.join('?' * len(values))})", values)
+        self.db.execute(
+            f"INSERT OR REPLACE INTO answers ({_SELECT_ANSWER}) VALUES ({','.join('?' * len(values))})",
+            values,
+        )
 
     def save_judgment(self, judgment: Judgment) -> None:
         values = tuple(getattr(judgment, c) for c in _JUDGMENT_COLS)
@@ -350,7 +371,7 @@ class Store:
 
     def answers(self, run_id: str) -> dict[tuple[str, int], Answer]:
         rows = self.db.execute(f"SELECT {_SELECT_ANSWER} FROM answers WHERE run_id = ?", (run_id,))
-        return {(r[1], r[2]): Answer(*r) for r in rows}
+        return {(r[1], r[2]): _answer(r) for r in rows}
 
     def judgments(self, run_id: str) -> dict[tuple[str, int], Judgment]:
         rows = self.db.execute(f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE run_id = ?", (run_id,))
@@ -384,6 +405,9 @@ class Store:
                     "question": item.prompt_text(),
                     "reference": item.reference,
                     "answer": a.text if a else None,
+                    "finish_reason": a.finish_reason if a else None,
+                    "truncated": a.truncated if a else False,
+                    "reasoning": a.reasoning if a else None,
                     "score": j.score if j and not error else None,
                     "rationale": j.rationale if j else None,
                     "error": error,

@@ -26,7 +26,7 @@ try:  # libyaml's parser when PyYAML has it (seven times faster); the same safe 
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
-from evals.errors import Problem, SuiteError
+from evals.errors import EvalsError, Problem, SuiteError
 from evals.records import Item, Message, content_hash
 from evals.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
 
@@ -65,6 +65,38 @@ class Suite:
     def head(self, n: int) -> Suite:
         """The first ``n`` items as a suite of their own (with the hash of those items)."""
         return _make_suite(self.name, self.path, self.items[:n])
+
+    def select(self, areas: Iterable[str] = (), tags: Iterable[str] = (), limit: int | None = None) -> Suite:
+        """The items of any of ``areas`` that carry any of ``tags`` (empty: no filter), at most ``limit``.
+
+        The result keeps the suite's name and has the hash of its own items. An area or tag that no item
+        has (a typo, most likely) is an ``EvalsError`` naming those that exist, as is an empty result.
+        """
+        areas, tags = tuple(dict.fromkeys(areas)), tuple(dict.fromkeys(tags))
+        known_areas = sorted({item.area for item in self.items})
+        known_tags = sorted({tag for item in self.items for tag in item.tags})
+        unknown = [a for a in areas if a not in known_areas]
+        if unknown:
+            raise EvalsError(
+                f"{self.path}: no area {', '.join(map(repr, unknown))}; areas: {', '.join(known_areas)}"
+            )
+        unknown = [t for t in tags if t not in known_tags]
+        if unknown:
+            raise EvalsError(
+                f"{self.path}: no item tagged {', '.join(map(repr, unknown))}; "
+                f"tags: {', '.join(known_tags) or 'none (give items a tags: list)'}"
+            )
+        chosen = [
+            item
+            for item in self.items
+            if (not areas or item.area in areas) and (not tags or set(tags) & set(item.tags))
+        ]
+        if not chosen:
+            raise EvalsError(
+                f"{self.path}: no item is in area {' or '.join(areas)} and tagged {' or '.join(tags)}; "
+                "widen --area or --item-tag"
+            )
+        return _make_suite(self.name, self.path, tuple(chosen[:limit] if limit is not None else chosen))
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -13,14 +13,18 @@ from evals.records import (
     Judgment,
     Message,
     RunManifest,
+    Selection,
     Verdict,
+    is_truncated,
 )
 
 RECORDS = [
     CompletionRequest(messages=({"role": "user", "content": "2+2?"},), output_schema={"type": "object"}),
     Completion(text="4", data=None, tokens_in=3, tokens_out=1, latency_ms=12.5, model_id="m"),
+    Completion(text="Par", finish_reason="length", reasoning="France → Paris"),
     Answer("r1", "q1", 0, "4", tokens_in=3, tokens_out=1, latency_ms=12.5, model_id="m"),
     Answer("r1", "q2", 1, None, error="model 'local': 500 after 5 attempts"),
+    Answer("r1", "q3", 0, "Par", finish_reason="length", truncated=True, reasoning="The capital is…"),
     Verdict(score=5, rationale="correct", raw='{"score":5}', tokens_in=100, tokens_out=20, latency_ms=300.0),
     Judgment("r1", "q1", 0, 4, "mostly", "raw", "claude (m)", "abc", cached=True),
     Judgment("r1", "q1", 1, None, None, "garbage", "claude (m)", "abd", error="unparseable verdict"),
@@ -37,7 +41,7 @@ RECORDS = [
         rubric_hash="rh",
         samples=2,
         started_at="2026-11-22T23:00:00+00:00",
-        config={"model": {"x": 1}},
+        config={"model": {"x": 1}, "selection": {"areas": ["geo"], "item_tags": [], "limit": 3}},
         tags=("baseline", "nightly"),
     ),
 ]
@@ -51,7 +55,7 @@ def test_record_round_trips_through_one_json_line(record):
 
 
 def test_persisted_records_carry_schema_version():
-    for record in (RECORDS[2], RECORDS[5], RECORDS[7]):
+    for record in (RECORDS[3], RECORDS[7], RECORDS[9]):
         assert json.loads(record.to_json())["schema_version"] == SCHEMA_VERSION
 
 
@@ -78,3 +82,19 @@ def test_item_needs_question_or_messages_ending_with_user():
     )  # fmt: skip
     assert [m.role for m in convo.prompt()] == ["system", "user"]
     assert "Capital of Peru?" in convo.prompt_text()
+
+
+def test_a_manifest_knows_the_subset_its_run_asked():
+    manifest = RECORDS[-1]
+    assert isinstance(manifest, RunManifest)
+    assert manifest.selection() == Selection(areas=("geo",), limit=3)
+    assert manifest.selection().describe() == "areas geo · first 3"
+    assert Selection().whole and Selection().describe() == "whole suite"
+
+
+@pytest.mark.parametrize(
+    ("reason", "cut"),
+    [("length", True), ("max_tokens", True), ("stop", False), ("end_turn", False), (None, False)],
+)
+def test_only_the_token_limit_counts_as_truncation(reason, cut):
+    assert is_truncated(reason) is cut

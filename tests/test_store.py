@@ -32,6 +32,7 @@ def test_migrations_pin_the_columns(tmp_path):
     }
     assert columns["answers"] == [
         "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
+        "finish_reason", "truncated", "reasoning",
     ]  # fmt: skip
     assert {"score", "rationale", "raw", "cache_key", "cached", "error"} <= set(columns["judgments"])
     assert {"suite_hash", "rubric_hash", "model_id", "config_json", "status", "started_at"} <= set(
@@ -105,3 +106,33 @@ def test_runs_are_listed_per_suite_oldest_first(tmp_path):
         store.create_run(manifest("r3", suite="other"), ITEMS)
         assert [m.run_id for m in store.runs("demo")] == ["r1", "r2"]
         assert len(store.runs()) == 3
+
+
+def test_a_store_made_before_finish_reasons_gains_the_columns_and_keeps_its_answers(tmp_path):
+    db = sqlite3.connect(tmp_path / "evals.db")
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for step in MIGRATIONS[:2]:
+        step(db)
+        db.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (step.__name__,))
+    db.commit()
+    db.close()
+    with Store(tmp_path) as store:
+        store.create_run(manifest(), ITEMS)
+        # a row as the older code wrote it: only the first nine columns
+        store.db.execute("INSERT INTO answers (run_id, item_id, sample, text) VALUES ('r1', 'q1', 0, '4')")
+        assert store.answers("r1")[("q1", 0)] == Answer("r1", "q1", 0, "4")
+
+
+def test_finish_reason_truncation_and_reasoning_read_back_and_reach_the_export(tmp_path):
+    with Store(tmp_path) as store:
+        store.create_run(manifest(), ITEMS)
+        cut = Answer("r1", "q1", 0, "The answer is", finish_reason="length", truncated=True, reasoning="hmm")
+        store.save_answer(cut)
+        store.save_answer(Answer("r1", "q2", 0, "Paris", finish_reason="stop"))
+        assert store.answers("r1")[("q1", 0)] == cut
+        path = store.export_jsonl("r1")
+    rows = {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+    assert (rows["q1"]["truncated"], rows["q1"]["finish_reason"], rows["q1"]["reasoning"]) == (
+        True, "length", "hmm",
+    )  # fmt: skip
+    assert (rows["q2"]["truncated"], rows["q2"]["reasoning"]) == (False, None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from evals.budget import ESTIMATE_NOTE, plan_calls
 from evals.cli.common import (
     EXIT_CODES_HELP,
     EXIT_NO,
@@ -22,8 +23,9 @@ from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.names import RUN_ID, TAG
 from evals.progress import RichReporter
+from evals.records import Item, Selection
 from evals.rubrics import rubric_search
-from evals.runner import RunOutcome, new_run_id, run_suite, summarize
+from evals.runner import RunOutcome, check_resumable, new_run_id, remaining, run_suite, summarize
 from evals.store import Store
 from evals.suites import Suite, find_problems, load_suite, suites_in
 
@@ -40,7 +42,32 @@ from evals.suites import Suite, find_problems, load_suite, suites_in
 )
 @click.option("--samples", default=1, show_default=True, type=click.IntRange(1), help="Answers per item.")
 @click.option(
-    "--tag", "tags", multiple=True, type=TAG, help="Label the run (e.g. baseline, nightly); repeatable."
+    "--tag",
+    "tags",
+    multiple=True,
+    type=TAG,
+    help="Label the run (e.g. baseline, nightly); repeatable. Not a filter.",
+)
+@click.option("--area", "areas", multiple=True, help="Ask only items of this area; repeatable.")
+@click.option(
+    "--item-tag",
+    "item_tags",
+    multiple=True,
+    help="Ask only items carrying this tag (suite tags:); repeatable.",
+)
+@click.option(
+    "--limit", type=click.IntRange(1), help="Ask at most N items (after --area/--item-tag), in suite order."
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the calls per endpoint and their estimated cost; call nothing, create no run.",
+)
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(0, min_open=True),
+    metavar="USD",
+    help="Stop (resumable, exit 2) before this invocation could spend more; needs token prices in evals.yaml.",
 )
 @click.option(
     "--run-id",
@@ -58,27 +85,107 @@ def run(
     judge_name: str | None,
     samples: int,
     tags: tuple[str, ...],
+    areas: tuple[str, ...],
+    item_tags: tuple[str, ...],
+    limit: int | None,
+    dry_run: bool,
+    max_cost: float | None,
     run_id: str | None,
     resume: str | None,
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
-    """Answer every item of a suite with the model and have the judge score each answer 1-5."""
+    """Answer every item of a suite (or of --area/--item-tag/--limit) with the model; the judge scores each 1-5.
+
+    A run stopped by --max-cost exits 2 and continues with --resume RUN_ID.
+    """
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store:
-        if resume is not None:
-            manifest = store.run(resume)
-            suite_path = suite_path or manifest.suite_path
-            model_name = model_name or manifest.model_name
-            judge_name = judge_name or manifest.judge_name
-        elif suite_path is None and config.default_suite is not None:
+    selection = Selection(areas, item_tags, limit)
+    if resume is None:
+        if suite_path is None and config.default_suite is not None:
             suite_path = str(config.path(config.default_suite))
-        elif suite_path is None:
+        if suite_path is None:
             raise click.UsageError("--suite is required (or --resume RUN_ID, or default_suite in evals.yaml)")
-        suite = load_suite(suite_path)
+        suite = _select(load_suite(suite_path), selection)
         model_name, model = config.model(model_name)
         judge_name, judge = config.judge(judge_name)
-        _execute(config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume)
+        if dry_run:  # before the store is opened: a dry run leaves nothing behind
+            items = [item for item in suite.items for _ in range(samples)]
+            _print_plan(config, suite, selection, items, [], model_name, model, judge_name, judge, max_cost)
+            return
+        with Store(reports_path(config, reports_dir)) as store:
+            _execute(
+                config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, None,
+                selection, max_cost,
+            )  # fmt: skip
+        return
+    if not selection.whole:
+        raise click.UsageError(
+            "--area, --item-tag and --limit are set when a run starts; --resume keeps them"
+        )
+    with Store(reports_path(config, reports_dir)) as store:
+        manifest = store.run(resume)
+        selection = manifest.selection()
+        suite = _select(load_suite(suite_path or manifest.suite_path), selection)
+        model_name, model = config.model(model_name or manifest.model_name)
+        judge_name, judge = config.judge(judge_name or manifest.judge_name)
+        if dry_run:
+            check_resumable(store, resume, suite)
+            to_answer, to_judge = remaining(store, manifest)
+            _print_plan(
+                config, suite, selection, to_answer, to_judge, model_name, model, judge_name, judge, max_cost
+            )
+            return
+        _execute(
+            config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
+            selection, max_cost,
+        )  # fmt: skip
+
+
+def _select(suite: Suite, selection: Selection) -> Suite:
+    if selection.whole:
+        return suite
+    return suite.select(selection.areas, selection.item_tags, selection.limit)
+
+
+def _print_plan(
+    config: Config,
+    suite: Suite,
+    selection: Selection,
+    to_answer: list[Item],
+    to_judge: list[tuple[Item, str, bool]],
+    model_name: str,
+    model: Endpoint,
+    judge_name: str,
+    judge: JudgeEndpoint,
+    max_cost: float | None,
+) -> None:
+    """The dry run's report: calls per endpoint, tokens and estimated cost."""
+    plan = plan_calls(to_answer, to_judge, model_name, model, judge_name, judge, rubric_search(config))
+    scope = "" if selection.whole else f" · subset: {selection.describe()}"
+    out.print(plain(f"dry run: suite {suite.name} ({len(suite.items)} items{scope}); nothing is called"))
+    for e in plan.endpoints:
+        who = f"{e.role} {e.name} ({e.model})"
+        if e.offline:
+            out.print(plain(f"{who}: {e.calls} gradings, offline: no calls, free"))
+            continue
+        calls = f"{e.calls} call{'s' if e.calls != 1 else ''}"
+        cost = "no prices" if e.cost is None else f"≈ ${e.cost:.4f}"
+        tokens = f"≈ {e.tokens_in} tokens in · ≤ {e.tokens_out} tokens out"
+        # one line per endpoint, never wrapped: logs and scripts read it
+        out.print(plain(f"{who}: {calls} · {tokens} · {cost}"), soft_wrap=True)
+    total = plan.cost
+    out.print(
+        "estimated cost: "
+        + (
+            "unknown (set price_in_per_mtok and price_out_per_mtok in evals.yaml)"
+            if total is None
+            else f"≈ ${total:.4f}"
+        )
+    )
+    out.print(ESTIMATE_NOTE)
+    if max_cost is not None and total is not None and total > max_cost:
+        out.print(f"the estimate exceeds --max-cost {max_cost:g}: the run may stop early (then resume it)")
 
 
 def _execute(
@@ -93,15 +200,21 @@ def _execute(
     tags: tuple[str, ...],
     run_id: str | None,
     resume: str | None,
+    selection: Selection | None = None,
+    max_cost: float | None = None,
 ) -> RunOutcome:
     run_id = None if resume else (run_id or new_run_id())
+    scope = "" if selection is None or selection.whole else f", subset: {selection.describe()}"
     err.print(
-        plain(f"suite {suite.name} ({len(suite.items)} items) · model {model_name} · judge {judge_name}")
+        plain(
+            f"suite {suite.name} ({len(suite.items)} items{scope}) · model {model_name} · judge {judge_name}"
+        )
     )
     try:
         outcome = run_suite(
             store, suite, model_name, model, judge_name, judge, rubric_search(config),
             samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
+            selection=selection, max_cost=max_cost,
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; continue with: evals run --resume {resume or run_id}"))
@@ -137,6 +250,13 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
         f"asked {outcome.asked}, judged {outcome.judged}, reused {outcome.reused} cached judgments, "
         f"{outcome.answer_errors} answer errors, {outcome.judge_errors} judge errors"
     )
+    cut = sum(1 for row in outcome.rows if row["truncated"])
+    if cut:
+        out.print(
+            f"{cut} answer{'s' if cut != 1 else ''} cut off at max_tokens "
+            f"({m.config.get('model', {}).get('max_tokens')}); the judge was told. Raise the model's "
+            "max_tokens in evals.yaml if they should be whole"
+        )
     out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
     out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
 

@@ -90,11 +90,14 @@ class AnthropicProvider(SDKProvider):
             raise MalformedResponse("no content in the reply")
         data: dict[str, Any] | None = None
         texts: list[str] = []
+        thoughts: list[str] = []
         for block in response.content:
             if block.type == "tool_use" and tool is not None and block.name == tool:
                 data = block.input if isinstance(block.input, dict) else None
             elif block.type == "text":
                 texts.append(block.text)
+            elif block.type == "thinking" and isinstance(block.thinking, str):
+                thoughts.append(block.thinking)  # kept apart: extended thinking is not the answer
         usage = response.usage
         return Completion(
             text=json.dumps(data, ensure_ascii=False) if data is not None else "".join(texts),
@@ -103,4 +106,6 @@ class AnthropicProvider(SDKProvider):
             tokens_out=usage.output_tokens if usage is not None else None,
             latency_ms=latency,
             model_id=response.model or None,
+            finish_reason=response.stop_reason if isinstance(response.stop_reason, str) else None,
+            reasoning="\n\n".join(thoughts) or None,
         )

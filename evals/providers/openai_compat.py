@@ -79,7 +79,8 @@ class OpenAIProvider(SDKProvider):
             raise MalformedResponse("the body is not valid JSON")
         if not response.choices:
             raise MalformedResponse("no choices in the reply")
-        message = response.choices[0].message
+        choice = response.choices[0]
+        message = choice.message
         text = (message.content if message is not None else None) or ""
         usage = response.usage
         return Completion(
@@ -89,7 +90,26 @@ class OpenAIProvider(SDKProvider):
             tokens_out=usage.completion_tokens if usage is not None else None,
             latency_ms=latency,
             model_id=response.model or None,
+            finish_reason=_text_or_none(choice.finish_reason),
+            reasoning=_reasoning(message),
         )
+
+
+def _text_or_none(value: object) -> str | None:
+    # Servers are untrusted: a field the SDK does not declare can hold anything.
+    return value if isinstance(value, str) and value else None
+
+
+def _reasoning(message: object) -> str | None:
+    """The message's separate reasoning: ``reasoning_content`` (vLLM, DeepSeek, llama.cpp) or ``reasoning``.
+
+    Neither is a declared field of the SDK's message, which keeps undeclared fields as attributes.
+    """
+    for name in ("reasoning_content", "reasoning"):
+        value = _text_or_none(getattr(message, name, None))
+        if value is not None:
+            return value
+    return None
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
