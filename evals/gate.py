@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evals import stats
@@ -21,6 +20,7 @@ from evals.errors import ConfigError
 from evals.records import RunManifest
 from evals.scorecard import drift, scores_by_item
 from evals.store import Store
+from evals.userfiles import load_yaml, validation_errors
 
 PASS, FAIL, UNDECIDED = 0, 1, 2
 """Exit codes of ``evals gate``."""
@@ -66,15 +66,11 @@ def load_policy(path: Path | None) -> Policy:
     """The policy in ``path``, or the defaults."""
     if path is None:
         return Policy()
+    data = load_yaml(path, error=ConfigError)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return Policy.model_validate(data)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: policy file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        return Policy.model_validate({} if data is None else data)
     except ValidationError as exc:
-        lines = [f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = validation_errors(path, data, exc)
         raise ConfigError("invalid policy:\n  " + "\n  ".join(lines)) from None
 
 

@@ -26,6 +26,7 @@ from pydantic import (
 
 from evals.errors import RubricError
 from evals.records import Item, content_hash
+from evals.userfiles import parse_yaml
 
 SCORES = (1, 2, 3, 4, 5)
 """The scale every rubric describes, each score with its own descriptor."""
@@ -87,7 +88,7 @@ class _RubricFile(BaseModel):
 def parse_rubric(text: str, path: Path) -> Rubric:
     """A rubric from the YAML text of ``path``; ``RubricError`` with file, line and field on any problem."""
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text, path, error=RubricError)  # aliases, depth, duplicate keys limited
         tree = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -265,17 +265,17 @@ def parse_yaml(
     except yaml.reader.ReaderError as exc:  # a control character: YAML refuses the whole stream
         character = exc.character if isinstance(exc.character, int) else ord(exc.character)
         line = text[: text.find(chr(character))].count("\n") + 1
-        message = f"YAML error: character U+{character:04X} is not allowed; write it escaped, in quotes"
+        message = f"not valid YAML: character U+{character:04X} is not allowed; write it escaped, in quotes"
         _raise(UserFileError(path, line, message), error)
     except yaml.YAMLError as exc:  # pragma: no cover  (every YAML error PyYAML raises is one of the above)
-        _raise(UserFileError(path, None, f"YAML error: {exc}"), error)
+        _raise(UserFileError(path, None, f"not valid YAML: {exc}"), error)
     finally:
         loader.dispose()
 
 
 def _yaml_problem(path: str | Path, exc: yaml.MarkedYAMLError) -> UserFileError:
     mark = exc.problem_mark or exc.context_mark
-    message = f"YAML error: {exc.problem or exc.context}"
+    message = f"not valid YAML: {exc.problem or exc.context}"
     if (exc.problem or "").startswith("mapping values are not allowed"):
         message += "; put text containing ': ' in quotes"
     if exc.context and exc.context_mark and exc.problem:

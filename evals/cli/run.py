@@ -22,6 +22,7 @@ from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.progress import RichReporter
 from evals.runner import RunOutcome, new_run_id, run_suite, summarize
+from evals.secrets import safe_url
 from evals.store import Store
 from evals.suites import Suite, find_problems, load_suite
 
@@ -97,7 +98,7 @@ def _execute(
         # Per-item errors are data; no answer at all means the model could not be reached or used.
         raise EvalsError(
             f"every one of {outcome.asked} model calls failed (see the errors in the results); is "
-            f"{model.base_url or 'the model server'} up and serving {model.model!r}? "
+            f"{safe_url(model.base_url) or 'the model server'} up and serving {model.model!r}? "
             f"Fix it and continue with: evals run --resume {outcome.manifest.run_id}"
         )
     return outcome
