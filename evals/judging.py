@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from evals.config import OFFLINE, JudgeEndpoint
 from evals.errors import ProviderError
+from evals.markers import find_brackets, marker_pattern
 from evals.providers import Provider, build_provider
 from evals.records import Completion, CompletionRequest, Item, Verdict
 from evals.reference_judge import ReferenceJudge
@@ -40,11 +41,9 @@ ATTEMPTS = 2
 """Calls per answer when the verdict cannot be parsed: the first, and one more."""
 
 _TAGS = ("question", "reference", "answer", "rationale", "score", "verdict")
-# An opening bracket (ASCII or a look-alike), optional blanks or invisible characters, an optional slash,
-# then one of our tag names: anything that could read as one of our markers, opening or closing.
-_BRACKETS = "<\uff1c\ufe64"
-_GAP = r"[\s\u200b-\u200d\u2060\ufeff]*"
-_MARKER = re.compile(rf"[{_BRACKETS}]({_GAP}/?{_GAP}(?:{'|'.join(_TAGS)}))", re.IGNORECASE)
+# Anything that could read as one of our markers, opening or closing, look-alikes included: found in a
+# normalised view of the text (see evals.markers), defused in the original.
+_MARKER = marker_pattern(_TAGS)
 _FENCE = re.compile(r"\A```[ \t]*(?:json)?[ \t]*\n(.*?)\n?```\Z", re.DOTALL | re.IGNORECASE)
 _SCORE_LINE = re.compile(r"\Ascore[ \t]*:[ \t]*(.*?)\Z", re.IGNORECASE)
 
@@ -56,10 +55,20 @@ class VerdictError(ValueError):
 def neutralize(text: str) -> str:
     """``text`` with every look-alike of our prompt markers defused (``</answer`` becomes ``&lt;/answer``).
 
-    Only the bracket is escaped, so the judge still reads what the answer wrote; the answer just cannot
-    end its block early or open a ``<reference>`` or ``<score>`` of its own.
+    Markers are searched in a normalised view (NFKC, case-folded, invisible characters as gaps, other
+    angle brackets, slashes and look-alike letters as their ASCII forms), so ``＜/ａｎｓｗｅｒ`` or a
+    zero-width space inside ``</answer`` are found too. Only the bracket of each is replaced, in the
+    original text, which is otherwise sent unchanged: the judge still reads what the answer wrote, but
+    the answer cannot end its block early or open a ``<reference>`` or ``<score>`` of its own.
     """
-    return _MARKER.sub(r"&lt;\1", text)
+    brackets = find_brackets(text, _MARKER)
+    if not brackets:
+        return text
+    parts, last = [], 0
+    for index in brackets:
+        parts += [text[last:index], "&lt;"]
+        last = index + 1
+    return "".join(parts) + text[last:]
 
 
 def _system_prompt(rubric: Rubric, with_reference: bool, structured: bool) -> str:
