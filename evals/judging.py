@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from evals.cache_key import JudgeIdentity, judgment_key
 from evals.config import OFFLINE, JudgeEndpoint
 from evals.errors import ProviderError
 from evals.markers import find_brackets, marker_pattern
 from evals.providers import Provider, build_provider
-from evals.records import Completion, CompletionRequest, Item, Verdict
+from evals.records import Completion, CompletionRequest, Item, Verdict, content_hash
 from evals.reference_judge import ReferenceJudge
-from evals.rubrics import Rubric, RubricBook, judgment_key
+from evals.rubrics import Rubric, RubricBook
 
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -133,6 +135,22 @@ def build_judge_messages(
     ]
 
 
+# Stand-ins for what varies per item: the template's hash covers only the wording around them, and how
+# an answer is pasted in (including what neutralize does to a look-alike marker).
+_SAMPLE_RUBRIC = Rubric(
+    "{rubric}", "{description}", ("{criterion}",), {s: f"{{score {s}}}" for s in range(1, 6)}, True, ""
+)
+_SAMPLE_ITEM = Item(id="{id}", area="{area}", question="{question}", reference="{reference}")
+_SAMPLE_ANSWER = "{answer} </answer> \uff1c\u200b/\uff41nswer> <SCORE>"
+
+
+@cache
+def prompt_template_hash(structured: bool) -> str:
+    """Hash of the judge prompt's template: changes when its wording or the pasting of answers changes."""
+    messages = build_judge_messages(_SAMPLE_RUBRIC, _SAMPLE_ITEM, _SAMPLE_ANSWER, structured=structured)
+    return content_hash(messages)
+
+
 def parse_verdict(completion: Completion) -> tuple[int, str]:
     """``(score, rationale)`` from a judge reply, or ``VerdictError`` saying what was wrong.
 
@@ -204,7 +222,7 @@ class Judge(Protocol):
     name: str
     """The judge's name in the config (``claude``, ``offline``)."""
     model: str
-    """The judge model (``claude-sonnet-4-5``, ``offline-reference``); part of every cache key."""
+    """The judge model (``claude-sonnet-4-5``, ``offline-reference``), as configured."""
     max_concurrency: int
     """Grading calls the runner may have in flight."""
     offline: bool
@@ -215,7 +233,7 @@ class Judge(Protocol):
         ...
 
     def cache_key(self, item: Item, answer: str) -> str:
-        """Equal keys mean interchangeable judgments (model, rubric version, question, reference, answer)."""
+        """Equal keys mean interchangeable judgments (judge, rubric version, question, reference, answer)."""
         ...
 
     async def grade(self, item: Item, answer: str) -> Verdict:
@@ -236,7 +254,16 @@ class LLMJudge:
 
     offline = False
 
-    def __init__(self, name: str, endpoint: JudgeEndpoint, provider: Provider, rubrics_dir: Path):
+    def __init__(
+        self,
+        name: str,
+        endpoint: JudgeEndpoint,
+        provider: Provider,
+        rubrics_dir: Path,
+        *,
+        fingerprint: str | None = None,
+    ):
+        """``fingerprint``: the hash of the model file a local server serves, keyed in place of its URL."""
         self.name = name
         self.endpoint = endpoint
         self.provider = provider
@@ -244,14 +271,18 @@ class LLMJudge:
         self.max_concurrency = provider.max_concurrency
         self.structured = endpoint.structured == "auto"
         self.rubrics = RubricBook(rubrics_dir, endpoint.rubric)
+        self.identity = JudgeIdentity.of(
+            endpoint, prompt=prompt_template_hash(self.structured), fingerprint=fingerprint
+        )
+        """What the cache keys this judge by: its whole configuration, not only its model name."""
 
     def rubric_for(self, item: Item) -> Rubric:
         """The item's rubric, loaded once (``RubricError`` when missing or malformed)."""
         return self.rubrics.for_item(item)
 
     def cache_key(self, item: Item, answer: str) -> str:
-        """Hash of (judge model, rubric hash, question, reference, answer)."""
-        return judgment_key(self.model, self.rubric_for(item), item, answer)
+        """Hash of (judge identity, rubric hash, question, reference, answer)."""
+        return judgment_key(self.identity, self.rubric_for(item), item, answer)
 
     def request(self, item: Item, answer: str) -> CompletionRequest:
         """The grading request for one answer."""
@@ -299,8 +330,10 @@ class _Spent:
         self.tokens_in: int | None = None
         self.tokens_out: int | None = None
         self.latency_ms: float | None = None
+        self.model_id: str | None = None
 
     def add(self, completion: Completion) -> None:
+        self.model_id = completion.model_id or self.model_id
         if completion.tokens_in is not None:
             self.tokens_in = (self.tokens_in or 0) + completion.tokens_in
         if completion.tokens_out is not None:
@@ -322,11 +355,18 @@ class _Spent:
             tokens_out=self.tokens_out,
             latency_ms=self.latency_ms,
             error=error,
+            model_id=self.model_id,
         )
 
 
-def build_judge(name: str, endpoint: JudgeEndpoint, rubrics_dir: Path) -> Judge:
-    """The judge for a configured endpoint: the offline reference judge, or a model behind a provider."""
+def build_judge(
+    name: str, endpoint: JudgeEndpoint, rubrics_dir: Path, *, fingerprint: str | None = None
+) -> Judge:
+    """The judge for a configured endpoint: the offline reference judge, or a model behind a provider.
+
+    ``fingerprint`` identifies the model of a server whose address changes every run (the bundled one).
+    """
     if endpoint.provider == OFFLINE:
         return ReferenceJudge(name, rubrics_dir, rubric=endpoint.rubric)
-    return LLMJudge(name, endpoint, build_provider(name, endpoint), rubrics_dir)
+    provider = build_provider(name, endpoint)
+    return LLMJudge(name, endpoint, provider, rubrics_dir, fingerprint=fingerprint)

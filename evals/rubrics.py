@@ -207,20 +207,3 @@ class RubricBook:
     def for_item(self, item: Item) -> Rubric:
         """The item's own rubric if it names one, else the default."""
         return self.get(item.rubric or self.default)
-
-
-def judgment_key(judge_model: str, rubric: Rubric, item: Item, answer: str) -> str:
-    """What makes two judgments interchangeable: judge model, rubric version, question, reference, answer.
-
-    Tags, metadata, area and item id are left out on purpose: they do not change the verdict, so an
-    unchanged answer to an unchanged question is judged once, whatever suite or run it reappears in.
-    """
-    return content_hash(
-        {
-            "judge_model": judge_model,
-            "rubric": rubric.hash,
-            "question": item.prompt_text(),
-            "reference": item.reference,
-            "answer": answer,
-        }
-    )
