@@ -28,7 +28,7 @@ from typing import Any, Literal, NoReturn
 import yaml
 from pydantic import ValidationError
 from yaml.composer import Composer
-from yaml.events import AliasEvent
+from yaml.events import AliasEvent, ScalarEvent
 
 try:  # libyaml's scanner and parser when PyYAML has them (several times faster); same safe constructor
     from yaml import CSafeLoader as _SafeLoader
@@ -169,8 +169,13 @@ class _Loader(Composer, _SafeLoader):
         self._size: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes once expanded, height)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(AliasEvent):
-            line = _line(self.peek_event())
+        event = self.peek_event()
+        if isinstance(event, ScalarEvent):  # a leaf (size 1, height 1, the defaults): only its depth counts
+            if self._depth >= MAX_DEPTH:
+                raise _Refused(_too_deep(), _line(event))
+            return super().compose_node(parent, index)
+        if isinstance(event, AliasEvent):
+            line = _line(event)
             node = super().compose_node(parent, index)
             size, height = self._size.get(id(node), (1, 1))
             self._alias_nodes += size
@@ -185,7 +190,7 @@ class _Loader(Composer, _SafeLoader):
             return node
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise _Refused(_too_deep(), _line(self.peek_event()))
+            raise _Refused(_too_deep(), _line(event))
         node = super().compose_node(parent, index)
         self._depth -= 1
         size, height = 1, 1
