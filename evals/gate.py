@@ -29,7 +29,7 @@ PASS, FAIL, UNDECIDED = 0, 1, 2
 class Floor(BaseModel):
     """Absolute minimums for one area, whatever the baseline did."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     mean: float | None = None
     pass_rate: float | None = None
 
@@ -37,7 +37,8 @@ class Floor(BaseModel):
 class Policy(BaseModel):
     """What a candidate must show to pass (``--policy FILE``; every field optional)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan: a margin of .inf would pass every candidate; NaN would compare false everywhere.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     non_inferiority_margin: float = Field(default=0.3, ge=0)
     """Overall: the one-sided 95 % lower confidence bound of the paired Δ mean must be above −margin."""

@@ -137,17 +137,16 @@ def build_judge_messages(
 
 # Stand-ins for what varies per item: the template's hash covers only the wording around them, and how
 # an answer is pasted in (including what neutralize does to a look-alike marker).
-_SAMPLE_RUBRIC = Rubric(
-    "{rubric}", "{description}", ("{criterion}",), {s: f"{{score {s}}}" for s in range(1, 6)}, True, ""
-)
-_SAMPLE_ITEM = Item(id="{id}", area="{area}", question="{question}", reference="{reference}")
 _SAMPLE_ANSWER = "{answer} </answer> \uff1c\u200b/\uff41nswer> <SCORE>"
 
 
 @cache
 def prompt_template_hash(structured: bool) -> str:
     """Hash of the judge prompt's template: changes when its wording or the pasting of answers changes."""
-    messages = build_judge_messages(_SAMPLE_RUBRIC, _SAMPLE_ITEM, _SAMPLE_ANSWER, structured=structured)
+    scores = {score: f"{{score {score}}}" for score in range(1, 6)}
+    rubric = Rubric("{rubric}", "{description}", ("{criterion}",), scores, True, "")
+    item = Item(id="{id}", area="{area}", question="{question}", reference="{reference}")
+    messages = build_judge_messages(rubric, item, _SAMPLE_ANSWER, structured=structured)
     return content_hash(messages)
 
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from evals import judging
 from evals.cache_key import JudgeIdentity, judgment_key
 from evals.cli import main
 from evals.config import JudgeEndpoint
@@ -73,9 +74,18 @@ def test_a_fingerprint_stands_for_a_local_server_whose_port_changes():
     assert key(fingerprint="gguf-sha256-def", base_url="http://127.0.0.1:41001/v1") != first
 
 
-def test_the_prompt_template_is_keyed():
+def test_the_prompt_template_is_keyed(monkeypatch):
     assert prompt_template_hash(True) != prompt_template_hash(False)
-    assert len(prompt_template_hash(True)) == 16
+    before = key()
+    original = judging._system_prompt
+    monkeypatch.setattr(judging, "_system_prompt", lambda *args: original(*args) + " Be terse.")
+    prompt_template_hash.cache_clear()
+    try:
+        assert key() != before  # a reworded prompt does not inherit the old prompt's verdicts
+    finally:
+        monkeypatch.undo()
+        prompt_template_hash.cache_clear()
+    assert key() == before
 
 
 def test_the_sdk_base_url_variable_is_the_server_when_the_config_has_none(monkeypatch):

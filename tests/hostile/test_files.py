@@ -207,3 +207,17 @@ def test_cli_config_that_is_a_folder_exits_2_with_one_line(tmp_path):
     result = CliRunner().invoke(main, ["run", "--suite", "suites", "--config", str(tmp_path / "conf")])
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "is a folder" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        ("non_inferiority_margin: .inf\n", 1, "non_inferiority_margin"),
+        ("alpha: 0.05\nfloors:\n  geo: {mean: .nan}\n", 3, "floors.geo.mean"),
+    ],
+)
+def test_a_policy_cannot_pass_everything_with_infinity_or_nan(tmp_path, text, line, field):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"{path}:{line}: {field}: Input should be a finite number"):
+        load_policy(path)
