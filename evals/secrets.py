@@ -23,6 +23,8 @@ MIN_SECRET = 6
 """Shorter strings are not scrubbed: replacing them would mangle ordinary text, and they protect nothing."""
 
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]*@")
+# In free text only ``user:password@`` is a credential; ``ssh://git@host`` is an address, left alone.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#:]*:[^/\s@?#]*@")
 
 
 def safe_url(url: str | None) -> str | None:
@@ -103,10 +105,10 @@ class Scrubber:
         return self._pattern is not None
 
     def text(self, text: str) -> str:
-        """``text`` with every form of the secrets replaced, and any URL's credentials removed."""
+        """``text`` with every form of the secrets replaced, and any URL's ``user:password@`` removed."""
         if self._pattern is not None:
             text = self._pattern.sub(REDACTED, text)
-        return _URL_USERINFO.sub(r"\1" + REDACTED + "@", text) if "@" in text else text
+        return _URL_PASSWORD.sub(r"\1" + REDACTED + "@", text) if "@" in text else text
 
     def value(self, value: Any) -> Any:
         """A JSON-like value with every string in it scrubbed (keys too)."""

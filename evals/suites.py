@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ HF_PREFIX = "hf:"
 HF_DEFAULT_SPLIT = "test"
 # Fields that hold text: a number written there (`reference: 42`, a CSV id 7) means its digits.
 _TEXT_FIELDS = ("id", "area", "question", "reference", "rubric")
+RUBRIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+"""What an item's ``rubric`` must look like: a name (``correctness``), never a path or a file name."""
 _DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 _EXPECTED = {
     "tags": "a list of strings, e.g. [easy, recall]",
@@ -419,6 +422,10 @@ def _question_problems(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield "question", "'question' is empty: expected the text to ask"
     elif question is not None and messages:
         yield "messages", "has both 'question' and 'messages': give one"
+    rubric = data.get("rubric")
+    if isinstance(rubric, str) and not RUBRIC_NAME.fullmatch(rubric):
+        # A path here would make the judge read any file the suite points at (and show parts of it).
+        yield "rubric", "expected the name of a rubric in the judges folder (e.g. 'correctness'), not a path"
     for name in ("id", "area"):  # blank text would pass Item's non-empty check, and pair or group as nothing
         value = data.get(name)
         if isinstance(value, str) and value and not value.strip():

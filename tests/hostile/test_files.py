@@ -221,3 +221,14 @@ def test_a_policy_cannot_pass_everything_with_infinity_or_nan(tmp_path, text, li
     path.write_text(text)
     with pytest.raises(ConfigError, match=rf"{path}:{line}: {field}: Input should be a finite number"):
         load_policy(path)
+
+
+@pytest.mark.parametrize(
+    "rubric", ["../.env", "/etc/passwd", "judges/strict.yaml", "strict.yaml", "..", ".hidden", "a\\b"]
+)
+def test_an_items_rubric_is_a_name_not_a_path(tmp_path, rubric):
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"id": "q1", "area": "a", "question": "q?", "rubric": rubric}) + "\n")
+    assert [(p.field, "not a path" in p.message) for p in find_problems(path)] == [("rubric", True)]
+    path.write_text(json.dumps({"id": "q1", "area": "a", "question": "q?", "rubric": "safety-v2_b"}) + "\n")
+    assert find_problems(path) == []

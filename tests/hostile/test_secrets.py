@@ -202,3 +202,8 @@ def test_config_file_permissions_are_not_widened_by_a_new_rollback_file(tmp_path
     restore_model(run, tmp_path / "new.yaml", write=True)
     assert stat.S_IMODE((tmp_path / "new.yaml").stat().st_mode) == 0o600
     assert Path(tmp_path / "new.yaml").read_text().startswith("models:")
+
+
+def test_scrub_removes_url_passwords_but_not_addresses():
+    text = "clone ssh://git@github.com/x and fetch https://bob:hunter22@example.com/data"
+    assert scrub(text, [KEY]) == "clone ssh://git@github.com/x and fetch https://[redacted]@example.com/data"
