@@ -25,6 +25,7 @@ from evals.providers import Provider, build_provider
 from evals.records import Completion, CompletionRequest, Item, Verdict, content_hash
 from evals.reference_judge import ReferenceJudge
 from evals.rubrics import Rubric, RubricBook
+from evals.userfiles import parse_json
 
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -166,7 +167,7 @@ def parse_verdict(completion: Completion) -> tuple[int, str]:
     body = fenced.group(1).strip() if fenced else text
     if body.startswith("{"):
         try:
-            value = json.loads(body)
+            value = parse_json(body)  # depth-limited: a reply nested 100,000 deep is an error, not a crash
         except ValueError as exc:
             if fenced:
                 raise VerdictError(f"the ```json block is not valid JSON ({exc})") from None
