@@ -5,8 +5,9 @@ fails the same helpful way, and none can hurt the process that reads it:
 
 * only regular files are read (a folder or a FIFO given as a file is a one-line error, and a FIFO is never
   opened in a way that could block);
-* YAML aliases may add at most ``MAX_ALIAS_NODES`` nodes when expanded (a "billion laughs" file of nested
-  anchors is refused in milliseconds instead of taking all memory);
+* YAML aliases may add at most ``MAX_ALIAS_NODES`` nodes when expanded, or ``ALIAS_RATIO`` times the
+  nodes written (a "billion laughs" file of nested anchors is refused in milliseconds instead of taking
+  all memory);
 * nesting is limited to ``MAX_DEPTH`` levels in YAML and JSON (an error with the line, not a
   ``RecursionError``);
 * a key given twice in one mapping is an error (YAML and JSON would silently keep the last one).
@@ -40,7 +41,9 @@ from evals.errors import EvalsError
 MAX_DEPTH = 64
 """Deepest nesting of lists and mappings (JSON: arrays and objects) a file may have."""
 MAX_ALIAS_NODES = 200_000
-"""Nodes that YAML aliases (``*name``, ``<<: *name``) may add to a document once expanded."""
+"""Nodes that YAML aliases (``*name``, ``<<: *name``) may add to a document once expanded, or
+``ALIAS_RATIO`` times the nodes written, whichever is more (a large suite may share a block per item)."""
+ALIAS_RATIO = 10
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -166,11 +169,13 @@ class _Loader(Composer, _SafeLoader):
         self.duplicates = duplicates
         self._depth = 0
         self._alias_nodes = 0
+        self._written = 0
         self._size: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes once expanded, height)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, ScalarEvent):  # a leaf (size 1, height 1, the defaults): only its depth counts
+            self._written += 1
             if self._depth >= MAX_DEPTH:
                 raise _Refused(_too_deep(), _line(event))
             return super().compose_node(parent, index)
@@ -179,15 +184,18 @@ class _Loader(Composer, _SafeLoader):
             node = super().compose_node(parent, index)
             size, height = self._size.get(id(node), (1, 1))
             self._alias_nodes += size
-            if self._alias_nodes > MAX_ALIAS_NODES:
+            # Exponential growth (anchors of aliases of anchors) passes any linear bound within a few levels.
+            limit = max(MAX_ALIAS_NODES, ALIAS_RATIO * self._written)
+            if self._alias_nodes > limit:
                 raise _Refused(
-                    f"aliases expand to more than {MAX_ALIAS_NODES:,} values (nested anchors?); "
+                    f"aliases expand to more than {limit:,} values (nested anchors?); "
                     "write the values out or use fewer aliases",
                     line,
                 )
             if self._depth + height > MAX_DEPTH:
                 raise _Refused(_too_deep(), line)
             return node
+        self._written += 1
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise _Refused(_too_deep(), _line(event))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from evals import userfiles
 from evals.cli import main
 from evals.config import load_config
 from evals.errors import ConfigError, EvalsError, RubricError
@@ -232,3 +233,13 @@ def test_an_items_rubric_is_a_name_not_a_path(tmp_path, rubric):
     assert [(p.field, "not a path" in p.message) for p in find_problems(path)] == [("rubric", True)]
     path.write_text(json.dumps({"id": "q1", "area": "a", "question": "q?", "rubric": "safety-v2_b"}) + "\n")
     assert find_problems(path) == []
+
+
+def test_a_large_file_sharing_a_block_per_item_may_expand_more(monkeypatch):
+    monkeypatch.setattr(userfiles, "MAX_ALIAS_NODES", 1_000)
+    shared = "d: &d {area: geo, tags: [a, b], reference: x, rubric: r}\n"
+    items = "".join(f"  - {{<<: *d, id: q{i}, question: q{i}?}}\n" for i in range(200))
+    data = parse_yaml(shared + "items:\n" + items, "s.yaml")  # aliases add ~2,600 values: 2x what is written
+    assert len(data["items"]) == 200 and data["items"][199]["area"] == "geo"
+    with pytest.raises(UserFileError, match="aliases expand"):
+        parse_yaml(billion_laughs(levels=5), "x.yaml")  # 9**5 from a few lines: still refused
