@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from evals import userfiles
 from evals.cli import main
 from evals.config import load_config
-from evals.errors import ConfigError, EvalsError, RubricError
+from evals.errors import ConfigError, EvalsError, RubricError, SuiteError
 from evals.gate import load_policy
 from evals.rubrics import load_rubric
-from evals.suites import find_problems
+from evals.suites import find_problems, load_suite
 from evals.userfiles import MAX_ALIAS_NODES, MAX_DEPTH, UserFileError, parse_json, parse_yaml, read_text
 
 
@@ -243,3 +243,17 @@ def test_a_large_file_sharing_a_block_per_item_may_expand_more(monkeypatch):
     assert len(data["items"]) == 200 and data["items"][199]["area"] == "geo"
     with pytest.raises(UserFileError, match="aliases expand"):
         parse_yaml(billion_laughs(levels=5), "x.yaml")  # 9**5 from a few lines: still refused
+
+
+def test_a_suite_with_a_bomb_in_an_items_metadata_is_refused(tmp_path):
+    # The shape of the original report: 547 bytes whose item looked valid and expanded to 9**9 strings
+    # when the suite was hashed (more than 4 GB, never finishing).
+    anchors = ['      a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    anchors += [f"      a{n}: &a{n} [" + ",".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, 9)]
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "items:\n  - id: q1\n    area: a\n    question: q?\n    metadata:\n" + "\n".join(anchors) + "\n"
+    )
+    with pytest.raises(SuiteError) as caught:
+        load_suite(path)
+    assert [(p.line, "aliases expand" in p.message) for p in caught.value.problems] == [(11, True)]
