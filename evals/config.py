@@ -127,7 +127,7 @@ class JudgeEndpoint(Endpoint):
     structured: Literal["auto", "text"] = "auto"
     """``auto``: tool use (Anthropic) or ``response_format`` json_schema (OpenAI); ``text``: plain text verdict."""
     max_tokens: int = Field(default=1024, ge=1)
-    temperature: float | None = 0.0
+    temperature: float | None = Field(default=0.0, ge=0, le=2)
 
 
 class ScorecardSettings(BaseModel):

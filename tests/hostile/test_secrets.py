@@ -175,13 +175,14 @@ def test_api_key_env_that_is_not_a_variable_name_is_refused_without_echo(tmp_pat
         ("provider", "gemini", "openai"),
     ],
 )
-def test_config_fields_are_checked_with_file_line_and_field(tmp_path, field, value, words):
+@pytest.mark.parametrize("section", ["models", "judges"])
+def test_config_fields_are_checked_with_file_line_and_field(tmp_path, section, field, value, words):
     path = tmp_path / "evals.yaml"
-    path.write_text(f"models:\n  local:\n    model: m\n    {field}: {value}\n")
+    path.write_text(f"{section}:\n  local:\n    model: m\n    {field}: {value}\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     message = str(caught.value)
-    assert f"{path}:4: models.local.{field}: " in message and words in message, message
+    assert f"{path}:4: {section}.local.{field}: " in message and words in message, message
     assert PASSWORD not in message
 
 
