@@ -392,12 +392,14 @@ def _validate(read: _Read) -> list[Item]:
         unreadable = {name for name, value in record.data.items() if value is _BAD}
         data = _stringify({name: value for name, value in record.data.items() if value is not _BAD})
         said: list[tuple[tuple[str | int, ...], str]] = [((k,), m) for k, m in _question_problems(data)]
+        asked = bool(said)
+        said += [((k,), m) for k, m in _field_problems(data)]
         try:
             item: Item | None = Item.model_validate(data)
         except ValidationError as e:
             item = None
             for error in e.errors():
-                if error["loc"] or not said:  # an item-level error already said by _question_problems
+                if error["loc"] or not asked:  # an item-level error already said by _question_problems
                     said.append((tuple(error["loc"]), _describe_error(error)))
         found = [_at(record, loc, message) for loc, message in said if not loc or loc[0] not in unreadable]
         item_id = data.get("id")
@@ -422,6 +424,10 @@ def _question_problems(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield "question", "'question' is empty: expected the text to ask"
     elif question is not None and messages:
         yield "messages", "has both 'question' and 'messages': give one"
+
+
+def _field_problems(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """What ``Item`` does not check: blank ids and areas, and paths given as rubric names."""
     rubric = data.get("rubric")
     if isinstance(rubric, str) and not RUBRIC_NAME.fullmatch(rubric):
         # A path here would make the judge read any file the suite points at (and show parts of it).

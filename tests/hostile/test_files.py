@@ -257,3 +257,11 @@ def test_a_suite_with_a_bomb_in_an_items_metadata_is_refused(tmp_path):
     with pytest.raises(SuiteError) as caught:
         load_suite(path)
     assert [(p.line, "aliases expand" in p.message) for p in caught.value.problems] == [(11, True)]
+
+
+def test_a_blank_id_does_not_hide_the_items_other_problems(tmp_path):
+    path = tmp_path / "s.jsonl"
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    path.write_text(json.dumps({"id": " ", "area": "a", "messages": turns}) + "\n")
+    messages = sorted(p.message for p in find_problems(path))
+    assert len(messages) == 2 and "blank" in messages[0] and "must end with a user turn" in messages[1]
