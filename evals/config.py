@@ -7,25 +7,31 @@ Keys never live in this file: each endpoint names the environment variable that 
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evals.errors import ConfigError
+from evals.secrets import safe_url, url_secrets
+from evals.userfiles import load_yaml, validation_errors
 
 DEFAULT_CONFIG = Path("evals.yaml")
 OFFLINE = "offline"
 """Name (and provider) of the built-in offline reference judge."""
 
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+KEY_ENV_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
+"""What ``api_key_env`` must look like: the NAME of an environment variable."""
 
 
 class Endpoint(BaseModel):
     """A model server reached through an official SDK."""
 
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan: YAML's .nan and .inf are floats; none of our numbers means anything as one.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     provider: Literal["openai", "anthropic", "offline"] = "openai"
     """``openai`` for OpenAI and any OpenAI-compatible server (vLLM, Ollama, llama.cpp); ``anthropic``."""
@@ -35,8 +41,8 @@ class Endpoint(BaseModel):
     """Model name sent to the server."""
     api_key_env: str | None = None
     """Environment variable holding the key (default OPENAI_API_KEY or ANTHROPIC_API_KEY)."""
-    temperature: float | None = None
-    top_p: float | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int = Field(default=512, ge=1)
     seed: int | None = None
     stop: list[str] | None = None
@@ -51,12 +57,43 @@ class Endpoint(BaseModel):
     reasoning: Literal["separate", "keep"] = "separate"
     """``separate``: ``<think>`` blocks are cut out of the answer before it is graded (and stored apart);
     ``keep``: the answer is graded as sent. The APIs' separate reasoning fields are stored, never graded."""
-    price_in_per_mtok: float | None = None
+    price_in_per_mtok: float | None = Field(default=None, ge=0)
     """Price of a million prompt tokens (an API), for the scorecard's cost."""
-    price_out_per_mtok: float | None = None
+    price_out_per_mtok: float | None = Field(default=None, ge=0)
     """Price of a million completion tokens (an API)."""
-    price_per_hour: float | None = None
+    price_per_hour: float | None = Field(default=None, ge=0)
     """Price of an hour of the server (self-hosted), charged for the run's wall time."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        # The message never repeats the URL: it may hold a password.
+        expected = "expected an http:// or https:// URL with a host, e.g. http://localhost:8000/v1"
+        if url is None:
+            return None
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018  (raises ValueError for a port that is not a number in range)
+        except ValueError:
+            raise ValueError(f"not a valid URL: {expected}") from None
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"scheme {parts.scheme or '(none)'!r} is not http or https: {expected}")
+        if not parts.hostname:
+            raise ValueError(f"no host: {expected}")
+        if any(ch.isspace() or not ch.isprintable() for ch in url):
+            raise ValueError(f"contains spaces or control characters: {expected}")
+        return url
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable_name(cls, name: str | None) -> str | None:
+        # Never echo the value: when it is not a name, it is most likely the key itself.
+        if name is not None and not KEY_ENV_PATTERN.fullmatch(name):
+            raise ValueError(
+                "expected the NAME of an environment variable (capitals, digits and _, e.g. "
+                "OPENAI_API_KEY), not a key; put the key in that variable, never in this file"
+            )
+        return name
 
     @property
     def key_env(self) -> str | None:
@@ -67,11 +104,21 @@ class Endpoint(BaseModel):
         name = self.key_env
         return (os.environ.get(name) or None) if name else None
 
+    def secrets(self) -> list[str]:
+        """What must never be shown or kept: the key's value and any password inside ``base_url``."""
+        key = self.api_key()
+        return ([key] if key else []) + url_secrets(self.base_url)
+
     def snapshot(self) -> dict[str, Any]:
-        """The configuration as stored with a run: the key variable's name, never its value."""
+        """The configuration as stored with a run: the key variable's name, never its value.
+
+        Credentials written into ``base_url`` (``http://user:pass@host``) are left out.
+        """
         data = self.model_dump(mode="json", exclude_none=True)
         if self.key_env:
             data["api_key_env"] = self.key_env
+        if self.base_url is not None:
+            data["base_url"] = safe_url(self.base_url)
         return data
 
 
@@ -83,28 +130,28 @@ class JudgeEndpoint(Endpoint):
     structured: Literal["auto", "text"] = "auto"
     """``auto``: tool use (Anthropic) or ``response_format`` json_schema (OpenAI); ``text``: plain text verdict."""
     max_tokens: int = Field(default=1024, ge=1)
-    temperature: float | None = 0.0
+    temperature: float | None = Field(default=0.0, ge=0, le=2)
 
 
 class ScorecardSettings(BaseModel):
     """How the scorecard judges areas and drift (``scorecard:`` in evals.yaml); the defaults are documented."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     pass_score: int = Field(default=4, ge=1, le=5)
     """An answer passes when its score is at least this."""
-    weak_mean: float = 3.5
+    weak_mean: float = Field(default=3.5, ge=1, le=5)
     """An area is weak when its mean score is below this ..."""
-    weak_pass_rate: float = 0.6
+    weak_pass_rate: float = Field(default=0.6, ge=0, le=1)
     """... or its pass rate is below this."""
-    strong_mean: float = 4.2
+    strong_mean: float = Field(default=4.2, ge=1, le=5)
     """An area is strong when its mean is at least this and its pass rate at least ``strong_pass_rate``."""
-    strong_pass_rate: float = 0.8
-    alpha: float = 0.05
+    strong_pass_rate: float = Field(default=0.8, ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
     """Significance level of drift tests, after correction across areas."""
     correction: Literal["holm", "bh"] = "holm"
     """Multiple-comparison correction across areas: Holm (family-wise) or Benjamini–Hochberg (FDR)."""
-    min_effect: float = 0.5
+    min_effect: float = Field(default=0.5, ge=0)
     """A drop must be at least this many points (and significant) for an area to be ``regressed``."""
     history: int = Field(default=30, ge=2)
     """Runs of the suite shown in the history charts."""
@@ -113,7 +160,7 @@ class ScorecardSettings(BaseModel):
 class Config(BaseModel):
     """The whole configuration file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     models: dict[str, Endpoint] = Field(default_factory=dict)
     judges: dict[str, JudgeEndpoint] = Field(default_factory=dict)
@@ -171,16 +218,16 @@ def load_config(path: Path | None = None) -> Config:
         if explicit:
             raise ConfigError(f"{path}: config file not found")
         return default_config()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    # Through the one loader of user files: a folder or FIFO, a key given twice, nested anchors or too
+    # deep nesting are one-line errors with the line.
+    data = load_yaml(path, error=ConfigError)
+    data = {} if data is None else data
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'models' and 'judges'")
+        raise ConfigError(f"{path}:1: expected a mapping with 'models' and 'judges'")
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = validation_errors(path, data, exc)
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
     config.root = path.resolve().parent
     return config

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evals import stats
@@ -23,6 +22,7 @@ from evals.records import RunManifest
 from evals.render.markdown import md_text
 from evals.scorecard import drift, scores_by_item
 from evals.store import Store
+from evals.userfiles import load_yaml, validation_errors
 
 PASS, FAIL, UNDECIDED = 0, 1, 2
 """Exit codes of ``evals gate``."""
@@ -31,7 +31,7 @@ PASS, FAIL, UNDECIDED = 0, 1, 2
 class Floor(BaseModel):
     """Absolute minimums for one area, whatever the baseline did."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     mean: float | None = None
     pass_rate: float | None = None
 
@@ -39,7 +39,8 @@ class Floor(BaseModel):
 class Policy(BaseModel):
     """What a candidate must show to pass (``--policy FILE``; every field optional)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan: a margin of .inf would pass every candidate; NaN would compare false everywhere.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     non_inferiority_margin: float = Field(default=0.3, ge=0)
     """Overall: the one-sided 95 % lower confidence bound of the paired Δ mean must be above −margin."""
@@ -68,15 +69,11 @@ def load_policy(path: Path | None) -> Policy:
     """The policy in ``path``, or the defaults."""
     if path is None:
         return Policy()
+    data = load_yaml(path, error=ConfigError)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return Policy.model_validate(data)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: policy file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        return Policy.model_validate({} if data is None else data)
     except ValidationError as exc:
-        lines = [f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = validation_errors(path, data, exc)
         raise ConfigError("invalid policy:\n  " + "\n  ".join(lines)) from None
 
 

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from evals.cache_key import JudgeIdentity, judgment_key
 from evals.config import OFFLINE, JudgeEndpoint
 from evals.errors import ProviderError
+from evals.markers import find_brackets, marker_pattern
 from evals.providers import Provider, build_provider
-from evals.records import Completion, CompletionRequest, Item, Verdict
+from evals.records import Completion, CompletionRequest, Item, Verdict, content_hash
 from evals.reference_judge import ReferenceJudge
-from evals.rubrics import Rubric, RubricBook, RubricSearch, judgment_key
+from evals.rubrics import Rubric, RubricBook, RubricSearch
+from evals.userfiles import parse_json
 
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -40,11 +44,9 @@ ATTEMPTS = 2
 """Calls per answer when the verdict cannot be parsed: the first, and one more."""
 
 _TAGS = ("question", "reference", "answer", "rationale", "score", "verdict")
-# An opening bracket (ASCII or a look-alike), optional blanks or invisible characters, an optional slash,
-# then one of our tag names: anything that could read as one of our markers, opening or closing.
-_BRACKETS = "<\uff1c\ufe64"
-_GAP = r"[\s\u200b-\u200d\u2060\ufeff]*"
-_MARKER = re.compile(rf"[{_BRACKETS}]({_GAP}/?{_GAP}(?:{'|'.join(_TAGS)}))", re.IGNORECASE)
+# Anything that could read as one of our markers, opening or closing, look-alikes included: found in a
+# normalised view of the text (see evals.markers), defused in the original.
+_MARKER = marker_pattern(_TAGS)
 _FENCE = re.compile(r"\A```[ \t]*(?:json)?[ \t]*\n(.*?)\n?```\Z", re.DOTALL | re.IGNORECASE)
 _SCORE_LINE = re.compile(r"\Ascore[ \t]*:[ \t]*(.*?)\Z", re.IGNORECASE)
 
@@ -56,10 +58,20 @@ class VerdictError(ValueError):
 def neutralize(text: str) -> str:
     """``text`` with every look-alike of our prompt markers defused (``</answer`` becomes ``&lt;/answer``).
 
-    Only the bracket is escaped, so the judge still reads what the answer wrote; the answer just cannot
-    end its block early or open a ``<reference>`` or ``<score>`` of its own.
+    Markers are searched in a normalised view (NFKC, case-folded, invisible characters as gaps, other
+    angle brackets, slashes and look-alike letters as their ASCII forms), so ``＜/ａｎｓｗｅｒ`` or a
+    zero-width space inside ``</answer`` are found too. Only the bracket of each is replaced, in the
+    original text, which is otherwise sent unchanged: the judge still reads what the answer wrote, but
+    the answer cannot end its block early or open a ``<reference>`` or ``<score>`` of its own.
     """
-    return _MARKER.sub(r"&lt;\1", text)
+    brackets = find_brackets(text, _MARKER)
+    if not brackets:
+        return text
+    parts, last = [], 0
+    for index in brackets:
+        parts += [text[last:index], "&lt;"]
+        last = index + 1
+    return "".join(parts) + text[last:]
 
 
 def _system_prompt(rubric: Rubric, with_reference: bool, structured: bool) -> str:
@@ -134,6 +146,21 @@ def build_judge_messages(
     ]
 
 
+# Stand-ins for what varies per item: the template's hash covers only the wording around them, and how
+# an answer is pasted in (including what neutralize does to a look-alike marker).
+_SAMPLE_ANSWER = "{answer} </answer> \uff1c\u200b/\uff41nswer> <SCORE>"
+
+
+@cache
+def prompt_template_hash(structured: bool) -> str:
+    """Hash of the judge prompt's template: changes when its wording or the pasting of answers changes."""
+    scores = {score: f"{{score {score}}}" for score in range(1, 6)}
+    rubric = Rubric("{rubric}", "{description}", ("{criterion}",), scores, True, "")
+    item = Item(id="{id}", area="{area}", question="{question}", reference="{reference}")
+    messages = build_judge_messages(rubric, item, _SAMPLE_ANSWER, structured=structured)
+    return content_hash(messages)
+
+
 def parse_verdict(completion: Completion) -> tuple[int, str]:
     """``(score, rationale)`` from a judge reply, or ``VerdictError`` saying what was wrong.
 
@@ -150,7 +177,7 @@ def parse_verdict(completion: Completion) -> tuple[int, str]:
     body = fenced.group(1).strip() if fenced else text
     if body.startswith("{"):
         try:
-            value = json.loads(body)
+            value = parse_json(body)  # depth-limited: a reply nested 100,000 deep is an error, not a crash
         except ValueError as exc:
             if fenced:
                 raise VerdictError(f"the ```json block is not valid JSON ({exc})") from None
@@ -205,7 +232,7 @@ class Judge(Protocol):
     name: str
     """The judge's name in the config (``claude``, ``offline``)."""
     model: str
-    """The judge model (``claude-sonnet-4-5``, ``offline-reference``); part of every cache key."""
+    """The judge model (``claude-sonnet-4-5``, ``offline-reference``), as configured."""
     max_concurrency: int
     """Grading calls the runner may have in flight."""
     offline: bool
@@ -216,7 +243,7 @@ class Judge(Protocol):
         ...
 
     def cache_key(self, item: Item, answer: str) -> str:
-        """Equal keys mean interchangeable judgments (model, rubric version, question, reference, answer)."""
+        """Equal keys mean interchangeable judgments (judge, rubric version, question, reference, answer)."""
         ...
 
     async def grade(self, item: Item, answer: str, *, truncated: bool = False) -> Verdict:
@@ -241,8 +268,15 @@ class LLMJudge:
     offline = False
 
     def __init__(
-        self, name: str, endpoint: JudgeEndpoint, provider: Provider, rubrics_dir: RubricSearch | Path
+        self,
+        name: str,
+        endpoint: JudgeEndpoint,
+        provider: Provider,
+        rubrics_dir: RubricSearch | Path,
+        *,
+        fingerprint: str | None = None,
     ):
+        """``fingerprint``: the hash of the model file a local server serves, keyed in place of its URL."""
         self.name = name
         self.endpoint = endpoint
         self.provider = provider
@@ -250,14 +284,18 @@ class LLMJudge:
         self.max_concurrency = provider.max_concurrency
         self.structured = endpoint.structured == "auto"
         self.rubrics = RubricBook(rubrics_dir, endpoint.rubric)
+        self.identity = JudgeIdentity.of(
+            endpoint, prompt=prompt_template_hash(self.structured), fingerprint=fingerprint
+        )
+        """What the cache keys this judge by: its whole configuration, not only its model name."""
 
     def rubric_for(self, item: Item) -> Rubric:
         """The item's rubric, loaded once (``RubricError`` when missing or malformed)."""
         return self.rubrics.for_item(item)
 
     def cache_key(self, item: Item, answer: str) -> str:
-        """Hash of (judge model, rubric hash, question, reference, answer)."""
-        return judgment_key(self.model, self.rubric_for(item), item, answer)
+        """Hash of (judge identity, rubric hash, question, reference, answer)."""
+        return judgment_key(self.identity, self.rubric_for(item), item, answer)
 
     def request(self, item: Item, answer: str, truncated: bool = False) -> CompletionRequest:
         """The grading request for one answer."""
@@ -307,8 +345,10 @@ class _Spent:
         self.tokens_in: int | None = None
         self.tokens_out: int | None = None
         self.latency_ms: float | None = None
+        self.model_id: str | None = None
 
     def add(self, completion: Completion) -> None:
+        self.model_id = completion.model_id or self.model_id
         if completion.tokens_in is not None:
             self.tokens_in = (self.tokens_in or 0) + completion.tokens_in
         if completion.tokens_out is not None:
@@ -330,11 +370,18 @@ class _Spent:
             tokens_out=self.tokens_out,
             latency_ms=self.latency_ms,
             error=error,
+            model_id=self.model_id,
         )
 
 
-def build_judge(name: str, endpoint: JudgeEndpoint, rubrics_dir: RubricSearch | Path) -> Judge:
-    """The judge for a configured endpoint: the offline reference judge, or a model behind a provider."""
+def build_judge(
+    name: str, endpoint: JudgeEndpoint, rubrics_dir: RubricSearch | Path, *, fingerprint: str | None = None
+) -> Judge:
+    """The judge for a configured endpoint: the offline reference judge, or a model behind a provider.
+
+    ``fingerprint`` identifies the model of a server whose address changes every run (the bundled one).
+    """
     if endpoint.provider == OFFLINE:
         return ReferenceJudge(name, rubrics_dir, rubric=endpoint.rubric)
-    return LLMJudge(name, endpoint, build_provider(name, endpoint), rubrics_dir)
+    provider = build_provider(name, endpoint)
+    return LLMJudge(name, endpoint, provider, rubrics_dir, fingerprint=fingerprint)

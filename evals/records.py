@@ -198,6 +198,8 @@ class Verdict(_Wire):
     latency_ms: float | None = None
     error: str | None = None
     """Why there is no score: outage, unparseable verdict, score out of range."""
+    model_id: str | None = None
+    """The model id the judge's server reported: recorded, never part of the cache key."""
 
 
 @dataclass(frozen=True, slots=True)

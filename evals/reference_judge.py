@@ -39,8 +39,9 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
+from evals.cache_key import judgment_key
 from evals.records import Item, Verdict
-from evals.rubrics import Rubric, RubricBook, RubricSearch, judgment_key
+from evals.rubrics import Rubric, RubricBook, RubricSearch
 
 MODEL = "offline-reference"
 """The judge model recorded with every run and judgment it grades."""

@@ -32,6 +32,7 @@ from evals.config import Config
 from evals.defaults import SHIPPED_JUDGES
 from evals.errors import RubricError
 from evals.records import Item, content_hash
+from evals.userfiles import parse_yaml, read_text
 
 SCORES = (1, 2, 3, 4, 5)
 """The scale every rubric describes, each score with its own descriptor."""
@@ -41,7 +42,7 @@ RUBRIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """A rubric name: the stem of a ``.yaml`` file in a judges folder. Never a path, so a suite cannot make
 the judge read (and quote into its prompt) a file outside the judges folders."""
 RUBRIC_NAME_EXPECTED = (
-    "a rubric name such as 'correctness' (letters, digits, '.', '_', '-'; no folder, no suffix)"
+    "a rubric name such as 'correctness' (letters, digits, '.', '_', '-'; a name, not a path or file name)"
 )
 
 
@@ -110,7 +111,7 @@ class _RubricFile(BaseModel):
 def parse_rubric(text: str, path: Path) -> Rubric:
     """A rubric from the YAML text of ``path``; ``RubricError`` with file, line and field on any problem."""
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text, path, error=RubricError)  # aliases, depth, duplicate keys limited
         tree = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -274,13 +275,7 @@ def load_rubric(name: str, search: RubricSearch | Path) -> Rubric:
 
 def read_rubric(path: Path) -> Rubric:
     """The rubric in the file ``path`` (``RubricError`` when it cannot be read or is malformed)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise RubricError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise RubricError(f"{path}: cannot read the rubric: {exc.strerror}") from None
-    return parse_rubric(text, path)
+    return parse_rubric(read_text(path, error=RubricError), path)  # regular files only, never a FIFO
 
 
 def _as_search(search: RubricSearch | Path) -> RubricSearch:
@@ -323,20 +318,3 @@ class RubricBook:
     def for_item(self, item: Item) -> Rubric:
         """The item's own rubric if it names one, else the default."""
         return self.get(item.rubric or self.default)
-
-
-def judgment_key(judge_model: str, rubric: Rubric, item: Item, answer: str) -> str:
-    """What makes two judgments interchangeable: judge model, rubric version, question, reference, answer.
-
-    Tags, metadata, area and item id are left out on purpose: they do not change the verdict, so an
-    unchanged answer to an unchanged question is judged once, whatever suite or run it reappears in.
-    """
-    return content_hash(
-        {
-            "judge_model": judge_model,
-            "rubric": rubric.hash,
-            "question": item.prompt_text(),
-            "reference": item.reference,
-            "answer": answer,
-        }
-    )

@@ -12,23 +12,26 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
-
-try:  # libyaml's parser when PyYAML has it (seven times faster); the same safe constructor either way
-    from yaml import CSafeLoader as _SafeLoader
-except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 from evals.errors import EvalsError, Problem, SuiteError
 from evals.records import Item, Message, content_hash
 from evals.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
+from evals.userfiles import (
+    JsonProblem,
+    UserFileError,
+    YamlMapping,
+    is_inside,
+    parse_json,
+    parse_jsonl,
+    parse_yaml,
+    read_bytes,
+)
 
 SUITE_EXTENSIONS = (".yaml", ".yml", ".jsonl", ".csv", ".parquet")
 """File types a suite can be written in; a folder's other files (README, notes) are ignored."""
@@ -38,6 +41,7 @@ HF_PREFIX = "hf:"
 HF_DEFAULT_SPLIT = "test"
 # Fields that hold text: a number written there (`reference: 42`, a CSV id 7) means its digits.
 _TEXT_FIELDS = ("id", "area", "question", "reference", "rubric")
+"""What an item's ``rubric`` must look like: a name (``correctness``), never a path or a file name."""
 _DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 _EXPECTED = {
     "tags": "a list of strings, e.g. [easy, recall]",
@@ -139,47 +143,6 @@ def _make_suite(name: str, path: str, items: tuple[Item, ...]) -> Suite:
     return Suite(name=name, path=path, items=items, hash=content_hash(dumped))
 
 
-class _Mapping(dict[str, Any]):
-    """A YAML mapping that remembers where it is, where each key is, and its scalars as written."""
-
-    def __init__(self, *args: Any, line: int = 0) -> None:
-        super().__init__(*args)
-        self.line = line
-        self.key_lines: dict[str, int] = {}
-        self.text: dict[str, str] = {}
-        """Scalars as written."""
-        self.repeated: list[tuple[str, int, int]] = []
-        """Keys given twice: (key, line, line of the first); YAML itself would silently keep the last."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    mapping = _Mapping(loader.construct_mapping(node, deep=True), line=_line(node))
-    for key_node, value_node in node.value:
-        key, line = str(key_node.value), _line(key_node)
-        if key in mapping.key_lines:
-            mapping.repeated.append((key, line, mapping.key_lines[key]))
-        mapping.key_lines.setdefault(key, line)
-        tag = value_node.tag
-        if (
-            isinstance(value_node, yaml.ScalarNode)
-            and tag.startswith("tag:yaml.org")
-            and not tag.endswith("null")
-        ):
-            mapping.text[key] = value_node.value
-    return mapping
-
-
-class _LineLoader(_SafeLoader):
-    """``yaml.safe_load``'s loader (no object construction from tags) whose mappings remember lines."""
-
-
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
 @dataclass
 class _Record:
     """One item as read from a file, before validation."""
@@ -188,7 +151,7 @@ class _Record:
     data: dict[str, Any]
     line: int | None
     """Where the item starts: a line, or for tables without lines (parquet, datasets) a 1-based row."""
-    source: _Mapping | None = None
+    source: YamlMapping | None = None
     """The YAML mapping, which knows the line of each key."""
     prefix: str = ""
     """Prefix of field names in problems: ``items[2].`` in YAML."""
@@ -237,6 +200,13 @@ def _read_folder(spec: str, folder: Path) -> _Read:
             and file.suffix.lower() in SUITE_EXTENSIONS
             and not file.name.lower().startswith((".", "readme"))
         ):
+            if not is_inside(file, folder):
+                # Never read it: a link to ../.env named x.yaml would otherwise show its content in errors.
+                message = (
+                    "is a link to a file outside the suite folder; copy the file into the folder instead"
+                )
+                merged.problems.append(Problem(str(Path(spec) / file.name), None, None, message))
+                continue
             read = _read_file(str(Path(spec) / file.name), file)
             merged.records += read.records
             merged.problems += read.problems
@@ -252,7 +222,11 @@ def _read_file(spec: str, path: Path) -> _Read:
         message = f"unsupported file type {path.suffix!r}: expected one of {', '.join(SUITE_EXTENSIONS)}"
         return _Read(spec).add(None, None, message)
     try:
+        if not path.is_file():  # a FIFO, socket or device: never opened (a FIFO would block the read)
+            return _Read(spec).add(None, None, "is not a regular file; give the path of a suite file")
         read = reader(spec, path)
+    except UserFileError as e:
+        return _Read(spec).add(e.line, None, e.reason)
     except OSError as e:
         return _Read(spec).add(None, None, f"cannot read the file: {e.strerror or e}")
     if not read.records and not read.problems:
@@ -277,28 +251,20 @@ def _decode(data: bytes, read: _Read) -> str:
 
 def _read_yaml(spec: str, path: Path) -> _Read:
     read = _Read(spec)
-    text = _decode(path.read_bytes(), read)
+    text = _decode(read_bytes(path), read)
     try:
-        doc = yaml.load(text, Loader=_LineLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        message = f"YAML error: {e.problem or e.context}"
-        if (e.problem or "").startswith("mapping values are not allowed"):
-            message += "; put text containing ': ' in quotes"
-        if e.context and e.context_mark and e.problem:
-            message += f" ({e.context} on line {e.context_mark.line + 1})"
-        return read.add(mark.line + 1 if mark else None, None, message)
-    except yaml.reader.ReaderError as e:  # a control character: YAML refuses the whole stream
-        message = f"YAML error: character U+{e.character:04X} is not allowed; write it escaped, in quotes"
-        return read.add(text[: text.find(chr(e.character))].count("\n") + 1, None, message)
-    if isinstance(doc, _Mapping):
+        # Repeated keys are kept and reported with the rest of the problems, not one at a time.
+        doc = parse_yaml(text, spec, duplicates="keep")
+    except UserFileError as e:
+        return read.add(e.line, None, e.reason)
+    if isinstance(doc, YamlMapping):
         _read_yaml_suite(read, doc)
     elif doc is not None:
         read.add(1, None, f"expected a mapping with 'items' (and 'suite', 'defaults'), got {_describe(doc)}")
     return read
 
 
-def _read_yaml_suite(read: _Read, doc: _Mapping) -> None:
+def _read_yaml_suite(read: _Read, doc: YamlMapping) -> None:
     _add_repeated(read, doc, "")
     for key, line in doc.key_lines.items():
         if key not in YAML_KEYS:
@@ -307,9 +273,9 @@ def _read_yaml_suite(read: _Read, doc: _Mapping) -> None:
     if "suite" in doc and not read.name:
         read.add(doc.key_lines["suite"], "suite", f"expected the suite's name, got {_describe(doc['suite'])}")
     defaults = doc.get("defaults")
-    if defaults is not None and not isinstance(defaults, _Mapping):
+    if defaults is not None and not isinstance(defaults, YamlMapping):
         read.add(doc.key_lines["defaults"], "defaults", f"expected a mapping, got {_describe(defaults)}")
-    defaults = defaults if isinstance(defaults, _Mapping) else _Mapping()
+    defaults = defaults if isinstance(defaults, YamlMapping) else YamlMapping()
     _add_repeated(read, defaults, "defaults.")
     for key in [key for key in defaults if key == "id" or key not in ITEM_FIELDS]:
         message = (
@@ -326,7 +292,7 @@ def _read_yaml_suite(read: _Read, doc: _Mapping) -> None:
         return
     for index, item in enumerate(items):
         prefix = f"items[{index}]."
-        if not isinstance(item, _Mapping):
+        if not isinstance(item, YamlMapping):
             read.add(
                 doc.key_lines["items"], prefix[:-1], f"expected a mapping of fields, got {_describe(item)}"
             )
@@ -339,31 +305,28 @@ def _read_yaml_suite(read: _Read, doc: _Mapping) -> None:
         read.records.append(_Record(read.path, data, item.line, item, prefix, from_defaults=taken))
 
 
-def _add_repeated(read: _Read, mapping: _Mapping, prefix: str) -> None:
+def _add_repeated(read: _Read, mapping: YamlMapping, prefix: str) -> None:
     for key, line, first in mapping.repeated:
         read.add(line, prefix + key, f"duplicate key (first on line {first})")
 
 
 def _read_jsonl(spec: str, path: Path) -> _Read:
     read = _Read(spec)
-    for number, text in enumerate(_decode(path.read_bytes(), read).splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            read.add(number, None, f"invalid JSON: {e.msg} (column {e.colno})")
-            continue
-        if isinstance(data, dict):
-            read.records.append(_Record(spec, data, number))
+    for line in parse_jsonl(_decode(read_bytes(path), read)):
+        if line.problem is not None:
+            read.add(line.line, None, line.problem)
+        elif isinstance(line.value, dict):
+            read.records.append(_Record(spec, line.value, line.line))
         else:
-            read.add(number, None, f"expected a JSON object (one item per line), got {_describe(data)}")
+            read.add(
+                line.line, None, f"expected a JSON object (one item per line), got {_describe(line.value)}"
+            )
     return read
 
 
 def _read_csv(spec: str, path: Path) -> _Read:
     read = _Read(spec)
-    reader = csv.reader(io.StringIO(_decode(path.read_bytes(), read), newline=""))
+    reader = csv.reader(io.StringIO(_decode(read_bytes(path), read), newline=""))
     try:
         header = [name.strip() for name in next(reader, [])]
         _check_columns(read, 1, header)
@@ -460,9 +423,9 @@ def _add_row(read: _Read, record: _Record) -> None:
             value = [tag.strip() for tag in value.replace(";", ",").split(",") if tag.strip()]
         elif name in _EXPECTED and isinstance(value, str):
             try:
-                value = json.loads(value)
-            except json.JSONDecodeError as e:
-                message = f"invalid JSON: {e.msg} (column {e.colno}); expected {_EXPECTED[name]} as JSON"
+                value = parse_json(value)
+            except JsonProblem as e:
+                message = f"{e}; expected {_EXPECTED[name]} as JSON"
                 read.problems.append(_at(record, (name,), message))
                 value = _BAD
         data[name] = value
@@ -479,15 +442,14 @@ def _validate(read: _Read) -> list[Item]:
         unreadable = {name for name, value in record.data.items() if value is _BAD}
         data = _stringify({name: value for name, value in record.data.items() if value is not _BAD})
         said: list[tuple[tuple[str | int, ...], str]] = [((k,), m) for k, m in _question_problems(data)]
-        rubric = data.get("rubric")
-        if isinstance(rubric, str) and not is_rubric_name(rubric):  # a path would read a file from anywhere
-            said.append((("rubric",), f"expected {RUBRIC_NAME_EXPECTED}, got {_describe(rubric)}"))
+        asked = bool(said)
+        said += [((k,), m) for k, m in _field_problems(data)]
         try:
             item: Item | None = Item.model_validate(data)
         except ValidationError as e:
             item = None
             for error in e.errors():
-                if error["loc"] or not said:  # an item-level error already said by _question_problems
+                if error["loc"] or not asked:  # an item-level error already said by _question_problems
                     said.append((tuple(error["loc"]), _describe_error(error)))
         found = [_at(record, loc, message) for loc, message in said if not loc or loc[0] not in unreadable]
         item_id = data.get("id")
@@ -514,17 +476,29 @@ def _question_problems(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield "messages", "has both 'question' and 'messages': give one"
 
 
+def _field_problems(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """What ``Item`` does not check: blank ids and areas, and paths given as rubric names."""
+    rubric = data.get("rubric")
+    if isinstance(rubric, str) and not is_rubric_name(rubric):
+        # A path here would make the judge read any file the suite points at (and show parts of it).
+        yield "rubric", f"expected {RUBRIC_NAME_EXPECTED}, got {_describe(rubric)}"
+    for name in ("id", "area"):  # blank text would pass Item's non-empty check, and pair or group as nothing
+        value = data.get(name)
+        if isinstance(value, str) and value and not value.strip():
+            yield name, f"'{name}' is blank (only whitespace): expected{_HINTS[name]}"
+
+
 def _at(record: _Record, loc: tuple[str | int, ...], message: str) -> Problem:
     """A problem about ``loc`` of a record, at the line of that key (or of the default it came from)."""
     if loc and loc[0] in record.from_defaults:
         return Problem(record.path, record.from_defaults[str(loc[0])], "defaults." + _loc_text(loc), message)
     line, node = record.line, record.source
     for part in loc:  # down the YAML mappings to the deepest key that is there
-        if isinstance(node, _Mapping) and part in node.key_lines:
+        if isinstance(node, YamlMapping) and part in node.key_lines:
             line, node = node.key_lines[str(part)], node[str(part)]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
-            line = node.line if isinstance(node, _Mapping) else line
+            line = node.line if isinstance(node, YamlMapping) else line
         else:
             break
     name = record.prefix + _loc_text(loc) if loc else record.prefix.rstrip(".") or None

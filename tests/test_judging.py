@@ -450,6 +450,28 @@ def test_openai_judge_end_to_end_with_json_schema():
     assert body["messages"][0]["role"] == "system"
 
 
+@pytest.mark.parametrize(
+    "reply",
+    ['{"score": ' * 5000 + "5" + "}" * 5000, '{"rationale": "ok", "score": 1, "score": 5}'],
+    ids=["nested-5000-deep", "score-twice"],
+)
+def test_a_hostile_json_verdict_is_an_error_not_a_crash(reply):
+    # Read from the server's text (json_schema path) and again by the verdict parser: neither may raise
+    # RecursionError, and a verdict that says its score twice is not read as either score.
+    with FakeOpenAI(lambda body: reply) as server:
+        endpoint = JudgeEndpoint(provider="openai", base_url=server.url, model="gpt-judge", max_retries=0)
+
+        async def go():
+            judge = build_judge("gpt", endpoint, JUDGES)
+            try:
+                return await judge.grade(ITEM, "Paris")
+            finally:
+                await judge.aclose()
+
+        verdict = asyncio.run(go())
+    assert verdict.score is None and "unparseable verdict" in (verdict.error or "")
+
+
 def test_anthropic_text_judge_end_to_end_and_an_outage(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     with FakeAnthropic(lambda body: "It names Paris.\nSCORE: 4") as server:

@@ -179,7 +179,7 @@ def test_head_is_a_smaller_suite_with_its_own_hash():
 @pytest.mark.parametrize(
     ("name", "marker", "field", "message"),
     [
-        ("syntax.yaml", "Translate:", None, "YAML error: mapping values are not allowed"),
+        ("syntax.yaml", "Translate:", None, "not valid YAML: mapping values are not allowed"),
         ("syntax.jsonl", '"b"', None, "invalid JSON: Expecting ',' delimiter"),
         ("missing_question.yaml", "- id: b", "items[1].question", "missing 'question'"),
         ("empty_question.jsonl", '"   "', "question", "'question' is empty"),

@@ -26,6 +26,7 @@ from evals.progress import RichReporter
 from evals.records import Item, Selection
 from evals.rubrics import rubric_search
 from evals.runner import RunOutcome, check_resumable, new_run_id, remaining, run_suite, summarize
+from evals.secrets import safe_url
 from evals.store import Store
 from evals.suites import Suite, find_problems, load_suite, suites_in
 
@@ -224,7 +225,7 @@ def _execute(
         # Per-item errors are data; no answer at all means the model could not be reached or used.
         raise EvalsError(
             f"every one of {outcome.asked} model calls failed (see the errors in the results); is "
-            f"{model.base_url or 'the model server'} up and serving {model.model!r}? "
+            f"{safe_url(model.base_url) or 'the model server'} up and serving {model.model!r}? "
             f"Fix it and continue with: evals run --resume {outcome.manifest.run_id}"
         )
     return outcome

@@ -8,6 +8,7 @@ from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError
 from evals.providers.retry import SDKErrors, call_with_retries
 from evals.records import Completion, CompletionRequest
+from evals.secrets import Scrubber
 
 
 class SDKProvider:
@@ -26,6 +27,7 @@ class SDKProvider:
         self._who = f"{'judge' if isinstance(endpoint, JudgeEndpoint) else 'model'} {name!r}"
         self._client = self.make_client(endpoint)  # one per endpoint: its connection pool is reused
         self._secret = endpoint.api_key()  # only to scrub it from error text, should a server echo it
+        self._scrubber = Scrubber(endpoint.secrets())  # a server may echo the key in any field
 
     def make_client(self, endpoint: Endpoint) -> Any:
         raise NotImplementedError
@@ -41,7 +43,7 @@ class SDKProvider:
     async def complete(self, request: CompletionRequest) -> Completion:
         """One completion, retried on transient failures; ``ProviderError`` when it cannot be had."""
         arguments = self.arguments(request)
-        return await call_with_retries(
+        completion = await call_with_retries(
             lambda: self.attempt(arguments, request),
             who=self._who,
             attempts=1 + self.endpoint.max_retries,
@@ -49,6 +51,7 @@ class SDKProvider:
             timeout_s=self.endpoint.timeout_s,
             secret=self._secret,
         )
+        return self._scrubber.completion(completion) if self._scrubber else completion
 
     async def aclose(self) -> None:
         """Close the client's connections."""

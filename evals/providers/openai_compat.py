@@ -17,6 +17,7 @@ from evals.config import Endpoint
 from evals.providers.base import SDKProvider
 from evals.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
+from evals.userfiles import parse_json
 
 NO_KEY = "not-needed"
 """Sent when no key is set: local servers ignore the key, but the SDK refuses to start without one."""
@@ -115,7 +116,7 @@ def _reasoning(message: object) -> str | None:
 def _json_object(text: str) -> dict[str, Any] | None:
     """The reply as a JSON object, or None (the judge's fallback parser then reads the text)."""
     try:
-        value = json.loads(text)
+        value = parse_json(text)  # depth-limited and duplicate keys refused: the server is untrusted
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

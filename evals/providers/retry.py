@@ -31,6 +31,7 @@ from tenacity import (
 )
 
 from evals.errors import ProviderError
+from evals.secrets import scrub
 
 log = logging.getLogger("evals.providers")
 
@@ -143,7 +144,7 @@ def _server_message(body: Any, secret: str | None) -> str:
     parts = [str(error[k]) for k in ("type", "message") if isinstance(error.get(k), str) and error[k]]
     text = ": ".join(parts)
     if secret:
-        text = text.replace(secret, "[redacted]")
+        text = scrub(text, [secret])  # also prefix-less, URL-encoded and base64 forms
     text = _SECRET_LIKE.sub("[redacted]", text)
     text = " ".join(text.split())
     return text[:200] + ("…" if len(text) > 200 else "")
