@@ -15,9 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,7 +31,7 @@ from evals.config import Config
 from evals.defaults import SHIPPED_JUDGES
 from evals.errors import RubricError
 from evals.records import Item, content_hash
-from evals.userfiles import parse_yaml, read_text
+from evals.userfiles import line_of, parse_yaml, read_text, validation_errors
 
 SCORES = (1, 2, 3, 4, 5)
 """The scale every rubric describes, each score with its own descriptor."""
@@ -110,13 +109,7 @@ class _RubricFile(BaseModel):
 
 def parse_rubric(text: str, path: Path) -> Rubric:
     """A rubric from the YAML text of ``path``; ``RubricError`` with file, line and field on any problem."""
-    try:
-        data = parse_yaml(text, path, error=RubricError)  # aliases, depth, duplicate keys limited
-        tree = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise RubricError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    data = parse_yaml(text, path, error=RubricError)  # aliases, depth, duplicate keys limited
     if not isinstance(data, dict):
         raise RubricError(
             f"{path}: expected a mapping with keys name, description, show_reference, criteria, scores"
@@ -124,22 +117,15 @@ def parse_rubric(text: str, path: Path) -> Rubric:
     try:
         parsed = _RubricFile.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            loc = [part for part in error["loc"] if part != "[key]"]
-            line = _line_of(tree, loc)
-            where = f"{path}:{line}" if line else str(path)
-            field_name = ".".join(str(part) for part in loc) or "(file)"
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = f"unknown key; expected one of {', '.join(_RubricFile.model_fields)}"
-            lines.append(f"{where}: {field_name}: {message}")
+        expected = f"unknown key; expected one of {', '.join(_RubricFile.model_fields)}"
+        lines = [
+            line.replace(": unknown key", f": {expected}") for line in validation_errors(path, data, exc)
+        ]
         raise RubricError(f"invalid rubric {path}:\n  " + "\n  ".join(lines)) from None
     if parsed.name is not None and parsed.name != path.stem:
-        line = _line_of(tree, ["name"])
         raise RubricError(
-            f"{path}:{line}: name: {parsed.name!r} does not match the file name {path.name!r}; "
-            "rename one so that items and evals.yaml can refer to it"
+            f"{path}:{line_of(data, ['name'])}: name: {parsed.name!r} does not match the file name "
+            f"{path.name!r}; rename one so that items and evals.yaml can refer to it"
         )
     content = parsed.model_dump(mode="json")
     content["name"] = path.stem
@@ -280,25 +266,6 @@ def read_rubric(path: Path) -> Rubric:
 
 def _as_search(search: RubricSearch | Path) -> RubricSearch:
     return search if isinstance(search, RubricSearch) else search_in(search)
-
-
-def _line_of(tree: yaml.Node | None, loc: list[Any]) -> int | None:
-    """1-based line of the deepest part of ``loc`` found in the composed YAML (for error messages)."""
-    line = None
-    node = tree
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
-            if pair is None:
-                break
-            line = pair[0].start_mark.line + 1
-            node = pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 class RubricBook:

@@ -312,7 +312,9 @@ def line_of(data: Any, loc: Iterable[str | int]) -> int | None:
     node = data
     for part in loc:
         if isinstance(node, YamlMapping) and str(part) in node.key_lines:
-            line, node = node.key_lines[str(part)], node[str(part)]
+            # keys need not be strings (a rubric's scores are 1..5); the error location spells them as text
+            key = next((k for k in node if str(k) == str(part)), str(part))
+            line, node = node.key_lines[str(part)], node.get(key)
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
             line = node.line if isinstance(node, YamlMapping) else line
