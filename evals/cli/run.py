@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -21,7 +25,8 @@ from evals.cli.common import (
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.progress import RichReporter
-from evals.runner import RunOutcome, new_run_id, run_suite, summarize
+from evals.providers.health import FAIL_AFTER
+from evals.runner import MAX_SAMPLES, RunOutcome, new_run_id, run_suite, summarize
 from evals.store import Store
 from evals.suites import Suite, find_problems, load_suite
 
@@ -32,11 +37,25 @@ from evals.suites import Suite, find_problems, load_suite
 @click.option(
     "--judge", "judge_name", help="Judge name from evals.yaml, or 'offline' (default: first with a key)."
 )
-@click.option("--samples", default=1, show_default=True, type=click.IntRange(1), help="Answers per item.")
+@click.option(
+    "--samples",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, MAX_SAMPLES),
+    help=f"Answers per item (at most {MAX_SAMPLES}).",
+)
 @click.option("--tag", "tags", multiple=True, help="Label the run (e.g. baseline, nightly); repeatable.")
 @click.option("--run-id", help="Id for the new run (default: timestamp and random suffix).")
 @click.option(
     "--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run: only missing work is done."
+)
+@click.option(
+    "--fail-after",
+    default=FAIL_AFTER,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Stop the run (resumable) when the first N calls to the model or judge all fail with the same "
+    "error; 0 never stops.",
 )
 @reports_option
 @config_option
@@ -48,12 +67,19 @@ def run(
     tags: tuple[str, ...],
     run_id: str | None,
     resume: str | None,
+    fail_after: int,
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
-    """Answer every item of a suite with the model and have the judge score each answer 1-5."""
+    """Answer every item of a suite with the model and have the judge score each answer 1-5.
+
+    The run is stored as it goes: Ctrl-C or SIGTERM marks it interrupted (exit 130), and --resume
+    continues it. When the first calls to the model or the judge all fail the same way (see --fail-after)
+    the run stops with what to change (exit 2). A judge with 'structured: auto' falls back from
+    json_schema to json_object to text when its server refuses one, says so, and keeps it for the run.
+    """
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store:
+    with Store(reports_path(config, reports_dir)) as store, _sigterm_interrupts():
         if resume is not None:
             manifest = store.run(resume)
             suite_path = suite_path or manifest.suite_path
@@ -64,7 +90,27 @@ def run(
         suite = load_suite(suite_path)
         model_name, model = config.model(model_name)
         judge_name, judge = config.judge(judge_name)
-        _execute(config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume)
+        _execute(
+            config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
+            fail_after,
+        )  # fmt: skip
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt meanwhile (as Ctrl-C does), so a stopped run is left resumable."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _execute(
@@ -79,6 +125,7 @@ def _execute(
     tags: tuple[str, ...],
     run_id: str | None,
     resume: str | None,
+    fail_after: int = FAIL_AFTER,
 ) -> RunOutcome:
     run_id = None if resume else (run_id or new_run_id())
     err.print(
@@ -88,6 +135,7 @@ def _execute(
         outcome = run_suite(
             store, suite, model_name, model, judge_name, judge, config.path(config.judges_dir),
             samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
+            fail_after=fail_after,
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(f"interrupted; continue with: evals run --resume {resume or run_id}")
