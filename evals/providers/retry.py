@@ -40,10 +40,12 @@ log = logging.getLogger("evals.providers")
 
 T = TypeVar("T")
 
+DEFAULT_BACKOFF = (0.5, 30.0, 1.0)
+"""Initial wait, longest wait and jitter, in seconds. With the default 4 retries a call that never
+connects gives up after at most 0.5+1+2+4 s plus 4 s of jitter (11.5 s); the fail-fast watch then skips
+the retries of the calls after it, so a dead endpoint ends a run in about that time."""
 # Backoff settings, read at each call so that tests can make them small.
-BACKOFF_INITIAL_S = 0.5
-BACKOFF_MAX_S = 30.0
-BACKOFF_JITTER_S = 1.0
+BACKOFF_INITIAL_S, BACKOFF_MAX_S, BACKOFF_JITTER_S = DEFAULT_BACKOFF
 RETRY_AFTER_CAP_S = 60.0
 """A server asking for a longer pause than this gets this (a run should not stall for hours)."""
 
