@@ -172,3 +172,16 @@ def test_the_step_down_is_logged_without_a_key(tmp_path, model, monkeypatch, cap
         project(tmp_path, model, judge, api_key_env="JUDGE_KEY")
         assert run("--run-id", "r1").exit_code == 0
     assert "SECRET" not in caplog.text
+
+
+def test_the_scorecard_says_which_output_the_judge_used(tmp_path, model):
+    with FakeOpenAI(verdict, refuses=("json_schema",)) as judge:
+        project(tmp_path, model, judge)
+        assert run("--run-id", "r1").exit_code == 0
+    result = CliRunner().invoke(main, ["report", "r1"])
+    assert result.exit_code == 0, result.output
+
+    folder = tmp_path / "reports" / "runs" / "r1"
+    assert json.loads((folder / "scorecard.json").read_text())["run"]["judge_output"] == "json_object"
+    assert "judge output: json_object" in (folder / "scorecard.md").read_text()
+    assert 'id="judge-output">judge output <b>json_object</b>' in (folder / "scorecard.html").read_text()
