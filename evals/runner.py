@@ -19,6 +19,7 @@ import secrets
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -365,15 +366,14 @@ def run_suite(
         if suite is None:
             raise ValueError("a new run needs a suite")
         run_id = run_id or new_run_id()
-        if store.has_run(run_id):
-            raise StoreError(
-                f"run id {run_id!r} is taken in {store.path}: choose another --run-id, "
-                f"or continue that run with --resume {run_id}"
-            )
-    with store.lock_run(resume or run_id or ""):
+        _check_free(store, run_id)
+    with ExitStack() as held:
+        if resume is not None:
+            store.run(resume)  # an unknown id fails before the lock makes a folder for it
+            held.enter_context(store.lock_run(resume))
         return _run_locked(
             store, suite, model_name, model_endpoint, judge_name, judge_endpoint, rubrics_dir, samples,
-            tags, run_id, resume, reporter, fail_after,
+            tags, run_id, resume, reporter, fail_after, held,
         )  # fmt: skip
 
 
@@ -391,6 +391,7 @@ def _run_locked(
     resume: str | None,
     reporter: Reporter | None,
     fail_after: int,
+    held: ExitStack,
 ) -> RunOutcome:
     mode: str | None = None
     if resume is not None:
@@ -423,6 +424,8 @@ def _run_locked(
             manifest = plan_run(
                 suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id
             )
+            held.enter_context(store.lock_run(manifest.run_id))
+            _check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
             store.create_run(manifest, list(suite.items))
     except BaseException:
         asyncio.run(_close(model, judge))
@@ -450,6 +453,14 @@ def _run_locked(
         store.export_jsonl(manifest.run_id, rows)
     outcome.rows = rows
     return outcome
+
+
+def _check_free(store: Store, run_id: str) -> None:
+    if store.has_run(run_id):
+        raise StoreError(
+            f"run id {run_id!r} is taken in {store.path}: choose another --run-id, "
+            f"or continue that run with --resume {run_id}"
+        )
 
 
 async def _close(model: Provider | None, judge: Judge) -> None:

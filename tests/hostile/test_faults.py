@@ -194,6 +194,14 @@ def test_a_model_endpoint_that_cannot_be_built_leaves_no_run(tmp_path, fake_anth
     assert "ANTHROPIC_API_KEY" in result.output and "Traceback" not in result.output
     assert db_rows(tmp_path, "SELECT run_id, status FROM runs") == []
     assert fake_anthropic.count() == 0
+    assert not (tmp_path / "reports" / "runs" / "x").exists(), "no folder either"
+
+
+def test_resuming_an_unknown_run_makes_nothing(tmp_path, fake_openai):
+    write_project(tmp_path, {"local": {"base_url": fake_openai.url, "model": "m"}})
+    result = invoke("run", "--resume", "nope")
+    assert result.exit_code == 2 and "no run 'nope'" in result.output
+    assert not (tmp_path / "reports" / "runs" / "nope").exists()
 
 
 def test_a_named_key_variable_that_is_unset_is_refused_before_the_run(tmp_path, fake_openai):
