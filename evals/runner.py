@@ -16,26 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from evals import __version__
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, ProviderError, StoreError
+from evals.interrupts import run_until_terminated
 from evals.judging import Judge, LLMJudge, build_judge
 from evals.providers import Provider, build_provider
 from evals.providers.health import FAIL_AFTER, EndpointFailing
 from evals.records import Answer, CompletionRequest, Item, Judgment, RunManifest
 from evals.store import Store
 from evals.suites import Suite
-
-T = TypeVar("T")
 
 MAX_SAMPLES = 100
 """Largest ``--samples``: more answers per item than this is a mistake, not a measurement."""
@@ -442,7 +439,7 @@ def _run_locked(
 
     rows: list[dict[str, Any]] = []
     try:
-        outcome = _run_until_terminated(go)
+        outcome = run_until_terminated(go)
     except EndpointFailing as exc:
         raise EndpointFailing(
             f"{exc}. What was done is stored; fix it and continue with: evals run --resume {manifest.run_id}"
@@ -474,38 +471,3 @@ def _record_mode(store: Store, run_id: str, mode: str) -> None:
     config = dict(store.run(run_id).config)
     config["structured"] = mode
     store.set_config(run_id, config)
-
-
-def _run_until_terminated(main: Callable[[], Awaitable[T]]) -> T:
-    """``asyncio.run(main())``, with SIGTERM cancelling it as Ctrl-C does, then ``KeyboardInterrupt``.
-
-    A service manager, CI runner or ``kill`` sends SIGTERM; without this the process would die on the
-    spot, leaving the run marked ``running`` and no export.
-    """
-    terminated = False
-
-    async def guarded() -> T:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-
-        def on_sigterm(signum: int, frame: object) -> None:
-            nonlocal terminated
-            terminated = True
-            if task is not None:
-                loop.call_soon_threadsafe(task.cancel)
-
-        # Signal handlers can only be set from the main thread; elsewhere SIGTERM keeps its usual effect.
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main else None
-        try:
-            return await main()
-        finally:
-            if in_main:
-                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-    try:
-        return asyncio.run(guarded())
-    except asyncio.CancelledError:
-        if terminated:
-            raise KeyboardInterrupt from None
-        raise

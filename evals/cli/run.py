@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -24,6 +20,7 @@ from evals.cli.common import (
 )
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
+from evals.interrupts import sigterm_interrupts
 from evals.progress import RichReporter
 from evals.providers.health import FAIL_AFTER
 from evals.runner import MAX_SAMPLES, RunOutcome, new_run_id, run_suite, summarize
@@ -79,7 +76,7 @@ def run(
     json_schema to json_object to text when its server refuses one, says so, and keeps it for the run.
     """
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store, _sigterm_interrupts():
+    with Store(reports_path(config, reports_dir)) as store, sigterm_interrupts():
         if resume is not None:
             manifest = store.run(resume)
             suite_path = suite_path or manifest.suite_path
@@ -94,23 +91,6 @@ def run(
             config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
             fail_after,
         )  # fmt: skip
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt meanwhile (as Ctrl-C does), so a stopped run is left resumable."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _execute(
