@@ -428,6 +428,8 @@ def _run_locked(
         asyncio.run(_close(model, judge))
         raise
     if isinstance(judge, LLMJudge):
+        if resume is not None and judge.mode != mode:  # the config's mode changed since the run started
+            _record_mode(store, manifest.run_id, judge.mode)
         judge.on_fallback = lambda new_mode: _record_mode(store, manifest.run_id, new_mode)
 
     async def go() -> RunOutcome:

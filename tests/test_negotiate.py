@@ -185,3 +185,18 @@ def test_the_scorecard_says_which_output_the_judge_used(tmp_path, model):
     assert json.loads((folder / "scorecard.json").read_text())["run"]["judge_output"] == "json_object"
     assert "judge output: json_object" in (folder / "scorecard.md").read_text()
     assert 'id="judge-output">judge output <b>json_object</b>' in (folder / "scorecard.html").read_text()
+
+
+def test_a_resumed_run_records_a_mode_changed_in_the_config(tmp_path, model):
+    with FakeOpenAI(verdict, refuses=("json_schema",)) as judge:
+        project(tmp_path, model, judge)
+        assert run("--run-id", "r1").exit_code == 0
+        with sqlite3.connect(tmp_path / "reports" / "evals.db") as db:
+            db.execute("DELETE FROM judgments WHERE item_id = 'q1'")
+        project(tmp_path, model, judge, structured="text")
+        judge.clear()
+
+        assert CliRunner().invoke(main, ["run", "--resume", "r1"]).exit_code == 0
+
+    assert formats(judge) == ["text"]
+    assert mode_of(tmp_path, "r1") == "text"
