@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from evals.config import Endpoint
+from evals.errors import ConfigError
 from evals.providers.health import FAIL_AFTER
 from evals.records import Completion, CompletionRequest
 
@@ -44,4 +45,7 @@ def build_provider(name: str, endpoint: Endpoint, fail_after: int = FAIL_AFTER) 
         from evals.providers.openai_compat import OpenAIProvider
 
         return OpenAIProvider(name, endpoint, fail_after)
-    raise ValueError(f"endpoint {name!r} has provider {endpoint.provider!r}, which makes no calls")
+    raise ConfigError(
+        f"{name!r} has provider {endpoint.provider!r}, which makes no calls (it can only be a judge): "
+        "use 'openai' (any OpenAI-compatible server) or 'anthropic' in evals.yaml"
+    )

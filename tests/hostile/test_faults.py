@@ -204,6 +204,16 @@ def test_resuming_an_unknown_run_makes_nothing(tmp_path, fake_openai):
     assert not (tmp_path / "reports" / "runs" / "nope").exists()
 
 
+def test_an_offline_model_is_a_config_error_before_the_run(tmp_path):
+    write_project(tmp_path, {"local": {"provider": "offline", "model": "m"}})
+
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "offline")
+
+    assert result.exit_code == 2 and "'local' has provider 'offline'" in result.output
+    assert "Traceback" not in result.output
+    assert db_rows(tmp_path, "SELECT run_id FROM runs") == []
+
+
 def test_a_named_key_variable_that_is_unset_is_refused_before_the_run(tmp_path, fake_openai):
     write_project(
         tmp_path, {"local": {"base_url": fake_openai.url, "model": "m", "api_key_env": "LG_MODEL_KEY"}}
