@@ -1,5 +1,6 @@
 """An endpoint whose first calls all fail the same way stops the run early, resumably, with what to change."""
 
+import asyncio
 import json
 import logging
 import socket
@@ -12,9 +13,11 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import Endpoint
+from evals.errors import ProviderError
 from evals.fakes import FakeOpenAI, Fault, last_user_text, text_reply
-from evals.providers import retry
+from evals.providers import build_provider, retry
 from evals.providers.health import FAIL_AFTER
+from evals.records import CompletionRequest
 
 JUDGES = Path(__file__).parent.parent / "judges"
 N = 20
@@ -175,3 +178,37 @@ def test_a_validation_500_is_refused_once_not_retried(tmp_path, model, caplog):
         invoke("run", "--suite", "suite.jsonl", "--judge", "lj", "--run-id", "r1")
     assert judge.count() == FAIL_AFTER, "one request per call: a validation error is not transient"
     assert not [r for r in caplog.records if "retrying in" in r.getMessage()]
+
+
+def _two_calls(server: FakeOpenAI, first: list[Fault], second: list[Fault]) -> tuple[bool, bool]:
+    """Two calls in a row on one provider (max_retries 1): did each succeed?"""
+    provider = build_provider("local", Endpoint(base_url=server.url, model="m", max_retries=1))
+    request = CompletionRequest(messages=({"role": "user", "content": "hi"},))
+
+    async def calls() -> tuple[bool, bool]:
+        results = []
+        try:
+            for faults in (first, second):
+                server.inject(*faults)
+                try:
+                    await provider.complete(request)
+                    results.append(True)
+                except ProviderError:
+                    results.append(False)
+        finally:
+            await provider.aclose()
+        return results[0], results[1]
+
+    return asyncio.run(calls())
+
+
+def test_after_a_call_failed_for_good_the_same_failure_is_not_retried_until_a_success(fake_openai):
+    error = Fault("server_error", status=503)
+    assert _two_calls(fake_openai, [error, error], [error]) == (False, False)
+    assert fake_openai.count() == 2 + 1, "the second call gave up after its first attempt"
+
+
+def test_rate_limits_are_always_waited_out(fake_openai):
+    limited = Fault("rate_limit", retry_after=0)
+    assert _two_calls(fake_openai, [limited, limited], [limited]) == (False, True)
+    assert fake_openai.count() == 2 + 2

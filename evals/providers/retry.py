@@ -256,15 +256,16 @@ async def call_with_retries(
             pause,
         )
 
+    def gives_up(exc: BaseException) -> bool:
+        # A 429 is about pacing, not a broken endpoint: it is always waited out as the server asks.
+        if give_up is None or getattr(exc, "status_code", None) == 429:
+            return False
+        return give_up(describe(exc, errors, timeout_s, secret))
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(attempts),
         wait=wait,
-        retry=retry_if_exception(
-            lambda exc: (
-                is_transient(exc, errors)
-                and not (give_up is not None and give_up(describe(exc, errors, timeout_s, secret)))
-            )
-        ),
+        retry=retry_if_exception(lambda exc: is_transient(exc, errors) and not gives_up(exc)),
         before_sleep=before_sleep,
         reraise=True,
     )
