@@ -444,7 +444,7 @@ def _run_locked(
         outcome = run_until_terminated(go)
     except EndpointFailing as exc:
         raise EndpointFailing(
-            f"{exc}. What was done is stored; fix it and continue with: evals run --resume {manifest.run_id}"
+            f"{exc} What was done is stored; fix it and continue with: evals run --resume {manifest.run_id}"
         ) from None
     finally:
         # Exported also when interrupted, so what was done is readable; the rows are read once.

@@ -155,7 +155,7 @@ def test_a_dead_endpoint_retries_one_call_then_stops(tmp_path, caplog):
     result = invoke("run", "--suite", "suite.jsonl", "--judge", "offline", "--run-id", "r1")
 
     assert result.exit_code == 2
-    assert "could not connect" in result.output and "up, and is that the right base_url" in result.output
+    assert "could not connect" in result.output and "is up and is the right base_url" in result.output
     retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) == 4, "only the first call is retried; the next ones give up at once"
     assert status(tmp_path, "r1") == "interrupted"

@@ -68,11 +68,11 @@ class FailFast:
         if len(self._reasons) == self.limit and len(set(self._reasons)) == 1:
             raise EndpointFailing(
                 f"{self.who}: the first {self.limit} calls all failed with the same error: {error.reason}. "
-                f"{self.fix(error)}"
+                f"{self.fix(error)}."
             )
 
     def fix(self, error: CallError) -> str:
-        """What to change, from the kind of failure."""
+        """What to change, from the kind of failure (one sentence, without its full stop)."""
         endpoint, name = self.endpoint, self.name
         where = endpoint.base_url or "the provider's default URL"
         if error.rejects_format:
@@ -83,10 +83,7 @@ class FailFast:
         if error.status in (401, 403):
             return f"The key was refused: check the variable {endpoint.key_env} (api_key_env of {name!r})"
         if error.status == 404:
-            return (
-                f"Check 'model: {endpoint.model}' of {name!r} (is it a model the server serves?) "
-                f"and its base_url {where}"
-            )
+            return f"Check 'model: {endpoint.model}' of {name!r} (a model the server serves) and its base_url {where}"
         if error.status == 429:
             return f"The server keeps rate-limiting: lower max_concurrency of {name!r} or wait"
         if error.status is not None and error.status < 500:
@@ -96,5 +93,5 @@ class FailFast:
                 f"Is the server at {where} overloaded? Raise timeout_s of {name!r} or lower max_concurrency"
             )
         if error.status is None:
-            return f"Is the server at {where} up, and is that the right base_url for {name!r}?"
+            return f"Check that the server at {where} is up and is the right base_url for {name!r}"
         return f"Check the server at {where} (its log says more)"
