@@ -237,8 +237,12 @@ class Store:
         An ``flock``: the OS releases it when the holder exits, even by kill -9, so it never goes stale.
         """
         path = self.reports_dir / "runs" / run_id / ".lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a+") as handle:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a+")
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the run's lock file: {exc.strerror or exc}") from None
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

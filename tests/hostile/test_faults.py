@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import Endpoint, JudgeEndpoint
-from evals.errors import ProviderError
+from evals.errors import ProviderError, StoreError
 from evals.fakes import FakeOpenAI, Fault, text_reply
 from evals.providers import build_provider
 from evals.records import Completion, CompletionRequest, Item, Verdict
@@ -177,6 +177,14 @@ def test_a_lock_dies_with_its_process(tmp_path):
         proc.wait()
         proc.stdout.close()
         with store.lock_run("r"):  # kill -9 left no stale lock
+            pass
+
+
+def test_a_lock_that_cannot_be_made_is_a_store_error(tmp_path):
+    with Store(tmp_path / "reports") as store:
+        (tmp_path / "reports" / "runs").mkdir()
+        (tmp_path / "reports" / "runs" / "r").write_text("a file where the run's folder goes")
+        with pytest.raises(StoreError, match="cannot create the run's lock file"), store.lock_run("r"):
             pass
 
 
