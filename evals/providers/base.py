@@ -65,8 +65,12 @@ class SDKProvider:
 
     def negotiable(self, request: CompletionRequest) -> bool:
         """True when a refusal of this request's output format has a fallback (``structured: auto``)."""
-        structured = getattr(self.endpoint, "structured", None)
-        return request.output_schema is not None and structured == "auto"
+        endpoint = self.endpoint
+        return (
+            request.output_schema is not None
+            and isinstance(endpoint, JudgeEndpoint)
+            and endpoint.structured == "auto"
+        )
 
     async def aclose(self) -> None:
         """Close the client's connections."""
