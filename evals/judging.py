@@ -269,11 +269,6 @@ class LLMJudge:
         """Called with the new mode when ``auto`` steps down (the runner records it with the run)."""
         self.rubrics = RubricBook(rubrics_dir, endpoint.rubric)
 
-    @property
-    def structured(self) -> bool:
-        """True while the verdict is asked for as a JSON object (not the ``SCORE: N`` text protocol)."""
-        return self.mode != "text"
-
     def rubric_for(self, item: Item) -> Rubric:
         """The item's rubric, loaded once (``RubricError`` when missing or malformed)."""
         return self.rubrics.for_item(item)
