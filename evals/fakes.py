@@ -350,12 +350,14 @@ class FakeServer:
             return 422, _dump({"detail": [{**detail, "msg": f"Input should be {accepted}"}]}), {}
         if self.refusal == "400":
             return self._error(400, f"response_format type '{kind}' is not supported by this server")
-        # llama-cpp-python: the request model's pydantic error, returned as a 500 (its route error handler)
+        # llama-cpp-python: its route error handler answers any exception, the request model's pydantic
+        # ValidationError included, with a 500 whose message is str(exception)
         message = (
             "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n"
             f"  Input should be {accepted} [type=literal_error, input_value='{kind}', input_type=str]"
         )
-        return 500, _dump({"error": {"message": message, "type": "internal_server_error"}}), {}
+        error = {"message": message, "type": "internal_server_error", "param": None, "code": None}
+        return 500, _dump({"error": error}), {}
 
     def _next_id(self) -> str:
         return f"{self.id_prefix}-{next(self._ids)}"
