@@ -161,6 +161,19 @@ def test_a_dead_endpoint_retries_one_call_then_stops(tmp_path, caplog):
     assert status(tmp_path, "r1") == "interrupted"
 
 
+def test_credentials_in_a_dead_base_url_stay_out_of_the_message(tmp_path):
+    url = f"http://user:hunter2-SECRET@127.0.0.1:{free_port()}/v1"
+    write_project(tmp_path, {"base_url": url, "max_retries": 0})
+
+    result = invoke(
+        "run", "--suite", "suite.jsonl", "--judge", "offline", "--run-id", "r1", "--fail-after", "2"
+    )
+
+    assert result.exit_code == 2 and "the first 2 calls all failed" in result.output
+    assert "[credentials]@127.0.0.1" in result.output
+    assert "SECRET" not in result.output
+
+
 def test_a_dead_endpoint_ends_a_run_within_60_s_with_default_settings():
     initial, longest, jitter = retry.DEFAULT_BACKOFF
     retries = Endpoint().max_retries

@@ -14,6 +14,7 @@ retried: a dead endpoint then ends the run after one call's retries, not ``limit
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 from evals.config import Endpoint
 from evals.errors import EvalsError
@@ -74,7 +75,7 @@ class FailFast:
     def fix(self, error: CallError) -> str:
         """What to change, from the kind of failure (one sentence, without its full stop)."""
         endpoint, name = self.endpoint, self.name
-        where = endpoint.base_url or "the provider's default URL"
+        where = _without_credentials(endpoint.base_url) if endpoint.base_url else "the provider's default URL"
         if error.rejects_format:
             return (
                 f"The server does not accept this structured-output request: set 'structured: text' "
@@ -95,3 +96,14 @@ class FailFast:
         if error.status is None:
             return f"Check that the server at {where} is up and is the right base_url for {name!r}"
         return f"Check the server at {where} (its log says more)"
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part, which must not reach a message."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "the configured base_url"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="[credentials]@" + parts.netloc.rsplit("@", 1)[1]))
