@@ -137,11 +137,11 @@ def test_a_refused_response_format_is_not_retried_and_says_why(refusal, fake_ope
     assert "\n" not in str(caught.value)
 
 
-def test_openai_without_a_key_is_refused_for_openai_itself_or_a_named_variable(monkeypatch):
+def test_openai_itself_without_a_key_is_refused_before_any_call():
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         build_provider("gpt", Endpoint(provider="openai", model="gpt-4o"))
-    with pytest.raises(ConfigError, match="MY_KEY"):
-        build_provider("local", Endpoint(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="MY_KEY"))
+    with pytest.raises(ConfigError, match="GPT_KEY"):
+        build_provider("gpt", Endpoint(provider="openai", model="gpt-4o", api_key_env="GPT_KEY"))
 
 
 def test_anthropic_plain_completion_and_system_turns(fake_anthropic, monkeypatch):

@@ -31,12 +31,13 @@ def make_client(endpoint: Endpoint) -> AsyncOpenAI:
     """The SDK client for ``endpoint``: its base_url (None: OPENAI_BASE_URL or OpenAI), its timeout, its key.
 
     The key is read from the endpoint's key variable only; the SDK's own retries are off (we retry).
-    Without a key, a local server gets a placeholder; an endpoint that names its key variable, or that
-    goes to OpenAI itself (no base_url), is a ``ConfigError`` naming the variable.
+    Without a key, OpenAI itself (no base_url anywhere) is a ``ConfigError`` naming the variable; any other
+    server gets a placeholder. (Naming an unset variable is how a config keeps OPENAI_API_KEY away from a
+    local server, so that is allowed.)
     """
     key = endpoint.api_key()
     to_openai = endpoint.base_url is None and not os.environ.get("OPENAI_BASE_URL")
-    if key is None and (endpoint.api_key_env is not None or to_openai):
+    if key is None and to_openai:
         raise ConfigError(
             f"no API key: set the environment variable {endpoint.key_env} "
             "(or name another one with api_key_env in evals.yaml)"

@@ -222,16 +222,13 @@ def test_an_offline_model_is_a_config_error_before_the_run(tmp_path):
     assert db_rows(tmp_path, "SELECT run_id FROM runs") == []
 
 
-def test_a_named_key_variable_that_is_unset_is_refused_before_the_run(tmp_path, fake_openai):
-    write_project(
-        tmp_path, {"local": {"base_url": fake_openai.url, "model": "m", "api_key_env": "LG_MODEL_KEY"}}
-    )
+def test_openai_itself_without_a_key_leaves_no_run(tmp_path):
+    write_project(tmp_path, {"gpt": {"model": "gpt-4o"}})  # no base_url: api.openai.com
 
     result = invoke("run", "--suite", "suite.jsonl", "--judge", "offline")
 
-    assert result.exit_code == 2 and "LG_MODEL_KEY" in result.output
+    assert result.exit_code == 2 and "OPENAI_API_KEY" in result.output
     assert db_rows(tmp_path, "SELECT run_id FROM runs") == []
-    assert fake_openai.count() == 0
 
 
 def test_a_judge_that_cannot_be_built_leaves_no_run(tmp_path, fake_openai, fake_anthropic):
