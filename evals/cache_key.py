@@ -43,14 +43,17 @@ class JudgeIdentity:
     extra_body: dict[str, Any]
     """Server-specific request fields (``top_k``...), which change sampling too."""
     structured: str
-    """``auto`` (tool use or json_schema) or ``text``."""
+    """The output mode: ``json_schema`` (tool use), ``json_object`` or ``text``."""
     prompt: str
     """Hash of the judge prompt's template (its fixed wording and how answers are pasted in)."""
     version: int = IDENTITY_VERSION
 
     @classmethod
-    def of(cls, endpoint: JudgeEndpoint, *, prompt: str, fingerprint: str | None = None) -> JudgeIdentity:
-        """The identity of a configured judge; ``fingerprint`` (a model file's hash) stands for its URL."""
+    def of(
+        cls, endpoint: JudgeEndpoint, *, prompt: str, mode: str | None = None, fingerprint: str | None = None
+    ) -> JudgeIdentity:
+        """The identity of a configured judge; ``mode`` is the output mode in use (``structured: auto`` may
+        step down to ``json_object`` or ``text``), ``fingerprint`` (a model file's hash) stands for its URL."""
         if fingerprint is not None:
             server: str | None = f"fingerprint:{fingerprint}"
         else:
@@ -67,7 +70,7 @@ class JudgeIdentity:
             max_tokens=endpoint.max_tokens,
             stop=tuple(endpoint.stop) if endpoint.stop is not None else None,
             extra_body=dict(endpoint.extra_body),
-            structured=endpoint.structured,
+            structured=mode or endpoint.structured,
             prompt=prompt,
         )
 

@@ -48,8 +48,8 @@ class Endpoint(BaseModel):
     stop: list[str] | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)
     """Server-specific request fields passed through as they are (e.g. vLLM's ``top_k``)."""
-    max_concurrency: int = Field(default=8, ge=1)
-    """Calls in flight at once to this endpoint."""
+    max_concurrency: int = Field(default=8, ge=1, le=1024)
+    """Calls in flight at once to this endpoint (at most 1024)."""
     timeout_s: float = Field(default=120.0, gt=0)
     """Per-call timeout."""
     max_retries: int = Field(default=4, ge=0)
@@ -127,8 +127,10 @@ class JudgeEndpoint(Endpoint):
 
     rubric: str = "correctness"
     """Name of a rubric: ``<judges_dir>/<rubric>.yaml``, ``judges/<rubric>.yaml`` or a shipped one."""
-    structured: Literal["auto", "text"] = "auto"
-    """``auto``: tool use (Anthropic) or ``response_format`` json_schema (OpenAI); ``text``: plain text verdict."""
+    structured: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+    """``json_schema``: tool use (Anthropic) or ``response_format`` json_schema (OpenAI); ``json_object``: a
+    JSON object with the schema in the prompt; ``text``: a plain text verdict ending ``SCORE: N``; ``auto``:
+    json_schema, falling back once per run to json_object and then text when the server refuses it."""
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float | None = Field(default=0.0, ge=0, le=2)
 

@@ -34,7 +34,10 @@ Responder = Callable[[dict[str, Any]], "str | dict[str, Any] | Reply"]
 """Computes a reply from a request body: a ``str`` is a text reply, a ``dict`` a structured one, a ``Reply``
 either with a finish reason or reasoning of its own."""
 
-FaultKind = Literal["rate_limit", "server_error", "slow", "malformed", "disconnect"]
+FaultKind = Literal["rate_limit", "server_error", "slow", "malformed", "disconnect", "trickle"]
+RefusalStyle = Literal["llama-cpp-python", "400", "422"]
+"""How a server refuses a ``response_format`` it does not support: llama-cpp-python answers 500 with a
+pydantic validation error as the message; vLLM, LM Studio and others 400; FastAPI servers 422."""
 
 
 @dataclass
@@ -45,7 +48,8 @@ class Fault:
     retry_after: float | None = None
     """Seconds, sent as the ``Retry-After`` header (on 429, or on any error status when set)."""
     seconds: float = 0.0
-    """For ``slow``: how long to sleep before answering normally."""
+    """For ``slow``: how long to sleep before answering normally; for ``trickle``: the pause between
+    each byte of an otherwise normal reply (headers go out at once)."""
     status: int = 500
     """For ``server_error``: the HTTP status to answer with (any 4xx or 5xx, e.g. 400 or 401)."""
 
@@ -75,6 +79,8 @@ _ERROR_TYPES = {
     529: "overloaded_error",
 }
 _MALFORMED = b'{"id": "broken", "choices": [{"message": {"content": "cut off'
+_TRICKLE = "x-fake-trickle"
+"""Header set inside the server to make the handler send the body byte by byte; never sent."""
 
 
 def count_tokens(text: str) -> int:
@@ -160,13 +166,21 @@ class _Handler(BaseHTTPRequestHandler):
         except _Disconnect:
             self.close_connection = True
             return
+        trickle = float(headers.pop(_TRICKLE, 0.0))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if not trickle:
+            self.wfile.write(body)
+            return
+        self.wfile.flush()
+        for i in range(len(body)):  # each read of the client gets a byte in time: no per-read timeout trips
+            time.sleep(trickle)
+            self.wfile.write(body[i : i + 1])
+            self.wfile.flush()
 
 
 class _Disconnect(Exception):
@@ -183,9 +197,18 @@ class FakeServer:
     default_model_id: ClassVar[str] = "fake-model"
 
     def __init__(
-        self, responder: Responder | None = None, *, model_id: str | None = None, latency: float = 0.0
+        self,
+        responder: Responder | None = None,
+        *,
+        model_id: str | None = None,
+        latency: float = 0.0,
+        refuses: tuple[str, ...] = (),
+        refusal: RefusalStyle = "llama-cpp-python",
     ):
         self.responder: Responder = responder or default_responder
+        self.refuses = refuses
+        """``response_format`` types this server refuses (``json_schema``, ``json_object``), in ``refusal`` style."""
+        self.refusal: RefusalStyle = refusal
         """Computes each reply from the request body; replace it at any time."""
         self.model_id = model_id or self.default_model_id
         """Model id reported in every response (and by ``GET /v1/models``)."""
@@ -291,11 +314,15 @@ class FakeServer:
             return self._error(404, f"no route {method} {path}")
         if body is None or "_unparsed" in body:
             return self._error(400, "request body is not a JSON object")
+        refused = self._refuse(body)
+        if refused is not None:
+            return refused
         try:
             reply = self.responder(body)
         except Exception as exc:  # a broken responder is a test bug: say so in the reply
             return self._error(500, f"responder failed: {type(exc).__name__}: {exc}")
-        return 200, _dump(self._reply(body, reply)), {}
+        trickle = {_TRICKLE: str(fault.seconds)} if fault is not None and fault.kind == "trickle" else {}
+        return 200, _dump(self._reply(body, reply)), trickle
 
     def _apply(self, fault: Fault) -> tuple[int, bytes, dict[str, str]] | None:
         """The response a fault forces, or None when the request should then proceed normally."""
@@ -306,6 +333,8 @@ class FakeServer:
             raise _Disconnect
         if fault.kind == "malformed":
             return 200, _MALFORMED, {}
+        if fault.kind == "trickle":
+            return None
         status = 429 if fault.kind == "rate_limit" else fault.status
         status, body, headers = self._error(status, f"injected {fault.kind}")
         if fault.retry_after is not None:
@@ -319,6 +348,29 @@ class FakeServer:
         except ValueError:
             pass
         return status, _dump(self._error_body(kind, message)), {}
+
+    def _refuse(self, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]] | None:
+        """The refusal of a request whose ``response_format`` type is in ``refuses``, or None."""
+        response_format = body.get("response_format")
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind not in self.refuses:
+            return None
+        accepted = " or ".join(
+            f"'{t}'" for t in ("text", "json_object", "json_schema") if t not in self.refuses
+        )
+        if self.refusal == "422":  # FastAPI's own validation error shape
+            detail = {"type": "literal_error", "loc": ["body", "response_format", "type"], "input": kind}
+            return 422, _dump({"detail": [{**detail, "msg": f"Input should be {accepted}"}]}), {}
+        if self.refusal == "400":
+            return self._error(400, f"response_format type '{kind}' is not supported by this server")
+        # llama-cpp-python: its route error handler answers any exception, the request model's pydantic
+        # ValidationError included, with a 500 whose message is str(exception)
+        message = (
+            "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n"
+            f"  Input should be {accepted} [type=literal_error, input_value='{kind}', input_type=str]"
+        )
+        error = {"message": message, "type": "internal_server_error", "param": None, "code": None}
+        return 500, _dump({"error": error}), {}
 
     def _next_id(self) -> str:
         return f"{self.id_prefix}-{next(self._ids)}"

@@ -124,6 +124,9 @@ class CompletionRequest(_Wire):
     """A JSON schema the reply must follow (structured output), or None for free text."""
     output_name: str = "verdict"
     """Name of the structured output (the tool name for Anthropic, the schema name for OpenAI)."""
+    output_mode: str = "json_schema"
+    """With a schema: ``json_schema`` (enforced: OpenAI ``json_schema``, Anthropic tool use) or
+    ``json_object`` (any JSON object; the schema is described in the prompt)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,11 @@ two pools of workers sized by each endpoint's ``max_concurrency``; an item is ju
 answered. Every result is committed when it arrives, so a run killed at any moment resumes with only the
 missing work (``resume_run``): a stored answer is never asked again, and a judgment whose cache key
 (judge model, rubric, question, reference, answer) is already in the store is reused, not paid twice.
+
+Before a run exists, every endpoint it uses is checked and its client built, so a bad config leaves no
+run behind. One process at a time works a run (a lock under ``runs/<run_id>/``). SIGTERM interrupts a
+run as Ctrl-C does (status ``interrupted``, results exported, ``KeyboardInterrupt`` raised), and an
+endpoint whose first calls all fail the same way stops it (``EndpointFailing``), resumable once fixed.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +26,11 @@ from typing import Any, Protocol
 from evals import __version__
 from evals.budget import Budget
 from evals.config import Endpoint, JudgeEndpoint
-from evals.errors import ProviderError, StoreError
-from evals.judging import Judge, build_judge
+from evals.errors import ConfigError, ProviderError, StoreError
+from evals.interrupts import run_until_terminated
+from evals.judging import Judge, LLMJudge, build_judge
 from evals.providers import Provider, build_provider
+from evals.providers.health import FAIL_AFTER, EndpointFailing
 from evals.reasoning import ReasoningMode, separate
 from evals.records import (
     Answer,
@@ -37,6 +45,9 @@ from evals.records import (
 from evals.rubrics import RubricSearch
 from evals.store import Store
 from evals.suites import Suite
+
+MAX_SAMPLES = 100
+"""Largest ``--samples``: more answers per item than this is a mistake, not a measurement."""
 
 
 def now() -> str:
@@ -118,10 +129,23 @@ def plan_run(
         rubric_hash=rubric.hash if rubric else "",
         samples=samples,
         started_at=now(),
-        config={"model": model.snapshot(), "judge": judge_endpoint.snapshot()},
+        config=_config(model, judge, judge_endpoint),
         tags=tuple(tags),
         lookingglass_version=__version__,
     )
+
+
+def _config(model: Endpoint, judge: Judge, judge_endpoint: JudgeEndpoint) -> dict[str, Any]:
+    config: dict[str, Any] = {"model": model.snapshot(), "judge": judge_endpoint.snapshot()}
+    if isinstance(judge, LLMJudge):
+        config["structured"] = judge.mode  # the output mode in effect; updated if ``auto`` steps down
+    return config
+
+
+def structured_mode(manifest: RunManifest) -> str | None:
+    """The judge's output mode the run settled on (``json_schema``, ``json_object``, ``text``); None if none."""
+    mode = manifest.config.get("structured")
+    return mode if isinstance(mode, str) else None
 
 
 def check_resumable(store: Store, run_id: str, suite: Suite | None) -> RunManifest:
@@ -232,16 +256,23 @@ async def execute(
     answerers = [
         asyncio.create_task(answer_worker(units)) for _ in range(min(model.max_concurrency, len(to_answer)))
     ]
-    judges = [asyncio.create_task(judge_worker()) for _ in range(max(1, judge.max_concurrency))]
-    try:
+    # Never more workers than there is work: a max_concurrency of millions must not mean millions of tasks.
+    judge_work = max(1, len(to_answer) + len(to_judge))
+    judges = [asyncio.create_task(judge_worker()) for _ in range(min(judge.max_concurrency, judge_work))]
+
+    async def answer_all() -> None:
         await asyncio.gather(*answerers)
         for _ in judges:
             judge_queue.put_nowait(None)
-        await asyncio.gather(*judges)
+
+    feeder = asyncio.create_task(answer_all())
+    try:
+        # One gather over both pools: a judge that stops the run stops the answering too.
+        await asyncio.gather(feeder, *judges)
         if budget is not None and budget.stopped:
             raise budget.exceeded(manifest.run_id)
     except BaseException:
-        for task in (*answerers, *judges):
+        for task in (feeder, *answerers, *judges):
             task.cancel()
         store.set_status(manifest.run_id, "interrupted")
         raise
@@ -371,17 +402,57 @@ def run_suite(
     run_id: str | None = None,
     resume: str | None = None,
     reporter: Reporter | None = None,
+    fail_after: int = FAIL_AFTER,
     selection: Selection | None = None,
     max_cost: float | None = None,
 ) -> RunOutcome:
     """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point.
 
-    ``selection`` (what part of the suite a new run asks) is recorded in the manifest; ``max_cost`` is the
-    most this invocation may spend (``Budget``), which needs the endpoints' token prices.
+    ``fail_after``: stop when this many first calls to an endpoint all fail with the same error (0: never).
+    Raises ``KeyboardInterrupt`` on Ctrl-C or SIGTERM and ``EndpointFailing`` on such an endpoint, in both
+    cases with the run marked ``interrupted`` and its results exported. ``selection`` (what part of the
+    suite a new run asks) is recorded in the manifest; ``max_cost`` is the most this invocation may spend
+    (``Budget``), which needs the endpoints' token prices.
     """
     budget = None
     if max_cost is not None:
         budget = Budget.for_run(max_cost, model_name, model_endpoint, judge_name, judge_endpoint)
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise ConfigError(f"samples must be from 1 to {MAX_SAMPLES}, not {samples}")
+    if resume is None:
+        if suite is None:
+            raise ValueError("a new run needs a suite")
+        run_id = run_id or new_run_id()
+        _check_free(store, run_id)
+    with ExitStack() as held:
+        if resume is not None:
+            store.run(resume)  # an unknown id fails before the lock makes a folder for it
+            held.enter_context(store.lock_run(resume))
+        return _run_locked(
+            store, suite, model_name, model_endpoint, judge_name, judge_endpoint, rubrics_dir, samples,
+            tags, run_id, resume, reporter, fail_after, held, selection, budget,
+        )  # fmt: skip
+
+
+def _run_locked(
+    store: Store,
+    suite: Suite | None,
+    model_name: str,
+    model_endpoint: Endpoint,
+    judge_name: str,
+    judge_endpoint: JudgeEndpoint,
+    rubrics_dir: RubricSearch | Path,
+    samples: int,
+    tags: tuple[str, ...],
+    run_id: str | None,
+    resume: str | None,
+    reporter: Reporter | None,
+    fail_after: int,
+    held: ExitStack,
+    selection: Selection | None,
+    budget: Budget | None,
+) -> RunOutcome:
+    mode: str | None = None
     if resume is not None:
         manifest = check_resumable(store, resume, suite)
         if (model_name, judge_name) != (manifest.model_name, manifest.judge_name):
@@ -399,31 +470,72 @@ def run_suite(
                 store.export_jsonl(manifest.run_id, done.rows)
             done.manifest = store.run(manifest.run_id)
             return done
-    judge = build_judge(judge_name, judge_endpoint, rubrics_dir)
-    for item in suite.items if suite else ():
-        judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
-    if resume is None:
-        if suite is None:
-            raise ValueError("a new run needs a suite")
-        manifest = plan_run(suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id)
-        if selection is not None and not selection.whole:  # resume, scorecard and gate know it is a subset
-            manifest = replace(manifest, config={**manifest.config, "selection": selection.to_dict()})
-        store.create_run(manifest, list(suite.items))
+        mode = structured_mode(manifest)
+    # Every endpoint is checked and its client built before the run exists: a bad config leaves no run.
+    judge = build_judge(judge_name, judge_endpoint, rubrics_dir, mode=mode, fail_after=fail_after)
+    model: Provider | None = None
+    try:
+        for item in suite.items if suite else ():
+            judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
+        model = build_provider(model_name, model_endpoint, fail_after)
+        if resume is None:
+            assert suite is not None  # checked by run_suite
+            manifest = plan_run(
+                suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id
+            )
+            if (
+                selection is not None and not selection.whole
+            ):  # resume, scorecard and gate know it is a subset
+                manifest = replace(manifest, config={**manifest.config, "selection": selection.to_dict()})
+            held.enter_context(store.lock_run(manifest.run_id))
+            _check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
+            store.create_run(manifest, list(suite.items))
+    except BaseException:
+        asyncio.run(_close(model, judge))
+        raise
+    if isinstance(judge, LLMJudge):
+        if resume is not None and judge.mode != mode:  # the config's mode changed since the run started
+            _record_mode(store, manifest.run_id, judge.mode)
+        judge.on_fallback = lambda new_mode: _record_mode(store, manifest.run_id, new_mode)
 
     async def go() -> RunOutcome:
-        model = build_provider(model_name, model_endpoint)
+        assert model is not None
         try:
             return await execute(store, manifest, model, judge, reporter, budget)
         finally:
-            await model.aclose()
-            await judge.aclose()
+            await _close(model, judge)
 
     rows: list[dict[str, Any]] = []
     try:
-        outcome = asyncio.run(go())
+        outcome = run_until_terminated(go)
+    except EndpointFailing as exc:
+        raise EndpointFailing(
+            f"{exc} What was done is stored; fix it and continue with: evals run --resume {manifest.run_id}"
+        ) from None
     finally:
         # Exported also when interrupted, so what was done is readable; the rows are read once.
         rows = list(store.results(manifest.run_id))
         store.export_jsonl(manifest.run_id, rows)
     outcome.rows = rows
     return outcome
+
+
+def _check_free(store: Store, run_id: str) -> None:
+    if store.has_run(run_id):
+        raise StoreError(
+            f"run id {run_id!r} is taken in {store.path}: choose another --run-id, "
+            f"or continue that run with --resume {run_id}"
+        )
+
+
+async def _close(model: Provider | None, judge: Judge) -> None:
+    if model is not None:
+        await model.aclose()
+    await judge.aclose()
+
+
+def _record_mode(store: Store, run_id: str, mode: str) -> None:
+    """Keep the judge's new output mode in the run's config, so a resumed run starts there."""
+    config = dict(store.run(run_id).config)
+    config["structured"] = mode
+    store.set_config(run_id, config)

@@ -275,6 +275,8 @@ def history(store: Store, run: RunManifest, limit: int) -> list[dict[str, Any]]:
 def _manifest_dict(m: RunManifest) -> dict[str, Any]:
     data = m.to_dict()
     data["offline_judge"] = m.judge_model == OFFLINE_JUDGE_MODEL
+    # The verdict protocol the judge ended up using (json_schema, json_object, text): see structured: auto.
+    data["judge_output"] = m.config.get("structured") if isinstance(m.config.get("structured"), str) else None
     return data
 
 

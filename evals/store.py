@@ -6,10 +6,12 @@ consistent store that ``--resume`` continues. Each run is also exported as JSONL
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +300,10 @@ class Store:
             raise StoreError(f"no run {run_id!r} in {self.path}")
         return _manifest(cursor, row)
 
+    def has_run(self, run_id: str) -> bool:
+        """True when a run with this id exists."""
+        return self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
     def runs(self, suite_name: str | None = None) -> list[RunManifest]:
         """All runs (of one suite), oldest first."""
         sql, args = "SELECT * FROM runs", tuple[str, ...]()
@@ -315,6 +321,41 @@ class Store:
         self.db.execute(
             "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, ended_at, run_id)
         )
+
+    def set_config(self, run_id: str, config: dict[str, Any]) -> None:
+        """Replace a run's config snapshot (e.g. to record the output mode its judge settled on)."""
+        self.db.execute("UPDATE runs SET config_json = ? WHERE run_id = ?", (json.dumps(config), run_id))
+
+    @contextmanager
+    def lock_run(self, run_id: str) -> Iterator[None]:
+        """Hold ``runs/<run_id>/.lock`` while a process works the run; StoreError if another one does.
+
+        An ``flock``: the OS releases it when the holder exits, even by kill -9, so it never goes stale.
+        """
+        path = self.reports_dir / "runs" / run_id / ".lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a+")
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the run's lock file: {exc.strerror or exc}") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip()[:20]
+                raise StoreError(
+                    f"run {run_id} is being worked by another evals process"
+                    + (f" (pid {holder})" if holder.isdigit() else "")
+                    + "; wait for it to end, or stop it, then resume"
+                ) from None
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # baselines ----------------------------------------------------------------------------------------
 

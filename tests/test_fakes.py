@@ -107,6 +107,30 @@ def test_faults_are_consumed_one_per_request_in_order(fake_openai):
     assert fake_openai.count(lambda b: b.get("model") == "other") == 0
 
 
+def test_refusals_of_response_format_look_like_the_servers_they_stand_for():
+    def ask(server: FakeOpenAI, kind: str) -> tuple[int, dict]:
+        body = {"model": "m", "messages": USER, "response_format": {"type": kind}}
+        return raw_request(server.port, "POST", "/v1/chat/completions", json.dumps(body).encode())
+
+    with FakeOpenAI(refuses=("json_schema",)) as llama:
+        status, reply = ask(llama, "json_schema")
+        assert status == 500 and "Input should be 'text' or 'json_object'" in reply["error"]["message"]
+        assert ask(llama, "json_object")[0] == 200
+    with FakeOpenAI(refuses=("json_schema", "json_object"), refusal="400") as other:
+        status, reply = ask(other, "json_object")
+        assert status == 400 and reply["error"]["type"] == "invalid_request_error"
+    with FakeOpenAI(refuses=("json_schema",), refusal="422") as fastapi:
+        status, reply = ask(fastapi, "json_schema")
+        assert status == 422 and reply["detail"][0]["loc"] == ["body", "response_format", "type"]
+
+
+def test_a_trickled_reply_arrives_whole_byte_by_byte(fake_openai):
+    fake_openai.inject(Fault("trickle", seconds=0.0002))
+    body = json.dumps({"model": "m", "messages": USER}).encode()
+    status, reply = raw_request(fake_openai.port, "POST", "/v1/chat/completions", body)
+    assert status == 200 and reply["choices"][0]["message"]["content"] == "I don't know."
+
+
 def test_bad_requests_get_api_errors(fake_openai):
     assert raw_request(fake_openai.port, "POST", "/v1/chat/completions", b"{not json")[0] == 400
     status, reply = raw_request(fake_openai.port, "GET", "/v1/nothing")

@@ -103,6 +103,47 @@ def test_openai_structured_reply_that_is_not_json_keeps_the_text(fake_openai):
     assert completion.text == "Score: 4, because it is mostly right."
 
 
+def test_openai_json_object_mode_asks_for_any_json_object(fake_openai):
+    fake_openai.responder = lambda body: {"rationale": "Paris is right.", "score": 5}
+    request = CompletionRequest(messages=QUESTION.messages, output_schema=SCHEMA, output_mode="json_object")
+
+    completion = ask(openai_endpoint(fake_openai), request)
+
+    assert completion.data == {"rationale": "Paris is right.", "score": 5}
+    assert fake_openai.requests[-1]["response_format"] == {"type": "json_object"}
+
+
+def test_anthropic_json_object_mode_reads_the_text_without_a_tool(fake_anthropic, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    fake_anthropic.responder = lambda body: '{"rationale": "Correct.", "score": 4}'
+    request = CompletionRequest(messages=QUESTION.messages, output_schema=SCHEMA, output_mode="json_object")
+
+    completion = ask(anthropic_endpoint(fake_anthropic), request)
+
+    assert completion.data == {"rationale": "Correct.", "score": 4}
+    assert not {"tools", "tool_choice"} & set(fake_anthropic.requests[-1])
+
+
+@pytest.mark.parametrize("refusal", ["llama-cpp-python", "400", "422"])
+def test_a_refused_response_format_is_not_retried_and_says_why(refusal, fake_openai):
+    fake_openai.refuses, fake_openai.refusal = ("json_schema",), refusal
+
+    with pytest.raises(retry.CallError) as caught:
+        ask(openai_endpoint(fake_openai, max_retries=3), VERDICT)
+
+    assert fake_openai.count() == 1, "asking again would get the same refusal"
+    assert caught.value.rejects_format and not caught.value.transient
+    assert "Input should be" in str(caught.value) or "not supported" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_openai_itself_without_a_key_is_refused_before_any_call():
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        build_provider("gpt", Endpoint(provider="openai", model="gpt-4o"))
+    with pytest.raises(ConfigError, match="GPT_KEY"):
+        build_provider("gpt", Endpoint(provider="openai", model="gpt-4o", api_key_env="GPT_KEY"))
+
+
 def test_anthropic_plain_completion_and_system_turns(fake_anthropic, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     fake_anthropic.model_id = "claude-served"

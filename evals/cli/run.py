@@ -21,11 +21,13 @@ from evals.cli.common import (
 )
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
+from evals.interrupts import sigterm_interrupts
 from evals.names import RUN_ID, TAG
 from evals.progress import RichReporter
+from evals.providers.health import FAIL_AFTER
 from evals.records import Item, Selection
 from evals.rubrics import rubric_search
-from evals.runner import RunOutcome, check_resumable, new_run_id, remaining, run_suite, summarize
+from evals.runner import MAX_SAMPLES, RunOutcome, check_resumable, new_run_id, remaining, run_suite, summarize
 from evals.secrets import safe_url
 from evals.store import Store
 from evals.suites import Suite, find_problems, load_suite, suites_in
@@ -41,7 +43,13 @@ from evals.suites import Suite, find_problems, load_suite, suites_in
 @click.option(
     "--judge", "judge_name", help="Judge name from evals.yaml, or 'offline' (default: first with a key)."
 )
-@click.option("--samples", default=1, show_default=True, type=click.IntRange(1), help="Answers per item.")
+@click.option(
+    "--samples",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, MAX_SAMPLES),
+    help=f"Answers per item (at most {MAX_SAMPLES}).",
+)
 @click.option(
     "--tag",
     "tags",
@@ -78,6 +86,14 @@ from evals.suites import Suite, find_problems, load_suite, suites_in
 @click.option(
     "--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run: only missing work is done."
 )
+@click.option(
+    "--fail-after",
+    default=FAIL_AFTER,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Stop the run (resumable) when the first N calls to the model or judge all fail with the same "
+    "error; 0 never stops.",
+)
 @reports_option
 @config_option
 def run(
@@ -93,12 +109,17 @@ def run(
     max_cost: float | None,
     run_id: str | None,
     resume: str | None,
+    fail_after: int,
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
     """Answer every item of a suite (or of --area/--item-tag/--limit) with the model; the judge scores each 1-5.
 
-    A run stopped by --max-cost exits 2 and continues with --resume RUN_ID.
+    The run is stored as it goes: Ctrl-C or SIGTERM marks it interrupted (exit 130), and --resume
+    continues it. When the first calls to the model or the judge all fail the same way (see --fail-after)
+    the run stops with what to change (exit 2), as does a run stopped by --max-cost. A judge with
+    'structured: auto' falls back from json_schema to json_object to text when its server refuses one,
+    says so, and keeps it for the run.
     """
     config = load_config(config_path)
     selection = Selection(areas, item_tags, limit)
@@ -114,17 +135,17 @@ def run(
             items = [item for item in suite.items for _ in range(samples)]
             _print_plan(config, suite, selection, items, [], model_name, model, judge_name, judge, max_cost)
             return
-        with Store(reports_path(config, reports_dir)) as store:
+        with Store(reports_path(config, reports_dir)) as store, sigterm_interrupts():
             _execute(
                 config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, None,
-                selection, max_cost,
+                selection, max_cost, fail_after,
             )  # fmt: skip
         return
     if not selection.whole:
         raise click.UsageError(
             "--area, --item-tag and --limit are set when a run starts; --resume keeps them"
         )
-    with Store(reports_path(config, reports_dir)) as store:
+    with Store(reports_path(config, reports_dir)) as store, sigterm_interrupts():
         manifest = store.run(resume)
         selection = manifest.selection()
         suite = _select(load_suite(suite_path or manifest.suite_path), selection)
@@ -139,7 +160,7 @@ def run(
             return
         _execute(
             config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
-            selection, max_cost,
+            selection, max_cost, fail_after,
         )  # fmt: skip
 
 
@@ -203,6 +224,7 @@ def _execute(
     resume: str | None,
     selection: Selection | None = None,
     max_cost: float | None = None,
+    fail_after: int = FAIL_AFTER,
 ) -> RunOutcome:
     run_id = None if resume else (run_id or new_run_id())
     scope = "" if selection is None or selection.whole else f", subset: {selection.describe()}"
@@ -215,7 +237,7 @@ def _execute(
         outcome = run_suite(
             store, suite, model_name, model, judge_name, judge, rubric_search(config),
             samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
-            selection=selection, max_cost=max_cost,
+            selection=selection, max_cost=max_cost, fail_after=fail_after,
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; continue with: evals run --resume {resume or run_id}"))

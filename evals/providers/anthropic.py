@@ -1,7 +1,8 @@
 """Claude through the ``anthropic`` SDK.
 
 System turns go to the ``system`` parameter (the Messages API has no system role). Structured output is
-a forced tool call: the schema is the tool's ``input_schema`` and the tool's input is the object.
+a forced tool call: the schema is the tool's ``input_schema`` and the tool's input is the object (in
+``json_object`` mode there is no tool: the prompt describes the schema and the text reply is parsed).
 Sampling settings (``temperature``, ``top_p``, ``seed``) are not sent: the API version this SDK speaks
 has none. A judge's ``temperature`` therefore only applies to OpenAI-compatible judges.
 """
@@ -17,7 +18,7 @@ from anthropic.types import Message
 
 from evals.config import Endpoint
 from evals.errors import ConfigError
-from evals.providers.base import SDKProvider
+from evals.providers.base import SDKProvider, json_object
 from evals.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
@@ -64,7 +65,7 @@ class AnthropicProvider(SDKProvider):
             arguments["stop_sequences"] = endpoint.stop
         if endpoint.extra_body:
             arguments["extra_body"] = endpoint.extra_body
-        if request.output_schema is not None:
+        if request.output_schema is not None and request.output_mode == "json_schema":
             arguments["tools"] = [
                 {
                     "name": request.output_name,
@@ -76,7 +77,8 @@ class AnthropicProvider(SDKProvider):
         return arguments
 
     async def attempt(self, arguments: dict[str, Any], request: CompletionRequest) -> Completion:
-        tool = request.output_name if request.output_schema is not None else None
+        enforced = request.output_schema is not None and request.output_mode == "json_schema"
+        tool = request.output_name if enforced else None
         start = time.perf_counter()
         try:
             response = await self._client.messages.create(**arguments)
@@ -99,6 +101,8 @@ class AnthropicProvider(SDKProvider):
             elif block.type == "thinking" and isinstance(block.thinking, str):
                 thoughts.append(block.thinking)  # kept apart: extended thinking is not the answer
         usage = response.usage
+        if data is None and request.output_schema is not None and request.output_mode == "json_object":
+            data = json_object("".join(texts))
         return Completion(
             text=json.dumps(data, ensure_ascii=False) if data is not None else "".join(texts),
             data=data,

@@ -6,9 +6,11 @@ from typing import Any
 
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError
-from evals.providers.retry import SDKErrors, call_with_retries
+from evals.providers.health import FAIL_AFTER, FailFast
+from evals.providers.retry import CallError, SDKErrors, call_with_retries
 from evals.records import Completion, CompletionRequest
 from evals.secrets import Scrubber
+from evals.userfiles import parse_json
 
 
 class SDKProvider:
@@ -18,7 +20,7 @@ class SDKProvider:
     """The SDK's exception classes, for the retry policy."""
     model_hint: str = "the model name the server serves"
 
-    def __init__(self, name: str, endpoint: Endpoint):
+    def __init__(self, name: str, endpoint: Endpoint, fail_after: int = FAIL_AFTER):
         if not endpoint.model:
             raise ConfigError(f"{name!r} has no 'model:' in evals.yaml ({self.model_hint})")
         self.name = name
@@ -28,6 +30,8 @@ class SDKProvider:
         self._client = self.make_client(endpoint)  # one per endpoint: its connection pool is reused
         self._secret = endpoint.api_key()  # only to scrub it from error text, should a server echo it
         self._scrubber = Scrubber(endpoint.secrets())  # a server may echo the key in any field
+        self.health = FailFast(self._who, name, endpoint, fail_after)
+        """Stops the run when the first calls all fail the same way."""
 
     def make_client(self, endpoint: Endpoint) -> Any:
         raise NotImplementedError
@@ -43,16 +47,42 @@ class SDKProvider:
     async def complete(self, request: CompletionRequest) -> Completion:
         """One completion, retried on transient failures; ``ProviderError`` when it cannot be had."""
         arguments = self.arguments(request)
-        completion = await call_with_retries(
-            lambda: self.attempt(arguments, request),
-            who=self._who,
-            attempts=1 + self.endpoint.max_retries,
-            errors=self.errors,
-            timeout_s=self.endpoint.timeout_s,
-            secret=self._secret,
-        )
+        try:
+            completion = await call_with_retries(
+                lambda: self.attempt(arguments, request),
+                who=self._who,
+                attempts=1 + self.endpoint.max_retries,
+                errors=self.errors,
+                timeout_s=self.endpoint.timeout_s,
+                secret=self._secret,
+                give_up=self.health.gives_up,
+            )
+        except CallError as exc:
+            # A refused output format is the judge's to negotiate (json_object, then text), not a failure yet.
+            if not (exc.rejects_format and self.negotiable(request)):
+                self.health.failed(exc)
+            raise
+        self.health.succeeded()
         return self._scrubber.completion(completion) if self._scrubber else completion
+
+    def negotiable(self, request: CompletionRequest) -> bool:
+        """True when a refusal of this request's output format has a fallback (``structured: auto``)."""
+        endpoint = self.endpoint
+        return (
+            request.output_schema is not None
+            and isinstance(endpoint, JudgeEndpoint)
+            and endpoint.structured == "auto"
+        )
 
     async def aclose(self) -> None:
         """Close the client's connections."""
         await self._client.close()
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """The reply as a JSON object, or None (the judge's fallback parser then reads the text)."""
+    try:
+        value = parse_json(text)  # depth-limited and duplicate keys refused: the server is untrusted
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

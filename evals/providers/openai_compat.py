@@ -1,12 +1,14 @@
 """OpenAI and every OpenAI-compatible server (vLLM, Ollama, llama.cpp, TGI, SGLang) through ``openai``.
 
-Structured output uses ``response_format`` with a strict ``json_schema``; servers that honour it return
-the object as the message's JSON text, which is parsed into ``Completion.data``.
+Structured output uses ``response_format`` with a strict ``json_schema`` (or, in ``json_object`` mode,
+``{"type": "json_object"}`` with the schema described in the prompt); servers that honour it return the
+object as the message's JSON text, which is parsed into ``Completion.data``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -14,10 +16,10 @@ from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpe
 from openai.types.chat import ChatCompletion
 
 from evals.config import Endpoint
-from evals.providers.base import SDKProvider
+from evals.errors import ConfigError
+from evals.providers.base import SDKProvider, json_object
 from evals.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
-from evals.userfiles import parse_json
 
 NO_KEY = "not-needed"
 """Sent when no key is set: local servers ignore the key, but the SDK refuses to start without one."""
@@ -29,9 +31,19 @@ def make_client(endpoint: Endpoint) -> AsyncOpenAI:
     """The SDK client for ``endpoint``: its base_url (None: OPENAI_BASE_URL or OpenAI), its timeout, its key.
 
     The key is read from the endpoint's key variable only; the SDK's own retries are off (we retry).
+    Without a key, OpenAI itself (no base_url anywhere) is a ``ConfigError`` naming the variable; any other
+    server gets a placeholder. (Naming an unset variable is how a config keeps OPENAI_API_KEY away from a
+    local server, so that is allowed.)
     """
+    key = endpoint.api_key()
+    to_openai = endpoint.base_url is None and not os.environ.get("OPENAI_BASE_URL")
+    if key is None and to_openai:
+        raise ConfigError(
+            f"no API key: set the environment variable {endpoint.key_env} "
+            "(or name another one with api_key_env in evals.yaml)"
+        )
     return AsyncOpenAI(
-        api_key=endpoint.api_key() or NO_KEY,
+        api_key=key or NO_KEY,
         base_url=endpoint.base_url,
         timeout=endpoint.timeout_s,
         max_retries=0,
@@ -60,7 +72,9 @@ class OpenAIProvider(SDKProvider):
             arguments["stop"] = endpoint.stop
         if endpoint.extra_body:
             arguments["extra_body"] = endpoint.extra_body
-        if request.output_schema is not None:
+        if request.output_schema is not None and request.output_mode == "json_object":
+            arguments["response_format"] = {"type": "json_object"}
+        elif request.output_schema is not None:
             arguments["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": request.output_name, "schema": request.output_schema, "strict": True},
@@ -86,7 +100,7 @@ class OpenAIProvider(SDKProvider):
         usage = response.usage
         return Completion(
             text=text,
-            data=_json_object(text) if structured else None,
+            data=json_object(text) if structured else None,
             tokens_in=usage.prompt_tokens if usage is not None else None,
             tokens_out=usage.completion_tokens if usage is not None else None,
             latency_ms=latency,
@@ -111,12 +125,3 @@ def _reasoning(message: object) -> str | None:
         if value is not None:
             return value
     return None
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    """The reply as a JSON object, or None (the judge's fallback parser then reads the text)."""
-    try:
-        value = parse_json(text)  # depth-limited and duplicate keys refused: the server is untrusted
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

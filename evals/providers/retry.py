@@ -1,8 +1,11 @@
 """Retries for provider calls: which failures are worth another attempt, and how long to wait.
 
 Transient: 408, 409, 429 and 5xx statuses, connection errors, timeouts and malformed bodies. Anything
-else (400, 401, 403, 404, 422...) fails at once: asking again would get the same answer. Waits are
-jittered exponential backoff, except that a server's ``Retry-After`` (or ``retry-after-ms``) is obeyed.
+else (400, 401, 403, 404, 422...) fails at once: asking again would get the same answer. So does a 500
+whose body is a request-validation error (llama-cpp-python answers an unknown ``response_format`` that
+way): the request itself is refused, and it will be refused again. Waits are jittered exponential
+backoff, except that a server's ``Retry-After`` (or ``retry-after-ms``) is obeyed. ``timeout_s`` bounds
+each attempt as a whole: the SDK's own timeout is per read, which a server trickling its reply never trips.
 
 This module imports neither SDK: each provider passes its SDK's exception classes, so a run that only
 uses OpenAI never pays for importing ``anthropic``. Error messages are built here from the status code
@@ -11,6 +14,7 @@ and the error's type, never from the SDK's exception text, so they cannot carry 
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import re
@@ -37,10 +41,12 @@ log = logging.getLogger("evals.providers")
 
 T = TypeVar("T")
 
+DEFAULT_BACKOFF = (0.5, 30.0, 1.0)
+"""Initial wait, longest wait and jitter, in seconds. With the default 4 retries a call that never
+connects gives up after at most 0.5+1+2+4 s plus 4 s of jitter (11.5 s); the fail-fast watch then skips
+the retries of the calls after it, so a dead endpoint ends a run in about that time."""
 # Backoff settings, read at each call so that tests can make them small.
-BACKOFF_INITIAL_S = 0.5
-BACKOFF_MAX_S = 30.0
-BACKOFF_JITTER_S = 1.0
+BACKOFF_INITIAL_S, BACKOFF_MAX_S, BACKOFF_JITTER_S = DEFAULT_BACKOFF
 RETRY_AFTER_CAP_S = 60.0
 """A server asking for a longer pause than this gets this (a run should not stall for hours)."""
 
@@ -48,10 +54,40 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 """Besides every 5xx."""
 
 _SECRET_LIKE = re.compile(r"\b(sk|pk|key|tok)[-_][A-Za-z0-9_\-]{6,}", re.IGNORECASE)
+# How servers say "this request is invalid" (pydantic, FastAPI, llama.cpp, vLLM, OpenAI): a 500 saying so
+# is a refusal of the request, not an outage.
+_VALIDATION = re.compile(
+    r"validation error|input should be|field required|extra inputs are not permitted|literal_error"
+    r"|unexpected keyword|not supported|unsupported|not allowed|not permitted|invalid value|is not valid",
+    re.IGNORECASE,
+)
+# ... and the words that show the refused part is the structured-output request.
+_FORMAT_FIELD = re.compile(r"response_format|json_schema|json_object|schema|grammar|structured", re.I)
 
 
 class MalformedResponse(Exception):
     """The server answered 200 with a body that is not the response the API promises."""
+
+
+class CallError(ProviderError):
+    """A call that failed for good, with what the runner and the judge need to react to it.
+
+    The message is one line without secrets (``judge 'x': 500 Internal Server Error (...) after 5
+    attempts``); ``reason`` is the same without the endpoint and the attempt count, so equal reasons
+    mean the same failure.
+    """
+
+    def __init__(
+        self, message: str, *, reason: str, status: int | None, transient: bool, rejects_format: bool
+    ):
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        """The HTTP status, or None when there was no answer (connection, timeout, malformed body)."""
+        self.transient = transient
+        """True when retrying could have helped (the attempts ran out); False for a refusal."""
+        self.rejects_format = rejects_format
+        """The server refused the request's structured-output field (``response_format``, schema)."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +115,24 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 def is_transient(exc: BaseException, errors: SDKErrors) -> bool:
-    """True when asking again may succeed."""
+    """True when asking again may succeed (never for a 500 whose body says the request is invalid)."""
     if isinstance(exc, errors.status):
         status = int(getattr(exc, "status_code", 0))
-        return status >= 500 or status in RETRYABLE_STATUSES
+        if status >= 500:
+            return not _VALIDATION.search(_server_message(getattr(exc, "body", None), None))
+        return status in RETRYABLE_STATUSES
     return isinstance(exc, (errors.connection, MalformedResponse, *_transport_errors()))
+
+
+def rejects_format(exc: BaseException, errors: SDKErrors) -> bool:
+    """True when the server refused the structured-output part of the request (400, 422, or a validation 500)."""
+    if not isinstance(exc, errors.status):
+        return False
+    status = int(getattr(exc, "status_code", 0))
+    text = _server_message(getattr(exc, "body", None), None)
+    if status in (400, 422) or (status >= 500 and _VALIDATION.search(text)):
+        return bool(_FORMAT_FIELD.search(text))
+    return False
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -127,7 +176,7 @@ def describe(
             line = f"HTTP {status}"
         detail = _server_message(getattr(exc, "body", None), secret)
         return f"{line} ({detail})" if detail else line
-    if isinstance(exc, errors.timeout):
+    if isinstance(exc, (errors.timeout, TimeoutError)):
         return f"no answer within {timeout_s:g} s (timeout)" if timeout_s else "timed out"
     if isinstance(exc, errors.connection):
         return "could not connect or the connection was dropped"
@@ -142,12 +191,28 @@ def _server_message(body: Any, secret: str | None) -> str:
     if not isinstance(error, dict):
         return ""
     parts = [str(error[k]) for k in ("type", "message") if isinstance(error.get(k), str) and error[k]]
+    parts += _fastapi_detail(error.get("detail"))
     text = ": ".join(parts)
     if secret:
         text = scrub(text, [secret])  # also prefix-less, URL-encoded and base64 forms
     text = _SECRET_LIKE.sub("[redacted]", text)
     text = " ".join(text.split())
     return text[:200] + ("…" if len(text) > 200 else "")
+
+
+def _fastapi_detail(detail: Any) -> list[str]:
+    """FastAPI's 422 body (``{"detail": [{"loc": [...], "msg": ...}]}``, or a string) as short phrases."""
+    if isinstance(detail, str):
+        return [detail]
+    if not isinstance(detail, list):
+        return []
+    phrases = []
+    for entry in detail[:3]:
+        if isinstance(entry, dict) and isinstance(entry.get("msg"), str):
+            loc = entry.get("loc")
+            where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
+            phrases.append(f"{where}: {entry['msg']}" if where else entry["msg"])
+    return phrases
 
 
 async def call_with_retries(
@@ -158,12 +223,14 @@ async def call_with_retries(
     errors: SDKErrors,
     timeout_s: float | None = None,
     secret: str | None = None,
+    give_up: Callable[[str], bool] | None = None,
 ) -> T:
     """Await ``attempt()`` until it succeeds, retrying transient failures; at most ``attempts`` calls.
 
-    ``who`` names the endpoint in logs and errors (``model 'local'``). Raises ``ProviderError`` when a
-    failure is not transient or the attempts are used up. Anything that is not an SDK failure (a bug)
-    propagates unchanged.
+    ``who`` names the endpoint in logs and errors (``model 'local'``). Each attempt is bounded by
+    ``timeout_s`` as a whole. Raises ``CallError`` when a failure is not transient or the attempts are
+    used up; ``give_up(reason)`` returning True stops retrying a transient failure early (the endpoint
+    already failed that way for good). Anything that is not an SDK failure (a bug) propagates unchanged.
     """
     attempts = max(1, attempts)
 
@@ -190,10 +257,16 @@ async def call_with_retries(
             pause,
         )
 
+    def gives_up(exc: BaseException) -> bool:
+        # A 429 is about pacing, not a broken endpoint: it is always waited out as the server asks.
+        if give_up is None or getattr(exc, "status_code", None) == 429:
+            return False
+        return give_up(describe(exc, errors, timeout_s, secret))
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(attempts),
         wait=wait,
-        retry=retry_if_exception(lambda exc: is_transient(exc, errors)),
+        retry=retry_if_exception(lambda exc: is_transient(exc, errors) and not gives_up(exc)),
         before_sleep=before_sleep,
         reraise=True,
     )
@@ -202,17 +275,23 @@ async def call_with_retries(
         async for trial in retrying:
             with trial:
                 tries = trial.retry_state.attempt_number
-                return await attempt()
+                async with asyncio.timeout(timeout_s):
+                    return await attempt()
     except Exception as exc:
         if not isinstance(exc, (errors.status, errors.connection, MalformedResponse, *_transport_errors())):
             raise
         reason = describe(exc, errors, timeout_s, secret)
-        if is_transient(exc, errors):
-            suffix = f" after {tries} attempt{'s' if tries != 1 else ''}"
-        else:
-            suffix = ""
+        transient = is_transient(exc, errors)
+        suffix = f" after {tries} attempt{'s' if tries != 1 else ''}" if transient else ""
+        status = int(getattr(exc, "status_code", 0)) if isinstance(exc, errors.status) else None
         # from None: the SDK's exception holds the request (headers included) and has no place in tracebacks.
-        raise ProviderError(f"{who}: {reason}{suffix}") from None
+        raise CallError(
+            f"{who}: {reason}{suffix}",
+            reason=reason,
+            status=status,
+            transient=transient,
+            rejects_format=rejects_format(exc, errors),
+        ) from None
     raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
 

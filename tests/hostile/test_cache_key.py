@@ -27,8 +27,9 @@ BASE = {"provider": "openai", "model": "judge", "base_url": "http://127.0.0.1:90
 
 def key(fingerprint: str | None = None, **changes: object) -> str:
     endpoint = JudgeEndpoint.model_validate({**BASE, **changes})
+    mode = "json_schema" if endpoint.structured == "auto" else endpoint.structured
     identity = JudgeIdentity.of(
-        endpoint, prompt=prompt_template_hash(endpoint.structured == "auto"), fingerprint=fingerprint
+        endpoint, prompt=prompt_template_hash(mode), mode=mode, fingerprint=fingerprint
     )
     return judgment_key(identity, load_rubric("correctness", JUDGES), ITEM, "Paris")
 
@@ -75,7 +76,8 @@ def test_a_fingerprint_stands_for_a_local_server_whose_port_changes():
 
 
 def test_the_prompt_template_is_keyed(monkeypatch):
-    assert prompt_template_hash(True) != prompt_template_hash(False)
+    modes = ("json_schema", "json_object", "text")
+    assert len({prompt_template_hash(mode) for mode in modes}) == 3
     before = key()
     original = judging._system_prompt
     monkeypatch.setattr(judging, "_system_prompt", lambda *args: original(*args) + " Be terse.")
