@@ -11,16 +11,19 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evals import stats
 from evals.config import ScorecardSettings
 from evals.errors import ConfigError
+from evals.provenance import provenance_differences
 from evals.records import RunManifest
 from evals.render.markdown import md_text
-from evals.scorecard import drift, scores_by_item
+from evals.results import by_area, result_rows
+from evals.scorecard.baselines import DEFAULT_MAX_ERROR_RATE
+from evals.scorecard.figures import area_stats, drift, health
+from evals.scorecard.models import Drift, RunHealth
 from evals.store import Store
 from evals.userfiles import load_yaml, validation_errors
 
@@ -48,7 +51,7 @@ class Policy(BaseModel):
     """Per area: fail on a drop at least this large that is significant after correction."""
     alpha: float = Field(default=0.05, gt=0, lt=1)
     correction: Literal["holm", "bh"] = "holm"
-    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    max_error_rate: float = Field(default=DEFAULT_MAX_ERROR_RATE, ge=0, le=1)
     """Fail when answer errors or judge errors exceed this share of the candidate's answers."""
     min_pairs: int = Field(default=20, ge=2)
     """Refuse to decide when fewer items pair up between the two runs."""
@@ -96,27 +99,44 @@ class Verdict:
     checks: list[Check] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     """Why it failed or could not decide."""
-    areas: dict[str, Any] = field(default_factory=dict)
-    overall: dict[str, Any] = field(default_factory=dict)
+    areas: dict[str, Drift] = field(default_factory=dict)
+    overall: Drift | None = None
 
     @property
     def exit_code(self) -> int:
         return {"pass": PASS, "fail": FAIL, "undecided": UNDECIDED}[self.outcome]
 
 
-def _fmt_delta(d: dict[str, Any]) -> str:
-    if d["delta"] is None:
+def _fmt_delta(d: Drift) -> str:
+    if d.delta is None:
         return "Δ –"
-    lo, hi = d["delta_ci_low"], d["delta_ci_high"]
+    lo, hi = d.delta_ci_low, d.delta_ci_high
     ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None else ""
-    p = f", p adj. {d['p_adjusted']:.3g}" if d.get("p_adjusted") is not None else ""
-    return f"Δ {d['delta']:+.2f}{ci}{p}"
+    p = f", p adj. {d.p_adjusted:.3g}" if d.p_adjusted is not None else ""
+    return f"Δ {d.delta:+.2f}{ci}{p}"
+
+
+def _unready(role: str, m: RunManifest, h: RunHealth) -> str | None:
+    """Why a run cannot take part in a decision (unfinished, or too few scores), or None."""
+    if m.status != "finished":
+        return (
+            f"the {role} {m.run_id} is {m.status}, not finished ({h.scored} of {h.rows} answers scored); "
+            f"finish it with evals run --resume {m.run_id}, or gate against another run"
+        )
+    if h.scored == 0:
+        return f"the {role} {m.run_id} has no scored answer ({h.rows} of {h.rows} failed); it can be compared with nothing"
+    return None
 
 
 def decide(
     store: Store, candidate_id: str, baseline_id: str, policy: Policy, allow_judge_change: bool = False
 ) -> Verdict:
-    """Compare the candidate run with the baseline run under ``policy``."""
+    """Compare the candidate run with the baseline run under ``policy``.
+
+    Cannot decide (exit 2), naming why, when: the two are one run, of different suites, judged
+    differently (``provenance_differences``), either is unfinished or has no scores, the baseline has
+    more errors than the policy allows, or fewer than ``min_pairs`` items are scored on both sides.
+    """
     cand, base = store.run(candidate_id), store.run(baseline_id)
     verdict = Verdict("undecided", cand, base)
     if cand.run_id == base.run_id:  # a run always matches itself: that would be a pass that proves nothing
@@ -126,40 +146,49 @@ def decide(
         return verdict
     if cand.suite_name != base.suite_name:
         verdict.reasons.append(f"different suites: {cand.suite_name!r} vs {base.suite_name!r}")
-    if not allow_judge_change and (cand.judge_model, cand.rubric_hash) != (
-        base.judge_model,
-        base.rubric_hash,
-    ):
+    differences = provenance_differences(cand, base)
+    if differences and not allow_judge_change:
         verdict.reasons.append(
-            f"judged differently: {cand.judge_model} rubric {cand.rubric_hash} vs {base.judge_model} rubric "
-            f"{base.rubric_hash}; re-judge both with one judge, or pass --allow-judge-change"
+            "judged differently: " + "; ".join(differences)
+            + "; re-judge both with one judge, or pass --allow-judge-change"
+        )  # fmt: skip
+    rows, base_rows = result_rows(store.results(candidate_id)), result_rows(store.results(baseline_id))
+    cand_health, base_health = health(rows), health(base_rows)
+    for role, m, h in (("candidate", cand, cand_health), ("baseline", base, base_health)):
+        reason = _unready(role, m, h)
+        if reason:
+            verdict.reasons.append(reason)
+    if base.status == "finished" and base_health.scored and base_health.error_rate > policy.max_error_rate:
+        verdict.reasons.append(
+            f"the baseline {base.run_id} is too thin: {base_health.answer_errors} answer and "
+            f"{base_health.judge_errors} judge errors in {base_health.rows} answers "
+            f"(the policy allows {policy.max_error_rate:.0%}); resume it or gate against another baseline"
         )
-    rows, base_rows = list(store.results(candidate_id)), list(store.results(baseline_id))
     result = drift(rows, base_rows, policy.settings())
-    verdict.areas, verdict.overall = result["areas"], result["overall"]
-    pairs = len(result["items"]["paired"])
+    verdict.areas, verdict.overall = result.areas, result.overall
+    pairs = result.overall.n_pairs
     if pairs < policy.min_pairs:
         verdict.reasons.append(
-            f"only {pairs} items pair up between the runs (the policy needs {policy.min_pairs})"
+            f"only {pairs} items are scored in both runs (the policy needs {policy.min_pairs})"
         )
     if verdict.reasons:
         return verdict
 
-    overall = result["overall"]
-    bound = overall["ni_low"]
+    overall = result.overall
+    bound = overall.ni_low
     verdict.checks.append(Check(
         "overall", bound is not None and bound > -policy.non_inferiority_margin,
         f"{_fmt_delta(overall)} over {pairs} paired items; one-sided 95% lower bound "
         f"{'–' if bound is None else f'{bound:+.2f}'} must be above -{policy.non_inferiority_margin}",
     ))  # fmt: skip
-    for area, d in sorted(result["areas"].items()):
-        ok = d["status"] != "regressed"
+    areas_rows = by_area(rows)
+    for area, d in sorted(result.areas.items()):
+        ok = d.status != "regressed"
         msg = _fmt_delta(d) + ("" if ok else f": significant drop of at least {policy.area_min_effect}")
         floor = policy.floors.get(area)
         if floor is not None:
-            by_item = scores_by_item(r for r in rows if r["area"] == area)
-            mean = stats.mean_ci(by_item).mean
-            rate = stats.pass_rate(by_item, policy.pass_score).rate
+            figures = area_stats(area, areas_rows[area], policy.pass_score)
+            mean, rate = figures.mean, figures.pass_rate
             if floor.mean is not None and (mean is None or mean < floor.mean):
                 ok, msg = (
                     False,
@@ -168,12 +197,10 @@ def decide(
             if floor.pass_rate is not None and (rate is None or rate < floor.pass_rate):
                 ok, msg = False, msg + f"; pass rate {rate} below floor {floor.pass_rate}"
         verdict.checks.append(Check(f"area {area}", ok, msg))
-    answer_errors = sum(1 for r in rows if r["error_kind"] == "answer")
-    judge_errors = sum(1 for r in rows if r["error_kind"] == "judge")
-    worst = max(answer_errors, judge_errors) / max(1, len(rows))
+    h = cand_health
     verdict.checks.append(Check(
-        "errors", worst <= policy.max_error_rate,
-        f"{answer_errors} answer and {judge_errors} judge errors in {len(rows)} answers (max {policy.max_error_rate:.0%})",
+        "errors", h.error_rate <= policy.max_error_rate,
+        f"{h.answer_errors} answer and {h.judge_errors} judge errors in {h.rows} answers (max {policy.max_error_rate:.0%})",
     ))  # fmt: skip
     failed = [c for c in verdict.checks if not c.passed]
     verdict.outcome = "fail" if failed else "pass"

@@ -361,34 +361,6 @@ async def _judge_once(
         inflight.pop(key, None)
 
 
-@dataclass(frozen=True)
-class AreaSummary:
-    """One line of the end-of-run table."""
-
-    area: str
-    n: int
-    """Scored answers."""
-    mean: float | None
-    errors: int
-
-
-def summarize(rows: list[dict[str, Any]]) -> list[AreaSummary]:
-    """Per area of a run's result rows: scored answers, their mean score, and errors, sorted by area."""
-    scores: dict[str, list[int]] = {}
-    errors: dict[str, int] = {}
-    for row in rows:
-        scores.setdefault(row["area"], [])
-        errors.setdefault(row["area"], 0)
-        if row["score"] is not None:
-            scores[row["area"]].append(row["score"])
-        else:
-            errors[row["area"]] += 1
-    return [
-        AreaSummary(area, len(s), sum(s) / len(s) if s else None, errors[area])
-        for area, s in sorted(scores.items())
-    ]
-
-
 def run_suite(
     store: Store,
     suite: Suite | None,

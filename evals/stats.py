@@ -87,6 +87,16 @@ def _item_means(scores_by_item: Mapping[str, Sequence[float]]) -> dict[str, floa
     return {item: math.fsum(s) / len(s) for item, s in scores_by_item.items() if len(s) > 0}
 
 
+def mean_of_items(scores_by_item: Mapping[str, Sequence[float]]) -> float | None:
+    """The mean of the item means (each item's samples averaged first); None without a scored item.
+
+    The one definition of an area's (and a run's) mean score: the run table, the scorecard, the history,
+    the index and the gate all take it from here, and the clustered interval of ``mean_ci`` is around it.
+    """
+    means = _item_means(scores_by_item)
+    return math.fsum(means.values()) / len(means) if means else None
+
+
 def _all_equal(values: np.ndarray) -> bool:
     """True when the values differ by no more than float rounding."""
     spread = float(values.max() - values.min())
@@ -107,7 +117,8 @@ def mean_ci(scores_by_item: Mapping[str, Sequence[float]], confidence: float = 0
     import numpy as np
 
     x = np.fromiter(means.values(), dtype=float)
-    mean = float(x.mean())
+    mean = mean_of_items(scores_by_item)
+    assert mean is not None  # there are item means
     if len(x) == 1:
         return MeanCI(1, n_scores, mean, None, None)
     if _all_equal(x):

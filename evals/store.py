@@ -472,3 +472,12 @@ class Store:
         with atomic_path(out) as tmp, jsonlines.open(tmp, mode="w", flush=False) as writer:
             writer.write_all(self.results(run_id) if rows is None else rows)
         return out  # readers never see half a file
+
+    # tags (appended by the "truth" work: exclusion of a run) ---------------------------------------------
+
+    def set_tag(self, run_id: str, tag: str, present: bool = True) -> RunManifest:
+        """Add (or with ``present=False`` remove) one tag of a run, e.g. ``excluded``; the updated manifest."""
+        m = self.run(run_id)
+        tags = [t for t in m.tags if t != tag] + ([tag] if present else [])
+        self.db.execute("UPDATE runs SET tags_json = ? WHERE run_id = ?", (json.dumps(tags), run_id))
+        return self.run(run_id)

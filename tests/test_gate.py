@@ -91,7 +91,7 @@ def test_too_few_pairs_cannot_decide(store):
     make_run(store, "r01", few)
     make_run(store, "r02", few)
     verdict = decide(store, "r02", "r01", Policy())
-    assert verdict.outcome == "undecided" and "only 5 items pair up" in verdict.reasons[0]
+    assert verdict.outcome == "undecided" and "only 5 items are scored in both runs" in verdict.reasons[0]
 
 
 def test_cli_gate_baselines_summary_and_rollback(store, tmp_path, monkeypatch):

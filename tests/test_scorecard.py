@@ -23,7 +23,7 @@ def store(tmp_path):
 
 
 def areas(card):
-    return {a["area"]: a for a in card["areas"]}
+    return {a.area: a for a in card.areas}
 
 
 def test_areas_carry_n_mean_interval_pass_rate_and_errors(store):
@@ -31,33 +31,28 @@ def test_areas_carry_n_mean_interval_pass_rate_and_errors(store):
     make_run(store, "r01", scores)
     card = build_scorecard(store, "r01")
     math = areas(card)["math"]
-    assert math["n"] == 10 and math["mean"] == pytest.approx(4.5)
-    assert math["ci_low"] < 4.5 < math["ci_high"]
-    assert math["pass_rate"] == 1.0 and math["pass_ci_low"] < 1.0
+    assert math.n == 10 and math.mean == pytest.approx(4.5)
+    assert math.ci_low < 4.5 < math.ci_high
+    assert math.pass_rate == 1.0 and math.pass_ci_low < 1.0
     geo = areas(card)["geo"]
-    assert geo["n"] == 1 and geo["mean"] == 3 and geo["judge_errors"] == 1  # the error is not a score
-    assert card["baseline"] is None and math["status"] == "new"
-    for key in ("area", "n", "mean", "ci_low", "ci_high", "pass_rate", "delta", "delta_ci_low", "delta_ci_high",
-                "p_value", "status"):  # fmt: skip
-        assert key in math
+    assert geo.n == 1 and geo.mean == 3 and geo.judge_errors == 1  # the error is not a score
+    assert card.baseline is None and math.drift.status == "new" and math.drift.delta is None
 
 
 def test_a_real_drop_is_regressed_and_named_with_its_items(store):
     make_run(store, "r01", BASE)
     make_run(store, "r02", CAND)
     card = build_scorecard(store, "r02")
-    assert card["baseline"]["run_id"] == "r01"
+    assert card.baseline.run_id == "r01"
     by_area = areas(card)
-    assert by_area["chem"]["status"] == "regressed"
-    assert by_area["chem"]["delta"] == pytest.approx(-4)
-    assert by_area["math"]["status"] == "unchanged" and by_area["geo"]["status"] == "unchanged"
-    assert (
-        card["weak_areas"][0] == "chem" and "geo" in card["weak_areas"] and "math" not in card["weak_areas"]
-    )
-    assert card["strong_areas"] == ["math"]
-    worst = card["regressed_items"][0]
-    assert worst["area"] == "chem" and (worst["baseline_score"], worst["score"]) == (5, 1)
-    assert worst["baseline_answer"] and worst["rationale"]
+    assert by_area["chem"].drift.status == "regressed"
+    assert by_area["chem"].drift.delta == pytest.approx(-4)
+    assert by_area["math"].drift.status == "unchanged" and by_area["geo"].drift.status == "unchanged"
+    assert card.weak_areas[0] == "chem" and "geo" in card.weak_areas and "math" not in card.weak_areas
+    assert card.strong_areas == ["math"]
+    worst = card.regressed_items[0]
+    assert worst.area == "chem" and (worst.baseline_score, worst.score) == (5, 1)
+    assert worst.baseline_answer and worst.rationale
 
 
 def test_a_lower_mean_that_is_noise_is_unchanged(store):
@@ -67,7 +62,7 @@ def test_a_lower_mean_that_is_noise_is_unchanged(store):
     make_run(store, "r01", BASE)
     make_run(store, "r02", noisy)
     chem = areas(build_scorecard(store, "r02"))["chem"]
-    assert chem["delta"] < 0 and chem["status"] == "unchanged"
+    assert chem.drift.delta < 0 and chem.drift.status == "unchanged"
 
 
 def test_added_removed_and_changed_items_are_listed_not_compared(store):
@@ -76,15 +71,15 @@ def test_added_removed_and_changed_items_are_listed_not_compared(store):
         store, "r02", {"math-1": [5], "math-2": [1], "math-4": [1]}, questions={"math-2": "a new wording?"}
     )
     card = build_scorecard(store, "r02")
-    changes = card["item_changes"]
-    assert changes == {
+    changes = card.item_changes
+    assert changes.model_dump() == {
         "paired": ["math-1"],
         "changed": ["math-2"],
         "added": ["math-4"],
         "removed": ["math-3"],
     }
-    assert areas(card)["math"]["n_pairs"] == 1
-    assert card["regressed_items"] == []
+    assert areas(card)["math"].drift.n_pairs == 1
+    assert card.regressed_items == []
 
 
 def test_baseline_defaults_to_the_latest_earlier_run_tagged_baseline(store):
@@ -103,28 +98,28 @@ def test_history_marks_model_judge_and_rubric_changes(store):
     make_run(store, "r02", BASE, model_id="qwen-2")
     make_run(store, "r03", BASE, model_id="qwen-2", judge_model="gpt-judge")
     make_run(store, "r04", CAND, model_id="qwen-2", judge_model="gpt-judge", rubric_hash="r2")
-    history = build_scorecard(store, "r04", settings=ScorecardSettings(history=3))["history"]
-    assert [h["run_id"] for h in history] == ["r02", "r03", "r04"]
-    assert [h["changes"] for h in history] == [[], ["judge"], ["rubric"]]
-    assert history[-1]["areas"]["chem"] == 1
+    history = build_scorecard(store, "r04", settings=ScorecardSettings(history=3)).history
+    assert [h.run_id for h in history] == ["r02", "r03", "r04"]
+    assert [h.changes for h in history] == [[], ["judge"], ["rubric"]]
+    assert history[-1].areas["chem"] == 1
 
 
 def test_cost_counts_tokens_latency_and_prices(store):
     make_run(store, "r01", {"math-1": [5, 4], "math-2": [3, 3]})
-    cost = build_scorecard(store, "r01")["cost"]
-    assert cost["model"]["tokens_in"] == 40 and cost["model"]["tokens_out"] == 20
-    assert cost["model"]["latency_ms"]["p50"] == pytest.approx(100.5)
-    assert cost["judge"]["tokens_in"] == 200 and cost["model"]["cost"] is None
+    cost = build_scorecard(store, "r01").cost
+    assert cost.model.tokens_in == 40 and cost.model.tokens_out == 20
+    assert cost.model.latency_ms["p50"] == pytest.approx(100.5)
+    assert cost.judge.tokens_in == 200 and cost.model.cost is None
 
 
 def test_cost_is_priced_per_token_for_apis_and_per_hour_for_servers(store):
     per_token = {"price_in_per_mtok": 2.0, "price_out_per_mtok": 10.0}
     make_run(store, "r01", {"math-1": [5]}, model_config=per_token)
-    cost = build_scorecard(store, "r01")["cost"]["model"]
-    assert cost["cost"] == pytest.approx(10 / 1e6 * 2.0 + 5 / 1e6 * 10.0)
+    cost = build_scorecard(store, "r01").cost.model
+    assert cost.cost == pytest.approx(10 / 1e6 * 2.0 + 5 / 1e6 * 10.0)
     make_run(store, "r02", {"math-1": [5]}, model_config={"price_per_hour": 3.0},
              ended_at="2026-11-02T00:30:00+00:00")  # fmt: skip
-    assert build_scorecard(store, "r02")["cost"]["model"]["cost"] == pytest.approx(1.5)
+    assert build_scorecard(store, "r02").cost.model.cost == pytest.approx(1.5)
 
 
 def test_report_writes_three_renderings_from_one_json(store, tmp_path):

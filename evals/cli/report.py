@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -22,7 +22,12 @@ from evals.cli.common import (
 )
 from evals.config import load_config
 from evals.names import RUN_OR_BASELINE, run_folder
+from evals.results import result_rows
 from evals.store import Store
+
+if TYPE_CHECKING:
+    from evals.scorecard import Scorecard
+    from evals.scorecard.models import AreaStats
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -32,35 +37,44 @@ from evals.store import Store
     metavar="NAME|RUN_ID|TAG",
     help="Compare with a baseline name, a run id, or the latest run with this tag.",
 )
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path),
+    help="Gate policy YAML whose max_error_rate bounds the default baseline's errors (defaults built in).",
+)
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when an area (or the whole) regressed.")
 @reports_option
 @config_option
 def report(
     run_id: str | None,
     baseline: str | None,
+    policy_path: Path | None,
     fail_on_regression: bool,
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
     """Write the scorecard of a run (default: the latest) as HTML, JSON and Markdown, and summarize it.
 
-    The baseline defaults to the latest earlier run of the same suite tagged `baseline`, else the previous
-    run of that suite.
+    The baseline defaults to the suite's approved baseline (evals baseline set), else its latest earlier
+    run tagged `baseline`, else the latest earlier finished run of the same suite and model with at most
+    the gate policy's error rate (5%); unfinished and mostly-error runs, and runs excluded with `evals runs
+    exclude`, are skipped. The scorecard says which baseline it chose and why.
     """
+    from evals.gate import load_policy
     from evals.render import write_index, write_scorecard
     from evals.scorecard import build_scorecard, latest_run
 
     config = load_config(config_path)
+    policy = load_policy(policy_path)
     with Store(reports_path(config, reports_dir), readonly=True) as store:
         run_id = run_id or latest_run(store).run_id
-        card = build_scorecard(store, run_id, baseline, config.scorecard)
+        card = build_scorecard(store, run_id, baseline, config.scorecard, policy.max_error_rate)
         paths = write_scorecard(card, run_folder(store.reports_dir, run_id))
         write_index(store)
     _print_scorecard(card)
     out.print(plain(f"scorecard: {paths['html']}"), soft_wrap=True)
-    regressed = [a["area"] for a in card["areas"] if a["status"] == "regressed"]
-    if card["overall"]["status"] == "regressed":
-        regressed.append("(overall)")
+    regressed = card.regressed()
     if regressed:
         err.print(plain(f"regressed: {', '.join(regressed)}"))
         if fail_on_regression:
@@ -79,43 +93,53 @@ def index(reports_dir: Path | None, config_path: Path | None) -> None:
         out.print(plain(f"index: {write_index(store)}"), soft_wrap=True)
 
 
-def _print_scorecard(card: dict[str, Any]) -> None:
-    run, o = card["run"], card["overall"]
-    base = card["baseline"]
-    model = f"{run['model_name']} ({run['model_id'] or run['model']})"
-    out.print(plain(f"{run['suite_name']} · {model} · judge {run['judge_model']}"), soft_wrap=True)
-    if run["offline_judge"]:
-        out.print(
-            "scores by the offline reference judge (token overlap with the reference), not a frontier judge"
-        )
-    vs = (
-        f"Δ {fmt(o['delta'], '+.2f')} [{fmt(o['delta_ci_low'], '+.2f')}, {fmt(o['delta_ci_high'], '+.2f')}] "
-        f"vs {base['run_id']} ({o['status']})"
-        if base
-        else "no baseline"
-    )
-    overall = f"overall mean {fmt(o['mean'])} [{fmt(o['ci_low'])}, {fmt(o['ci_high'])}] over {o['n']} items"
-    out.print(plain(f"{overall}; {vs}"), soft_wrap=True)
+def area_table(areas: list[AreaStats]) -> Table:
+    """The areas of a scorecard as a terminal table: the same figures as its HTML and Markdown."""
     table = Table()
     for name in ("area", "n", "mean [95% CI]", "pass", "Δ [95% CI]", "status", "errors"):
         table.add_column(name, justify="left" if name in ("area", "status") else "right")
-    for a in card["areas"]:
+    for a in areas:
+        d = a.drift
         table.add_row(
             *map(
                 plain,
                 (
-                    a["area"] + (" (weak)" if a["weak"] else ""),
-                    a["n"],
-                    f"{fmt(a['mean'])} [{fmt(a['ci_low'])}, {fmt(a['ci_high'])}]",
-                    fmt(a["pass_rate"], ".0%"),
-                    f"{fmt(a['delta'], '+.2f')} [{fmt(a['delta_ci_low'], '+.2f')}, {fmt(a['delta_ci_high'], '+.2f')}]",
-                    a["status"],
-                    a["answer_errors"] + a["judge_errors"],
+                    a.area + (" (weak)" if a.weak else ""),
+                    a.n,
+                    f"{fmt(a.mean)} [{fmt(a.ci_low)}, {fmt(a.ci_high)}]",
+                    fmt(a.pass_rate, ".0%"),
+                    f"{fmt(d.delta, '+.2f')} [{fmt(d.delta_ci_low, '+.2f')}, {fmt(d.delta_ci_high, '+.2f')}]",
+                    d.status,
+                    a.answer_errors + a.judge_errors,
                 ),
             )
         )
-    out.print(table)
-    out.print(plain("weak areas: " + (", ".join(card["weak_areas"]) or "none")), soft_wrap=True)
+    return table
+
+
+def _print_scorecard(card: Scorecard) -> None:
+    run, o, base = card.run, card.overall, card.baseline
+    out.print(plain(f"{run.suite_name} · {run.model_label} · judge {run.judge_model}"), soft_wrap=True)
+    if run.offline_judge:
+        out.print(
+            "scores by the offline reference judge (token overlap with the reference), not a frontier judge"
+        )
+    d = o.drift
+    vs = (
+        f"Δ {fmt(d.delta, '+.2f')} [{fmt(d.delta_ci_low, '+.2f')}, {fmt(d.delta_ci_high, '+.2f')}] "
+        f"over {d.n_pairs} paired items vs {base.run_id} ({d.status})"
+        if base
+        else "no baseline"
+    )
+    overall = f"overall mean {fmt(o.mean)} [{fmt(o.ci_low)}, {fmt(o.ci_high)}] over {o.n} items"
+    out.print(plain(f"{overall}; {vs}"), soft_wrap=True)
+    choice = card.baseline_choice
+    said = f"baseline: {choice.run_id + ', ' if choice.run_id else 'none: '}{choice.reason}"
+    if choice.skipped:
+        said += "; skipped " + ", ".join(f"{s.run_id} ({s.reason})" for s in choice.skipped)
+    out.print(plain(said), soft_wrap=True)
+    out.print(area_table(card.areas))
+    out.print(plain("weak areas: " + (", ".join(card.weak_areas) or "none")), soft_wrap=True)
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -130,17 +154,22 @@ def compare(run_a: str, run_b: str, reports_dir: Path | None, config_path: Path 
     config = load_config(config_path)
     with Store(reports_path(config, reports_dir), readonly=True) as store:
         a, b = store.baseline(run_a), store.baseline(run_b)
-        result = drift(list(store.results(b.run_id)), list(store.results(a.run_id)), config.scorecard)
+        result = drift(
+            result_rows(store.results(b.run_id)), result_rows(store.results(a.run_id)), config.scorecard
+        )
     table = Table("area", "pairs", "Δ mean", "95% CI", "p adj.", "status")
-    for area, d in [*sorted(result["areas"].items()), ("(overall)", result["overall"])]:
-        ci = f"[{fmt(d['delta_ci_low'], '+.2f')}, {fmt(d['delta_ci_high'], '+.2f')}]"
-        cells = (area, d["n_pairs"], fmt(d["delta"], "+.2f"), ci, fmt(d["p_adjusted"], ".3g"), d["status"])
+    for area, d in [*sorted(result.areas.items()), ("(overall)", result.overall)]:
+        ci = f"[{fmt(d.delta_ci_low, '+.2f')}, {fmt(d.delta_ci_high, '+.2f')}]"
+        cells = (area, d.n_pairs, fmt(d.delta, "+.2f"), ci, fmt(d.p_adjusted, ".3g"), d.status)
         table.add_row(*map(plain, cells))
     out.print(
         plain(f"{b.run_id} ({b.model_id or b.model}) vs {a.run_id} ({a.model_id or a.model})"), soft_wrap=True
     )
     out.print(table)
-    items = result["items"]
-    for kind in ("added", "removed", "changed"):
-        if items[kind]:
-            out.print(plain(f"{kind} (not compared): {', '.join(items[kind])}"), soft_wrap=True)
+    for kind, ids in (
+        ("added", result.items.added),
+        ("removed", result.items.removed),
+        ("changed", result.items.changed),
+    ):
+        if ids:
+            out.print(plain(f"{kind} (not compared): {', '.join(ids)}"), soft_wrap=True)

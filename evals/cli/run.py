@@ -26,8 +26,9 @@ from evals.names import RUN_ID, TAG
 from evals.progress import RichReporter
 from evals.providers.health import FAIL_AFTER
 from evals.records import Item, Selection
+from evals.results import summarize
 from evals.rubrics import rubric_search
-from evals.runner import MAX_SAMPLES, RunOutcome, check_resumable, new_run_id, remaining, run_suite, summarize
+from evals.runner import MAX_SAMPLES, RunOutcome, check_resumable, new_run_id, remaining, run_suite
 from evals.secrets import safe_url
 from evals.store import Store
 from evals.suites import Suite, find_problems, load_suite, suites_in
@@ -342,7 +343,7 @@ def demo(
         card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard)
         paths = write_scorecard(card, store.reports_dir / "runs" / outcome.manifest.run_id)
         write_index(store)
-    out.print(plain(f"weak areas: {', '.join(card['weak_areas']) or 'none'}"), soft_wrap=True)
+    out.print(plain(f"weak areas: {', '.join(card.weak_areas) or 'none'}"), soft_wrap=True)
     out.print(plain(f"scorecard: {paths['html']}"), soft_wrap=True)
 
 

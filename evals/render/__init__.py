@@ -1,6 +1,7 @@
 """Renderings of a scorecard: one self-contained HTML page, Markdown, and a terminal summary.
 
-All three are made from ``scorecard.json`` (the dict ``evals.scorecard.build_scorecard`` returns). The
+All three are made from the typed ``Scorecard`` (``evals.scorecard.build_scorecard``; ``scorecard.json`` is
+its serialised form), and the index from each run's figures computed the same way. The
 HTML page is rendered by jinja2 with autoescaping and strict undefined variables; model and judge text
 is never marked safe, and a Content-Security-Policy forbids every network request and every script but
 the page's own (by nonce).
@@ -8,19 +9,21 @@ the page's own (by nonce).
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from pydantic import ValidationError
 
 from evals import stats
 from evals.files import write_atomic
 from evals.names import check_name, is_name
 from evals.render.markdown import md_text
-from evals.scorecard import scores_by_item
+from evals.results import result_rows, scores_by_item
+from evals.scorecard import Scorecard
+from evals.scorecard.baselines import is_excluded
 from evals.store import Store
 
 log = logging.getLogger(__name__)
@@ -43,9 +46,9 @@ def _environment(html: bool = True) -> Environment:
     return env
 
 
-def history_charts(card: dict[str, Any]) -> list[dict[str, Any]]:
+def history_charts(card: Scorecard) -> list[dict[str, Any]]:
     """SVG geometry (numbers only) of each area's mean over the run history, with change markers."""
-    runs = card["history"]
+    runs = card.history
     if len(runs) < 2:
         return []
     step = (CHART_W - 2 * PAD) / (len(runs) - 1)
@@ -54,16 +57,16 @@ def history_charts(card: dict[str, Any]) -> list[dict[str, Any]]:
         return round(CHART_H - PAD - (score - 1) / 4 * (CHART_H - 2 * PAD), 1)
 
     markers = [
-        {"x": round(PAD + i * step, 1), "label": "+".join(r["changes"]) + " changed"}
+        {"x": round(PAD + i * step, 1), "label": "+".join(r.changes) + " changed"}
         for i, r in enumerate(runs)
-        if r["changes"]
+        if r.changes
     ]
     charts = []
-    for area in sorted({a for r in runs for a in r["areas"]}):
+    for area in sorted({a for r in runs for a in r.areas}):
         points = [
-            (round(PAD + i * step, 1), y(r["areas"][area]), r["areas"][area])
+            (round(PAD + i * step, 1), y(r.areas[area]), r.areas[area])
             for i, r in enumerate(runs)
-            if area in r["areas"]
+            if area in r.areas
         ]
         charts.append({
             "area": area,
@@ -74,7 +77,7 @@ def history_charts(card: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**c, "markers": markers} for c in charts]
 
 
-def render_html(card: dict[str, Any]) -> str:
+def render_html(card: Scorecard) -> str:
     """The scorecard as one self-contained HTML page."""
     template = _environment().get_template("scorecard.html.j2")
     return template.render(
@@ -87,25 +90,25 @@ def render_html(card: dict[str, Any]) -> str:
             "y3": round(CHART_H - PAD - 2 / 4 * (CHART_H - 2 * PAD), 1),
         },
         nonce=secrets.token_urlsafe(16),
-        areas_in_items=sorted({i["area"] for i in card["items"]}),
+        areas_in_items=sorted({i.area for i in card.items}),
     )
 
 
-def render_markdown(card: dict[str, Any]) -> str:
+def render_markdown(card: Scorecard) -> str:
     """The scorecard's summary in Markdown (for PR comments and step summaries)."""
     return _environment(html=False).get_template("scorecard.md.j2").render(card=card, cell=md_text)
 
 
-def write_scorecard(card: dict[str, Any], folder: Path) -> dict[str, Path]:
+def write_scorecard(card: Scorecard, folder: Path) -> dict[str, Path]:
     """Write ``scorecard.json``, ``scorecard.html`` and ``scorecard.md`` into ``folder``; return their paths.
 
     ``folder`` is ``evals.names.run_folder`` of the card's run; each file is written atomically.
     """
-    check_name(card["run"]["run_id"], "run id")  # the folder was named after it: never a path elsewhere
+    check_name(card.run.run_id, "run id")  # the folder was named after it: never a path elsewhere
     folder.mkdir(parents=True, exist_ok=True)
     paths = {kind: folder / f"scorecard.{kind}" for kind in ("json", "html", "md")}
     texts = {
-        "json": json.dumps(card, indent=2, ensure_ascii=False),
+        "json": card.model_dump_json(indent=2),
         "html": render_html(card),
         "md": render_markdown(card),
     }
@@ -120,12 +123,9 @@ def _regressed_areas(card_path: Path) -> list[str] | None:
     The file may be hand-edited or damaged: one bad card must not stop the index of every run.
     """
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        areas = card["areas"]
-        if not isinstance(areas, list):
-            raise TypeError("'areas' is not a list")
-        return [str(a["area"]) for a in areas if a["status"] == "regressed"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        card = Scorecard.model_validate_json(card_path.read_bytes())
+        return card.regressed()
+    except (OSError, ValueError, ValidationError) as exc:
         log.warning(
             "%s: unreadable scorecard (%s), listed without it; rewrite it with evals report", card_path, exc
         )
@@ -135,11 +135,12 @@ def _regressed_areas(card_path: Path) -> list[str] | None:
 def write_index(store: Store) -> Path:
     """Write ``<reports>/index.html``: every run with its date, model, judge and overall score with interval.
 
-    A run whose ``scorecard.json`` is unreadable is listed without its scorecard, with a warning.
+    A run whose ``scorecard.json`` is unreadable (or from an older release) is listed without its
+    scorecard, with a warning. Runs excluded with ``evals runs exclude`` are listed as such.
     """
     rows = []
     for m in reversed(store.runs()):
-        mean = stats.mean_ci(scores_by_item(store.results(m.run_id)))
+        mean = stats.mean_ci(scores_by_item(result_rows(store.results(m.run_id))))
         # A run id from an older store that breaks the name rules gets no link: it must not become a path.
         card_path = store.reports_dir / "runs" / m.run_id / "scorecard.json" if is_name(m.run_id) else None
         regressed = None
@@ -151,7 +152,7 @@ def write_index(store: Store) -> Path:
             "run_id": m.run_id, "started_at": m.started_at, "suite_name": m.suite_name,
             "model": f"{m.model_name} ({m.model_id or m.model})", "judge_model": m.judge_model,
             "mean": mean.mean, "ci_low": mean.ci_low, "ci_high": mean.ci_high, "n": mean.n_items,
-            "status": m.status, "regressed": regressed,
+            "status": m.status + (" (excluded)" if is_excluded(m) else ""), "regressed": regressed,
             "scorecard": f"runs/{m.run_id}/scorecard.html" if linked else None,
         })  # fmt: skip
     path = store.reports_dir / "index.html"

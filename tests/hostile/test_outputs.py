@@ -129,10 +129,8 @@ def test_scorecard_markdown_has_one_row_per_area_with_its_name(store):
     tokens = parse(render_markdown(card))
     assert_no_markup(tokens, headings=1)
     rows = table_rows(tokens)
-    assert len(rows) == len(card["areas"]) == len(AREAS)
-    assert [inline_text(r[0]).removesuffix(" ⚠ weak") for r in rows] == [
-        as_cell(a["area"]) for a in card["areas"]
-    ]
+    assert len(rows) == len(card.areas) == len(AREAS)
+    assert [inline_text(r[0]).removesuffix(" ⚠ weak") for r in rows] == [as_cell(a.area) for a in card.areas]
     heading = next(tokens[i + 1] for i, t in enumerate(tokens) if t.type == "heading_open")
     assert inline_text(heading) == f"lookingglass scorecard: {TEXT['md_heading']} · local"
 

@@ -1,0 +1,127 @@
+"""One line of ``results.jsonl`` as a typed record, and the per-area figures of the end-of-run table.
+
+``Store.results`` yields one dict per item and sample (answer and judgment joined); ``ResultRow.from_row``
+is the one place that turns such a dict into a record, so every reader (the run table, the scorecard, the
+index, the gate) reads fields mypy checks. A score is a float: a panel of judges may later give an item
+and sample the mean of its verdicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+from evals import stats
+
+RESULT_SCHEMA_VERSION = 1
+"""Version of the results row (``results.jsonl``); bumped on an incompatible change."""
+
+ErrorKind = Literal["answer", "judge"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    """One item and sample of a run: the question, the model's answer and the judge's verdict."""
+
+    run_id: str
+    id: str
+    """The item id; pairs the item across runs."""
+    sample: int
+    """0-based sample index (an item is asked ``--samples`` times)."""
+    area: str
+    question: str
+    """The question as one string (a conversation is flattened, one turn a paragraph)."""
+    reference: str | None
+    answer: str | None
+    """The model's answer; None when the call failed or was never made."""
+    finish_reason: str | None
+    truncated: bool
+    """The answer was cut off at ``max_tokens``."""
+    reasoning: str | None
+    """Reasoning kept apart from the graded answer."""
+    score: float | None
+    """The grade, 1 to 5; None whenever ``error`` is set. Fractional when it is a panel's mean."""
+    rationale: str | None
+    error: str | None
+    """Why there is no score: the answer's error, the judge's, or ``not answered``/``not judged``."""
+    error_kind: ErrorKind | None
+    """``answer`` (no answer to grade) or ``judge`` (an answer the judge did not grade); None when scored."""
+    judge: str | None
+    """The judge that graded it: ``name (model)``."""
+    cached: bool | None
+    """The verdict was reused from an identical earlier judgment."""
+    answer_tokens_in: int | None
+    answer_tokens_out: int | None
+    answer_latency_ms: float | None
+    judge_tokens_in: int | None
+    judge_tokens_out: int | None
+    judge_latency_ms: float | None
+    item_hash: str
+    """Hash of what the item asks; an item whose hash changed is not compared with its older self."""
+    tags: tuple[str, ...] = ()
+    schema_version: int = RESULT_SCHEMA_VERSION
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        """The record of one ``Store.results`` dict (or ``results.jsonl`` line); unknown keys are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in row.items() if k in names}
+        values["tags"] = tuple(values.get("tags") or ())
+        values["truncated"] = bool(values.get("truncated"))
+        if values.get("score") is not None:
+            values["score"] = float(values["score"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of one ``results.jsonl`` line."""
+        data = dataclasses.asdict(self)
+        data["tags"] = list(self.tags)
+        return data
+
+
+def result_rows(rows: Iterable[Mapping[str, Any] | ResultRow]) -> list[ResultRow]:
+    """Records of store rows; rows that already are records pass through."""
+    return [r if isinstance(r, ResultRow) else ResultRow.from_row(r) for r in rows]
+
+
+def scores_by_item(rows: Iterable[ResultRow]) -> dict[str, list[float]]:
+    """The scores of each item id (several with samples); rows with an error add none."""
+    by_item: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        if row.score is not None:
+            by_item[row.id].append(row.score)
+    return dict(by_item)
+
+
+def by_area(rows: Iterable[ResultRow]) -> dict[str, list[ResultRow]]:
+    """The rows of each area, areas sorted by name."""
+    areas: dict[str, list[ResultRow]] = defaultdict(list)
+    for row in rows:
+        areas[row.area].append(row)
+    return dict(sorted(areas.items()))
+
+
+@dataclass(frozen=True)
+class AreaSummary:
+    """One line of the end-of-run table."""
+
+    area: str
+    n: int
+    """Items with at least one scored sample (the scorecard's n)."""
+    mean: float | None
+    """Mean of the item means: the scorecard's figure."""
+    errors: int
+    """Answers (item and sample) without a score."""
+
+
+def summarize(rows: Iterable[Mapping[str, Any] | ResultRow]) -> list[AreaSummary]:
+    """Per area of a run's result rows: items scored, mean score, errors; the same mean as the scorecard."""
+    out = []
+    for area, area_rows in by_area(result_rows(rows)).items():
+        by_item = scores_by_item(area_rows)
+        errors = sum(1 for r in area_rows if r.score is None)
+        out.append(AreaSummary(area, len(by_item), stats.mean_of_items(by_item), errors))
+    return out

@@ -1,0 +1,274 @@
+"""The scorecard of a run: per-area scores with intervals, weak areas, drift against a baseline, history.
+
+``build_scorecard`` returns one typed ``Scorecard`` (``scorecard.json``), from which the HTML, Markdown
+and terminal renderings are all made. Answer and judge errors are counted, never averaged in as scores.
+Drift pairs items by id over the items both runs share with the same content hash and both scored;
+items added, removed or changed are listed, not compared. Each figure is computed once, in
+``evals.scorecard.figures``; the baseline is chosen, with its reasons, in ``evals.scorecard.baselines``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from evals import stats
+from evals.config import ScorecardSettings
+from evals.errors import StoreError
+from evals.records import RunManifest
+from evals.results import ResultRow, by_area, result_rows, scores_by_item
+from evals.scorecard.baselines import (
+    DEFAULT_MAX_ERROR_RATE,
+    choose_baseline,
+    is_excluded,
+    resolve_baseline,
+)
+from evals.scorecard.figures import OVERALL, DriftReport, area_stats, compare_items, drift, health
+from evals.scorecard.models import (
+    OFFLINE_JUDGE_MODEL,
+    AreaStats,
+    Cost,
+    HistoryPoint,
+    ItemRow,
+    ItemStatus,
+    RegressedItem,
+    RunInfo,
+    Scorecard,
+    SelectionInfo,
+    SideCost,
+)
+from evals.store import Store
+
+__all__ = [
+    "OFFLINE_JUDGE_MODEL",
+    "Scorecard",
+    "build_scorecard",
+    "choose_baseline",
+    "compare_items",
+    "drift",
+    "history",
+    "latest_run",
+    "resolve_baseline",
+    "scores_by_item",
+]
+
+
+def latest_run(store: Store) -> RunManifest:
+    """The most recently started run of the store."""
+    runs = store.runs()
+    if not runs:
+        raise StoreError(f"no runs in {store.path}; run `evals run` first")
+    return runs[-1]
+
+
+def _rank_areas(areas: list[AreaStats], settings: ScorecardSettings) -> tuple[list[str], list[str]]:
+    def weak(a: AreaStats) -> bool:
+        low_mean = a.mean is not None and a.mean < settings.weak_mean
+        low_rate = a.pass_rate is not None and a.pass_rate < settings.weak_pass_rate
+        return low_mean or low_rate
+
+    def strong(a: AreaStats) -> bool:
+        return (
+            a.mean is not None
+            and a.mean >= settings.strong_mean
+            and (a.pass_rate or 0) >= settings.strong_pass_rate
+        )
+
+    by_mean = sorted((a for a in areas if a.mean is not None), key=lambda a: (a.mean, a.area))
+    return [a.area for a in by_mean if weak(a)], [a.area for a in reversed(by_mean) if strong(a)]
+
+
+def _item_rows(
+    rows: Sequence[ResultRow],
+    base_rows: Sequence[ResultRow],
+    paired: frozenset[str],
+    settings: ScorecardSettings,
+) -> list[ItemRow]:
+    """Every answer of the run with its status against the baseline, for the filterable table."""
+    base_means = {
+        k: stats.mean_of_items({k: v})
+        for k, v in scores_by_item(r for r in base_rows if r.id in paired).items()
+    }
+    out = []
+    for r in rows:
+        base = base_means.get(r.id)
+        status: ItemStatus
+        if r.score is None:
+            status = "error"
+        elif base is None:
+            status = "new" if r.id not in paired else "unchanged"
+        elif r.score - base <= -1:
+            status = "regressed"
+        elif r.score - base >= 1:
+            status = "improved"
+        else:
+            status = "unchanged"
+        out.append(
+            ItemRow(
+                id=r.id, sample=r.sample, area=r.area, question=r.question, reference=r.reference,
+                answer=r.answer, score=r.score, rationale=r.rationale, error=r.error, truncated=r.truncated,
+                reasoning=r.reasoning, baseline_score=base, status=status,
+                passed=None if r.score is None else r.score >= settings.pass_score,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _regressed_items(
+    rows: Sequence[ResultRow], base_rows: Sequence[ResultRow], paired: frozenset[str], limit: int = 20
+) -> list[RegressedItem]:
+    """The items that lost the most, baseline and new answer side by side (first sample of each)."""
+    first = {r.id: r for r in rows if r.sample == 0}
+    base_first = {r.id: r for r in base_rows if r.sample == 0}
+    worst = []
+    for item_id in paired:
+        new, old = first.get(item_id), base_first.get(item_id)
+        if new and old and new.score is not None and old.score is not None and new.score < old.score:
+            worst.append(
+                RegressedItem(
+                    id=item_id, area=new.area, question=new.question, reference=new.reference,
+                    baseline_answer=old.answer, answer=new.answer, baseline_score=old.score, score=new.score,
+                    baseline_rationale=old.rationale, rationale=new.rationale, delta=new.score - old.score,
+                )
+            )  # fmt: skip
+    worst.sort(key=lambda w: (w.delta, w.area, w.id))
+    return worst[:limit]
+
+
+def _cost(run: RunManifest, rows: Sequence[ResultRow]) -> Cost:
+    """Tokens, latency percentiles, throughput and (when priced) money, for the model and the judge."""
+    sides = {}
+    for side in ("model", "judge"):
+        if side == "model":
+            fresh = list(rows)
+            tin = sum(r.answer_tokens_in or 0 for r in fresh)
+            tout = sum(r.answer_tokens_out or 0 for r in fresh)
+            lat = [r.answer_latency_ms for r in fresh if r.answer_latency_ms]
+        else:
+            fresh = [r for r in rows if not r.cached]
+            tin = sum(r.judge_tokens_in or 0 for r in fresh)
+            tout = sum(r.judge_tokens_out or 0 for r in fresh)
+            lat = [r.judge_latency_ms for r in fresh if r.judge_latency_ms]
+        config = run.config.get(side, {})
+        money = None
+        if config.get("price_in_per_mtok") is not None or config.get("price_out_per_mtok") is not None:
+            money = tin / 1e6 * (config.get("price_in_per_mtok") or 0) + tout / 1e6 * (
+                config.get("price_out_per_mtok") or 0
+            )
+        elif config.get("price_per_hour") is not None and run.ended_at:
+            hours = (
+                datetime.fromisoformat(run.ended_at) - datetime.fromisoformat(run.started_at)
+            ).total_seconds()
+            money = config["price_per_hour"] * hours / 3600
+        sides[side] = SideCost(
+            tokens_in=tin,
+            tokens_out=tout,
+            calls=len(lat),
+            latency_ms={f"p{q}": v for q, v in stats.percentiles(lat).items()},
+            tokens_per_s=(tout / (sum(lat) / 1000)) if lat and sum(lat) > 0 else None,
+            cost=money,
+        )
+    return Cost(model=sides["model"], judge=sides["judge"])
+
+
+def history_point(m: RunManifest, rows: Sequence[ResultRow], changes: list[str]) -> HistoryPoint:
+    """One run in the history: its overall and per-area means of item means (the scorecard's figures)."""
+    return HistoryPoint(
+        run_id=m.run_id,
+        started_at=m.started_at,
+        model=m.model_id or m.model,
+        judge_model=m.judge_model,
+        rubric_hash=m.rubric_hash,
+        changes=changes,
+        overall=stats.mean_of_items(scores_by_item(rows)),
+        areas={
+            area: mean
+            for area, area_rows in by_area(rows).items()
+            if (mean := stats.mean_of_items(scores_by_item(area_rows))) is not None
+        },
+    )
+
+
+def history(store: Store, run: RunManifest, limit: int) -> list[HistoryPoint]:
+    """Each area's mean over the suite's last ``limit`` runs up to this one, marking model/judge/rubric changes.
+
+    Runs excluded with ``evals runs exclude`` are left out.
+    """
+    runs = [
+        m
+        for m in store.runs(run.suite_name)
+        if (m.started_at, m.run_id) <= (run.started_at, run.run_id)
+        and (m.run_id == run.run_id or not is_excluded(m))
+    ]
+    points = []
+    previous: RunManifest | None = None
+    for m in runs[-limit:]:
+        changes = []
+        if previous is not None:
+            if (previous.model_id or previous.model) != (m.model_id or m.model):
+                changes.append("model")
+            if previous.judge_model != m.judge_model:
+                changes.append("judge")
+            if previous.rubric_hash != m.rubric_hash:
+                changes.append("rubric")
+        points.append(history_point(m, result_rows(store.results(m.run_id)), changes))
+        previous = m
+    return points
+
+
+def _selection(run: RunManifest) -> SelectionInfo | None:
+    """The subset of the suite the run asked (``--area``, ``--item-tag``, ``--limit``), or None: all of it."""
+    selection = run.selection()
+    if selection.whole:
+        return None
+    return SelectionInfo(
+        areas=list(selection.areas),
+        item_tags=list(selection.item_tags),
+        limit=selection.limit,
+        description=selection.describe(),
+    )
+
+
+def build_scorecard(
+    store: Store,
+    run_id: str,
+    baseline_id: str | None = None,
+    settings: ScorecardSettings | None = None,
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE,
+) -> Scorecard:
+    """The whole scorecard of a run (``scorecard.json``).
+
+    ``max_error_rate`` (the gate policy's) bounds the errors of a run chosen as default baseline.
+    """
+    settings = settings or ScorecardSettings()
+    run = store.run(run_id)
+    baseline, choice = choose_baseline(store, run, baseline_id, max_error_rate)
+    rows = result_rows(store.results(run_id))
+    base_rows = result_rows(store.results(baseline.run_id)) if baseline else []
+    drifted: DriftReport | None = drift(rows, base_rows, settings) if baseline else None
+    areas = []
+    for area, area_rows in by_area(rows).items():
+        stats_ = area_stats(area, area_rows, settings.pass_score)
+        areas.append(stats_.model_copy(update={"drift": drifted.areas[area]}) if drifted else stats_)
+    weak, strong = _rank_areas(areas, settings)
+    areas = [a.model_copy(update={"weak": a.area in weak}) for a in areas]
+    overall = area_stats(OVERALL, rows, settings.pass_score)
+    if drifted:
+        overall = overall.model_copy(update={"drift": drifted.overall})
+    paired = drifted.scored_pairs if drifted else frozenset()
+    return Scorecard(
+        run=RunInfo.of(run, health(rows)),
+        selection=_selection(run),
+        baseline=RunInfo.of(baseline, health(base_rows)) if baseline else None,
+        baseline_choice=choice,
+        settings=settings,
+        overall=overall,
+        areas=areas,
+        weak_areas=weak,
+        strong_areas=strong,
+        item_changes=drifted.items if drifted else None,
+        regressed_items=_regressed_items(rows, base_rows, paired) if baseline else [],
+        items=_item_rows(rows, base_rows, paired, settings),
+        history=history(store, run, settings.history),
+        cost=_cost(run, rows),
+    )

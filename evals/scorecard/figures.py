@@ -1,0 +1,120 @@
+"""Each figure of a scorecard computed once: an area's stats, paired drift, a run's health.
+
+The scorecard, the gate, the run table and the index call these; nothing else averages scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from evals import stats
+from evals.config import ScorecardSettings
+from evals.results import ResultRow, by_area, scores_by_item
+from evals.scorecard.models import AreaStats, Drift, ItemChanges, RunHealth
+
+OVERALL = "(overall)"
+
+
+def area_stats(area: str, rows: Sequence[ResultRow], pass_score: float) -> AreaStats:
+    """n, mean of item means and its clustered interval, pass rate and its interval, error counts."""
+    by_item = scores_by_item(rows)
+    mean = stats.mean_ci(by_item)
+    rate = stats.pass_rate(by_item, threshold=pass_score)
+    return AreaStats(
+        area=area,
+        n=mean.n_items,
+        n_scores=mean.n_scores,
+        mean=mean.mean,
+        ci_low=mean.ci_low,
+        ci_high=mean.ci_high,
+        pass_rate=rate.rate,
+        pass_ci_low=rate.ci_low,
+        pass_ci_high=rate.ci_high,
+        answer_errors=sum(1 for r in rows if r.error_kind == "answer"),
+        judge_errors=sum(1 for r in rows if r.error_kind == "judge"),
+        truncated=sum(1 for r in rows if r.truncated),
+        rows=len(rows),
+    )
+
+
+def health(rows: Sequence[ResultRow]) -> RunHealth:
+    """How many of a run's rows are scored, and how many failed at the answer or at the judge."""
+    return RunHealth(
+        rows=len(rows),
+        scored=sum(1 for r in rows if r.score is not None),
+        answer_errors=sum(1 for r in rows if r.error_kind == "answer"),
+        judge_errors=sum(1 for r in rows if r.error_kind == "judge"),
+    )
+
+
+def compare_items(rows: Sequence[ResultRow], base_rows: Sequence[ResultRow]) -> ItemChanges:
+    """Which item ids both runs share unchanged (``paired``), and which were added, removed or changed."""
+    hashes = {r.id: r.item_hash for r in rows}
+    base_hashes = {r.id: r.item_hash for r in base_rows}
+    common = hashes.keys() & base_hashes.keys()
+    return ItemChanges(
+        paired=sorted(i for i in common if hashes[i] == base_hashes[i]),
+        changed=sorted(i for i in common if hashes[i] != base_hashes[i]),
+        added=sorted(hashes.keys() - base_hashes.keys()),
+        removed=sorted(base_hashes.keys() - hashes.keys()),
+    )
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Paired drift of a run against its baseline: per area, overall, and how the items line up."""
+
+    items: ItemChanges
+    areas: dict[str, Drift]
+    overall: Drift
+    scored_pairs: frozenset[str]
+    """Item ids scored on both sides with the same content: the only ones any paired figure uses."""
+
+
+def _drift(delta: stats.PairedDelta, p_adjusted: float | None, settings: ScorecardSettings) -> Drift:
+    return Drift(
+        n_pairs=delta.n_pairs,
+        delta=delta.delta,
+        delta_ci_low=delta.ci_low,
+        delta_ci_high=delta.ci_high,
+        p_value=delta.p_value,
+        p_adjusted=p_adjusted,
+        status=stats.classify(delta, p_adjusted, settings.alpha, settings.min_effect),
+    )
+
+
+def drift(
+    rows: Sequence[ResultRow], base_rows: Sequence[ResultRow], settings: ScorecardSettings
+) -> DriftReport:
+    """Paired drift of every area and overall, corrected across areas; the gate uses it too.
+
+    Pairs are items of the same content with at least one score on BOTH sides; items scored on one side
+    only (an error, an unfinished run) are in no count and no statistic.
+    """
+    items = compare_items(rows, base_rows)
+    same = set(items.paired)
+    cand_scores = {k: v for k, v in scores_by_item(rows).items() if k in same}
+    base_scores = {k: v for k, v in scores_by_item(base_rows).items() if k in same}
+    both = frozenset(cand_scores.keys() & base_scores.keys())
+    cand_scores = {k: v for k, v in cand_scores.items() if k in both}
+    base_scores = {k: v for k, v in base_scores.items() if k in both}
+    area_of = {r.id: r.area for r in rows}
+    areas = list(by_area(rows))
+    deltas = {
+        area: stats.paired_delta(
+            {k: v for k, v in base_scores.items() if area_of[k] == area},
+            {k: v for k, v in cand_scores.items() if area_of[k] == area},
+        )
+        for area in areas
+    }
+    correct = stats.holm if settings.correction == "holm" else stats.benjamini_hochberg
+    adjusted = dict(zip(areas, correct([deltas[a].p_value for a in areas]), strict=True))
+    overall = stats.paired_delta(base_scores, cand_scores)
+    ni_low = stats.one_sided_delta(base_scores, cand_scores).ci_low
+    return DriftReport(
+        items=items,
+        areas={a: _drift(deltas[a], adjusted[a], settings) for a in areas},
+        overall=_drift(overall, overall.p_value, settings).model_copy(update={"ni_low": ni_low}),
+        scored_pairs=both,
+    )

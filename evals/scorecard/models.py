@@ -1,0 +1,290 @@
+"""The scorecard as typed records: what ``scorecard.json`` holds and every rendering reads.
+
+HTML, Markdown, the terminal summary, the index and the gate read these fields, never string keys of a
+dict; ``Scorecard.model_dump_json`` is ``scorecard.json`` and ``Scorecard.model_validate_json`` reads it
+back equal. Scores are floats: an item's score may be a panel's mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from evals.config import ScorecardSettings
+from evals.records import RunManifest
+from evals.stats import Status
+
+SCORECARD_SCHEMA_VERSION = 2
+"""Version of ``scorecard.json``. 2: drift nested under each area, baseline choice, run health."""
+
+OFFLINE_JUDGE_MODEL = "offline-reference"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Drift(_Record):
+    """The paired change of one area (or the whole run) against the baseline.
+
+    Only items scored on both sides are paired: an item with errors on one side counts in neither ``n_pairs``
+    nor Δ.
+    """
+
+    n_pairs: int = 0
+    """Items with at least one score in both runs and the same content."""
+    delta: float | None = None
+    """Mean over paired items of (candidate item mean − baseline item mean)."""
+    delta_ci_low: float | None = None
+    delta_ci_high: float | None = None
+    p_value: float | None = None
+    """Two-sided paired t-test, uncorrected."""
+    p_adjusted: float | None = None
+    """After the correction across areas (the overall figure is not corrected)."""
+    status: Status = "new"
+    """``new`` without a baseline (or pairs), else ``improved``/``unchanged``/``regressed``."""
+    ni_low: float | None = None
+    """Overall only: the one-sided 95 % lower bound of Δ, for the gate's non-inferiority test."""
+
+
+class AreaStats(_Record):
+    """The figures of one area (or, as ``Scorecard.overall``, of the whole run)."""
+
+    area: str
+    """The area's name; ``(overall)`` for the whole run."""
+    n: int
+    """Items with at least one scored sample: the independent observations."""
+    n_scores: int
+    """Scored samples over all items."""
+    mean: float | None
+    """Mean of the item means (each item's scored samples averaged first)."""
+    ci_low: float | None
+    """95 % t interval over item means (clustered by item)."""
+    ci_high: float | None
+    pass_rate: float | None
+    """Mean over items of the share of samples scoring at least ``pass_score``."""
+    pass_ci_low: float | None
+    pass_ci_high: float | None
+    answer_errors: int
+    """Samples without an answer."""
+    judge_errors: int
+    """Answered samples without a verdict."""
+    truncated: int
+    """Answers cut off at ``max_tokens``."""
+    rows: int
+    """Item × sample rows in the area."""
+    weak: bool = False
+    drift: Drift = Drift()
+
+
+class ItemChanges(_Record):
+    """How the items of the run line up with the baseline's."""
+
+    paired: list[str]
+    """Ids both runs asked with the same content (compared when scored on both sides)."""
+    changed: list[str]
+    """Ids both asked, with different content: not compared."""
+    added: list[str]
+    removed: list[str]
+
+
+class RunHealth(_Record):
+    """How complete a run is: the basis of baseline choice and of the gate's "cannot decide"."""
+
+    rows: int
+    """Item × sample rows the run asks."""
+    scored: int
+    answer_errors: int
+    """Rows with no answer (failed or never asked)."""
+    judge_errors: int
+    """Answered rows with no verdict (failed or never judged)."""
+
+    @property
+    def error_rate(self) -> float:
+        """The larger of the answer and judge error shares: what the gate policy's ``max_error_rate`` caps."""
+        return max(self.answer_errors, self.judge_errors) / self.rows if self.rows else 1.0
+
+
+class RunInfo(_Record):
+    """A run's manifest as the scorecard shows it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    run_id: str
+    suite_name: str
+    suite_path: str
+    suite_hash: str
+    model_name: str
+    model: str | None
+    judge_name: str
+    judge_model: str
+    rubric_name: str
+    rubric_hash: str
+    samples: int
+    started_at: str
+    config: dict[str, Any]
+    tags: list[str]
+    model_id: str | None
+    status: str
+    ended_at: str | None
+    lookingglass_version: str
+    schema_version: int
+    offline_judge: bool
+    """Scored by the offline reference judge (token overlap), not a frontier judge."""
+    judge_output: str | None
+    """The verdict protocol the judge ended up using (json_schema, json_object, text)."""
+    health: RunHealth | None = None
+
+    @classmethod
+    def of(cls, m: RunManifest, health: RunHealth | None = None) -> RunInfo:
+        """The scorecard's view of a manifest."""
+        data = m.to_dict()
+        data["tags"] = list(m.tags)
+        structured = m.config.get("structured")
+        return cls(
+            **data,
+            offline_judge=m.judge_model == OFFLINE_JUDGE_MODEL,
+            judge_output=structured if isinstance(structured, str) else None,
+            health=health,
+        )
+
+    @property
+    def model_label(self) -> str:
+        """``name (served model)``."""
+        return f"{self.model_name} ({self.model_id or self.model})"
+
+
+class SkippedRun(_Record):
+    """An earlier run passed over when choosing the baseline, and why."""
+
+    run_id: str
+    reason: str
+
+
+class BaselineChoice(_Record):
+    """Which baseline the scorecard compares with, why, and which later runs it skipped."""
+
+    run_id: str | None
+    how: Literal["asked", "approved", "tagged", "latest", "none"]
+    """``asked`` (--baseline), ``approved`` (evals baseline set), ``tagged`` (tag baseline), ``latest``
+    (latest eligible earlier run), ``none``."""
+    reason: str
+    """One sentence for people."""
+    skipped: list[SkippedRun] = []
+
+
+class SelectionInfo(_Record):
+    """The subset of the suite a run asked."""
+
+    areas: list[str]
+    item_tags: list[str]
+    limit: int | None
+    description: str
+
+
+class RegressedItem(_Record):
+    """An item that lost points, the baseline's and the new answer side by side (first sample)."""
+
+    id: str
+    area: str
+    question: str
+    reference: str | None
+    baseline_answer: str | None
+    answer: str | None
+    baseline_score: float
+    score: float
+    baseline_rationale: str | None
+    rationale: str | None
+    delta: float
+
+
+ItemStatus = Literal["regressed", "improved", "unchanged", "new", "error"]
+
+
+class ItemRow(_Record):
+    """One answer of the run in the scorecard's item table."""
+
+    id: str
+    sample: int
+    area: str
+    question: str
+    reference: str | None
+    answer: str | None
+    score: float | None
+    rationale: str | None
+    error: str | None
+    truncated: bool
+    reasoning: str | None
+    baseline_score: float | None
+    """The item's mean in the baseline, when paired."""
+    status: ItemStatus
+    passed: bool | None
+
+
+class HistoryPoint(_Record):
+    """One run of the suite in the history charts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    run_id: str
+    started_at: str
+    model: str | None
+    judge_model: str
+    rubric_hash: str
+    changes: list[str]
+    """What changed since the previous point: ``model``, ``judge``, ``rubric``."""
+    overall: float | None
+    """The run's mean of item means: the scorecard's overall mean."""
+    areas: dict[str, float]
+    """Each area's mean of item means."""
+
+
+class SideCost(_Record):
+    """Tokens, latency and cost of one side (the model or the judge)."""
+
+    tokens_in: int
+    tokens_out: int
+    calls: int
+    latency_ms: dict[str, float | None]
+    """``p50``, ``p95``, ``p99``."""
+    tokens_per_s: float | None
+    cost: float | None
+    """Money, when the endpoint is priced."""
+
+
+class Cost(_Record):
+    model: SideCost
+    judge: SideCost
+
+
+class Scorecard(_Record):
+    """The whole scorecard of a run: ``scorecard.json``, and the source of every rendering."""
+
+    schema_version: int = SCORECARD_SCHEMA_VERSION
+    run: RunInfo
+    selection: SelectionInfo | None
+    baseline: RunInfo | None
+    baseline_choice: BaselineChoice
+    settings: ScorecardSettings
+    overall: AreaStats
+    areas: list[AreaStats]
+    weak_areas: list[str]
+    strong_areas: list[str]
+    item_changes: ItemChanges | None
+    regressed_items: list[RegressedItem]
+    items: list[ItemRow]
+    history: list[HistoryPoint]
+    cost: Cost
+
+    def area(self, name: str) -> AreaStats:
+        """The figures of one area; KeyError when the run has none of it."""
+        for a in self.areas:
+            if a.area == name:
+                return a
+        raise KeyError(name)
+
+    def regressed(self) -> list[str]:
+        """Regressed areas, and ``(overall)`` when the whole run regressed."""
+        names = [a.area for a in self.areas if a.drift.status == "regressed"]
+        return names + (["(overall)"] if self.overall.drift.status == "regressed" else [])
