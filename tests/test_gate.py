@@ -94,6 +94,88 @@ def test_too_few_pairs_cannot_decide(store):
     assert verdict.outcome == "undecided" and "only 5 items are scored in both runs" in verdict.reasons[0]
 
 
+# pairs that are pairs, runs that are finished (issue 11.3) ------------------------------------------------
+
+ITEMS24 = {f"math-{i:02d}": [5] for i in range(24)}
+
+
+def test_a_baseline_killed_halfway_cannot_decide_and_pairs_count_only_scored_items(store):
+    # The baseline was killed with 12 of its 24 items scored: 12 pairs, not "24 paired items".
+    make_run(store, "r01", ITEMS24, unanswered=[f"math-{i:02d}" for i in range(12, 24)], status="interrupted")
+    make_run(store, "r02", ITEMS24)
+    verdict = decide(store, "r02", "r01", Policy())
+    assert verdict.outcome == "undecided" and verdict.exit_code == 2
+    assert verdict.overall.n_pairs == 12
+    why = " ".join(verdict.reasons)
+    assert "baseline r01 is interrupted, not finished (12 of 24 answers scored)" in why
+    assert "only 12 items are scored in both runs (the policy needs 20)" in why
+    assert "24 paired" not in why
+
+
+def test_a_finished_baseline_with_half_its_items_unscored_is_too_thin(store):
+    make_run(store, "r01", {k: ([None] if int(k[-2:]) >= 12 else v) for k, v in ITEMS24.items()})
+    make_run(store, "r02", ITEMS24)
+    verdict = decide(store, "r02", "r01", Policy(min_pairs=10))
+    assert verdict.outcome == "undecided" and verdict.overall.n_pairs == 12
+    assert any(
+        "the baseline r01 is too thin: 0 answer and 12 judge errors in 24 answers" in r
+        for r in verdict.reasons
+    )
+
+
+def test_a_baseline_whose_every_call_failed_cannot_decide_instead_of_failing(store):
+    make_run(store, "r01", {k: [None] for k in BASE})  # a judge outage: every verdict failed
+    make_run(store, "r02", BASE)
+    verdict = decide(store, "r02", "r01", Policy())
+    assert verdict.outcome == "undecided" and verdict.exit_code == 2 and verdict.checks == []
+    assert any("the baseline r01 has no scored answer (60 of 60 failed)" in r for r in verdict.reasons)
+
+
+def test_an_unfinished_candidate_cannot_decide(store):
+    make_run(store, "r01", BASE)
+    make_run(store, "r02", BASE, status="running")
+    verdict = decide(store, "r02", "r01", Policy())
+    assert verdict.outcome == "undecided"
+    assert "the candidate r02 is running, not finished" in verdict.reasons[0]
+    assert "evals run --resume r02" in verdict.reasons[0]
+
+
+def test_items_with_errors_on_one_side_are_not_pairs(store):
+    # 25 items; 5 failed in the baseline: 20 pairs, exactly the minimum, and their Δ is over those 20.
+    items = {f"math-{i:02d}": [4] for i in range(25)}
+    make_run(store, "r01", {k: ([None] if int(k[-2:]) < 5 else [3]) for k in items})
+    make_run(store, "r02", items)
+    verdict = decide(store, "r02", "r01", Policy(max_error_rate=0.25))
+    assert verdict.overall.n_pairs == 20 and verdict.overall.delta == pytest.approx(1.0)
+    assert verdict.outcome == "pass" and "over 20 paired items" in verdict.checks[0].message
+
+
+# judged the same way (issue 11.2, gate side) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("candidate", "named"),
+    [
+        ({"judge_model": "gpt-judge"}, "judge model 'gpt-judge' vs 'claude-test'"),
+        ({"rubric_hash": "r2"}, "rubric correctness@r2 vs correctness@r1"),
+        ({"judge_config": {"temperature": 0.7}}, "judge setting temperature 0.7 vs None"),
+        ({"judge_config": {"base_url": "https://other.example/v1"}}, "judge setting base_url"),
+    ],
+)
+def test_a_different_judge_identity_or_rubric_cannot_decide_and_is_named(store, candidate, named):
+    make_run(store, "r01", BASE)
+    make_run(store, "r02", BASE, **candidate)
+    verdict = decide(store, "r02", "r01", Policy())
+    assert verdict.outcome == "undecided" and verdict.reasons[0].startswith("judged differently: ")
+    assert named in verdict.reasons[0]
+
+
+def test_judge_settings_that_never_change_a_verdict_do_not_count(store):
+    make_run(store, "r01", BASE, judge_config={"max_concurrency": 4, "timeout_s": 60, "price_in_per_mtok": 3})
+    make_run(store, "r02", BASE, judge_config={"max_concurrency": 16, "timeout_s": 30, "max_retries": 9})
+    assert decide(store, "r02", "r01", Policy()).outcome == "pass"
+
+
 def test_cli_gate_baselines_summary_and_rollback(store, tmp_path, monkeypatch):
     make_run(store, "r01", BASE)
     make_run(store, "r02", {k: ([2] if k.startswith("chem") else v) for k, v in BASE.items()})
