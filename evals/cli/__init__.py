@@ -24,6 +24,7 @@ from evals.cli.gate import baseline, gate, rollback
 from evals.cli.project import init, rubric
 from evals.cli.report import compare, index, report
 from evals.cli.run import demo, run, serve_local, suite
+from evals.cli.runs import runs
 from evals.errors import EvalsError
 from evals.terminal import SafeLogHandler
 
@@ -85,7 +86,7 @@ def main(ctx: click.Context, debug: bool) -> None:
         package_log.addHandler(_LOG_HANDLER)
 
 
-for command in (run, suite, demo, serve_local, report, index, compare, gate, baseline, rollback):
+for command in (run, suite, demo, serve_local, report, index, compare, gate, baseline, rollback, runs):
     main.add_command(command)
 main.add_command(init)
 main.add_command(rubric)
