@@ -8,7 +8,10 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import ScorecardSettings
-from evals.scorecard import build_scorecard, resolve_baseline
+from evals.render import write_scorecard
+from evals.results import ResultRow
+from evals.scorecard import Scorecard, build_scorecard, resolve_baseline
+from evals.scorecard.models import SCORECARD_SCHEMA_VERSION
 from evals.store import Store
 
 # 20 items in each of three areas: math stays strong, geo is weak, chem collapses in the candidate.
@@ -136,3 +139,27 @@ def test_report_writes_three_renderings_from_one_json(store, tmp_path):
     assert "chem" in result.output and "regressed" in result.output
     html = (folder / "scorecard.html").read_text()
     assert "Content-Security-Policy" in html and "http://" not in html and "https://" not in html
+
+
+def test_scorecard_json_is_the_typed_scorecard_read_back_equal(store, tmp_path):
+    make_run(store, "r01", BASE)
+    make_run(store, "r02", {**CAND, "math-00": [5, None]})
+    card = build_scorecard(store, "r02")
+    paths = write_scorecard(card, tmp_path / "out")
+    text = paths["json"].read_text()
+    assert Scorecard.model_validate_json(text) == card
+    data = json.loads(text)
+    assert data["schema_version"] == SCORECARD_SCHEMA_VERSION == card.schema_version
+    assert data["baseline_choice"]["run_id"] == "r01" and data["areas"][0]["drift"]["n_pairs"] == 20
+
+
+def test_results_rows_round_trip_through_the_typed_record(store, tmp_path):
+    make_run(store, "r01", {"math-1": [5, None], "math-2": [3, 4]})
+    path = store.export_jsonl("r01")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = [ResultRow.from_row(line) for line in lines]
+    assert [r.score for r in rows] == [5.0, None, 3.0, 4.0]
+    assert rows[1].error_kind == "judge" and rows[1].schema_version == 1
+    assert all(ResultRow.from_row(r.to_dict()) == r for r in rows)
+    for line, row in zip(lines, rows, strict=True):  # every field of the line is kept as it was written
+        assert {k: v for k, v in row.to_dict().items() if k in line} == line

@@ -54,6 +54,15 @@ def test_mean_ci_averages_items_first_when_sample_counts_differ():
     assert ci.n_scores == 4
 
 
+def test_mean_of_items_is_the_mean_of_item_means_and_mean_ci_is_around_it():
+    # item a scored [5, 5, 5], item b [1] (its other samples failed): (5 + 1) / 2, not (5+5+5+1) / 4
+    by_item = {"a": [5.0, 5.0, 5.0], "b": [1.0], "c": []}
+    assert stats.mean_of_items(by_item) == 3.0
+    assert stats.mean_ci(by_item).mean == 3.0
+    assert stats.mean_of_items({"x": []}) is None
+    assert stats.mean_of_items({"a": [4.5, 3.5], "b": [2.25]}) == pytest.approx(3.125)  # fractional scores
+
+
 def test_mean_ci_degenerate_cases():
     assert stats.mean_ci({}) == stats.MeanCI(0, 0, None, None, None)
     assert stats.mean_ci({"a": []}) == stats.MeanCI(0, 0, None, None, None)
