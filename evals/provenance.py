@@ -25,6 +25,7 @@ def judge_identity(m: RunManifest) -> dict[str, Any]:
     snapshot = m.config.get("judge") or {}
     identity = {k: v for k, v in snapshot.items() if k not in NOT_IDENTITY}
     identity.pop("structured", None)  # the configured wish; the mode in effect is compared below
+    identity.pop("rubric", None)  # the rubric is compared by its hash, whatever its file is called
     return identity
 
 

@@ -140,6 +140,8 @@ def test_an_excluded_run_leaves_baseline_choice_and_history(store, tmp_path):
     assert [h.run_id for h in card.history] == ["r01", "r03"]
     assert "excluded" in store.run("r02").tags
     assert listed(reports)["r02"]["tags"] == ["excluded"]
+    assert invoke("index", "--reports", reports).exit_code == 0
+    assert "<td>finished (excluded)</td>" in (tmp_path / "reports/index.html").read_text()
     assert invoke("runs", "exclude", "r02", "--undo", "--reports", reports).exit_code == 0
     assert build_scorecard(store, "r03").baseline.run_id == "r02"
 

@@ -163,3 +163,17 @@ def test_results_rows_round_trip_through_the_typed_record(store, tmp_path):
     assert all(ResultRow.from_row(r.to_dict()) == r for r in rows)
     for line, row in zip(lines, rows, strict=True):  # every field of the line is kept as it was written
         assert {k: v for k, v in row.to_dict().items() if k in line} == line
+
+
+def test_the_scorecard_names_how_the_baseline_was_judged_differently(store, tmp_path):
+    make_run(store, "r01", BASE)
+    make_run(store, "r02", BASE, judge_config={"temperature": 0.7, "max_concurrency": 99})
+    card = build_scorecard(store, "r02")
+    assert card.judged_differently == ["judge setting temperature 0.7 vs None"]
+    html = (write_scorecard(card, tmp_path / "out")["html"]).read_text()
+    assert (
+        'id="judged-differently">The baseline was judged differently (judge setting temperature 0.7 vs None)'
+        in html
+    )
+    make_run(store, "r03", BASE, judge_config={"temperature": 0.7, "max_concurrency": 1})
+    assert build_scorecard(store, "r03").judged_differently == []  # concurrency never changes a verdict

@@ -15,6 +15,7 @@ from datetime import datetime
 from evals import stats
 from evals.config import ScorecardSettings
 from evals.errors import StoreError
+from evals.provenance import provenance_differences
 from evals.records import RunManifest
 from evals.results import ResultRow, by_area, result_rows, scores_by_item
 from evals.scorecard.baselines import (
@@ -261,6 +262,7 @@ def build_scorecard(
         selection=_selection(run),
         baseline=RunInfo.of(baseline, health(base_rows)) if baseline else None,
         baseline_choice=choice,
+        judged_differently=provenance_differences(run, baseline) if baseline else [],
         settings=settings,
         overall=overall,
         areas=areas,

@@ -266,6 +266,8 @@ class Scorecard(_Record):
     selection: SelectionInfo | None
     baseline: RunInfo | None
     baseline_choice: BaselineChoice
+    judged_differently: list[str] = []
+    """How the baseline was judged differently (``evals.provenance``): its score changes may be the judge's."""
     settings: ScorecardSettings
     overall: AreaStats
     areas: list[AreaStats]
