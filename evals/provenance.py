@@ -29,6 +29,15 @@ def judge_identity(m: RunManifest) -> dict[str, Any]:
     return identity
 
 
+def _shown(value: Any) -> bool:
+    """Short scalars are quoted in a difference; anything else is only named."""
+    return (
+        value is None
+        or isinstance(value, bool | int | float)
+        or (isinstance(value, str) and len(value) <= 80)
+    )
+
+
 def _mode(m: RunManifest) -> str | None:
     mode = m.config.get("structured")
     return mode if isinstance(mode, str) else None
@@ -44,7 +53,11 @@ def provenance_differences(a: RunManifest, b: RunManifest) -> list[str]:
     ja, jb = judge_identity(a), judge_identity(b)
     for key in sorted(ja.keys() | jb.keys()):
         if key != "model" and ja.get(key) != jb.get(key):  # the model was named above
-            out.append(f"judge setting {key} {ja.get(key)!r} vs {jb.get(key)!r}")
+            va, vb = ja.get(key), jb.get(key)
+            if _shown(va) and _shown(vb):
+                out.append(f"judge setting {key} {va!r} vs {vb!r}")
+            else:  # a structure (extra_body, stop) may be long or carry server-specific values: name it only
+                out.append(f"judge setting {key} differs")
     if _mode(a) != _mode(b):
         out.append(f"judge output mode {_mode(a)!r} vs {_mode(b)!r}")
     return out

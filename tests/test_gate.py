@@ -160,6 +160,7 @@ def test_items_with_errors_on_one_side_are_not_pairs(store):
         ({"rubric_hash": "r2"}, "rubric correctness@r2 vs correctness@r1"),
         ({"judge_config": {"temperature": 0.7}}, "judge setting temperature 0.7 vs None"),
         ({"judge_config": {"base_url": "https://other.example/v1"}}, "judge setting base_url"),
+        ({"judge_config": {"extra_body": {"top_k": 5}}}, "judge setting extra_body differs"),
     ],
 )
 def test_a_different_judge_identity_or_rubric_cannot_decide_and_is_named(store, candidate, named):

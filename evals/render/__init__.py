@@ -140,6 +140,7 @@ def write_index(store: Store) -> Path:
     """
     rows = []
     for m in reversed(store.runs()):
+        # The scorecard's overall mean and interval (``area_stats`` takes them from the same function).
         mean = stats.mean_ci(scores_by_item(result_rows(store.results(m.run_id))))
         # A run id from an older store that breaks the name rules gets no link: it must not become a path.
         card_path = store.reports_dir / "runs" / m.run_id / "scorecard.json" if is_name(m.run_id) else None

@@ -254,6 +254,8 @@ class SideCost(_Record):
 
 
 class Cost(_Record):
+    """What the run cost on each side."""
+
     model: SideCost
     judge: SideCost
 
