@@ -175,5 +175,20 @@ def test_the_scorecard_names_how_the_baseline_was_judged_differently(store, tmp_
         'id="judged-differently">The baseline was judged differently (judge setting temperature 0.7 vs None)'
         in html
     )
+    result = CliRunner().invoke(main, ["report", "r02", "--reports", str(tmp_path / "reports")])
+    assert "judged differently from the baseline: judge setting temperature 0.7 vs None" in result.output
     make_run(store, "r03", BASE, judge_config={"temperature": 0.7, "max_concurrency": 1})
     assert build_scorecard(store, "r03").judged_differently == []  # concurrency never changes a verdict
+
+
+def test_the_index_still_links_a_scorecard_written_by_the_previous_release(store, tmp_path):
+    make_run(store, "r01", BASE)
+    folder = tmp_path / "reports/runs/r01"
+    folder.mkdir(parents=True)
+    old = {"schema_version": 1, "areas": [{"area": "chem", "status": "regressed", "delta": -2.0}]}
+    (folder / "scorecard.json").write_text(json.dumps(old))
+    (folder / "scorecard.html").write_text("<html></html>")
+    result = CliRunner().invoke(main, ["index", "--reports", str(tmp_path / "reports")])
+    assert result.exit_code == 0 and "unreadable" not in result.output
+    index = (tmp_path / "reports/index.html").read_text()
+    assert 'href="runs/r01/scorecard.html"' in index and '<td class="bad">chem</td>' in index

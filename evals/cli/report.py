@@ -138,6 +138,11 @@ def _print_scorecard(card: Scorecard) -> None:
     if choice.skipped:
         said += "; skipped " + ", ".join(f"{s.run_id} ({s.reason})" for s in choice.skipped)
     out.print(plain(said), soft_wrap=True)
+    if card.judged_differently:
+        out.print(
+            plain("judged differently from the baseline: " + "; ".join(card.judged_differently)),
+            soft_wrap=True,
+        )
     out.print(area_table(card.areas))
     out.print(plain("weak areas: " + (", ".join(card.weak_areas) or "none")), soft_wrap=True)
 

@@ -9,6 +9,7 @@ the page's own (by nonce).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from pathlib import Path
@@ -117,19 +118,34 @@ def write_scorecard(card: Scorecard, folder: Path) -> dict[str, Path]:
     return paths
 
 
+def _regressed_v1(card: dict[str, Any]) -> list[str]:
+    """The regressed areas of a ``scorecard.json`` written before the typed scorecard (schema 1)."""
+    areas = card["areas"]
+    if not isinstance(areas, list):
+        raise TypeError("'areas' is not a list")
+    return [str(a["area"]) for a in areas if a["status"] == "regressed"]
+
+
 def _regressed_areas(card_path: Path) -> list[str] | None:
     """The regressed areas a run's ``scorecard.json`` lists; None (and a warning) when it is unreadable.
 
-    The file may be hand-edited or damaged: one bad card must not stop the index of every run.
+    The file may be hand-edited or damaged: one bad card must not stop the index of every run. A card of
+    an older release (schema 1) is still read, so upgrading does not unlink every earlier scorecard.
     """
     try:
-        card = Scorecard.model_validate_json(card_path.read_bytes())
-        return card.regressed()
-    except (OSError, ValueError, ValidationError) as exc:
-        log.warning(
-            "%s: unreadable scorecard (%s), listed without it; rewrite it with evals report", card_path, exc
-        )
-        return None
+        data = json.loads(card_path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("schema_version") == 1:
+            return _regressed_v1(data)
+        return Scorecard.model_validate(data).regressed()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        reason = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        reason = str(exc)
+    log.warning(
+        "%s: unreadable scorecard (%s), listed without it; rewrite it with evals report", card_path, reason
+    )
+    return None
 
 
 def write_index(store: Store) -> Path:
