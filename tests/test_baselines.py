@@ -34,6 +34,11 @@ def test_after_an_outage_the_next_night_is_compared_with_the_last_good_run(store
     reports = str(tmp_path / "reports")
     result = invoke("report", "r03", "--fail-on-regression", "--reports", reports)
     assert result.exit_code == 1, result.output  # the regression is caught, not hidden behind 0 pairs
+    outage = invoke("report", "r02", "--reports", reports)
+    assert (
+        "warning: run r02 is finished with 0 of 40 answers scored (0 answer and 40 judge errors)"
+        in outage.output
+    )
     card = build_scorecard(store, "r03")
     assert card.baseline.run_id == "r01" and card.area("chem").drift.status == "regressed"
     assert card.baseline_choice.how == "latest"

@@ -74,6 +74,13 @@ def report(
         write_index(store)
     _print_scorecard(card)
     out.print(plain(f"scorecard: {paths['html']}"), soft_wrap=True)
+    h = card.run.health
+    if h is not None and (card.run.status != "finished" or h.error_rate > policy.max_error_rate):
+        # Say it where a nightly log is read: such a run is no default baseline, and its numbers are thin.
+        err.print(plain(
+            f"warning: run {card.run.run_id} is {card.run.status} with {h.scored} of {h.rows} answers scored "
+            f"({h.answer_errors} answer and {h.judge_errors} judge errors); it will not be a default baseline"
+        ), soft_wrap=True)  # fmt: skip
     regressed = card.regressed()
     if regressed:
         err.print(plain(f"regressed: {', '.join(regressed)}"))
