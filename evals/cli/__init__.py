@@ -15,8 +15,9 @@ from rich.text import Text
 
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
+from evals.cli.local import demo, model, serve_local
 from evals.cli.report import compare, index, report
-from evals.cli.run import demo, run, serve_local, suite
+from evals.cli.run import run, suite
 from evals.errors import EvalsError
 
 
@@ -49,5 +50,5 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.meta["evals.debug"] = debug
 
 
-for command in (run, suite, demo, serve_local, report, index, compare, gate, baseline, rollback):
+for command in (run, suite, demo, serve_local, model, report, index, compare, gate, baseline, rollback):
     main.add_command(command)
