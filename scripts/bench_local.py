@@ -11,8 +11,9 @@ For each server setting it starts the server in this process (``evals.localmodel
 one warm-up request, then runs ``suites/demo`` (54 items) through ``evals run`` (a subprocess, so the
 harness and the server compete for the cores as in ``evals demo``) at a concurrency equal to the slots,
 ``--repeat`` times. It prints items/s (items over the ``evals run`` wall time, which includes about 1.5 s
-of interpreter start and imports), answer tokens/s, the mean answer latency, and the load average, since
-other work on the machine changes every figure. ``--demo`` times ``evals demo --parallel N`` instead,
+of interpreter start and imports), answer tokens/s, the mean answer latency, the server's CPU seconds
+(this process's, as it does nothing else meanwhile; less sensitive to other work than the wall time) and
+the load average, since other work on the machine changes every figure. ``--demo`` times ``evals demo --parallel N`` instead,
 including the server's start.
 """
 
@@ -22,6 +23,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -86,14 +88,23 @@ def bench_server(options: ServerOptions, repeat: int, max_tokens: int, judge: st
         with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
             for _ in range(repeat):
                 load = os.getloadavg()[0]
+                cpu = _cpu_s()
                 r = run_suite(Path(tmp), server.base_url, server.model, options.slots, max_tokens, judge)
+                # the server runs in this process, which does nothing else meanwhile: its CPU is ours
+                server_cpu = _cpu_s() - cpu
                 print(
                     f"  {label}: wall {r['wall']:.2f} s, {r['items'] / r['wall']:.2f} items/s, "
                     f"{r['tokens'] / r['wall']:.1f} answer tokens/s, mean answer latency "
                     f"{r['latency']:.0f} ms, {r['errors']:.0f} errors, {r['scored']:.0f} scored, "
+                    f"server CPU {server_cpu:.1f} s ({r['items'] / server_cpu:.2f} items per CPU s), "
                     f"load {load:.1f}",
                     flush=True,
                 )
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def bench_demo(slots: int, repeat: int, judge: str) -> None:
