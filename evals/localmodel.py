@@ -102,8 +102,7 @@ class ServerOptions:
     ctx_per_slot: int = 2048
     """Tokens of context per slot (prompt and reply); ``n_ctx`` is ``slots`` times this."""
     n_threads: int | None = None
-    """CPU threads (default: one less than the cores, at least 1). The client (our harness) needs a core
-    too: on 2 cores, 2 server threads stall each other whenever one is descheduled (docs/benchmarks.md)."""
+    """CPU threads (default: all cores; they wait passively, see ``_import_runtime``)."""
     flash_attn: bool = True
     poll: int = 50
     """How hard idle CPU threads spin waiting for work, 0-100 (llama.cpp ``--poll``); 0 sleeps."""
@@ -143,11 +142,16 @@ class ServerOptions:
 
 
 def default_threads() -> int:
-    """Server threads when none are asked for: all cores but one, at least one."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """Server threads when none are asked for: all cores."""
+    return os.cpu_count() or 1
 
 
 def _import_runtime() -> Any:
+    # The runtime's threads meet at OpenMP barriers; by default libgomp spins there, and on a small machine
+    # where our harness (or anything else) needs a core, a spinning thread waits out whole time slices for
+    # a descheduled peer: measured 3x slower with 2 threads on 2 cores (docs/benchmarks.md). libgomp reads
+    # this when it is loaded, so it is set before the import; a value the user set wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import xllamacpp  # heavy native library: imported only when a server is started
     except ImportError:

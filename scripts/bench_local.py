@@ -126,9 +126,7 @@ def main() -> None:
     parser.add_argument(
         "--slots", type=int, nargs="+", default=[1, 2, 4, 8], help="server slots = concurrency"
     )
-    parser.add_argument(
-        "--threads", type=int, nargs="+", default=[0], help="CPU threads (0: all cores but one)"
-    )
+    parser.add_argument("--threads", type=int, nargs="+", default=[0], help="CPU threads (0: all cores)")
     parser.add_argument("--flash", nargs="+", default=["on"], choices=["on", "off"], help="flash attention")
     parser.add_argument("--poll", type=int, nargs="+", default=[50], help="thread polling 0-100")
     parser.add_argument("--batch", type=int, nargs="+", default=[512], help="logical batch size")

@@ -139,7 +139,7 @@ def local_judge_endpoint(server: LocalServer, parallel: int) -> JudgeEndpoint:
     type=click.IntRange(64),
     help="Tokens of context per slot (longest prompt + max_tokens); the server's n_ctx is parallel × this.",
 )
-@click.option("--threads", type=click.IntRange(1), help="CPU threads (default: all cores but one).")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads (default: all cores).")
 @click.option("--quiet", is_flag=True, help="Keep the server's request log off stderr.")
 def serve_local(port: int, parallel: int, ctx_per_slot: int, threads: int | None, quiet: bool) -> None:
     """Serve the bundled SmolLM2-135M at http://127.0.0.1:PORT/v1 in the foreground (Ctrl-C stops it).
