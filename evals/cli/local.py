@@ -26,7 +26,7 @@ from evals.suites import Suite, load_suite
 
 LOCAL_JUDGE = "local"
 """``evals demo --judge local``: the bundled model grades its own answers."""
-DEMO_PARALLEL = 4
+DEMO_PARALLEL = 8
 """Server slots and requests in flight in the demo: the best measured on 2 cores (docs/benchmarks.md)."""
 DEMO_MAX_TOKENS = 48
 """Answers to the demo's short questions; longer ones only ramble."""
