@@ -13,6 +13,7 @@ import functools
 import hashlib
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -176,6 +177,8 @@ class LocalServer:
 def local_server(options: ServerOptions | None = None) -> Iterator[LocalServer]:
     """Start the bundled model's server, yield it once it answers, and always stop it (also on Ctrl-C)."""
     options = options or ServerOptions()
+    if options.port:
+        _check_port_free(options.host, options.port)
     model = find_gguf()
     fingerprint = model_fingerprint()
     params = options.params(model)
@@ -191,6 +194,17 @@ def local_server(options: ServerOptions | None = None) -> Iterator[LocalServer]:
         # The server lives as long as its object: dropping the last reference stops its threads and
         # closes the port.
         del server
+
+
+def _check_port_free(host: str, port: int) -> None:
+    # the runtime only says "failed to init server" when the port is taken; say which and what to do
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise LocalModelError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses it or pick another --port"
+            ) from None
 
 
 def _check_ready(base_url: str) -> None:

