@@ -144,7 +144,7 @@ def local_judge_endpoint(server: LocalServer, parallel: int) -> JudgeEndpoint:
 def serve_local(port: int, parallel: int, ctx_per_slot: int, threads: int | None, quiet: bool) -> None:
     """Serve the bundled SmolLM2-135M at http://127.0.0.1:PORT/v1 in the foreground (Ctrl-C stops it).
 
-    The model name to send is smollm2-135m-instruct.
+    It answers to any model name and reports itself as smollm2-135m-instruct.
     """
     options = ServerOptions(
         port=port, slots=parallel, ctx_per_slot=ctx_per_slot, n_threads=threads, verbose=not quiet
