@@ -82,15 +82,6 @@ def model_fingerprint() -> str:
     return f"sha256:{file_sha256(find_gguf())}"
 
 
-def context_size(slots: int, prompt_tokens: int, max_tokens: int) -> int:
-    """``n_ctx`` for ``slots`` parallel requests of up to ``prompt_tokens`` + ``max_tokens`` each.
-
-    llama.cpp divides ``n_ctx`` evenly among its slots, so a context sized for one request would leave
-    each slot too small for a grading prompt.
-    """
-    return slots * (prompt_tokens + max_tokens)
-
-
 @dataclass(frozen=True)
 class ServerOptions:
     """How to start llama.cpp's server; the defaults are the best measured on 2 CPU cores (docs/benchmarks.md)."""
@@ -101,7 +92,9 @@ class ServerOptions:
     slots: int = 1
     """Requests decoded at once (llama.cpp ``--parallel``), batched together."""
     ctx_per_slot: int = 2048
-    """Tokens of context per slot (prompt and reply); ``n_ctx`` is ``slots`` times this."""
+    """Tokens of context per slot (longest prompt + max_tokens); ``n_ctx`` is ``slots`` times this, since
+    llama.cpp divides ``n_ctx`` evenly among its slots (a context sized for one request would leave each
+    slot too small for a grading prompt)."""
     n_threads: int | None = None
     """CPU threads (default: all cores; they wait passively, see ``_import_runtime``)."""
     flash_attn: bool = True
@@ -150,7 +143,7 @@ def default_threads() -> int:
 def _import_runtime() -> Any:
     # The runtime's threads meet at OpenMP barriers; by default libgomp spins there, and on a small machine
     # where our harness (or anything else) needs a core, a spinning thread waits out whole time slices for
-    # a descheduled peer: measured 3x slower with 2 threads on 2 cores (docs/benchmarks.md). libgomp reads
+    # a descheduled peer: 2 threads on 2 cores measured 4 to 15 times slower (docs/benchmarks.md). libgomp reads
     # this when it is loaded, so it is set before the import; a value the user set wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
