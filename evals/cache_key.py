@@ -54,6 +54,7 @@ class JudgeIdentity:
     ) -> JudgeIdentity:
         """The identity of a configured judge; ``mode`` is the output mode in use (``structured: auto`` may
         step down to ``json_object`` or ``text``), ``fingerprint`` (a model file's hash) stands for its URL."""
+        fingerprint = fingerprint or endpoint.fingerprint
         if fingerprint is not None:
             server: str | None = f"fingerprint:{fingerprint}"
         else:

@@ -57,6 +57,10 @@ class Endpoint(BaseModel):
     reasoning: Literal["separate", "keep"] = "separate"
     """``separate``: ``<think>`` blocks are cut out of the answer before it is graded (and stored apart);
     ``keep``: the answer is graded as sent. The APIs' separate reasoning fields are stored, never graded."""
+    fingerprint: str | None = None
+    """The hash of the model file the server serves (``sha256:<hex>``), set for the bundled local server,
+    whose port changes every run: it identifies the model (and a judge, in the judgment cache) instead of
+    ``base_url``."""
     price_in_per_mtok: float | None = Field(default=None, ge=0)
     """Price of a million prompt tokens (an API), for the scorecard's cost."""
     price_out_per_mtok: float | None = Field(default=None, ge=0)

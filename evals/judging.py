@@ -302,11 +302,8 @@ class LLMJudge:
         provider: Provider,
         rubrics_dir: RubricSearch | Path,
         mode: str | None = None,
-        *,
-        fingerprint: str | None = None,
     ):
-        """``mode``: the output mode settled on earlier in this run; ``fingerprint``: the hash of the model
-        file a local server serves, keyed in place of its URL."""
+        """``mode``: the output mode settled on earlier in this run (a resumed run)."""
         self.name = name
         self.endpoint = endpoint
         self.provider = provider
@@ -320,17 +317,11 @@ class LLMJudge:
         self.on_fallback: Callable[[str], None] | None = None
         """Called with the new mode when ``auto`` steps down (the runner records it with the run)."""
         self.rubrics = RubricBook(rubrics_dir, endpoint.rubric)
-        self._fingerprint = fingerprint
 
     @property
     def identity(self) -> JudgeIdentity:
         """What the cache keys this judge by: its whole configuration (in the output mode now in use)."""
-        return JudgeIdentity.of(
-            self.endpoint,
-            prompt=prompt_template_hash(self.mode),
-            mode=self.mode,
-            fingerprint=self._fingerprint,
-        )
+        return JudgeIdentity.of(self.endpoint, prompt=prompt_template_hash(self.mode), mode=self.mode)
 
     def rubric_for(self, item: Item) -> Rubric:
         """The item's rubric, loaded once (``RubricError`` when missing or malformed)."""
@@ -461,14 +452,12 @@ def build_judge(
     *,
     mode: str | None = None,
     fail_after: int = FAIL_AFTER,
-    fingerprint: str | None = None,
 ) -> Judge:
     """The judge for a configured endpoint: the offline reference judge, or a model behind a provider.
 
-    ``mode``: the output mode ``structured: auto`` settled on earlier in this run (a resumed run);
-    ``fingerprint`` identifies the model of a server whose address changes every run (the bundled one).
+    ``mode``: the output mode ``structured: auto`` settled on earlier in this run (a resumed run).
     """
     if endpoint.provider == OFFLINE:
         return ReferenceJudge(name, rubrics_dir, rubric=endpoint.rubric)
     provider = build_provider(name, endpoint, fail_after)
-    return LLMJudge(name, endpoint, provider, rubrics_dir, mode, fingerprint=fingerprint)
+    return LLMJudge(name, endpoint, provider, rubrics_dir, mode)

