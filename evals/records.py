@@ -225,6 +225,13 @@ class Judgment(_Wire):
     tokens_out: int | None = None
     latency_ms: float | None = None
     error: str | None = None
+    rubric_hash: str | None = None
+    """Hash of the rubric that graded the answer (None in runs stored before provenance was kept)."""
+    judge_fingerprint: str | None = None
+    """The judge's configured identity: ``JudgeIdentity.digest`` for a frontier judge, the offline judge's
+    fixed identity for it; the same fingerprint and rubric hash mean the same grading."""
+    model_id: str | None = None
+    """The model id the judge's server reported for this verdict (None for a cached or offline one)."""
     schema_version: int = SCHEMA_VERSION
 
 
@@ -285,6 +292,9 @@ class RunManifest(_Wire):
     """``running`` (or interrupted), ``finished``, ``failed``."""
     ended_at: str | None = None
     lookingglass_version: str = ""
+    rubrics: tuple[str, ...] = ()
+    """Every rubric the run's items are graded with, as ``name@hash``, sorted (``rubric_name`` and
+    ``rubric_hash`` are only the first item's)."""
     schema_version: int = SCHEMA_VERSION
 
     def selection(self) -> Selection:
