@@ -231,7 +231,8 @@ class Judgment(_Wire):
     """The judge's configured identity: ``JudgeIdentity.digest`` for a frontier judge, the offline judge's
     fixed identity for it; the same fingerprint and rubric hash mean the same grading."""
     model_id: str | None = None
-    """The model id the judge's server reported for this verdict (None for a cached or offline one)."""
+    """The model id the judge's server reported for this verdict (for a reused one, the id of the call that
+    made it; None for the offline judge)."""
     schema_version: int = SCHEMA_VERSION
 
 
