@@ -24,6 +24,7 @@ from evals.cli.gate import baseline, gate, rollback
 from evals.cli.project import init, rubric
 from evals.cli.report import compare, index, report
 from evals.cli.run import demo, run, serve_local, suite
+from evals.cli.store import export, import_, store
 from evals.errors import EvalsError
 from evals.terminal import SafeLogHandler
 
@@ -89,3 +90,5 @@ for command in (run, suite, demo, serve_local, report, index, compare, gate, bas
     main.add_command(command)
 main.add_command(init)
 main.add_command(rubric)
+for command in (store, import_, export):
+    main.add_command(command)

@@ -12,6 +12,7 @@ from pathlib import Path
 from evals.config import Config
 from evals.store.core import STORE_ENV, Store, store_url
 from evals.store.migrations import SQLITE_MIGRATIONS
+from evals.store.postgres import is_postgres_url
 from evals.store.protocol import RunStore
 from evals.store.sqlite import DB_NAME
 
@@ -23,4 +24,7 @@ __all__ = ["DB_NAME", "MIGRATIONS", "STORE_ENV", "RunStore", "Store", "open_stor
 
 def open_store(config: Config, reports_dir: Path, readonly: bool = False) -> Store:
     """The store a config names (``EVALS_STORE`` first, then ``store:``), else ``<reports_dir>/evals.db``."""
-    return Store(reports_dir, readonly=readonly, url=config.store, password_env=config.store_password_env)
+    url = store_url(config.store)
+    if url is not None and not is_postgres_url(url):
+        url = str(config.path(url))  # a SQLite file named in the config is relative to the config's folder
+    return Store(reports_dir, readonly=readonly, url=url, password_env=config.store_password_env)

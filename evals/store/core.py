@@ -116,7 +116,8 @@ def store_url(config_store: str | None = None) -> str | None:
 class Store:
     """The run store: the reports folder's SQLite file, or the PostgreSQL database ``url`` names.
 
-    ``url`` None means ``EVALS_STORE`` if set, else ``<reports_dir>/evals.db``. A PostgreSQL store still
+    ``url`` (a PostgreSQL URL or a SQLite file) None means ``EVALS_STORE`` if set, else
+    ``<reports_dir>/evals.db``. A PostgreSQL store still
     keeps each run's exports and lock file under ``<reports_dir>/runs/``. ``readonly=True`` (``gate``,
     ``compare``, ``baseline list``, ``report``, ``index``, ``rollback``) opens SQLite with ``mode=ro``: it
     works on a store whose file and folder are not writable, never creates one, and never migrates one that
@@ -132,7 +133,7 @@ class Store:
     ):
         self.reports_dir = Path(reports_dir)
         self.readonly = readonly
-        url = store_url(url)
+        url = url if url is not None else os.environ.get(STORE_ENV) or None
         self.backend: SqliteBackend | PostgresBackend
         if url is not None and is_postgres_url(url):
             self.backend = PostgresBackend(url, readonly, password_env)
@@ -317,6 +318,61 @@ class Store:
             (cache_key,),
         ).fetchone()
         return None if row is None else _judgment(row)
+
+    def load_run(
+        self, manifest: RunManifest, items: list[Item], answers: list[Answer], judgments: list[Judgment]
+    ) -> bool:
+        """Write a whole run from elsewhere (a copy, an import) in one transaction; True when it was new.
+
+        Idempotent: a run already here is brought up to date (status, answers, judgments), never duplicated.
+        A run here under the same id but of another suite or start time is a StoreError: two different runs.
+        """
+        with self.backend.transaction():
+            row = self._execute(
+                "SELECT suite_hash, started_at FROM runs WHERE run_id = ?", (manifest.run_id,)
+            ).fetchone()
+            if row is not None and tuple(row) != (manifest.suite_hash, manifest.started_at):
+                raise StoreError(
+                    f"run {manifest.run_id} in {self.path} is another run (suite hash {row[0]}, started "
+                    f"{row[1]}) than the one being loaded; nothing was written for it"
+                )
+            if row is None:
+                self._execute(
+                    f"INSERT INTO runs ({_SELECT_RUN}) VALUES ({','.join('?' * len(RUN_COLS))})",
+                    run_values(manifest),
+                )
+                self.backend.executemany(
+                    f"INSERT INTO items ({','.join(ITEM_COLS)}) VALUES (?,?,?,?,?,?)",
+                    [item_values(manifest.run_id, pos, it) for pos, it in enumerate(items)],
+                )
+            else:
+                self._execute(
+                    "UPDATE runs SET status = ?, ended_at = ?, model_id = ?, config_json = ? WHERE run_id = ?",
+                    (manifest.status, manifest.ended_at, manifest.model_id, json.dumps(manifest.config),
+                     manifest.run_id),
+                )  # fmt: skip
+            if answers:
+                self.backend.executemany(
+                    upsert_sql("answers", ANSWER_COLS, _KEY), [answer_values(a) for a in answers]
+                )
+            if judgments:
+                self.backend.executemany(
+                    upsert_sql("judgments", JUDGMENT_COLS, _KEY), [judgment_values(j) for j in judgments]
+                )
+        return row is None
+
+    def add_baseline_approval(self, name: str, run_id: str, set_at: str, note: str | None) -> bool:
+        """Record an approval copied from another store unless it is here already; True when added."""
+        with self.backend.transaction():
+            if self._execute(
+                "SELECT 1 FROM baselines WHERE name = ? AND run_id = ? AND set_at = ?", (name, run_id, set_at)
+            ).fetchone():
+                return False
+            self._execute(
+                f"INSERT INTO baselines ({','.join(BASELINE_COLS)}) VALUES (?, ?, ?, ?)",
+                (name, run_id, set_at, note),
+            )
+        return True
 
     # results ------------------------------------------------------------------------------------------
 
