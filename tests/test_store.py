@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+from dataclasses import replace
 
 import pytest
 
@@ -238,3 +239,90 @@ def test_evals_store_selects_the_database(tmp_path, postgres_url, monkeypatch):
     assert not (tmp_path / "evals.db").exists()
     with Store(tmp_path, readonly=True) as store:
         assert store.run("r1") == manifest()
+
+
+# The schema of lookingglass at commit bcd7456 (migrations _m001_initial and _m002_baselines), as that
+# release wrote it: kept here verbatim so the upgrade is tested from a real older store.
+SCHEMA_BCD7456 = """
+CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL);
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, schema_version INTEGER NOT NULL, suite_name TEXT NOT NULL,
+    suite_path TEXT NOT NULL, suite_hash TEXT NOT NULL, model_name TEXT NOT NULL, model TEXT, model_id TEXT,
+    judge_name TEXT NOT NULL, judge_model TEXT NOT NULL, rubric_name TEXT NOT NULL, rubric_hash TEXT NOT NULL,
+    samples INTEGER NOT NULL, config_json TEXT NOT NULL, tags_json TEXT NOT NULL, status TEXT NOT NULL,
+    started_at TEXT NOT NULL, ended_at TEXT, lookingglass_version TEXT NOT NULL
+);
+CREATE INDEX runs_suite ON runs (suite_name, started_at);
+CREATE TABLE items (
+    run_id TEXT NOT NULL REFERENCES runs (run_id), item_id TEXT NOT NULL, position INTEGER NOT NULL,
+    area TEXT NOT NULL, content_hash TEXT NOT NULL, item_json TEXT NOT NULL, PRIMARY KEY (run_id, item_id)
+);
+CREATE TABLE answers (
+    run_id TEXT NOT NULL, item_id TEXT NOT NULL, sample INTEGER NOT NULL, text TEXT, tokens_in INTEGER,
+    tokens_out INTEGER, latency_ms REAL, model_id TEXT, error TEXT, PRIMARY KEY (run_id, item_id, sample),
+    FOREIGN KEY (run_id, item_id) REFERENCES items (run_id, item_id)
+);
+CREATE TABLE judgments (
+    run_id TEXT NOT NULL, item_id TEXT NOT NULL, sample INTEGER NOT NULL,
+    score INTEGER CHECK (score BETWEEN 1 AND 5), rationale TEXT, raw TEXT, judge TEXT NOT NULL,
+    cache_key TEXT NOT NULL, cached INTEGER NOT NULL DEFAULT 0, tokens_in INTEGER, tokens_out INTEGER,
+    latency_ms REAL, error TEXT, PRIMARY KEY (run_id, item_id, sample),
+    FOREIGN KEY (run_id, item_id) REFERENCES items (run_id, item_id)
+);
+CREATE INDEX judgments_cache ON judgments (cache_key) WHERE score IS NOT NULL;
+CREATE TABLE baselines (
+    name TEXT NOT NULL, run_id TEXT NOT NULL REFERENCES runs (run_id), set_at TEXT NOT NULL, note TEXT
+);
+CREATE INDEX baselines_name ON baselines (name, set_at);
+INSERT INTO _migrations VALUES ('_m001_initial', '2026-11-20 10:00:00'), ('_m002_baselines', '2026-11-20 10:00:00');
+INSERT INTO runs VALUES ('old1', 1, 'demo', 'suites/demo', 'h', 'local', 'smollm2', 'smol-1', 'claude',
+    'claude-test', 'correctness', 'rh', 1, '{}', '["nightly"]', 'finished', '2026-11-20T10:00:00+00:00',
+    '2026-11-20T10:05:00+00:00', '0.1.0');
+INSERT INTO items VALUES ('old1', 'q1', 0, 'math', 'ch', '{"id":"q1","area":"math","question":"2+2?","reference":"4"}');
+INSERT INTO answers VALUES ('old1', 'q1', 0, '4', 5, 1, 3.0, 'smol-1', NULL);
+INSERT INTO judgments VALUES ('old1', 'q1', 0, 5, 'right', 'raw', 'claude (claude-test)', 'key-old', 0, 50, 20, 300.0, NULL);
+INSERT INTO baselines VALUES ('prod', 'old1', '2026-11-20T11:00:00+00:00', NULL);
+"""
+
+
+def test_a_store_made_by_release_bcd7456_upgrades_in_place_and_keeps_everything(tmp_path):
+    db = sqlite3.connect(tmp_path / "evals.db")
+    db.executescript(SCHEMA_BCD7456)
+    db.close()
+    with Store(tmp_path) as store:
+        run = store.run("old1")
+        # The old run knew only its first item's rubric: that is the set it is given.
+        assert run.rubrics == ("correctness@rh",) and run.status == "finished"
+        assert store.answers("old1") == {("q1", 0): Answer("old1", "q1", 0, "4", 5, 1, 3.0, "smol-1")}
+        judgment = store.judgments("old1")[("q1", 0)]
+        assert (judgment.score, judgment.rubric_hash, judgment.judge_fingerprint, judgment.model_id) == (
+            5, None, None, None,
+        )  # fmt: skip
+        assert store.cached_judgment("key-old") == judgment
+        assert store.baseline("prod").run_id == "old1"
+        # and the upgraded store takes new judgments with their provenance
+        store.save_judgment(
+            replace(judgment, sample=0, rubric_hash="rh2", judge_fingerprint="fp", model_id="m")
+        )
+        assert store.judgments("old1")[("q1", 0)].judge_fingerprint == "fp"
+    applied = [r[0] for r in sqlite3.connect(tmp_path / "evals.db").execute("SELECT name FROM _migrations")]
+    assert applied == [m.__name__ for m in MIGRATIONS]
+
+
+def test_a_postgres_store_of_an_older_release_gains_the_provenance_columns(tmp_path, postgres_url):
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for name, step in POSTGRES_MIGRATIONS[:3]:
+            step(db.execute)
+            db.execute("INSERT INTO _migrations VALUES (%s, now()::text)", (name,))
+    with Store(tmp_path, url=postgres_url) as store:
+        store.create_run(manifest(), ITEMS)
+        store.save_judgment(
+            Judgment("r1", "q1", 0, 4, "ok", "raw", "j", "k", rubric_hash="rh", judge_fingerprint="fp")
+        )
+        assert store.judgments("r1")[("q1", 0)].rubric_hash == "rh"
+        assert [r[0] for r in store.db.execute("SELECT name FROM _migrations ORDER BY name")] == [
+            m.__name__ for m in MIGRATIONS
+        ]
