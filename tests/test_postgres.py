@@ -131,3 +131,34 @@ def test_the_lock_of_a_process_killed_with_sigkill_is_released_by_the_server(pro
                 time.sleep(0.05)
         else:
             pytest.fail("the advisory lock of a killed process was never released")
+
+
+def test_the_config_store_key_sends_runs_to_postgres(project, postgres_url):
+    config = yaml.safe_load((project / "evals.yaml").read_text())
+    (project / "evals.yaml").write_text(yaml.safe_dump({**config, "store": postgres_url}))
+    env = {k: v for k, v in os.environ.items() if k != "EVALS_STORE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "evals", "run", "--suite", "suite.jsonl", "--judge", "offline", "--run-id", "c1"],
+        cwd=project, env=env, text=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (project / "reports" / "evals.db").exists()
+    assert (project / "reports" / "runs" / "c1" / "results.jsonl").is_file()  # exports stay local
+    with Store(project, url=postgres_url) as store:
+        assert store.run("c1").status == "finished"
+
+
+def test_an_unreachable_store_is_one_line_without_the_password(project, tmp_path):
+    url = f"postgresql://evals@/evals?host={tmp_path / 'no-server'}&port=5999"
+    env = {**os.environ, "EVALS_STORE": url, "EVALS_DB_PASSWORD": "pw-very-secret-4242"}
+    (project / "evals.yaml").write_text(
+        (project / "evals.yaml").read_text() + "store_password_env: EVALS_DB_PASSWORD\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "evals", "import", "."], cwd=project, env=env, text=True, capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot connect to the run store" in lines[0], done.stderr
+    assert "pw-very-secret-4242" not in done.stderr + done.stdout

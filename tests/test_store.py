@@ -225,9 +225,13 @@ def test_finish_reason_truncation_and_reasoning_read_back_and_reach_the_export(o
     assert (rows["q2"]["truncated"], rows["q2"]["reasoning"]) == (False, None)
 
 
-def test_a_password_in_the_store_url_is_refused_without_being_shown(tmp_path):
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://evals:hunter2-secret@db.example/evals", "postgresql://evals@db/e?password=hunter2-secret"],
+)
+def test_a_password_in_the_store_url_is_refused_without_being_shown(tmp_path, url):
     with pytest.raises(ConfigError) as caught:
-        Store(tmp_path, url="postgresql://evals:hunter2-secret@db.example/evals")
+        Store(tmp_path, url=url)
     assert "PGPASSWORD" in str(caught.value) and "hunter2" not in str(caught.value)
 
 

@@ -37,6 +37,13 @@ def run_lock_key(run_id: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def _display(parts: urllib.parse.SplitResult, query: dict[str, list[str]]) -> str:
+    """The URL as messages show it: no user information, no password parameter, ``//`` kept for a socket."""
+    host = parts.netloc.rpartition("@")[2]
+    shown = urllib.parse.urlencode({k: v for k, v in query.items() if k != "password"}, doseq=True, safe="/")
+    return f"{parts.scheme}://{host}{parts.path}" + (f"?{shown}" if shown else "")
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -47,11 +54,13 @@ class PostgresBackend:
     insertion_order = "seq"
 
     def __init__(self, url: str, readonly: bool = False, password_env: str | None = None):
-        self.where = safe_url(url) or "postgresql"
         try:
-            has_password = urllib.parse.urlsplit(url).password is not None
+            parts = urllib.parse.urlsplit(url)
+            query = urllib.parse.parse_qs(parts.query)
+            has_password = parts.password is not None or "password" in query
         except ValueError:
-            raise ConfigError(f"{self.where}: not a valid PostgreSQL URL") from None
+            raise ConfigError(f"{safe_url(url)}: not a valid PostgreSQL URL") from None
+        self.where = _display(parts, query)
         if has_password:
             raise ConfigError(
                 f"store {self.where}: the URL holds a password; remove it and set PGPASSWORD "
