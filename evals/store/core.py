@@ -22,90 +22,32 @@ from evals.files import atomic_path, write_atomic
 from evals.names import check_name, run_folder
 from evals.records import Answer, Item, Judgment, RunManifest
 from evals.store.postgres import PostgresBackend, is_postgres_url
+from evals.store.rows import (
+    ANSWER_COLS,
+    BASELINE_COLS,
+    ITEM_COLS,
+    JUDGMENT_COLS,
+    KEY,
+    RUN_COLS,
+    answer_of,
+    answer_values,
+    export_manifest,
+    item_values,
+    judgment_of,
+    judgment_values,
+    manifest_of,
+    result_row,
+    run_values,
+    upsert_sql,
+)
 from evals.store.sqlite import DB_NAME, SqliteBackend
 
 STORE_ENV = "EVALS_STORE"
 """Environment variable naming the store (``postgresql://user@host/db``); wins over ``store:`` in the config."""
 
-RUN_COLS = (
-    "run_id", "schema_version", "suite_name", "suite_path", "suite_hash", "model_name", "model", "model_id",
-    "judge_name", "judge_model", "rubric_name", "rubric_hash", "samples", "config_json", "tags_json",
-    "status", "started_at", "ended_at", "lookingglass_version", "rubrics_json",
-)  # fmt: skip
-ITEM_COLS = ("run_id", "item_id", "position", "area", "content_hash", "item_json")
-ANSWER_COLS = (
-    "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
-    "finish_reason", "truncated", "reasoning",
-)  # fmt: skip
-JUDGMENT_COLS = (
-    "run_id", "item_id", "sample", "score", "rationale", "raw", "judge", "cache_key", "cached",
-    "tokens_in", "tokens_out", "latency_ms", "error", "rubric_hash", "judge_fingerprint", "model_id",
-)  # fmt: skip
-BASELINE_COLS = ("name", "run_id", "set_at", "note")
-
 _SELECT_RUN = ",".join(RUN_COLS)
 _SELECT_ANSWER = ",".join(ANSWER_COLS)
 _SELECT_JUDGMENT = ",".join(JUDGMENT_COLS)
-_KEY = ("run_id", "item_id", "sample")
-
-
-def upsert_sql(table: str, cols: tuple[str, ...], key: tuple[str, ...]) -> str:
-    """An insert that replaces the row with the same key: one statement both dialects speak."""
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in key)
-    return (
-        f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))}) "
-        f"ON CONFLICT ({','.join(key)}) DO UPDATE SET {updates}"
-    )
-
-
-def _flags(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    # Flags are stored as 0/1 integers: PostgreSQL will not put a boolean into an integer column.
-    return tuple(int(v) if isinstance(v, bool) else v for v in values)
-
-
-def answer_values(answer: Answer) -> tuple[Any, ...]:
-    """An answer as a row of ``answers``."""
-    return _flags(tuple(getattr(answer, c) for c in ANSWER_COLS))
-
-
-def judgment_values(judgment: Judgment) -> tuple[Any, ...]:
-    """A judgment as a row of ``judgments``."""
-    return _flags(tuple(getattr(judgment, c) for c in JUDGMENT_COLS))
-
-
-def run_values(m: RunManifest) -> tuple[Any, ...]:
-    """A manifest as a row of ``runs``."""
-    return (
-        m.run_id, m.schema_version, m.suite_name, m.suite_path, m.suite_hash, m.model_name, m.model,
-        m.model_id, m.judge_name, m.judge_model, m.rubric_name, m.rubric_hash, m.samples,
-        json.dumps(m.config), json.dumps(list(m.tags)), m.status, m.started_at, m.ended_at,
-        m.lookingglass_version, json.dumps(sorted(m.rubrics)),
-    )  # fmt: skip
-
-
-def item_values(run_id: str, position: int, item: Item) -> tuple[Any, ...]:
-    """An item as a row of ``items``."""
-    return (run_id, item.id, position, item.area, item.content_hash(), item.model_dump_json())
-
-
-def _answer(row: tuple[Any, ...]) -> Answer:
-    values = dict(zip(ANSWER_COLS, row, strict=True))
-    values["truncated"] = bool(values["truncated"])
-    return Answer(**values)
-
-
-def _judgment(row: tuple[Any, ...]) -> Judgment:
-    values = dict(zip(JUDGMENT_COLS, row, strict=True))
-    values["cached"] = bool(values["cached"])
-    return Judgment(**values)
-
-
-def _manifest(row: tuple[Any, ...]) -> RunManifest:
-    data = dict(zip(RUN_COLS, row, strict=True))
-    data["config"] = json.loads(data.pop("config_json"))
-    data["tags"] = tuple(json.loads(data.pop("tags_json")))
-    data["rubrics"] = tuple(json.loads(data.pop("rubrics_json")))
-    return RunManifest(**data)
 
 
 def store_url(config_store: str | None = None) -> str | None:
@@ -186,7 +128,7 @@ class Store:
         row = self._execute(f"SELECT {_SELECT_RUN} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
-        return _manifest(row)
+        return manifest_of(row)
 
     def has_run(self, run_id: str) -> bool:
         """True when a run with this id exists."""
@@ -197,7 +139,7 @@ class Store:
         sql, args = f"SELECT {_SELECT_RUN} FROM runs", tuple[str, ...]()
         if suite_name is not None:
             sql, args = sql + " WHERE suite_name = ?", (suite_name,)
-        return [_manifest(r) for r in self._execute(sql + " ORDER BY started_at, run_id", args).fetchall()]
+        return [manifest_of(r) for r in self._execute(sql + " ORDER BY started_at, run_id", args).fetchall()]
 
     def set_model_id(self, run_id: str, model_id: str) -> None:
         self._execute(
@@ -297,19 +239,19 @@ class Store:
 
     def save_answer(self, answer: Answer) -> None:
         """Store an answer, replacing an earlier one of the same item and sample (a retried error)."""
-        self._execute(upsert_sql("answers", ANSWER_COLS, _KEY), answer_values(answer))
+        self._execute(upsert_sql("answers", ANSWER_COLS, KEY), answer_values(answer))
 
     def save_judgment(self, judgment: Judgment) -> None:
         """Store a judgment, replacing an earlier one of the same item and sample."""
-        self._execute(upsert_sql("judgments", JUDGMENT_COLS, _KEY), judgment_values(judgment))
+        self._execute(upsert_sql("judgments", JUDGMENT_COLS, KEY), judgment_values(judgment))
 
     def answers(self, run_id: str) -> dict[tuple[str, int], Answer]:
         rows = self._execute(f"SELECT {_SELECT_ANSWER} FROM answers WHERE run_id = ?", (run_id,))
-        return {(r[1], r[2]): _answer(r) for r in rows.fetchall()}
+        return {(r[1], r[2]): answer_of(r) for r in rows.fetchall()}
 
     def judgments(self, run_id: str) -> dict[tuple[str, int], Judgment]:
         rows = self._execute(f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE run_id = ?", (run_id,))
-        return {(r[1], r[2]): _judgment(r) for r in rows.fetchall()}
+        return {(r[1], r[2]): judgment_of(r) for r in rows.fetchall()}
 
     def cached_judgment(self, cache_key: str) -> Judgment | None:
         """An earlier successful judgment of exactly this (judge, rubric, question, reference, answer)."""
@@ -317,7 +259,7 @@ class Store:
             f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE cache_key = ? AND score IS NOT NULL LIMIT 1",
             (cache_key,),
         ).fetchone()
-        return None if row is None else _judgment(row)
+        return None if row is None else judgment_of(row)
 
     def load_run(
         self, manifest: RunManifest, items: list[Item], answers: list[Answer], judgments: list[Judgment]
@@ -353,11 +295,11 @@ class Store:
                 )  # fmt: skip
             if answers:
                 self.backend.executemany(
-                    upsert_sql("answers", ANSWER_COLS, _KEY), [answer_values(a) for a in answers]
+                    upsert_sql("answers", ANSWER_COLS, KEY), [answer_values(a) for a in answers]
                 )
             if judgments:
                 self.backend.executemany(
-                    upsert_sql("judgments", JUDGMENT_COLS, _KEY), [judgment_values(j) for j in judgments]
+                    upsert_sql("judgments", JUDGMENT_COLS, KEY), [judgment_values(j) for j in judgments]
                 )
         return row is None
 
@@ -397,49 +339,3 @@ class Store:
         with atomic_path(out) as tmp, jsonlines.open(tmp, mode="w", flush=False) as writer:
             writer.write_all(self.results(run_id) if rows is None else rows)
         return out  # readers never see half a file
-
-
-def export_manifest(manifest: RunManifest, items: list[Item]) -> str:
-    """``manifest.json``: the run's manifest with its items (in suite order) under ``items``."""
-    data = {**manifest.to_dict(), "items": [it.model_dump(mode="json") for it in items]}
-    return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
-
-
-def result_row(run_id: str, item: Item, sample: int, a: Answer | None, j: Judgment | None) -> dict[str, Any]:
-    """The exported row of one item and sample (``results.jsonl``)."""
-    error = (a.error if a else "not answered") or (j.error if j else "not judged")
-    return {
-        "run_id": run_id,
-        "id": item.id,
-        "sample": sample,
-        "area": item.area,
-        "question": item.prompt_text(),
-        "reference": item.reference,
-        "answer": a.text if a else None,
-        "finish_reason": a.finish_reason if a else None,
-        "truncated": a.truncated if a else False,
-        "reasoning": a.reasoning if a else None,
-        "score": j.score if j and not error else None,
-        "rationale": j.rationale if j else None,
-        "error": error,
-        "error_kind": None if not error else ("answer" if not a or a.error else "judge"),
-        "judge": j.judge if j else None,
-        "cached": j.cached if j else None,
-        "answer_tokens_in": a.tokens_in if a else None,
-        "answer_tokens_out": a.tokens_out if a else None,
-        "answer_latency_ms": a.latency_ms if a else None,
-        "judge_tokens_in": j.tokens_in if j else None,
-        "judge_tokens_out": j.tokens_out if j else None,
-        "judge_latency_ms": j.latency_ms if j else None,
-        "item_hash": item.content_hash(),
-        "tags": list(item.tags),
-        # Provenance, and what ``evals import`` needs to rebuild the answer and judgment rows exactly.
-        "answer_model_id": a.model_id if a else None,
-        "judge_model_id": j.model_id if j else None,
-        "rubric_hash": j.rubric_hash if j else None,
-        "judge_fingerprint": j.judge_fingerprint if j else None,
-        "cache_key": j.cache_key if j else None,
-        "raw": j.raw if j else None,
-        "answer_error": a.error if a else None,
-        "judge_error": j.error if j else None,
-    }

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.files import atomic_path
-from evals.store.core import Store
+from evals.store.protocol import RunStore
 
 _RESULT_COLUMNS: dict[str, str] = {
     "run_id": "string", "id": "string", "sample": "int32", "area": "string", "question": "string",
@@ -50,7 +50,9 @@ def _arrow_type(name: str) -> Any:
     return pa.type_for_alias(name)
 
 
-def export_history(store: Store, out: Path, pass_score: int = 4, suite: str | None = None) -> HistoryExport:
+def export_history(
+    store: RunStore, out: Path, pass_score: int = 4, suite: str | None = None
+) -> HistoryExport:
     """Write ``runs.parquet``, ``areas.parquet`` and ``results.parquet`` into ``out`` (each atomically).
 
     ``pass_score``: the lowest score that passes (the scorecard's ``pass_score``); ``suite``: only its runs.

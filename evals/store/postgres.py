@@ -90,6 +90,9 @@ class PostgresBackend:
             self._migrate()
             if readonly:  # a command that only reads cannot write by mistake
                 self.db.execute("SET default_transaction_read_only = on")
+        except psycopg.Error as exc:
+            self.db.close()
+            raise StoreError(f"{self.where}: cannot prepare the run store: {self._message(exc)}") from None
         except BaseException:
             self.db.close()
             raise

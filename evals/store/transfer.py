@@ -9,16 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from evals.errors import StoreError
 from evals.records import Answer, Item, Judgment, RunManifest
-from evals.store.core import Store
-
-NOT_ANSWERED, NOT_JUDGED = "not answered", "not judged"
-"""The errors ``results.jsonl`` gives a sample that has no answer or no judgment stored."""
+from evals.store.protocol import RunStore
+from evals.store.rows import records_of
 
 
 @dataclass
@@ -33,7 +30,7 @@ class TransferReport:
     """Baseline approvals added."""
 
 
-def copy_store(source: Store, target: Store) -> TransferReport:
+def copy_store(source: RunStore, target: RunStore) -> TransferReport:
     """Copy every run (items, answers, judgments) and baseline approval of ``source`` into ``target``."""
     report = TransferReport()
     for manifest in source.runs():
@@ -102,7 +99,7 @@ def read_export(folder: Path) -> tuple[RunManifest, list[Item], list[Answer], li
                 raise ValueError(f"run_id {row.get('run_id')!r} is not the manifest's {manifest.run_id!r}")
             if row.get("id") not in known:
                 raise ValueError(f"item {row.get('id')!r} is not among the manifest's items")
-            answer, judgment = _records(row)
+            answer, judgment = records_of(row)
         except (ValueError, TypeError, KeyError) as exc:
             reason = " ".join(str(exc).split())[:200]
             raise StoreError(
@@ -115,32 +112,7 @@ def read_export(folder: Path) -> tuple[RunManifest, list[Item], list[Answer], li
     return manifest, items, answers, judgments
 
 
-def _records(row: dict[str, Any]) -> tuple[Answer | None, Judgment | None]:
-    """The stored answer and judgment a result row was made from (None where there was none)."""
-    run_id, item_id, sample = row["run_id"], row["id"], int(row["sample"])
-    error, kind = row.get("error"), row.get("error_kind")
-    # Rows exported before the answer's and the judgment's errors were kept apart say it with error_kind.
-    answer_error = row.get("answer_error", error if kind == "answer" else None)
-    judge_error = row.get("judge_error", error if kind == "judge" else None)
-    answer = None
-    if not (row.get("answer") is None and answer_error in (None, NOT_ANSWERED)):
-        answer = Answer(
-            run_id, item_id, sample, row.get("answer"), row.get("answer_tokens_in"), row.get("answer_tokens_out"),
-            row.get("answer_latency_ms"), row.get("answer_model_id"), answer_error,
-            row.get("finish_reason"), bool(row.get("truncated")), row.get("reasoning"),
-        )  # fmt: skip
-    judgment = None
-    if row.get("judge") is not None and judge_error != NOT_JUDGED:
-        judgment = Judgment(
-            run_id, item_id, sample, row.get("score"), row.get("rationale"), row.get("raw"), row["judge"],
-            row.get("cache_key") or f"imported:{run_id}:{item_id}:{sample}", bool(row.get("cached")),
-            row.get("judge_tokens_in"), row.get("judge_tokens_out"), row.get("judge_latency_ms"), judge_error,
-            row.get("rubric_hash"), row.get("judge_fingerprint"), row.get("judge_model_id"),
-        )  # fmt: skip
-    return answer, judgment
-
-
-def import_runs(path: Path, target: Store) -> TransferReport:
+def import_runs(path: Path, target: RunStore) -> TransferReport:
     """Load every run exported under ``path`` into ``target``: all are read and checked before any is written."""
     runs = [read_export(folder) for folder in find_exports(path)]
     report = TransferReport()
