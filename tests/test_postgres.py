@@ -14,6 +14,8 @@ import yaml
 
 from evals.errors import StoreError
 from evals.fakes import FakeOpenAI, text_reply
+from evals.reference_judge import ReferenceJudge
+from evals.runner import judge_fingerprint
 from evals.store import Store
 
 SUITE = [
@@ -77,6 +79,10 @@ def test_several_processes_writing_one_store_lose_and_duplicate_nothing(project,
             assert len(rows) == len(SUITE) * 3
             assert all(r["score"] == 5 and r["error"] is None for r in rows)
             assert len(store.answers(m.run_id)) == len(store.judgments(m.run_id)) == len(SUITE) * 3
+            # the offline judge's fixed identity and the rubric stand behind every verdict
+            assert {(j.judge_fingerprint, j.rubric_hash) for j in store.judgments(m.run_id).values()} == {
+                (judge_fingerprint(ReferenceJudge("offline", project / "judges")), m.rubric_hash)
+            }
         total = store.db.execute("SELECT count(*), count(DISTINCT (run_id, item_id, sample)) FROM answers")
         assert total.fetchone() == (4 * len(SUITE) * 3, 4 * len(SUITE) * 3)
     for n in range(4):  # each machine has the exports of its own run
