@@ -92,7 +92,16 @@ def export_history(
     )  # fmt: skip
     areas = areas.append_column("errors", pc.subtract(areas["samples"], areas["scored"]))
     areas = areas.append_column(
-        "pass_rate", pc.divide(pc.cast(areas["passed"], pa.float64()), pc.cast(areas["scored"], pa.float64()))
+        # null, not NaN, for an area with nothing scored: there is no rate to average into a trend
+        "pass_rate",
+        pc.divide(
+            pc.cast(areas["passed"], pa.float64()),
+            pc.if_else(
+                pc.equal(areas["scored"], 0),
+                pa.scalar(None, pa.float64()),
+                pc.cast(areas["scored"], pa.float64()),
+            ),
+        ),
     )
     by_run = {m.run_id: m for m in manifests}
     areas = _with_run_columns(areas, by_run)
