@@ -176,6 +176,12 @@ class Config(BaseModel):
     default_suite: str | None = None
     """Suite ``evals run`` uses when ``--suite`` is not given (relative to the config's folder)."""
     reports_dir: str = "reports"
+    store: str | None = None
+    """Where runs are stored: ``postgresql://user@host/db`` for one store shared by several machines (the
+    ``postgres`` extra), or a SQLite file; default ``<reports_dir>/evals.db``. ``EVALS_STORE`` overrides it.
+    Never put the password here: libpq reads ``PGPASSWORD`` or ``~/.pgpass``."""
+    store_password_env: str | None = None
+    """Name of the environment variable holding the store's password, when it is not ``PGPASSWORD``."""
     default_model: str | None = None
     """Model used when ``--model`` is not given (default: the first one)."""
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
@@ -184,6 +190,16 @@ class Config(BaseModel):
     """Judge used when ``--judge`` is not given (default: the first judge whose key is set, else offline)."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
+
+    @field_validator("store_password_env")
+    @classmethod
+    def _password_variable(cls, name: str | None) -> str | None:
+        # Never echo the value: when it is not a name, it is most likely the password itself.
+        if name is not None and not KEY_ENV_PATTERN.fullmatch(name):
+            raise ValueError(
+                "expected the NAME of an environment variable (e.g. EVALS_DB_PASSWORD), not a password"
+            )
+        return name
 
     def model(self, name: str | None) -> tuple[str, Endpoint]:
         """The named model (or the default one)."""

@@ -225,6 +225,14 @@ class Judgment(_Wire):
     tokens_out: int | None = None
     latency_ms: float | None = None
     error: str | None = None
+    rubric_hash: str | None = None
+    """Hash of the rubric that graded the answer (None in runs stored before provenance was kept)."""
+    judge_fingerprint: str | None = None
+    """The judge's configured identity: ``JudgeIdentity.digest`` for a frontier judge, the offline judge's
+    fixed identity for it; the same fingerprint and rubric hash mean the same grading."""
+    model_id: str | None = None
+    """The model id the judge's server reported for this verdict (for a reused one, the id of the call that
+    made it; None for the offline judge)."""
     schema_version: int = SCHEMA_VERSION
 
 
@@ -285,6 +293,9 @@ class RunManifest(_Wire):
     """``running`` (or interrupted), ``finished``, ``failed``."""
     ended_at: str | None = None
     lookingglass_version: str = ""
+    rubrics: tuple[str, ...] = ()
+    """Every rubric the run's items are graded with, as ``name@hash``, sorted (``rubric_name`` and
+    ``rubric_hash`` are only the first item's)."""
     schema_version: int = SCHEMA_VERSION
 
     def selection(self) -> Selection:

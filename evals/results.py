@@ -62,6 +62,19 @@ class ResultRow:
     item_hash: str
     """Hash of what the item asks; an item whose hash changed is not compared with its older self."""
     tags: tuple[str, ...] = ()
+    answer_model_id: str | None = None
+    """The model id the server reported with the answer."""
+    judge_model_id: str | None = None
+    """The model id the judge's API reported with its verdict."""
+    rubric_hash: str | None = None
+    """The version of the rubric that graded it."""
+    judge_fingerprint: str | None = None
+    """The judge's configured identity (the digest that keys the judgment cache)."""
+    cache_key: str | None = None
+    raw: str | None = None
+    """The judge's reply as received."""
+    answer_error: str | None = None
+    judge_error: str | None = None
     schema_version: int = RESULT_SCHEMA_VERSION
 
     @classmethod

@@ -15,6 +15,7 @@ endpoint whose first calls all fail the same way stops it (``EndpointFailing``),
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from evals import __version__
+from evals import __version__, reference_judge
 from evals.budget import Budget
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, ProviderError, StoreError
@@ -55,9 +56,23 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def new_run_id() -> str:
-    """Sortable by start time, unique enough for one store: ``20261122T231500Z-3f9a``."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+def new_run_id(model_name: str | None = None) -> str:
+    """Sortable by start time and unique across machines sharing a store: ``20261122T231500Z-qwen-3f9a0c1e``.
+
+    The model's name (made safe for a run id) tells runs of one night apart at a glance; 32 random bits
+    keep two machines starting the same model in the same second from colliding.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    model = re.sub(r"[^A-Za-z0-9._-]+", "-", model_name or "").strip("-._")[:40]
+    return "-".join(part for part in (stamp, model, secrets.token_hex(4)) if part)
+
+
+def judge_fingerprint(judge: Judge) -> str:
+    """The judge's configured identity as one hash: ``JudgeIdentity.digest`` for a frontier judge; the
+    offline judge's algorithm version (what its cache key holds in the judge's place) for it."""
+    if isinstance(judge, LLMJudge):
+        return judge.identity.digest
+    return content_hash({"judge_model": f"{reference_judge.MODEL}/v{reference_judge.ALGORITHM}"})
 
 
 class Reporter(Protocol):
@@ -116,8 +131,9 @@ def plan_run(
 ) -> RunManifest:
     """The manifest of a new run: what will be asked of whom, with a config snapshot free of secrets."""
     rubric = judge.rubric_for(suite.items[0]) if suite.items else None
+    rubrics = sorted({judge.rubric_for(item).label for item in suite.items})
     return RunManifest(
-        run_id=run_id or new_run_id(),
+        run_id=run_id or new_run_id(model_name),
         suite_name=suite.name,
         suite_path=str(suite.path),
         suite_hash=suite.hash,
@@ -132,6 +148,7 @@ def plan_run(
         config=_config(model, judge, judge_endpoint),
         tags=tuple(tags),
         lookingglass_version=__version__,
+        rubrics=tuple(rubrics),
     )
 
 
@@ -212,7 +229,7 @@ async def execute(
     to_answer, to_judge = _pending(store, manifest, outcome)
     total = outcome.skipped + len(to_answer) + len(to_judge)
     reporter.start(total, answered=outcome.skipped + len(to_judge), judged=outcome.skipped)
-    store.set_status(manifest.run_id, "running")
+    await asyncio.to_thread(store.set_status, manifest.run_id, "running")
     judge_queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
     for unit in to_judge:
         judge_queue.put_nowait(unit)
@@ -230,11 +247,11 @@ async def execute(
             )
             if budget:
                 budget.settle(held, "model", answer.tokens_in, answer.tokens_out, answer.error is not None)
-            store.save_answer(answer)
+            await asyncio.to_thread(store.save_answer, answer)
             outcome.asked += 1
             if answer.error is None:
                 if not seen_model_id and answer.model_id:
-                    store.set_model_id(manifest.run_id, answer.model_id)
+                    await asyncio.to_thread(store.set_model_id, manifest.run_id, answer.model_id)
                     seen_model_id = True
                 unit.answer, unit.truncated = answer.text, answer.truncated
                 judge_queue.put_nowait(unit)
@@ -278,8 +295,8 @@ async def execute(
         raise
     finally:
         reporter.stop()
-    store.set_status(manifest.run_id, "finished", now())
-    outcome.manifest = store.run(manifest.run_id)
+    await asyncio.to_thread(store.set_status, manifest.run_id, "finished", now())
+    outcome.manifest = await asyncio.to_thread(store.run, manifest.run_id)
     return outcome
 
 
@@ -321,18 +338,21 @@ async def _judge_once(
     """Judge one answer, reusing a stored or in-flight judgment with the same cache key."""
     answer = unit.answer or ""
     key = judge.cache_key(unit.item, answer)
+    # Provenance taken with the key: a judge stepping down its output mode mid-call changes neither.
+    rubric_hash, fingerprint = judge.rubric_for(unit.item).hash, judge_fingerprint(judge)
     if unit.truncated:  # the judge was told it was cut off: not the same grading as of the same text whole
         key = content_hash([key, "truncated"])
-    earlier = store.cached_judgment(key)
+    # Store calls go through a thread: a network store (PostgreSQL) must not stall the event loop.
+    earlier = await asyncio.to_thread(store.cached_judgment, key)
     if earlier is None and key in inflight:
         earlier = await asyncio.shield(inflight[key])
         earlier = earlier if earlier.error is None else None
     if earlier is not None:
         judgment = Judgment(
             run_id, unit.item.id, unit.sample, earlier.score, earlier.rationale, earlier.raw, earlier.judge,
-            key, cached=True,
+            key, cached=True, rubric_hash=rubric_hash, judge_fingerprint=fingerprint, model_id=earlier.model_id,
         )  # fmt: skip
-        store.save_judgment(judgment)
+        await asyncio.to_thread(store.save_judgment, judgment)
         outcome.reused += 1
         return judgment
     held = budget.hold_judgment(judge, unit.item, answer, unit.truncated) if budget else 0.0
@@ -347,9 +367,10 @@ async def _judge_once(
         judgment = Judgment(
             run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
             judge.describe(), key, cached=False, tokens_in=verdict.tokens_in, tokens_out=verdict.tokens_out,
-            latency_ms=verdict.latency_ms, error=verdict.error,
+            latency_ms=verdict.latency_ms, error=verdict.error, rubric_hash=rubric_hash,
+            judge_fingerprint=fingerprint, model_id=verdict.model_id,
         )  # fmt: skip
-        store.save_judgment(judgment)
+        await asyncio.to_thread(store.save_judgment, judgment)
         outcome.judged += 1
         future.set_result(judgment)
         return judgment
@@ -394,7 +415,7 @@ def run_suite(
     if resume is None:
         if suite is None:
             raise ValueError("a new run needs a suite")
-        run_id = run_id or new_run_id()
+        run_id = run_id or new_run_id(model_name)
         _check_free(store, run_id)
     with ExitStack() as held:
         if resume is not None:

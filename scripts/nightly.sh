@@ -24,7 +24,8 @@ status=0
 shopt -s nullglob
 for suite in "$SUITES_DIR"/*/ "$SUITES_DIR"/*.yaml "$SUITES_DIR"/*.yml "$SUITES_DIR"/*.jsonl "$SUITES_DIR"/*.csv; do
   suite="${suite%/}"
-  run_id="nightly-$(basename "$suite" | tr -c 'A-Za-z0-9_-' '-')-$(date -u +%Y%m%dT%H%M%SZ)"
+  # Unique across machines sharing one store: suite, model, time and 32 random bits.
+  run_id="nightly-$(printf '%s-%s' "$(basename "$suite")" "${MODEL:-default}" | tr -c 'A-Za-z0-9_-' '-' | cut -c1-80)-$(date -u +%Y%m%dT%H%M%SZ)-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')"
   echo "== $suite → $run_id"
   if ! "$EVALS" run --suite "$suite" --run-id "$run_id" "${run_opts[@]}" "${common[@]}"; then
     echo "!! $suite could not be run" >&2

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Iterator
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from evals.fakes import FakeAnthropic, FakeOpenAI
 from evals.providers import retry
+from evals.store import Store
 
 # Variables the SDKs read on their own (keys, base URLs, org, custom headers, credential profiles):
 # a developer's shell must not leak into a test, nor a test reach a real API.
 _SDK_PREFIXES = ("OPENAI_", "ANTHROPIC_")
+# Nor may a developer's store settings or libpq variables send a test's runs to a real database.
+_STORE_VARIABLES = ("EVALS_STORE", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE")
 
 
 @pytest.fixture(autouse=True)
 def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run each test in its own empty folder, with HOME there too and no SDK variables set."""
     for name in list(os.environ):
-        if name.startswith(_SDK_PREFIXES):
+        if name.startswith(_SDK_PREFIXES) or name in _STORE_VARIABLES:
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     home.mkdir()
@@ -49,3 +59,95 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
     """A started fake Anthropic server (``.url`` is the base_url); stopped after the test."""
     with FakeAnthropic() as server:
         yield server
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A throwaway PostgreSQL server listening on a Unix socket only."""
+
+    socket_dir: Path
+    port: int
+
+    def url(self, database: str = "postgres") -> str:
+        """The store URL of one of its databases (user ``postgres``, no password: trust on the socket)."""
+        return f"postgresql://postgres@/{database}?host={self.socket_dir}&port={self.port}"
+
+
+def _free_port() -> int:
+    # The port only names the socket file; a free TCP port is simply a number nobody else uses.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL started with ``initdb``/``pg_ctl`` in a temporary folder, stopped at the end.
+
+    Skipped when the binaries are missing (``apt-get install postgresql``), except in CI (``CI`` set),
+    which installs them: there a missing server fails the tests instead of hiding them.
+    """
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        reason = "PostgreSQL is not installed here (apt-get install postgresql); its store tests need it"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    bindir = Path(found[-1]).parent
+    base = Path(tempfile.mkdtemp(prefix="evals-pg-"))
+    data, sockets = base / "data", base / "sockets"
+    sockets.mkdir()
+    # initdb refuses to run as root: as root, the server runs as Debian's postgres user.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        for path in (base, sockets):
+            shutil.chown(path, "postgres", "postgres")
+    port = _free_port()
+    pg_ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data)]
+    try:
+        subprocess.run(
+            [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+             "--no-sync"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        subprocess.run(
+            [*pg_ctl, "-w", "-l", str(base / "server.log"), "start", "-o",
+             f"-k {sockets} -p {port} -c listen_addresses='' -c fsync=off -c max_connections=200"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    except subprocess.CalledProcessError as exc:
+        log = (base / "server.log").read_text() if (base / "server.log").exists() else ""
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.fail(f"could not start PostgreSQL: {exc.stderr.decode()} {log}", pytrace=False)
+    try:
+        yield PostgresServer(sockets, port)
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database on the throwaway server, dropped after the test."""
+    import psycopg  # only the PostgreSQL tests need it
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.url(name)
+    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs twice: on a SQLite file and on a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "evals.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def open_store(tmp_path: Path, store_url: str) -> Callable[..., Store]:
+    """Opens the parametrised store (reports folder ``tmp_path``) with ``Store``'s keyword arguments."""
+    return lambda **kwargs: Store(tmp_path, url=store_url, **kwargs)

@@ -26,6 +26,7 @@ from evals.cli.project import init, rubric
 from evals.cli.report import compare, index, report
 from evals.cli.run import run, suite
 from evals.cli.runs import runs
+from evals.cli.store import export, import_, store
 from evals.errors import EvalsError
 from evals.terminal import SafeLogHandler
 
@@ -91,3 +92,5 @@ for command in (run, suite, demo, serve_local, model, report, index, compare, ga
     main.add_command(command)
 main.add_command(init)
 main.add_command(rubric)
+for command in (store, import_, export):
+    main.add_command(command)

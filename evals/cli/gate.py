@@ -23,7 +23,7 @@ from evals.config import load_config
 from evals.errors import EvalsError
 from evals.files import write_atomic
 from evals.names import BASELINE_NAME, RUN_ID, RUN_OR_BASELINE
-from evals.store import Store
+from evals.store import open_store
 
 
 @click.command(epilog=GATE_EXIT_HELP)
@@ -64,7 +64,7 @@ def gate(
 
     config = load_config(config_path)
     policy = gating.load_policy(policy_path)
-    with Store(reports_path(config, reports_dir), readonly=True) as store:
+    with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         try:
             base = store.baseline(baseline)
             verdict = gating.decide(store, candidate, base.run_id, policy, allow_judge_change)
@@ -107,7 +107,7 @@ def baseline_set(
     from evals.runner import now
 
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store:
+    with open_store(config, reports_path(config, reports_dir)) as store:
         store.set_baseline(name, run_id, now(), note)
     out.print(plain(f"baseline {name} → {run_id}"), soft_wrap=True)
 
@@ -119,7 +119,7 @@ def baseline_set(
 def baseline_list(history: bool, reports_dir: Path | None, config_path: Path | None) -> None:
     """List baselines: name, run, when it was approved, model."""
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir), readonly=True) as store:
+    with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         table = Table("name", "run", "approved at", "model", "note")
         for name, run_id, set_at, note in store.baselines(history=history):
             m = store.run(run_id)
@@ -140,7 +140,7 @@ def rollback(name: str, write: bool, config_path: Path | None, reports_dir: Path
     from evals.rollback import restore_model
 
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir), readonly=True) as store:
+    with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         run = store.baseline(name)
     text, written = restore_model(run, config_path or Path("evals.yaml"), write)
     out.print(plain(text, newlines=True), soft_wrap=True)

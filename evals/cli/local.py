@@ -21,7 +21,7 @@ from evals.localmodel import (
     serve_foreground,
 )
 from evals.records import Selection
-from evals.store import Store
+from evals.store import open_store
 from evals.suites import Suite, load_suite
 
 LOCAL_JUDGE = "local"
@@ -86,7 +86,7 @@ def demo(
         named, configured = config.judge(judge_name)
     options = ServerOptions(slots=parallel, ctx_per_slot=slot_tokens, verbose=verbose)
     err.print(f"starting the bundled SmolLM2-135M-Instruct on llama.cpp ({parallel} slots)…")
-    with Store(reports_path(config, reports_dir)) as store, local_server(options) as server:
+    with open_store(config, reports_path(config, reports_dir)) as store, local_server(options) as server:
         model = Endpoint(
             base_url=server.base_url,
             model=server.model,

@@ -23,7 +23,7 @@ from evals.cli.common import (
 from evals.config import load_config
 from evals.names import RUN_OR_BASELINE, run_folder
 from evals.results import result_rows
-from evals.store import Store
+from evals.store import open_store
 
 if TYPE_CHECKING:
     from evals.scorecard import Scorecard
@@ -67,7 +67,7 @@ def report(
 
     config = load_config(config_path)
     policy = load_policy(policy_path)
-    with Store(reports_path(config, reports_dir), readonly=True) as store:
+    with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         run_id = run_id or latest_run(store).run_id
         card = build_scorecard(store, run_id, baseline, config.scorecard, policy.max_error_rate)
         paths = write_scorecard(card, run_folder(store.reports_dir, run_id))
@@ -96,7 +96,7 @@ def index(reports_dir: Path | None, config_path: Path | None) -> None:
     from evals.render import write_index
 
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir), readonly=True) as store:
+    with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         out.print(plain(f"index: {write_index(store)}"), soft_wrap=True)
 
 
@@ -164,7 +164,7 @@ def compare(run_a: str, run_b: str, reports_dir: Path | None, config_path: Path 
     from evals.scorecard import drift
 
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir), readonly=True) as store:
+    with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         a, b = store.baseline(run_a), store.baseline(run_b)
         result = drift(
             result_rows(store.results(b.run_id)), result_rows(store.results(a.run_id)), config.scorecard

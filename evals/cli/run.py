@@ -30,7 +30,7 @@ from evals.results import summarize
 from evals.rubrics import rubric_search
 from evals.runner import MAX_SAMPLES, RunOutcome, check_resumable, new_run_id, remaining, run_suite
 from evals.secrets import safe_url
-from evals.store import Store
+from evals.store import Store, open_store
 from evals.suites import Suite, find_problems, load_suite, suites_in
 
 
@@ -136,7 +136,7 @@ def run(
             items = [item for item in suite.items for _ in range(samples)]
             _print_plan(config, suite, selection, items, [], model_name, model, judge_name, judge, max_cost)
             return
-        with Store(reports_path(config, reports_dir)) as store, sigterm_interrupts():
+        with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
             _execute(
                 config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, None,
                 selection, max_cost, fail_after,
@@ -146,7 +146,7 @@ def run(
         raise click.UsageError(
             "--area, --item-tag and --limit are set when a run starts; --resume keeps them"
         )
-    with Store(reports_path(config, reports_dir)) as store, sigterm_interrupts():
+    with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
         manifest = store.run(resume)
         selection = manifest.selection()
         suite = _select(load_suite(suite_path or manifest.suite_path), selection)
@@ -227,7 +227,7 @@ def _execute(
     max_cost: float | None = None,
     fail_after: int = FAIL_AFTER,
 ) -> RunOutcome:
-    run_id = None if resume else (run_id or new_run_id())
+    run_id = None if resume else (run_id or new_run_id(model_name))
     scope = "" if selection is None or selection.whole else f", subset: {selection.describe()}"
     err.print(
         plain(

@@ -11,7 +11,7 @@ from rich.table import Table
 from evals.cli.common import EXIT_CODES_HELP, config_option, fmt, out, plain, reports_option, reports_path
 from evals.config import load_config
 from evals.names import RUN_ID
-from evals.store import Store
+from evals.store import open_store
 
 
 @click.group()
@@ -43,7 +43,7 @@ def runs_list(
     table = Table("run", "started", "status", "errors", "scored", "suite", "model", "judge", "tags")
     for column in table.columns:
         column.overflow = "fold"  # a run id or a tag is shown whole, wrapped, never cut with an ellipsis
-    with Store(reports_path(config, reports_dir), readonly=True) as store:
+    with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         for m in store.runs(suite_name):
             if model_name is not None and m.model_name != model_name:
                 continue
@@ -81,7 +81,7 @@ def runs_exclude(run_id: str, undo: bool, reports_dir: Path | None, config_path:
     from evals.scorecard.baselines import EXCLUDED
 
     config = load_config(config_path)
-    with Store(reports_path(config, reports_dir)) as store:
+    with open_store(config, reports_path(config, reports_dir)) as store:
         store.set_tag(run_id, EXCLUDED, present=not undo)
     verb = "no longer excluded" if undo else "excluded from baseline choice and history"
     out.print(plain(f"run {run_id} {verb}"), soft_wrap=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from evals.config import ScorecardSettings
 from evals.records import RunManifest
@@ -121,6 +121,8 @@ class RunInfo(_Record):
     judge_model: str
     rubric_name: str
     rubric_hash: str
+    rubrics: list[str] = Field(default_factory=list)
+    """Every rubric the run's items were graded with, as ``name@hash``."""
     samples: int
     started_at: str
     config: dict[str, Any]
@@ -141,6 +143,7 @@ class RunInfo(_Record):
         """The scorecard's view of a manifest."""
         data = m.to_dict()
         data["tags"] = list(m.tags)
+        data["rubrics"] = list(m.rubrics)
         structured = m.config.get("structured")
         return cls(
             **data,

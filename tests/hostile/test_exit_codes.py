@@ -169,7 +169,7 @@ def test_a_writable_store_that_needs_a_migration_is_upgraded_by_a_reading_comman
     reports.mkdir()
     db = sqlite3.connect(reports / DB_NAME)  # a store from before the baselines table
     db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    from evals.store import _m001_initial
+    from evals.store.migrations import _m001_initial
 
     _m001_initial(db)
     db.execute("INSERT INTO _migrations VALUES ('_m001_initial', datetime('now'))")

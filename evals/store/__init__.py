@@ -1,0 +1,30 @@
+"""The run store: SQLite at ``<reports>/evals.db`` by default, or one PostgreSQL database for a team.
+
+``Store`` is the one implementation of the ``RunStore`` protocol over both backends (``sqlite.py``,
+``postgres.py``), each evolved by the numbered steps of ``migrations.py``. ``open_store`` picks the store
+a config names; ``transfer.py`` copies and imports runs, ``export.py`` writes the history as Parquet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evals.config import Config
+from evals.store.core import STORE_ENV, Store, store_url
+from evals.store.migrations import SQLITE_MIGRATIONS
+from evals.store.postgres import is_postgres_url
+from evals.store.protocol import RunStore
+from evals.store.sqlite import DB_NAME
+
+MIGRATIONS = SQLITE_MIGRATIONS
+"""The SQLite steps (``migrations.POSTGRES_MIGRATIONS`` holds PostgreSQL's, under the same names)."""
+
+__all__ = ["DB_NAME", "MIGRATIONS", "STORE_ENV", "RunStore", "Store", "open_store", "store_url"]
+
+
+def open_store(config: Config, reports_dir: Path, readonly: bool = False) -> Store:
+    """The store a config names (``EVALS_STORE`` first, then ``store:``), else ``<reports_dir>/evals.db``."""
+    url = store_url(config.store)
+    if url is not None and not is_postgres_url(url):
+        url = str(config.path(url))  # a SQLite file named in the config is relative to the config's folder
+    return Store(reports_dir, readonly=readonly, url=url, password_env=config.store_password_env)

@@ -1,0 +1,348 @@
+"""The run store over either backend: runs, items, answers, judgments and baselines, the same SQL for both.
+
+Every answer and judgment is committed as it arrives, so a process killed at any moment leaves a
+consistent store that ``--resume`` continues. Each run is also exported as ``results.jsonl`` and
+``manifest.json`` (for pandas, DuckDB and ``evals import``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import jsonlines
+
+from evals.errors import StoreError
+from evals.files import atomic_path, write_atomic
+from evals.names import check_name, run_folder
+from evals.records import Answer, Item, Judgment, RunManifest
+from evals.store.postgres import PostgresBackend, is_postgres_url
+from evals.store.rows import (
+    ANSWER_COLS,
+    BASELINE_COLS,
+    ITEM_COLS,
+    JUDGMENT_COLS,
+    KEY,
+    RUN_COLS,
+    answer_of,
+    answer_values,
+    export_manifest,
+    item_values,
+    judgment_of,
+    judgment_values,
+    manifest_of,
+    result_row,
+    run_values,
+    upsert_sql,
+)
+from evals.store.sqlite import DB_NAME, SqliteBackend
+
+STORE_ENV = "EVALS_STORE"
+"""Environment variable naming the store (``postgresql://user@host/db``); wins over ``store:`` in the config."""
+
+_SELECT_RUN = ",".join(RUN_COLS)
+_SELECT_ANSWER = ",".join(ANSWER_COLS)
+_SELECT_JUDGMENT = ",".join(JUDGMENT_COLS)
+
+
+def store_url(config_store: str | None = None) -> str | None:
+    """The store to use: ``EVALS_STORE``, else the config's ``store:``; None means the reports folder's SQLite."""
+    return os.environ.get(STORE_ENV) or config_store or None
+
+
+class Store:
+    """The run store: the reports folder's SQLite file, or the PostgreSQL database ``url`` names.
+
+    ``url`` (a PostgreSQL URL or a SQLite file) None means ``EVALS_STORE`` if set, else
+    ``<reports_dir>/evals.db``. A PostgreSQL store still
+    keeps each run's exports and lock file under ``<reports_dir>/runs/``. ``readonly=True`` (``gate``,
+    ``compare``, ``baseline list``, ``report``, ``index``, ``rollback``) opens SQLite with ``mode=ro``: it
+    works on a store whose file and folder are not writable, never creates one, and never migrates one that
+    can't be written (a clear error says what to do).
+    """
+
+    def __init__(
+        self,
+        reports_dir: Path | str,
+        readonly: bool = False,
+        url: str | None = None,
+        password_env: str | None = None,
+    ):
+        self.reports_dir = Path(reports_dir)
+        self.readonly = readonly
+        url = url if url is not None else os.environ.get(STORE_ENV) or None
+        self.backend: SqliteBackend | PostgresBackend
+        if url is not None and is_postgres_url(url):
+            self.backend = PostgresBackend(url, readonly, password_env)
+            self.path: Path | str = self.backend.where
+        else:
+            self.path = Path(url) if url else self.reports_dir / DB_NAME
+            if self.path.is_dir():
+                self.path = self.path / DB_NAME
+            self.backend = SqliteBackend(self.path, readonly)
+        self.db = self.backend.db
+        """The backend's own connection (tests and migrations only; everything else goes through methods)."""
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return "postgresql" if isinstance(self.backend, PostgresBackend) else "sqlite"
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.close()
+        if self.backend.is_error(exc):  # say which store, for a damaged, read-only or unreachable one
+            assert exc is not None
+            detail = self.backend.describe(exc) if isinstance(self.backend, PostgresBackend) else str(exc)
+            raise StoreError(f"{self.path}: the run store could not be used: {detail}") from exc
+
+    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        return self.backend.execute(sql, args)
+
+    # runs ---------------------------------------------------------------------------------------------
+
+    def create_run(self, manifest: RunManifest, items: list[Item]) -> None:
+        """Record a new run and the items it will ask, in one transaction."""
+        with self.backend.transaction():
+            self._execute(
+                f"INSERT INTO runs ({_SELECT_RUN}) VALUES ({','.join('?' * len(RUN_COLS))})",
+                run_values(manifest),
+            )
+            self.backend.executemany(
+                f"INSERT INTO items ({','.join(ITEM_COLS)}) VALUES (?,?,?,?,?,?)",
+                [item_values(manifest.run_id, pos, it) for pos, it in enumerate(items)],
+            )
+
+    def run(self, run_id: str) -> RunManifest:
+        """The manifest of a run; StoreError when there is no such run."""
+        row = self._execute(f"SELECT {_SELECT_RUN} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r} in {self.path}")
+        return manifest_of(row)
+
+    def has_run(self, run_id: str) -> bool:
+        """True when a run with this id exists."""
+        return self._execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    def runs(self, suite_name: str | None = None) -> list[RunManifest]:
+        """All runs (of one suite), oldest first."""
+        sql, args = f"SELECT {_SELECT_RUN} FROM runs", tuple[str, ...]()
+        if suite_name is not None:
+            sql, args = sql + " WHERE suite_name = ?", (suite_name,)
+        return [manifest_of(r) for r in self._execute(sql + " ORDER BY started_at, run_id", args).fetchall()]
+
+    def set_model_id(self, run_id: str, model_id: str) -> None:
+        self._execute(
+            "UPDATE runs SET model_id = ? WHERE run_id = ? AND model_id IS NULL", (model_id, run_id)
+        )
+
+    def set_status(self, run_id: str, status: str, ended_at: str | None = None) -> None:
+        self._execute("UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, ended_at, run_id))
+
+    def set_tag(self, run_id: str, tag: str, present: bool = True) -> RunManifest:
+        """Add (or with ``present=False`` remove) one tag of a run, e.g. ``excluded``; the updated manifest."""
+        m = self.run(run_id)
+        tags = [t for t in m.tags if t != tag] + ([tag] if present else [])
+        self._execute("UPDATE runs SET tags_json = ? WHERE run_id = ?", (json.dumps(tags), run_id))
+        return self.run(run_id)
+
+    def set_config(self, run_id: str, config: dict[str, Any]) -> None:
+        """Replace a run's config snapshot (e.g. to record the output mode its judge settled on)."""
+        self._execute("UPDATE runs SET config_json = ? WHERE run_id = ?", (json.dumps(config), run_id))
+
+    @contextmanager
+    def lock_run(self, run_id: str) -> Iterator[None]:
+        """Hold the run while a process works it; StoreError if another one does.
+
+        ``runs/<run_id>/.lock`` is ``flock``ed (the OS releases it when the holder exits, even by kill -9,
+        so it never goes stale); a PostgreSQL store also holds the run's advisory lock, which works across
+        machines and is released when the holder's connection ends.
+        """
+        path = self.reports_dir / "runs" / run_id / ".lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a+")
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the run's lock file: {exc.strerror or exc}") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip()[:20]
+                raise StoreError(
+                    f"run {run_id} is being worked by another evals process"
+                    + (f" (pid {holder})" if holder.isdigit() else "")
+                    + "; wait for it to end, or stop it, then resume"
+                ) from None
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+            try:
+                with self.backend.lock(run_id):
+                    yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # baselines ----------------------------------------------------------------------------------------
+
+    def set_baseline(self, name: str, run_id: str, set_at: str, note: str | None = None) -> None:
+        """Approve ``run_id`` as baseline ``name``; earlier approvals stay in the history.
+
+        A name must follow ``evals.names.NAME_PATTERN`` and may not be the id of a run: ``baseline()`` looks
+        names up first, so such a name would hide that run.
+        """
+        check_name(name, "baseline name")
+        self.run(run_id)
+        if self.has_run(name):
+            raise StoreError(f"baseline name {name!r} is the id of a run; choose a name that is not a run id")
+        self._execute(
+            f"INSERT INTO baselines ({','.join(BASELINE_COLS)}) VALUES (?, ?, ?, ?)",
+            (name, run_id, set_at, note),
+        )
+
+    def baselines(self, history: bool = False) -> list[tuple[str, str, str, str | None]]:
+        """(name, run_id, set_at, note): the current baseline of each name, or every approval."""
+        order = self.backend.insertion_order
+        rows = [
+            tuple(r)
+            for r in self._execute(
+                f"SELECT name, run_id, set_at, note FROM baselines ORDER BY name, set_at, {order}"
+            ).fetchall()
+        ]
+        if history:
+            return rows
+        return list({r[0]: r for r in rows}.values())
+
+    def baseline(self, name_or_run: str) -> RunManifest:
+        """The run a baseline name points to, or the run with that id."""
+        current = {name: run_id for name, run_id, _, _ in self.baselines()}
+        if name_or_run in current:
+            return self.run(current[name_or_run])
+        try:
+            return self.run(name_or_run)
+        except StoreError:
+            names = ", ".join(sorted(current)) or "none yet (evals baseline set RUN_ID --name NAME)"
+            raise StoreError(
+                f"{name_or_run!r} is neither a baseline name nor a run id; baselines: {names}"
+            ) from None
+
+    # items, answers, judgments ------------------------------------------------------------------------
+
+    def items(self, run_id: str) -> list[Item]:
+        """The run's items, in suite order."""
+        rows = self._execute("SELECT item_json FROM items WHERE run_id = ? ORDER BY position", (run_id,))
+        return [Item.model_validate_json(r[0]) for r in rows.fetchall()]
+
+    def save_answer(self, answer: Answer) -> None:
+        """Store an answer, replacing an earlier one of the same item and sample (a retried error)."""
+        self._execute(upsert_sql("answers", ANSWER_COLS, KEY), answer_values(answer))
+
+    def save_judgment(self, judgment: Judgment) -> None:
+        """Store a judgment, replacing an earlier one of the same item and sample."""
+        self._execute(upsert_sql("judgments", JUDGMENT_COLS, KEY), judgment_values(judgment))
+
+    def answers(self, run_id: str) -> dict[tuple[str, int], Answer]:
+        rows = self._execute(f"SELECT {_SELECT_ANSWER} FROM answers WHERE run_id = ?", (run_id,))
+        return {(r[1], r[2]): answer_of(r) for r in rows.fetchall()}
+
+    def judgments(self, run_id: str) -> dict[tuple[str, int], Judgment]:
+        rows = self._execute(f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE run_id = ?", (run_id,))
+        return {(r[1], r[2]): judgment_of(r) for r in rows.fetchall()}
+
+    def cached_judgment(self, cache_key: str) -> Judgment | None:
+        """An earlier successful judgment of exactly this (judge, rubric, question, reference, answer)."""
+        row = self._execute(
+            f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE cache_key = ? AND score IS NOT NULL LIMIT 1",
+            (cache_key,),
+        ).fetchone()
+        return None if row is None else judgment_of(row)
+
+    def load_run(
+        self, manifest: RunManifest, items: list[Item], answers: list[Answer], judgments: list[Judgment]
+    ) -> bool:
+        """Write a whole run from elsewhere (a copy, an import) in one transaction; True when it was new.
+
+        Idempotent: a run already here is brought up to date (status, answers, judgments), never duplicated.
+        A run here under the same id but of another suite or start time is a StoreError: two different runs.
+        """
+        with self.backend.transaction():
+            row = self._execute(
+                "SELECT suite_hash, started_at FROM runs WHERE run_id = ?", (manifest.run_id,)
+            ).fetchone()
+            if row is not None and tuple(row) != (manifest.suite_hash, manifest.started_at):
+                raise StoreError(
+                    f"run {manifest.run_id} in {self.path} is another run (suite hash {row[0]}, started "
+                    f"{row[1]}) than the one being loaded; nothing was written for it"
+                )
+            if row is None:
+                self._execute(
+                    f"INSERT INTO runs ({_SELECT_RUN}) VALUES ({','.join('?' * len(RUN_COLS))})",
+                    run_values(manifest),
+                )
+                self.backend.executemany(
+                    f"INSERT INTO items ({','.join(ITEM_COLS)}) VALUES (?,?,?,?,?,?)",
+                    [item_values(manifest.run_id, pos, it) for pos, it in enumerate(items)],
+                )
+            else:
+                self._execute(
+                    "UPDATE runs SET status = ?, ended_at = ?, model_id = ?, config_json = ? WHERE run_id = ?",
+                    (manifest.status, manifest.ended_at, manifest.model_id, json.dumps(manifest.config),
+                     manifest.run_id),
+                )  # fmt: skip
+            if answers:
+                self.backend.executemany(
+                    upsert_sql("answers", ANSWER_COLS, KEY), [answer_values(a) for a in answers]
+                )
+            if judgments:
+                self.backend.executemany(
+                    upsert_sql("judgments", JUDGMENT_COLS, KEY), [judgment_values(j) for j in judgments]
+                )
+        return row is None
+
+    def add_baseline_approval(self, name: str, run_id: str, set_at: str, note: str | None) -> bool:
+        """Record an approval copied from another store unless it is here already; True when added."""
+        with self.backend.transaction():
+            if self._execute(
+                "SELECT 1 FROM baselines WHERE name = ? AND run_id = ? AND set_at = ?", (name, run_id, set_at)
+            ).fetchone():
+                return False
+            self._execute(
+                f"INSERT INTO baselines ({','.join(BASELINE_COLS)}) VALUES (?, ?, ?, ?)",
+                (name, run_id, set_at, note),
+            )
+        return True
+
+    # results ------------------------------------------------------------------------------------------
+
+    def results(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """One row per item and sample, answer and judgment joined: the export and the scorecard's input."""
+        manifest = self.run(run_id)
+        answers = self.answers(run_id)
+        judgments = self.judgments(run_id)
+        for item in self.items(run_id):
+            for sample in range(manifest.samples):
+                yield result_row(
+                    run_id, item, sample, answers.get((item.id, sample)), judgments.get((item.id, sample))
+                )
+
+    def export_jsonl(self, run_id: str, rows: list[dict[str, Any]] | None = None) -> Path:
+        """Write ``<reports>/runs/<run_id>/results.jsonl`` (``rows``, if already read) and, beside it,
+        ``manifest.json`` (the run and its items, what ``evals import`` needs); return the results' path."""
+        folder = run_folder(self.reports_dir, run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / "results.jsonl"
+        write_atomic(folder / "manifest.json", export_manifest(self.run(run_id), self.items(run_id)))
+        with atomic_path(out) as tmp, jsonlines.open(tmp, mode="w", flush=False) as writer:
+            writer.write_all(self.results(run_id) if rows is None else rows)
+        return out  # readers never see half a file

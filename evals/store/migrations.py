@@ -1,0 +1,254 @@
+"""The store's schema, evolved by numbered steps: one list per SQL dialect, with the same step names.
+
+Each step runs once, in order, inside a transaction, and is recorded in ``_migrations``; append new steps
+to both lists, never edit an applied one. The two lists differ only where the dialects do (types, the
+baselines' insertion order, JSON functions); ``tests/test_store.py`` checks that their names agree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+# ---------------------------------------------------------------------------------------------- SQLite
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            schema_version INTEGER NOT NULL,
+            suite_name TEXT NOT NULL,
+            suite_path TEXT NOT NULL,
+            suite_hash TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            model TEXT,
+            model_id TEXT,
+            judge_name TEXT NOT NULL,
+            judge_model TEXT NOT NULL,
+            rubric_name TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            samples INTEGER NOT NULL,
+            config_json TEXT NOT NULL,
+            tags_json TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            lookingglass_version TEXT NOT NULL
+        );
+        CREATE INDEX runs_suite ON runs (suite_name, started_at);
+        CREATE TABLE items (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            item_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            area TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            item_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_id)
+        );
+        CREATE TABLE answers (
+            run_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            text TEXT,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            latency_ms REAL,
+            model_id TEXT,
+            error TEXT,
+            PRIMARY KEY (run_id, item_id, sample),
+            FOREIGN KEY (run_id, item_id) REFERENCES items (run_id, item_id)
+        );
+        CREATE TABLE judgments (
+            run_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            score INTEGER CHECK (score BETWEEN 1 AND 5),
+            rationale TEXT,
+            raw TEXT,
+            judge TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            cached INTEGER NOT NULL DEFAULT 0,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            latency_ms REAL,
+            error TEXT,
+            PRIMARY KEY (run_id, item_id, sample),
+            FOREIGN KEY (run_id, item_id) REFERENCES items (run_id, item_id)
+        );
+        CREATE INDEX judgments_cache ON judgments (cache_key) WHERE score IS NOT NULL;
+        """
+    )
+
+
+def _m002_baselines(db: sqlite3.Connection) -> None:
+    # Append-only: the current baseline of a name is its latest row; older rows are the approval history.
+    db.executescript(
+        """
+        CREATE TABLE baselines (
+            name TEXT NOT NULL,
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            set_at TEXT NOT NULL,
+            note TEXT
+        );
+        CREATE INDEX baselines_name ON baselines (name, set_at);
+        """
+    )
+
+
+def _m003_answer_finish(db: sqlite3.Connection) -> None:
+    # Why the model stopped (a cut-off answer is graded knowing it) and the reasoning kept apart from it.
+    db.executescript(
+        """
+        ALTER TABLE answers ADD COLUMN finish_reason TEXT;
+        ALTER TABLE answers ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE answers ADD COLUMN reasoning TEXT;
+        """
+    )
+
+
+def _m004_provenance(db: sqlite3.Connection) -> None:
+    # Which rubric version and which judge graded each answer, and the model the judge's server said it
+    # was; a run's rubrics are every rubric its items name. Older runs knew only their first item's rubric.
+    db.executescript(
+        """
+        ALTER TABLE judgments ADD COLUMN rubric_hash TEXT;
+        ALTER TABLE judgments ADD COLUMN judge_fingerprint TEXT;
+        ALTER TABLE judgments ADD COLUMN model_id TEXT;
+        ALTER TABLE runs ADD COLUMN rubrics_json TEXT NOT NULL DEFAULT '[]';
+        UPDATE runs SET rubrics_json = json_array(rubric_name || '@' || rubric_hash) WHERE rubric_hash != '';
+        """
+    )
+
+
+SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_initial,
+    _m002_baselines,
+    _m003_answer_finish,
+    _m004_provenance,
+]
+"""Applied in order, each once; append new steps, never edit an applied one."""
+
+# ------------------------------------------------------------------------------------------ PostgreSQL
+
+Execute = Callable[[str], Any]
+"""Runs one SQL statement (``psycopg.Connection.execute``)."""
+
+
+def _pg_m001_initial(execute: Execute) -> None:
+    execute(
+        """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            schema_version INTEGER NOT NULL,
+            suite_name TEXT NOT NULL,
+            suite_path TEXT NOT NULL,
+            suite_hash TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            model TEXT,
+            model_id TEXT,
+            judge_name TEXT NOT NULL,
+            judge_model TEXT NOT NULL,
+            rubric_name TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            samples INTEGER NOT NULL,
+            config_json TEXT NOT NULL,
+            tags_json TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            lookingglass_version TEXT NOT NULL
+        );
+        CREATE INDEX runs_suite ON runs (suite_name, started_at);
+        CREATE TABLE items (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            item_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            area TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            item_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_id)
+        );
+        CREATE TABLE answers (
+            run_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            text TEXT,
+            tokens_in BIGINT,
+            tokens_out BIGINT,
+            latency_ms DOUBLE PRECISION,
+            model_id TEXT,
+            error TEXT,
+            PRIMARY KEY (run_id, item_id, sample),
+            FOREIGN KEY (run_id, item_id) REFERENCES items (run_id, item_id)
+        );
+        CREATE TABLE judgments (
+            run_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            score INTEGER CHECK (score BETWEEN 1 AND 5),
+            rationale TEXT,
+            raw TEXT,
+            judge TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            cached INTEGER NOT NULL DEFAULT 0,
+            tokens_in BIGINT,
+            tokens_out BIGINT,
+            latency_ms DOUBLE PRECISION,
+            error TEXT,
+            PRIMARY KEY (run_id, item_id, sample),
+            FOREIGN KEY (run_id, item_id) REFERENCES items (run_id, item_id)
+        );
+        CREATE INDEX judgments_cache ON judgments (cache_key) WHERE score IS NOT NULL;
+        """
+    )
+
+
+def _pg_m002_baselines(execute: Execute) -> None:
+    # ``seq`` orders approvals made within one second, as SQLite's rowid does.
+    execute(
+        """
+        CREATE TABLE baselines (
+            name TEXT NOT NULL,
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            set_at TEXT NOT NULL,
+            note TEXT,
+            seq BIGSERIAL
+        );
+        CREATE INDEX baselines_name ON baselines (name, set_at);
+        """
+    )
+
+
+def _pg_m003_answer_finish(execute: Execute) -> None:
+    execute(
+        """
+        ALTER TABLE answers ADD COLUMN finish_reason TEXT;
+        ALTER TABLE answers ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE answers ADD COLUMN reasoning TEXT;
+        """
+    )
+
+
+def _pg_m004_provenance(execute: Execute) -> None:
+    execute(
+        """
+        ALTER TABLE judgments ADD COLUMN rubric_hash TEXT;
+        ALTER TABLE judgments ADD COLUMN judge_fingerprint TEXT;
+        ALTER TABLE judgments ADD COLUMN model_id TEXT;
+        ALTER TABLE runs ADD COLUMN rubrics_json TEXT NOT NULL DEFAULT '[]';
+        UPDATE runs SET rubrics_json = json_build_array(rubric_name || '@' || rubric_hash)::text
+            WHERE rubric_hash != '';
+        """
+    )
+
+
+POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
+    ("_m001_initial", _pg_m001_initial),
+    ("_m002_baselines", _pg_m002_baselines),
+    ("_m003_answer_finish", _pg_m003_answer_finish),
+    ("_m004_provenance", _pg_m004_provenance),
+]
+"""The same steps under the same names, in PostgreSQL's dialect."""

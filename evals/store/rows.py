@@ -1,0 +1,163 @@
+"""How records become rows of the store's tables and of ``results.jsonl``, and back: one place for both
+backends, and for the exports that ``evals import`` reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from evals.records import Answer, Item, Judgment, RunManifest
+
+RUN_COLS = (
+    "run_id", "schema_version", "suite_name", "suite_path", "suite_hash", "model_name", "model", "model_id",
+    "judge_name", "judge_model", "rubric_name", "rubric_hash", "samples", "config_json", "tags_json",
+    "status", "started_at", "ended_at", "lookingglass_version", "rubrics_json",
+)  # fmt: skip
+ITEM_COLS = ("run_id", "item_id", "position", "area", "content_hash", "item_json")
+ANSWER_COLS = (
+    "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
+    "finish_reason", "truncated", "reasoning",
+)  # fmt: skip
+JUDGMENT_COLS = (
+    "run_id", "item_id", "sample", "score", "rationale", "raw", "judge", "cache_key", "cached",
+    "tokens_in", "tokens_out", "latency_ms", "error", "rubric_hash", "judge_fingerprint", "model_id",
+)  # fmt: skip
+BASELINE_COLS = ("name", "run_id", "set_at", "note")
+
+NOT_ANSWERED, NOT_JUDGED = "not answered", "not judged"
+"""The errors ``results.jsonl`` gives a sample that has no answer or no judgment stored."""
+KEY = ("run_id", "item_id", "sample")
+"""The natural key of an answer and of a judgment."""
+
+
+def upsert_sql(table: str, cols: tuple[str, ...], key: tuple[str, ...]) -> str:
+    """An insert that replaces the row with the same key: one statement both dialects speak."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in key)
+    return (
+        f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))}) "
+        f"ON CONFLICT ({','.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+def _flags(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Flags are stored as 0/1 integers: PostgreSQL will not put a boolean into an integer column.
+    return tuple(int(v) if isinstance(v, bool) else v for v in values)
+
+
+def answer_values(answer: Answer) -> tuple[Any, ...]:
+    """An answer as a row of ``answers``."""
+    return _flags(tuple(getattr(answer, c) for c in ANSWER_COLS))
+
+
+def judgment_values(judgment: Judgment) -> tuple[Any, ...]:
+    """A judgment as a row of ``judgments``."""
+    return _flags(tuple(getattr(judgment, c) for c in JUDGMENT_COLS))
+
+
+def run_values(m: RunManifest) -> tuple[Any, ...]:
+    """A manifest as a row of ``runs``."""
+    return (
+        m.run_id, m.schema_version, m.suite_name, m.suite_path, m.suite_hash, m.model_name, m.model,
+        m.model_id, m.judge_name, m.judge_model, m.rubric_name, m.rubric_hash, m.samples,
+        json.dumps(m.config), json.dumps(list(m.tags)), m.status, m.started_at, m.ended_at,
+        m.lookingglass_version, json.dumps(sorted(m.rubrics)),
+    )  # fmt: skip
+
+
+def item_values(run_id: str, position: int, item: Item) -> tuple[Any, ...]:
+    """An item as a row of ``items``."""
+    return (run_id, item.id, position, item.area, item.content_hash(), item.model_dump_json())
+
+
+def answer_of(row: tuple[Any, ...]) -> Answer:
+    """An answer from a row of ``answers`` (``ANSWER_COLS``)."""
+    values = dict(zip(ANSWER_COLS, row, strict=True))
+    values["truncated"] = bool(values["truncated"])
+    return Answer(**values)
+
+
+def judgment_of(row: tuple[Any, ...]) -> Judgment:
+    """A judgment from a row of ``judgments`` (``JUDGMENT_COLS``)."""
+    values = dict(zip(JUDGMENT_COLS, row, strict=True))
+    values["cached"] = bool(values["cached"])
+    return Judgment(**values)
+
+
+def manifest_of(row: tuple[Any, ...]) -> RunManifest:
+    """A manifest from a row of ``runs`` (``RUN_COLS``)."""
+    data = dict(zip(RUN_COLS, row, strict=True))
+    data["config"] = json.loads(data.pop("config_json"))
+    data["tags"] = tuple(json.loads(data.pop("tags_json")))
+    data["rubrics"] = tuple(json.loads(data.pop("rubrics_json")))
+    return RunManifest(**data)
+
+
+def export_manifest(manifest: RunManifest, items: list[Item]) -> str:
+    """``manifest.json``: the run's manifest with its items (in suite order) under ``items``."""
+    data = {**manifest.to_dict(), "items": [it.model_dump(mode="json") for it in items]}
+    return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+
+
+def result_row(run_id: str, item: Item, sample: int, a: Answer | None, j: Judgment | None) -> dict[str, Any]:
+    """The exported row of one item and sample (``results.jsonl``)."""
+    error = (a.error if a else NOT_ANSWERED) or (j.error if j else NOT_JUDGED)
+    return {
+        "run_id": run_id,
+        "id": item.id,
+        "sample": sample,
+        "area": item.area,
+        "question": item.prompt_text(),
+        "reference": item.reference,
+        "answer": a.text if a else None,
+        "finish_reason": a.finish_reason if a else None,
+        "truncated": a.truncated if a else False,
+        "reasoning": a.reasoning if a else None,
+        "score": j.score if j and not error else None,
+        "rationale": j.rationale if j else None,
+        "error": error,
+        "error_kind": None if not error else ("answer" if not a or a.error else "judge"),
+        "judge": j.judge if j else None,
+        "cached": j.cached if j else None,
+        "answer_tokens_in": a.tokens_in if a else None,
+        "answer_tokens_out": a.tokens_out if a else None,
+        "answer_latency_ms": a.latency_ms if a else None,
+        "judge_tokens_in": j.tokens_in if j else None,
+        "judge_tokens_out": j.tokens_out if j else None,
+        "judge_latency_ms": j.latency_ms if j else None,
+        "item_hash": item.content_hash(),
+        "tags": list(item.tags),
+        # Provenance, and what ``evals import`` needs to rebuild the answer and judgment rows exactly.
+        "answer_model_id": a.model_id if a else None,
+        "judge_model_id": j.model_id if j else None,
+        "rubric_hash": j.rubric_hash if j else None,
+        "judge_fingerprint": j.judge_fingerprint if j else None,
+        "cache_key": j.cache_key if j else None,
+        "raw": j.raw if j else None,
+        "answer_error": a.error if a else None,
+        "judge_error": j.error if j else None,
+    }
+
+
+def records_of(row: dict[str, Any]) -> tuple[Answer | None, Judgment | None]:
+    """The stored answer and judgment a result row was made from (None where there was none)."""
+    run_id, item_id, sample = row["run_id"], row["id"], int(row["sample"])
+    error, kind = row.get("error"), row.get("error_kind")
+    # Rows exported before the answer's and the judgment's errors were kept apart say it with error_kind.
+    answer_error = row.get("answer_error", error if kind == "answer" else None)
+    judge_error = row.get("judge_error", error if kind == "judge" else None)
+    answer = None
+    if not (row.get("answer") is None and answer_error in (None, NOT_ANSWERED)):
+        answer = Answer(
+            run_id, item_id, sample, row.get("answer"), row.get("answer_tokens_in"), row.get("answer_tokens_out"),
+            row.get("answer_latency_ms"), row.get("answer_model_id"), answer_error,
+            row.get("finish_reason"), bool(row.get("truncated")), row.get("reasoning"),
+        )  # fmt: skip
+    judgment = None
+    if row.get("judge") is not None and judge_error != NOT_JUDGED:
+        judgment = Judgment(
+            run_id, item_id, sample, row.get("score"), row.get("rationale"), row.get("raw"), row["judge"],
+            row.get("cache_key") or f"imported:{run_id}:{item_id}:{sample}", bool(row.get("cached")),
+            row.get("judge_tokens_in"), row.get("judge_tokens_out"), row.get("judge_latency_ms"), judge_error,
+            row.get("rubric_hash"), row.get("judge_fingerprint"), row.get("judge_model_id"),
+        )  # fmt: skip
+    return answer, judgment
