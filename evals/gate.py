@@ -20,7 +20,7 @@ from evals.errors import ConfigError
 from evals.provenance import provenance_differences
 from evals.records import RunManifest
 from evals.render.markdown import md_text
-from evals.results import by_area, result_rows
+from evals.results import by_area
 from evals.scorecard.baselines import DEFAULT_MAX_ERROR_RATE
 from evals.scorecard.figures import area_stats, drift, health
 from evals.scorecard.models import Drift, RunHealth
@@ -152,7 +152,7 @@ def decide(
             "judged differently: " + "; ".join(differences)
             + "; re-judge both with one judge, or pass --allow-judge-change"
         )  # fmt: skip
-    rows, base_rows = result_rows(store.results(candidate_id)), result_rows(store.results(baseline_id))
+    rows, base_rows = list(store.results(candidate_id)), list(store.results(baseline_id))
     cand_health, base_health = health(rows), health(base_rows)
     for role, m, h in (("candidate", cand, cand_health), ("baseline", base, base_health)):
         reason = _unready(role, m, h)

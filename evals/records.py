@@ -212,11 +212,12 @@ class Judgment(_Wire):
     run_id: str
     item_id: str
     sample: int
-    score: int | None
+    score: float | None
+    """1 to 5 (a real number: a judge's grade, or a panel's aggregate), None when the judge failed."""
     rationale: str | None
     raw: str | None
     judge: str
-    """The judge that produced it: ``name (model)``."""
+    """The judge that produced it: ``name (model)``; with ``repeat``, part of the verdict's key."""
     cache_key: str
     """Hash of (judge model, rubric hash, question, reference, answer): equal keys are judged once."""
     cached: bool = False
@@ -233,7 +234,20 @@ class Judgment(_Wire):
     model_id: str | None = None
     """The model id the judge's server reported for this verdict (for a reused one, the id of the call that
     made it; None for the offline judge)."""
+    repeat: int = 0
+    """Which asking of this judge about this answer (0: the first); a verdict is keyed by
+    (run, item, sample, repeat, judge)."""
     schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class JudgingProvenance:
+    """Who graded a run's scored answers, read from its verdicts: the judges' configured fingerprints,
+    the model ids their APIs reported, and the rubric versions (empty sets where older runs kept none)."""
+
+    fingerprints: frozenset[str] = frozenset()
+    model_ids: frozenset[str] = frozenset()
+    rubric_hashes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

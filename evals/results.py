@@ -1,9 +1,9 @@
 """One line of ``results.jsonl`` as a typed record, and the per-area figures of the end-of-run table.
 
-``Store.results`` yields one dict per item and sample (answer and judgment joined); ``ResultRow.from_row``
-is the one place that turns such a dict into a record, so every reader (the run table, the scorecard, the
-index, the gate) reads fields mypy checks. A score is a float: a panel of judges may later give an item
-and sample the mean of its verdicts.
+``Store.results`` yields one record per item and sample (its answer and the aggregate of its verdicts,
+built by ``evals.store.rows.result_row``), so every reader (the run table, the scorecard, the index, the
+gate) reads fields mypy checks; ``ResultRow.from_row`` only reads ``results.jsonl`` lines back. A score is
+a float: the mean of the item and sample's scored verdicts (a panel of judges, or repeats of one).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class ResultRow:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
-        """The record of one ``Store.results`` dict (or ``results.jsonl`` line); unknown keys are ignored."""
+        """The record of one ``results.jsonl`` line; unknown keys are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in row.items() if k in names}
         values["tags"] = tuple(values.get("tags") or ())
@@ -95,9 +95,9 @@ class ResultRow:
         return data
 
 
-def result_rows(rows: Iterable[Mapping[str, Any] | ResultRow]) -> list[ResultRow]:
-    """Records of store rows; rows that already are records pass through."""
-    return [r if isinstance(r, ResultRow) else ResultRow.from_row(r) for r in rows]
+def result_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
+    """The rows as a list (``Store.results`` yields them one by one)."""
+    return list(rows)
 
 
 def scores_by_item(rows: Iterable[ResultRow]) -> dict[str, list[float]]:
@@ -130,10 +130,10 @@ class AreaSummary:
     """Answers (item and sample) without a score."""
 
 
-def summarize(rows: Iterable[Mapping[str, Any] | ResultRow]) -> list[AreaSummary]:
+def summarize(rows: Iterable[ResultRow]) -> list[AreaSummary]:
     """Per area of a run's result rows: items scored, mean score, errors; the same mean as the scorecard."""
     out = []
-    for area, area_rows in by_area(result_rows(rows)).items():
+    for area, area_rows in by_area(rows).items():
         by_item = scores_by_item(area_rows)
         errors = sum(1 for r in area_rows if r.score is None)
         out.append(AreaSummary(area, len(by_item), stats.mean_of_items(by_item), errors))

@@ -43,6 +43,7 @@ from evals.records import (
     content_hash,
     is_truncated,
 )
+from evals.results import ResultRow
 from evals.rubrics import RubricSearch
 from evals.store import Store
 from evals.suites import Suite
@@ -115,7 +116,7 @@ class RunOutcome:
     judge_errors: int = 0
     skipped: int = field(default=0)
     """Units already complete in the store before this invocation."""
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[ResultRow] = field(default_factory=list)
     """The run's results as exported (``Store.results``), read once at the end."""
 
 
@@ -498,7 +499,7 @@ def _run_locked(
         finally:
             await _close(model, judge)
 
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     try:
         outcome = run_until_terminated(go)
     except EndpointFailing as exc:

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text
-from evals.results import ResultRow
 from evals.scorecard import Scorecard
 from evals.store import Store
 
@@ -88,7 +87,7 @@ def test_every_output_shows_the_mean_of_item_means(project):
         runs.append(result.output)
     reports = project / "reports"
     with Store(reports, readonly=True) as store:
-        rows = [ResultRow.from_row(r) for r in store.results("r2")]
+        rows = list(store.results("r2"))
     assert Counter((r.id, r.score) for r in rows) == {("a", 5): 3, ("b", 1): 1, ("b", None): 2}
     assert sum(1 for r in rows if r.error_kind == "judge") == 2
 

@@ -77,7 +77,7 @@ def test_several_processes_writing_one_store_lose_and_duplicate_nothing(project,
             assert m.status == "finished"
             rows = list(store.results(m.run_id))
             assert len(rows) == len(SUITE) * 3
-            assert all(r["score"] == 5 and r["error"] is None for r in rows)
+            assert all(r.score == 5 and r.error is None for r in rows)
             assert len(store.answers(m.run_id)) == len(store.judgments(m.run_id)) == len(SUITE) * 3
             # the offline judge's fixed identity and the rubric stand behind every verdict
             assert {(j.judge_fingerprint, j.rubric_hash) for j in store.judgments(m.run_id).values()} == {

@@ -22,7 +22,6 @@ from evals.cli.common import (
 )
 from evals.config import load_config
 from evals.names import RUN_OR_BASELINE, run_folder
-from evals.results import result_rows
 from evals.store import open_store
 
 if TYPE_CHECKING:
@@ -166,9 +165,7 @@ def compare(run_a: str, run_b: str, reports_dir: Path | None, config_path: Path 
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         a, b = store.baseline(run_a), store.baseline(run_b)
-        result = drift(
-            result_rows(store.results(b.run_id)), result_rows(store.results(a.run_id)), config.scorecard
-        )
+        result = drift(list(store.results(b.run_id)), list(store.results(a.run_id)), config.scorecard)
     table = Table("area", "pairs", "Δ mean", "95% CI", "p adj.", "status")
     for area, d in [*sorted(result.areas.items()), ("(overall)", result.overall)]:
         ci = f"[{fmt(d.delta_ci_low, '+.2f')}, {fmt(d.delta_ci_high, '+.2f')}]"

@@ -274,7 +274,7 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
         f"asked {outcome.asked}, judged {outcome.judged}, reused {outcome.reused} cached judgments, "
         f"{outcome.answer_errors} answer errors, {outcome.judge_errors} judge errors"
     )
-    cut = sum(1 for row in outcome.rows if row["truncated"])
+    cut = sum(1 for row in outcome.rows if row.truncated)
     if cut:
         out.print(
             f"{cut} answer{'s' if cut != 1 else ''} cut off at max_tokens "

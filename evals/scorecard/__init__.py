@@ -17,7 +17,7 @@ from evals.config import ScorecardSettings
 from evals.errors import StoreError
 from evals.provenance import provenance_differences
 from evals.records import RunManifest
-from evals.results import ResultRow, by_area, result_rows, scores_by_item
+from evals.results import ResultRow, by_area, scores_by_item
 from evals.scorecard.baselines import (
     DEFAULT_MAX_ERROR_RATE,
     choose_baseline,
@@ -212,7 +212,7 @@ def history(store: Store, run: RunManifest, limit: int) -> list[HistoryPoint]:
                 changes.append("judge")
             if previous.rubric_hash != m.rubric_hash:
                 changes.append("rubric")
-        points.append(history_point(m, result_rows(store.results(m.run_id)), changes))
+        points.append(history_point(m, list(store.results(m.run_id)), changes))
         previous = m
     return points
 
@@ -244,8 +244,8 @@ def build_scorecard(
     settings = settings or ScorecardSettings()
     run = store.run(run_id)
     baseline, choice = choose_baseline(store, run, baseline_id, max_error_rate)
-    rows = result_rows(store.results(run_id))
-    base_rows = result_rows(store.results(baseline.run_id)) if baseline else []
+    rows = list(store.results(run_id))
+    base_rows = list(store.results(baseline.run_id)) if baseline else []
     drifted: DriftReport | None = drift(rows, base_rows, settings) if baseline else None
     areas = []
     for area, area_rows in by_area(rows).items():

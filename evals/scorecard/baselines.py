@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from evals.errors import StoreError
 from evals.records import RunManifest
-from evals.results import result_rows
 from evals.scorecard.figures import health
 from evals.scorecard.models import BaselineChoice, RunHealth, SkippedRun
 from evals.store import Store
@@ -32,7 +31,7 @@ def is_excluded(m: RunManifest) -> bool:
 
 def run_health(store: Store, run_id: str) -> RunHealth:
     """Scored rows and errors of a stored run."""
-    return health(result_rows(store.results(run_id)))
+    return health(list(store.results(run_id)))
 
 
 def _earlier(store: Store, run: RunManifest) -> list[RunManifest]:

@@ -20,13 +20,15 @@ import jsonlines
 from evals.errors import StoreError
 from evals.files import atomic_path, write_atomic
 from evals.names import check_name, run_folder
-from evals.records import Answer, Item, Judgment, RunManifest
+from evals.records import Answer, Item, JudgingProvenance, Judgment, RunManifest
+from evals.results import ResultRow
 from evals.store.postgres import PostgresBackend, is_postgres_url
 from evals.store.rows import (
     ANSWER_COLS,
     BASELINE_COLS,
     ITEM_COLS,
     JUDGMENT_COLS,
+    JUDGMENT_KEY,
     KEY,
     RUN_COLS,
     answer_of,
@@ -249,16 +251,44 @@ class Store:
         self._execute(upsert_sql("answers", ANSWER_COLS, KEY), answer_values(answer))
 
     def save_judgment(self, judgment: Judgment) -> None:
-        """Store a judgment, replacing an earlier one of the same item and sample."""
-        self._execute(upsert_sql("judgments", JUDGMENT_COLS, KEY), judgment_values(judgment))
+        """Store a verdict, replacing an earlier one of the same item, sample, repeat and judge."""
+        self._execute(upsert_sql("judgments", JUDGMENT_COLS, JUDGMENT_KEY), judgment_values(judgment))
 
     def answers(self, run_id: str) -> dict[tuple[str, int], Answer]:
         rows = self._execute(f"SELECT {_SELECT_ANSWER} FROM answers WHERE run_id = ?", (run_id,))
         return {(r[1], r[2]): answer_of(r) for r in rows.fetchall()}
 
+    def verdicts(self, run_id: str) -> list[Judgment]:
+        """Every verdict of a run (all repeats, all judges), by item, sample, repeat and judge."""
+        rows = self._execute(
+            f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE run_id = ? "
+            "ORDER BY item_id, sample, repeat, judge",
+            (run_id,),
+        )
+        return [judgment_of(r) for r in rows.fetchall()]
+
     def judgments(self, run_id: str) -> dict[tuple[str, int], Judgment]:
-        rows = self._execute(f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE run_id = ?", (run_id,))
-        return {(r[1], r[2]): judgment_of(r) for r in rows.fetchall()}
+        """One verdict per (item, sample): a scored one if there is any (resume asks only for the rest)."""
+        out: dict[tuple[str, int], Judgment] = {}
+        for j in self.verdicts(run_id):
+            held = out.get((j.item_id, j.sample))
+            if held is None or (held.score is None and j.score is not None):
+                out[(j.item_id, j.sample)] = j
+        return out
+
+    def judging_provenance(self, run_id: str) -> JudgingProvenance:
+        """Which judges (fingerprints, reported model ids) and rubric versions graded a run's scored
+        answers: one query, whatever the run's size."""
+        rows = self._execute(
+            "SELECT DISTINCT judge_fingerprint, model_id, rubric_hash FROM judgments "
+            "WHERE run_id = ? AND score IS NOT NULL",
+            (run_id,),
+        ).fetchall()
+        return JudgingProvenance(
+            fingerprints=frozenset(r[0] for r in rows if r[0] is not None),
+            model_ids=frozenset(r[1] for r in rows if r[1] is not None),
+            rubric_hashes=frozenset(r[2] for r in rows if r[2] is not None),
+        )
 
     def cached_judgment(self, cache_key: str) -> Judgment | None:
         """An earlier successful judgment of exactly this (judge, rubric, question, reference, answer)."""
@@ -306,7 +336,8 @@ class Store:
                 )
             if judgments:
                 self.backend.executemany(
-                    upsert_sql("judgments", JUDGMENT_COLS, KEY), [judgment_values(j) for j in judgments]
+                    upsert_sql("judgments", JUDGMENT_COLS, JUDGMENT_KEY),
+                    [judgment_values(j) for j in judgments],
                 )
         return row is None
 
@@ -325,18 +356,21 @@ class Store:
 
     # results ------------------------------------------------------------------------------------------
 
-    def results(self, run_id: str) -> Iterator[dict[str, Any]]:
-        """One row per item and sample, answer and judgment joined: the export and the scorecard's input."""
+    def results(self, run_id: str) -> Iterator[ResultRow]:
+        """One row per item and sample, its answer and the aggregate of its verdicts: the export and the
+        input of the run table, the scorecard and the gate."""
         manifest = self.run(run_id)
         answers = self.answers(run_id)
-        judgments = self.judgments(run_id)
+        verdicts: dict[tuple[str, int], list[Judgment]] = {}
+        for j in self.verdicts(run_id):
+            verdicts.setdefault((j.item_id, j.sample), []).append(j)
         for item in self.items(run_id):
             for sample in range(manifest.samples):
                 yield result_row(
-                    run_id, item, sample, answers.get((item.id, sample)), judgments.get((item.id, sample))
+                    run_id, item, sample, answers.get((item.id, sample)), verdicts.get((item.id, sample), [])
                 )
 
-    def export_jsonl(self, run_id: str, rows: list[dict[str, Any]] | None = None) -> Path:
+    def export_jsonl(self, run_id: str, rows: list[ResultRow] | None = None) -> Path:
         """Write ``<reports>/runs/<run_id>/results.jsonl`` (``rows``, if already read) and, beside it,
         ``manifest.json`` (the run and its items, what ``evals import`` needs); return the results' path."""
         folder = run_folder(self.reports_dir, run_id)
@@ -344,5 +378,5 @@ class Store:
         out = folder / "results.jsonl"
         write_atomic(folder / "manifest.json", export_manifest(self.run(run_id), self.items(run_id)))
         with atomic_path(out) as tmp, jsonlines.open(tmp, mode="w", flush=False) as writer:
-            writer.write_all(self.results(run_id) if rows is None else rows)
+            writer.write_all(r.to_dict() for r in (self.results(run_id) if rows is None else rows))
         return out  # readers never see half a file

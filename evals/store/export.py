@@ -68,7 +68,9 @@ def export_history(
     for m in manifests:
         rows = list(store.results(m.run_id))
         batches.append(
-            pa.Table.from_pydict({c: [r.get(c) for r in rows] for c in _RESULT_COLUMNS}, schema=result_schema)
+            pa.Table.from_pydict(
+                {c: [getattr(r, c) for r in rows] for c in _RESULT_COLUMNS}, schema=result_schema
+            )
         )
     results = pa.concat_tables(batches) if batches else result_schema.empty_table()
     scored = pc.is_valid(results["score"])

@@ -123,11 +123,56 @@ def _m004_provenance(db: sqlite3.Connection) -> None:
     )
 
 
+def _m005_verdict_key(db: sqlite3.Connection) -> None:
+    # A verdict is keyed by (run, item, sample, repeat, judge), so a panel of judges, or one judge asked
+    # several times, can grade the same answer; a score is a real number (an aggregate may be fractional).
+    # SQLite cannot change a primary key or a column type in place: the table is rebuilt, in one
+    # transaction (the connection autocommits), so a crash leaves the old table or the new one.
+    db.executescript(
+        """
+        BEGIN;
+        CREATE TABLE judgments_new (
+            run_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            score REAL CHECK (score BETWEEN 1 AND 5),
+            rationale TEXT,
+            raw TEXT,
+            judge TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            cached INTEGER NOT NULL DEFAULT 0,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            latency_ms REAL,
+            error TEXT,
+            rubric_hash TEXT,
+            judge_fingerprint TEXT,
+            model_id TEXT,
+            repeat INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, item_id, sample, repeat, judge),
+            FOREIGN KEY (run_id, item_id) REFERENCES items (run_id, item_id)
+        );
+        INSERT INTO judgments_new (
+            run_id, item_id, sample, score, rationale, raw, judge, cache_key, cached, tokens_in, tokens_out,
+            latency_ms, error, rubric_hash, judge_fingerprint, model_id
+        )
+        SELECT run_id, item_id, sample, score, rationale, raw, judge, cache_key, cached, tokens_in, tokens_out,
+            latency_ms, error, rubric_hash, judge_fingerprint, model_id
+        FROM judgments;
+        DROP TABLE judgments;
+        ALTER TABLE judgments_new RENAME TO judgments;
+        CREATE INDEX judgments_cache ON judgments (cache_key) WHERE score IS NOT NULL;
+        COMMIT;
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
     _m003_answer_finish,
     _m004_provenance,
+    _m005_verdict_key,
 ]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
@@ -245,10 +290,22 @@ def _pg_m004_provenance(execute: Execute) -> None:
     )
 
 
+def _pg_m005_verdict_key(execute: Execute) -> None:
+    execute(
+        """
+        ALTER TABLE judgments ADD COLUMN repeat INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE judgments ALTER COLUMN score TYPE DOUBLE PRECISION;
+        ALTER TABLE judgments DROP CONSTRAINT judgments_pkey;
+        ALTER TABLE judgments ADD PRIMARY KEY (run_id, item_id, sample, repeat, judge);
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
     ("_m003_answer_finish", _pg_m003_answer_finish),
     ("_m004_provenance", _pg_m004_provenance),
+    ("_m005_verdict_key", _pg_m005_verdict_key),
 ]
 """The same steps under the same names, in PostgreSQL's dialect."""

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from evals.records import Answer, Item, Judgment, RunManifest
+from evals.results import ResultRow
 
 RUN_COLS = (
     "run_id", "schema_version", "suite_name", "suite_path", "suite_hash", "model_name", "model", "model_id",
@@ -20,14 +21,16 @@ ANSWER_COLS = (
 )  # fmt: skip
 JUDGMENT_COLS = (
     "run_id", "item_id", "sample", "score", "rationale", "raw", "judge", "cache_key", "cached",
-    "tokens_in", "tokens_out", "latency_ms", "error", "rubric_hash", "judge_fingerprint", "model_id",
+    "tokens_in", "tokens_out", "latency_ms", "error", "rubric_hash", "judge_fingerprint", "model_id", "repeat",
 )  # fmt: skip
 BASELINE_COLS = ("name", "run_id", "set_at", "note")
 
 NOT_ANSWERED, NOT_JUDGED = "not answered", "not judged"
 """The errors ``results.jsonl`` gives a sample that has no answer or no judgment stored."""
 KEY = ("run_id", "item_id", "sample")
-"""The natural key of an answer and of a judgment."""
+"""The natural key of an answer."""
+JUDGMENT_KEY = ("run_id", "item_id", "sample", "repeat", "judge")
+"""The natural key of a verdict: a panel of judges, each asked one or more times, may grade one answer."""
 
 
 def upsert_sql(table: str, cols: tuple[str, ...], key: tuple[str, ...]) -> str:
@@ -98,44 +101,63 @@ def export_manifest(manifest: RunManifest, items: list[Item]) -> str:
     return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
 
 
-def result_row(run_id: str, item: Item, sample: int, a: Answer | None, j: Judgment | None) -> dict[str, Any]:
-    """The exported row of one item and sample (``results.jsonl``)."""
-    error = (a.error if a else NOT_ANSWERED) or (j.error if j else NOT_JUDGED)
-    return {
-        "run_id": run_id,
-        "id": item.id,
-        "sample": sample,
-        "area": item.area,
-        "question": item.prompt_text(),
-        "reference": item.reference,
-        "answer": a.text if a else None,
-        "finish_reason": a.finish_reason if a else None,
-        "truncated": a.truncated if a else False,
-        "reasoning": a.reasoning if a else None,
-        "score": j.score if j and not error else None,
-        "rationale": j.rationale if j else None,
-        "error": error,
-        "error_kind": None if not error else ("answer" if not a or a.error else "judge"),
-        "judge": j.judge if j else None,
-        "cached": j.cached if j else None,
-        "answer_tokens_in": a.tokens_in if a else None,
-        "answer_tokens_out": a.tokens_out if a else None,
-        "answer_latency_ms": a.latency_ms if a else None,
-        "judge_tokens_in": j.tokens_in if j else None,
-        "judge_tokens_out": j.tokens_out if j else None,
-        "judge_latency_ms": j.latency_ms if j else None,
-        "item_hash": item.content_hash(),
-        "tags": list(item.tags),
+def _representative(judgments: list[Judgment]) -> Judgment | None:
+    """The verdict whose details (rationale, judge, tokens) a result row shows: the first scored one by
+    (repeat, judge), else the first failed one."""
+    ordered = sorted(judgments, key=lambda j: (j.score is None or j.error is not None, j.repeat, j.judge))
+    return ordered[0] if ordered else None
+
+
+def aggregate_score(judgments: list[Judgment]) -> float | None:
+    """The score of one item and sample: the mean of its scored verdicts (over repeats and judges)."""
+    scores = [j.score for j in judgments if j.score is not None and j.error is None]
+    return sum(scores) / len(scores) if scores else None
+
+
+def result_row(
+    run_id: str, item: Item, sample: int, a: Answer | None, judgments: list[Judgment]
+) -> ResultRow:
+    """The row of one item and sample (a line of ``results.jsonl``): its answer, and the aggregate of
+    its verdicts; the judge's details are those of the first scored verdict."""
+    j = _representative(judgments)
+    score = aggregate_score(judgments)
+    judge_error = None if score is not None else (j.error if j else NOT_JUDGED)
+    error = (a.error if a else NOT_ANSWERED) or judge_error
+    return ResultRow(
+        run_id=run_id,
+        id=item.id,
+        sample=sample,
+        area=item.area,
+        question=item.prompt_text(),
+        reference=item.reference,
+        answer=a.text if a else None,
+        finish_reason=a.finish_reason if a else None,
+        truncated=a.truncated if a else False,
+        reasoning=a.reasoning if a else None,
+        score=score if not error else None,
+        rationale=j.rationale if j else None,
+        error=error,
+        error_kind=None if not error else ("answer" if not a or a.error else "judge"),
+        judge=j.judge if j else None,
+        cached=j.cached if j else None,
+        answer_tokens_in=a.tokens_in if a else None,
+        answer_tokens_out=a.tokens_out if a else None,
+        answer_latency_ms=a.latency_ms if a else None,
+        judge_tokens_in=j.tokens_in if j else None,
+        judge_tokens_out=j.tokens_out if j else None,
+        judge_latency_ms=j.latency_ms if j else None,
+        item_hash=item.content_hash(),
+        tags=tuple(item.tags),
         # Provenance, and what ``evals import`` needs to rebuild the answer and judgment rows exactly.
-        "answer_model_id": a.model_id if a else None,
-        "judge_model_id": j.model_id if j else None,
-        "rubric_hash": j.rubric_hash if j else None,
-        "judge_fingerprint": j.judge_fingerprint if j else None,
-        "cache_key": j.cache_key if j else None,
-        "raw": j.raw if j else None,
-        "answer_error": a.error if a else None,
-        "judge_error": j.error if j else None,
-    }
+        answer_model_id=a.model_id if a else None,
+        judge_model_id=j.model_id if j else None,
+        rubric_hash=j.rubric_hash if j else None,
+        judge_fingerprint=j.judge_fingerprint if j else None,
+        cache_key=j.cache_key if j else None,
+        raw=j.raw if j else None,
+        answer_error=a.error if a else None,
+        judge_error=j.error if j else None,
+    )
 
 
 def records_of(row: dict[str, Any]) -> tuple[Answer | None, Judgment | None]:

@@ -39,7 +39,7 @@ def copy_store(source: RunStore, target: RunStore) -> TransferReport:
             manifest,
             source.items(run_id),
             list(source.answers(run_id).values()),
-            list(source.judgments(run_id).values()),
+            source.verdicts(run_id),
         )
         (report.added if new else report.updated).append(run_id)
     for name, run_id, set_at, note in source.baselines(history=True):
