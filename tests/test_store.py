@@ -37,7 +37,9 @@ def test_migrations_pin_the_columns(tmp_path):
         "finish_reason", "truncated", "reasoning",
     ]  # fmt: skip
     assert {"score", "rationale", "raw", "cache_key", "cached", "error"} <= set(columns["judgments"])
-    assert {"rubric_hash", "judge_fingerprint", "model_id"} <= set(columns["judgments"])
+    assert {"rubric_hash", "judge_fingerprint", "model_id", "repeat"} <= set(columns["judgments"])
+    key = [r[1] for r in sorted(db.execute("PRAGMA table_info(judgments)"), key=lambda r: r[5]) if r[5]]
+    assert key == ["run_id", "item_id", "sample", "repeat", "judge"]
     assert {"suite_hash", "rubric_hash", "model_id", "config_json", "status", "started_at"} <= set(
         columns["runs"]
     )
@@ -111,6 +113,30 @@ def test_a_second_answer_of_the_same_sample_replaces_the_first(open_store):
         assert store.answers("r1") == {("q1", 0): Answer("r1", "q1", 0, "4")}
         assert store.judgments("r1")[("q1", 0)].score == 4
         assert store.judgments("r1")[("q1", 0)].cached is True
+
+
+def test_verdicts_of_several_judges_and_repeats_are_kept_apart_and_the_row_reads_their_mean(open_store):
+    # What a panel of judges (or one judge asked twice) will store: the results row of the item and
+    # sample reads the mean of the scored verdicts, fractional; a failed verdict adds nothing.
+    with open_store() as store:
+        store.create_run(manifest(samples=2), ITEMS)
+        for sample in (0, 1):
+            store.save_answer(Answer("r1", "q1", sample, "4"))
+        store.save_judgment(Judgment("r1", "q1", 0, 5, "right", "raw", "claude (a)", "k1"))
+        store.save_judgment(Judgment("r1", "q1", 0, 4, "fine", "raw", "gpt (b)", "k2"))
+        store.save_judgment(Judgment("r1", "q1", 0, 4, "fine", "raw", "gpt (b)", "k2", repeat=1))
+        store.save_judgment(Judgment("r1", "q1", 0, None, None, "??", "llama (c)", "k3", error="unparseable"))
+        store.save_judgment(Judgment("r1", "q1", 1, None, None, "??", "claude (a)", "k4", error="timeout"))
+        assert len(store.verdicts("r1")) == 5
+        rows = {(r.id, r.sample): r for r in store.results("r1")}
+        assert rows["q1", 0].score == pytest.approx(13 / 3) and rows["q1", 0].error is None
+        assert rows["q1", 0].judge == "claude (a)"  # the details shown are the first scored verdict's
+        assert rows["q1", 1].score is None and rows["q1", 1].error == "timeout"
+        assert rows["q1", 1].error_kind == "judge"
+        # a score is a real number in the store too
+        store.save_judgment(Judgment("r1", "q1", 1, 3.5, "panel", "raw", "panel (mean)", "k5"))
+        assert store.judgments("r1")[("q1", 1)].score == 3.5
+        assert {(r.id, r.sample): r.score for r in store.results("r1")}["q1", 1] == 3.5
 
 
 def test_failed_judgments_are_not_reused_from_the_cache(open_store):
@@ -309,6 +335,12 @@ def test_a_store_made_by_release_bcd7456_upgrades_in_place_and_keeps_everything(
             replace(judgment, sample=0, rubric_hash="rh2", judge_fingerprint="fp", model_id="m")
         )
         assert store.judgments("old1")[("q1", 0)].judge_fingerprint == "fp"
+        # verdicts are keyed by repeat and judge now: a second judge's verdict stands beside the first
+        store.save_judgment(replace(judgment, judge="gpt (g)", score=4, cache_key="key-g"))
+        assert [(j.judge, j.repeat, j.score) for j in store.verdicts("old1")] == [
+            ("claude (claude-test)", 0, 5), ("gpt (g)", 0, 4),
+        ]  # fmt: skip
+        assert [r.score for r in store.results("old1")] == [4.5]
     applied = [r[0] for r in sqlite3.connect(tmp_path / "evals.db").execute("SELECT name FROM _migrations")]
     assert applied == [m.__name__ for m in MIGRATIONS]
 
@@ -327,6 +359,8 @@ def test_a_postgres_store_of_an_older_release_gains_the_provenance_columns(tmp_p
             Judgment("r1", "q1", 0, 4, "ok", "raw", "j", "k", rubric_hash="rh", judge_fingerprint="fp")
         )
         assert store.judgments("r1")[("q1", 0)].rubric_hash == "rh"
+        store.save_judgment(Judgment("r1", "q1", 0, 2.5, "ok", "raw", "j2", "k2", repeat=1))
+        assert [(j.judge, j.repeat, j.score) for j in store.verdicts("r1")] == [("j", 0, 4), ("j2", 1, 2.5)]
         assert [r[0] for r in store.db.execute("SELECT name FROM _migrations ORDER BY name")] == [
             m.__name__ for m in MIGRATIONS
         ]
