@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evals.config import ScorecardSettings
 from evals.errors import ConfigError
-from evals.provenance import provenance_differences
+from evals.provenance import judged_differently
 from evals.records import RunManifest
 from evals.render.markdown import md_text
 from evals.results import by_area
@@ -134,7 +134,8 @@ def decide(
     """Compare the candidate run with the baseline run under ``policy``.
 
     Cannot decide (exit 2), naming why, when: the two are one run, of different suites, judged
-    differently (``provenance_differences``), either is unfinished or has no scores, the baseline has
+    differently (``provenance_differences``: judges, their fingerprints and reported model ids, rubric
+    sets), either is unfinished or has no scores, the baseline has
     more errors than the policy allows, or fewer than ``min_pairs`` items are scored on both sides.
     """
     cand, base = store.run(candidate_id), store.run(baseline_id)
@@ -146,7 +147,7 @@ def decide(
         return verdict
     if cand.suite_name != base.suite_name:
         verdict.reasons.append(f"different suites: {cand.suite_name!r} vs {base.suite_name!r}")
-    differences = provenance_differences(cand, base)
+    differences = judged_differently(store, cand, base)
     if differences and not allow_judge_change:
         verdict.reasons.append(
             "judged differently: " + "; ".join(differences)

@@ -30,6 +30,7 @@ from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, ProviderError, StoreError
 from evals.interrupts import run_until_terminated
 from evals.judging import Judge, LLMJudge, build_judge
+from evals.provenance import rubrics_hash
 from evals.providers import Provider, build_provider
 from evals.providers.health import FAIL_AFTER, EndpointFailing
 from evals.reasoning import ReasoningMode, separate
@@ -131,8 +132,8 @@ def plan_run(
     run_id: str | None = None,
 ) -> RunManifest:
     """The manifest of a new run: what will be asked of whom, with a config snapshot free of secrets."""
-    rubric = judge.rubric_for(suite.items[0]) if suite.items else None
-    rubrics = sorted({judge.rubric_for(item).label for item in suite.items})
+    used = {judge.rubric_for(item).label: judge.rubric_for(item).name for item in suite.items}
+    rubrics = sorted(used)
     return RunManifest(
         run_id=run_id or new_run_id(model_name),
         suite_name=suite.name,
@@ -142,8 +143,9 @@ def plan_run(
         model=model.model,
         judge_name=judge.name,
         judge_model=judge.model,
-        rubric_name=rubric.name if rubric else "",
-        rubric_hash=rubric.hash if rubric else "",
+        # One rubric: its name and hash; several: all their names, and a hash of the whole set.
+        rubric_name="+".join(sorted(set(used.values()))),
+        rubric_hash=rubrics_hash(rubrics),
         samples=samples,
         started_at=now(),
         config=_config(model, judge, judge_endpoint),

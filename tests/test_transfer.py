@@ -92,7 +92,9 @@ def test_each_judgment_records_its_rubric_judge_fingerprint_and_model_id_and_the
         manifest = store.run(run_id)
         judgments = store.judgments(run_id)
     assert manifest.rubrics == tuple(sorted([correctness.label, strict.label]))
-    assert manifest.rubric_name == "correctness"  # the first item's, as before
+    # several rubrics: the run names them all, and its hash is of the whole set
+    assert manifest.rubric_name == "correctness+strict"
+    assert manifest.rubric_hash not in (correctness.hash, strict.hash)
     config = yaml.safe_load((project / "evals.yaml").read_text())
     judge = build_judge("claude", JudgeEndpoint(**config["judges"]["claude"]), project / "judges")
     for (item_id, _), j in judgments.items():

@@ -15,7 +15,7 @@ from datetime import datetime
 from evals import stats
 from evals.config import ScorecardSettings
 from evals.errors import StoreError
-from evals.provenance import provenance_differences
+from evals.provenance import judged_differently
 from evals.records import RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
 from evals.scorecard.baselines import (
@@ -262,7 +262,7 @@ def build_scorecard(
         selection=_selection(run),
         baseline=RunInfo.of(baseline, health(base_rows)) if baseline else None,
         baseline_choice=choice,
-        judged_differently=provenance_differences(run, baseline) if baseline else [],
+        judged_differently=judged_differently(store, run, baseline) if baseline else [],
         settings=settings,
         overall=overall,
         areas=areas,
