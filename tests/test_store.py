@@ -364,3 +364,39 @@ def test_a_postgres_store_of_an_older_release_gains_the_provenance_columns(tmp_p
         assert [r[0] for r in store.db.execute("SELECT name FROM _migrations ORDER BY name")] == [
             m.__name__ for m in MIGRATIONS
         ]
+
+
+def test_a_postgres_store_with_verdicts_keyed_by_sample_only_upgrades_and_keeps_them(tmp_path, postgres_url):
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for name, step in POSTGRES_MIGRATIONS[:4]:  # the schema before verdicts had a repeat and a judge key
+            step(db.execute)
+            db.execute("INSERT INTO _migrations VALUES (%s, now()::text)", (name,))
+        db.execute(
+            "INSERT INTO runs (run_id, schema_version, suite_name, suite_path, suite_hash, model_name, "
+            "judge_name, judge_model, rubric_name, rubric_hash, samples, config_json, tags_json, status, "
+            "started_at, lookingglass_version) VALUES ('old1', 1, 'demo', 's', 'h', 'local', 'claude', "
+            "'claude-test', 'correctness', 'rh', 1, '{}', '[]', 'finished', '2026-11-20T10:00:00+00:00', '0.1')"
+        )
+        db.execute(
+            "INSERT INTO items VALUES ('old1', 'q1', 0, 'math', 'ch', "
+            """'{"id":"q1","area":"math","question":"2+2?","reference":"4"}')"""
+        )
+        db.execute("INSERT INTO answers (run_id, item_id, sample, text) VALUES ('old1', 'q1', 0, '4')")
+        db.execute(
+            "INSERT INTO judgments (run_id, item_id, sample, score, rationale, raw, judge, cache_key, rubric_hash) "
+            "VALUES ('old1', 'q1', 0, 5, 'right', 'raw', 'claude (claude-test)', 'key-old', 'rh')"
+        )
+    with Store(tmp_path, url=postgres_url) as store:
+        (old,) = store.verdicts("old1")
+        assert (old.score, old.repeat, old.judge, old.rubric_hash) == (5, 0, "claude (claude-test)", "rh")
+        assert store.cached_judgment("key-old") == old
+        store.save_judgment(replace(old, judge="gpt (g)", score=3.5, cache_key="key-g"))
+        store.save_judgment(replace(old, score=4))  # the same judge and repeat: replaced, not added
+        assert [(j.judge, j.score) for j in store.verdicts("old1")] == [
+            ("claude (claude-test)", 4),
+            ("gpt (g)", 3.5),
+        ]
+        assert [r.score for r in store.results("old1")] == [3.75]
