@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
-from evals.provenance import provenance_differences
+from evals.provenance import provenance_differences, rubrics_hash
 from evals.records import JudgingProvenance
 from evals.store import Store
 
@@ -134,3 +134,11 @@ def test_a_different_judge_fingerprint_in_the_verdicts_is_named(judge):
     assert differences == [f"judge fingerprint '0123456789abcdef' vs {next(iter(pb.fingerprints))!r}"]
     # a run stored before verdicts kept their provenance is not blamed for it
     assert provenance_differences(cand, base, JudgingProvenance(), pb) == []
+
+
+def test_a_run_of_one_rubric_keeps_that_rubrics_hash_so_older_runs_still_compare():
+    assert rubrics_hash(["correctness@0123456789abcdef"]) == "0123456789abcdef"
+    both = rubrics_hash(["strict@1111111111111111", "correctness@0123456789abcdef"])
+    assert both == rubrics_hash(["correctness@0123456789abcdef", "strict@1111111111111111"])
+    assert both != rubrics_hash(["correctness@0123456789abcdef", "strict@2222222222222222"])
+    assert rubrics_hash([]) == ""
