@@ -17,7 +17,8 @@ _SPECIAL = re.compile(r"([\\`*_\[\]<>&|!#~(){}$])")
 """Inline syntax: escapes, code, emphasis, links and images, HTML and entities, tables, strikethrough, math."""
 _LINE_START = re.compile(r"^(\s*)([-+=>]|\d+[.)])")
 """Block syntax that only counts at the start of a line (lists, quotes, setext underlines)."""
-_MENTION = re.compile(r"@(?=\w)")
+# GitHub links @name only after a non-word character (``rubric@hash`` and e-mail addresses are not mentions)
+_MENTION = re.compile(r"(?<!\w)@(?=\w)")
 _HIDDEN = ("Cc", "Cf", "Cs", "Zl", "Zp")
 
 

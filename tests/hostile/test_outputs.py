@@ -17,6 +17,7 @@ from markdown_it.token import Token
 from evals.cli import main
 from evals.gate import Policy, decide, junit, markdown
 from evals.render import render_markdown
+from evals.render.markdown import md_text
 from evals.scorecard import build_scorecard
 from evals.store import Store
 
@@ -155,3 +156,9 @@ def test_scorecard_json_round_trips_every_name(store, tmp_path):
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "reports/runs/r01/scorecard.json").read_text(encoding="utf-8"))
     assert sorted(a["area"] for a in card["areas"]) == sorted(AREAS)
+
+
+def test_only_real_mentions_are_broken():
+    # GitHub links @name after a space or punctuation, never inside a word: a rubric@hash stays readable.
+    assert md_text("rubric correctness@9c15 by me@example.org") == "rubric correctness@9c15 by me@example.org"
+    assert md_text("ping @octocat and @team") == "ping @\u200boctocat and @\u200bteam"
