@@ -248,3 +248,16 @@ def test_a_long_cannot_decide_message_stays_one_line(reports):
     assert result.exit_code == 2 and "different suites" in result.stdout
     missing = invoke("gate", "--candidate", "nope", "--baseline", "x" * 120, "--reports", str(reports))
     assert missing.exit_code == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command", [["report", "r02", "--fail-on-regression"], ["runs", "list"], ["compare", "r01", "r02"]]
+)
+def test_a_reader_that_hangs_up_is_not_a_decided_no(reports, tmp_path, command):
+    """``evals report --fail-on-regression | head -1``: the closed pipe is a fault (2), never a "no" (1)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    with open(write, "wb") as stdout:
+        result = subprocess.run([sys.executable, "-m", "evals", *command, "--reports", str(reports)],
+                                stdout=stdout, stderr=subprocess.DEVNULL, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
