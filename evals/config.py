@@ -6,6 +6,7 @@ Keys never live in this file: each endpoint names the environment variable that 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import urllib.parse
@@ -52,8 +53,9 @@ class Endpoint(BaseModel):
     """Calls in flight at once to this endpoint (at most 1024)."""
     timeout_s: float = Field(default=120.0, gt=0)
     """Per-call timeout."""
-    max_retries: int = Field(default=4, ge=0)
-    """Retries on 429, 5xx, connection errors and timeouts, with jittered exponential backoff."""
+    max_retries: int = Field(default=4, ge=0, le=100)
+    """Retries on 429, 5xx, connection errors and timeouts, with jittered exponential backoff (at most 100:
+    more would keep a run on a dead server for days)."""
     reasoning: Literal["separate", "keep"] = "separate"
     """``separate``: ``<think>`` blocks are cut out of the answer before it is graded (and stored apart);
     ``keep``: the answer is graded as sent. The APIs' separate reasoning fields are stored, never graded."""
@@ -83,6 +85,19 @@ class Endpoint(BaseModel):
         if any(ch.isspace() or not ch.isprintable() for ch in url):
             raise ValueError(f"contains spaces or control characters: {expected}")
         return url
+
+    @field_validator("extra_body")
+    @classmethod
+    def _json_body(cls, body: dict[str, Any]) -> dict[str, Any]:
+        # Sent as JSON with every request and kept in the run's snapshot: a YAML .nan, .inf or date would
+        # only fail once the run exists.
+        try:
+            json.dumps(body, allow_nan=False)
+        except ValueError:
+            raise ValueError("holds .nan or .inf: every number must be finite") from None
+        except TypeError as exc:
+            raise ValueError(f"is not plain JSON ({exc}); quote dates and other special values") from None
+        return body
 
     @field_validator("api_key_env")
     @classmethod
