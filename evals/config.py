@@ -82,6 +82,13 @@ class Endpoint(BaseModel):
             raise ValueError(f"scheme {parts.scheme or '(none)'!r} is not http or https: {expected}")
         if not parts.hostname:
             raise ValueError(f"no host: {expected}")
+        if parts.query or parts.fragment or "?" in url or "#" in url:
+            # The SDKs append /chat/completions to base_url, after a query: it never works, and a query is
+            # where a key would hide (the snapshot, messages and reports keep the URL).
+            raise ValueError(
+                "has a query or fragment ('?...' or '#...'), which the SDKs cannot use; end the URL at its "
+                "path and put a key in the variable named by api_key_env"
+            )
         if any(ch.isspace() or not ch.isprintable() for ch in url):
             raise ValueError(f"contains spaces or control characters: {expected}")
         return url

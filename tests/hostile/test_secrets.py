@@ -165,6 +165,8 @@ def test_api_key_env_that_is_not_a_variable_name_is_refused_without_echo(tmp_pat
         ("base_url", "ftp://host/v1", "scheme"),
         ("base_url", "http:///v1", "no host"),
         ("base_url", f"http://u:{PASSWORD}@host:99999/v1", "not a valid URL"),
+        ("base_url", f"http://host/v1?api-key={PASSWORD}", "query"),  # kept in snapshots, shown in advice
+        ("base_url", f"http://host/v1#{PASSWORD}", "query"),
         ("temperature", ".nan", "finite"),
         ("temperature", "-1", "greater than or equal to 0"),
         ("timeout_s", ".inf", "finite"),
