@@ -261,3 +261,15 @@ def test_a_reader_that_hangs_up_is_not_a_decided_no(reports, tmp_path, command):
         result = subprocess.run([sys.executable, "-m", "evals", *command, "--reports", str(reports)],
                                 stdout=stdout, stderr=subprocess.DEVNULL, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2
+
+
+def test_rollback_write_to_a_config_that_cannot_be_replaced_names_the_config(
+    reports, tmp_path, make_readonly
+):
+    config = tmp_path / "evals.yaml"
+    config.write_text("models:\n  local: {model: new}\n")
+    make_readonly(config)
+    line = one_error_line(invoke("rollback", "--to", "prod", "--write", "--config", str(config),
+                                 "--reports", str(reports)))  # fmt: skip
+    assert str(config) in line and ".tmp" not in line, line
+    assert temporary_files(tmp_path) == []
