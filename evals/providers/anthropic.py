@@ -18,7 +18,7 @@ from anthropic.types import Message
 
 from evals.config import Endpoint
 from evals.errors import ConfigError
-from evals.providers.base import SDKProvider, json_object
+from evals.providers.base import SDKProvider, json_object, token_count
 from evals.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
@@ -106,8 +106,8 @@ class AnthropicProvider(SDKProvider):
         return Completion(
             text=json.dumps(data, ensure_ascii=False) if data is not None else "".join(texts),
             data=data,
-            tokens_in=usage.input_tokens if usage is not None else None,
-            tokens_out=usage.output_tokens if usage is not None else None,
+            tokens_in=token_count(usage.input_tokens) if usage is not None else None,
+            tokens_out=token_count(usage.output_tokens) if usage is not None else None,
             latency_ms=latency,
             model_id=response.model or None,
             finish_reason=response.stop_reason if isinstance(response.stop_reason, str) else None,

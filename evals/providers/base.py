@@ -86,3 +86,19 @@ def json_object(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+MAX_TOKEN_COUNT = 10**9
+"""More tokens than any call could use: a count above it is made up."""
+
+
+def token_count(value: object) -> int | None:
+    """A usage count a server reported, or None when it is no count (negative, fractional, huge, text).
+
+    Kept counts feed the scorecard's cost and ``--max-cost``: a negative one would read as money earned.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value) if 0 <= value <= MAX_TOKEN_COUNT else None

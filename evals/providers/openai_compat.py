@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletion
 
 from evals.config import Endpoint
 from evals.errors import ConfigError
-from evals.providers.base import SDKProvider, json_object
+from evals.providers.base import SDKProvider, json_object, token_count
 from evals.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
@@ -101,8 +101,8 @@ class OpenAIProvider(SDKProvider):
         return Completion(
             text=text,
             data=json_object(text) if structured else None,
-            tokens_in=usage.prompt_tokens if usage is not None else None,
-            tokens_out=usage.completion_tokens if usage is not None else None,
+            tokens_in=token_count(usage.prompt_tokens) if usage is not None else None,
+            tokens_out=token_count(usage.completion_tokens) if usage is not None else None,
             latency_ms=latency,
             model_id=response.model or None,
             finish_reason=_text_or_none(choice.finish_reason),

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from evals.cli import main
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ProviderError, StoreError
-from evals.fakes import FakeOpenAI, Fault, text_reply
+from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, text_reply
 from evals.providers import build_provider
 from evals.records import Completion, CompletionRequest, Item, Verdict
 from evals.reference_judge import ReferenceJudge
@@ -313,3 +313,50 @@ def test_workers_never_exceed_the_work(tmp_path):
         outcome = asyncio.run(execute(store, manifest, _Echo(), judge))
     assert outcome.judged + outcome.reused == 3
     assert _CountingJudge.tasks <= 1 + 1 + 1 + 3, "main, feeder, one answerer and at most 3 judge workers"
+
+
+# -- untrusted usage counts ------------------------------------------------------------------------------
+
+
+class _BogusUsageOpenAI(FakeOpenAI):
+    """Reports token counts no server means: negative, astronomically large, fractional, text."""
+
+    def _reply(self, body, reply):
+        data = super()._reply(body, reply)
+        data["usage"] = {"prompt_tokens": -5, "completion_tokens": 1e300, "total_tokens": "many"}
+        return data
+
+
+class _BogusUsageAnthropic(FakeAnthropic):
+    def _reply(self, body, reply):
+        data = super()._reply(body, reply)
+        data["usage"] = {"input_tokens": 2.5, "output_tokens": -(10**30)}
+        return data
+
+
+@pytest.mark.parametrize("server_class", [_BogusUsageOpenAI, _BogusUsageAnthropic])
+def test_token_counts_a_server_makes_up_are_not_kept(server_class, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    kind = "openai" if server_class is _BogusUsageOpenAI else "anthropic"
+    with server_class(text_reply(lambda _: "2")) as server:
+        endpoint = Endpoint(provider=kind, base_url=server.url, model="m", max_retries=0)
+        provider = build_provider("m", endpoint)
+
+        async def ask():
+            try:
+                return await provider.complete(QUESTION)
+            finally:
+                await provider.aclose()
+
+        completion = asyncio.run(ask())
+    assert completion.text == "2" and (completion.tokens_in, completion.tokens_out) == (None, None)
+
+
+def test_a_run_with_made_up_token_counts_still_reports(tmp_path):
+    """A negative or 1e300 count once made every later ``evals report`` of the run a crash (and --max-cost
+    counted negative spending)."""
+    with _BogusUsageOpenAI(text_reply(lambda _: "2")) as server:
+        write_project(tmp_path, {"local": {"base_url": server.url, "model": "m", "max_retries": 0}})
+        assert invoke("run", "--suite", "suite.jsonl", "--judge", "offline", "--run-id", "r1").exit_code == 0
+    result = invoke("report", "r1")
+    assert result.exit_code == 0, result.output

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from evals.cli import main
 from evals.config import Endpoint, JudgeEndpoint, load_config
 from evals.errors import ConfigError, ProviderError
-from evals.fakes import FakeAnthropic, FakeOpenAI, text_reply
+from evals.fakes import FakeAnthropic, FakeOpenAI, Reply, text_reply
 from evals.providers import build_provider
 from evals.records import CompletionRequest
 from evals.rollback import restore_model
@@ -86,6 +86,18 @@ def test_a_key_echoed_in_the_model_field_and_the_text_is_scrubbed(server_class, 
         completion = asyncio.run(_complete(_provider(kind, server.url, monkeypatch)))
     assert leaked(completion.model_id or "", KEY) == [] and REDACTED in (completion.model_id or "")
     assert leaked(completion.text, KEY) == []
+
+
+@pytest.mark.parametrize("server_class", [FakeOpenAI, FakeAnthropic])
+def test_a_key_echoed_in_the_finish_reason_and_the_reasoning_is_scrubbed(server_class, monkeypatch):
+    forms = " ".join(echoes(KEY).values())
+    with server_class(
+        lambda _: Reply("Paris", finish_reason="stop " + forms, reasoning="think " + forms)
+    ) as server:
+        kind = "openai" if server_class is FakeOpenAI else "anthropic"
+        completion = asyncio.run(_complete(_provider(kind, server.url, monkeypatch)))
+    assert leaked(completion.finish_reason or "", KEY) == [] and REDACTED in (completion.finish_reason or "")
+    assert leaked(completion.reasoning or "", KEY) == [] and REDACTED in (completion.reasoning or "")
 
 
 def test_a_key_echoed_encoded_in_an_error_body_is_scrubbed(monkeypatch):
