@@ -360,3 +360,89 @@ def test_a_run_with_made_up_token_counts_still_reports(tmp_path):
         assert invoke("run", "--suite", "suite.jsonl", "--judge", "offline", "--run-id", "r1").exit_code == 0
     result = invoke("report", "r1")
     assert result.exit_code == 0, result.output
+
+
+# -- replies of the wrong shape ---------------------------------------------------------------------------
+
+
+class _Shaped(FakeOpenAI):
+    """Replies whose fields hold what the API never sends there."""
+
+    def __init__(self, change):
+        super().__init__(text_reply(lambda _: "2"))
+        self.change = change
+
+    def _reply(self, body, reply):
+        data = super()._reply(body, reply)
+        self.change(data, data["choices"][0]["message"])
+        return data
+
+
+def _ask(server: FakeOpenAI) -> Completion:
+    provider = build_provider("m", Endpoint(base_url=server.url, model="m", max_retries=0))
+
+    async def ask():
+        try:
+            return await provider.complete(QUESTION)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(ask())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda data, message: message.update(content=["a", {"b": 1}]),
+        lambda data, message: message.update(content={"text": "2"}),
+        lambda data, message: message.update(content=42),
+    ],
+    ids=["list", "object", "number"],
+)
+def test_content_that_is_not_text_is_a_malformed_reply_not_a_crash(change):
+    with _Shaped(change) as server, pytest.raises(ProviderError, match="malformed"):
+        _ask(server)
+
+
+def test_fields_of_the_wrong_type_are_dropped(monkeypatch):
+    def change(data, message):
+        data["model"] = 123
+        message["reasoning_content"] = {"x": 1}
+        data["choices"][0]["finish_reason"] = 7
+
+    with _Shaped(change) as server:
+        completion = _ask(server)
+    assert (completion.text, completion.model_id, completion.finish_reason, completion.reasoning) == (
+        "2", None, None, None
+    )  # fmt: skip
+
+
+def test_lone_surrogates_from_a_server_become_replacement_characters(tmp_path):
+    """JSON may escape half a surrogate pair (``\\ud800``): no character, and no UTF-8 to store or print."""
+
+    def change(data, message):
+        message["content"] = "two \ud800"
+        message["reasoning_content"] = "hm \udfff"
+        data["model"] = "m\ud83d"
+
+    with _Shaped(change) as server:
+        completion = _ask(server)
+        assert (completion.text, completion.reasoning, completion.model_id) == (
+            "two \ufffd",
+            "hm \ufffd",
+            "m\ufffd",
+        )
+        write_project(tmp_path, {"local": {"base_url": server.url, "model": "m", "max_retries": 0}})
+        result = invoke("run", "--suite", "suite.jsonl", "--judge", "offline", "--run-id", "r1")
+    assert result.exit_code == 0, result.output
+    assert invoke("report", "r1").exit_code == 0
+
+
+def test_a_lone_surrogate_in_an_error_body_does_not_reach_the_store_as_half_a_character():
+    def fail(_body):
+        raise ValueError("bad \ud800 thing")
+
+    with FakeOpenAI(fail) as server, pytest.raises(ProviderError) as caught:
+        _ask(server)
+    assert "bad \ufffd thing" in str(caught.value)
+    str(caught.value).encode("utf-8")  # what the store and the terminal need

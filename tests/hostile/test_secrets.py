@@ -120,6 +120,18 @@ def test_credentials_in_base_url_stay_out_of_snapshots_and_replies(monkeypatch):
     assert PASSWORD not in completion.text
 
 
+def test_a_url_password_echoed_in_an_error_body_is_scrubbed(monkeypatch):
+    def fail(_body):
+        raise ValueError(f"proxy refused alice with password {PASSWORD}")
+
+    with FakeOpenAI(fail) as server:
+        url = server.url.replace("http://", f"http://alice:{PASSWORD}@")
+        provider = _provider("openai", server.url, monkeypatch, base_url=url)
+        with pytest.raises(ProviderError) as caught:
+            asyncio.run(_complete(provider))
+    assert "proxy refused" in str(caught.value) and PASSWORD not in str(caught.value)
+
+
 def test_safe_url_drops_user_and_password():
     assert safe_url("https://u:p%40ss@api.example.com:8443/v1?x=1") == "https://api.example.com:8443/v1?x=1"
     assert safe_url("http://localhost:8000/v1") == "http://localhost:8000/v1"
