@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -273,3 +274,28 @@ def test_rollback_write_to_a_config_that_cannot_be_replaced_names_the_config(
                                  "--reports", str(reports)))  # fmt: skip
     assert str(config) in line and ".tmp" not in line, line
     assert temporary_files(tmp_path) == []
+
+
+def test_junit_through_a_symlink_writes_its_target_and_keeps_the_link(reports, tmp_path):
+    """``--junit /dev/stdout`` is a symlink too: replacing it with a file would break it for everyone."""
+    target = tmp_path / "out" / "junit.xml"
+    target.parent.mkdir()
+    link = tmp_path / "junit.xml"
+    link.symlink_to(target)
+    result = invoke("gate", "--candidate", "r02", "--baseline", "prod", "--reports", str(reports),
+                    "--junit", str(link))  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    assert link.is_symlink() and "<testsuite" in target.read_text()
+
+
+def test_junit_to_a_fifo_is_written_into_it_not_replaced(reports, tmp_path):
+    fifo = tmp_path / "junit.xml"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = invoke("gate", "--candidate", "r02", "--baseline", "prod", "--reports", str(reports),
+                    "--junit", str(fifo))  # fmt: skip
+    reader.join(timeout=30)  # not a timing assertion: a guard against a reader left waiting
+    assert result.exit_code in (0, 1), result.output
+    assert fifo.is_fifo() and received and b"<testsuite" in received[0]
