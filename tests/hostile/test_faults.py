@@ -120,12 +120,14 @@ def test_a_trickled_reply_within_the_timeout_is_read_whole(fake_openai):
 # -- SIGTERM and the run lock --------------------------------------------------------------------------
 
 
-def test_sigterm_interrupts_a_run_like_ctrl_c_and_it_resumes(tmp_path, slow_model):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_interrupts_a_run_like_ctrl_c_and_it_resumes(tmp_path, slow_model, signum):
+    """SIGHUP too: the terminal or ssh session of a run started by hand was closed."""
     write_project(tmp_path, {"local": {"base_url": slow_model.url, "model": "m", "max_concurrency": 1}})
     proc = start_run(tmp_path, "t1")
     wait_for_answers(tmp_path, proc, 5)
 
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     assert proc.wait(timeout=60) == 130
     output = (tmp_path / "t1.log").read_text()
 
@@ -137,6 +139,19 @@ def test_sigterm_interrupts_a_run_like_ctrl_c_and_it_resumes(tmp_path, slow_mode
 
     result = invoke("run", "--resume", "t1")
     assert result.exit_code == 0, result.output
+    assert db_rows(tmp_path, "SELECT status FROM runs") == [("finished",)]
+
+
+def test_a_run_under_nohup_survives_the_hangup(tmp_path, slow_model):
+    write_project(tmp_path, {"local": {"base_url": slow_model.url, "model": "m", "max_concurrency": 4}})
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup does; the child inherits it
+    try:
+        proc = start_run(tmp_path, "t1")
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    wait_for_answers(tmp_path, proc, 2)
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=120) == 0
     assert db_rows(tmp_path, "SELECT status FROM runs") == [("finished",)]
 
 
