@@ -280,6 +280,16 @@ def test_absurd_samples_are_refused_with_the_limit(tmp_path, fake_openai):
     assert fake_openai.count() == 0
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "1e309"])
+def test_a_max_cost_that_is_no_amount_is_refused(tmp_path, fake_openai, value):
+    """NaN passes every range check and every later comparison: the limit would silently be none."""
+    write_project(tmp_path, {"local": {"base_url": fake_openai.url, "model": "m", "price_in_per_mtok": 1,
+                                       "price_out_per_mtok": 1}})  # fmt: skip
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "offline", "--max-cost", value)
+    assert result.exit_code == 2 and "--max-cost" in result.output and "finite" in result.output
+    assert fake_openai.count() == 0 and db_rows(tmp_path, "SELECT run_id FROM runs") == []
+
+
 @pytest.mark.parametrize("side", ["models", "judges"])
 def test_absurd_concurrency_is_refused_with_the_limit(tmp_path, fake_openai, side):
     endpoint = {"base_url": fake_openai.url, "model": "m", "max_concurrency": 3000000}
