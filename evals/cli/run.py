@@ -357,8 +357,10 @@ def demo(
 
 
 @click.command("serve-local", epilog=EXIT_CODES_HELP)
-@click.option("--port", default=8000, show_default=True, type=int, help="Loopback port.")
-@click.option("--n-ctx", default=2048, show_default=True, type=int, help="Context window in tokens.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Loopback port.")
+@click.option(
+    "--n-ctx", default=2048, show_default=True, type=click.IntRange(1), help="Context window in tokens."
+)
 def serve_local(port: int, n_ctx: int) -> None:
     """Serve the bundled SmolLM2-135M at http://127.0.0.1:PORT/v1 in the foreground (Ctrl-C stops it)."""
     from evals.localmodel import ServerOptions, serve_foreground

@@ -280,6 +280,13 @@ def test_absurd_samples_are_refused_with_the_limit(tmp_path, fake_openai):
     assert fake_openai.count() == 0
 
 
+@pytest.mark.parametrize(("option", "value", "limit"), [("--port", "99999", "1<=x<=65535"), ("--port", "-1", "1<=x<=65535"),
+                                                     ("--n-ctx", "-5", "x>=1")])  # fmt: skip
+def test_serve_local_refuses_a_port_or_context_that_cannot_be(option, value, limit):
+    result = invoke("serve-local", option, value)
+    assert result.exit_code == 2 and limit in result.output and "serving" not in result.output
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "1e309"])
 def test_a_max_cost_that_is_no_amount_is_refused(tmp_path, fake_openai, value):
     """NaN passes every range check and every later comparison: the limit would silently be none."""
