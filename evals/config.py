@@ -28,6 +28,30 @@ KEY_ENV_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
 """What ``api_key_env`` must look like: the NAME of an environment variable."""
 
 
+_CREDENTIAL_FIELD = re.compile(
+    r"(api|access|auth|secret|bearer|refresh)?(key|token|secret|password|authorization)"
+)
+
+
+def _credential_field(value: Any, depth: int = 2) -> str | None:
+    """The first key of ``value`` (or of a mapping in it, ``auth: {token: ...}``) that names a credential.
+
+    Schemas (``guided_json``, ``response_format``) are not looked into: their fields may well be called
+    ``password`` or ``key`` without holding one.
+    """
+    if not isinstance(value, dict) or depth == 0:
+        return None
+    for key, inner in value.items():
+        name = re.sub(r"[-_ ]", "", str(key).lower())
+        if _CREDENTIAL_FIELD.fullmatch(name):
+            return str(key)
+        if not any(word in name for word in ("schema", "json", "format", "grammar", "properties")):
+            found = _credential_field(inner, depth - 1)
+            if found is not None:
+                return found
+    return None
+
+
 class Endpoint(BaseModel):
     """A model server reached through an official SDK."""
 
@@ -104,6 +128,12 @@ class Endpoint(BaseModel):
             raise ValueError("holds .nan or .inf: every number must be finite") from None
         except TypeError as exc:
             raise ValueError(f"is not plain JSON ({exc}); quote dates and other special values") from None
+        named = _credential_field(body)
+        if named is not None:  # the value is never repeated: it is most likely the key itself
+            raise ValueError(
+                f"field {named!r} holds a credential, which would be kept with every run and scorecard; "
+                "put the key in an environment variable and name it with api_key_env"
+            )
         return body
 
     @field_validator("api_key_env")

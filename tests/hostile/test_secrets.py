@@ -199,6 +199,8 @@ def test_api_key_env_that_is_not_a_variable_name_is_refused_without_echo(tmp_pat
         ("price_per_hour", "-.inf", "finite"),
         ("price_in_per_mtok", "-2", "greater than or equal to 0"),
         ("provider", "gemini", "openai"),
+        ("extra_body", f"{{api_key: {PASSWORD}}}", "api_key_env"),  # kept in every snapshot and scorecard
+        ("extra_body", f"{{auth: {{Access-Token: {PASSWORD}}}}}", "api_key_env"),
         ("extra_body", "{top_k: .nan}", "finite"),  # else a run is made, then json.dumps fails in it
         ("extra_body", "{top_k: [1, -.inf]}", "finite"),
         ("extra_body", "{since: 2026-01-01}", "JSON"),  # YAML dates are no JSON
