@@ -226,7 +226,18 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path):
 # a damaged scorecard.json of one run (10.8) -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"areas": 5}', '{"areas": [{"name": "x"}]}', "[]", "\xff"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"areas": 5}',
+        '{"areas": [{"name": "x"}]}',
+        "[]",
+        "\xff",
+        "[" * 100_000,
+    ],
+    ids=["syntax", "areas-number", "areas-incomplete", "list", "latin-1", "deep"],
+)
 def test_a_damaged_scorecard_does_not_break_the_index_or_other_reports(reports, content):
     args = ("--reports", str(reports))
     assert invoke("report", "r01", *args).exit_code == 0
