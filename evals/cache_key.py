@@ -10,6 +10,7 @@ not keyed: it is only known after the call.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
@@ -81,21 +82,32 @@ class JudgeIdentity:
         return content_hash(asdict(self))
 
 
-def judgment_key(judge: JudgeIdentity | str, rubric: Rubric, item: Item, answer: str) -> str:
+def judgment_key(
+    judge: JudgeIdentity | str,
+    rubric: Rubric,
+    item: Item,
+    answer: str,
+    sent: Callable[[str], str] | None = None,
+) -> str:
     """What makes two judgments interchangeable: the judge, the rubric version, question, reference, answer.
 
     ``judge`` is a frontier judge's identity, or a string naming a judge that is fully described by its
     version (the offline reference judge). Tags, metadata, area and item id are left out on purpose: they
     do not change the verdict, so an unchanged answer to an unchanged question is judged once, whatever
     suite or run it reappears in.
+
+    ``sent`` turns each text into what the judge is sent (marker defusing): the key follows it, so that a
+    text whose markers are defused differently than when it was judged (a new look-alike caught) is judged
+    again, while texts without markers, sent as written, keep their keys.
     """
+    seen = sent or (lambda text: text)
     who: dict[str, Any] = {"judge_model": judge} if isinstance(judge, str) else {"judge": judge.digest}
     return content_hash(
         {
             **who,
             "rubric": rubric.hash,
-            "question": item.prompt_text(),
-            "reference": item.reference,
-            "answer": answer,
+            "question": seen(item.prompt_text()),
+            "reference": None if item.reference is None else seen(item.reference),
+            "answer": seen(answer),
         }
     )

@@ -6,6 +6,7 @@ Keys never live in this file: each endpoint names the environment variable that 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import urllib.parse
@@ -25,6 +26,30 @@ OFFLINE = "offline"
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 KEY_ENV_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
 """What ``api_key_env`` must look like: the NAME of an environment variable."""
+
+
+_CREDENTIAL_FIELD = re.compile(
+    r"(api|access|auth|secret|bearer|refresh)?(key|token|secret|password|authorization)"
+)
+
+
+def _credential_field(value: Any, depth: int = 2) -> str | None:
+    """The first key of ``value`` (or of a mapping in it, ``auth: {token: ...}``) that names a credential.
+
+    Schemas (``guided_json``, ``response_format``) are not looked into: their fields may well be called
+    ``password`` or ``key`` without holding one.
+    """
+    if not isinstance(value, dict) or depth == 0:
+        return None
+    for key, inner in value.items():
+        name = re.sub(r"[-_ ]", "", str(key).lower())
+        if _CREDENTIAL_FIELD.fullmatch(name):
+            return str(key)
+        if not any(word in name for word in ("schema", "json", "format", "grammar", "properties")):
+            found = _credential_field(inner, depth - 1)
+            if found is not None:
+                return found
+    return None
 
 
 class Endpoint(BaseModel):
@@ -52,8 +77,9 @@ class Endpoint(BaseModel):
     """Calls in flight at once to this endpoint (at most 1024)."""
     timeout_s: float = Field(default=120.0, gt=0)
     """Per-call timeout."""
-    max_retries: int = Field(default=4, ge=0)
-    """Retries on 429, 5xx, connection errors and timeouts, with jittered exponential backoff."""
+    max_retries: int = Field(default=4, ge=0, le=100)
+    """Retries on 429, 5xx, connection errors and timeouts, with jittered exponential backoff (at most 100:
+    more would keep a run on a dead server for days)."""
     reasoning: Literal["separate", "keep"] = "separate"
     """``separate``: ``<think>`` blocks are cut out of the answer before it is graded (and stored apart);
     ``keep``: the answer is graded as sent. The APIs' separate reasoning fields are stored, never graded."""
@@ -84,9 +110,35 @@ class Endpoint(BaseModel):
             raise ValueError(f"scheme {parts.scheme or '(none)'!r} is not http or https: {expected}")
         if not parts.hostname:
             raise ValueError(f"no host: {expected}")
+        if parts.query or parts.fragment or "?" in url or "#" in url:
+            # The SDKs append /chat/completions to base_url, after a query: it never works, and a query is
+            # where a key would hide (the snapshot, messages and reports keep the URL).
+            raise ValueError(
+                "has a query or fragment ('?...' or '#...'), which the SDKs cannot use; end the URL at its "
+                "path and put a key in the variable named by api_key_env"
+            )
         if any(ch.isspace() or not ch.isprintable() for ch in url):
             raise ValueError(f"contains spaces or control characters: {expected}")
         return url
+
+    @field_validator("extra_body")
+    @classmethod
+    def _json_body(cls, body: dict[str, Any]) -> dict[str, Any]:
+        # Sent as JSON with every request and kept in the run's snapshot: a YAML .nan, .inf or date would
+        # only fail once the run exists.
+        try:
+            json.dumps(body, allow_nan=False)
+        except ValueError:
+            raise ValueError("holds .nan or .inf: every number must be finite") from None
+        except TypeError as exc:
+            raise ValueError(f"is not plain JSON ({exc}); quote dates and other special values") from None
+        named = _credential_field(body)
+        if named is not None:  # the value is never repeated: it is most likely the key itself
+            raise ValueError(
+                f"field {named!r} holds a credential, which would be kept with every run and scorecard; "
+                "put the key in an environment variable and name it with api_key_env"
+            )
+        return body
 
     @field_validator("api_key_env")
     @classmethod

@@ -10,13 +10,27 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path in ``path``'s folder to write; renamed to ``path`` if the block succeeds."""
+    """A temporary path in ``path``'s folder to write; renamed to ``path`` if the block succeeds.
+
+    A symlink is followed (its target is replaced, the link kept), and a path that is no regular file (a
+    FIFO, a terminal, ``/dev/stdout``) is written in place: renaming over it would replace it with a file.
+    """
+    try:
+        mode: int | None = os.stat(path).st_mode  # follows links
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        yield path
+        return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     # A unique name, so two processes writing the same report do not clobber each other's temporary file;
     # mode 0o666 under the umask, as open() would give (mkstemp's 0o600 would hide reports from a web server).
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")

@@ -1,4 +1,4 @@
-"""SIGTERM as Ctrl-C for the event loop of a run.
+"""SIGTERM (and SIGHUP) as Ctrl-C for the event loop of a run.
 
 A service manager, a CI runner or ``kill`` stops a process with SIGTERM, whose default is to die on the
 spot: the run would stay marked ``running`` and nothing would be exported. ``run_until_terminated``
@@ -13,9 +13,13 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+STOPS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""Signals that stop a run as Ctrl-C does: SIGTERM (kill, CI, a service manager) and SIGHUP (the terminal
+or ssh session of a run started by hand was closed)."""
 
 
 def run_until_terminated(main: Callable[[], Awaitable[T]]) -> T:
@@ -34,12 +38,12 @@ def run_until_terminated(main: Callable[[], Awaitable[T]]) -> T:
 
         # Signal handlers can only be set from the main thread; elsewhere SIGTERM keeps its usual effect.
         in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main else None
+        previous = _install(on_sigterm) if in_main else {}
         try:
             return await main()
         finally:
-            if in_main:
-                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
     try:
         return asyncio.run(guarded())
@@ -59,8 +63,19 @@ def sigterm_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = _install(interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def _install(handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    """``handler`` for each of ``STOPS``, but not for one that is ignored (``nohup evals run`` must survive
+    the hangup it asked to survive); the handlers it replaced, to put back."""
+    return {
+        signum: signal.signal(signum, handler)
+        for signum in STOPS
+        if signal.getsignal(signum) != signal.SIG_IGN
+    }

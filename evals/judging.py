@@ -328,8 +328,8 @@ class LLMJudge:
         return self.rubrics.for_item(item)
 
     def cache_key(self, item: Item, answer: str) -> str:
-        """Hash of (judge identity, rubric hash, question, reference, answer)."""
-        return judgment_key(self.identity, self.rubric_for(item), item, answer)
+        """Hash of (judge identity, rubric hash, question, reference, answer as the judge is sent them)."""
+        return judgment_key(self.identity, self.rubric_for(item), item, answer, neutralize)
 
     def request(
         self, item: Item, answer: str, mode: str | None = None, truncated: bool = False

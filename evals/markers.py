@@ -20,12 +20,14 @@ BRACKETS = "<\uff1c\ufe64\u2039\u2329\u3008\u27e8\u276e\u276c\u29fc\u02c2\u1438\
 """Characters read as an opening angle bracket: ``<``, fullwidth and small forms, and look-alikes."""
 SLASHES = "/\\\uff0f\uff3c\ufe68\u2044\u2215\u2216\u29f8\u29f5\u2571\u2572\u27cb\u27cd"
 """Characters read as the slash of a closing marker (backslashes too: a model may read ``<\\answer``)."""
-# Letters that look Latin in most fonts (Cyrillic and Greek), mapped to the letter they imitate.
+# Letters that look Latin in most fonts (Cyrillic, Greek, small capitals), mapped to the letter they imitate.
 _CONFUSABLES = str.maketrans(
     {
         "а": "a", "с": "c", "е": "e", "і": "i", "ј": "j", "о": "o", "р": "p", "ѕ": "s", "ԛ": "q",
         "ԝ": "w", "х": "x", "у": "y", "ԁ": "d", "һ": "h", "ο": "o", "α": "a", "ν": "v", "τ": "t",
         "ι": "i", "κ": "k", "ρ": "p", "υ": "u", "ϲ": "c", "ѵ": "v", "ɑ": "a", "ı": "i", "ⅰ": "i",
+        # Latin small capitals (``</ᴀɴꜱᴡᴇʀ>`` reads as a marker), which NFKC leaves as they are.
+        **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz", strict=True)),
     }
 )  # fmt: skip
 # Invisible letters and symbols that are not format characters: Hangul fillers, the braille blank.

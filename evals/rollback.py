@@ -62,17 +62,21 @@ def _write_atomic(path: Path, content: bytes, mode: int) -> None:
     for a moment), and removed if anything fails.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777)
     try:
-        with os.fdopen(fd, "wb") as stream:
-            os.fchmod(stream.fileno(), mode)  # the umask may have narrowed what os.open set
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777)
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                os.fchmod(stream.fileno(), mode)  # the umask may have narrowed what os.open set
+                stream.write(content)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        # Name the file the user knows (an error of os.replace names the temporary file, which means nothing).
+        raise OSError(exc.errno, f"cannot write: {exc.strerror or exc}", str(path)) from exc
 
 
 def _plain(value: Any) -> Any:

@@ -121,12 +121,17 @@ class Scrubber:
         return value
 
     def completion(self, completion: Completion) -> Completion:
-        """``completion`` with its text, structured data and reported model id scrubbed."""
+        """``completion`` with every text a server sent scrubbed: the reply, its structured data, the
+        reported model id, the finish reason and the reasoning."""
         return dataclasses.replace(
             completion,
             text=self.text(completion.text),
             data=self.value(completion.data) if completion.data is not None else None,
             model_id=self.text(completion.model_id) if completion.model_id else completion.model_id,
+            finish_reason=(
+                self.text(completion.finish_reason) if completion.finish_reason else completion.finish_reason
+            ),
+            reasoning=self.text(completion.reasoning) if completion.reasoning else completion.reasoning,
         )
 
 

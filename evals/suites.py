@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from evals.errors import EvalsError, Problem, SuiteError
+from evals.names import InvalidName, check_label
 from evals.records import Item, Message, content_hash
 from evals.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
 from evals.userfiles import (
@@ -272,6 +273,8 @@ def _read_yaml_suite(read: _Read, doc: YamlMapping) -> None:
     read.name = doc.text.get("suite", "").strip() or None
     if "suite" in doc and not read.name:
         read.add(doc.key_lines["suite"], "suite", f"expected the suite's name, got {_describe(doc['suite'])}")
+    for _, message in _label_problem("suite", read.name or "x", "suite name"):
+        read.add(doc.key_lines["suite"], "suite", message)
     defaults = doc.get("defaults")
     if defaults is not None and not isinstance(defaults, YamlMapping):
         read.add(doc.key_lines["defaults"], "defaults", f"expected a mapping, got {_describe(defaults)}")
@@ -486,6 +489,22 @@ def _field_problems(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
         value = data.get(name)
         if isinstance(value, str) and value and not value.strip():
             yield name, f"'{name}' is blank (only whitespace): expected{_HINTS[name]}"
+        elif isinstance(value, str) and value:
+            yield from _label_problem(name, value)
+    tags = data.get("tags")
+    for tag in tags if isinstance(tags, list | tuple) else ():
+        if isinstance(tag, str) and not tag.strip():
+            yield "tags", f"a tag is blank ({tag!r}): expected a word, e.g. [easy, recall]"
+        elif isinstance(tag, str):
+            yield from _label_problem("tags", tag, "tag")
+
+
+def _label_problem(name: str, value: str, what: str | None = None) -> Iterator[tuple[str, str]]:
+    """A control, format or separator character in a label (an escape sequence, a bidi override)."""
+    try:
+        check_label(value, what or name)
+    except InvalidName as exc:
+        yield name, str(exc)
 
 
 def _at(record: _Record, loc: tuple[str | int, ...], message: str) -> Problem:

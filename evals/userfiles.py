@@ -19,8 +19,10 @@ scalars as written, so that validation errors can say ``file:line: field: what i
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,6 +257,17 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YamlMapping:
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    try:
+        return int(loader.construct_yaml_int(node))
+    except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits
+        limit = sys.get_int_max_str_digits()
+        raise _Refused(f"a number has more than {limit} digits; quote it", node.start_mark.line + 1) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 def parse_yaml(
     text: str,
     path: str | Path,
@@ -359,11 +372,38 @@ def parse_json(text: str) -> Any:
     if _json_depth(text) > MAX_DEPTH:
         raise JsonProblem(_too_deep())
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        value = json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite_float
+        )
     except json.JSONDecodeError as exc:
         raise JsonProblem(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
     except RecursionError:  # pragma: no cover  (the depth check above comes first)
         raise JsonProblem(_too_deep()) from None
+    except JsonProblem:
+        raise
+    except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits
+        raise JsonProblem(f"a number has more than {sys.get_int_max_str_digits()} digits; quote it") from None
+    if "\\ud" in text.lower():  # an escaped lone surrogate: no character, and no UTF-8 to store or print
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise JsonProblem(
+                "holds an escaped lone surrogate (\\ud800-\\udfff without its pair), which is no "
+                "character; remove it"
+            ) from None
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    # Python reads NaN and Infinity; JSON has no such literals, and a score or weight of NaN means nothing.
+    raise JsonProblem(f"{name} is not JSON: every number must be finite")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonProblem(f"the number {text[:20]} is too large: every number must be finite")
+    return value
 
 
 def _json_depth(text: str) -> int:
@@ -404,7 +444,10 @@ class JsonLine:
 
 def parse_jsonl(text: str) -> Iterator[JsonLine]:
     """Every non-blank line of JSONL ``text``, parsed with ``parse_json``; problems are yielded, not raised."""
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only: str.splitlines() also splits at U+2028, U+0085 and others, which JSON allows
+    # raw inside a string (text pasted from a web page or a PDF has them).
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:

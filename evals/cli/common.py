@@ -26,11 +26,23 @@ GATE_EXIT_HELP = (
     "     or could not finish (unwritable --junit or step summary, damaged store)"
 )
 
+
+class _Console(Console):
+    """A console whose reader hanging up (``evals report | head -1``) ends the command with 2, not 1."""
+
+    def on_broken_pipe(self) -> None:
+        # rich exits 1 here, which a CI would read as a decided "no" (a failed gate, a regression).
+        try:
+            super().on_broken_pipe()
+        except SystemExit:
+            raise SystemExit(EXIT_ERROR) from None
+
+
 # Data is never markup: strings printed here are not parsed for [tags] or :emoji: codes. Untrusted text
 # still goes through ``plain`` so that control characters are shown, not sent to the terminal.
-out = Console(highlight=False, markup=False, emoji=False)
+out = _Console(highlight=False, markup=False, emoji=False)
 # soft_wrap: an error or warning stays one line however long (a log reader or a CI grep sees it whole).
-err = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -76,6 +77,7 @@ from evals.suites import Suite, find_problems, load_suite, suites_in
 @click.option(
     "--max-cost",
     type=click.FloatRange(0, min_open=True),
+    callback=lambda ctx, param, value: _finite(param, value),
     metavar="USD",
     help="Stop (resumable, exit 2) before this invocation could spend more; needs token prices in evals.yaml.",
 )
@@ -163,6 +165,13 @@ def run(
             config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
             selection, max_cost, fail_after,
         )  # fmt: skip
+
+
+def _finite(param: click.Parameter, value: float | None) -> float | None:
+    # nan passes FloatRange (every comparison with it is false), and would then never stop the run.
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite amount of dollars", param=param)
+    return value
 
 
 def _select(suite: Suite, selection: Selection) -> Suite:

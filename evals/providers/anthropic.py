@@ -18,7 +18,7 @@ from anthropic.types import Message
 
 from evals.config import Endpoint
 from evals.errors import ConfigError
-from evals.providers.base import SDKProvider, json_object
+from evals.providers.base import SDKProvider, json_object, token_count
 from evals.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
@@ -97,6 +97,8 @@ class AnthropicProvider(SDKProvider):
             if block.type == "tool_use" and tool is not None and block.name == tool:
                 data = block.input if isinstance(block.input, dict) else None
             elif block.type == "text":
+                if not isinstance(block.text, str):  # the SDK does not check what it reads
+                    raise MalformedResponse(f"a text block holds {type(block.text).__name__}, not text")
                 texts.append(block.text)
             elif block.type == "thinking" and isinstance(block.thinking, str):
                 thoughts.append(block.thinking)  # kept apart: extended thinking is not the answer
@@ -106,10 +108,10 @@ class AnthropicProvider(SDKProvider):
         return Completion(
             text=json.dumps(data, ensure_ascii=False) if data is not None else "".join(texts),
             data=data,
-            tokens_in=usage.input_tokens if usage is not None else None,
-            tokens_out=usage.output_tokens if usage is not None else None,
+            tokens_in=token_count(usage.input_tokens) if usage is not None else None,
+            tokens_out=token_count(usage.output_tokens) if usage is not None else None,
             latency_ms=latency,
-            model_id=response.model or None,
+            model_id=response.model if isinstance(response.model, str) and response.model else None,
             finish_reason=response.stop_reason if isinstance(response.stop_reason, str) else None,
             reasoning="\n\n".join(thoughts) or None,
         )

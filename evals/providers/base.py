@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError
 from evals.providers.health import FAIL_AFTER, FailFast
-from evals.providers.retry import CallError, SDKErrors, call_with_retries
+from evals.providers.retry import LONE_SURROGATE, CallError, SDKErrors, call_with_retries
 from evals.records import Completion, CompletionRequest
 from evals.secrets import Scrubber
 from evals.userfiles import parse_json
@@ -28,7 +29,7 @@ class SDKProvider:
         self.max_concurrency = endpoint.max_concurrency
         self._who = f"{'judge' if isinstance(endpoint, JudgeEndpoint) else 'model'} {name!r}"
         self._client = self.make_client(endpoint)  # one per endpoint: its connection pool is reused
-        self._secret = endpoint.api_key()  # only to scrub it from error text, should a server echo it
+        self._secrets = endpoint.secrets()  # the key and a base_url password, scrubbed from error text
         self._scrubber = Scrubber(endpoint.secrets())  # a server may echo the key in any field
         self.health = FailFast(self._who, name, endpoint, fail_after)
         """Stops the run when the first calls all fail the same way."""
@@ -54,7 +55,7 @@ class SDKProvider:
                 attempts=1 + self.endpoint.max_retries,
                 errors=self.errors,
                 timeout_s=self.endpoint.timeout_s,
-                secret=self._secret,
+                secret=self._secrets,
                 give_up=self.health.gives_up,
             )
         except CallError as exc:
@@ -63,6 +64,7 @@ class SDKProvider:
                 self.health.failed(exc)
             raise
         self.health.succeeded()
+        completion = whole_characters(completion)
         return self._scrubber.completion(completion) if self._scrubber else completion
 
     def negotiable(self, request: CompletionRequest) -> bool:
@@ -86,3 +88,39 @@ def json_object(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+MAX_TOKEN_COUNT = 10**9
+"""More tokens than any call could use: a count above it is made up."""
+
+
+def token_count(value: object) -> int | None:
+    """A usage count a server reported, or None when it is no count (negative, fractional, huge, text).
+
+    Kept counts feed the scorecard's cost and ``--max-cost``: a negative one would read as money earned.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value) if 0 <= value <= MAX_TOKEN_COUNT else None
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, str):
+        return LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_whole(k): _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
+
+
+def whole_characters(completion: Completion) -> Completion:
+    """``completion`` with each lone surrogate (JSON may escape half a pair, ``\\ud800``) made U+FFFD.
+
+    Half a surrogate is no character: it cannot be stored, written as UTF-8 or printed, and would end the
+    run at the first write.
+    """
+    fields = ("text", "data", "model_id", "finish_reason", "reasoning")
+    return dataclasses.replace(completion, **{name: _whole(getattr(completion, name)) for name in fields})

@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletion
 
 from evals.config import Endpoint
 from evals.errors import ConfigError
-from evals.providers.base import SDKProvider, json_object
+from evals.providers.base import SDKProvider, json_object, token_count
 from evals.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
@@ -96,15 +96,18 @@ class OpenAIProvider(SDKProvider):
             raise MalformedResponse("no choices in the reply")
         choice = response.choices[0]
         message = choice.message
-        text = (message.content if message is not None else None) or ""
+        content = message.content if message is not None else None
+        if content is not None and not isinstance(content, str):  # the SDK does not check what it reads
+            raise MalformedResponse(f"the message content is {type(content).__name__}, not text")
+        text = content or ""
         usage = response.usage
         return Completion(
             text=text,
             data=json_object(text) if structured else None,
-            tokens_in=usage.prompt_tokens if usage is not None else None,
-            tokens_out=usage.completion_tokens if usage is not None else None,
+            tokens_in=token_count(usage.prompt_tokens) if usage is not None else None,
+            tokens_out=token_count(usage.completion_tokens) if usage is not None else None,
             latency_ms=latency,
-            model_id=response.model or None,
+            model_id=_text_or_none(response.model),
             finish_reason=_text_or_none(choice.finish_reason),
             reasoning=_reasoning(message),
         )

@@ -20,7 +20,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -38,6 +38,9 @@ from evals.errors import ProviderError
 from evals.secrets import scrub
 
 log = logging.getLogger("evals.providers")
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""Half a UTF-16 surrogate pair, which JSON may escape (``\\ud800``) but which is no character."""
 
 T = TypeVar("T")
 
@@ -165,7 +168,10 @@ def retry_after(exc: BaseException) -> float | None:
 
 
 def describe(
-    exc: BaseException, errors: SDKErrors, timeout_s: float | None = None, secret: str | None = None
+    exc: BaseException,
+    errors: SDKErrors,
+    timeout_s: float | None = None,
+    secret: str | Sequence[str] | None = None,
 ) -> str:
     """One line saying what went wrong, from the status code and the error's type (never the SDK's text)."""
     if isinstance(exc, errors.status):
@@ -185,7 +191,7 @@ def describe(
     return type(exc).__name__
 
 
-def _server_message(body: Any, secret: str | None) -> str:
+def _server_message(body: Any, secret: str | Sequence[str] | None) -> str:
     """The server's own short explanation (``{"error": {"type", "message"}}``), with anything key-like removed."""
     error = body.get("error", body) if isinstance(body, dict) else None
     if not isinstance(error, dict):
@@ -193,9 +199,11 @@ def _server_message(body: Any, secret: str | None) -> str:
     parts = [str(error[k]) for k in ("type", "message") if isinstance(error.get(k), str) and error[k]]
     parts += _fastapi_detail(error.get("detail"))
     text = ": ".join(parts)
-    if secret:
-        text = scrub(text, [secret])  # also prefix-less, URL-encoded and base64 forms
+    secrets = [secret] if isinstance(secret, str) else list(secret or [])
+    if secrets:  # the key, and a password inside base_url
+        text = scrub(text, secrets)  # also prefix-less, URL-encoded and base64 forms
     text = _SECRET_LIKE.sub("[redacted]", text)
+    text = LONE_SURROGATE.sub("\ufffd", text)  # half a pair (JSON "\ud800") cannot be stored or printed
     text = " ".join(text.split())
     return text[:200] + ("…" if len(text) > 200 else "")
 
@@ -222,7 +230,7 @@ async def call_with_retries(
     attempts: int,
     errors: SDKErrors,
     timeout_s: float | None = None,
-    secret: str | None = None,
+    secret: str | Sequence[str] | None = None,
     give_up: Callable[[str], bool] | None = None,
 ) -> T:
     """Await ``attempt()`` until it succeeds, retrying transient failures; at most ``attempts`` calls.

@@ -9,7 +9,6 @@ the page's own (by nonce).
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from pathlib import Path
@@ -26,6 +25,7 @@ from evals.results import result_rows, scores_by_item
 from evals.scorecard import Scorecard
 from evals.scorecard.baselines import is_excluded
 from evals.store import Store
+from evals.userfiles import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def _regressed_areas(card_path: Path) -> list[str] | None:
     an older release (schema 1) is still read, so upgrading does not unlink every earlier scorecard.
     """
     try:
-        data = json.loads(card_path.read_text(encoding="utf-8"))
+        data = parse_json(card_path.read_text(encoding="utf-8"))  # depth-limited: no RecursionError
         if isinstance(data, dict) and data.get("schema_version") == 1:
             return _regressed_v1(data)
         return Scorecard.model_validate(data).regressed()

@@ -75,6 +75,10 @@ def choose_baseline(
     """
     if spec is not None:
         m = _asked(store, run, spec)
+        if m.run_id == run.run_id:  # every area "unchanged": a comparison that proves nothing
+            raise StoreError(
+                f"--baseline {spec} is the same run {run.run_id!r}; compare it with an earlier run"
+            )
         return m, BaselineChoice(run_id=m.run_id, how="asked", reason=f"asked for with --baseline {spec}")
     earlier = _earlier(store, run)
     earlier_ids = {m.run_id for m in earlier}

@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -225,7 +226,18 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path):
 # a damaged scorecard.json of one run (10.8) -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"areas": 5}', '{"areas": [{"name": "x"}]}', "[]", "\xff"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"areas": 5}',
+        '{"areas": [{"name": "x"}]}',
+        "[]",
+        "\xff",
+        "[" * 100_000,
+    ],
+    ids=["syntax", "areas-number", "areas-incomplete", "list", "latin-1", "deep"],
+)
 def test_a_damaged_scorecard_does_not_break_the_index_or_other_reports(reports, content):
     args = ("--reports", str(reports))
     assert invoke("report", "r01", *args).exit_code == 0
@@ -248,3 +260,53 @@ def test_a_long_cannot_decide_message_stays_one_line(reports):
     assert result.exit_code == 2 and "different suites" in result.stdout
     missing = invoke("gate", "--candidate", "nope", "--baseline", "x" * 120, "--reports", str(reports))
     assert missing.exit_code == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command", [["report", "r02", "--fail-on-regression"], ["runs", "list"], ["compare", "r01", "r02"]]
+)
+def test_a_reader_that_hangs_up_is_not_a_decided_no(reports, tmp_path, command):
+    """``evals report --fail-on-regression | head -1``: the closed pipe is a fault (2), never a "no" (1)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    with open(write, "wb") as stdout:
+        result = subprocess.run([sys.executable, "-m", "evals", *command, "--reports", str(reports)],
+                                stdout=stdout, stderr=subprocess.DEVNULL, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+
+
+def test_rollback_write_to_a_config_that_cannot_be_replaced_names_the_config(
+    reports, tmp_path, make_readonly
+):
+    config = tmp_path / "evals.yaml"
+    config.write_text("models:\n  local: {model: new}\n")
+    make_readonly(config)
+    line = one_error_line(invoke("rollback", "--to", "prod", "--write", "--config", str(config),
+                                 "--reports", str(reports)))  # fmt: skip
+    assert str(config) in line and ".tmp" not in line, line
+    assert temporary_files(tmp_path) == []
+
+
+def test_junit_through_a_symlink_writes_its_target_and_keeps_the_link(reports, tmp_path):
+    """``--junit /dev/stdout`` is a symlink too: replacing it with a file would break it for everyone."""
+    target = tmp_path / "out" / "junit.xml"
+    target.parent.mkdir()
+    link = tmp_path / "junit.xml"
+    link.symlink_to(target)
+    result = invoke("gate", "--candidate", "r02", "--baseline", "prod", "--reports", str(reports),
+                    "--junit", str(link))  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    assert link.is_symlink() and "<testsuite" in target.read_text()
+
+
+def test_junit_to_a_fifo_is_written_into_it_not_replaced(reports, tmp_path):
+    fifo = tmp_path / "junit.xml"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = invoke("gate", "--candidate", "r02", "--baseline", "prod", "--reports", str(reports),
+                    "--junit", str(fifo))  # fmt: skip
+    reader.join(timeout=30)  # not a timing assertion: a guard against a reader left waiting
+    assert result.exit_code in (0, 1), result.output
+    assert fifo.is_fifo() and received and b"<testsuite" in received[0]

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from evals.cli import main
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ProviderError, StoreError
-from evals.fakes import FakeOpenAI, Fault, text_reply
+from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, text_reply
 from evals.providers import build_provider
 from evals.records import Completion, CompletionRequest, Item, Verdict
 from evals.reference_judge import ReferenceJudge
@@ -120,12 +120,14 @@ def test_a_trickled_reply_within_the_timeout_is_read_whole(fake_openai):
 # -- SIGTERM and the run lock --------------------------------------------------------------------------
 
 
-def test_sigterm_interrupts_a_run_like_ctrl_c_and_it_resumes(tmp_path, slow_model):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_interrupts_a_run_like_ctrl_c_and_it_resumes(tmp_path, slow_model, signum):
+    """SIGHUP too: the terminal or ssh session of a run started by hand was closed."""
     write_project(tmp_path, {"local": {"base_url": slow_model.url, "model": "m", "max_concurrency": 1}})
     proc = start_run(tmp_path, "t1")
     wait_for_answers(tmp_path, proc, 5)
 
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     assert proc.wait(timeout=60) == 130
     output = (tmp_path / "t1.log").read_text()
 
@@ -137,6 +139,19 @@ def test_sigterm_interrupts_a_run_like_ctrl_c_and_it_resumes(tmp_path, slow_mode
 
     result = invoke("run", "--resume", "t1")
     assert result.exit_code == 0, result.output
+    assert db_rows(tmp_path, "SELECT status FROM runs") == [("finished",)]
+
+
+def test_a_run_under_nohup_survives_the_hangup(tmp_path, slow_model):
+    write_project(tmp_path, {"local": {"base_url": slow_model.url, "model": "m", "max_concurrency": 4}})
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup does; the child inherits it
+    try:
+        proc = start_run(tmp_path, "t1")
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    wait_for_answers(tmp_path, proc, 2)
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=120) == 0
     assert db_rows(tmp_path, "SELECT status FROM runs") == [("finished",)]
 
 
@@ -265,6 +280,23 @@ def test_absurd_samples_are_refused_with_the_limit(tmp_path, fake_openai):
     assert fake_openai.count() == 0
 
 
+@pytest.mark.parametrize(("option", "value", "limit"), [("--port", "99999", "0<=x<=65535"), ("--port", "-1", "0<=x<=65535"),
+                                                     ("--ctx-per-slot", "-5", "x>=64"), ("--parallel", "0", "1<=x<=64")])  # fmt: skip
+def test_serve_local_refuses_a_port_or_context_that_cannot_be(option, value, limit):
+    result = invoke("serve-local", option, value)
+    assert result.exit_code == 2 and limit in result.output and "serving" not in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e309"])
+def test_a_max_cost_that_is_no_amount_is_refused(tmp_path, fake_openai, value):
+    """NaN passes every range check and every later comparison: the limit would silently be none."""
+    write_project(tmp_path, {"local": {"base_url": fake_openai.url, "model": "m", "price_in_per_mtok": 1,
+                                       "price_out_per_mtok": 1}})  # fmt: skip
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "offline", "--max-cost", value)
+    assert result.exit_code == 2 and "--max-cost" in result.output and "finite" in result.output
+    assert fake_openai.count() == 0 and db_rows(tmp_path, "SELECT run_id FROM runs") == []
+
+
 @pytest.mark.parametrize("side", ["models", "judges"])
 def test_absurd_concurrency_is_refused_with_the_limit(tmp_path, fake_openai, side):
     endpoint = {"base_url": fake_openai.url, "model": "m", "max_concurrency": 3000000}
@@ -313,3 +345,136 @@ def test_workers_never_exceed_the_work(tmp_path):
         outcome = asyncio.run(execute(store, manifest, _Echo(), judge))
     assert outcome.judged + outcome.reused == 3
     assert _CountingJudge.tasks <= 1 + 1 + 1 + 3, "main, feeder, one answerer and at most 3 judge workers"
+
+
+# -- untrusted usage counts ------------------------------------------------------------------------------
+
+
+class _BogusUsageOpenAI(FakeOpenAI):
+    """Reports token counts no server means: negative, astronomically large, fractional, text."""
+
+    def _reply(self, body, reply):
+        data = super()._reply(body, reply)
+        data["usage"] = {"prompt_tokens": -5, "completion_tokens": 1e300, "total_tokens": "many"}
+        return data
+
+
+class _BogusUsageAnthropic(FakeAnthropic):
+    def _reply(self, body, reply):
+        data = super()._reply(body, reply)
+        data["usage"] = {"input_tokens": 2.5, "output_tokens": -(10**30)}
+        return data
+
+
+@pytest.mark.parametrize("server_class", [_BogusUsageOpenAI, _BogusUsageAnthropic])
+def test_token_counts_a_server_makes_up_are_not_kept(server_class, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    kind = "openai" if server_class is _BogusUsageOpenAI else "anthropic"
+    with server_class(text_reply(lambda _: "2")) as server:
+        endpoint = Endpoint(provider=kind, base_url=server.url, model="m", max_retries=0)
+        provider = build_provider("m", endpoint)
+
+        async def ask():
+            try:
+                return await provider.complete(QUESTION)
+            finally:
+                await provider.aclose()
+
+        completion = asyncio.run(ask())
+    assert completion.text == "2" and (completion.tokens_in, completion.tokens_out) == (None, None)
+
+
+def test_a_run_with_made_up_token_counts_still_reports(tmp_path):
+    """A negative or 1e300 count once made every later ``evals report`` of the run a crash (and --max-cost
+    counted negative spending)."""
+    with _BogusUsageOpenAI(text_reply(lambda _: "2")) as server:
+        write_project(tmp_path, {"local": {"base_url": server.url, "model": "m", "max_retries": 0}})
+        assert invoke("run", "--suite", "suite.jsonl", "--judge", "offline", "--run-id", "r1").exit_code == 0
+    result = invoke("report", "r1")
+    assert result.exit_code == 0, result.output
+
+
+# -- replies of the wrong shape ---------------------------------------------------------------------------
+
+
+class _Shaped(FakeOpenAI):
+    """Replies whose fields hold what the API never sends there."""
+
+    def __init__(self, change):
+        super().__init__(text_reply(lambda _: "2"))
+        self.change = change
+
+    def _reply(self, body, reply):
+        data = super()._reply(body, reply)
+        self.change(data, data["choices"][0]["message"])
+        return data
+
+
+def _ask(server: FakeOpenAI) -> Completion:
+    provider = build_provider("m", Endpoint(base_url=server.url, model="m", max_retries=0))
+
+    async def ask():
+        try:
+            return await provider.complete(QUESTION)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(ask())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda data, message: message.update(content=["a", {"b": 1}]),
+        lambda data, message: message.update(content={"text": "2"}),
+        lambda data, message: message.update(content=42),
+    ],
+    ids=["list", "object", "number"],
+)
+def test_content_that_is_not_text_is_a_malformed_reply_not_a_crash(change):
+    with _Shaped(change) as server, pytest.raises(ProviderError, match="malformed"):
+        _ask(server)
+
+
+def test_fields_of_the_wrong_type_are_dropped(monkeypatch):
+    def change(data, message):
+        data["model"] = 123
+        message["reasoning_content"] = {"x": 1}
+        data["choices"][0]["finish_reason"] = 7
+
+    with _Shaped(change) as server:
+        completion = _ask(server)
+    assert (completion.text, completion.model_id, completion.finish_reason, completion.reasoning) == (
+        "2", None, None, None
+    )  # fmt: skip
+
+
+def test_lone_surrogates_from_a_server_become_replacement_characters(tmp_path):
+    """JSON may escape half a surrogate pair (``\\ud800``): no character, and no UTF-8 to store or print."""
+
+    def change(data, message):
+        message["content"] = "two \ud800"
+        message["reasoning_content"] = "hm \udfff"
+        data["model"] = "m\ud83d"
+
+    with _Shaped(change) as server:
+        completion = _ask(server)
+        assert (completion.text, completion.reasoning, completion.model_id) == (
+            "two \ufffd",
+            "hm \ufffd",
+            "m\ufffd",
+        )
+        write_project(tmp_path, {"local": {"base_url": server.url, "model": "m", "max_retries": 0}})
+        result = invoke("run", "--suite", "suite.jsonl", "--judge", "offline", "--run-id", "r1")
+    assert result.exit_code == 0, result.output
+    assert invoke("report", "r1").exit_code == 0
+
+
+def test_a_lone_surrogate_in_an_error_body_does_not_reach_the_store_as_half_a_character():
+    def fail(_body):
+        raise ValueError("bad \ud800 thing")
+
+    with FakeOpenAI(fail) as server, pytest.raises(ProviderError) as caught:
+        _ask(server)
+    assert "bad \ufffd thing" in str(caught.value)
+    str(caught.value).encode("utf-8")  # what the store and the terminal need

@@ -59,11 +59,34 @@ HOSTILE = [
         "duplicate key (first on line 1)",
     ),
     ("control-char", "description: \x07\n", 1, "U+0007 is not allowed"),
+    ("huge-int", "description: x\nweight: 1" + "0" * 5000 + "\n", 2, "digits"),  # int() refuses > 4300
 ]
 JSON_HOSTILE = [
     ("deep", '{"id": "q1", "metadata": ' + "[" * 100 + "]" * 100 + "}", "nested more than"),
     ("duplicate-key", '{"id": "q1", "area": "a", "question": "q?", "id": "q2"}', "duplicate key 'id'"),
     ("deep-in-string-is-fine", '{"id": "q1", "area": "a", "question": "' + "[" * 100 + '"}', None),
+    (
+        "line-separators-in-a-string",
+        '{"id": "q1", "area": "a", "question": "one\u2028two\x85three\u2029?"}',
+        None,
+    ),
+    ("lone-surrogate", '{"id": "q1", "area": "a", "question": "q\\ud800?"}', "surrogate"),
+    (
+        "huge-int",
+        '{"id": "q1", "area": "a", "question": "q?", "metadata": {"w": 1' + "0" * 5000 + "}}",
+        "digits",
+    ),
+    ("nan", '{"id": "q1", "area": "a", "question": "q?", "metadata": {"w": NaN}}', "NaN"),
+    ("infinity", '{"id": "q1", "area": "a", "question": "q?", "reference": -Infinity}', "Infinity"),
+    ("overflow", '{"id": "q1", "area": "a", "question": "q?", "reference": 1e999}', "finite"),
+    ("control-in-area", '{"id": "q1", "area": "a\\u001b[2J", "question": "q?"}', "control character"),
+    ("bidi-in-id", '{"id": "q1\\u202e", "area": "a", "question": "q?"}', "control character"),
+    (
+        "control-in-tag",
+        '{"id": "q1", "area": "a", "question": "q?", "tags": ["x\\u0007"]}',
+        "control character",
+    ),
+    ("blank-tag", '{"id": "q1", "area": "a", "question": "q?", "tags": ["ok", " "]}', "blank"),
 ]
 
 
@@ -265,3 +288,12 @@ def test_a_blank_id_does_not_hide_the_items_other_problems(tmp_path):
     path.write_text(json.dumps({"id": " ", "area": "a", "messages": turns}) + "\n")
     messages = sorted(p.message for p in find_problems(path))
     assert len(messages) == 2 and "blank" in messages[0] and "must end with a user turn" in messages[1]
+
+
+@pytest.mark.parametrize("name", ["\\e]0;pwned\\a", "safe\\u202egnp", "a\\tb"])
+def test_a_suite_name_with_control_characters_is_a_problem(tmp_path, name):
+    path = tmp_path / "s.yaml"
+    path.write_text(f'suite: "{name}"\nitems:\n  - {{id: q1, area: a, question: q?}}\n')
+    assert [(p.line, p.field, "control character" in p.message) for p in find_problems(path)] == [
+        (1, "suite", True)
+    ]

@@ -47,6 +47,8 @@ CASES = [
     lambda s: "".join(c.upper() if i % 2 else c for i, c in enumerate(s)),
 ]
 CYRILLIC = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "s": "ѕ", "i": "і"})
+SMALL_CAPS = dict(zip("abcdefghijklmnopqrstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ", strict=True))
+"""Latin letter small capitals: read as letters, but NFKC leaves them alone."""
 
 
 def fullwidth(text: str) -> str:
@@ -60,7 +62,13 @@ def math_bold(text: str) -> str:
     )
 
 
-STYLES = [lambda s: s, fullwidth, math_bold, lambda s: s.translate(CYRILLIC)]
+STYLES = [
+    lambda s: s,
+    fullwidth,
+    math_bold,
+    lambda s: s.translate(CYRILLIC),
+    lambda s: s.lower().translate(str.maketrans(SMALL_CAPS)),
+]
 
 
 def spread(word: str, gap: str, where: str) -> str:
@@ -82,6 +90,7 @@ def variants(limit: int = 25_000) -> list[str]:
     random.Random(10).shuffle(grid)  # a fixed sample of the whole grid, plus every value of each axis
     chosen = grid[:limit]
     chosen += [(b, "/", "", "none", str.lower, STYLES[0], "answer") for b in OPEN]
+    chosen += [("<", "/", "", "none", str.lower, style, tag) for style in STYLES for tag in TAGS]
     chosen += [("<", s, g, "every", str.lower, STYLES[0], "answer") for s in SLASH for g in GAPS]
     return [variant(*row) for row in chosen]
 
@@ -98,7 +107,7 @@ def oracle_markers(text: str) -> list[str]:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = text.translate(
         str.maketrans({"а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "ѕ": "s", "і": "i"})
-    )
+    ).translate(str.maketrans({cap: letter for letter, cap in SMALL_CAPS.items()}))
     text = "".join("<" if c in _ORACLE_BRACKETS else "/" if c in _ORACLE_SLASHES else c for c in text)
     text = "".join(c for c in text if unicodedata.category(c)[0] not in "CM")  # NFKC may add combining marks
     return re.findall(rf"</?(?:{'|'.join(TAGS)})", text)

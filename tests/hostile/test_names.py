@@ -128,3 +128,15 @@ def test_run_folder_stays_in_the_reports_folder(tmp_path):
     for bad in ("../x", "/etc", ".."):
         with pytest.raises(InvalidName):
             run_folder(tmp_path, bad)
+
+
+def test_reporting_a_run_against_itself_says_so_instead_of_unchanged(tmp_path):
+    """``report r01 --baseline prod`` where prod is r01: Δ 0 "unchanged" would pass --fail-on-regression."""
+    reports = tmp_path / "reports"
+    with Store(reports) as store:
+        store_run(store, "r01", ["math", "geo"])
+    assert invoke("baseline", "set", "r01", "--name", "prod", "--reports", str(reports)).exit_code == 0
+    for baseline in ("r01", "prod"):
+        result = CliRunner().invoke(main, ["report", "r01", "--baseline", baseline, "--fail-on-regression",
+                                           "--reports", str(reports)])  # fmt: skip
+        assert result.exit_code == 2 and "the same run 'r01'" in result.stderr, result.output

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from evals.cli import main
 from evals.config import Endpoint, JudgeEndpoint, load_config
 from evals.errors import ConfigError, ProviderError
-from evals.fakes import FakeAnthropic, FakeOpenAI, text_reply
+from evals.fakes import FakeAnthropic, FakeOpenAI, Reply, text_reply
 from evals.providers import build_provider
 from evals.records import CompletionRequest
 from evals.rollback import restore_model
@@ -88,6 +88,18 @@ def test_a_key_echoed_in_the_model_field_and_the_text_is_scrubbed(server_class, 
     assert leaked(completion.text, KEY) == []
 
 
+@pytest.mark.parametrize("server_class", [FakeOpenAI, FakeAnthropic])
+def test_a_key_echoed_in_the_finish_reason_and_the_reasoning_is_scrubbed(server_class, monkeypatch):
+    forms = " ".join(echoes(KEY).values())
+    with server_class(
+        lambda _: Reply("Paris", finish_reason="stop " + forms, reasoning="think " + forms)
+    ) as server:
+        kind = "openai" if server_class is FakeOpenAI else "anthropic"
+        completion = asyncio.run(_complete(_provider(kind, server.url, monkeypatch)))
+    assert leaked(completion.finish_reason or "", KEY) == [] and REDACTED in (completion.finish_reason or "")
+    assert leaked(completion.reasoning or "", KEY) == [] and REDACTED in (completion.reasoning or "")
+
+
 def test_a_key_echoed_encoded_in_an_error_body_is_scrubbed(monkeypatch):
     def fail(_body):
         raise ValueError("bad credentials " + echoes(KEY)["base64 in a Basic header"])
@@ -106,6 +118,18 @@ def test_credentials_in_base_url_stay_out_of_snapshots_and_replies(monkeypatch):
         assert endpoint.snapshot()["base_url"] == server.url
         completion = asyncio.run(_complete(_provider("openai", server.url, monkeypatch, base_url=url)))
     assert PASSWORD not in completion.text
+
+
+def test_a_url_password_echoed_in_an_error_body_is_scrubbed(monkeypatch):
+    def fail(_body):
+        raise ValueError(f"proxy refused alice with password {PASSWORD}")
+
+    with FakeOpenAI(fail) as server:
+        url = server.url.replace("http://", f"http://alice:{PASSWORD}@")
+        provider = _provider("openai", server.url, monkeypatch, base_url=url)
+        with pytest.raises(ProviderError) as caught:
+            asyncio.run(_complete(provider))
+    assert "proxy refused" in str(caught.value) and PASSWORD not in str(caught.value)
 
 
 def test_safe_url_drops_user_and_password():
@@ -165,6 +189,8 @@ def test_api_key_env_that_is_not_a_variable_name_is_refused_without_echo(tmp_pat
         ("base_url", "ftp://host/v1", "scheme"),
         ("base_url", "http:///v1", "no host"),
         ("base_url", f"http://u:{PASSWORD}@host:99999/v1", "not a valid URL"),
+        ("base_url", f"http://host/v1?api-key={PASSWORD}", "query"),  # kept in snapshots, shown in advice
+        ("base_url", f"http://host/v1#{PASSWORD}", "query"),
         ("temperature", ".nan", "finite"),
         ("temperature", "-1", "greater than or equal to 0"),
         ("timeout_s", ".inf", "finite"),
@@ -173,6 +199,12 @@ def test_api_key_env_that_is_not_a_variable_name_is_refused_without_echo(tmp_pat
         ("price_per_hour", "-.inf", "finite"),
         ("price_in_per_mtok", "-2", "greater than or equal to 0"),
         ("provider", "gemini", "openai"),
+        ("extra_body", f"{{api_key: {PASSWORD}}}", "api_key_env"),  # kept in every snapshot and scorecard
+        ("extra_body", f"{{auth: {{Access-Token: {PASSWORD}}}}}", "api_key_env"),
+        ("extra_body", "{top_k: .nan}", "finite"),  # else a run is made, then json.dumps fails in it
+        ("extra_body", "{top_k: [1, -.inf]}", "finite"),
+        ("extra_body", "{since: 2026-01-01}", "JSON"),  # YAML dates are no JSON
+        ("max_retries", "100000000000000000000", "less than or equal to 100"),  # a dead server, forever
     ],
 )
 @pytest.mark.parametrize("section", ["models", "judges"])
