@@ -87,14 +87,51 @@ def _item_means(scores_by_item: Mapping[str, Sequence[float]]) -> dict[str, floa
     return {item: math.fsum(s) / len(s) for item, s in scores_by_item.items() if len(s) > 0}
 
 
+@dataclass(frozen=True)
+class ItemMeanSums:
+    """Sufficient statistics of a set of item means: what a run stores per area (``run_areas``), so the
+    history and the index get the scorecard's mean and interval without reading any item."""
+
+    n_items: int
+    """Items with at least one scored sample."""
+    n_scores: int
+    """Scored samples over all items."""
+    total: float
+    """Sum of the item means."""
+    total_sq: float
+    """Sum of the squared item means."""
+    low: float | None
+    """Smallest item mean (None without items): tells an interval of identical means from rounding."""
+    high: float | None
+    """Largest item mean."""
+
+    @property
+    def mean(self) -> float | None:
+        """The mean of the item means; None without a scored item."""
+        return self.total / self.n_items if self.n_items else None
+
+
+def item_mean_sums(scores_by_item: Mapping[str, Sequence[float]]) -> ItemMeanSums:
+    """The sufficient statistics of the item means of ``scores_by_item``."""
+    means = list(_item_means(scores_by_item).values())
+    return ItemMeanSums(
+        n_items=len(means),
+        n_scores=sum(len(s) for s in scores_by_item.values()),
+        total=math.fsum(means),
+        total_sq=math.fsum(m * m for m in means),
+        low=min(means) if means else None,
+        high=max(means) if means else None,
+    )
+
+
 def mean_of_items(scores_by_item: Mapping[str, Sequence[float]]) -> float | None:
     """The mean of the item means (each item's samples averaged first); None without a scored item.
 
     The one definition of an area's (and a run's) mean score: the run table, the scorecard, the history,
-    the index and the gate all take it from here, and the clustered interval of ``mean_ci`` is around it.
+    the index and the gate all take it from here (through ``ItemMeanSums.mean``), and the clustered
+    interval of ``mean_ci`` is around it.
     """
-    means = _item_means(scores_by_item)
-    return math.fsum(means.values()) / len(means) if means else None
+    return item_mean_sums(scores_by_item).mean
 
 
 def _all_equal(values: np.ndarray) -> bool:
@@ -109,25 +146,29 @@ def mean_ci(scores_by_item: Mapping[str, Sequence[float]], confidence: float = 0
     One item gives the mean without an interval; no items give all None. When every item mean is the
     same the interval collapses to the mean rather than becoming NaN.
     """
-    _check_confidence(confidence)
-    means = _item_means(scores_by_item)
-    n_scores = sum(len(s) for s in scores_by_item.values())
-    if not means:
-        return MeanCI(0, n_scores, None, None, None)
-    import numpy as np
+    return mean_ci_of_sums(item_mean_sums(scores_by_item), confidence)
 
-    x = np.fromiter(means.values(), dtype=float)
-    mean = mean_of_items(scores_by_item)
-    assert mean is not None  # there are item means
-    if len(x) == 1:
-        return MeanCI(1, n_scores, mean, None, None)
-    if _all_equal(x):
-        return MeanCI(len(x), n_scores, mean, mean, mean)
+
+def mean_ci_of_sums(sums: ItemMeanSums, confidence: float = 0.95) -> MeanCI:
+    """``mean_ci`` from the sufficient statistics of the item means (stored aggregates, or fresh ones)."""
+    _check_confidence(confidence)
+    mean = sums.mean
+    if mean is None or sums.low is None or sums.high is None:
+        return MeanCI(0, sums.n_scores, None, None, None)
+    n = sums.n_items
+    if n == 1:
+        return MeanCI(1, sums.n_scores, mean, None, None)
+    if sums.high - sums.low <= _REL_TOL * max(1.0, abs(sums.low), abs(sums.high)):
+        return MeanCI(n, sums.n_scores, mean, mean, mean)
     from scipy import stats
 
-    sem = float(x.std(ddof=1)) / math.sqrt(len(x))
-    low, high = stats.t.interval(confidence, len(x) - 1, loc=mean, scale=sem)
-    return MeanCI(len(x), n_scores, mean, float(low), float(high))
+    # The sample variance of the item means from their sums; clamped, as rounding may push it below 0.
+    variance = max(0.0, (sums.total_sq - sums.total * sums.total / n) / (n - 1))
+    sem = math.sqrt(variance) / math.sqrt(n)
+    if sem == 0:
+        return MeanCI(n, sums.n_scores, mean, mean, mean)
+    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
+    return MeanCI(n, sums.n_scores, mean, float(low), float(high))
 
 
 def pass_rate(
@@ -142,13 +183,22 @@ def pass_rate(
     the count by at most half a trial; the bounds are widened, if needed, to contain ``rate``.
     """
     _check_confidence(confidence)
-    fractions = [sum(1 for v in s if v >= threshold) / len(s) for s in scores_by_item.values() if len(s) > 0]
-    if not fractions:
+    fractions = pass_fractions(scores_by_item, threshold)
+    return pass_rate_of_sums(len(fractions), math.fsum(fractions), confidence)
+
+
+def pass_fractions(scores_by_item: Mapping[str, Sequence[float]], threshold: float = 4) -> list[float]:
+    """Each scored item's share of samples scoring at least ``threshold`` (what ``pass_rate`` averages)."""
+    return [sum(1 for v in s if v >= threshold) / len(s) for s in scores_by_item.values() if len(s) > 0]
+
+
+def pass_rate_of_sums(n: int, total: float, confidence: float = 0.95) -> RateCI:
+    """``pass_rate`` from ``n`` items and the sum of their pass fractions (stored aggregates, or fresh)."""
+    _check_confidence(confidence)
+    if n == 0:
         return RateCI(0, 0, None, None, None)
     from scipy import stats
 
-    n = len(fractions)
-    total = math.fsum(fractions)
     rate = total / n
     successes = min(n, math.floor(total + 0.5))
     ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")

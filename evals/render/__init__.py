@@ -18,14 +18,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import ValidationError
 
-from evals import stats
 from evals.files import write_atomic
 from evals.names import check_name, is_name
 from evals.render.markdown import md_text
-from evals.results import result_rows, scores_by_item
 from evals.scorecard import Scorecard
 from evals.scorecard.baselines import is_excluded
 from evals.store import Store
+from evals.store.aggregates import OVERALL
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +154,14 @@ def write_index(store: Store) -> Path:
     scorecard, with a warning. Runs excluded with ``evals runs exclude`` are listed as such.
     """
     rows = []
-    for m in reversed(store.runs()):
-        # The scorecard's overall mean and interval (``area_stats`` takes them from the same function).
-        mean = stats.mean_ci(scores_by_item(result_rows(store.results(m.run_id))))
+    manifests = list(reversed(store.runs()))
+    # The scorecard's overall mean and interval, from each run's stored aggregate: no item is read.
+    overall = {
+        run_id: next(a for a in aggregates if a.area == OVERALL)
+        for run_id, aggregates in store.aggregates([m.run_id for m in manifests]).items()
+    }
+    for m in manifests:
+        mean = overall[m.run_id]
         # A run id from an older store that breaks the name rules gets no link: it must not become a path.
         card_path = store.reports_dir / "runs" / m.run_id / "scorecard.json" if is_name(m.run_id) else None
         regressed = None

@@ -10,7 +10,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from evals.errors import StoreError
 from evals.files import atomic_path, write_atomic
 from evals.names import check_name, run_folder
 from evals.records import Answer, Item, Judgment, RunManifest
+from evals.results import ResultRow, result_rows
+from evals.store.aggregates import COLUMNS as AGGREGATE_COLS
+from evals.store.aggregates import AreaAggregate, aggregate_of, run_aggregates
 from evals.store.postgres import PostgresBackend, is_postgres_url
 from evals.store.rows import (
     ANSWER_COLS,
@@ -42,6 +46,8 @@ from evals.store.rows import (
 )
 from evals.store.sqlite import DB_NAME, SqliteBackend
 
+DEFAULT_PASS_SCORE = 4
+"""The scorecard's default lowest passing score; aggregates counted with another are recomputed."""
 STORE_ENV = "EVALS_STORE"
 """Environment variable naming the store (``postgresql://user@host/db``); wins over ``store:`` in the config."""
 
@@ -147,7 +153,12 @@ class Store:
         )
 
     def set_status(self, run_id: str, status: str, ended_at: str | None = None) -> None:
-        self._execute("UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, ended_at, run_id))
+        """Set a run's status; its stored aggregates go (a resumed run is no longer what they counted)."""
+        with self.backend.transaction():
+            self._execute("DELETE FROM run_areas WHERE run_id = ?", (run_id,))
+            self._execute(
+                "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, ended_at, run_id)
+            )
 
     def set_tag(self, run_id: str, tag: str, present: bool = True) -> RunManifest:
         """Add (or with ``present=False`` remove) one tag of a run, e.g. ``excluded``; the updated manifest."""
@@ -280,6 +291,7 @@ class Store:
             row = self._execute(
                 "SELECT suite_hash, started_at FROM runs WHERE run_id = ?", (manifest.run_id,)
             ).fetchone()
+            self._execute("DELETE FROM run_areas WHERE run_id = ?", (manifest.run_id,))
             if row is not None and tuple(row) != (manifest.suite_hash, manifest.started_at):
                 raise StoreError(
                     f"run {manifest.run_id} in {self.path} is another run (suite hash {row[0]}, started "
@@ -308,6 +320,7 @@ class Store:
                 self.backend.executemany(
                     upsert_sql("judgments", JUDGMENT_COLS, KEY), [judgment_values(j) for j in judgments]
                 )
+        self.save_aggregates(manifest.run_id)
         return row is None
 
     def add_baseline_approval(self, name: str, run_id: str, set_at: str, note: str | None) -> bool:
@@ -346,3 +359,57 @@ class Store:
         with atomic_path(out) as tmp, jsonlines.open(tmp, mode="w", flush=False) as writer:
             writer.write_all(self.results(run_id) if rows is None else rows)
         return out  # readers never see half a file
+
+    # aggregates ---------------------------------------------------------------------------------------
+
+    def save_aggregates(
+        self,
+        run_id: str,
+        rows: Sequence[dict[str, Any] | ResultRow] | None = None,
+        pass_score: float = DEFAULT_PASS_SCORE,
+    ) -> list[AreaAggregate]:
+        """A run's per-area aggregates from its results (``rows``, if already read), stored when it is
+        finished and the store can be written (else only returned)."""
+        manifest = self.run(run_id)
+        aggregates = run_aggregates(
+            run_id, result_rows(self.results(run_id) if rows is None else rows), pass_score
+        )
+        if manifest.status == "finished":
+            self._write_aggregates(run_id, aggregates)
+        return aggregates
+
+    def _write_aggregates(self, run_id: str, aggregates: list[AreaAggregate]) -> None:
+        insert = f"INSERT INTO run_areas ({','.join(AGGREGATE_COLS)}) VALUES ({','.join('?' * len(AGGREGATE_COLS))})"
+        try:
+            # A read-only command (report, index) still stores a backfill when the store can be written.
+            with self.backend.writer(self.readonly) as writer:
+                if writer is None:
+                    return
+                with writer.transaction():
+                    writer.execute("DELETE FROM run_areas WHERE run_id = ?", (run_id,))
+                    writer.executemany(insert, [a.values() for a in aggregates])
+        except Exception as exc:
+            if not self.backend.is_error(exc):
+                raise
+            # Not allowed to write here: the aggregates serve this command from memory.
+
+    def aggregates(
+        self, run_ids: Sequence[str], pass_score: float = DEFAULT_PASS_SCORE
+    ) -> dict[str, list[AreaAggregate]]:
+        """The per-area aggregates of each run (areas by name, ``(overall)`` among them), read from
+        ``run_areas``; a run without them (older stores, unfinished runs) gets them computed once."""
+        found: dict[str, list[AreaAggregate]] = defaultdict(list)
+        wanted = list(dict.fromkeys(run_ids))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            cursor = self._execute(
+                f"SELECT {','.join(AGGREGATE_COLS)} FROM run_areas WHERE pass_score = ? "
+                f"AND run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, area",
+                (float(pass_score), *chunk),
+            )
+            for row in cursor.fetchall():
+                found[row[0]].append(aggregate_of(row))
+        for run_id in wanted:
+            if run_id not in found:
+                found[run_id] = self.save_aggregates(run_id, pass_score=pass_score)
+        return {run_id: found[run_id] for run_id in wanted}
