@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from evals import stats
 from evals.cli import main
 from evals.config import ScorecardSettings
-from evals.render import write_index
+from evals.render import write_index, write_scorecard
 from evals.results import result_rows
 from evals.scorecard import build_scorecard
 from evals.scorecard.baselines import run_health
@@ -160,3 +160,18 @@ def test_mean_interval_from_sufficient_statistics_matches_the_item_means():
 
     low, high = sp.t.interval(0.95, 3, loc=fresh.mean, scale=sd / 2)
     assert (fresh.ci_low, fresh.ci_high) == (pytest.approx(low), pytest.approx(high))
+
+
+def test_index_takes_regressed_areas_from_the_summary_and_rereads_a_card_changed_since(tmp_path):
+    with Store(tmp_path) as store:
+        make_run(store, "r01", {f"geo-{i}": [5] for i in range(12)})
+        make_run(store, "r02", {f"geo-{i}": [1] for i in range(12)})
+        card = build_scorecard(store, "r02")
+        assert card.regressed() == ["geo", OVERALL]
+        paths = write_scorecard(card, tmp_path / "runs" / "r02")
+        assert (tmp_path / "runs/r02/scorecard.summary.json").exists()
+        assert "geo, (overall)" in write_index(store).read_text()
+        paths["json"].write_text("{ edited by hand")  # the summary no longer describes this card
+        page = write_index(store).read_text()
+    assert "geo, (overall)" not in page
+    assert "not reported" in page

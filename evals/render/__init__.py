@@ -114,7 +114,34 @@ def write_scorecard(card: Scorecard, folder: Path) -> dict[str, Path]:
     }
     for kind, path in paths.items():
         write_atomic(path, texts[kind])
+    _write_summary(paths["json"], card.regressed())
     return paths
+
+
+SUMMARY = "scorecard.summary.json"
+"""Beside ``scorecard.json``: its regressed areas, so the index of a long history parses no full card."""
+
+
+def _write_summary(card_path: Path, regressed: list[str]) -> None:
+    stat = card_path.stat()
+    summary = {"card_size": stat.st_size, "card_mtime_ns": stat.st_mtime_ns, "regressed": regressed}
+    write_atomic(card_path.with_name(SUMMARY), json.dumps(summary))
+
+
+def _summarized_regressed(card_path: Path) -> list[str] | None:
+    """The regressed areas the summary beside ``card_path`` lists, when it describes that very file (same
+    size and modification time); None otherwise (no summary, or a card rewritten or edited since)."""
+    try:
+        summary = json.loads(card_path.with_name(SUMMARY).read_text(encoding="utf-8"))
+        stat = card_path.stat()
+        if (summary["card_size"], summary["card_mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
+            return None
+        regressed = summary["regressed"]
+        if isinstance(regressed, list) and all(isinstance(a, str) for a in regressed):
+            return regressed
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _regressed_v1(card: dict[str, Any]) -> list[str]:
@@ -167,7 +194,9 @@ def write_index(store: Store) -> Path:
         regressed = None
         linked = False
         if card_path is not None and card_path.exists():
-            regressed = _regressed_areas(card_path)
+            regressed = _summarized_regressed(card_path)
+            if regressed is None:
+                regressed = _regressed_areas(card_path)
             linked = regressed is not None
         rows.append({
             "run_id": m.run_id, "started_at": m.started_at, "suite_name": m.suite_name,
