@@ -121,7 +121,8 @@ def postgres() -> Iterator[str]:
 def measure(
     backend: str, exports: Path, folders: list[Path], work: Path, repeat: int, pg: str | None
 ) -> None:
-    for label, count in (("2 runs", 2), (f"{len(folders)} runs", len(folders))):
+    for count in sorted({min(2, len(folders)), len(folders)}):
+        label = f"{count} runs"
         reports = work / f"{backend}-{count}"
         reports.mkdir()
         env = dict(os.environ)

@@ -185,7 +185,7 @@ def write_index(store: Store) -> Path:
     # The scorecard's overall mean and interval, from each run's stored aggregate: no item is read.
     overall = {
         run_id: next(a for a in aggregates if a.area == OVERALL)
-        for run_id, aggregates in store.aggregates([m.run_id for m in manifests]).items()
+        for run_id, aggregates in store.aggregates([m.run_id for m in manifests], area=OVERALL).items()
     }
     for m in manifests:
         mean = overall[m.run_id]

@@ -32,7 +32,7 @@ def is_excluded(m: RunManifest) -> bool:
 
 def run_health(store: Store, run_id: str) -> RunHealth:
     """Scored rows and errors of a stored run, from its whole-run aggregate (not its items)."""
-    overall = next(a for a in store.aggregates([run_id])[run_id] if a.area == OVERALL)
+    overall = next(a for a in store.aggregates([run_id], area=OVERALL)[run_id] if a.area == OVERALL)
     return health_of(overall)
 
 

@@ -124,11 +124,17 @@ def run_aggregates(run_id: str, rows: Sequence[ResultRow], pass_score: float) ->
     return [*areas, area_aggregate(run_id, OVERALL, rows, pass_score)]
 
 
+_INTS = frozenset(f.name for f in fields(AreaAggregate) if f.type == "int")
+_FLOATS = frozenset(f.name for f in fields(AreaAggregate) if f.type in ("float", "float | None"))
+
+
 def aggregate_of(row: Sequence[Any]) -> AreaAggregate:
     """An aggregate from a row of ``run_areas`` (``COLUMNS``); integers and floats as the record types them."""
     values = dict(zip(COLUMNS, row, strict=True))
-    for f in fields(AreaAggregate):
-        v = values[f.name]
-        if v is not None and f.type in ("int", "float"):
-            values[f.name] = int(v) if f.type == "int" else float(v)
+    for name, v in values.items():
+        if v is not None:
+            if name in _INTS:
+                values[name] = int(v)
+            elif name in _FLOATS:
+                values[name] = float(v)
     return AreaAggregate(**values)

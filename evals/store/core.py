@@ -24,7 +24,7 @@ from evals.names import check_name, run_folder
 from evals.records import Answer, Item, Judgment, RunManifest
 from evals.results import ResultRow, result_rows
 from evals.store.aggregates import COLUMNS as AGGREGATE_COLS
-from evals.store.aggregates import AreaAggregate, aggregate_of, run_aggregates
+from evals.store.aggregates import OVERALL, AreaAggregate, aggregate_of, run_aggregates
 from evals.store.postgres import PostgresBackend, is_postgres_url
 from evals.store.rows import (
     ANSWER_COLS,
@@ -394,22 +394,25 @@ class Store:
             # Not allowed to write here: the aggregates serve this command from memory.
 
     def aggregates(
-        self, run_ids: Sequence[str], pass_score: float = DEFAULT_PASS_SCORE
+        self, run_ids: Sequence[str], pass_score: float = DEFAULT_PASS_SCORE, area: str | None = None
     ) -> dict[str, list[AreaAggregate]]:
-        """The per-area aggregates of each run (areas by name, ``(overall)`` among them), read from
-        ``run_areas``; a run without them (older stores, unfinished runs) gets them computed once."""
+        """The per-area aggregates of each run (areas by name, ``(overall)`` among them; only ``area``'s
+        when given), read from ``run_areas``; a run without them (older stores, unfinished runs) gets them
+        computed once."""
         found: dict[str, list[AreaAggregate]] = defaultdict(list)
         wanted = list(dict.fromkeys(run_ids))
+        # The whole run's row is stored with every run's, so it tells which runs have theirs.
+        only = "" if area is None else " AND area IN (?, ?)"
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             cursor = self._execute(
-                f"SELECT {','.join(AGGREGATE_COLS)} FROM run_areas WHERE pass_score = ? "
+                f"SELECT {','.join(AGGREGATE_COLS)} FROM run_areas WHERE pass_score = ?{only} "
                 f"AND run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, area",
-                (float(pass_score), *chunk),
+                (float(pass_score), *(() if area is None else (area, OVERALL)), *chunk),
             )
             for row in cursor.fetchall():
                 found[row[0]].append(aggregate_of(row))
         for run_id in wanted:
             if run_id not in found:
                 found[run_id] = self.save_aggregates(run_id, pass_score=pass_score)
-        return {run_id: found[run_id] for run_id in wanted}
+        return {run_id: [a for a in found[run_id] if area is None or a.area == area] for run_id in wanted}
