@@ -2,8 +2,8 @@
 
 Generates exported runs (``manifest.json`` and ``results.jsonl``, as ``Store.export_jsonl`` writes them),
 loads them with the real ``evals import`` (a subprocess), then times the real ``evals report`` and
-``evals index`` (subprocesses, median of ``--repeat``) on a store holding the first 2 runs and on one
-holding all of them; on SQLite and on a throwaway PostgreSQL (Debian's ``initdb``/``pg_ctl``, as the tests
+``evals index`` (subprocesses, median of ``--repeat``, the two stores alternately) on a store holding the
+first 2 runs and on one holding all of them; on SQLite and on a throwaway PostgreSQL (Debian's ``initdb``/``pg_ctl``, as the tests
 start it). Prints each figure with the command that produced it.
 
     .venv/bin/python scripts/bench_history.py                        # 365 runs x 2000 items, both stores
@@ -121,17 +121,17 @@ def postgres() -> Iterator[str]:
 def measure(
     backend: str, exports: Path, folders: list[Path], work: Path, repeat: int, pg: str | None
 ) -> None:
+    """Import the first 2 runs into one store and all of them into another, then time each command on
+    both stores alternately, so a change in the machine's load falls on both alike."""
+    stores = []
     for count in sorted({min(2, len(folders)), len(folders)}):
-        label = f"{count} runs"
         reports = work / f"{backend}-{count}"
         reports.mkdir()
         env = dict(os.environ)
-        store_note = ""
         if pg is not None:
             db = f"bench_{count}"
             subprocess.run(["psql", pg.format(db="postgres"), "-qc", f"CREATE DATABASE {db}"], check=True)
             env["EVALS_STORE"] = pg.format(db=db)
-            store_note = f"EVALS_STORE={env['EVALS_STORE']} "
         source = exports if count == len(folders) else work / "first2"
         if count != len(folders):
             source.mkdir(exist_ok=True)
@@ -139,15 +139,25 @@ def measure(
                 if not (source / f.name).exists():
                     shutil.copytree(f, source / f.name)
         wall = timed([*EVALS, "import", str(source), "--reports", str(reports)], env)
-        print(f"[{backend}, {label}] {store_note}evals import {source} --reports {reports}: {wall:.1f} s")
-        for command in (["report"], ["index"]):
-            args = [*EVALS, *command, "--reports", str(reports)]
-            timed(args, env)  # once untimed: the OS cache, and a first report's scorecard files
-            walls = [timed(args, env) for _ in range(repeat)]
+        where = f"EVALS_STORE={env['EVALS_STORE']} " if pg is not None else ""
+        print(f"[{backend}, {count} runs] {where}evals import {source} --reports {reports}: {wall:.1f} s")
+        stores.append((count, reports, env, where))
+    for command in ("report", "index"):
+        walls: dict[int, list[float]] = {count: [] for count, *_ in stores}
+        for _count, reports, env, _ in stores:
+            timed([*EVALS, command, "--reports", str(reports)], env)  # once untimed: the OS cache
+        for _ in range(repeat):
+            for count, reports, env, _ in stores:
+                walls[count].append(timed([*EVALS, command, "--reports", str(reports)], env))
+        for count, reports, _, where in stores:
+            w = walls[count]
             print(
-                f"[{backend}, {label}] {store_note}evals {command[0]} --reports {reports}: "
-                f"median {statistics.median(walls):.2f} s of {', '.join(f'{w:.2f}' for w in walls)}"
+                f"[{backend}, {count} runs] {where}evals {command} --reports {reports}: "
+                f"median {statistics.median(w):.2f} s of {', '.join(f'{x:.2f}' for x in w)}"
             )
+        if len(stores) == 2:
+            ratio = statistics.median(walls[stores[1][0]]) / statistics.median(walls[stores[0][0]])
+            print(f"[{backend}] evals {command}: {stores[1][0]} runs / {stores[0][0]} runs = {ratio:.2f}")
 
 
 def main() -> None:
