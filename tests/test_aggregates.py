@@ -69,15 +69,18 @@ def test_index_shows_each_runs_overall_mean_and_interval(open_store, tmp_path):
     assert f"{card.overall.ci_low:.2f}" in page
 
 
-def test_a_finished_run_stores_its_aggregates_and_a_status_change_drops_them(open_store):
+def test_an_ended_run_stores_its_aggregates_and_a_status_change_drops_them(open_store):
     with open_store() as store:
         make_run(store, "r01", RUNS["r01"])
         store.aggregates(["r01"])
         assert stored_rows(store) == [("r01", OVERALL), ("r01", "geo"), ("r01", "math")]
         store.set_status("r01", "running")  # resumed: the counts no longer hold
         assert stored_rows(store) == []
-        assert store.aggregates(["r01"])["r01"]  # an unfinished run's are computed, not kept
+        assert store.aggregates(["r01"])["r01"]  # a running run's are computed, not kept
         assert stored_rows(store) == []
+        store.set_status("r01", "interrupted")  # ended again: its counts hold until it is resumed
+        store.aggregates(["r01"])
+        assert len(stored_rows(store)) == 3
 
 
 def test_history_reads_the_stored_aggregates_not_the_items(open_store):

@@ -1,6 +1,6 @@
 """Per-area aggregates of a run (table ``run_areas``): the sufficient statistics of its scorecard figures.
 
-A finished run stores, per area and for the whole run (area ``(overall)``), the count, sum and sum of
+A run that has ended (finished, or interrupted) stores, per area and for the whole run (area ``(overall)``), the count, sum and sum of
 squares of its item means, the sum of its items' pass fractions, error and token counts and latency
 percentiles. ``area_aggregate`` is the ONE computation of these figures: the scorecard's area table
 (``evals.scorecard.figures.area_stats``) is made from it too, so the history and the index, which read

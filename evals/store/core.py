@@ -368,13 +368,14 @@ class Store:
         rows: Sequence[dict[str, Any] | ResultRow] | None = None,
         pass_score: float = DEFAULT_PASS_SCORE,
     ) -> list[AreaAggregate]:
-        """A run's per-area aggregates from its results (``rows``, if already read), stored when it is
-        finished and the store can be written (else only returned)."""
+        """A run's per-area aggregates from its results (``rows``, if already read), stored when the run has
+        ended (finished, interrupted, failed: not while ``running``) and the store can be written, else only
+        returned. Any status change drops them, so a resumed run is counted again when it ends."""
         manifest = self.run(run_id)
         aggregates = run_aggregates(
             run_id, result_rows(self.results(run_id) if rows is None else rows), pass_score
         )
-        if manifest.status == "finished":
+        if manifest.status != "running":
             self._write_aggregates(run_id, aggregates)
         return aggregates
 
@@ -397,7 +398,7 @@ class Store:
         self, run_ids: Sequence[str], pass_score: float = DEFAULT_PASS_SCORE, area: str | None = None
     ) -> dict[str, list[AreaAggregate]]:
         """The per-area aggregates of each run (areas by name, ``(overall)`` among them; only ``area``'s
-        when given), read from ``run_areas``; a run without them (older stores, unfinished runs) gets them
+        when given), read from ``run_areas``; a run without them (older stores, a run still running) gets them
         computed once."""
         found: dict[str, list[AreaAggregate]] = defaultdict(list)
         wanted = list(dict.fromkeys(run_ids))
