@@ -178,3 +178,22 @@ def test_index_takes_regressed_areas_from_the_summary_and_rereads_a_card_changed
         page = write_index(store).read_text()
     assert "geo, (overall)" not in page
     assert "not reported" in page
+
+
+def test_exported_area_means_and_pass_rates_are_the_scorecards(open_store, tmp_path):
+    import pandas as pd
+
+    from evals.store.export import export_history
+
+    with open_store() as store:
+        make_history(store)
+        cards = {run_id: build_scorecard(store, run_id) for run_id in RUNS}
+        done = export_history(store, tmp_path / "history")
+    areas = pd.read_parquet(done.areas)
+    for run_id, card in cards.items():
+        for a in card.areas:
+            row = areas[(areas["run_id"] == run_id) & (areas["area"] == a.area)].iloc[0]
+            assert (row["mean"], row["pass_rate"]) == (a.mean, a.pass_rate)
+    # geo of r01: a [5,5,5] passes 3/3, b [1] passes 0/1: the mean of the item fractions, not 3 of 4
+    geo = areas[(areas["run_id"] == "r01") & (areas["area"] == "geo")].iloc[0]
+    assert geo["pass_rate"] == 0.5
