@@ -4,9 +4,11 @@ scorecard built from every item, on SQLite and on PostgreSQL."""
 import math
 import os
 
+import pandas as pd
 import pytest
 from builders import make_run
 from click.testing import CliRunner
+from scipy import stats as sp
 
 from evals import stats
 from evals.cli import main
@@ -18,6 +20,7 @@ from evals.scorecard.baselines import run_health
 from evals.scorecard.figures import health
 from evals.store import Store
 from evals.store.aggregates import OVERALL
+from evals.store.export import export_history
 
 # Samples and errors: item a [5,5,5] and b [1, error, error] give geo 3.0 (mean of item means), not 4.0.
 RUNS = {
@@ -159,8 +162,6 @@ def test_mean_interval_from_sufficient_statistics_matches_the_item_means():
     assert (sums.n_items, sums.n_scores, sums.low, sums.high) == (4, 7, 1.0, 4.5)
     assert stats.mean_ci_of_sums(sums) == fresh
     sd = math.sqrt(sum((m - fresh.mean) ** 2 for m in means) / 3)
-    from scipy import stats as sp
-
     low, high = sp.t.interval(0.95, 3, loc=fresh.mean, scale=sd / 2)
     assert (fresh.ci_low, fresh.ci_high) == (pytest.approx(low), pytest.approx(high))
 
@@ -181,10 +182,6 @@ def test_index_takes_regressed_areas_from_the_summary_and_rereads_a_card_changed
 
 
 def test_exported_area_means_and_pass_rates_are_the_scorecards(open_store, tmp_path):
-    import pandas as pd
-
-    from evals.store.export import export_history
-
     with open_store() as store:
         make_history(store)
         cards = {run_id: build_scorecard(store, run_id) for run_id in RUNS}
