@@ -512,6 +512,7 @@ def _run_locked(
         # Exported also when interrupted, so what was done is readable; the rows are read once.
         rows = list(store.results(manifest.run_id))
         store.export_jsonl(manifest.run_id, rows)
+        store.save_aggregates(manifest.run_id, rows)  # kept once it ended: history and index read them
     outcome.rows = rows
     return outcome
 

@@ -9,7 +9,9 @@ would make every interval about sqrt(K) times too narrow. Errors (answers withou
 averaged in: callers pass only scored values; an item whose sequence is empty counts as absent.
 
 numpy and scipy are imported inside the functions that use them: ``import scipy.stats`` costs over a
-second (numpy about 150 ms) and the CLI imports this module on every start.
+second (numpy about 150 ms) and the CLI imports this module on every start. Intervals and tests take
+their distributions from ``scipy.special`` (half the import time); the tests check them against
+``scipy.stats``.
 """
 
 from __future__ import annotations
@@ -87,14 +89,59 @@ def _item_means(scores_by_item: Mapping[str, Sequence[float]]) -> dict[str, floa
     return {item: math.fsum(s) / len(s) for item, s in scores_by_item.items() if len(s) > 0}
 
 
+@dataclass(frozen=True)
+class ItemMeanSums:
+    """Sufficient statistics of a set of item means: what a run stores per area (``run_areas``), so the
+    history and the index get the scorecard's mean and interval without reading any item."""
+
+    n_items: int
+    """Items with at least one scored sample."""
+    n_scores: int
+    """Scored samples over all items."""
+    total: float
+    """Sum of the item means."""
+    total_sq: float
+    """Sum of the squared item means."""
+    low: float | None
+    """Smallest item mean (None without items): tells an interval of identical means from rounding."""
+    high: float | None
+    """Largest item mean."""
+
+    @property
+    def mean(self) -> float | None:
+        """The mean of the item means; None without a scored item."""
+        return self.total / self.n_items if self.n_items else None
+
+
+def item_mean_sums(scores_by_item: Mapping[str, Sequence[float]]) -> ItemMeanSums:
+    """The sufficient statistics of the item means of ``scores_by_item``."""
+    means = list(_item_means(scores_by_item).values())
+    return ItemMeanSums(
+        n_items=len(means),
+        n_scores=sum(len(s) for s in scores_by_item.values()),
+        total=math.fsum(means),
+        total_sq=math.fsum(m * m for m in means),
+        low=min(means) if means else None,
+        high=max(means) if means else None,
+    )
+
+
 def mean_of_items(scores_by_item: Mapping[str, Sequence[float]]) -> float | None:
     """The mean of the item means (each item's samples averaged first); None without a scored item.
 
     The one definition of an area's (and a run's) mean score: the run table, the scorecard, the history,
-    the index and the gate all take it from here, and the clustered interval of ``mean_ci`` is around it.
+    the index and the gate all take it from here (through ``ItemMeanSums.mean``), and the clustered
+    interval of ``mean_ci`` is around it.
     """
-    means = _item_means(scores_by_item)
-    return math.fsum(means.values()) / len(means) if means else None
+    return item_mean_sums(scores_by_item).mean
+
+
+def _t_quantile(df: int, q: float) -> float:
+    """Student's t quantile, as ``scipy.stats.t.ppf``; ``scipy.special`` loads in about half the time of
+    ``scipy.stats``, which ``evals report`` then never needs."""
+    from scipy import special
+
+    return float(special.stdtrit(df, q))
 
 
 def _all_equal(values: np.ndarray) -> bool:
@@ -109,25 +156,27 @@ def mean_ci(scores_by_item: Mapping[str, Sequence[float]], confidence: float = 0
     One item gives the mean without an interval; no items give all None. When every item mean is the
     same the interval collapses to the mean rather than becoming NaN.
     """
+    return mean_ci_of_sums(item_mean_sums(scores_by_item), confidence)
+
+
+def mean_ci_of_sums(sums: ItemMeanSums, confidence: float = 0.95) -> MeanCI:
+    """``mean_ci`` from the sufficient statistics of the item means (stored aggregates, or fresh ones)."""
     _check_confidence(confidence)
-    means = _item_means(scores_by_item)
-    n_scores = sum(len(s) for s in scores_by_item.values())
-    if not means:
-        return MeanCI(0, n_scores, None, None, None)
-    import numpy as np
-
-    x = np.fromiter(means.values(), dtype=float)
-    mean = mean_of_items(scores_by_item)
-    assert mean is not None  # there are item means
-    if len(x) == 1:
-        return MeanCI(1, n_scores, mean, None, None)
-    if _all_equal(x):
-        return MeanCI(len(x), n_scores, mean, mean, mean)
-    from scipy import stats
-
-    sem = float(x.std(ddof=1)) / math.sqrt(len(x))
-    low, high = stats.t.interval(confidence, len(x) - 1, loc=mean, scale=sem)
-    return MeanCI(len(x), n_scores, mean, float(low), float(high))
+    mean = sums.mean
+    if mean is None or sums.low is None or sums.high is None:
+        return MeanCI(0, sums.n_scores, None, None, None)
+    n = sums.n_items
+    if n == 1:
+        return MeanCI(1, sums.n_scores, mean, None, None)
+    if sums.high - sums.low <= _REL_TOL * max(1.0, abs(sums.low), abs(sums.high)):
+        return MeanCI(n, sums.n_scores, mean, mean, mean)
+    # The sample variance of the item means from their sums; clamped, as rounding may push it below 0.
+    variance = max(0.0, (sums.total_sq - sums.total * sums.total / n) / (n - 1))
+    sem = math.sqrt(variance) / math.sqrt(n)
+    if sem == 0:
+        return MeanCI(n, sums.n_scores, mean, mean, mean)
+    half = _t_quantile(n - 1, (1 + confidence) / 2) * sem
+    return MeanCI(n, sums.n_scores, mean, mean - half, mean + half)
 
 
 def pass_rate(
@@ -142,17 +191,31 @@ def pass_rate(
     the count by at most half a trial; the bounds are widened, if needed, to contain ``rate``.
     """
     _check_confidence(confidence)
-    fractions = [sum(1 for v in s if v >= threshold) / len(s) for s in scores_by_item.values() if len(s) > 0]
-    if not fractions:
-        return RateCI(0, 0, None, None, None)
-    from scipy import stats
+    fractions = pass_fractions(scores_by_item, threshold)
+    return pass_rate_of_sums(len(fractions), math.fsum(fractions), confidence)
 
-    n = len(fractions)
-    total = math.fsum(fractions)
+
+def pass_fractions(scores_by_item: Mapping[str, Sequence[float]], threshold: float = 4) -> list[float]:
+    """Each scored item's share of samples scoring at least ``threshold`` (what ``pass_rate`` averages)."""
+    return [sum(1 for v in s if v >= threshold) / len(s) for s in scores_by_item.values() if len(s) > 0]
+
+
+def pass_rate_of_sums(n: int, total: float, confidence: float = 0.95) -> RateCI:
+    """``pass_rate`` from ``n`` items and the sum of their pass fractions (stored aggregates, or fresh)."""
+    _check_confidence(confidence)
+    if n == 0:
+        return RateCI(0, 0, None, None, None)
+    from scipy import special
+
     rate = total / n
     successes = min(n, math.floor(total + 0.5))
-    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return RateCI(n, successes, rate, min(float(ci.low), rate), max(float(ci.high), rate))
+    # Wilson's score interval, as scipy.stats.binomtest(...).proportion_ci(method="wilson") gives it.
+    z = float(special.ndtri((1 + confidence) / 2))
+    p, z2 = successes / n, z * z
+    center = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    low, high = max(0.0, center - half), min(1.0, center + half)
+    return RateCI(n, successes, rate, min(low, rate), max(high, rate))
 
 
 def paired_delta(
@@ -181,11 +244,15 @@ def paired_delta(
         if abs(delta) <= _REL_TOL:
             return PairedDelta(len(diffs), 0.0, 0.0, 0.0, 1.0)
         return PairedDelta(len(diffs), delta, delta, delta, 0.0)
-    from scipy import stats
+    from scipy import special
 
-    result = stats.ttest_rel([cand[i] for i in common], [base[i] for i in common])
-    ci = result.confidence_interval(confidence_level=confidence)
-    return PairedDelta(len(diffs), delta, float(ci.low), float(ci.high), float(result.pvalue))
+    # The paired t-test of scipy.stats.ttest_rel, on the differences of the item means.
+    df = len(diffs) - 1
+    se = float(diffs.std(ddof=1)) / math.sqrt(len(diffs))
+    t = delta / se
+    p_value = min(1.0, float(2 * special.stdtr(df, -abs(t))))
+    half = _t_quantile(df, (1 + confidence) / 2) * se
+    return PairedDelta(len(diffs), delta, delta - half, delta + half, p_value)
 
 
 def _present(p_values: Sequence[float | None]) -> list[tuple[int, float]]:

@@ -9,6 +9,7 @@ the page's own (by nonce).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from pathlib import Path
@@ -17,14 +18,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import ValidationError
 
-from evals import stats
 from evals.files import write_atomic
 from evals.names import check_name, is_name
 from evals.render.markdown import md_text
-from evals.results import result_rows, scores_by_item
 from evals.scorecard import Scorecard
 from evals.scorecard.baselines import is_excluded
 from evals.store import Store
+from evals.store.aggregates import OVERALL
 from evals.userfiles import parse_json
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,34 @@ def write_scorecard(card: Scorecard, folder: Path) -> dict[str, Path]:
     }
     for kind, path in paths.items():
         write_atomic(path, texts[kind])
+    _write_summary(paths["json"], card.regressed())
     return paths
+
+
+SUMMARY = "scorecard.summary.json"
+"""Beside ``scorecard.json``: its regressed areas, so the index of a long history parses no full card."""
+
+
+def _write_summary(card_path: Path, regressed: list[str]) -> None:
+    stat = card_path.stat()
+    summary = {"card_size": stat.st_size, "card_mtime_ns": stat.st_mtime_ns, "regressed": regressed}
+    write_atomic(card_path.with_name(SUMMARY), json.dumps(summary))
+
+
+def _summarized_regressed(card_path: Path) -> list[str] | None:
+    """The regressed areas the summary beside ``card_path`` lists, when it describes that very file (same
+    size and modification time); None otherwise (no summary, or a card rewritten or edited since)."""
+    try:
+        summary = parse_json(card_path.with_name(SUMMARY).read_text(encoding="utf-8"))
+        stat = card_path.stat()
+        if (summary["card_size"], summary["card_mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
+            return None
+        regressed = summary["regressed"]
+        if isinstance(regressed, list) and all(isinstance(a, str) for a in regressed):
+            return regressed
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _regressed_v1(card: dict[str, Any]) -> list[str]:
@@ -155,15 +182,22 @@ def write_index(store: Store) -> Path:
     scorecard, with a warning. Runs excluded with ``evals runs exclude`` are listed as such.
     """
     rows = []
-    for m in reversed(store.runs()):
-        # The scorecard's overall mean and interval (``area_stats`` takes them from the same function).
-        mean = stats.mean_ci(scores_by_item(result_rows(store.results(m.run_id))))
+    manifests = list(reversed(store.runs()))
+    # The scorecard's overall mean and interval, from each run's stored aggregate: no item is read.
+    overall = {
+        run_id: next(a for a in aggregates if a.area == OVERALL)
+        for run_id, aggregates in store.aggregates([m.run_id for m in manifests], area=OVERALL).items()
+    }
+    for m in manifests:
+        mean = overall[m.run_id]
         # A run id from an older store that breaks the name rules gets no link: it must not become a path.
         card_path = store.reports_dir / "runs" / m.run_id / "scorecard.json" if is_name(m.run_id) else None
         regressed = None
         linked = False
         if card_path is not None and card_path.exists():
-            regressed = _regressed_areas(card_path)
+            regressed = _summarized_regressed(card_path)
+            if regressed is None:
+                regressed = _regressed_areas(card_path)
             linked = regressed is not None
         rows.append({
             "run_id": m.run_id, "started_at": m.started_at, "suite_name": m.suite_name,

@@ -24,7 +24,7 @@ from evals.scorecard.baselines import (
     is_excluded,
     resolve_baseline,
 )
-from evals.scorecard.figures import OVERALL, DriftReport, area_stats, compare_items, drift, health
+from evals.scorecard.figures import DriftReport, area_stats, compare_items, drift, health
 from evals.scorecard.models import (
     OFFLINE_JUDGE_MODEL,
     AreaStats,
@@ -39,6 +39,7 @@ from evals.scorecard.models import (
     SideCost,
 )
 from evals.store import Store
+from evals.store.aggregates import OVERALL, AreaAggregate
 
 __all__ = [
     "OFFLINE_JUDGE_MODEL",
@@ -172,8 +173,10 @@ def _cost(run: RunManifest, rows: Sequence[ResultRow]) -> Cost:
     return Cost(model=sides["model"], judge=sides["judge"])
 
 
-def history_point(m: RunManifest, rows: Sequence[ResultRow], changes: list[str]) -> HistoryPoint:
-    """One run in the history: its overall and per-area means of item means (the scorecard's figures)."""
+def history_point(m: RunManifest, aggregates: Sequence[AreaAggregate], changes: list[str]) -> HistoryPoint:
+    """One run in the history: its overall and per-area means of item means (the scorecard's figures),
+    read from the run's aggregates."""
+    overall = next((a.mean for a in aggregates if a.area == OVERALL), None)
     return HistoryPoint(
         run_id=m.run_id,
         started_at=m.started_at,
@@ -181,29 +184,27 @@ def history_point(m: RunManifest, rows: Sequence[ResultRow], changes: list[str])
         judge_model=m.judge_model,
         rubric_hash=m.rubric_hash,
         changes=changes,
-        overall=stats.mean_of_items(scores_by_item(rows)),
-        areas={
-            area: mean
-            for area, area_rows in by_area(rows).items()
-            if (mean := stats.mean_of_items(scores_by_item(area_rows))) is not None
-        },
+        overall=overall,
+        areas={a.area: a.mean for a in aggregates if a.area != OVERALL and a.mean is not None},
     )
 
 
-def history(store: Store, run: RunManifest, limit: int) -> list[HistoryPoint]:
+def history(store: Store, run: RunManifest, limit: int, pass_score: float = 4) -> list[HistoryPoint]:
     """Each area's mean over the suite's last ``limit`` runs up to this one, marking model/judge/rubric changes.
 
-    Runs excluded with ``evals runs exclude`` are left out.
+    Read from the runs' stored aggregates (one query), never from their items. Runs excluded with
+    ``evals runs exclude`` are left out.
     """
     runs = [
         m
         for m in store.runs(run.suite_name)
         if (m.started_at, m.run_id) <= (run.started_at, run.run_id)
         and (m.run_id == run.run_id or not is_excluded(m))
-    ]
+    ][-limit:]
+    aggregates = store.aggregates([m.run_id for m in runs], pass_score)
     points = []
     previous: RunManifest | None = None
-    for m in runs[-limit:]:
+    for m in runs:
         changes = []
         if previous is not None:
             if (previous.model_id or previous.model) != (m.model_id or m.model):
@@ -212,7 +213,7 @@ def history(store: Store, run: RunManifest, limit: int) -> list[HistoryPoint]:
                 changes.append("judge")
             if previous.rubric_hash != m.rubric_hash:
                 changes.append("rubric")
-        points.append(history_point(m, list(store.results(m.run_id)), changes))
+        points.append(history_point(m, aggregates[m.run_id], changes))
         previous = m
     return points
 
@@ -271,6 +272,6 @@ def build_scorecard(
         item_changes=drifted.items if drifted else None,
         regressed_items=_regressed_items(rows, base_rows, paired) if baseline else [],
         items=_item_rows(rows, base_rows, paired, settings),
-        history=history(store, run, settings.history),
+        history=history(store, run, settings.history, settings.pass_score),
         cost=_cost(run, rows),
     )

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from evals.errors import StoreError
 from evals.records import RunManifest
-from evals.scorecard.figures import health
+from evals.scorecard.figures import health_of
 from evals.scorecard.models import BaselineChoice, RunHealth, SkippedRun
 from evals.store import Store
+from evals.store.aggregates import OVERALL
 
 EXCLUDED = "excluded"
 """The tag ``evals runs exclude`` sets: the run is left out of baseline choice and history."""
@@ -30,8 +31,9 @@ def is_excluded(m: RunManifest) -> bool:
 
 
 def run_health(store: Store, run_id: str) -> RunHealth:
-    """Scored rows and errors of a stored run."""
-    return health(list(store.results(run_id)))
+    """Scored rows and errors of a stored run, from its whole-run aggregate (not its items)."""
+    overall = next(a for a in store.aggregates([run_id], area=OVERALL)[run_id] if a.area == OVERALL)
+    return health_of(overall)
 
 
 def _earlier(store: Store, run: RunManifest) -> list[RunManifest]:

@@ -1,6 +1,8 @@
 """Each figure of a scorecard computed once: an area's stats, paired drift, a run's health.
 
-The scorecard, the gate, the run table and the index call these; nothing else averages scores.
+The scorecard, the gate, the run table and the index call these; nothing else averages scores. An area's
+figures are made from its aggregate (``evals.store.aggregates``), as the history and the index make theirs
+from the stored ones.
 """
 
 from __future__ import annotations
@@ -12,29 +14,30 @@ from evals import stats
 from evals.config import ScorecardSettings
 from evals.results import ResultRow, by_area, scores_by_item
 from evals.scorecard.models import AreaStats, Drift, ItemChanges, RunHealth
-
-OVERALL = "(overall)"
+from evals.store.aggregates import AreaAggregate, area_aggregate
 
 
 def area_stats(area: str, rows: Sequence[ResultRow], pass_score: float) -> AreaStats:
     """n, mean of item means and its clustered interval, pass rate and its interval, error counts."""
-    by_item = scores_by_item(rows)
-    mean = stats.mean_ci(by_item)
-    rate = stats.pass_rate(by_item, threshold=pass_score)
+    return stats_of(area_aggregate("", area, rows, pass_score))
+
+
+def stats_of(agg: AreaAggregate) -> AreaStats:
+    """The scorecard's figures of an area from its aggregate (stored, or just computed): one computation."""
     return AreaStats(
-        area=area,
-        n=mean.n_items,
-        n_scores=mean.n_scores,
-        mean=mean.mean,
-        ci_low=mean.ci_low,
-        ci_high=mean.ci_high,
-        pass_rate=rate.rate,
-        pass_ci_low=rate.ci_low,
-        pass_ci_high=rate.ci_high,
-        answer_errors=sum(1 for r in rows if r.error_kind == "answer"),
-        judge_errors=sum(1 for r in rows if r.error_kind == "judge"),
-        truncated=sum(1 for r in rows if r.truncated),
-        rows=len(rows),
+        area=agg.area,
+        n=agg.n_items,
+        n_scores=agg.n_scores,
+        mean=agg.mean,
+        ci_low=agg.ci_low,
+        ci_high=agg.ci_high,
+        pass_rate=agg.pass_rate,
+        pass_ci_low=agg.pass_ci_low,
+        pass_ci_high=agg.pass_ci_high,
+        answer_errors=agg.answer_errors,
+        judge_errors=agg.judge_errors,
+        truncated=agg.truncated,
+        rows=agg.n_rows,
     )
 
 
@@ -45,6 +48,16 @@ def health(rows: Sequence[ResultRow]) -> RunHealth:
         scored=sum(1 for r in rows if r.score is not None),
         answer_errors=sum(1 for r in rows if r.error_kind == "answer"),
         judge_errors=sum(1 for r in rows if r.error_kind == "judge"),
+    )
+
+
+def health_of(overall: AreaAggregate) -> RunHealth:
+    """A run's health from its whole-run aggregate (the same counts as ``health`` of its rows)."""
+    return RunHealth(
+        rows=overall.n_rows,
+        scored=overall.n_scores,
+        answer_errors=overall.answer_errors,
+        judge_errors=overall.judge_errors,
     )
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from evals.files import atomic_path, write_atomic
 from evals.names import check_name, run_folder
 from evals.records import Answer, Item, JudgingProvenance, Judgment, RunManifest
 from evals.results import ResultRow
+from evals.store.aggregates import COLUMNS as AGGREGATE_COLS
+from evals.store.aggregates import OVERALL, AreaAggregate, aggregate_of, run_aggregates
 from evals.store.postgres import PostgresBackend, is_postgres_url
 from evals.store.rows import (
     ANSWER_COLS,
@@ -44,6 +47,8 @@ from evals.store.rows import (
 )
 from evals.store.sqlite import DB_NAME, SqliteBackend
 
+DEFAULT_PASS_SCORE = 4
+"""The scorecard's default lowest passing score; aggregates counted with another are recomputed."""
 STORE_ENV = "EVALS_STORE"
 """Environment variable naming the store (``postgresql://user@host/db``); wins over ``store:`` in the config."""
 
@@ -149,7 +154,12 @@ class Store:
         )
 
     def set_status(self, run_id: str, status: str, ended_at: str | None = None) -> None:
-        self._execute("UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, ended_at, run_id))
+        """Set a run's status; its stored aggregates go (a resumed run is no longer what they counted)."""
+        with self.backend.transaction():
+            self._execute("DELETE FROM run_areas WHERE run_id = ?", (run_id,))
+            self._execute(
+                "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, ended_at, run_id)
+            )
 
     def set_tag(self, run_id: str, tag: str, present: bool = True) -> RunManifest:
         """Add (or with ``present=False`` remove) one tag of a run, e.g. ``excluded``; the updated manifest."""
@@ -310,6 +320,7 @@ class Store:
             row = self._execute(
                 "SELECT suite_hash, started_at FROM runs WHERE run_id = ?", (manifest.run_id,)
             ).fetchone()
+            self._execute("DELETE FROM run_areas WHERE run_id = ?", (manifest.run_id,))
             if row is not None and tuple(row) != (manifest.suite_hash, manifest.started_at):
                 raise StoreError(
                     f"run {manifest.run_id} in {self.path} is another run (suite hash {row[0]}, started "
@@ -339,6 +350,7 @@ class Store:
                     upsert_sql("judgments", JUDGMENT_COLS, JUDGMENT_KEY),
                     [judgment_values(j) for j in judgments],
                 )
+        self.save_aggregates(manifest.run_id)
         return row is None
 
     def add_baseline_approval(self, name: str, run_id: str, set_at: str, note: str | None) -> bool:
@@ -380,3 +392,59 @@ class Store:
         with atomic_path(out) as tmp, jsonlines.open(tmp, mode="w", flush=False) as writer:
             writer.write_all(r.to_dict() for r in (self.results(run_id) if rows is None else rows))
         return out  # readers never see half a file
+
+    # aggregates ---------------------------------------------------------------------------------------
+
+    def save_aggregates(
+        self,
+        run_id: str,
+        rows: Sequence[ResultRow] | None = None,
+        pass_score: float = DEFAULT_PASS_SCORE,
+    ) -> list[AreaAggregate]:
+        """A run's per-area aggregates from its results (``rows``, if already read), stored when the run has
+        ended (finished, interrupted, failed: not while ``running``) and the store can be written, else only
+        returned. Any status change drops them, so a resumed run is counted again when it ends."""
+        manifest = self.run(run_id)
+        aggregates = run_aggregates(run_id, list(self.results(run_id)) if rows is None else rows, pass_score)
+        if manifest.status != "running":
+            self._write_aggregates(run_id, aggregates)
+        return aggregates
+
+    def _write_aggregates(self, run_id: str, aggregates: list[AreaAggregate]) -> None:
+        insert = f"INSERT INTO run_areas ({','.join(AGGREGATE_COLS)}) VALUES ({','.join('?' * len(AGGREGATE_COLS))})"
+        try:
+            # A read-only command (report, index) still stores a backfill when the store can be written.
+            with self.backend.writer(self.readonly) as writer:
+                if writer is None:
+                    return
+                with writer.transaction():
+                    writer.execute("DELETE FROM run_areas WHERE run_id = ?", (run_id,))
+                    writer.executemany(insert, [a.values() for a in aggregates])
+        except Exception as exc:
+            if not self.backend.is_error(exc):
+                raise
+            # Not allowed to write here: the aggregates serve this command from memory.
+
+    def aggregates(
+        self, run_ids: Sequence[str], pass_score: float = DEFAULT_PASS_SCORE, area: str | None = None
+    ) -> dict[str, list[AreaAggregate]]:
+        """The per-area aggregates of each run (areas by name, ``(overall)`` among them; only ``area``'s
+        when given), read from ``run_areas``; a run without them (older stores, a run still running) gets them
+        computed once."""
+        found: dict[str, list[AreaAggregate]] = defaultdict(list)
+        wanted = list(dict.fromkeys(run_ids))
+        # The whole run's row is stored with every run's, so it tells which runs have theirs.
+        only = "" if area is None else " AND area IN (?, ?)"
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            cursor = self._execute(
+                f"SELECT {','.join(AGGREGATE_COLS)} FROM run_areas WHERE pass_score = ?{only} "
+                f"AND run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, area",
+                (float(pass_score), *(() if area is None else (area, OVERALL)), *chunk),
+            )
+            for row in cursor.fetchall():
+                found[row[0]].append(aggregate_of(row))
+        for run_id in wanted:
+            if run_id not in found:
+                found[run_id] = self.save_aggregates(run_id, pass_score=pass_score)
+        return {run_id: [a for a in found[run_id] if area is None or a.area == area] for run_id in wanted}

@@ -4,7 +4,8 @@ Three files in one folder, joined on ``run_id``:
 
 - ``runs.parquet``: one row per run (the manifest, with its counts and mean);
 - ``areas.parquet``: one row per run and area (items, samples scored, errors, the mean of the items'
-  means, the pass rate, token and latency totals);
+  means and the pass rate as the scorecard counts them (from the stored aggregates), token and latency
+  totals);
 - ``results.parquet``: one row per item and sample of every run (``results.jsonl``'s columns).
 """
 
@@ -93,18 +94,18 @@ def export_history(
          "judge_tokens_in", "judge_tokens_out", "answer_latency_ms_total"]
     )  # fmt: skip
     areas = areas.append_column("errors", pc.subtract(areas["samples"], areas["scored"]))
-    areas = areas.append_column(
-        # null, not NaN, for an area with nothing scored: there is no rate to average into a trend
-        "pass_rate",
-        pc.divide(
-            pc.cast(areas["passed"], pa.float64()),
-            pc.if_else(
-                pc.equal(areas["scored"], 0),
-                pa.scalar(None, pa.float64()),
-                pc.cast(areas["scored"], pa.float64()),
-            ),
-        ),
+    # The mean and the pass rate are the scorecard's, from the runs' stored aggregates (the pass rate is
+    # the mean of the items' pass fractions); null, not NaN, where nothing was scored.
+    stored = {
+        (a.run_id, a.area): a
+        for aggregates in store.aggregates([m.run_id for m in manifests], pass_score).values()
+        for a in aggregates
+    }
+    keys = list(zip(areas["run_id"].to_pylist(), areas["area"].to_pylist(), strict=True))
+    areas = areas.set_column(
+        areas.schema.get_field_index("mean"), "mean", pa.array([stored[k].mean for k in keys], pa.float64())
     )
+    areas = areas.append_column("pass_rate", pa.array([stored[k].pass_rate for k in keys], pa.float64()))
     by_run = {m.run_id: m for m in manifests}
     areas = _with_run_columns(areas, by_run)
     areas = areas.sort_by([("started_at", "ascending"), ("run_id", "ascending"), ("area", "ascending")])

@@ -167,12 +167,51 @@ def _m005_verdict_key(db: sqlite3.Connection) -> None:
     )
 
 
+def _m006_aggregates(db: sqlite3.Connection) -> None:
+    # Per-area sufficient statistics of each finished run (``evals.store.aggregates``), one row per area
+    # and one for the whole run: history, trend and index read these instead of every item of every run.
+    # Runs stored before get theirs on first read.
+    db.executescript(
+        """
+        CREATE TABLE run_areas (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            area TEXT NOT NULL,
+            pass_score REAL NOT NULL,
+            n_rows INTEGER NOT NULL,
+            n_items INTEGER NOT NULL,
+            n_scores INTEGER NOT NULL,
+            sum_means REAL NOT NULL,
+            sumsq_means REAL NOT NULL,
+            min_mean REAL,
+            max_mean REAL,
+            ci_low REAL,
+            ci_high REAL,
+            pass_sum REAL NOT NULL,
+            pass_ci_low REAL,
+            pass_ci_high REAL,
+            answer_errors INTEGER NOT NULL,
+            judge_errors INTEGER NOT NULL,
+            truncated INTEGER NOT NULL,
+            tokens_in INTEGER NOT NULL,
+            tokens_out INTEGER NOT NULL,
+            judge_tokens_in INTEGER NOT NULL,
+            judge_tokens_out INTEGER NOT NULL,
+            judge_calls INTEGER NOT NULL,
+            latency_p50 REAL,
+            latency_p95 REAL,
+            PRIMARY KEY (run_id, area)
+        );
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
     _m003_answer_finish,
     _m004_provenance,
     _m005_verdict_key,
+    _m006_aggregates,
 ]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
@@ -301,11 +340,47 @@ def _pg_m005_verdict_key(execute: Execute) -> None:
     )
 
 
+def _pg_m006_aggregates(execute: Execute) -> None:
+    execute(
+        """
+        CREATE TABLE run_areas (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            area TEXT NOT NULL,
+            pass_score DOUBLE PRECISION NOT NULL,
+            n_rows INTEGER NOT NULL,
+            n_items INTEGER NOT NULL,
+            n_scores INTEGER NOT NULL,
+            sum_means DOUBLE PRECISION NOT NULL,
+            sumsq_means DOUBLE PRECISION NOT NULL,
+            min_mean DOUBLE PRECISION,
+            max_mean DOUBLE PRECISION,
+            ci_low DOUBLE PRECISION,
+            ci_high DOUBLE PRECISION,
+            pass_sum DOUBLE PRECISION NOT NULL,
+            pass_ci_low DOUBLE PRECISION,
+            pass_ci_high DOUBLE PRECISION,
+            answer_errors INTEGER NOT NULL,
+            judge_errors INTEGER NOT NULL,
+            truncated INTEGER NOT NULL,
+            tokens_in BIGINT NOT NULL,
+            tokens_out BIGINT NOT NULL,
+            judge_tokens_in BIGINT NOT NULL,
+            judge_tokens_out BIGINT NOT NULL,
+            judge_calls INTEGER NOT NULL,
+            latency_p50 DOUBLE PRECISION,
+            latency_p95 DOUBLE PRECISION,
+            PRIMARY KEY (run_id, area)
+        );
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
     ("_m003_answer_finish", _pg_m003_answer_finish),
     ("_m004_provenance", _pg_m004_provenance),
     ("_m005_verdict_key", _pg_m005_verdict_key),
+    ("_m006_aggregates", _pg_m006_aggregates),
 ]
 """The same steps under the same names, in PostgreSQL's dialect."""

@@ -143,6 +143,17 @@ class PostgresBackend:
             if not self.db.closed:
                 self.db.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
+    @contextmanager
+    def writer(self, readonly: bool) -> Iterator[PostgresBackend | None]:
+        """This connection, in a transaction that may write even when the session is read-only (a role
+        without write permission fails, and the caller keeps its figures in memory)."""
+        if not readonly:
+            yield self
+            return
+        with self.db.transaction():
+            self.db.execute("SET TRANSACTION READ WRITE")
+            yield self
+
     def is_error(self, exc: BaseException | None) -> bool:
         """Whether ``exc`` is the database's own failure."""
         return isinstance(exc, self._psycopg.Error)

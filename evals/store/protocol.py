@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
 from evals.records import Answer, Item, JudgingProvenance, Judgment, RunManifest
 from evals.results import ResultRow
+from evals.store.aggregates import AreaAggregate
 
 
 class RunStore(Protocol):
@@ -49,3 +50,12 @@ class RunStore(Protocol):
         self, manifest: RunManifest, items: list[Item], answers: list[Answer], judgments: list[Judgment]
     ) -> bool: ...
     def add_baseline_approval(self, name: str, run_id: str, set_at: str, note: str | None) -> bool: ...
+    def save_aggregates(
+        self,
+        run_id: str,
+        rows: Sequence[ResultRow] | None = None,
+        pass_score: float = 4,
+    ) -> list[AreaAggregate]: ...
+    def aggregates(
+        self, run_ids: Sequence[str], pass_score: float = 4, area: str | None = None
+    ) -> dict[str, list[AreaAggregate]]: ...

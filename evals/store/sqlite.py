@@ -136,6 +136,22 @@ class SqliteBackend:
         """Nothing beyond the run folder's ``flock``: one SQLite file is one machine's."""
         yield
 
+    @contextmanager
+    def writer(self, readonly: bool) -> Iterator[SqliteBackend | None]:
+        """This backend when it writes, else a short writable connection when the file can be written,
+        else None."""
+        if not readonly:
+            yield self
+            return
+        if not _writable(self.path):
+            yield None
+            return
+        aside = SqliteBackend(self.path)
+        try:
+            yield aside
+        finally:
+            aside.close()
+
     def is_error(self, exc: BaseException | None) -> bool:
         """Whether ``exc`` is this database's own failure (damaged or read-only file)."""
         return isinstance(exc, sqlite3.DatabaseError)

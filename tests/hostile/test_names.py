@@ -109,7 +109,7 @@ def test_areas_with_odd_text_are_data_not_paths(tmp_path, area):
         "index.html",
         "runs",
         "runs/r01",
-        *(f"runs/r01/scorecard.{k}" for k in ("html", "json", "md")),
+        *(f"runs/r01/scorecard.{k}" for k in ("html", "json", "md", "summary.json")),
     }
     assert {n for n in names if not n.startswith("evals.db")} == expected
     card = json.loads((reports / "runs/r01/scorecard.json").read_text())
