@@ -3,8 +3,9 @@
 The only module that knows about concurrency, resume and progress. Answers and judgments flow through
 two pools of workers sized by each endpoint's ``max_concurrency``; an item is judged as soon as it is
 answered. Every result is committed when it arrives, so a run killed at any moment resumes with only the
-missing work (``resume_run``): a stored answer is never asked again, and a judgment whose cache key
-(judge model, rubric, question, reference, answer) is already in the store is reused, not paid twice.
+missing work (``--resume``): a stored answer is never asked again, and a judgment whose cache key (the
+judge's identity, rubric, question, reference, answer) is already in the store is reused, not paid twice.
+What a run is before it runs (its id and manifest, whether it may resume) lives in ``evals.plan``.
 
 Before a run exists, every endpoint it uses is checked and its client built, so a bad config leaves no
 run behind. One process at a time works a run (a lock under ``runs/<run_id>/``). SIGTERM interrupts a
@@ -15,22 +16,28 @@ endpoint whose first calls all fail the same way stops it (``EndpointFailing``),
 from __future__ import annotations
 
 import asyncio
-import re
-import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from evals import __version__, reference_judge
 from evals.budget import Budget
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, ProviderError, StoreError
 from evals.interrupts import run_until_terminated
 from evals.judging import Judge, LLMJudge, build_judge
-from evals.provenance import rubrics_hash
+from evals.plan import (
+    MAX_SAMPLES,
+    check_free,
+    check_resumable,
+    judge_fingerprint,
+    new_run_id,
+    now,
+    plan_run,
+    record_mode,
+    structured_mode,
+)
 from evals.providers import Provider, build_provider
 from evals.providers.health import FAIL_AFTER, EndpointFailing
 from evals.reasoning import ReasoningMode, separate
@@ -48,33 +55,6 @@ from evals.results import ResultRow
 from evals.rubrics import RubricSearch
 from evals.store import Store
 from evals.suites import Suite
-
-MAX_SAMPLES = 100
-"""Largest ``--samples``: more answers per item than this is a mistake, not a measurement."""
-
-
-def now() -> str:
-    """The current time, ISO 8601 with its UTC offset."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def new_run_id(model_name: str | None = None) -> str:
-    """Sortable by start time and unique across machines sharing a store: ``20261122T231500Z-qwen-3f9a0c1e``.
-
-    The model's name (made safe for a run id) tells runs of one night apart at a glance; 32 random bits
-    keep two machines starting the same model in the same second from colliding.
-    """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    model = re.sub(r"[^A-Za-z0-9._-]+", "-", model_name or "").strip("-._")[:40]
-    return "-".join(part for part in (stamp, model, secrets.token_hex(4)) if part)
-
-
-def judge_fingerprint(judge: Judge) -> str:
-    """The judge's configured identity as one hash: ``JudgeIdentity.digest`` for a frontier judge; the
-    offline judge's algorithm version (what its cache key holds in the judge's place) for it."""
-    if isinstance(judge, LLMJudge):
-        return judge.identity.digest
-    return content_hash({"judge_model": f"{reference_judge.MODEL}/v{reference_judge.ALGORITHM}"})
 
 
 class Reporter(Protocol):
@@ -119,64 +99,6 @@ class RunOutcome:
     """Units already complete in the store before this invocation."""
     rows: list[ResultRow] = field(default_factory=list)
     """The run's results as exported (``Store.results``), read once at the end."""
-
-
-def plan_run(
-    suite: Suite,
-    model_name: str,
-    model: Endpoint,
-    judge: Judge,
-    judge_endpoint: JudgeEndpoint,
-    samples: int = 1,
-    tags: tuple[str, ...] = (),
-    run_id: str | None = None,
-) -> RunManifest:
-    """The manifest of a new run: what will be asked of whom, with a config snapshot free of secrets."""
-    used = {judge.rubric_for(item).label: judge.rubric_for(item).name for item in suite.items}
-    rubrics = sorted(used)
-    return RunManifest(
-        run_id=run_id or new_run_id(model_name),
-        suite_name=suite.name,
-        suite_path=str(suite.path),
-        suite_hash=suite.hash,
-        model_name=model_name,
-        model=model.model,
-        judge_name=judge.name,
-        judge_model=judge.model,
-        # One rubric: its name and hash; several: all their names, and a hash of the whole set.
-        rubric_name="+".join(sorted(set(used.values()))),
-        rubric_hash=rubrics_hash(rubrics),
-        samples=samples,
-        started_at=now(),
-        config=_config(model, judge, judge_endpoint),
-        tags=tuple(tags),
-        lookingglass_version=__version__,
-        rubrics=tuple(rubrics),
-    )
-
-
-def _config(model: Endpoint, judge: Judge, judge_endpoint: JudgeEndpoint) -> dict[str, Any]:
-    config: dict[str, Any] = {"model": model.snapshot(), "judge": judge_endpoint.snapshot()}
-    if isinstance(judge, LLMJudge):
-        config["structured"] = judge.mode  # the output mode in effect; updated if ``auto`` steps down
-    return config
-
-
-def structured_mode(manifest: RunManifest) -> str | None:
-    """The judge's output mode the run settled on (``json_schema``, ``json_object``, ``text``); None if none."""
-    mode = manifest.config.get("structured")
-    return mode if isinstance(mode, str) else None
-
-
-def check_resumable(store: Store, run_id: str, suite: Suite | None) -> RunManifest:
-    """The manifest of a run to resume; StoreError when the suite changed since it started."""
-    manifest = store.run(run_id)
-    if suite is not None and suite.hash != manifest.suite_hash:
-        raise StoreError(
-            f"run {run_id} was started on suite {manifest.suite_name!r} with hash {manifest.suite_hash}, "
-            f"but {suite.path} now has hash {suite.hash}; start a new run instead of resuming"
-        )
-    return manifest
 
 
 @dataclass(slots=True)
@@ -419,7 +341,7 @@ def run_suite(
         if suite is None:
             raise ValueError("a new run needs a suite")
         run_id = run_id or new_run_id(model_name)
-        _check_free(store, run_id)
+        check_free(store, run_id)
     with ExitStack() as held:
         if resume is not None:
             store.run(resume)  # an unknown id fails before the lock makes a folder for it
@@ -484,15 +406,15 @@ def _run_locked(
             ):  # resume, scorecard and gate know it is a subset
                 manifest = replace(manifest, config={**manifest.config, "selection": selection.to_dict()})
             held.enter_context(store.lock_run(manifest.run_id))
-            _check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
+            check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
             store.create_run(manifest, list(suite.items))
     except BaseException:
         asyncio.run(_close(model, judge))
         raise
     if isinstance(judge, LLMJudge):
         if resume is not None and judge.mode != mode:  # the config's mode changed since the run started
-            _record_mode(store, manifest.run_id, judge.mode)
-        judge.on_fallback = lambda new_mode: _record_mode(store, manifest.run_id, new_mode)
+            record_mode(store, manifest.run_id, judge.mode)
+        judge.on_fallback = lambda new_mode: record_mode(store, manifest.run_id, new_mode)
 
     async def go() -> RunOutcome:
         assert model is not None
@@ -517,22 +439,7 @@ def _run_locked(
     return outcome
 
 
-def _check_free(store: Store, run_id: str) -> None:
-    if store.has_run(run_id):
-        raise StoreError(
-            f"run id {run_id!r} is taken in {store.path}: choose another --run-id, "
-            f"or continue that run with --resume {run_id}"
-        )
-
-
 async def _close(model: Provider | None, judge: Judge) -> None:
     if model is not None:
         await model.aclose()
     await judge.aclose()
-
-
-def _record_mode(store: Store, run_id: str, mode: str) -> None:
-    """Keep the judge's new output mode in the run's config, so a resumed run starts there."""
-    config = dict(store.run(run_id).config)
-    config["structured"] = mode
-    store.set_config(run_id, config)

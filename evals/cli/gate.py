@@ -104,7 +104,7 @@ def baseline_set(
     run_id: str, name: str, note: str | None, reports_dir: Path | None, config_path: Path | None
 ) -> None:
     """Approve RUN_ID as baseline NAME (the approval history is kept)."""
-    from evals.runner import now
+    from evals.plan import now
 
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir)) as store:

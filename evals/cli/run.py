@@ -24,12 +24,13 @@ from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.interrupts import sigterm_interrupts
 from evals.names import RUN_ID, TAG
+from evals.plan import MAX_SAMPLES, check_resumable, new_run_id
 from evals.progress import RichReporter
 from evals.providers.health import FAIL_AFTER
 from evals.records import Item, Selection
 from evals.results import summarize
 from evals.rubrics import rubric_search
-from evals.runner import MAX_SAMPLES, RunOutcome, check_resumable, new_run_id, remaining, run_suite
+from evals.runner import RunOutcome, remaining, run_suite
 from evals.secrets import safe_url
 from evals.store import Store, open_store
 from evals.suites import Suite, find_problems, load_suite, suites_in
