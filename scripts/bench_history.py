@@ -13,12 +13,10 @@ start it). Prints each figure with the command that produced it.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from pathlib import Path
 
 from evals.records import Answer, Item, Judgment, RunManifest
 from evals.store.rows import export_manifest, result_row
+from evals.store.throwaway import throwaway_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 EVALS = [sys.executable, "-m", "evals"]
@@ -69,7 +68,7 @@ def write_exports(out: Path, runs: int, items: int, seed: int = 7) -> list[Path]
                 False, 300, 30, rng.uniform(200, 2000), "unparseable verdict" if failed else None, "r1", "fp",
                 "claude-test-1",
             )  # fmt: skip
-            lines.append(json.dumps(result_row(run_id, it, 0, answer, judgment)))
+            lines.append(json.dumps(result_row(run_id, it, 0, answer, [judgment]).to_dict()))
         (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
         folders.append(folder)
     return folders
@@ -86,36 +85,12 @@ def timed(args: list[str], env: dict[str, str]) -> float:
 
 @contextmanager
 def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL server on a Unix socket; yields the URL of its ``postgres`` database."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
-    bindir = Path(found[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    data, sockets = base / "data", base / "sockets"
-    sockets.mkdir()
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        for path in (base, sockets):
-            shutil.chown(path, "postgres", "postgres")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    pg_ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data)]
-    subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    subprocess.run(
-        [*pg_ctl, "-w", "-l", str(base / "server.log"), "start", "-o",
-         f"-k {sockets} -p {port} -c listen_addresses=''"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    """A throwaway PostgreSQL server on a Unix socket; yields a URL template with ``{db}`` for the database."""
     try:
-        yield f"postgresql://postgres@/{{db}}?host={sockets}&port={port}"
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        with throwaway_postgres() as server:
+            yield server.url("{db}")
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def measure(

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +12,7 @@ import pytest
 from evals.fakes import FakeAnthropic, FakeOpenAI
 from evals.providers import retry
 from evals.store import Store
+from evals.store.throwaway import PostgresServer, throwaway_postgres
 
 # Variables the SDKs read on their own (keys, base URLs, org, custom headers, credential profiles):
 # a developer's shell must not leak into a test, nor a test reach a real API.
@@ -61,25 +56,6 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
         yield server
 
 
-@dataclass(frozen=True)
-class PostgresServer:
-    """A throwaway PostgreSQL server listening on a Unix socket only."""
-
-    socket_dir: Path
-    port: int
-
-    def url(self, database: str = "postgres") -> str:
-        """The store URL of one of its databases (user ``postgres``, no password: trust on the socket)."""
-        return f"postgresql://postgres@/{database}?host={self.socket_dir}&port={self.port}"
-
-
-def _free_port() -> int:
-    # The port only names the socket file; a free TCP port is simply a number nobody else uses.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """Debian's PostgreSQL started with ``initdb``/``pg_ctl`` in a temporary folder, stopped at the end.
@@ -87,43 +63,16 @@ def postgres_server() -> Iterator[PostgresServer]:
     Skipped when the binaries are missing (``apt-get install postgresql``), except in CI (``CI`` set),
     which installs them: there a missing server fails the tests instead of hiding them.
     """
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        reason = "PostgreSQL is not installed here (apt-get install postgresql); its store tests need it"
+    try:
+        with throwaway_postgres() as server:
+            yield server
+    except FileNotFoundError as exc:
+        reason = f"{exc}; its store tests need it"
         if os.environ.get("CI"):
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    bindir = Path(found[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="evals-pg-"))
-    data, sockets = base / "data", base / "sockets"
-    sockets.mkdir()
-    # initdb refuses to run as root: as root, the server runs as Debian's postgres user.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        for path in (base, sockets):
-            shutil.chown(path, "postgres", "postgres")
-    port = _free_port()
-    pg_ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data)]
-    try:
-        subprocess.run(
-            [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-             "--no-sync"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        subprocess.run(
-            [*pg_ctl, "-w", "-l", str(base / "server.log"), "start", "-o",
-             f"-k {sockets} -p {port} -c listen_addresses='' -c fsync=off -c max_connections=200"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-    except subprocess.CalledProcessError as exc:
-        log = (base / "server.log").read_text() if (base / "server.log").exists() else ""
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.fail(f"could not start PostgreSQL: {exc.stderr.decode()} {log}", pytrace=False)
-    try:
-        yield PostgresServer(sockets, port)
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
