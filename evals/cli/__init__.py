@@ -88,9 +88,9 @@ def main(ctx: click.Context, debug: bool) -> None:
         package_log.addHandler(_LOG_HANDLER)
 
 
-for command in (run, suite, demo, serve_local, model, report, index, compare, gate, baseline, rollback, runs):
-    main.add_command(command)
-main.add_command(init)
-main.add_command(rubric)
-for command in (store, import_, export):
+COMMANDS = (
+    init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback, runs,
+    store, import_, export,
+)  # fmt: skip
+for command in COMMANDS:
     main.add_command(command)
