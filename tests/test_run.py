@@ -10,7 +10,12 @@ import yaml
 from click.testing import CliRunner
 
 from evals.cli import main
+from evals.cli.run import _execute
+from evals.config import load_config
+from evals.errors import EvalsError
 from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, last_user_text, text_reply
+from evals.store import Store
+from evals.suites import load_suite
 
 SECRET = "sk-ant-test-SECRET-4242"
 ANSWERS = {
@@ -211,3 +216,17 @@ def test_offline_judge_is_the_default_without_keys_and_is_named(project, monkeyp
     )
     scores = dict(db.execute("SELECT item_id, score FROM judgments"))
     assert scores["geo-1"] == 5 and scores["geo-2"] < 5
+
+
+def test_a_run_whose_server_is_gone_after_it_says_how_to_start_again(project, model_server):
+    """The demo's bundled server stops with the demo: its hint is to run it again, never `--resume`."""
+    model_server.inject(*[Fault("server_error", status=502)] * 4)
+    config = load_config(project / "evals.yaml")
+    name, model = config.model("local")
+    judge_name, judge = config.judge("offline")
+    with Store(project / "reports") as store, pytest.raises(EvalsError) as caught:
+        _execute(
+            config, store, load_suite(project / "suite.jsonl"), name, model, judge_name, judge, 1, (), None, None,
+            again="run evals demo again",
+        )  # fmt: skip
+    assert str(caught.value).endswith("run evals demo again") and "--resume" not in str(caught.value)

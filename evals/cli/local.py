@@ -100,7 +100,7 @@ def demo(
             named, configured = LOCAL_JUDGE, local_judge_endpoint(server, parallel)
         outcome = _execute(
             config, store, loaded, "smollm2-local", model, named, configured, 1, ("demo",), None, None,
-            selection,
+            selection, again="run evals demo again (the bundled server stops with the demo)",
         )  # fmt: skip
         # The scorecard needs no server: build it after the run, then the server stops with the block.
         card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard)

@@ -236,7 +236,10 @@ def _execute(
     selection: Selection | None = None,
     max_cost: float | None = None,
     fail_after: int = FAIL_AFTER,
+    again: str | None = None,
 ) -> RunOutcome:
+    """Run (or resume) and print the outcome; ``again`` replaces the ``--resume`` hint when a resume cannot
+    work (the demo's bundled server stops with the demo)."""
     run_id = None if resume else (run_id or new_run_id(model_name))
     scope = "" if selection is None or selection.whole else f", subset: {selection.describe()}"
     err.print(
@@ -251,7 +254,7 @@ def _execute(
             selection=selection, max_cost=max_cost, fail_after=fail_after,
         )  # fmt: skip
     except KeyboardInterrupt:
-        err.print(plain(f"interrupted; continue with: evals run --resume {resume or run_id}"))
+        err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
         raise
     _print_outcome(store, outcome)
     if outcome.asked and outcome.answer_errors == outcome.asked:
@@ -259,7 +262,7 @@ def _execute(
         raise EvalsError(
             f"every one of {outcome.asked} model calls failed (see the errors in the results); is "
             f"{safe_url(model.base_url) or 'the model server'} up and serving {model.model!r}? "
-            f"Fix it and continue with: evals run --resume {outcome.manifest.run_id}"
+            + (again or f"Fix it and continue with: evals run --resume {outcome.manifest.run_id}")
         )
     return outcome
 
