@@ -256,3 +256,18 @@ def test_end_to_end_baseline_then_candidate_on_fake_servers(tmp_path, monkeypatc
     assert failures == ["overall", "area chem"]
     passing = invoke("gate", "--candidate", "again", "--baseline", "prod", "--policy", str(policy))
     assert passing.exit_code == 0, passing.output
+
+
+def test_without_baseline_the_gate_takes_the_approved_one_or_cannot_decide(store, tmp_path):
+    make_run(store, "r01", BASE)
+    make_run(store, "r02", {k: ([2] if k.startswith("chem") else v) for k, v in BASE.items()})
+    reports = str(tmp_path / "reports")
+    latest = invoke("gate", "--candidate", "r02", "--reports", reports)  # same model: its latest finished run
+    assert latest.exit_code == 1 and "baseline r01: the latest earlier finished run" in latest.output
+    store.set_tag("r01", "excluded")  # a wrong run: out of baseline choice
+    nothing = invoke("gate", "--candidate", "r02", "--reports", reports)
+    assert nothing.exit_code == 2 and "no baseline given and none to choose" in nothing.output
+    store.set_tag("r01", "excluded", present=False)
+    assert invoke("baseline", "set", "r01", "--name", "prod", "--reports", reports).exit_code == 0
+    approved = invoke("gate", "--candidate", "r02", "--reports", reports)
+    assert approved.exit_code == 1 and "baseline r01: the approved baseline 'prod'" in approved.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -20,10 +21,14 @@ from evals.cli.common import (
     reports_path,
 )
 from evals.config import load_config
-from evals.errors import EvalsError
+from evals.errors import EvalsError, StoreError
 from evals.files import write_atomic
 from evals.names import BASELINE_NAME, RUN_ID, RUN_OR_BASELINE
-from evals.store import open_store
+from evals.records import RunManifest
+from evals.store import Store, open_store
+
+if TYPE_CHECKING:
+    from evals.gate import Policy
 
 
 @click.command(epilog=GATE_EXIT_HELP)
@@ -32,10 +37,11 @@ from evals.store import open_store
 )
 @click.option(
     "--baseline",
-    required=True,
     type=RUN_OR_BASELINE,
     metavar="RUN_ID|NAME",
-    help="The approved run (or baseline name); not the candidate itself.",
+    help="The approved run (or baseline name); not the candidate itself. Default: chosen as `evals report` "
+    "does (the suite's approved baseline, else its latest run tagged baseline, else the latest earlier "
+    "finished run of the same model within the policy's error rate).",
 )
 @click.option(
     "--policy", "policy_path", type=click.Path(path_type=Path), help="Gate policy YAML (defaults built in)."
@@ -48,14 +54,15 @@ from evals.store import open_store
 @config_option
 def gate(
     candidate: str,
-    baseline: str,
+    baseline: str | None,
     policy_path: Path | None,
     junit_path: Path | None,
     allow_judge_change: bool,
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
-    """Decide whether CANDIDATE may replace BASELINE: exit 0 pass, 1 fail, 2 cannot decide.
+    """Decide whether CANDIDATE may replace BASELINE: exit 0 pass, 1 fail, 2 cannot decide (also when no
+    baseline is given and none can be chosen).
 
     Reads the store only (it may be read-only). If the step summary or --junit cannot be written, the gate
     says so and exits 2: a CI must not read a decision it did not get in full.
@@ -66,7 +73,11 @@ def gate(
     policy = gating.load_policy(policy_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         try:
-            base = store.baseline(baseline)
+            base = (
+                store.baseline(baseline)
+                if baseline is not None
+                else _default_baseline(store, candidate, policy)
+            )
             verdict = gating.decide(store, candidate, base.run_id, policy, allow_judge_change)
         except EvalsError as exc:  # a missing run is "cannot decide", not a crash
             err.print(plain(f"cannot decide: {exc}"))
@@ -146,3 +157,15 @@ def rollback(name: str, write: bool, config_path: Path | None, reports_dir: Path
     out.print(plain(text, newlines=True), soft_wrap=True)
     if written:
         out.print(plain(f"wrote model {run.model_name!r} of run {run.run_id} into {written}"), soft_wrap=True)
+
+
+def _default_baseline(store: Store, candidate: str, policy: Policy) -> RunManifest:
+    """The baseline ``evals report`` would choose for the candidate; says which and why on stderr."""
+    from evals.scorecard.baselines import choose_baseline  # the scorecard's imports, only when needed
+
+    chosen, choice = choose_baseline(store, store.run(candidate), None, policy.max_error_rate)
+    if chosen is None:
+        raise StoreError(f"no baseline given and none to choose: {choice.reason}; approve one with "
+                         "evals baseline set RUN_ID --name NAME, or pass --baseline")  # fmt: skip
+    err.print(plain(f"baseline {chosen.run_id}: {choice.reason}"), soft_wrap=True)
+    return chosen
