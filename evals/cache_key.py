@@ -88,6 +88,7 @@ def judgment_key(
     item: Item,
     answer: str,
     sent: Callable[[str], str] | None = None,
+    truncated: bool = False,
 ) -> str:
     """What makes two judgments interchangeable: the judge, the rubric version, question, reference, answer.
 
@@ -98,16 +99,18 @@ def judgment_key(
 
     ``sent`` turns each text into what the judge is sent (marker defusing): the key follows it, so that a
     text whose markers are defused differently than when it was judged (a new look-alike caught) is judged
-    again, while texts without markers, sent as written, keep their keys.
+    again, while texts without markers, sent as written, keep their keys. ``truncated``: the judge is told the
+    answer was cut off, which is not the same grading as of the same text given whole.
     """
     seen = sent or (lambda text: text)
     who: dict[str, Any] = {"judge_model": judge} if isinstance(judge, str) else {"judge": judge.digest}
-    return content_hash(
-        {
-            **who,
-            "rubric": rubric.hash,
-            "question": seen(item.prompt_text()),
-            "reference": None if item.reference is None else seen(item.reference),
-            "answer": seen(answer),
-        }
-    )
+    graded: dict[str, Any] = {
+        **who,
+        "rubric": rubric.hash,
+        "question": seen(item.prompt_text()),
+        "reference": None if item.reference is None else seen(item.reference),
+        "answer": seen(answer),
+    }
+    if truncated:  # only then: the keys of whole answers stay what they were
+        graded["truncated"] = True
+    return content_hash(graded)

@@ -270,8 +270,9 @@ class Judge(Protocol):
         """The rubric the item is graded with (its own ``rubric``, else the judge's default)."""
         ...
 
-    def cache_key(self, item: Item, answer: str) -> str:
-        """Equal keys mean interchangeable judgments (judge, rubric version, question, reference, answer)."""
+    def cache_key(self, item: Item, answer: str, truncated: bool = False) -> str:
+        """Equal keys mean interchangeable judgments (judge, rubric version, question, reference, answer,
+        and whether the answer was cut off)."""
         ...
 
     async def grade(self, item: Item, answer: str, *, truncated: bool = False) -> Verdict:
@@ -327,9 +328,9 @@ class LLMJudge:
         """The item's rubric, loaded once (``RubricError`` when missing or malformed)."""
         return self.rubrics.for_item(item)
 
-    def cache_key(self, item: Item, answer: str) -> str:
+    def cache_key(self, item: Item, answer: str, truncated: bool = False) -> str:
         """Hash of (judge identity, rubric hash, question, reference, answer as the judge is sent them)."""
-        return judgment_key(self.identity, self.rubric_for(item), item, answer, neutralize)
+        return judgment_key(self.identity, self.rubric_for(item), item, answer, neutralize, truncated)
 
     def request(
         self, item: Item, answer: str, mode: str | None = None, truncated: bool = False

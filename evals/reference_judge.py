@@ -144,9 +144,9 @@ class ReferenceJudge:
         """The item's rubric: recorded with the run, though the algorithm does not read it."""
         return self.rubrics.for_item(item)
 
-    def cache_key(self, item: Item, answer: str) -> str:
+    def cache_key(self, item: Item, answer: str, truncated: bool = False) -> str:
         """Like a frontier judge's key, with the algorithm version in the model's place."""
-        return judgment_key(f"{MODEL}/v{ALGORITHM}", self.rubric_for(item), item, answer)
+        return judgment_key(f"{MODEL}/v{ALGORITHM}", self.rubric_for(item), item, answer, truncated=truncated)
 
     async def grade(self, item: Item, answer: str, *, truncated: bool = False) -> Verdict:
         """The deterministic verdict (``truncated`` is not read); an item without a reference gets an error."""

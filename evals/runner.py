@@ -48,7 +48,6 @@ from evals.records import (
     Judgment,
     RunManifest,
     Selection,
-    content_hash,
     is_truncated,
 )
 from evals.results import ResultRow
@@ -262,11 +261,9 @@ async def _judge_once(
 ) -> Judgment:
     """Judge one answer, reusing a stored or in-flight judgment with the same cache key."""
     answer = unit.answer or ""
-    key = judge.cache_key(unit.item, answer)
+    key = judge.cache_key(unit.item, answer, unit.truncated)
     # Provenance taken with the key: a judge stepping down its output mode mid-call changes neither.
     rubric_hash, fingerprint = judge.rubric_for(unit.item).hash, judge_fingerprint(judge)
-    if unit.truncated:  # the judge was told it was cut off: not the same grading as of the same text whole
-        key = content_hash([key, "truncated"])
     # Store calls go through a thread: a network store (PostgreSQL) must not stall the event loop.
     earlier = await asyncio.to_thread(store.cached_judgment, key)
     if earlier is None and key in inflight:
