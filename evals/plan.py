@@ -13,7 +13,7 @@ from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import StoreError
 from evals.judging import Judge, LLMJudge
 from evals.provenance import rubrics_hash
-from evals.records import RunManifest, content_hash
+from evals.records import RunManifest, Selection, content_hash
 from evals.store import Store
 from evals.suites import Suite
 
@@ -54,8 +54,13 @@ def plan_run(
     samples: int = 1,
     tags: tuple[str, ...] = (),
     run_id: str | None = None,
+    selection: Selection | None = None,
 ) -> RunManifest:
-    """The manifest of a new run: what will be asked of whom, with a config snapshot free of secrets."""
+    """The manifest of a new run: what will be asked of whom, with a config snapshot free of secrets.
+
+    A ``selection`` that is not the whole suite is kept in the snapshot: resume, scorecard and gate know the
+    run covered a subset.
+    """
     used = {judge.rubric_for(item).label: judge.rubric_for(item).name for item in suite.items}
     rubrics = sorted(used)
     return RunManifest(
@@ -72,17 +77,21 @@ def plan_run(
         rubric_hash=rubrics_hash(rubrics),
         samples=samples,
         started_at=now(),
-        config=_config(model, judge, judge_endpoint),
+        config=_config(model, judge, judge_endpoint, selection),
         tags=tuple(tags),
         lookingglass_version=__version__,
         rubrics=tuple(rubrics),
     )
 
 
-def _config(model: Endpoint, judge: Judge, judge_endpoint: JudgeEndpoint) -> dict[str, Any]:
+def _config(
+    model: Endpoint, judge: Judge, judge_endpoint: JudgeEndpoint, selection: Selection | None
+) -> dict[str, Any]:
     config: dict[str, Any] = {"model": model.snapshot(), "judge": judge_endpoint.snapshot()}
     if isinstance(judge, LLMJudge):
         config["structured"] = judge.mode  # the output mode in effect; updated if ``auto`` steps down
+    if selection is not None and not selection.whole:
+        config["selection"] = selection.to_dict()
     return config
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -339,101 +339,72 @@ def run_suite(
             raise ValueError("a new run needs a suite")
         run_id = run_id or new_run_id(model_name)
         check_free(store, run_id)
-    with ExitStack() as held:
+    with ExitStack() as held:  # the run's lock, held until it ends
+        mode: str | None = None
         if resume is not None:
             store.run(resume)  # an unknown id fails before the lock makes a folder for it
             held.enter_context(store.lock_run(resume))
-        return _run_locked(
-            store, suite, model_name, model_endpoint, judge_name, judge_endpoint, rubrics_dir, samples,
-            tags, run_id, resume, reporter, fail_after, held, selection, budget,
-        )  # fmt: skip
-
-
-def _run_locked(
-    store: Store,
-    suite: Suite | None,
-    model_name: str,
-    model_endpoint: Endpoint,
-    judge_name: str,
-    judge_endpoint: JudgeEndpoint,
-    rubrics_dir: RubricSearch | Path,
-    samples: int,
-    tags: tuple[str, ...],
-    run_id: str | None,
-    resume: str | None,
-    reporter: Reporter | None,
-    fail_after: int,
-    held: ExitStack,
-    selection: Selection | None,
-    budget: Budget | None,
-) -> RunOutcome:
-    mode: str | None = None
-    if resume is not None:
-        manifest = check_resumable(store, resume, suite)
-        if (model_name, judge_name) != (manifest.model_name, manifest.judge_name):
-            raise StoreError(
-                f"run {resume} used model {manifest.model_name!r} and judge {manifest.judge_name!r}; "
-                "resume it with those (or leave --model and --judge out)"
-            )
-        done = RunOutcome(manifest)
-        if _pending(store, manifest, done) == ([], []):
-            # Nothing left: no client, no SDK import, no event loop; only mark it finished.
-            if manifest.status != "finished":
-                store.set_status(manifest.run_id, "finished", now())
-            done.rows = list(store.results(manifest.run_id))
-            if not (store.reports_dir / "runs" / manifest.run_id / "results.jsonl").exists():
-                store.export_jsonl(manifest.run_id, done.rows)
-            done.manifest = store.run(manifest.run_id)
-            return done
-        mode = structured_mode(manifest)
-    # Every endpoint is checked and its client built before the run exists: a bad config leaves no run.
-    judge = build_judge(judge_name, judge_endpoint, rubrics_dir, mode=mode, fail_after=fail_after)
-    model: Provider | None = None
-    try:
-        for item in suite.items if suite else ():
-            judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
-        model = build_provider(model_name, model_endpoint, fail_after)
-        if resume is None:
-            assert suite is not None  # checked by run_suite
-            manifest = plan_run(
-                suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id
-            )
-            if (
-                selection is not None and not selection.whole
-            ):  # resume, scorecard and gate know it is a subset
-                manifest = replace(manifest, config={**manifest.config, "selection": selection.to_dict()})
-            held.enter_context(store.lock_run(manifest.run_id))
-            check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
-            store.create_run(manifest, list(suite.items))
-    except BaseException:
-        asyncio.run(_close(model, judge))
-        raise
-    if isinstance(judge, LLMJudge):
-        if resume is not None and judge.mode != mode:  # the config's mode changed since the run started
-            record_mode(store, manifest.run_id, judge.mode)
-        judge.on_fallback = lambda new_mode: record_mode(store, manifest.run_id, new_mode)
-
-    async def go() -> RunOutcome:
-        assert model is not None
+            manifest = check_resumable(store, resume, suite)
+            if (model_name, judge_name) != (manifest.model_name, manifest.judge_name):
+                raise StoreError(
+                    f"run {resume} used model {manifest.model_name!r} and judge {manifest.judge_name!r}; "
+                    "resume it with those (or leave --model and --judge out)"
+                )
+            done = RunOutcome(manifest)
+            if _pending(store, manifest, done) == ([], []):
+                # Nothing left: no client, no SDK import, no event loop; only mark it finished.
+                if manifest.status != "finished":
+                    store.set_status(manifest.run_id, "finished", now())
+                done.rows = list(store.results(manifest.run_id))
+                if not (store.reports_dir / "runs" / manifest.run_id / "results.jsonl").exists():
+                    store.export_jsonl(manifest.run_id, done.rows)
+                done.manifest = store.run(manifest.run_id)
+                return done
+            mode = structured_mode(manifest)
+        # Every endpoint is checked and its client built before the run exists: a bad config leaves no run.
+        judge = build_judge(judge_name, judge_endpoint, rubrics_dir, mode=mode, fail_after=fail_after)
+        model: Provider | None = None
         try:
-            return await execute(store, manifest, model, judge, reporter, budget)
-        finally:
-            await _close(model, judge)
+            for item in suite.items if suite else ():
+                judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
+            model = build_provider(model_name, model_endpoint, fail_after)
+            if resume is None:
+                assert suite is not None  # checked above
+                manifest = plan_run(
+                    suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id, selection
+                )
+                held.enter_context(store.lock_run(manifest.run_id))
+                check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
+                store.create_run(manifest, list(suite.items))
+        except BaseException:
+            asyncio.run(_close(model, judge))
+            raise
+        if isinstance(judge, LLMJudge):
+            if resume is not None and judge.mode != mode:  # the config's mode changed since the run started
+                record_mode(store, manifest.run_id, judge.mode)
+            judge.on_fallback = lambda new_mode: record_mode(store, manifest.run_id, new_mode)
 
-    rows: list[ResultRow] = []
-    try:
-        outcome = run_until_terminated(go)
-    except EndpointFailing as exc:
-        raise EndpointFailing(
-            f"{exc} What was done is stored; fix it and continue with: evals run --resume {manifest.run_id}"
-        ) from None
-    finally:
-        # Exported also when interrupted, so what was done is readable; the rows are read once.
-        rows = list(store.results(manifest.run_id))
-        store.export_jsonl(manifest.run_id, rows)
-        store.save_aggregates(manifest.run_id, rows)  # kept once it ended: history and index read them
-    outcome.rows = rows
-    return outcome
+        async def go() -> RunOutcome:
+            assert model is not None
+            try:
+                return await execute(store, manifest, model, judge, reporter, budget)
+            finally:
+                await _close(model, judge)
+
+        rows: list[ResultRow] = []
+        try:
+            outcome = run_until_terminated(go)
+        except EndpointFailing as exc:
+            raise EndpointFailing(
+                f"{exc} What was done is stored; fix it and continue with: evals run --resume {manifest.run_id}"
+            ) from None
+        finally:
+            # Exported also when interrupted, so what was done is readable; the rows are read once.
+            rows = list(store.results(manifest.run_id))
+            store.export_jsonl(manifest.run_id, rows)
+            store.save_aggregates(manifest.run_id, rows)  # kept once it ended: history and index read them
+        outcome.rows = rows
+        return outcome
 
 
 async def _close(model: Provider | None, judge: Judge) -> None:
