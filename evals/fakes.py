@@ -18,6 +18,7 @@ connections open, so in a benchmark the client side (the SDKs spend milliseconds
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import threading
@@ -103,6 +104,17 @@ def last_user_text(body: dict[str, Any]) -> str:
         if isinstance(message, dict) and message.get("role") == "user":
             return _content_text(message.get("content"))
     return ""
+
+
+def grade_by_reference(body: dict[str, Any]) -> dict[str, Any]:
+    """A fake judge's structured verdict: 5 when the reference block's text is in the answer block (ignoring
+    case), else 1. A grading prompt without both blocks is a bug in the prompt, so it fails loudly."""
+    text = last_user_text(body)
+    answer = re.search(r"<answer>(.*?)</answer>", text, re.S)
+    reference = re.search(r"<reference>(.*?)</reference>", text, re.S)
+    assert answer and reference, "the judge prompt must carry the answer and the reference in delimiters"
+    hit = reference.group(1).strip().lower() in answer.group(1).lower()
+    return {"rationale": "matches the reference" if hit else "wrong", "score": 5 if hit else 1}
 
 
 def text_reply(fn: Callable[[str], str]) -> Responder:

@@ -219,7 +219,7 @@ class Judgment(_Wire):
     judge: str
     """The judge that produced it: ``name (model)``; with ``repeat``, part of the verdict's key."""
     cache_key: str
-    """Hash of (judge model, rubric hash, question, reference, answer): equal keys are judged once."""
+    """Hash of (judge identity, rubric hash, question, reference, answer, truncation): equal keys are judged once."""
     cached: bool = False
     """True when the verdict was reused from an earlier identical judgment."""
     tokens_in: int | None = None

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import Endpoint
-from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, Reply, last_user_text
+from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, Reply, grade_by_reference, last_user_text
 from evals.judging import TRUNCATED_NOTE
 from evals.providers.anthropic import AnthropicProvider
 from evals.providers.openai_compat import OpenAIProvider
@@ -39,16 +39,6 @@ ANSWERS = {
 }
 
 
-def grade(body):
-    """A fake judge: 5 when the reference is in the answer block, else 1."""
-    text = last_user_text(body)
-    answer = re.search(r"<answer>(.*?)</answer>", text, re.S)
-    reference = re.search(r"<reference>(.*?)</reference>", text, re.S)
-    assert answer and reference
-    hit = reference.group(1).strip().lower() in answer.group(1).lower()
-    return {"rationale": "matches" if hit else "wrong", "score": 5 if hit else 1}
-
-
 @pytest.fixture
 def model_server():
     with FakeOpenAI(
@@ -59,7 +49,7 @@ def model_server():
 
 @pytest.fixture
 def judge_server():
-    with FakeAnthropic(grade, model_id="claude-test") as server:
+    with FakeAnthropic(grade_by_reference, model_id="claude-test") as server:
         yield server
 
 

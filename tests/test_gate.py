@@ -10,7 +10,7 @@ from builders import make_run
 from click.testing import CliRunner
 
 from evals.cli import main
-from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
+from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
 from evals.gate import Policy, decide, junit
 from evals.store import Store
 
@@ -222,17 +222,11 @@ def test_end_to_end_baseline_then_candidate_on_fake_servers(tmp_path, monkeypatc
     def forgets_chem(q):
         return "no idea" if q.startswith("chem") else good(q)
 
-    def grade(body):
-        text = last_user_text(body)
-        answer = text.split("<answer>")[1].split("</answer>")[0]
-        reference = text.split("<reference>")[1].split("</reference>")[0].strip()
-        return {"rationale": "checked", "score": 5 if reference in answer else 1}
-
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
     with (
         FakeOpenAI(text_reply(good)) as prod,
         FakeOpenAI(text_reply(forgets_chem)) as cand,
-        FakeAnthropic(grade) as judge,
+        FakeAnthropic(grade_by_reference) as judge,
     ):
         config = {
             "models": {"prod": {"base_url": prod.url, "model": "m1"}, "candidate": {"base_url": cand.url, "model": "m2"}},

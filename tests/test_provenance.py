@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from evals.cli import main
-from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
+from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
 from evals.provenance import provenance_differences, rubrics_hash
 from evals.records import JudgingProvenance
 from evals.store import Store
@@ -29,15 +29,6 @@ SUITE = [
 REFERENCES = {item["question"]: item["reference"] for item in SUITE}
 WORDING = ["It is"]
 """How the model words its answers; a new wording is a new answer, judged anew rather than from the cache."""
-
-
-def grade(body):
-    """5 when the reference is in the answer, else 1."""
-    text = last_user_text(body)
-    answer = re.search(r"<answer>(.*?)</answer>", text, re.S)
-    reference = re.search(r"<reference>(.*?)</reference>", text, re.S)
-    assert answer and reference
-    return {"rationale": "checked", "score": 5 if reference.group(1).strip() in answer.group(1) else 1}
 
 
 @pytest.fixture
@@ -56,7 +47,7 @@ def judge(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with (
         FakeOpenAI(text_reply(lambda q: f"{WORDING[0]} {REFERENCES[q]}.")) as model,
-        FakeAnthropic(grade, model_id="claude-test-20261101") as server,
+        FakeAnthropic(grade_by_reference, model_id="claude-test-20261101") as server,
     ):
         config = {
             "models": {"local": {"base_url": model.url, "model": "qwen", "max_retries": 0}},

@@ -1,7 +1,6 @@
 """`evals run` end to end: real SDKs against fake servers, then the store and the exports are checked."""
 
 import json
-import re
 import sqlite3
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from evals.cli import main
 from evals.cli.run import _execute
 from evals.config import load_config
 from evals.errors import EvalsError
-from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, last_user_text, text_reply
+from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, grade_by_reference, text_reply
 from evals.store import Store
 from evals.suites import load_suite
 
@@ -32,16 +31,6 @@ SUITE = [
 ]
 
 
-def grade(body):
-    """A fake judge: 5 when the reference word is in the answer block, else 1."""
-    text = last_user_text(body)
-    answer = re.search(r"<answer>(.*?)</answer>", text, re.S)
-    reference = re.search(r"<reference>(.*?)</reference>", text, re.S)
-    assert answer and reference, "the judge prompt must carry the answer and the reference in delimiters"
-    hit = reference.group(1).strip().lower() in answer.group(1).lower()
-    return {"rationale": "matches the reference" if hit else "wrong", "score": 5 if hit else 1}
-
-
 @pytest.fixture
 def model_server():
     with FakeOpenAI(text_reply(lambda q: ANSWERS.get(q, "no idea")), model_id="qwen-test-7b") as server:
@@ -50,7 +39,7 @@ def model_server():
 
 @pytest.fixture
 def judge_server():
-    with FakeAnthropic(grade, model_id="claude-test") as server:
+    with FakeAnthropic(grade_by_reference, model_id="claude-test") as server:
         yield server
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import JudgeEndpoint
-from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
+from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
 from evals.judging import build_judge
 from evals.rubrics import RubricBook
 from evals.store import Store
@@ -25,16 +25,6 @@ SUITE = [
     {"id": "geo-2", "area": "geography", "question": "Capital of Peru?", "reference": "Lima"},
     {"id": "math-1", "area": "math", "question": "What is 2 + 2?", "reference": "4", "rubric": "strict"},
 ]
-
-
-def grade(body):
-    """5 when the reference is in the answer, else 1."""
-    text = last_user_text(body)
-    answer = re.search(r"<answer>(.*?)</answer>", text, re.S)
-    reference = re.search(r"<reference>(.*?)</reference>", text, re.S)
-    assert answer and reference
-    hit = reference.group(1).strip().lower() in answer.group(1).lower()
-    return {"rationale": "ok" if hit else "wrong", "score": 5 if hit else 1}
 
 
 @pytest.fixture
@@ -48,7 +38,7 @@ def project(tmp_path, monkeypatch):
     (judges / "strict.yaml").write_text(default.read_text().replace("name: correctness", "name: strict"))
     with (
         FakeOpenAI(text_reply(lambda q: ANSWERS.get(q, "no idea")), model_id="qwen-test-7b") as model,
-        FakeAnthropic(grade, model_id="claude-test-20261101") as judge,
+        FakeAnthropic(grade_by_reference, model_id="claude-test-20261101") as judge,
     ):
         config = {
             "models": {"local": {"base_url": model.url, "model": "qwen", "max_concurrency": 2, "max_retries": 0}},
