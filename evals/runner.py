@@ -264,44 +264,57 @@ async def _judge_once(
     key = judge.cache_key(unit.item, answer, unit.truncated)
     # Provenance taken with the key: a judge stepping down its output mode mid-call changes neither.
     rubric_hash, fingerprint = judge.rubric_for(unit.item).hash, judge_fingerprint(judge)
-    # Store calls go through a thread: a network store (PostgreSQL) must not stall the event loop.
-    earlier = await asyncio.to_thread(store.cached_judgment, key)
-    if earlier is None and key in inflight:
-        earlier = await asyncio.shield(inflight[key])
-        earlier = earlier if earlier.error is None else None
-    if earlier is not None:
-        judgment = Judgment(
+    loop = asyncio.get_running_loop()
+
+    def reuse(earlier: Judgment) -> Judgment:
+        return Judgment(
             run_id, unit.item.id, unit.sample, earlier.score, earlier.rationale, earlier.raw, earlier.judge,
             key, cached=True, rubric_hash=rubric_hash, judge_fingerprint=fingerprint, model_id=earlier.model_id,
         )  # fmt: skip
-        await asyncio.to_thread(store.save_judgment, judgment)
-        outcome.reused += 1
-        return judgment
-    held = budget.hold_judgment(judge, unit.item, answer, unit.truncated) if budget else 0.0
-    if held is None:
-        raise _OverBudget
-    future: asyncio.Future[Judgment] = asyncio.get_running_loop().create_future()
-    inflight[key] = future
+
+    # The first worker with a key registers it before its first await, so a second one with the same key
+    # waits for that verdict instead of racing it to the store and the judge.
+    owned: asyncio.Future[Judgment] | None = None
+    if key in inflight:
+        earlier: Judgment | None = await asyncio.shield(inflight[key])
+        earlier = earlier if earlier is not None and earlier.error is None else None
+    else:
+        owned = inflight[key] = loop.create_future()
+        earlier = None
     try:
-        verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
-        if budget:
-            budget.settle(held, "judge", verdict.tokens_in, verdict.tokens_out, verdict.error is not None)
-        judgment = Judgment(
-            run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
-            judge.describe(), key, cached=False, tokens_in=verdict.tokens_in, tokens_out=verdict.tokens_out,
-            latency_ms=verdict.latency_ms, error=verdict.error, rubric_hash=rubric_hash,
-            judge_fingerprint=fingerprint, model_id=verdict.model_id,
-        )  # fmt: skip
-        await asyncio.to_thread(store.save_judgment, judgment)
-        outcome.judged += 1
-        future.set_result(judgment)
+        if owned is not None:
+            # Store calls go through a thread: a network store (PostgreSQL) must not stall the event loop.
+            earlier = await asyncio.to_thread(store.cached_judgment, key)
+        if earlier is not None:
+            judgment = reuse(earlier)
+            await asyncio.to_thread(store.save_judgment, judgment)
+            outcome.reused += 1
+        else:
+            held = budget.hold_judgment(judge, unit.item, answer, unit.truncated) if budget else 0.0
+            if held is None:
+                raise _OverBudget
+            verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
+            if budget:
+                budget.settle(held, "judge", verdict.tokens_in, verdict.tokens_out, verdict.error is not None)
+            judgment = Judgment(
+                run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
+                judge.describe(), key, cached=False, tokens_in=verdict.tokens_in,
+                tokens_out=verdict.tokens_out, latency_ms=verdict.latency_ms, error=verdict.error,
+                rubric_hash=rubric_hash, judge_fingerprint=fingerprint, model_id=verdict.model_id,
+            )  # fmt: skip
+            await asyncio.to_thread(store.save_judgment, judgment)
+            outcome.judged += 1
+        if owned is not None:
+            owned.set_result(judgment)
         return judgment
     except BaseException as exc:
-        future.set_exception(exc)
-        future.exception()  # mark retrieved: waiters re-raise it, nobody else needs to
+        if owned is not None:
+            owned.set_exception(exc)
+            owned.exception()  # mark retrieved: waiters re-raise it, nobody else needs to
         raise
     finally:
-        inflight.pop(key, None)
+        if owned is not None:
+            inflight.pop(key, None)
 
 
 def run_suite(
