@@ -40,6 +40,10 @@ class Message(BaseModel):
     """What is said."""
 
 
+Sensitivity = Literal["public", "internal", "restricted"]
+"""How far an item's text may travel: ``restricted`` text goes to no external endpoint, redacted or not."""
+
+
 class Item(BaseModel):
     """One question of a suite, as written by the suite's author."""
 
@@ -61,6 +65,8 @@ class Item(BaseModel):
     """Free labels for filtering."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Anything else the author wants to keep with the item; never sent to the model."""
+    sensitivity: Sensitivity | None = None
+    """``public``, ``internal`` or ``restricted``; None takes the area's, then the suite's, then ``internal``."""
 
     @model_validator(mode="after")
     def _question_or_messages(self) -> Self:
@@ -88,7 +94,7 @@ class Item(BaseModel):
 
     def content_hash(self) -> str:
         """Hash of everything that changes what the item asks; scorecards use it to spot changed items."""
-        return content_hash(self.model_dump(mode="json", exclude={"tags", "metadata"}))
+        return content_hash(self.model_dump(mode="json", exclude={"tags", "metadata", "sensitivity"}))
 
 
 class _Wire:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from evals.budget import Budget
+from evals.callcontext import calling
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, ProviderError, StoreError
 from evals.interrupts import run_until_terminated
@@ -166,9 +167,10 @@ async def execute(
             held = budget.hold_answer(unit.item) if budget else 0.0
             if held is None:
                 return  # over budget: the unit stays unanswered, for a resume
-            answer = await _ask(
-                model, manifest.run_id, unit, manifest.config["model"].get("reasoning", "separate")
-            )
+            with calling(manifest.run_id, unit.item.id, unit.sample, "model"):
+                answer = await _ask(
+                    model, manifest.run_id, unit, manifest.config["model"].get("reasoning", "separate")
+                )
             if budget:
                 budget.settle(held, "model", answer.tokens_in, answer.tokens_out, answer.error is not None)
             await asyncio.to_thread(store.save_answer, answer)
@@ -293,7 +295,8 @@ async def _judge_once(
             held = budget.hold_judgment(judge, unit.item, answer, unit.truncated) if budget else 0.0
             if held is None:
                 raise _OverBudget
-            verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
+            with calling(run_id, unit.item.id, unit.sample, "judge"):
+                verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
             if budget:
                 budget.settle(held, "judge", verdict.tokens_in, verdict.tokens_out, verdict.error is not None)
             judgment = Judgment(

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
+from evals.cli.judge import judge
 from evals.cli.local import demo, model, serve_local
 from evals.cli.project import init, rubric
 from evals.cli.report import compare, index, report
@@ -90,7 +91,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 COMMANDS = (
     init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback, runs,
-    store, import_, export,
+    store, import_, export, judge,
 )  # fmt: skip
 for command in COMMANDS:
     main.add_command(command)
