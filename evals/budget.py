@@ -112,9 +112,11 @@ def plan_calls(
     judge_name: str,
     judge: JudgeEndpoint,
     rubrics_dir: RubricSearch | Path,
+    judge_repeats: int = 1,
 ) -> Plan:
-    """The calls a run would make: one model call per item and sample in ``to_answer``, and one judge call
-    for each of those and each stored ``(item, answer, truncated)`` in ``to_judge``. Calls nothing."""
+    """The calls a run would make: one model call per item and sample in ``to_answer``, ``judge_repeats``
+    judge calls for each of those, and one for each stored ``(item, answer, truncated)`` in ``to_judge``
+    (one entry per verdict still wanted). Calls nothing."""
     asked = EndpointPlan("model", model_name, model.model or "", price=Price.of(model))
     for item in to_answer:
         asked.calls += 1
@@ -124,7 +126,7 @@ def plan_calls(
     graded = EndpointPlan("judge", judge_name, judge.model or "", price=Price.of(judge), offline=offline)
     book = RubricBook(rubrics_dir, judge.rubric)
     longest = "x" * (model.max_tokens * CHARS_PER_TOKEN)  # an answer as long as the model may write
-    work = [(item, longest, False) for item in to_answer] + to_judge
+    work = [(item, longest, False) for item in to_answer for _ in range(judge_repeats)] + to_judge
     for item, answer, truncated in work:
         rubric = book.for_item(item)  # a missing rubric fails the dry run as it would fail the run
         graded.calls += 1

@@ -55,6 +55,7 @@ def plan_run(
     tags: tuple[str, ...] = (),
     run_id: str | None = None,
     selection: Selection | None = None,
+    judge_repeats: int = 1,
 ) -> RunManifest:
     """The manifest of a new run: what will be asked of whom, with a config snapshot free of secrets.
 
@@ -77,7 +78,7 @@ def plan_run(
         rubric_hash=rubrics_hash(rubrics),
         samples=samples,
         started_at=now(),
-        config=_config(model, judge, judge_endpoint, selection),
+        config=_config(model, judge, judge_endpoint, selection, judge_repeats),
         tags=tuple(tags),
         lookingglass_version=__version__,
         rubrics=tuple(rubrics),
@@ -85,9 +86,15 @@ def plan_run(
 
 
 def _config(
-    model: Endpoint, judge: Judge, judge_endpoint: JudgeEndpoint, selection: Selection | None
+    model: Endpoint,
+    judge: Judge,
+    judge_endpoint: JudgeEndpoint,
+    selection: Selection | None,
+    judge_repeats: int = 1,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {"model": model.snapshot(), "judge": judge_endpoint.snapshot()}
+    if judge_repeats != 1:
+        config["judging"] = {"repeats": judge_repeats}
     if isinstance(judge, LLMJudge):
         config["structured"] = judge.mode  # the output mode in effect; updated if ``auto`` steps down
     if selection is not None and not selection.whole:

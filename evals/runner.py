@@ -16,7 +16,7 @@ endpoint whose first calls all fail the same way stops it (``EndpointFailing``),
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,59 +107,97 @@ class _Unit:
     sample: int
     answer: str | None = None
     truncated: bool = False
+    todo: list[tuple[int, int]] = field(default_factory=list)
+    """The verdicts still wanted: (index of the judge in the run's panel, repeat)."""
+    failed: bool = False
+    """One of its verdicts ended in an error (the progress bar counts the unit once, when all are in)."""
 
 
-def _pending(store: Store, manifest: RunManifest, outcome: RunOutcome) -> tuple[list[_Unit], list[_Unit]]:
-    """Split the run's work into what still needs an answer and what only needs a judgment."""
+def judge_repeats(manifest: RunManifest) -> int:
+    """How many times each judge grades each answer (``--judge-repeats``; 1 unless set)."""
+    return int(manifest.config.get("judging", {}).get("repeats", 1))
+
+
+def judging_fresh(manifest: RunManifest) -> bool:
+    """True when no verdict of the run may come from the judgment cache (``evals judge rerun``)."""
+    return bool(manifest.config.get("judging", {}).get("fresh", False))
+
+
+def _pending(
+    store: Store, manifest: RunManifest, judges: Sequence[str] | None, outcome: RunOutcome
+) -> tuple[list[_Unit], list[_Unit]]:
+    """Split the run's work into what still needs an answer and what only needs verdicts.
+
+    ``judges`` are the run's judges (``Judge.describe()``, in panel order); each answer wants a scored
+    verdict from each of them for each repeat. None counts a verdict of any judge (what a dry run of a
+    resume can tell without building the judges).
+    """
     answers = store.answers(manifest.run_id)
-    judgments = store.judgments(manifest.run_id)
+    scored = {
+        (j.item_id, j.sample, j.repeat, j.judge if judges is not None else None)
+        for j in store.verdicts(manifest.run_id)
+        if j.error is None and j.score is not None
+    }
+    names: Sequence[str | None] = judges if judges is not None else [None]
+    slots = [(m, r) for m in range(len(names)) for r in range(judge_repeats(manifest))]
     to_answer: list[_Unit] = []
     to_judge: list[_Unit] = []
     for item in store.items(manifest.run_id):
         for sample in range(manifest.samples):
             answer = answers.get((item.id, sample))
             if answer is None or answer.error is not None or answer.text is None:
-                to_answer.append(_Unit(item, sample))
+                to_answer.append(_Unit(item, sample, todo=list(slots)))
                 continue
-            judgment = judgments.get((item.id, sample))
-            if judgment is not None and judgment.error is None:
+            todo = [(m, r) for m, r in slots if (item.id, sample, r, names[m]) not in scored]
+            if not todo:
                 outcome.skipped += 1
             else:
-                to_judge.append(_Unit(item, sample, answer.text, answer.truncated))
+                to_judge.append(_Unit(item, sample, answer.text, answer.truncated, todo))
     return to_answer, to_judge
 
 
 def remaining(store: Store, manifest: RunManifest) -> tuple[list[Item], list[tuple[Item, str, bool]]]:
     """What resuming a run would do: the items (one per sample) to answer, and (item, answer, truncated)
-    of the stored answers still to judge."""
-    to_answer, to_judge = _pending(store, manifest, RunOutcome(manifest))
-    return [u.item for u in to_answer], [(u.item, u.answer or "", u.truncated) for u in to_judge]
+    once per verdict still wanted of the stored answers."""
+    to_answer, to_judge = _pending(store, manifest, None, RunOutcome(manifest))
+    return [u.item for u in to_answer], [
+        (u.item, u.answer or "", u.truncated) for u in to_judge for _ in u.todo
+    ]
 
 
 async def execute(
     store: Store,
     manifest: RunManifest,
     model: Provider,
-    judge: Judge,
+    judges: Judge | Sequence[Judge],
     reporter: Reporter | None = None,
     budget: Budget | None = None,
 ) -> RunOutcome:
-    """Do every missing answer and judgment of a stored run, then mark it finished.
+    """Do every missing answer and verdict of a stored run, then mark it finished.
 
-    With a ``budget``, no call starts that could cross its limit: the run then stops, interrupted, and
-    ``BudgetExceeded`` says how to resume it.
+    ``judges``: the run's judge, or the members of its panel; each grades every answer
+    ``judge_repeats(manifest)`` times. With a ``budget``, no call starts that could cross its limit: the
+    run then stops, interrupted, and ``BudgetExceeded`` says how to resume it.
     """
+    panel = [judges] if not isinstance(judges, Sequence) else list(judges)
     reporter = reporter or SilentReporter()
     outcome = RunOutcome(manifest)
-    to_answer, to_judge = _pending(store, manifest, outcome)
+    to_answer, to_judge = _pending(store, manifest, [j.describe() for j in panel], outcome)
     total = outcome.skipped + len(to_answer) + len(to_judge)
     reporter.start(total, answered=outcome.skipped + len(to_judge), judged=outcome.skipped)
     await asyncio.to_thread(store.set_status, manifest.run_id, "running")
-    judge_queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
+    # One queue per judge of the panel, each worked by as many workers as that judge's endpoint allows.
+    queues: list[asyncio.Queue[tuple[_Unit, int] | None]] = [asyncio.Queue() for _ in panel]
+
+    def enqueue(unit: _Unit) -> None:
+        for m, repeat in unit.todo:
+            queues[m].put_nowait((unit, repeat))
+
     for unit in to_judge:
-        judge_queue.put_nowait(unit)
+        enqueue(unit)
     inflight: dict[str, asyncio.Future[Judgment]] = {}
     seen_model_id = manifest.model_id is not None
+    fresh = judging_fresh(manifest)
 
     async def answer_worker(units: Iterator[_Unit]) -> None:
         nonlocal seen_model_id
@@ -180,42 +218,57 @@ async def execute(
                     await asyncio.to_thread(store.set_model_id, manifest.run_id, answer.model_id)
                     seen_model_id = True
                 unit.answer, unit.truncated = answer.text, answer.truncated
-                judge_queue.put_nowait(unit)
+                enqueue(unit)
             else:
                 outcome.answer_errors += 1
             reporter.answered(answer.error is None)
 
-    async def judge_worker() -> None:
-        while (unit := await judge_queue.get()) is not None:
+    async def judge_worker(judge: Judge, queue: asyncio.Queue[tuple[_Unit, int] | None]) -> None:
+        while (work := await queue.get()) is not None:
+            unit, repeat = work
+            # A repeat is a fresh asking: only the first verdict of a judge may come from the cache.
+            use_cache = repeat == 0 and not fresh
             try:
-                judgment = await _judge_once(store, judge, manifest.run_id, unit, inflight, outcome, budget)
+                judgment = await _judge_once(
+                    store, judge, manifest.run_id, unit, inflight, outcome, budget, repeat, use_cache
+                )
             except _OverBudget:
                 return
             if judgment.error is not None:
                 outcome.judge_errors += 1
-            reporter.judged(judgment.error is None)
+                unit.failed = True
+            unit.todo.remove((panel.index(judge), repeat))
+            if not unit.todo:
+                reporter.judged(not unit.failed)
 
     units = iter(to_answer)
     answerers = [
         asyncio.create_task(answer_worker(units)) for _ in range(min(model.max_concurrency, len(to_answer)))
     ]
     # Never more workers than there is work: a max_concurrency of millions must not mean millions of tasks.
-    judge_work = max(1, len(to_answer) + len(to_judge))
-    judges = [asyncio.create_task(judge_worker()) for _ in range(min(judge.max_concurrency, judge_work))]
+    judge_work = max(1, len(to_answer) + len(to_judge)) * judge_repeats(manifest)
+    workers = {
+        m: [
+            asyncio.create_task(judge_worker(j, queues[m])) for _ in range(min(j.max_concurrency, judge_work))
+        ]
+        for m, j in enumerate(panel)
+    }
+    judge_tasks = [task for tasks in workers.values() for task in tasks]
 
     async def answer_all() -> None:
         await asyncio.gather(*answerers)
-        for _ in judges:
-            judge_queue.put_nowait(None)
+        for m, tasks in workers.items():
+            for _ in tasks:
+                queues[m].put_nowait(None)
 
     feeder = asyncio.create_task(answer_all())
     try:
         # One gather over both pools: a judge that stops the run stops the answering too.
-        await asyncio.gather(feeder, *judges)
+        await asyncio.gather(feeder, *judge_tasks)
         if budget is not None and budget.stopped:
             raise budget.exceeded(manifest.run_id)
     except BaseException:
-        for task in (feeder, *answerers, *judges):
+        for task in (feeder, *answerers, *judge_tasks):
             task.cancel()
         store.set_status(manifest.run_id, "interrupted")
         raise
@@ -260,8 +313,11 @@ async def _judge_once(
     inflight: dict[str, asyncio.Future[Judgment]],
     outcome: RunOutcome,
     budget: Budget | None = None,
+    repeat: int = 0,
+    use_cache: bool = True,
 ) -> Judgment:
-    """Judge one answer, reusing a stored or in-flight judgment with the same cache key."""
+    """Judge one answer (the ``repeat``-th asking of this judge), reusing a stored or in-flight judgment
+    with the same cache key when ``use_cache``; without it the judge is always asked."""
     answer = unit.answer or ""
     key = judge.cache_key(unit.item, answer, unit.truncated)
     # Provenance taken with the key: a judge stepping down its output mode mid-call changes neither.
@@ -270,25 +326,27 @@ async def _judge_once(
 
     def reuse(earlier: Judgment) -> Judgment:
         return Judgment(
-            run_id, unit.item.id, unit.sample, earlier.score, earlier.rationale, earlier.raw, earlier.judge,
+            run_id, unit.item.id, unit.sample, earlier.score, earlier.rationale, earlier.raw, judge.describe(),
             key, cached=True, rubric_hash=rubric_hash, judge_fingerprint=fingerprint, model_id=earlier.model_id,
         )  # fmt: skip
 
     # The first worker with a key registers it before its first await, so a second one with the same key
     # waits for that verdict instead of racing it to the store and the judge.
     owned: asyncio.Future[Judgment] | None = None
-    if key in inflight:
-        earlier: Judgment | None = await asyncio.shield(inflight[key])
+    earlier: Judgment | None = None
+    if not use_cache:
+        pass
+    elif key in inflight:
+        earlier = await asyncio.shield(inflight[key])
         earlier = earlier if earlier is not None and earlier.error is None else None
     else:
         owned = inflight[key] = loop.create_future()
-        earlier = None
     try:
         if owned is not None:
             # Store calls go through a thread: a network store (PostgreSQL) must not stall the event loop.
-            earlier = await asyncio.to_thread(store.cached_judgment, key)
+            earlier = await asyncio.to_thread(store.cached_judgment, key, run_id)
         if earlier is not None:
-            judgment = reuse(earlier)
+            judgment = reuse(earlier)  # only ever for repeat 0
             await asyncio.to_thread(store.save_judgment, judgment)
             outcome.reused += 1
         else:
@@ -303,7 +361,7 @@ async def _judge_once(
                 run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
                 judge.describe(), key, cached=False, tokens_in=verdict.tokens_in,
                 tokens_out=verdict.tokens_out, latency_ms=verdict.latency_ms, error=verdict.error,
-                rubric_hash=rubric_hash, judge_fingerprint=fingerprint, model_id=verdict.model_id,
+                rubric_hash=rubric_hash, judge_fingerprint=fingerprint, model_id=verdict.model_id, repeat=repeat,
             )  # fmt: skip
             await asyncio.to_thread(store.save_judgment, judgment)
             outcome.judged += 1
@@ -336,8 +394,12 @@ def run_suite(
     fail_after: int = FAIL_AFTER,
     selection: Selection | None = None,
     max_cost: float | None = None,
+    judge_repeats: int = 1,
 ) -> RunOutcome:
     """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point.
+
+    ``judge_repeats``: how many times the judge grades each answer (the first may come from the judgment
+    cache, the others are fresh askings): the scorecard measures the judge's own noise from them.
 
     ``fail_after``: stop when this many first calls to an endpoint all fail with the same error (0: never).
     Raises ``KeyboardInterrupt`` on Ctrl-C or SIGTERM and ``EndpointFailing`` on such an endpoint, in both
@@ -350,6 +412,8 @@ def run_suite(
         budget = Budget.for_run(max_cost, model_name, model_endpoint, judge_name, judge_endpoint)
     if not 1 <= samples <= MAX_SAMPLES:
         raise ConfigError(f"samples must be from 1 to {MAX_SAMPLES}, not {samples}")
+    if not 1 <= judge_repeats <= MAX_SAMPLES:
+        raise ConfigError(f"judge repeats must be from 1 to {MAX_SAMPLES}, not {judge_repeats}")
     if resume is None:
         if suite is None:
             raise ValueError("a new run needs a suite")
@@ -367,7 +431,7 @@ def run_suite(
                     "resume it with those (or leave --model and --judge out)"
                 )
             done = RunOutcome(manifest)
-            if _pending(store, manifest, done) == ([], []):
+            if _pending(store, manifest, None, done) == ([], []):
                 # Nothing left: no client, no SDK import, no event loop; only mark it finished.
                 if manifest.status != "finished":
                     store.set_status(manifest.run_id, "finished", now())
@@ -387,8 +451,9 @@ def run_suite(
             if resume is None:
                 assert suite is not None  # checked above
                 manifest = plan_run(
-                    suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id, selection
-                )
+                    suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id, selection,
+                    judge_repeats,
+                )  # fmt: skip
                 held.enter_context(store.lock_run(manifest.run_id))
                 check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
                 store.create_run(manifest, list(suite.items))

@@ -219,3 +219,50 @@ def test_a_run_whose_server_is_gone_after_it_says_how_to_start_again(project, mo
             again="run evals demo again",
         )  # fmt: skip
     assert str(caught.value).endswith("run evals demo again") and "--resume" not in str(caught.value)
+
+
+# --judge-repeats: every answer graded K times, all but the first fresh, resumable per verdict
+
+
+def stored_verdicts(project, run_id):
+    db = sqlite3.connect(project / "reports" / "evals.db")
+    return db.execute(
+        "SELECT item_id, sample, repeat, cached, score FROM judgments WHERE run_id = ? ORDER BY 1, 2, 3",
+        (run_id,),
+    ).fetchall()
+
+
+def test_each_answer_gets_k_verdicts_and_only_the_first_may_be_cached(project, judge_server):
+    args = ("run", "--suite", "suite.jsonl", "--judge", "claude", "--judge-repeats", "3")
+    assert invoke(*args, "--run-id", "r1").exit_code == 0
+    assert judge_server.count() == 12  # 4 answers x 3 askings: repeats never reuse the first verdict
+    rows = stored_verdicts(project, "r1")
+    assert [(r[0], r[2]) for r in rows] == [
+        (i, k) for i in ("geo-1", "geo-2", "math-1", "math-2") for k in range(3)
+    ]
+    assert all(score is not None for *_, score in rows)
+
+    assert invoke(*args, "--run-id", "r2").exit_code == 0
+    assert judge_server.count() == 20  # the first verdict of each answer came from the cache, 2 x 4 fresh
+    second = stored_verdicts(project, "r2")
+    assert {(r[2], r[3]) for r in second} == {(0, 1), (1, 0), (2, 0)}
+
+
+def test_resume_asks_only_the_missing_repeats(project, judge_server):
+    judge_server.inject(*[Fault("server_error")] * 4)  # max_retries 1: two verdicts fail for good
+    args = ("run", "--suite", "suite.jsonl", "--judge", "claude", "--judge-repeats", "2", "--run-id", "r1")
+    assert invoke(*args).exit_code == 0
+    failed = [r for r in stored_verdicts(project, "r1") if r[4] is None]
+    assert len(failed) == 2
+    asked = judge_server.count()
+    result = invoke("run", "--resume", "r1")
+    assert result.exit_code == 0, result.output
+    assert judge_server.count() == asked + 2  # only the two failed verdicts were asked again
+    assert all(r[4] is not None for r in stored_verdicts(project, "r1"))
+    assert len(stored_verdicts(project, "r1")) == 8
+
+
+def test_dry_run_counts_every_repeat(project):
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--judge-repeats", "3", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "judge claude (claude-test): 12 calls" in result.output

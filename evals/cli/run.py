@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from evals import runner
 from evals.budget import ESTIMATE_NOTE, plan_calls
 from evals.cli.common import (
     EXIT_CODES_HELP,
@@ -52,6 +53,14 @@ from evals.suites import Suite, find_problems, load_suite, suites_in
     show_default=True,
     type=click.IntRange(1, MAX_SAMPLES),
     help=f"Answers per item (at most {MAX_SAMPLES}).",
+)
+@click.option(
+    "--judge-repeats",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, MAX_SAMPLES),
+    help="Verdicts per answer: the judge grades each answer this many times (all but the first fresh), "
+    "so the scorecard can tell the judge's noise from the model's.",
 )
 @click.option(
     "--tag",
@@ -105,6 +114,7 @@ def run(
     model_name: str | None,
     judge_name: str | None,
     samples: int,
+    judge_repeats: int,
     tags: tuple[str, ...],
     areas: tuple[str, ...],
     item_tags: tuple[str, ...],
@@ -137,12 +147,14 @@ def run(
         judge_name, judge = config.judge(judge_name)
         if dry_run:  # before the store is opened: a dry run leaves nothing behind
             items = [item for item in suite.items for _ in range(samples)]
-            _print_plan(config, suite, selection, items, [], model_name, model, judge_name, judge, max_cost)
+            _print_plan(
+                config, suite, selection, items, [], model_name, model, judge_name, judge, max_cost, judge_repeats
+            )  # fmt: skip
             return
         with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
             _execute(
                 config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, None,
-                selection, max_cost, fail_after,
+                selection, max_cost, fail_after, judge_repeats=judge_repeats,
             )  # fmt: skip
         return
     if not selection.whole:
@@ -159,8 +171,9 @@ def run(
             check_resumable(store, resume, suite)
             to_answer, to_judge = remaining(store, manifest)
             _print_plan(
-                config, suite, selection, to_answer, to_judge, model_name, model, judge_name, judge, max_cost
-            )
+                config, suite, selection, to_answer, to_judge, model_name, model, judge_name, judge, max_cost,
+                runner.judge_repeats(manifest),
+            )  # fmt: skip
             return
         _execute(
             config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
@@ -192,9 +205,12 @@ def _print_plan(
     judge_name: str,
     judge: JudgeEndpoint,
     max_cost: float | None,
+    judge_repeats: int = 1,
 ) -> None:
     """The dry run's report: calls per endpoint, tokens and estimated cost."""
-    plan = plan_calls(to_answer, to_judge, model_name, model, judge_name, judge, rubric_search(config))
+    plan = plan_calls(
+        to_answer, to_judge, model_name, model, judge_name, judge, rubric_search(config), judge_repeats
+    )
     scope = "" if selection.whole else f" · subset: {selection.describe()}"
     out.print(plain(f"dry run: suite {suite.name} ({len(suite.items)} items{scope}); nothing is called"))
     for e in plan.endpoints:
@@ -237,6 +253,7 @@ def _execute(
     max_cost: float | None = None,
     fail_after: int = FAIL_AFTER,
     again: str | None = None,
+    judge_repeats: int = 1,
 ) -> RunOutcome:
     """Run (or resume) and print the outcome; ``again`` replaces the ``--resume`` hint when a resume cannot
     work (the demo's bundled server stops with the demo)."""
@@ -251,7 +268,7 @@ def _execute(
         outcome = run_suite(
             store, suite, model_name, model, judge_name, judge, rubric_search(config),
             samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
-            selection=selection, max_cost=max_cost, fail_after=fail_after,
+            selection=selection, max_cost=max_cost, fail_after=fail_after, judge_repeats=judge_repeats,
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))

@@ -300,11 +300,16 @@ class Store:
             rubric_hashes=frozenset(r[2] for r in rows if r[2] is not None),
         )
 
-    def cached_judgment(self, cache_key: str) -> Judgment | None:
-        """An earlier successful judgment of exactly this (judge, rubric, question, reference, answer)."""
+    def cached_judgment(self, cache_key: str, run_id: str | None = None) -> Judgment | None:
+        """An earlier successful judgment of exactly this (judge, rubric, question, reference, answer).
+
+        With ``run_id``, that run's repeated askings (repeat > 0) are not offered: the first verdict of an
+        answer must not be a copy of a repeat meant to measure how much the judge varies.
+        """
         row = self._execute(
-            f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE cache_key = ? AND score IS NOT NULL LIMIT 1",
-            (cache_key,),
+            f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE cache_key = ? AND score IS NOT NULL "
+            "AND NOT (run_id = ? AND repeat <> 0) LIMIT 1",
+            (cache_key, run_id or ""),
         ).fetchone()
         return None if row is None else judgment_of(row)
 
