@@ -189,6 +189,10 @@ class Answer(_Wire):
     """True when the answer was cut off at ``max_tokens``: the judge is told, the scorecard counts it."""
     reasoning: str | None = None
     """Reasoning kept apart from the graded ``text`` (``<think>`` blocks, the APIs' reasoning fields)."""
+    finished_at: float | None = None
+    """When the successful call returned (seconds since the epoch): with ``latency_ms``, the interval the
+    server was busy with it; the union of a run's intervals is the busy time its self-hosted cost is
+    allocated by."""
     schema_version: int = SCHEMA_VERSION
 
 

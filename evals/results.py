@@ -75,6 +75,8 @@ class ResultRow:
     """The judge's reply as received."""
     answer_error: str | None = None
     judge_error: str | None = None
+    answer_finished_at: float | None = None
+    """When the model's answer came back (seconds since the epoch); with the latency, its busy interval."""
     schema_version: int = RESULT_SCHEMA_VERSION
 
     @classmethod

@@ -16,6 +16,7 @@ endpoint whose first calls all fail the same way stops it (``EndpointFailing``),
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -294,6 +295,7 @@ async def _ask(model: Provider, run_id: str, unit: _Unit, reasoning: ReasoningMo
         tokens_in=completion.tokens_in,
         tokens_out=completion.tokens_out,
         latency_ms=completion.latency_ms,
+        finished_at=time.time(),
         model_id=completion.model_id,
         finish_reason=completion.finish_reason,
         truncated=is_truncated(completion.finish_reason),

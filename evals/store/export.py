@@ -27,7 +27,7 @@ _RESULT_COLUMNS: dict[str, str] = {
     "answer_tokens_out": "int64", "answer_latency_ms": "float64", "judge_tokens_in": "int64",
     "judge_tokens_out": "int64", "judge_latency_ms": "float64", "item_hash": "string",
     "tags": "list<string>", "answer_model_id": "string", "judge_model_id": "string", "rubric_hash": "string",
-    "judge_fingerprint": "string", "cache_key": "string",
+    "judge_fingerprint": "string", "cache_key": "string", "answer_finished_at": "float64",
 }  # fmt: skip
 """The exported result columns and their Arrow types (the judge's raw reply stays in the store)."""
 

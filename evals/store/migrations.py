@@ -205,6 +205,11 @@ def _m006_aggregates(db: sqlite3.Connection) -> None:
     )
 
 
+def _m015_answer_times(db: sqlite3.Connection) -> None:
+    # When each answer came back: with its latency, the interval the model's server was busy with it.
+    db.executescript("ALTER TABLE answers ADD COLUMN finished_at REAL;")
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -212,6 +217,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m004_provenance,
     _m005_verdict_key,
     _m006_aggregates,
+    _m015_answer_times,
 ]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
@@ -375,6 +381,10 @@ def _pg_m006_aggregates(execute: Execute) -> None:
     )
 
 
+def _pg_m015_answer_times(execute: Execute) -> None:
+    execute("ALTER TABLE answers ADD COLUMN finished_at DOUBLE PRECISION;")
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -382,5 +392,6 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m004_provenance", _pg_m004_provenance),
     ("_m005_verdict_key", _pg_m005_verdict_key),
     ("_m006_aggregates", _pg_m006_aggregates),
+    ("_m015_answer_times", _pg_m015_answer_times),
 ]
 """The same steps under the same names, in PostgreSQL's dialect."""

@@ -17,7 +17,7 @@ RUN_COLS = (
 ITEM_COLS = ("run_id", "item_id", "position", "area", "content_hash", "item_json")
 ANSWER_COLS = (
     "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
-    "finish_reason", "truncated", "reasoning",
+    "finish_reason", "truncated", "reasoning", "finished_at",
 )  # fmt: skip
 JUDGMENT_COLS = (
     "run_id", "item_id", "sample", "score", "rationale", "raw", "judge", "cache_key", "cached",
@@ -143,6 +143,7 @@ def result_row(
         answer_tokens_in=a.tokens_in if a else None,
         answer_tokens_out=a.tokens_out if a else None,
         answer_latency_ms=a.latency_ms if a else None,
+        answer_finished_at=a.finished_at if a else None,
         judge_tokens_in=j.tokens_in if j else None,
         judge_tokens_out=j.tokens_out if j else None,
         judge_latency_ms=j.latency_ms if j else None,
@@ -173,6 +174,7 @@ def records_of(row: dict[str, Any]) -> tuple[Answer | None, Judgment | None]:
             run_id, item_id, sample, row.get("answer"), row.get("answer_tokens_in"), row.get("answer_tokens_out"),
             row.get("answer_latency_ms"), row.get("answer_model_id"), answer_error,
             row.get("finish_reason"), bool(row.get("truncated")), row.get("reasoning"),
+            row.get("answer_finished_at"),
         )  # fmt: skip
     judgment = None
     if row.get("judge") is not None and judge_error != NOT_JUDGED:
