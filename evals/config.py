@@ -215,6 +215,42 @@ class ScorecardSettings(BaseModel):
     """Runs of the suite shown in the history charts."""
 
 
+class AreaUsage(BaseModel):
+    """An area's traffic (``usage: {areas: {billing: {requests_per_month: 120000}}}``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    requests_per_month: float = Field(ge=0)
+    """Requests a month; their tokens per request come from the runs themselves."""
+
+
+class Usage(BaseModel):
+    """Monthly volume per area (``usage:``): listed here, or summed from a CSV of real traffic."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    areas: dict[str, AreaUsage] = Field(default_factory=dict)
+    csv: str | None = None
+    """A CSV with columns ``area`` and ``requests`` (and optionally ``month``, ``YYYY-MM``: the volume is
+    then the mean over the months present), relative to the config's folder. Areas listed under ``areas``
+    win over the file."""
+
+
+class Hosting(BaseModel):
+    """What owning the inference costs (``hosting:``), for the self-hosted side of the routing table."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    gpu_hour: float = Field(ge=0)
+    """Price of one GPU for one hour (cloud rate, or amortised purchase plus power)."""
+    gpus: int = Field(default=1, ge=1)
+    """GPUs the model's server runs on (the server measured by the runs)."""
+    utilisation: float = Field(default=0.6, gt=0, le=1)
+    """Share of paid GPU time that serves requests: idle capacity, peaks and headroom are paid for too."""
+    fixed_monthly: float = Field(default=0.0, ge=0)
+    """Monthly costs that do not grow with volume: a share of an engineer, monitoring, storage."""
+
+
 class Config(BaseModel):
     """The whole configuration file."""
 
@@ -240,6 +276,10 @@ class Config(BaseModel):
     """Thresholds of weak areas and drift."""
     default_judge: str | None = None
     """Judge used when ``--judge`` is not given (default: the first judge whose key is set, else offline)."""
+    usage: Usage = Field(default_factory=Usage)
+    """Monthly volume per area, for the routing table's economics (``evals route``)."""
+    hosting: Hosting | None = None
+    """The self-hosted side's costs; without it the routing table shows no self-hosted cost."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
 

@@ -77,6 +77,8 @@ class PairedDelta:
     """Upper bound of that interval; None with fewer than 2 pairs."""
     p_value: float | None
     """Two-sided paired t-test p-value against no change, uncorrected; None with fewer than 2 pairs."""
+    sd: float | None = None
+    """Standard deviation of the paired differences (ddof 1); None with fewer than 2 pairs."""
 
 
 def _check_confidence(confidence: float) -> None:
@@ -111,6 +113,15 @@ class ItemMeanSums:
     def mean(self) -> float | None:
         """The mean of the item means; None without a scored item."""
         return self.total / self.n_items if self.n_items else None
+
+    @property
+    def sd(self) -> float | None:
+        """The sample standard deviation of the item means; None with fewer than two items."""
+        if self.n_items < 2:
+            return None
+        return math.sqrt(
+            max(0.0, (self.total_sq - self.total * self.total / self.n_items) / (self.n_items - 1))
+        )
 
 
 def item_mean_sums(scores_by_item: Mapping[str, Sequence[float]]) -> ItemMeanSums:
@@ -242,17 +253,18 @@ def paired_delta(
         return PairedDelta(1, delta, None, None, None)
     if _all_equal(diffs):
         if abs(delta) <= _REL_TOL:
-            return PairedDelta(len(diffs), 0.0, 0.0, 0.0, 1.0)
-        return PairedDelta(len(diffs), delta, delta, delta, 0.0)
+            return PairedDelta(len(diffs), 0.0, 0.0, 0.0, 1.0, 0.0)
+        return PairedDelta(len(diffs), delta, delta, delta, 0.0, 0.0)
     from scipy import special
 
     # The paired t-test of scipy.stats.ttest_rel, on the differences of the item means.
     df = len(diffs) - 1
-    se = float(diffs.std(ddof=1)) / math.sqrt(len(diffs))
+    sd = float(diffs.std(ddof=1))
+    se = sd / math.sqrt(len(diffs))
     t = delta / se
     p_value = min(1.0, float(2 * special.stdtr(df, -abs(t))))
     half = _t_quantile(df, (1 + confidence) / 2) * se
-    return PairedDelta(len(diffs), delta, delta - half, delta + half, p_value)
+    return PairedDelta(len(diffs), delta, delta - half, delta + half, p_value, sd)
 
 
 def _present(p_values: Sequence[float | None]) -> list[tuple[int, float]]:
@@ -338,6 +350,23 @@ def non_inferior(delta: PairedDelta, margin: float = 0.3) -> bool | None:
     if delta.ci_low is None:
         return None
     return delta.ci_low > -margin
+
+
+def items_needed(sd: float | None, distance: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Items a one-sided test at ``alpha`` needs to tell, with ``power``, a mean ``distance`` points from
+    its margin when the item-level standard deviation is ``sd``: ``((z[1-alpha] + z[power]) sd / d)^2``.
+
+    The normal approximation of the t-test's sample size (a few items optimistic below about 10). None
+    when it cannot be told: no spread measured, or a mean sitting on the margin (``distance`` 0).
+    """
+    if sd is None or distance == 0:
+        return None
+    if sd == 0:
+        return 2  # no spread: two items already tell (the interval collapses)
+    from scipy import special
+
+    z = float(special.ndtri(1 - alpha) + special.ndtri(power))
+    return max(2, math.ceil((z * sd / abs(distance)) ** 2))
 
 
 def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 95, 99)) -> dict[int, float | None]:

@@ -210,6 +210,26 @@ def _m015_answer_times(db: sqlite3.Connection) -> None:
     db.executescript("ALTER TABLE answers ADD COLUMN finished_at REAL;")
 
 
+def _m016_routes(db: sqlite3.Connection) -> None:
+    # Each routing table's recommendation per area (``evals route``), so the next one says what changed.
+    db.executescript(
+        """
+        CREATE TABLE route_decisions (
+            decided_at TEXT NOT NULL,
+            suite TEXT NOT NULL,
+            local_model TEXT NOT NULL,
+            frontier_model TEXT NOT NULL,
+            area TEXT NOT NULL,
+            local_run TEXT NOT NULL,
+            frontier_run TEXT NOT NULL,
+            recommendation TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (suite, local_model, frontier_model, area, decided_at)
+        );
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -218,6 +238,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m005_verdict_key,
     _m006_aggregates,
     _m015_answer_times,
+    _m016_routes,
 ]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
@@ -385,6 +406,25 @@ def _pg_m015_answer_times(execute: Execute) -> None:
     execute("ALTER TABLE answers ADD COLUMN finished_at DOUBLE PRECISION;")
 
 
+def _pg_m016_routes(execute: Execute) -> None:
+    execute(
+        """
+        CREATE TABLE route_decisions (
+            decided_at TEXT NOT NULL,
+            suite TEXT NOT NULL,
+            local_model TEXT NOT NULL,
+            frontier_model TEXT NOT NULL,
+            area TEXT NOT NULL,
+            local_run TEXT NOT NULL,
+            frontier_run TEXT NOT NULL,
+            recommendation TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (suite, local_model, frontier_model, area, decided_at)
+        );
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -393,5 +433,6 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m005_verdict_key", _pg_m005_verdict_key),
     ("_m006_aggregates", _pg_m006_aggregates),
     ("_m015_answer_times", _pg_m015_answer_times),
+    ("_m016_routes", _pg_m016_routes),
 ]
 """The same steps under the same names, in PostgreSQL's dialect."""
