@@ -78,7 +78,7 @@ def runs(project):
 
 
 def test_each_area_is_routed_by_quality_and_restricted_never_goes_out(project):
-    folder, frontier = runs(project)
+    _, frontier = runs(project)
     assert not any("secret" in json.dumps(body) for body in frontier.requests)  # never sent to the frontier
     result = invoke("route", "--local", "loc", "--frontier", "fro", "--format", "json")
     assert result.exit_code == 0, result.output

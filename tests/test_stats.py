@@ -154,9 +154,9 @@ def test_paired_delta_degenerate_cases():
     assert stats.paired_delta({"a": [3], "b": [1]}, {"a": [5]}) == PairedDelta(1, 2.0, None, None, None)
     ids = "abcde"
     up = stats.paired_delta({i: [3] for i in ids}, {i: [4] for i in ids})
-    assert up == PairedDelta(5, 1.0, 1.0, 1.0, 0.0)
+    assert up == PairedDelta(5, 1.0, 1.0, 1.0, 0.0, 0.0)
     flat = stats.paired_delta({i: [3] for i in ids}, {i: [3] for i in ids})
-    assert flat == PairedDelta(5, 0.0, 0.0, 0.0, 1.0)
+    assert flat == PairedDelta(5, 0.0, 0.0, 0.0, 1.0, 0.0)
     # Differences equal up to float rounding (13/3 - 10/3 vs 7/3 - 4/3) are equal, not a scipy warning.
     rounding = stats.paired_delta(
         {"a": [3, 3, 4], "b": [1, 1, 2], "c": [2, 2, 3]}, {"a": [4, 4, 5], "b": [2, 2, 3], "c": [3, 3, 4]}
@@ -343,3 +343,17 @@ def test_simulation_an_improvement_everywhere_never_fails():
     print(f"\n+1 everywhere, {reps} seeds: an area regressed {regressed}, non-inferiority failed {ni_failed}")
     assert regressed == 0
     assert ni_failed == 0
+
+
+def test_paired_delta_sd_is_the_differences_standard_deviation():
+    d = stats.paired_delta({"a": [3], "b": [2], "c": [5]}, {"a": [4], "b": [4], "c": [5]})
+    assert d.sd == pytest.approx(np.std([1, 2, 0], ddof=1))
+
+
+def test_items_needed_is_the_normal_approximation_of_a_one_sided_test():
+    from scipy.stats import norm
+
+    z = norm.ppf(0.95) + norm.ppf(0.8)
+    assert stats.items_needed(1.2, 0.3) == math.ceil((z * 1.2 / 0.3) ** 2)
+    assert stats.items_needed(1.2, -0.3) == stats.items_needed(1.2, 0.3)
+    assert stats.items_needed(None, 0.3) is None and stats.items_needed(1.0, 0) is None
