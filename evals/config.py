@@ -92,7 +92,7 @@ class Endpoint(BaseModel):
     price_out_per_mtok: float | None = Field(default=None, ge=0)
     """Price of a million completion tokens (an API)."""
     price_per_hour: float | None = Field(default=None, ge=0)
-    """Price of an hour of the server (self-hosted), charged for the run's wall time."""
+    """Price of an hour of the server (self-hosted), charged for the time it was busy with the run."""
 
     @field_validator("base_url")
     @classmethod

@@ -1,5 +1,6 @@
 """The scorecard: per-area numbers with intervals, weak areas, paired drift, history, cost."""
 
+import dataclasses
 import json
 
 import pytest
@@ -122,7 +123,23 @@ def test_cost_is_priced_per_token_for_apis_and_per_hour_for_servers(store):
     assert cost.cost == pytest.approx(10 / 1e6 * 2.0 + 5 / 1e6 * 10.0)
     make_run(store, "r02", {"math-1": [5]}, model_config={"price_per_hour": 3.0},
              ended_at="2026-11-02T00:30:00+00:00")  # fmt: skip
-    assert build_scorecard(store, "r02").cost.model.cost == pytest.approx(1.5)
+    assert build_scorecard(store, "r02").cost.model.cost == pytest.approx(
+        1.5
+    )  # no call times kept: wall time
+
+
+def test_a_server_is_charged_for_the_time_it_was_busy_with_the_run(store):
+    make_run(store, "r01", {"math-1": [5], "math-2": [5], "math-3": [5]}, model_config={"price_per_hour": 3.6},
+             ended_at="2026-11-01T05:00:00+00:00")  # fmt: skip
+    # Calls in flight over [0, 2] s, [1, 3] s (overlapping) and [10, 11] s: busy 4 s, not 5 summed nor 5 h of wall time.
+    for item, (end, ms) in {
+        "math-1": (2.0, 2000.0),
+        "math-2": (3.0, 2000.0),
+        "math-3": (11.0, 1000.0),
+    }.items():
+        answer = store.answers("r01")[(item, 0)]
+        store.save_answer(dataclasses.replace(answer, finished_at=1e9 + end, latency_ms=ms))
+    assert build_scorecard(store, "r01").cost.model.cost == pytest.approx(3.6 * 4 / 3600)
 
 
 def test_report_writes_three_renderings_from_one_json(store, tmp_path):

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from evals import stats
 from evals.config import ScorecardSettings
+from evals.economics import busy_seconds
 from evals.errors import StoreError
 from evals.provenance import judged_differently
 from evals.records import RunManifest
@@ -157,11 +158,20 @@ def _cost(run: RunManifest, rows: Sequence[ResultRow]) -> Cost:
             money = tin / 1e6 * (config.get("price_in_per_mtok") or 0) + tout / 1e6 * (
                 config.get("price_out_per_mtok") or 0
             )
-        elif config.get("price_per_hour") is not None and run.ended_at:
-            hours = (
-                datetime.fromisoformat(run.ended_at) - datetime.fromisoformat(run.started_at)
-            ).total_seconds()
-            money = config["price_per_hour"] * hours / 3600
+        elif config.get("price_per_hour") is not None and side == "model":
+            # The server's time is charged for the time it was busy with this run: the union of its
+            # answers' in-flight intervals (runs stored before answers kept their times: wall time).
+            spans = [
+                (r.answer_finished_at - r.answer_latency_ms / 1000, r.answer_finished_at)
+                for r in fresh
+                if r.answer_finished_at is not None and r.answer_latency_ms
+            ]
+            seconds = busy_seconds(spans) if spans else None
+            if seconds is None and run.ended_at:
+                seconds = (
+                    datetime.fromisoformat(run.ended_at) - datetime.fromisoformat(run.started_at)
+                ).total_seconds()
+            money = None if seconds is None else config["price_per_hour"] * seconds / 3600
         sides[side] = SideCost(
             tokens_in=tin,
             tokens_out=tout,
