@@ -91,6 +91,9 @@ class Endpoint(BaseModel):
     """Price of a million prompt tokens (an API), for the scorecard's cost."""
     price_out_per_mtok: float | None = Field(default=None, ge=0)
     """Price of a million completion tokens (an API)."""
+    open_weights: bool = False
+    """The model's weights are open (a Qwen or DeepSeek teacher on vLLM): its text may be a training target
+    in ``evals export weak``. Frontier APIs' terms forbid training other models on their outputs."""
     price_per_hour: float | None = Field(default=None, ge=0)
     """Price of an hour of the server (self-hosted), charged for the time it was busy with the run."""
 

@@ -24,11 +24,13 @@ from evals.cli.gate import baseline, gate, rollback
 from evals.cli.judge import judge
 from evals.cli.local import demo, model, serve_local
 from evals.cli.project import init, rubric
+from evals.cli.references import suite_references  # noqa: F401  (attaches to suite)
 from evals.cli.report import compare, index, report
 from evals.cli.route import route
 from evals.cli.run import run, suite
 from evals.cli.runs import runs
 from evals.cli.store import export, import_, store
+from evals.cli.weak import export_weak  # noqa: F401  (attaches to export)
 from evals.errors import EvalsError
 from evals.terminal import SafeLogHandler
 
