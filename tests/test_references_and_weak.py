@@ -72,7 +72,7 @@ def test_missing_references_are_filled_and_marked_and_restricted_items_stay_home
 
 
 def test_an_interrupted_fill_resumes_without_asking_again(project):
-    folder, frontier = project
+    _, frontier = project
     frontier.inject(Fault("server_error"))  # max_retries 0: one item fails
     first = invoke("suite", "references", "questions.jsonl", "--model", "claude", "--out", "filled.jsonl")
     assert first.exit_code == 0 and "1 failed" in first.output
