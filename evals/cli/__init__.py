@@ -21,6 +21,7 @@ from rich.text import Text
 
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
+from evals.cli.generate import suite_generate, suite_review  # noqa: F401  (attach to suite)
 from evals.cli.judge import judge
 from evals.cli.local import demo, model, serve_local
 from evals.cli.project import init, rubric
