@@ -120,6 +120,10 @@ def test_markdown_and_html_and_the_change_since_last_time(project):
     assert second.output.count("(was ") == 1  # only the area whose recommendation changed
     html = invoke("route", "--local", "loc", "--frontier", "fro", "--format", "html", "--no-record")
     assert "<svg" in html.output and "crossover" in html.output
+    # The local run's scorecard carries the latest table it was the local side of.
+    assert invoke("report", "loc").exit_code == 0
+    card = (project[0] / "reports" / "runs" / "loc" / "scorecard.md").read_text()
+    assert "**What goes where** (against frontier run fro): close **not yet**; easy **local**" in card
 
 
 def test_runs_judged_differently_are_refused(project, monkeypatch):

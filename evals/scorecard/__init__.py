@@ -41,6 +41,7 @@ from evals.scorecard.models import (
 )
 from evals.store import Store
 from evals.store.aggregates import OVERALL, AreaAggregate
+from evals.store.routes import latest_for_local
 
 __all__ = [
     "OFFLINE_JUDGE_MODEL",
@@ -284,4 +285,5 @@ def build_scorecard(
         items=_item_rows(rows, base_rows, paired, settings),
         history=history(store, run, settings.history, settings.pass_score),
         cost=_cost(run, rows),
+        routing=latest_for_local(store, run_id),
     )

@@ -263,6 +263,17 @@ class Cost(_Record):
     judge: SideCost
 
 
+class RouteDecision(_Record):
+    """One area's recommendation in the latest routing table this run was the local side of (``evals route``)."""
+
+    area: str
+    recommendation: str
+    """``local``, ``frontier`` or ``not yet``."""
+    reason: str
+    frontier_run: str
+    decided_at: str
+
+
 class Scorecard(_Record):
     """The whole scorecard of a run: ``scorecard.json``, and the source of every rendering."""
 
@@ -283,6 +294,8 @@ class Scorecard(_Record):
     items: list[ItemRow]
     history: list[HistoryPoint]
     cost: Cost
+    routing: list[RouteDecision] = []
+    """What goes where: the latest ``evals route`` table of this run against a frontier run (empty: none)."""
 
     def area(self, name: str) -> AreaStats:
         """The figures of one area; KeyError when the run has none of it."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from evals.routing import Previous, RoutingTable
+from evals.scorecard.models import RouteDecision
 
 if TYPE_CHECKING:
     from evals.store import Store
@@ -38,6 +39,20 @@ def previous_decisions(store: Store, table: RoutingTable) -> dict[str, Previous]
         (table.local.suite, table.local.model_name, table.frontier.model_name, table.decided_at),
     ).fetchall()
     return {r[0]: Previous(recommendation=r[1], at=r[2], local_run=r[3], reason=r[4]) for r in rows}
+
+
+def latest_for_local(store: Store, local_run: str) -> list[RouteDecision]:
+    """The areas of the latest routing table whose local side was ``local_run`` (empty when none was made)."""
+    rows = store._execute(
+        "SELECT area, recommendation, reason, frontier_run, decided_at FROM route_decisions "
+        "WHERE local_run = ? AND decided_at = (SELECT max(decided_at) FROM route_decisions WHERE local_run = ?) "
+        "ORDER BY area",
+        (local_run, local_run),
+    ).fetchall()
+    return [
+        RouteDecision(area=r[0], recommendation=r[1], reason=r[2], frontier_run=r[3], decided_at=r[4])
+        for r in rows
+    ]
 
 
 def with_changes(table: RoutingTable, previous: dict[str, Previous]) -> RoutingTable:
