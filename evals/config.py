@@ -215,6 +215,22 @@ class ScorecardSettings(BaseModel):
     """Runs of the suite shown in the history charts."""
 
 
+class RetentionSettings(BaseModel):
+    """How long the store keeps the text of runs (``retention:`` in evals.yaml; ``evals purge``).
+
+    Scores, aggregates and hashes are always kept; only questions, answers, reasoning, rationales and raw
+    verdicts of older runs are removed (see ``evals.retention``).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    text_days: int | None = Field(default=None, ge=1)
+    """Keep the text of runs that ended less than this many days ago; None: keep it (no purge without
+    ``--older-than``). ``scripts/nightly.sh`` purges with it after each night's runs."""
+    include_baselines: bool = False
+    """Purge runs approved as baselines too (by default their text is kept, for side-by-side review)."""
+
+
 class Config(BaseModel):
     """The whole configuration file."""
 
@@ -240,6 +256,8 @@ class Config(BaseModel):
     """Thresholds of weak areas and drift."""
     default_judge: str | None = None
     """Judge used when ``--judge`` is not given (default: the first judge whose key is set, else offline)."""
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    """How long the text of runs is kept (``evals purge``)."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
 
