@@ -19,6 +19,7 @@ from evals.records import Item, Message
 from evals.retention import plan_purge, purge
 from evals.scorecard import build_scorecard
 from evals.store.crypto import TextCodec
+from evals.store.rekey import rekey
 from evals.store.rows import item_values
 
 ROOT = Path(__file__).parent.parent
@@ -198,3 +199,16 @@ def test_report_no_text_writes_scorecards_without_any_text(tmp_path):
     html = (folder / "scorecard.html").read_text()
     assert "(text omitted)" in html and "geo-00" in html  # ids, areas and scores stay
     assert json.loads((folder / "scorecard.json").read_text())["areas"][0]["mean"] == 2.0
+
+
+def test_rekey_moves_old_and_clear_text_under_the_newest_key(open_store, monkeypatch):
+    with open_store() as store:
+        secret_run(store, "r01")  # in clear: written before encryption was turned on
+        monkeypatch.setenv("EVALS_STORE_KEY", OTHER)
+        secret_run(store, "r02")  # under the old key
+        monkeypatch.setenv("EVALS_STORE_KEY", f"{KEY},{OTHER}")
+        assert rekey(store) == 2 * (3 * len(BASE) + len(BASE))  # answer, rationale, raw and item of each
+        monkeypatch.setenv("EVALS_STORE_KEY", KEY)  # the old key retired
+        for run_id in ("r01", "r02"):
+            assert next(iter(store.results(run_id))).answer == f"{SECRET} answers math-00"
+        assert not any(SECRET in v for v in raw_text(store))

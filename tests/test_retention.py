@@ -158,6 +158,10 @@ def test_purge_reads_its_age_from_the_config_and_refuses_without_one(tmp_path):
     (tmp_path / "evals.yaml").write_text(yaml.safe_dump({"retention": {"text_days": 30}}))
     done = invoke("purge", "--reports", reports)
     assert "purged 2 run(s)" in done.output
+    with Store(reports) as store:
+        make_run(store, "r03", BASE, started_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    assert "purged 0 run(s)" in invoke("purge", "--reports", reports).output  # too recent for text_days
+    assert "purged 1 run(s) named with --run" in invoke("purge", "--run", "r03", "--reports", reports).output
     bad = CliRunner().invoke(main, ["purge", "--older-than", "soon", "--reports", str(reports)])
     assert bad.exit_code == 2 and "expected a duration (30d, 12h, 2w) or a date" in bad.output
 
@@ -226,3 +230,35 @@ def test_nightly_purges_with_the_configured_retention(tmp_path):
     assert "purged 2 run(s)" in done.stdout
     with Store(tmp_path / "reports") as store:
         assert is_purged(store, "r01") and is_purged(store, "r02")
+
+
+def test_a_purged_run_copied_or_imported_still_pairs_with_its_baseline(tmp_path):
+    from evals.store import Store
+    from evals.store.transfer import copy_store, import_runs
+
+    with Store(tmp_path / "a") as source:
+        old_pair(source)
+        before = decide(source, "r02", "r01", Policy())
+        purge(source, plan_purge(source, None, runs=("r02",)), NOW)  # the baseline keeps its text
+        source.export_jsonl("r01")
+        source.export_jsonl("r02")
+        with Store(tmp_path / "b") as copied:
+            copy_store(source, copied)
+            assert decide(copied, "r02", "r01", Policy()).overall == before.overall
+            assert is_purged(copied, "r02") and not is_purged(copied, "r01")  # no resume there either
+    with Store(tmp_path / "c") as imported:
+        import_runs(tmp_path / "a" / "runs", imported)
+        assert decide(imported, "r02", "r01", Policy()).overall == before.overall
+        assert is_purged(imported, "r02")
+
+
+def test_the_judgment_cache_prefers_a_verdict_whose_reasons_are_kept(open_store):
+    with open_store() as store:
+        make_run(store, "r01", {"math-00": [5]}, started_at=OLDER)
+        make_run(store, "r02", {"math-00": [5]}, started_at=OLD)
+        # the same answer judged in both runs: one cache key
+        store._execute("UPDATE judgments SET cache_key = 'k'")
+        store._execute("UPDATE judgments SET rationale = 'kept reasons' WHERE run_id = 'r02'")
+        purge(store, plan_purge(store, None, runs=("r01",)), NOW)
+        cached = store.cached_judgment("k")
+    assert cached is not None and cached.rationale == "kept reasons"

@@ -74,7 +74,7 @@ def purge(
 
     config = load_config(config_path)
     now = datetime.now(UTC)
-    if older_than is None and config.retention.text_days is not None:
+    if older_than is None and not runs and config.retention.text_days is not None:
         older_than = f"{config.retention.text_days}d"
     if older_than is None and not runs:
         if if_configured:
@@ -132,3 +132,21 @@ def keygen() -> None:
     from evals.store.crypto import new_key
 
     click.echo(new_key())
+
+
+@store.command("rekey", epilog=EXIT_CODES_HELP)
+@reports_option
+@config_option
+def rekey_command(reports_dir: Path | None, config_path: Path | None) -> None:
+    """Write all the store's text again under the newest key of EVALS_STORE_KEY.
+
+    Finishes a key rotation (EVALS_STORE_KEY=NEW,OLD: text under OLD is re-encrypted with NEW, after
+    which OLD can be dropped) and encrypts text stored in clear (written before encryption was turned on,
+    or by a process without the key). Run it while no other evals process writes the store.
+    """
+    from evals.store.rekey import rekey
+
+    config = load_config(config_path)
+    with open_store(config, reports_path(config, reports_dir)) as run_store:
+        written = rekey(run_store)
+    out.print(plain(f"{written} text value(s) written under the newest key"), soft_wrap=True)

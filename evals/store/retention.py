@@ -36,7 +36,13 @@ def is_purged(store: Store, run_id: str) -> bool:
     row = store._execute("SELECT purged_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
         raise StoreError(f"no run {run_id!r} in {store.path}")
-    return row[0] is not None
+    if row[0] is not None:
+        return True
+    # A purged run copied (evals store copy) or imported from its exports: its items say so.
+    purged_item = store._execute(
+        "SELECT 1 FROM items WHERE run_id = ? AND item_json LIKE ? LIMIT 1", (run_id, f'%"{PURGED_HASH}"%')
+    ).fetchone()
+    return purged_item is not None
 
 
 def purged_runs(store: Store) -> set[str]:
