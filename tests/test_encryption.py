@@ -212,3 +212,23 @@ def test_rekey_moves_old_and_clear_text_under_the_newest_key(open_store, monkeyp
         for run_id in ("r01", "r02"):
             assert next(iter(store.results(run_id))).answer == f"{SECRET} answers math-00"
         assert not any(SECRET in v for v in raw_text(store))
+
+
+def test_a_run_written_in_clear_into_an_encrypted_store_is_warned_about(tmp_path, monkeypatch):
+    suite = [
+        {"id": f"q{i}", "area": "a", "question": f"{SECRET} {i}?", "reference": str(i)} for i in range(2)
+    ]
+    (tmp_path / "suite.jsonl").write_text("".join(json.dumps(s) + "\n" for s in suite))
+    with FakeOpenAI(text_reply(lambda q: q.split()[-1].rstrip("?"))) as model:
+        config = {
+            "models": {"local": {"base_url": model.url, "model": "m"}},
+            "judges_dir": str(ROOT / "judges"),
+        }
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        monkeypatch.setenv("EVALS_STORE_KEY", KEY)
+        sealed = invoke("run", "--suite", "suite.jsonl", "--run-id", "sealed")
+        monkeypatch.delenv("EVALS_STORE_KEY")
+        clear = invoke("run", "--suite", "suite.jsonl", "--run-id", "clear")
+    assert "stored in clear" not in sealed.output
+    assert clear.exit_code == 0
+    assert "this store encrypts its text but EVALS_STORE_KEY is not set here" in clear.output

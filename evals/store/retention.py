@@ -9,6 +9,7 @@ the judgments' cache keys and the runs' aggregates (``run_areas``). No other tab
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from evals.errors import StoreError
@@ -16,6 +17,8 @@ from evals.records import Item
 from evals.store.core import Store
 from evals.store.crypto import KEY_ENV, PREFIX, TextCodec, codec
 from evals.store.rows import PURGED, PURGED_HASH
+
+log = logging.getLogger(__name__)
 
 _TEXT = {"answers": ("text", "reasoning"), "judgments": ("rationale", "raw"), "items": ("item_json",)}
 """The columns holding text, by table. ``item_json`` also holds id, area, rubric and tags, which stay."""
@@ -124,4 +127,21 @@ def check_workable(store: Store, run_id: str) -> None:
     if codec().fernet is None and has_sealed_text(store, run_id):
         raise StoreError(
             f"run {run_id} is stored encrypted and {KEY_ENV} is not set: set the store's key to resume it"
+        )
+
+
+def warn_if_written_in_clear(store: Store) -> None:
+    """Warn when a new run's text is about to be stored in clear in a store that encrypts its text (the
+    latest run was sealed, and ``EVALS_STORE_KEY`` is not set here): one process without the key would
+    leave readable text among the encrypted."""
+    if codec().fernet is not None:
+        return
+    latest = store._execute(
+        "SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"
+    ).fetchone()
+    if latest is not None and has_sealed_text(store, latest[0]):
+        log.warning(
+            "this store encrypts its text but %s is not set here: this run's text is stored in clear "
+            "(set the key, or encrypt it afterwards with evals store rekey)",
+            KEY_ENV,
         )
