@@ -114,6 +114,7 @@ def purge(store: Store, plan: PurgePlan, when: datetime) -> PurgePlan:
                 purge_text(store, target.run_id, when.isoformat(timespec="seconds"))
                 rewrite_exports(store, target.run_id)
         except StoreError as exc:
+            # Store.lock_run's refusal (its only StoreError besides an uncreatable lock file): skip that run.
             if "being worked by another" not in str(exc):
                 raise
             done.busy.append(target.run_id)
