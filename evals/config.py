@@ -254,6 +254,22 @@ class Hosting(BaseModel):
     """Monthly costs that do not grow with volume: a share of an engineer, monitoring, storage."""
 
 
+class RetentionSettings(BaseModel):
+    """How long the store keeps the text of runs (``retention:`` in evals.yaml; ``evals purge``).
+
+    Scores, aggregates and hashes are always kept; only questions, answers, reasoning, rationales and raw
+    verdicts of older runs are removed (see ``evals.retention``).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    text_days: int | None = Field(default=None, ge=1)
+    """Keep the text of runs that ended less than this many days ago; None: keep it (no purge without
+    ``--older-than``). ``scripts/nightly.sh`` purges with it after each night's runs."""
+    include_baselines: bool = False
+    """Purge runs approved as baselines too (by default their text is kept, for side-by-side review)."""
+
+
 class Config(BaseModel):
     """The whole configuration file."""
 
@@ -283,6 +299,8 @@ class Config(BaseModel):
     """Monthly volume per area, for the routing table's economics (``evals route``)."""
     hosting: Hosting | None = None
     """The self-hosted side's costs; without it the routing table shows no self-hosted cost."""
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    """How long the text of runs is kept (``evals purge``)."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
 

@@ -15,6 +15,7 @@ from evals.judging import Judge, LLMJudge
 from evals.provenance import rubrics_hash
 from evals.records import RunManifest, Selection, content_hash
 from evals.store import Store
+from evals.store.retention import check_workable
 from evals.suites import Suite
 
 MAX_SAMPLES = 100
@@ -111,6 +112,7 @@ def structured_mode(manifest: RunManifest) -> str | None:
 def check_resumable(store: Store, run_id: str, suite: Suite | None) -> RunManifest:
     """The manifest of a run to resume; StoreError when the suite changed since it started."""
     manifest = store.run(run_id)
+    check_workable(store, run_id)  # a purged run, or an encrypted one without its key, has no text to work
     if suite is not None and suite.hash != manifest.suite_hash:
         raise StoreError(
             f"run {run_id} was started on suite {manifest.suite_name!r} with hash {manifest.suite_hash}, "

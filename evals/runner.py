@@ -55,6 +55,7 @@ from evals.records import (
 from evals.results import ResultRow
 from evals.rubrics import RubricSearch
 from evals.store import Store
+from evals.store.retention import warn_if_written_in_clear
 from evals.suites import Suite
 
 
@@ -458,6 +459,7 @@ def run_suite(
                 )  # fmt: skip
                 held.enter_context(store.lock_run(manifest.run_id))
                 check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
+                warn_if_written_in_clear(store)
                 store.create_run(manifest, list(suite.items))
         except BaseException:
             asyncio.run(_close(model, judge))

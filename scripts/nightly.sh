@@ -7,7 +7,9 @@
 #
 # Environment: MODEL, JUDGE (names in evals.yaml; defaults from the config), EVALS (the command, default
 # `evals`, or .venv/bin/evals when present), REPORTS (reports folder), CONFIG (config file).
-# Exit: 0 no regression, 1 a regression was found, 2 a suite could not be run.
+# After the runs, `evals purge --if-configured` removes the text of runs older than `retention.text_days`
+# of evals.yaml (nothing when it is not set); see docs/retention.md.
+# Exit: 0 no regression, 1 a regression was found, 2 a suite could not be run (or the purge failed).
 set -uo pipefail
 SUITES_DIR="${1:-suites}"
 # Run from the project folder (where evals.yaml is). The command: $EVALS, else `evals` on PATH, else this
@@ -39,5 +41,6 @@ for suite in "$SUITES_DIR"/*/ "$SUITES_DIR"/*.yaml "$SUITES_DIR"/*.yml "$SUITES_
     *) status=2 ;;
   esac
 done
+"$EVALS" purge --if-configured "${common[@]}" || status=2
 "$EVALS" index "${common[@]}"
 exit "$status"

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     help="Gate policy YAML whose max_error_rate bounds the default baseline's errors (defaults built in).",
 )
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when an area (or the whole) regressed.")
+@click.option(
+    "--no-text", is_flag=True,
+    help="Write the scorecards without questions, references, answers, reasoning and rationales (figures only).",
+)  # fmt: skip
 @reports_option
 @config_option
 def report(
@@ -50,6 +54,7 @@ def report(
     baseline: str | None,
     policy_path: Path | None,
     fail_on_regression: bool,
+    no_text: bool,
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
@@ -63,12 +68,15 @@ def report(
     from evals.gate import load_policy
     from evals.render import write_index, write_scorecard
     from evals.scorecard import build_scorecard, latest_run
+    from evals.scorecard.textless import without_text
 
     config = load_config(config_path)
     policy = load_policy(policy_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         run_id = run_id or latest_run(store).run_id
         card = build_scorecard(store, run_id, baseline, config.scorecard, policy.max_error_rate)
+        if no_text:
+            card = without_text(card)
         paths = write_scorecard(card, run_folder(store.reports_dir, run_id))
         write_index(store)
     _print_scorecard(card)

@@ -33,10 +33,12 @@ from evals.store.rows import (
     JUDGMENT_COLS,
     JUDGMENT_KEY,
     KEY,
+    PURGED,
     RUN_COLS,
     answer_of,
     answer_values,
     export_manifest,
+    item_of,
     item_values,
     judgment_of,
     judgment_values,
@@ -254,7 +256,7 @@ class Store:
     def items(self, run_id: str) -> list[Item]:
         """The run's items, in suite order."""
         rows = self._execute("SELECT item_json FROM items WHERE run_id = ? ORDER BY position", (run_id,))
-        return [Item.model_validate_json(r[0]) for r in rows.fetchall()]
+        return [item_of(r[0]) for r in rows.fetchall()]
 
     def save_answer(self, answer: Answer) -> None:
         """Store an answer, replacing an earlier one of the same item and sample (a retried error)."""
@@ -308,8 +310,9 @@ class Store:
         """
         row = self._execute(
             f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE cache_key = ? AND score IS NOT NULL "
-            "AND NOT (run_id = ? AND repeat <> 0) LIMIT 1",
-            (cache_key, run_id or ""),
+            "AND NOT (run_id = ? AND repeat <> 0) "
+            "ORDER BY CASE WHEN rationale = ? THEN 1 ELSE 0 END LIMIT 1",  # a purged verdict's reasons are gone
+            (cache_key, run_id or "", PURGED),
         ).fetchone()
         return None if row is None else judgment_of(row)
 
@@ -381,10 +384,19 @@ class Store:
         verdicts: dict[tuple[str, int], list[Judgment]] = {}
         for j in self.verdicts(run_id):
             verdicts.setdefault((j.item_id, j.sample), []).append(j)
+        # The hash as stored: what the item asked, even once its text is purged or unreadable without the key.
+        hashes = dict(
+            self._execute("SELECT item_id, content_hash FROM items WHERE run_id = ?", (run_id,)).fetchall()
+        )
         for item in self.items(run_id):
             for sample in range(manifest.samples):
                 yield result_row(
-                    run_id, item, sample, answers.get((item.id, sample)), verdicts.get((item.id, sample), [])
+                    run_id,
+                    item,
+                    sample,
+                    answers.get((item.id, sample)),
+                    verdicts.get((item.id, sample), []),
+                    hashes.get(item.id),
                 )
 
     def export_jsonl(self, run_id: str, rows: list[ResultRow] | None = None) -> Path:

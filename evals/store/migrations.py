@@ -230,6 +230,12 @@ def _m016_routes(db: sqlite3.Connection) -> None:
     )
 
 
+def _m009_retention(db: sqlite3.Connection) -> None:
+    # When ``evals purge`` removed a run's text (``evals.retention``); such a run keeps its scores, but can
+    # no longer be resumed or judged again.
+    db.executescript("ALTER TABLE runs ADD COLUMN purged_at TEXT;")
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -237,6 +243,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m004_provenance,
     _m005_verdict_key,
     _m006_aggregates,
+    _m009_retention,
     _m015_answer_times,
     _m016_routes,
 ]
@@ -425,6 +432,10 @@ def _pg_m016_routes(execute: Execute) -> None:
     )
 
 
+def _pg_m009_retention(execute: Execute) -> None:
+    execute("ALTER TABLE runs ADD COLUMN purged_at TEXT")
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -432,6 +443,7 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m004_provenance", _pg_m004_provenance),
     ("_m005_verdict_key", _pg_m005_verdict_key),
     ("_m006_aggregates", _pg_m006_aggregates),
+    ("_m009_retention", _pg_m009_retention),
     ("_m015_answer_times", _pg_m015_answer_times),
     ("_m016_routes", _pg_m016_routes),
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from evals.records import Answer, Item, Judgment, RunManifest
 from evals.results import ResultRow
+from evals.store.crypto import codec
 
 RUN_COLS = (
     "run_id", "schema_version", "suite_name", "suite_path", "suite_hash", "model_name", "model", "model_id",
@@ -47,14 +48,30 @@ def _flags(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(int(v) if isinstance(v, bool) else v for v in values)
 
 
+SEALED_ANSWER_COLS = frozenset({"text", "reasoning"})
+SEALED_JUDGMENT_COLS = frozenset({"rationale", "raw"})
+"""The text columns ``evals.store.crypto`` encrypts (with ``EVALS_STORE_KEY``) and a purge removes."""
+
+
+def _sealed(cols: tuple[str, ...], values: tuple[Any, ...], sealed: frozenset[str]) -> tuple[Any, ...]:
+    text = codec()
+    return tuple(text.seal(v) if c in sealed else v for c, v in zip(cols, values, strict=True))
+
+
+def _opened(cols: tuple[str, ...], row: tuple[Any, ...], sealed: frozenset[str]) -> dict[str, Any]:
+    text = codec()
+    return {c: text.open(v) if c in sealed else v for c, v in zip(cols, row, strict=True)}
+
+
 def answer_values(answer: Answer) -> tuple[Any, ...]:
-    """An answer as a row of ``answers``."""
-    return _flags(tuple(getattr(answer, c) for c in ANSWER_COLS))
+    """An answer as a row of ``answers`` (its text sealed when the store is encrypted)."""
+    return _sealed(ANSWER_COLS, _flags(tuple(getattr(answer, c) for c in ANSWER_COLS)), SEALED_ANSWER_COLS)
 
 
 def judgment_values(judgment: Judgment) -> tuple[Any, ...]:
-    """A judgment as a row of ``judgments``."""
-    return _flags(tuple(getattr(judgment, c) for c in JUDGMENT_COLS))
+    """A judgment as a row of ``judgments`` (its text sealed when the store is encrypted)."""
+    values = _flags(tuple(getattr(judgment, c) for c in JUDGMENT_COLS))
+    return _sealed(JUDGMENT_COLS, values, SEALED_JUDGMENT_COLS)
 
 
 def run_values(m: RunManifest) -> tuple[Any, ...]:
@@ -67,21 +84,42 @@ def run_values(m: RunManifest) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+PURGED = "(purged)"
+"""What a purged text reads as (``evals purge``): question, answer, reasoning, rationale, raw verdict."""
+PURGED_HASH = "purged_content_hash"
+"""Key of a purged item's ``metadata`` keeping the content hash of what it asked (``evals.retention``), so
+pairing with a baseline survives a purge, a copy and an import."""
+
+
+def item_hash(item: Item) -> str:
+    """The content hash an item is stored with: a purged item's original one, else ``Item.content_hash``."""
+    kept = item.metadata.get(PURGED_HASH)
+    return kept if isinstance(kept, str) else item.content_hash()
+
+
 def item_values(run_id: str, position: int, item: Item) -> tuple[Any, ...]:
-    """An item as a row of ``items``."""
-    return (run_id, item.id, position, item.area, item.content_hash(), item.model_dump_json())
+    """An item as a row of ``items`` (its text sealed when the store is encrypted)."""
+    item_json = json.dumps(
+        codec().seal_item(item.model_dump(mode="json")), ensure_ascii=False, separators=(",", ":")
+    )
+    return (run_id, item.id, position, item.area, item_hash(item), item_json)
+
+
+def item_of(item_json: str) -> Item:
+    """An item from its ``item_json`` column (its text opened, or ``(encrypted)`` without the key)."""
+    return Item.model_validate(codec().open_item(json.loads(item_json)))
 
 
 def answer_of(row: tuple[Any, ...]) -> Answer:
     """An answer from a row of ``answers`` (``ANSWER_COLS``)."""
-    values = dict(zip(ANSWER_COLS, row, strict=True))
+    values = _opened(ANSWER_COLS, row, SEALED_ANSWER_COLS)
     values["truncated"] = bool(values["truncated"])
     return Answer(**values)
 
 
 def judgment_of(row: tuple[Any, ...]) -> Judgment:
     """A judgment from a row of ``judgments`` (``JUDGMENT_COLS``)."""
-    values = dict(zip(JUDGMENT_COLS, row, strict=True))
+    values = _opened(JUDGMENT_COLS, row, SEALED_JUDGMENT_COLS)
     values["cached"] = bool(values["cached"])
     return Judgment(**values)
 
@@ -115,10 +153,16 @@ def aggregate_score(judgments: list[Judgment]) -> float | None:
 
 
 def result_row(
-    run_id: str, item: Item, sample: int, a: Answer | None, judgments: list[Judgment]
+    run_id: str,
+    item: Item,
+    sample: int,
+    a: Answer | None,
+    judgments: list[Judgment],
+    stored_hash: str | None = None,
 ) -> ResultRow:
     """The row of one item and sample (a line of ``results.jsonl``): its answer, and the aggregate of
-    its verdicts; the judge's details are those of the first scored verdict."""
+    its verdicts; the judge's details are those of the first scored verdict. ``stored_hash`` is the item's
+    hash as stored (what it asked, even once its text is purged or unreadable without the key)."""
     j = _representative(judgments)
     score = aggregate_score(judgments)
     judge_error = None if score is not None else (j.error if j else NOT_JUDGED)
@@ -147,7 +191,7 @@ def result_row(
         judge_tokens_in=j.tokens_in if j else None,
         judge_tokens_out=j.tokens_out if j else None,
         judge_latency_ms=j.latency_ms if j else None,
-        item_hash=item.content_hash(),
+        item_hash=stored_hash or item_hash(item),
         tags=tuple(item.tags),
         # Provenance, and what ``evals import`` needs to rebuild the answer and judgment rows exactly.
         answer_model_id=a.model_id if a else None,
