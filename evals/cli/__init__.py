@@ -19,6 +19,7 @@ import traceback
 import click
 from rich.text import Text
 
+from evals.cli.audit import audit
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
 from evals.cli.judge import judge
@@ -91,7 +92,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 COMMANDS = (
     init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback, runs,
-    store, import_, export, judge,
+    store, import_, export, judge, audit,
 )  # fmt: skip
 for command in COMMANDS:
     main.add_command(command)

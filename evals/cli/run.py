@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from evals.audit import audit_line
 from evals.budget import ESTIMATE_NOTE, plan_calls
 from evals.cli.common import (
     EXIT_CODES_HELP,
@@ -296,6 +297,7 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
         )
     out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
     out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
+    out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (docs/audit.md)
 
 
 @click.group()
