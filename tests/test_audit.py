@@ -364,3 +364,30 @@ def test_heads_appended_by_concurrent_processes_form_one_chain(tmp_path, store_u
     finally:
         for store in stores:
             store.close()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"b": 1, "a": None, "c": True, "d": [1, "x", False], "e": {"z": -(2**53) + 1, "y": 2**53 - 1}},
+        {"text": 'quote " backslash \\ controls \x00\x01\x08\t\n\x0b\x0c\r\x1f\x7f del, é, 漢字, \u2028 😀'},
+        {"details": {"EMAIL_ADDRESS": 3, "nested": [{"k": "v"}, []]}, "empty": {}},
+    ],
+)
+def test_the_fast_canonical_json_is_rfc8785s(fields):
+    import rfc8785
+
+    assert audit._plain(fields)
+    assert audit.canonical(fields) == rfc8785.dumps(fields)
+
+
+def test_values_outside_the_fast_path_are_still_canonical():
+    import rfc8785
+
+    for fields in ({"f": 1.0, "g": 1e21}, {"é-key": 1, "z": 2}, {"big": 2**60}):
+        if "big" in fields:
+            with pytest.raises(rfc8785.CanonicalizationError):
+                audit.canonical(fields)
+        else:
+            assert audit.canonical(fields) == rfc8785.dumps(fields)
+    assert audit.canonical({"f": 1.0}) == b'{"f":1}'

@@ -97,7 +97,7 @@ def audit_show(
                 "sha256": r.sha256, "redactions": r.redactions, "status": r.status, "attempt": r.attempt,
                 "hash": r.hash,
             }  # fmt: skip
-            click.echo(json.dumps(line, ensure_ascii=False))
+            click.echo(json.dumps(line))  # ASCII: escapes every control character a store could hold
         return
     if not rows:
         out.print(plain(f"no recorded calls for item {item_id}" + (f" in run {run_id}" if run_id else "")))

@@ -256,6 +256,7 @@ def _execute(
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
+        err.print(audit_line(store, str(resume or run_id)), soft_wrap=True)  # sealed also when interrupted
         raise
     _print_outcome(store, outcome)
     if outcome.asked and outcome.answer_errors == outcome.asked:
