@@ -115,6 +115,17 @@ def test_a_run_records_every_call_with_the_hash_of_the_body_the_server_received(
     assert f"audit trail intact: {count} records in 1 chain(s), 1 head(s)" in verified.output
 
 
+def test_the_scorecard_carries_the_head_the_run_printed(project):
+    run_id, printed, count = run_once(project)
+    result = invoke("report", run_id)
+    assert result.exit_code == 0, result.output
+    folder = project / "reports" / "runs" / run_id
+    card = json.loads((folder / "scorecard.json").read_text())
+    assert card["audit"] == {"hash": printed, "records": count}
+    assert printed in (folder / "scorecard.html").read_text()
+    assert printed in (folder / "scorecard.md").read_text()
+
+
 def test_no_key_or_url_password_reaches_the_trail(project, store_url):
     run_once(project)
     with Store(project, url=store_url) as store:
@@ -315,7 +326,8 @@ def test_calls_without_a_run_get_a_session_chain_sealed_when_recording_ends(
     async def calibrate() -> None:
         provider = build_provider("local", endpoint)
         try:
-            with calling(role="calibrate", item_id="c-1"):
+            with calling(role="calibrate", item_id="c-1") as context:
+                context.redactions.update({"EMAIL_ADDRESS": 2, "PERSON": 1})  # as redaction reports them
                 await provider.complete(request)
         finally:
             await provider.aclose()
@@ -326,6 +338,7 @@ def test_calls_without_a_run_get_a_session_chain_sealed_when_recording_ends(
         [row] = sql.records(store)
         assert row.chain_id == f"calibrate-{trail.session}" and row.run_id is None and row.role == "calibrate"
         assert row.sha256 == hashlib.sha256(fake_openai.raw_requests[0]).hexdigest()
+        assert row.redactions == {"EMAIL_ADDRESS": 2, "PERSON": 1}
         assert sql.last_head(store, row.chain_id).count == 1
         asyncio.run(calibrate())  # outside a recording block nothing is recorded
         assert len(list(sql.records(store))) == 1

@@ -18,6 +18,7 @@ from evals.errors import StoreError
 from evals.provenance import judged_differently
 from evals.records import RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
+from evals.scorecard.audit import audit_head
 from evals.scorecard.baselines import (
     DEFAULT_MAX_ERROR_RATE,
     choose_baseline,
@@ -274,4 +275,5 @@ def build_scorecard(
         items=_item_rows(rows, base_rows, paired, settings),
         history=history(store, run, settings.history, settings.pass_score),
         cost=_cost(run, rows),
+        audit=audit_head(store, run_id),
     )

@@ -263,6 +263,14 @@ class Cost(_Record):
     judge: SideCost
 
 
+class AuditHead(_Record):
+    """The run's audit chain when the scorecard was built (``evals.audit``): its last hash and its record
+    count. Kept outside the store, it is an anchor: ``evals audit verify --anchor RUN=HASH``."""
+
+    hash: str
+    records: int
+
+
 class Scorecard(_Record):
     """The whole scorecard of a run: ``scorecard.json``, and the source of every rendering."""
 
@@ -283,6 +291,8 @@ class Scorecard(_Record):
     items: list[ItemRow]
     history: list[HistoryPoint]
     cost: Cost
+    audit: AuditHead | None = None
+    """None for a run with no recorded outbound call (or a scorecard written before the audit trail)."""
 
     def area(self, name: str) -> AreaStats:
         """The figures of one area; KeyError when the run has none of it."""
