@@ -404,3 +404,19 @@ def test_values_outside_the_fast_path_are_still_canonical():
         else:
             assert audit.canonical(fields) == rfc8785.dumps(fields)
     assert audit.canonical({"f": 1.0}) == b'{"f":1}'
+
+
+def test_a_run_stopped_by_a_failing_endpoint_still_seals_its_chain(project, servers, store_url):
+    model, _ = servers
+    model.inject(*[Fault("server_error", status=401)] * 8)  # a refused key: not retried, the run stops
+    result = invoke(
+        "run", "--suite", "suite.jsonl", "--model", "local", "--judge", "claude", "--fail-after", "2"
+    )
+    assert result.exit_code == 2, result.output
+    rows = all_records(store_url, project)
+    # The refused calls, and a call in flight when the run stopped (it went out: it is recorded too).
+    assert "401" in {r.status for r in rows} and {r.status for r in rows} <= {"401", "cancelled"}
+    with Store(project, url=store_url) as store:
+        sealed = sql.last_head(store, rows[0].chain_id)
+        assert sealed is not None and (sealed.head_hash, sealed.count) == (rows[-1].hash, len(rows))
+        assert verify(store).intact
