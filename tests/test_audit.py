@@ -9,6 +9,8 @@ import dataclasses
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -419,4 +421,31 @@ def test_a_run_stopped_by_a_failing_endpoint_still_seals_its_chain(project, serv
     with Store(project, url=store_url) as store:
         sealed = sql.last_head(store, rows[0].chain_id)
         assert sealed is not None and (sealed.head_hash, sealed.count) == (rows[-1].hash, len(rows))
+        assert verify(store).intact
+
+
+def test_events_recorded_by_two_processes_at_once_make_one_chain(tmp_path, store_url):
+    """Two processes recording events at once (no shared lock: the store's key and retries order them)."""
+    script = (
+        "import sys; from evals import audit; from evals.store import Store\n"
+        "with Store(sys.argv[1], url=sys.argv[2]) as store:\n"
+        "    for n in range(15): audit.record_event(store, 'purge', {'by': int(sys.argv[3]), 'n': n})\n"
+    )
+    Store(tmp_path, url=store_url).close()  # migrated once, before both start
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path), store_url, str(i)], stderr=subprocess.PIPE
+        )
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr.decode()
+    with Store(tmp_path, url=store_url) as store:
+        rows = list(sql.records(store, audit.EVENTS_CHAIN))
+        assert [r.seq for r in rows] == list(range(30))
+        assert sorted((r.details["by"], r.details["n"]) for r in rows) == [
+            (i, n) for i in range(2) for n in range(15)
+        ]
+        assert [h.seq for h in sql.heads(store)] == list(range(len(sql.heads(store))))
         assert verify(store).intact
