@@ -230,6 +230,8 @@ class FakeServer:
         """The JSON body of every POST received, in order (faulted ones included)."""
         self.headers: list[dict[str, str]] = []
         """The headers of each POST in ``requests`` (names lower-cased)."""
+        self.raw_requests: list[bytes] = []
+        """The body of each POST in ``requests`` exactly as received (the audit trail hashes these bytes)."""
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._ids = counter(1)
@@ -296,6 +298,7 @@ class FakeServer:
         with self._lock:
             self.requests.clear()
             self.headers.clear()
+            self.raw_requests.clear()
             self._faults.clear()
 
     def _dispatch(
@@ -312,6 +315,7 @@ class FakeServer:
             if body is not None:
                 self.requests.append(body)
                 self.headers.append({k.lower(): v for k, v in headers.items()})
+                self.raw_requests.append(raw or b"")
             fault = self._faults.popleft() if self._faults else None
         if self.latency:
             time.sleep(self.latency)

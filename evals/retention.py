@@ -153,9 +153,20 @@ def rewrite_exports(store: Store, run_id: str) -> list[Path]:
 
 
 def _record_purge(store: Store, summary: PurgePlan) -> None:
-    """The audit record of a purge: which runs lost their text, when, under which cutoff.
+    """The audit record of a purge (``evals.audit.record_event``, the ``events`` chain): which runs lost
+    their text, when, under which cutoff, and which were kept. A purge that took nothing records nothing."""
+    if not summary.targets:
+        return
+    from evals.audit import record_event
 
-    Every purge must leave a trace an auditor can verify; the audit trail (``evals.audit.record_event``)
-    is written by another part of lookingglass, and this is the one place that will call it
-    (``record_event(store, "purge", {...})``) once both are merged. For now it records nothing.
-    """
+    record_event(
+        store,
+        "purge",
+        {
+            "cutoff": summary.cutoff.isoformat() if summary.cutoff else None,
+            "runs": [t.run_id for t in summary.targets],
+            "rows": summary.rows,
+            "kept_baselines": summary.kept_baselines,
+            "busy": summary.busy,
+        },
+    )

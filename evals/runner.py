@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from evals import audit
 from evals.budget import Budget
 from evals.callcontext import calling
 from evals.config import Endpoint, JudgeEndpoint
@@ -478,7 +479,8 @@ def run_suite(
 
         rows: list[ResultRow] = []
         try:
-            outcome = run_until_terminated(go)
+            with audit.recording(store, chains=(manifest.run_id,)):  # every call recorded; sealed at the end
+                outcome = run_until_terminated(go)
         except EndpointFailing as exc:
             raise EndpointFailing(
                 f"{exc} What was done is stored; fix it and continue with: evals run --resume {manifest.run_id}"

@@ -144,6 +144,15 @@ def test_baselines_are_kept_unless_included_and_purge_is_idempotent(
     with open_store() as store:
         assert is_purged(store, "r01")
         assert not any(SECRET in (v or "") for v in texts(store, "r01"))
+    # Each purge that took runs is an audit event; the trail still verifies.
+    shown = invoke("audit", "verify", "--reports", tmp_path)
+    assert shown.exit_code == 0, shown.output
+    with open_store() as store:
+        events = store._execute(
+            "SELECT details_json FROM audit_records WHERE chain_id = 'events' AND kind = 'purge' ORDER BY seq"
+        ).fetchall()
+    purges = [e[0] for e in events]
+    assert len(purges) == 2 and '"r02"' in purges[0] and '"r01"' in purges[1]
 
 
 def test_purge_reads_its_age_from_the_config_and_refuses_without_one(tmp_path):

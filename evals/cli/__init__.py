@@ -19,6 +19,7 @@ import traceback
 import click
 from rich.text import Text
 
+from evals.cli.audit import audit
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
 from evals.cli.generate import suite_generate, suite_review  # noqa: F401  (attach to suite)
@@ -95,8 +96,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 COMMANDS = (
-    init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback, runs,
-    store, import_, export, judge, route, purge,
+    init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback,
+    runs, store, import_, export, judge, route, purge, audit,
 )  # fmt: skip
 for command in COMMANDS:
     main.add_command(command)

@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from evals import runner
+from evals.audit import audit_line
 from evals.budget import ESTIMATE_NOTE, plan_calls
 from evals.cli.common import (
     EXIT_CODES_HELP,
@@ -272,6 +273,7 @@ def _execute(
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
+        err.print(audit_line(store, str(resume or run_id)), soft_wrap=True)  # sealed also when interrupted
         raise
     _print_outcome(store, outcome)
     if outcome.asked and outcome.answer_errors == outcome.asked:
@@ -313,6 +315,7 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
         )
     out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
     out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
+    out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (docs/audit.md)
 
 
 @click.group()

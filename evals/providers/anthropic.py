@@ -13,9 +13,16 @@ import json
 import time
 from typing import Any
 
-from anthropic import APIConnectionError, APIStatusError, APITimeoutError, AsyncAnthropic
+from anthropic import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncAnthropic,
+    DefaultAsyncHttpxClient,
+)
 from anthropic.types import Message
 
+from evals import audit
 from evals.config import Endpoint
 from evals.errors import ConfigError
 from evals.providers.base import SDKProvider, json_object, token_count
@@ -37,7 +44,13 @@ def make_client(endpoint: Endpoint) -> AsyncAnthropic:
             f"no Anthropic API key: set the environment variable {endpoint.key_env} "
             "(or name another one with api_key_env in evals.yaml)"
         )
-    return AsyncAnthropic(api_key=key, base_url=endpoint.base_url, timeout=endpoint.timeout_s, max_retries=0)
+    return AsyncAnthropic(
+        api_key=key,
+        base_url=endpoint.base_url,
+        timeout=endpoint.timeout_s,
+        max_retries=0,
+        http_client=DefaultAsyncHttpxClient(event_hooks=audit.EVENT_HOOKS),  # the SDK's limits, body hashed
+    )
 
 
 class AnthropicProvider(SDKProvider):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from evals import audit
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError
 from evals.providers.health import FAIL_AFTER, FailFast
@@ -48,9 +49,10 @@ class SDKProvider:
     async def complete(self, request: CompletionRequest) -> Completion:
         """One completion, retried on transient failures; ``ProviderError`` when it cannot be had."""
         arguments = self.arguments(request)
+        recorded = audit.attempts(self.name, self.endpoint.model)  # each attempt appends an audit record
         try:
             completion = await call_with_retries(
-                lambda: self.attempt(arguments, request),
+                lambda: recorded(self.attempt(arguments, request)),
                 who=self._who,
                 attempts=1 + self.endpoint.max_retries,
                 errors=self.errors,

@@ -12,9 +12,10 @@ import os
 import time
 from typing import Any
 
-from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
+from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI, DefaultAsyncHttpxClient
 from openai.types.chat import ChatCompletion
 
+from evals import audit
 from evals.config import Endpoint
 from evals.errors import ConfigError
 from evals.providers.base import SDKProvider, json_object, token_count
@@ -47,6 +48,7 @@ def make_client(endpoint: Endpoint) -> AsyncOpenAI:
         base_url=endpoint.base_url,
         timeout=endpoint.timeout_s,
         max_retries=0,
+        http_client=DefaultAsyncHttpxClient(event_hooks=audit.EVENT_HOOKS),  # the SDK's limits, body hashed
     )
 
 

@@ -19,6 +19,7 @@ from evals.errors import StoreError
 from evals.provenance import judged_differently
 from evals.records import RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
+from evals.scorecard.audit import audit_head
 from evals.scorecard.baselines import (
     DEFAULT_MAX_ERROR_RATE,
     choose_baseline,
@@ -286,4 +287,5 @@ def build_scorecard(
         history=history(store, run, settings.history, settings.pass_score),
         cost=_cost(run, rows),
         routing=latest_for_local(store, run_id),
+        audit=audit_head(store, run_id),
     )

@@ -274,6 +274,14 @@ class RouteDecision(_Record):
     decided_at: str
 
 
+class AuditHead(_Record):
+    """The run's audit chain when the scorecard was built (``evals.audit``): its last hash and its record
+    count. Kept outside the store, it is an anchor: ``evals audit verify --anchor RUN=HASH``."""
+
+    hash: str
+    records: int
+
+
 class Scorecard(_Record):
     """The whole scorecard of a run: ``scorecard.json``, and the source of every rendering."""
 
@@ -296,6 +304,8 @@ class Scorecard(_Record):
     cost: Cost
     routing: list[RouteDecision] = []
     """What goes where: the latest ``evals route`` table of this run against a frontier run (empty: none)."""
+    audit: AuditHead | None = None
+    """None for a run with no recorded outbound call (or a scorecard written before the audit trail)."""
 
     def area(self, name: str) -> AreaStats:
         """The figures of one area; KeyError when the run has none of it."""

@@ -236,6 +236,47 @@ def _m009_retention(db: sqlite3.Connection) -> None:
     db.executescript("ALTER TABLE runs ADD COLUMN purged_at TEXT;")
 
 
+def _m008_audit(db: sqlite3.Connection) -> None:
+    # The audit trail (``evals.audit``): one hash chain of records per run (or other chain), and the
+    # chains' head hashes chained in turn when a run ends. Append-only: nothing updates or deletes them.
+    db.executescript(
+        """
+        CREATE TABLE audit_records (
+            chain_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            run_id TEXT,
+            item_id TEXT,
+            sample INTEGER,
+            role TEXT,
+            endpoint TEXT,
+            url TEXT,
+            model TEXT,
+            sha256 TEXT,
+            redactions_json TEXT NOT NULL,
+            status TEXT,
+            attempt INTEGER,
+            details_json TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            PRIMARY KEY (chain_id, seq)
+        );
+        CREATE INDEX audit_records_item ON audit_records (item_id, run_id);
+        CREATE TABLE audit_heads (
+            seq INTEGER PRIMARY KEY,
+            chain_id TEXT NOT NULL,
+            head_hash TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_heads_chain ON audit_heads (chain_id, seq);
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -243,6 +284,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m004_provenance,
     _m005_verdict_key,
     _m006_aggregates,
+    _m008_audit,
     _m009_retention,
     _m015_answer_times,
     _m016_routes,
@@ -436,6 +478,45 @@ def _pg_m009_retention(execute: Execute) -> None:
     execute("ALTER TABLE runs ADD COLUMN purged_at TEXT")
 
 
+def _pg_m008_audit(execute: Execute) -> None:
+    execute(
+        """
+        CREATE TABLE audit_records (
+            chain_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            run_id TEXT,
+            item_id TEXT,
+            sample INTEGER,
+            role TEXT,
+            endpoint TEXT,
+            url TEXT,
+            model TEXT,
+            sha256 TEXT,
+            redactions_json TEXT NOT NULL,
+            status TEXT,
+            attempt INTEGER,
+            details_json TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            PRIMARY KEY (chain_id, seq)
+        );
+        CREATE INDEX audit_records_item ON audit_records (item_id, run_id);
+        CREATE TABLE audit_heads (
+            seq BIGINT PRIMARY KEY,
+            chain_id TEXT NOT NULL,
+            head_hash TEXT NOT NULL,
+            count BIGINT NOT NULL,
+            at TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_heads_chain ON audit_heads (chain_id, seq);
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -443,6 +524,7 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m004_provenance", _pg_m004_provenance),
     ("_m005_verdict_key", _pg_m005_verdict_key),
     ("_m006_aggregates", _pg_m006_aggregates),
+    ("_m008_audit", _pg_m008_audit),
     ("_m009_retention", _pg_m009_retention),
     ("_m015_answer_times", _pg_m015_answer_times),
     ("_m016_routes", _pg_m016_routes),

@@ -1,0 +1,168 @@
+"""The audit trail's SQL (``evals.audit`` holds the logic): append records and heads, read them back.
+
+Two tables, both append-only: ``audit_records`` (one hash chain per run or other chain, keyed by
+``(chain_id, seq)``) and ``audit_heads`` (the chains' head hashes, chained in turn, keyed by ``seq``). The
+primary keys make a forked chain impossible: two appenders racing for one ``seq`` cannot both win.
+Reads page through the rows by key (``WHERE (chain_id, seq) > (?, ?)``), so a verify of millions of records
+holds one page in memory on either backend.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from evals.store.core import Store
+
+RECORD_COLS = (
+    "chain_id", "seq", "at", "kind", "run_id", "item_id", "sample", "role", "endpoint", "url", "model",
+    "sha256", "redactions_json", "status", "attempt", "details_json", "prev_hash", "hash",
+)  # fmt: skip
+HEAD_COLS = ("seq", "chain_id", "head_hash", "count", "at", "prev_hash", "hash")
+PAGE = 5000
+"""Rows read per query when streaming a chain."""
+_HEADS_LOCK = 0x617564697468656164  # PostgreSQL advisory-lock key serializing appends to audit_heads
+_HEADS_LOCK &= (1 << 63) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """One stored audit record, as its columns hold it (JSON columns still text)."""
+
+    chain_id: str
+    seq: int
+    at: str
+    kind: str
+    run_id: str | None
+    item_id: str | None
+    sample: int | None
+    role: str | None
+    endpoint: str | None
+    url: str | None
+    model: str | None
+    sha256: str | None
+    redactions_json: str
+    status: str | None
+    attempt: int | None
+    details_json: str
+    prev_hash: str
+    hash: str
+
+    @property
+    def redactions(self) -> dict[str, Any]:
+        value = json.loads(self.redactions_json)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def details(self) -> dict[str, Any]:
+        value = json.loads(self.details_json)
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class HeadRow:
+    """One entry of the heads chain: chain ``chain_id`` had ``count`` records ending in ``head_hash``."""
+
+    seq: int
+    chain_id: str
+    head_hash: str
+    count: int
+    at: str
+    prev_hash: str
+    hash: str
+
+
+def _record(row: Any) -> RecordRow:
+    return RecordRow(*row)
+
+
+def tail(store: Store, chain_id: str) -> tuple[int, str] | None:
+    """The last record's (seq, hash) of a chain, or None for an empty one."""
+    row = store._execute(
+        "SELECT seq, hash FROM audit_records WHERE chain_id = ? ORDER BY seq DESC LIMIT 1", (chain_id,)
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def insert_record(store: Store, row: RecordRow) -> None:
+    """Append one record (one statement: durable when it returns; a taken ``seq`` is the store's error)."""
+    store._execute(
+        f"INSERT INTO audit_records ({','.join(RECORD_COLS)}) VALUES ({','.join('?' * len(RECORD_COLS))})",
+        tuple(getattr(row, c) for c in RECORD_COLS),
+    )
+
+
+def records(store: Store, chain_id: str | None = None) -> Iterator[RecordRow]:
+    """Every record (of one chain), by chain then seq, a page at a time."""
+    cols = ",".join(RECORD_COLS)
+    where = "" if chain_id is None else "chain_id = ? AND "
+    first = () if chain_id is None else (chain_id,)
+    after: tuple[str, int] = ("", -1)
+    while True:
+        page = store._execute(
+            f"SELECT {cols} FROM audit_records WHERE {where}(chain_id, seq) > (?, ?) "
+            f"ORDER BY chain_id, seq LIMIT {PAGE}",
+            (*first, *after),
+        ).fetchall()
+        for row in page:
+            yield _record(row)
+        if len(page) < PAGE:
+            return
+        after = (str(page[-1][0]), int(page[-1][1]))
+
+
+def item_records(store: Store, item_id: str, run_id: str | None = None) -> list[RecordRow]:
+    """The records of the calls made for one item (of one run), in the order they were sent."""
+    sql = f"SELECT {','.join(RECORD_COLS)} FROM audit_records WHERE item_id = ?"
+    args: tuple[Any, ...] = (item_id,)
+    if run_id is not None:
+        sql, args = sql + " AND run_id = ?", (item_id, run_id)
+    return [_record(r) for r in store._execute(sql + " ORDER BY at, chain_id, seq", args).fetchall()]
+
+
+def heads(store: Store) -> list[HeadRow]:
+    """The heads chain, in order (one entry per run invocation: small)."""
+    rows = store._execute(f"SELECT {','.join(HEAD_COLS)} FROM audit_heads ORDER BY seq").fetchall()
+    return [HeadRow(*r) for r in rows]
+
+
+def last_head(store: Store, chain_id: str | None = None) -> HeadRow | None:
+    """The newest heads-chain entry (of one chain)."""
+    sql, args = f"SELECT {','.join(HEAD_COLS)} FROM audit_heads", tuple[str, ...]()
+    if chain_id is not None:
+        sql, args = sql + " WHERE chain_id = ?", (chain_id,)
+    row = store._execute(sql + " ORDER BY seq DESC LIMIT 1", args).fetchone()
+    return None if row is None else HeadRow(*row)
+
+
+def insert_head(store: Store, row: HeadRow) -> None:
+    store._execute(
+        f"INSERT INTO audit_heads ({','.join(HEAD_COLS)}) VALUES ({','.join('?' * len(HEAD_COLS))})",
+        tuple(getattr(row, c) for c in HEAD_COLS),
+    )
+
+
+@contextmanager
+def heads_locked(store: Store) -> Iterator[None]:
+    """A transaction that alone may append to ``audit_heads`` until it ends, across processes and machines.
+
+    PostgreSQL: a transaction-scoped advisory lock, released at commit. SQLite: ``BEGIN IMMEDIATE`` takes
+    the file's write lock at once (waiting up to the busy timeout), so the read of the last head and the
+    insert after it see no other writer in between.
+    """
+    if store.dialect == "postgresql":
+        with store.backend.transaction():
+            store._execute("SELECT pg_advisory_xact_lock(?)", (_HEADS_LOCK,))
+            yield
+        return
+    db = store.backend.db
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
