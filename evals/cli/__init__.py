@@ -19,6 +19,7 @@ import traceback
 import click
 from rich.text import Text
 
+from evals.cli import judge_calibrate as judge_calibrate
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
 from evals.cli.judge import judge

@@ -205,6 +205,34 @@ def _m006_aggregates(db: sqlite3.Connection) -> None:
     )
 
 
+def _m010_calibrations(db: sqlite3.Connection) -> None:
+    # One row per judge calibration against people (``evals judge calibrate``), found by the judge's
+    # fingerprint and rubric hash; ``record_json`` is the whole ``Calibration`` without its answers.
+    db.executescript(
+        """
+        CREATE TABLE calibrations (
+            calibration_id TEXT PRIMARY KEY,
+            judge_fingerprint TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            judge_name TEXT NOT NULL,
+            judge_model TEXT NOT NULL,
+            rubric_name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            labels_hash TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            kappa REAL,
+            kappa_low REAL,
+            kappa_high REAL,
+            min_kappa REAL NOT NULL,
+            passed INTEGER,
+            record_json TEXT NOT NULL
+        );
+        CREATE INDEX calibrations_judge ON calibrations (judge_fingerprint, rubric_hash, created_at);
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -212,6 +240,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m004_provenance,
     _m005_verdict_key,
     _m006_aggregates,
+    _m010_calibrations,
 ]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
@@ -375,6 +404,32 @@ def _pg_m006_aggregates(execute: Execute) -> None:
     )
 
 
+def _pg_m010_calibrations(execute: Execute) -> None:
+    execute(
+        """
+        CREATE TABLE calibrations (
+            calibration_id TEXT PRIMARY KEY,
+            judge_fingerprint TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            judge_name TEXT NOT NULL,
+            judge_model TEXT NOT NULL,
+            rubric_name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            labels_hash TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            kappa DOUBLE PRECISION,
+            kappa_low DOUBLE PRECISION,
+            kappa_high DOUBLE PRECISION,
+            min_kappa DOUBLE PRECISION NOT NULL,
+            passed INTEGER,
+            record_json TEXT NOT NULL
+        );
+        CREATE INDEX calibrations_judge ON calibrations (judge_fingerprint, rubric_hash, created_at);
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -382,5 +437,6 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m004_provenance", _pg_m004_provenance),
     ("_m005_verdict_key", _pg_m005_verdict_key),
     ("_m006_aggregates", _pg_m006_aggregates),
+    ("_m010_calibrations", _pg_m010_calibrations),
 ]
 """The same steps under the same names, in PostgreSQL's dialect."""
