@@ -26,6 +26,7 @@ from evals.cli.judge import judge
 from evals.cli.local import demo, model, serve_local
 from evals.cli.project import init, rubric
 from evals.cli.report import compare, index, report
+from evals.cli.review import review
 from evals.cli.run import run, suite
 from evals.cli.runs import runs
 from evals.cli.store import export, import_, store
@@ -92,7 +93,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 COMMANDS = (
     init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback, runs,
-    store, import_, export, judge,
+    store, import_, export, judge, review,
 )  # fmt: skip
 for command in COMMANDS:
     main.add_command(command)
