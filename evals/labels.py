@@ -58,6 +58,7 @@ class Labels(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str
+    """The file as given (``demo`` for the shipped set)."""
     rows: list[LabelRow]
     blank: int = 0
     """Rows without a score (skipped; counted when ``allow_blank``)."""
@@ -79,7 +80,7 @@ def load_labels(spec: str | Path, *, allow_blank: bool = False) -> Labels:
     people filled in part), instead of being errors.
     """
     path = labels_path(spec)
-    shown = str(spec) if path == Path(spec) else str(path)
+    shown = str(path)
     problems: list[Problem] = []
     if path.suffix.lower() not in (".jsonl", ".csv"):
         raise LabelsError([Problem(shown, None, None, "expected a .jsonl or .csv labels file")])
@@ -108,7 +109,7 @@ def load_labels(spec: str | Path, *, allow_blank: bool = False) -> Labels:
         raise LabelsError(problems)
     if not rows:
         raise LabelsError([Problem(shown, None, None, "no scored rows")])
-    return Labels(path=shown, rows=rows, blank=blank)
+    return Labels(path=str(spec), rows=rows, blank=blank)
 
 
 def _message(error: Any) -> str:

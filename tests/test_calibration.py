@@ -18,7 +18,7 @@ from evals.calibration import Calibration
 from evals.calibration import calibrate as run_calibration
 from evals.cli import main
 from evals.errors import LabelsError
-from evals.fakes import FakeAnthropic, last_user_text
+from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
 from evals.labels import LabelRow, Labels, load_labels
 from evals.records import Verdict
 from evals.render import render_html, render_markdown
@@ -37,7 +37,7 @@ def _rows(n: int = 30) -> list[dict]:
         score = i % 5 + 1
         rows.append({
             "id": f"a{i}", "area": "math" if i % 2 else "geo", "question": f"q{i}?", "reference": f"r{i}",
-            "answer": f"answer {i} score {score}", "human_score": score, "rater": "A",
+            "answer": f"answer {i} <b>bold</b> score {score}", "human_score": score, "rater": "A",
         })  # fmt: skip
     rows.append({**rows[0], "human_score": rows[0]["human_score"], "rater": "B"})
     rows.append({**rows[1], "human_score": rows[1]["human_score"] + 1, "rater": "B"})
@@ -106,6 +106,10 @@ def test_a_lenient_judge_is_below_min_kappa_and_exits_1(project, tmp_path):
     assert card.passed is False
     assert card.overall.bias.value is not None and card.overall.bias.value > 1
     assert card.overall.within_one.value is not None and card.overall.within_one.value < 0.5
+    html = (tmp_path / "cal" / "calibration.html").read_text()
+    # the answers 2+ points apart are listed, their text escaped (labelled answers are untrusted text)
+    assert "answer 0 &lt;b&gt;bold&lt;/b&gt; score 1" in html and "<b>bold</b>" not in html
+    assert "Below the bar" in html
 
 
 def test_judge_errors_are_counted_and_left_out(project, tmp_path):
@@ -249,3 +253,41 @@ def test_the_scorecard_shows_the_latest_calibration_of_its_judge_and_rubric(open
     html, markdown = render_html(card), render_markdown(card)
     assert "judge not calibrated" not in html and "0.82" in html
     assert "weighted κ 0.82" in markdown
+
+
+def test_a_run_graded_by_a_calibrated_judge_says_so(project, tmp_path):
+    """The whole loop: a run judged by Claude is 'not calibrated'; after calibrating that judge with that
+    rubric, the run's report carries the calibration (matched by fingerprint and rubric hash)."""
+    (tmp_path / "suite.jsonl").write_text(
+        "".join(json.dumps({"id": f"q{i}", "area": "geo", "question": f"q{i}?", "reference": "r"}) + "\n"
+                for i in range(3))
+    )  # fmt: skip
+    with FakeOpenAI(text_reply(lambda q: "my answer score 4")) as model:
+        config = yaml.safe_load((tmp_path / "evals.yaml").read_text())
+        config["models"] = {"local": {"base_url": model.url, "model": "qwen", "max_retries": 0}}
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        runner = CliRunner()
+        ran = runner.invoke(main, ["run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1"])
+        assert ran.exit_code == 0, ran.output
+    before = runner.invoke(main, ["report", "r1"])
+    assert "judge not calibrated" in before.output
+    assert calibrate("--labels", "labels.jsonl", "--judge", "claude", "--out", "cal").exit_code == 0
+    after = runner.invoke(main, ["report", "r1"])
+    assert after.exit_code == 0, after.output
+    assert "judge calibration: weighted kappa 1.00" in after.output
+    markdown = (tmp_path / "reports" / "runs" / "r1" / "scorecard.md").read_text()
+    assert "Judge calibration: weighted κ 1.00" in markdown
+    # another judge (other settings: another fingerprint) is not covered by that calibration
+    config = yaml.safe_load((tmp_path / "evals.yaml").read_text())
+    config["judges"]["claude"]["temperature"] = 0.7
+    (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+    with FakeOpenAI(text_reply(lambda q: "my answer score 4")) as model:
+        config["models"] = {"local": {"base_url": model.url, "model": "qwen", "max_retries": 0}}
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        assert (
+            runner.invoke(
+                main, ["run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r2"]
+            ).exit_code
+            == 0
+        )
+    assert "judge not calibrated" in runner.invoke(main, ["report", "r2"]).output
