@@ -3,6 +3,7 @@ code against --min-kappa, the stored record, and the scorecard's calibration lin
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import json
@@ -14,8 +15,9 @@ import yaml
 from builders import make_run
 from click.testing import CliRunner
 
-from evals.calibration import Calibration
+from evals.calibration import Calibration, distinct_answers, judge_labels
 from evals.calibration import calibrate as run_calibration
+from evals.callcontext import current
 from evals.cli import main
 from evals.errors import LabelsError
 from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
@@ -291,3 +293,37 @@ def test_a_run_graded_by_a_calibrated_judge_says_so(project, tmp_path):
             == 0
         )
     assert "judge not calibrated" in runner.invoke(main, ["report", "r2"]).output
+
+
+class _ScriptedJudge:
+    """An in-process judge (runner logic only): records the call context and how many gradings overlap."""
+
+    name, model, max_concurrency, offline = "scripted", "scripted-1", 3, False
+
+    def __init__(self) -> None:
+        self.roles: list[tuple[str | None, str | None]] = []
+        self.in_flight = self.peak = 0
+        self.closed = False
+
+    async def grade(self, item, answer, *, truncated=False):
+        context = current()
+        self.roles.append((context.role if context else None, context.item_id if context else None))
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        self.in_flight -= 1
+        return Verdict(score=3, rationale="fine")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_each_answer_is_judged_once_in_the_calibrate_role_within_max_concurrency():
+    labels = Labels(path="labels.jsonl", rows=[LabelRow.model_validate(r) for r in _rows(12)])
+    judge = _ScriptedJudge()
+    verdicts = asyncio.run(judge_labels(judge, distinct_answers(labels)))  # type: ignore[arg-type]
+    assert sorted(verdicts) == sorted({r.id for r in labels.rows})
+    assert sorted(judge.roles) == sorted(("calibrate", r) for r in verdicts)
+    assert 1 < judge.peak <= judge.max_concurrency
+    assert judge.closed
