@@ -8,7 +8,8 @@
     ├── RubricError             a judge rubric file is malformed or missing
     ├── ProviderError           a model or judge server could not be used (after retries); recorded per item
     ├── StoreError              the run store cannot be opened, or a run id is unknown or does not fit
-    └── LocalModelError         the embedded llama.cpp server could not be found or started
+    ├── LocalModelError         the embedded llama.cpp server could not be found or started
+    └── LabelsError             a labels file (people's scores) is malformed; carries every Problem found
 
 Anything else is a bug and keeps its traceback.
 """
@@ -68,3 +69,13 @@ class StoreError(EvalsError):
 
 class LocalModelError(EvalsError):
     """The embedded local model server could not be found or started."""
+
+
+class LabelsError(EvalsError):
+    """A labels file (people's scores for calibration) is malformed; carries every Problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in labels file"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))

@@ -3,7 +3,7 @@
 Exit codes (every command):
   0  done (a run that finished with some per-item errors recorded is done)
   1  the answer is "no": a suite has problems (suite validate), a regression (report --fail-on-regression),
-     the gate fails (gate); never anything else
+     the gate fails (gate), a judge below --min-kappa (judge calibrate); never anything else
   2  could not do it: bad config, suite, rubric, name or arguments, unknown run, server unreachable, and
      anything unexpected (an unwritable file, a full disk, a damaged store, a bug): one line on stderr, the
      traceback only with --debug
@@ -19,6 +19,7 @@ import traceback
 import click
 from rich.text import Text
 
+from evals.cli import judge_calibrate as judge_calibrate
 from evals.cli.audit import audit
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
@@ -29,6 +30,7 @@ from evals.cli.project import init, rubric
 from evals.cli.purge import purge
 from evals.cli.references import suite_references  # noqa: F401  (attaches to suite)
 from evals.cli.report import compare, index, report
+from evals.cli.review import review
 from evals.cli.route import route
 from evals.cli.run import run, suite
 from evals.cli.runs import runs
@@ -97,7 +99,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 COMMANDS = (
     init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback,
-    runs, store, import_, export, judge, route, purge, audit,
+    runs, store, import_, export, judge, route, purge, audit, review,
 )  # fmt: skip
 for command in COMMANDS:
     main.add_command(command)

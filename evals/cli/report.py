@@ -147,6 +147,9 @@ def _print_scorecard(card: Scorecard) -> None:
     )
     overall = f"overall mean {fmt(o.mean)} [{fmt(o.ci_low)}, {fmt(o.ci_high)}] over {o.n} items"
     out.print(plain(f"{overall}; {vs}"), soft_wrap=True)
+    from evals.scorecard.calibration import calibration_line  # lazily, as the scorecard itself
+
+    out.print(plain(calibration_line(card.calibration)), soft_wrap=True)
     choice = card.baseline_choice
     said = f"baseline: {choice.run_id + ', ' if choice.run_id else 'none: '}{choice.reason}"
     if choice.skipped:

@@ -26,6 +26,7 @@ from evals.scorecard.baselines import (
     is_excluded,
     resolve_baseline,
 )
+from evals.scorecard.calibration import calibration_note
 from evals.scorecard.figures import DriftReport, area_stats, compare_items, drift, health
 from evals.scorecard.models import (
     OFFLINE_JUDGE_MODEL,
@@ -288,4 +289,5 @@ def build_scorecard(
         cost=_cost(run, rows),
         routing=latest_for_local(store, run_id),
         audit=audit_head(store, run_id),
+        calibration=calibration_note(store, run),
     )

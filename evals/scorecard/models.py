@@ -306,6 +306,8 @@ class Scorecard(_Record):
     """What goes where: the latest ``evals route`` table of this run against a frontier run (empty: none)."""
     audit: AuditHead | None = None
     """None for a run with no recorded outbound call (or a scorecard written before the audit trail)."""
+    calibration: CalibrationNote | None = None
+    """The latest calibration of the run's judge fingerprint and rubric hash; None: "judge not calibrated"."""
 
     def area(self, name: str) -> AreaStats:
         """The figures of one area; KeyError when the run has none of it."""
@@ -318,3 +320,21 @@ class Scorecard(_Record):
         """Regressed areas, and ``(overall)`` when the whole run regressed."""
         names = [a.area for a in self.areas if a.drift.status == "regressed"]
         return names + (["(overall)"] if self.overall.drift.status == "regressed" else [])
+
+
+class CalibrationNote(_Record):
+    """The latest calibration against people of the judge and rubric that graded the run (the header line)."""
+
+    kappa: float | None
+    """Quadratic-weighted kappa of the judge against people's labels."""
+    kappa_low: float | None
+    """Its 95 % bootstrap interval."""
+    kappa_high: float | None
+    n: int
+    """Labelled answers the judge scored."""
+    created_at: str
+    labels: str
+    """The labels file it was calibrated on."""
+    min_kappa: float
+    passed: bool | None
+    """Kappa's lower bound ≥ ``min_kappa``; None: it had no interval."""

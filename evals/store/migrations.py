@@ -277,6 +277,34 @@ def _m008_audit(db: sqlite3.Connection) -> None:
     )
 
 
+def _m010_calibrations(db: sqlite3.Connection) -> None:
+    # One row per judge calibration against people (``evals judge calibrate``), found by the judge's
+    # fingerprint and rubric hash; ``record_json`` is the whole ``Calibration`` without its answers.
+    db.executescript(
+        """
+        CREATE TABLE calibrations (
+            calibration_id TEXT PRIMARY KEY,
+            judge_fingerprint TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            judge_name TEXT NOT NULL,
+            judge_model TEXT NOT NULL,
+            rubric_name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            labels_hash TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            kappa REAL,
+            kappa_low REAL,
+            kappa_high REAL,
+            min_kappa REAL NOT NULL,
+            passed INTEGER,
+            record_json TEXT NOT NULL
+        );
+        CREATE INDEX calibrations_judge ON calibrations (judge_fingerprint, rubric_hash, created_at);
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -286,6 +314,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m006_aggregates,
     _m008_audit,
     _m009_retention,
+    _m010_calibrations,
     _m015_answer_times,
     _m016_routes,
 ]
@@ -517,6 +546,32 @@ def _pg_m008_audit(execute: Execute) -> None:
     )
 
 
+def _pg_m010_calibrations(execute: Execute) -> None:
+    execute(
+        """
+        CREATE TABLE calibrations (
+            calibration_id TEXT PRIMARY KEY,
+            judge_fingerprint TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            judge_name TEXT NOT NULL,
+            judge_model TEXT NOT NULL,
+            rubric_name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            labels_hash TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            kappa DOUBLE PRECISION,
+            kappa_low DOUBLE PRECISION,
+            kappa_high DOUBLE PRECISION,
+            min_kappa DOUBLE PRECISION NOT NULL,
+            passed INTEGER,
+            record_json TEXT NOT NULL
+        );
+        CREATE INDEX calibrations_judge ON calibrations (judge_fingerprint, rubric_hash, created_at);
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -526,6 +581,7 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m006_aggregates", _pg_m006_aggregates),
     ("_m008_audit", _pg_m008_audit),
     ("_m009_retention", _pg_m009_retention),
+    ("_m010_calibrations", _pg_m010_calibrations),
     ("_m015_answer_times", _pg_m015_answer_times),
     ("_m016_routes", _pg_m016_routes),
 ]

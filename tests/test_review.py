@@ -1,0 +1,124 @@
+"""``evals review export`` / ``import``: the answers people should score, and their scores back as labels."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+from builders import make_run
+from click.testing import CliRunner
+
+from evals.cli import main
+from evals.labels import load_labels
+from evals.review import review_run, select_rows
+from evals.store import Store
+
+
+def _run(store: Store) -> None:
+    """geo-ok: a clear 5; geo-low: a clear 1; geo-err: a judge error; geo-edge: a 4 (at the pass line);
+    math-panel: two judges 3 points apart; math-split: one judge asked twice, 2 then 5 (mean 3.5)."""
+    make_run(
+        store, "run-01",
+        {"geo-ok": [5], "geo-low": [1], "geo-err": [None], "geo-edge": [4], "math-panel": [5], "math-split": [2]},
+    )  # fmt: skip
+    verdicts = {(j.item_id, j.judge): j for j in store.verdicts("run-01")}
+    panel = verdicts[("math-panel", "claude-test")]
+    store.save_judgment(dataclasses.replace(panel, judge="gpt (gpt-test)", score=2.0))
+    split = verdicts[("math-split", "claude-test")]
+    store.save_judgment(dataclasses.replace(split, repeat=1, score=5.0))
+
+
+def export(*args: str):
+    return CliRunner().invoke(main, ["review", "export", *args], catch_exceptions=False)
+
+
+def test_export_picks_errors_disagreements_and_boundary_verdicts(open_store, tmp_path):
+    with open_store() as store:
+        _run(store)
+        rows = select_rows(review_run(store, "run-01"))
+    reasons = {r.id.split("/")[1]: r.reason for r in rows}
+    assert set(reasons) == {"geo-err", "math-panel", "math-split", "geo-edge"}
+    assert reasons["geo-err"].startswith("judge error: unparseable verdict")
+    assert reasons["math-panel"].startswith("judges disagree by 2+ points (claude-test 5, gpt (gpt-test) 2)")
+    assert reasons["math-split"].startswith("claude-test's repeated verdicts disagree (2, 5)")
+    assert "at the pass boundary (score 3.5, pass from 4)" in reasons["math-split"]
+    assert reasons["geo-edge"] == "at the pass boundary (score 4, pass from 4)"
+    # ranked by the first reason: errors, then panels, then split repeats, then the boundary
+    assert [r.id.split("/")[1] for r in rows] == ["geo-err", "math-panel", "math-split", "geo-edge"]
+
+
+def test_export_writes_csv_and_jsonl_with_blank_scores_and_limit(tmp_path):
+    with Store(tmp_path / "reports") as store:
+        _run(store)
+    result = export("run-01", "--limit", "2")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "reports" / "review" / "run-01"
+    lines = [json.loads(line) for line in (folder / "review.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["run-01/geo-err/0", "run-01/math-panel/0"]
+    assert all(line["human_score"] is None for line in lines)
+    assert lines[0]["answer"] == "answer geo-err" and lines[0]["reference"] == "ref geo-err"
+    with (folder / "review.csv").open(newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [row["human_score"] for row in table] == ["", ""]
+    assert table[1]["reason"].startswith("judges disagree")
+
+
+def test_review_round_trip_into_a_labels_file(tmp_path):
+    with Store(tmp_path / "reports") as store:
+        _run(store)
+    assert export("run-01", "--out", "rev").exit_code == 0
+    with (tmp_path / "rev" / "review.csv").open(newline="") as f:
+        table = list(csv.DictReader(f))
+    table[0]["human_score"], table[0]["rater"] = "2", "ana"
+    table[1]["human_score"] = "4"  # table[2] and [3] left blank
+    with (tmp_path / "filled.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    result = CliRunner().invoke(main, ["review", "import", "filled.csv", "--into", "labels/mine.jsonl"])
+    assert result.exit_code == 0, result.output
+    assert "appended 2 scored rows" in result.output and "skipped 2 rows without a score" in result.output
+    labels = load_labels(tmp_path / "labels" / "mine.jsonl")
+    assert [(r.id, r.human_score, r.rater) for r in labels.rows] == [
+        ("run-01/geo-err/0", 2, "ana"), ("run-01/math-panel/0", 4, None)
+    ]  # fmt: skip
+    # a second import appends (another person's scores of the same answers)
+    table[0]["rater"] = "ben"
+    with (tmp_path / "ben.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table[:1])
+    assert (
+        CliRunner().invoke(main, ["review", "import", "ben.csv", "--into", "labels/mine.jsonl"]).exit_code
+        == 0
+    )
+    assert len(load_labels(tmp_path / "labels" / "mine.jsonl").rows) == 3
+
+
+def test_import_reports_bad_scores_with_file_and_line(tmp_path):
+    (tmp_path / "filled.jsonl").write_text(
+        json.dumps({"id": "a", "question": "q", "answer": "x", "human_score": None}) + "\n"
+        + json.dumps({"id": "b", "question": "q", "answer": "y", "human_score": 7}) + "\n"
+    )  # fmt: skip
+    result = CliRunner().invoke(main, ["review", "import", "filled.jsonl"])
+    assert result.exit_code == 2
+    assert "filled.jsonl:2: human_score: expected an integer from 1 to 5, got 7" in result.output
+    assert not (tmp_path / "labels.jsonl").exists()
+
+
+def test_a_purged_run_cannot_be_exported(tmp_path):
+    with Store(tmp_path / "reports") as store:
+        _run(store)
+        for answer in store.answers("run-01").values():
+            store.save_answer(dataclasses.replace(answer, text=None))
+    result = export("run-01")
+    assert result.exit_code == 2
+    assert "answer text was purged" in result.output
+
+
+def test_unknown_run_is_an_error(tmp_path):
+    with Store(tmp_path / "reports") as store:
+        _run(store)
+    result = export("run-99")
+    assert result.exit_code == 2 and "no run 'run-99'" in result.output
