@@ -13,9 +13,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evals.errors import ConfigError
+from evals.perimeter import is_external
 from evals.secrets import safe_url, url_secrets
 from evals.userfiles import load_yaml, validation_errors
 
@@ -93,6 +94,9 @@ class Endpoint(BaseModel):
     """Price of a million completion tokens (an API)."""
     price_per_hour: float | None = Field(default=None, ge=0)
     """Price of an hour of the server (self-hosted), charged for the run's wall time."""
+    external: bool | None = None
+    """Whether calls leave the perimeter (redaction, restricted items): None decides by the host (loopback
+    or ``internal_hosts``: internal; anything else, or no base_url: external)."""
 
     @field_validator("base_url")
     @classmethod
@@ -150,6 +154,10 @@ class Endpoint(BaseModel):
                 "OPENAI_API_KEY), not a key; put the key in that variable, never in this file"
             )
         return name
+
+    def is_external(self) -> bool:
+        """Whether calls to this endpoint leave the perimeter (``evals.perimeter.is_external``)."""
+        return is_external(self.provider, self.base_url, self.external)
 
     @property
     def key_env(self) -> str | None:
@@ -215,6 +223,19 @@ class ScorecardSettings(BaseModel):
     """Runs of the suite shown in the history charts."""
 
 
+class RedactionSettings(BaseModel):
+    """What is removed from text before it goes to an external endpoint (``redaction:`` in evals.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    """Redact before every external call; ``false`` sends text as written (the run's snapshot and the
+    scorecard then say "not redacted")."""
+    ner_model: str | None = None
+    """An installed spaCy model package (``en_core_web_sm``) that finds names and places; without one, only
+    the pattern recognizers run, and every run says so."""
+
+
 class Config(BaseModel):
     """The whole configuration file."""
 
@@ -240,6 +261,10 @@ class Config(BaseModel):
     """Thresholds of weak areas and drift."""
     default_judge: str | None = None
     """Judge used when ``--judge`` is not given (default: the first judge whose key is set, else offline)."""
+    internal_hosts: list[str] = Field(default_factory=list)
+    """Hosts inside the perimeter besides loopback: ``vllm.internal`` or ``*.corp.example``."""
+    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    """Redaction before external calls (see docs/redaction.md)."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
 
@@ -252,6 +277,15 @@ class Config(BaseModel):
                 "expected the NAME of an environment variable (e.g. EVALS_DB_PASSWORD), not a password"
             )
         return name
+
+    @model_validator(mode="after")
+    def _resolve_external(self) -> Config:
+        # Each endpoint's ``external`` becomes a definite answer, kept in every run's config snapshot.
+        for endpoint in (*self.models.values(), *self.judges.values()):
+            endpoint.external = is_external(
+                endpoint.provider, endpoint.base_url, endpoint.external, self.internal_hosts
+            )
+        return self
 
     def model(self, name: str | None) -> tuple[str, Endpoint]:
         """The named model (or the default one)."""

@@ -205,6 +205,23 @@ def _m006_aggregates(db: sqlite3.Connection) -> None:
     )
 
 
+def _m007_redactions(db: sqlite3.Connection) -> None:
+    # Identifiers replaced by placeholders in what was sent to an external endpoint, per call and kind.
+    db.executescript(
+        """
+        CREATE TABLE redactions (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (run_id, item_id, sample, role, kind)
+        );
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -212,6 +229,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m004_provenance,
     _m005_verdict_key,
     _m006_aggregates,
+    _m007_redactions,
 ]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
@@ -375,6 +393,22 @@ def _pg_m006_aggregates(execute: Execute) -> None:
     )
 
 
+def _pg_m007_redactions(execute: Execute) -> None:
+    execute(
+        """
+        CREATE TABLE redactions (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (run_id, item_id, sample, role, kind)
+        );
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -382,5 +416,6 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m004_provenance", _pg_m004_provenance),
     ("_m005_verdict_key", _pg_m005_verdict_key),
     ("_m006_aggregates", _pg_m006_aggregates),
+    ("_m007_redactions", _pg_m007_redactions),
 ]
 """The same steps under the same names, in PostgreSQL's dialect."""
