@@ -188,18 +188,29 @@ class Redactor:
         return _build_analyzer(self.patterns, self.ner_model if self.ner_active else None)
 
     def redact(self, texts: Sequence[str | None]) -> Redacted:
-        """Redact ``texts`` with one mapping: a value seen again, in any of them, gets the same placeholder."""
+        """Redact ``texts`` with one mapping: a value seen again, in any of them, gets the same placeholder.
+
+        A value found in one text is replaced wherever else it occurs in them, even where its recognizer
+        alone would not have found it (an MRN in the reference without the word "MRN" beside it).
+        """
+        found = [self._candidates(text) if text else [] for text in texts]
+        known: dict[str, str] = {}
+        for text, candidates in zip(texts, found, strict=True):
+            for start, end, kind, _ in _resolve(candidates):
+                known.setdefault((text or "")[start:end], kind)
         mapping: dict[str, str] = {}
         by_value: dict[tuple[str, str], str] = {}
         numbers: Counter[str] = Counter()
         counts: Counter[str] = Counter()
         out: list[str | None] = []
-        for text in texts:
+        for text, candidates in zip(texts, found, strict=True):
             if not text:
                 out.append(text)
                 continue
+            for value, kind in known.items():
+                candidates += [(m.start(), m.end(), kind, 1.0) for m in re.finditer(re.escape(value), text)]
             parts, last = [], 0
-            for start, end, kind in self._spans(text):
+            for start, end, kind, _ in _resolve(candidates):
                 value = text[start:end]
                 placeholder = by_value.get((kind, value))
                 if placeholder is None:
@@ -227,25 +238,24 @@ class Redactor:
             update = {"question": texts[0]}
         return RedactedItem(item.model_copy(update={**update, "reference": reference}), sent_answer, red)
 
-    def _spans(self, text: str) -> list[tuple[int, int, str]]:
-        """Non-overlapping (start, end, kind) in text order; overlaps go to the longest, then the surest."""
+    def _candidates(self, text: str) -> list[tuple[int, int, str, float]]:
+        """Every detection in ``text`` as (start, end, placeholder kind, score), overlaps included."""
         found = self._analyzer.analyze(text=text, language="en", score_threshold=THRESHOLD)
-        order = {kind: rank for rank, kind in enumerate(KINDS)}
-        custom = {p.name for p in self.patterns}
-        ranked = sorted(
-            found,
-            key=lambda r: (
-                -(r.end - r.start),
-                -r.score,
-                order.get(r.entity_type, -1 if r.entity_type in custom else 99),
-                r.start,
-            ),
-        )
-        chosen: list[tuple[int, int, str]] = []
-        for r in ranked:
-            if all(r.end <= s or r.start >= e for s, e, _ in chosen):
-                chosen.append((r.start, r.end, KINDS.get(r.entity_type, r.entity_type)))
-        return sorted(chosen)
+        return [(r.start, r.end, KINDS.get(r.entity_type, r.entity_type), r.score) for r in found]
+
+
+_ORDER = {kind: rank for rank, kind in enumerate(KINDS.values())}
+
+
+def _resolve(candidates: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
+    """Non-overlapping detections in text order: the longest wins, then the surest, then the kind listed
+    first in ``KINDS`` (a suite's own kinds before all of them), then the earliest."""
+    ranked = sorted(candidates, key=lambda c: (-(c[1] - c[0]), -c[3], _ORDER.get(c[2], -1), c[0], c[2]))
+    chosen: list[tuple[int, int, str, float]] = []
+    for candidate in ranked:
+        if all(candidate[1] <= c[0] or candidate[0] >= c[1] for c in chosen):
+            chosen.append(candidate)
+    return sorted(chosen)
 
 
 def _build_analyzer(patterns: Sequence[CustomPattern], ner_model: str | None) -> Any:

@@ -24,6 +24,7 @@ from evals.cli.gate import baseline, gate, rollback
 from evals.cli.judge import judge
 from evals.cli.local import demo, model, serve_local
 from evals.cli.project import init, rubric
+from evals.cli.redact import redact
 from evals.cli.report import compare, index, report
 from evals.cli.run import run, suite
 from evals.cli.runs import runs
@@ -91,7 +92,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 COMMANDS = (
     init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback, runs,
-    store, import_, export, judge,
+    store, import_, export, judge, redact,
 )  # fmt: skip
 for command in COMMANDS:
     main.add_command(command)

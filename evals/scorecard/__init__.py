@@ -38,6 +38,7 @@ from evals.scorecard.models import (
     SelectionInfo,
     SideCost,
 )
+from evals.scorecard.redactions import redaction_info
 from evals.store import Store
 from evals.store.aggregates import OVERALL, AreaAggregate
 
@@ -274,4 +275,5 @@ def build_scorecard(
         items=_item_rows(rows, base_rows, paired, settings),
         history=history(store, run, settings.history, settings.pass_score),
         cost=_cost(run, rows),
+        redaction=redaction_info(store, run),
     )

@@ -206,7 +206,7 @@ def _m006_aggregates(db: sqlite3.Connection) -> None:
 
 
 def _m007_redactions(db: sqlite3.Connection) -> None:
-    # Identifiers replaced by placeholders in what was sent to an external endpoint, per call and kind.
+    # Identifiers replaced by placeholders in what one call sent to an external endpoint, by kind (JSON).
     db.executescript(
         """
         CREATE TABLE redactions (
@@ -214,9 +214,8 @@ def _m007_redactions(db: sqlite3.Connection) -> None:
             item_id TEXT NOT NULL,
             sample INTEGER NOT NULL,
             role TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            n INTEGER NOT NULL,
-            PRIMARY KEY (run_id, item_id, sample, role, kind)
+            counts_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_id, sample, role)
         );
         """
     )
@@ -401,9 +400,8 @@ def _pg_m007_redactions(execute: Execute) -> None:
             item_id TEXT NOT NULL,
             sample INTEGER NOT NULL,
             role TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            n INTEGER NOT NULL,
-            PRIMARY KEY (run_id, item_id, sample, role, kind)
+            counts_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_id, sample, role)
         );
         """
     )
