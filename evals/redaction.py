@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import metadata
 from typing import Any
 
@@ -258,8 +258,10 @@ def _resolve(candidates: list[tuple[int, int, str, float]]) -> list[tuple[int, i
     return sorted(chosen)
 
 
-def _build_analyzer(patterns: Sequence[CustomPattern], ner_model: str | None) -> Any:
-    """Presidio's analyzer on a blank (or NER) spaCy pipeline, with our recognizers only."""
+@cache
+def _build_analyzer(patterns: tuple[CustomPattern, ...], ner_model: str | None) -> Any:
+    """Presidio's analyzer on a blank (or NER) spaCy pipeline, with our recognizers only; built once per
+    set of patterns in a process (it takes a second or more), then only read."""
     import spacy  # heavy: imported when the first text is redacted
     import tldextract
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
