@@ -89,6 +89,7 @@ def judgment_key(
     answer: str,
     sent: Callable[[str], str] | None = None,
     truncated: bool = False,
+    redaction: str | None = None,
 ) -> str:
     """What makes two judgments interchangeable: the judge, the rubric version, question, reference, answer.
 
@@ -100,7 +101,8 @@ def judgment_key(
     ``sent`` turns each text into what the judge is sent (marker defusing): the key follows it, so that a
     text whose markers are defused differently than when it was judged (a new look-alike caught) is judged
     again, while texts without markers, sent as written, keep their keys. ``truncated``: the judge is told the
-    answer was cut off, which is not the same grading as of the same text given whole.
+    answer was cut off, which is not the same grading as of the same text given whole. ``redaction``: the
+    redactor's version (``evals.redaction``) when the judge is sent redacted text, which it grades differently.
     """
     seen = sent or (lambda text: text)
     who: dict[str, Any] = {"judge_model": judge} if isinstance(judge, str) else {"judge": judge.digest}
@@ -113,4 +115,6 @@ def judgment_key(
     }
     if truncated:  # only then: the keys of whole answers stay what they were
         graded["truncated"] = True
+    if redaction is not None:  # likewise: keys of judgments made without redaction are unchanged
+        graded["redaction"] = redaction
     return content_hash(graded)

@@ -13,9 +13,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evals.errors import ConfigError
+from evals.perimeter import is_external
 from evals.secrets import safe_url, url_secrets
 from evals.userfiles import load_yaml, validation_errors
 
@@ -96,6 +97,9 @@ class Endpoint(BaseModel):
     in ``evals export weak``. Frontier APIs' terms forbid training other models on their outputs."""
     price_per_hour: float | None = Field(default=None, ge=0)
     """Price of an hour of the server (self-hosted), charged for the time it was busy with the run."""
+    external: bool | None = None
+    """Whether calls leave the perimeter (redaction, restricted items): None decides by the host (loopback
+    or ``internal_hosts``: internal; anything else, or no base_url: external)."""
 
     @field_validator("base_url")
     @classmethod
@@ -153,6 +157,10 @@ class Endpoint(BaseModel):
                 "OPENAI_API_KEY), not a key; put the key in that variable, never in this file"
             )
         return name
+
+    def is_external(self) -> bool:
+        """Whether calls to this endpoint leave the perimeter (``evals.perimeter.is_external``)."""
+        return is_external(self.provider, self.base_url, self.external)
 
     @property
     def key_env(self) -> str | None:
@@ -270,6 +278,19 @@ class RetentionSettings(BaseModel):
     """Purge runs approved as baselines too (by default their text is kept, for side-by-side review)."""
 
 
+class RedactionSettings(BaseModel):
+    """What is removed from text before it goes to an external endpoint (``redaction:`` in evals.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    """Redact before every external call; ``false`` sends text as written (the run's snapshot and the
+    scorecard then say "not redacted")."""
+    ner_model: str | None = None
+    """An installed spaCy model package (``en_core_web_sm``) that finds names and places; without one, only
+    the pattern recognizers run, and every run says so."""
+
+
 class Config(BaseModel):
     """The whole configuration file."""
 
@@ -301,6 +322,10 @@ class Config(BaseModel):
     """The self-hosted side's costs; without it the routing table shows no self-hosted cost."""
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     """How long the text of runs is kept (``evals purge``)."""
+    internal_hosts: list[str] = Field(default_factory=list)
+    """Hosts inside the perimeter besides loopback: ``vllm.internal`` or ``*.corp.example``."""
+    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    """Redaction before external calls (see docs/redaction.md)."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
 
@@ -313,6 +338,15 @@ class Config(BaseModel):
                 "expected the NAME of an environment variable (e.g. EVALS_DB_PASSWORD), not a password"
             )
         return name
+
+    @model_validator(mode="after")
+    def _resolve_external(self) -> Config:
+        # Each endpoint's ``external`` becomes a definite answer, kept in every run's config snapshot.
+        for endpoint in (*self.models.values(), *self.judges.values()):
+            endpoint.external = is_external(
+                endpoint.provider, endpoint.base_url, endpoint.external, self.internal_hosts
+            )
+        return self
 
     def model(self, name: str | None) -> tuple[str, Endpoint]:
         """The named model (or the default one)."""

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from evals.callcontext import calling
-from evals.config import Endpoint
+from evals.config import Endpoint, RedactionSettings
 from evals.errors import ConfigError, ProviderError
-from evals.providers import build_provider
+from evals.outbound import outbound_provider
 from evals.records import CompletionRequest, Item
 from evals.references import REFERENCE_SOURCE, write_suite
 
@@ -200,8 +200,12 @@ def generate(
     n: int,
     out: Path,
     chunk_chars: int = 4000,
+    redaction: RedactionSettings | None = None,
 ) -> tuple[list[Item], GenerateReport]:
-    """Write about ``n`` checked items of ``area`` from ``paths`` to the suite file ``out`` (JSONL)."""
+    """Write about ``n`` checked items of ``area`` from ``paths`` to the suite file ``out`` (JSONL).
+
+    An external generator reads the chunks redacted (``redaction``); its items come back with the values
+    restored, for local review."""
     report = GenerateReport()
     pieces = document_chunks(paths, chunk_chars)
     if not pieces:
@@ -216,7 +220,9 @@ def generate(
     todo = [c for c in pieces if c.key not in done]
     if todo:
         asyncio.run(
-            _ask_all(todo, generator_name, generator, area, per_chunk, progress, settings, done, report)
+            _ask_all(
+                todo, generator_name, generator, area, per_chunk, progress, settings, done, report, redaction
+            )
         )
     items = _checked_items(pieces, done, generator_name, generator, area, report)[:n]
     report.kept = len(items)
@@ -241,8 +247,9 @@ def _read_progress(path: Path, settings: dict[str, Any]) -> dict[str, dict[str, 
 async def _ask_all(
     todo: list[Chunk], name: str, endpoint: Endpoint, area: str, per_chunk: int, progress: Path,
     settings: dict[str, Any], done: dict[str, dict[str, Any]], report: GenerateReport,
+    redaction: RedactionSettings | None = None,
 ) -> None:  # fmt: skip
-    provider = build_provider(name, endpoint)
+    provider = outbound_provider(name, endpoint, redaction)
     pending = iter(todo)
 
     async def worker() -> None:
@@ -341,7 +348,7 @@ def estimate_difficulty(items: list[Item], model_name: str, model: Endpoint, jud
     from evals.reasoning import separate
 
     async def trial() -> list[Item]:
-        provider = build_provider(model_name, model)
+        provider = outbound_provider(model_name, model, None)
         out = list(items)
         pending = iter(range(len(items)))
 

@@ -16,6 +16,7 @@ the rest of the run (the runner records it in the run's manifest, so a resumed r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ from evals.providers import Provider, build_provider
 from evals.providers.health import FAIL_AFTER
 from evals.providers.retry import CallError
 from evals.records import Completion, CompletionRequest, Item, Verdict, content_hash
+from evals.redaction import Redacted, Redactor, record_redactions
 from evals.reference_judge import ReferenceJudge
 from evals.rubrics import Rubric, RubricBook, RubricSearch
 from evals.userfiles import parse_json
@@ -303,8 +305,10 @@ class LLMJudge:
         provider: Provider,
         rubrics_dir: RubricSearch | Path,
         mode: str | None = None,
+        redactor: Redactor | None = None,
     ):
-        """``mode``: the output mode settled on earlier in this run (a resumed run)."""
+        """``mode``: the output mode settled on earlier in this run (a resumed run); ``redactor``: what
+        redacts question, reference and answer before they are sent (an external judge)."""
         self.name = name
         self.endpoint = endpoint
         self.provider = provider
@@ -318,6 +322,7 @@ class LLMJudge:
         self.on_fallback: Callable[[str], None] | None = None
         """Called with the new mode when ``auto`` steps down (the runner records it with the run)."""
         self.rubrics = RubricBook(rubrics_dir, endpoint.rubric)
+        self.redactor = redactor
 
     @property
     def identity(self) -> JudgeIdentity:
@@ -330,7 +335,10 @@ class LLMJudge:
 
     def cache_key(self, item: Item, answer: str, truncated: bool = False) -> str:
         """Hash of (judge identity, rubric hash, question, reference, answer as the judge is sent them)."""
-        return judgment_key(self.identity, self.rubric_for(item), item, answer, neutralize, truncated)
+        redaction = self.redactor.version if self.redactor is not None else None
+        return judgment_key(
+            self.identity, self.rubric_for(item), item, answer, neutralize, truncated, redaction
+        )
 
     def request(
         self, item: Item, answer: str, mode: str | None = None, truncated: bool = False
@@ -381,8 +389,23 @@ class LLMJudge:
     async def grade(self, item: Item, answer: str, *, truncated: bool = False) -> Verdict:
         """Ask the judge, once more if the verdict is unparseable; outages and bad verdicts become errors.
 
-        ``truncated``: the answer was cut off at the model's token limit (the judge is told so).
+        ``truncated``: the answer was cut off at the model's token limit (the judge is told so). With a
+        redactor, the judge is sent question, reference and answer redacted together; the counts go to the
+        call context, and the rationale and raw reply are stored with the placeholders mapped back.
         """
+        redacted: Redacted | None = None
+        if self.redactor is not None:
+            sent = self.redactor.redact_item(item, answer)
+            item, answer, redacted = sent.item, sent.answer or "", sent.redacted
+            record_redactions(sent.counts)
+        verdict = await self._grade(item, answer, truncated)
+        if redacted is None:
+            return verdict
+        return dataclasses.replace(
+            verdict, rationale=redacted.restore(verdict.rationale), raw=redacted.restore(verdict.raw)
+        )
+
+    async def _grade(self, item: Item, answer: str, truncated: bool) -> Verdict:
         spent = _Spent()
         raw: str | None = None
         problem = ""
@@ -453,12 +476,14 @@ def build_judge(
     *,
     mode: str | None = None,
     fail_after: int = FAIL_AFTER,
+    redactor: Redactor | None = None,
 ) -> Judge:
     """The judge for a configured endpoint: the offline reference judge, or a model behind a provider.
 
-    ``mode``: the output mode ``structured: auto`` settled on earlier in this run (a resumed run).
+    ``mode``: the output mode ``structured: auto`` settled on earlier in this run (a resumed run);
+    ``redactor``: redacts what an external judge is sent (None: text goes as written).
     """
     if endpoint.provider == OFFLINE:
         return ReferenceJudge(name, rubrics_dir, rubric=endpoint.rubric)
     provider = build_provider(name, endpoint, fail_after)
-    return LLMJudge(name, endpoint, provider, rubrics_dir, mode)
+    return LLMJudge(name, endpoint, provider, rubrics_dir, mode, redactor)

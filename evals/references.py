@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from evals.callcontext import calling
-from evals.config import Endpoint
+from evals.config import Endpoint, RedactionSettings
 from evals.errors import ProviderError
 from evals.files import write_atomic
-from evals.providers import build_provider
+from evals.outbound import outbound_provider
+from evals.providers import Provider
 from evals.reasoning import separate
 from evals.records import CompletionRequest, Item
 from evals.suites import Suite, load_suite
@@ -93,13 +94,14 @@ def write_suite(path: Path, items: list[Item]) -> None:
 
 
 def fill_references(
-    suite: Suite, model_name: str, endpoint: Endpoint, out: Path, external: bool = True
+    suite: Suite, model_name: str, endpoint: Endpoint, out: Path, redaction: RedactionSettings | None = None
 ) -> FillReport:
     """Give every item of ``suite`` without a reference the answer of ``model_name``; write the suite to ``out``.
 
-    An ``out`` left by an interrupted fill is read first and its references kept. ``external``: the model
-    is outside the perimeter, so restricted items are left as they are.
+    An ``out`` left by an interrupted fill is read first and its references kept. A model outside the
+    perimeter (``Endpoint.is_external``) gets no restricted item, and the others redacted (``redaction``).
     """
+    external = endpoint.is_external()
     report = FillReport()
     done: dict[str, Item] = {}
     if out.exists():
@@ -117,15 +119,16 @@ def fill_references(
         else:
             todo.append(n)
     if todo:
-        asyncio.run(_ask_all(items, todo, model_name, endpoint, out, report))
+        provider = outbound_provider(model_name, endpoint, redaction, suite.patterns)
+        asyncio.run(_ask_all(items, todo, provider, endpoint, out, report))
     write_suite(out, items)
     return report
 
 
 async def _ask_all(
-    items: list[Item], todo: list[int], model_name: str, endpoint: Endpoint, out: Path, report: FillReport
+    items: list[Item], todo: list[int], provider: Provider, endpoint: Endpoint, out: Path, report: FillReport
 ) -> None:
-    provider = build_provider(model_name, endpoint)
+    model_name = provider.name
     pending = iter(todo)
     since_save = 0
 

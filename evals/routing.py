@@ -115,10 +115,13 @@ def _ref(m: RunManifest) -> RunRef:
 
 
 def model_input(m: RunManifest) -> str | None:
-    """How the text a run's model saw was changed before it was sent (its redaction), None when it went as
-    written; two runs are paired only when their models saw the same text."""
-    redaction = m.config.get("model_redaction")
-    return None if redaction is None else str(redaction)
+    """How the text a run's model saw was changed before it was sent: the redaction's version when the model
+    was external and redacted (``redaction`` in the run's config, ``evals.outbound``), None when it went as
+    written. Two runs are paired only when their models saw the same text."""
+    redaction = m.config.get("redaction") or {}
+    if redaction.get("model_external") and redaction.get("status") == "redacted":
+        return str(redaction.get("version") or "redacted")
+    return None
 
 
 def check_comparable(store: Store, local: RunManifest, frontier: RunManifest) -> None:
@@ -135,11 +138,17 @@ def check_comparable(store: Store, local: RunManifest, frontier: RunManifest) ->
             f"evals judge rerun {local.run_id} --judge {frontier.judge_name}"
         )
     if model_input(local) != model_input(frontier):
-        raise RouteError(
-            f"the frontier run {frontier.run_id} answered redacted text ({model_input(frontier)}) and the local "
-            f"run {local.run_id} did not ({model_input(local) or 'as written'}): run the local model on the same "
-            "redacted suite to pair them"
-        )
+        from evals.store.redactions import redacted_items
+
+        changed = {run.run_id: redacted_items(store, run.run_id, "model") for run in (local, frontier)}
+        if any(changed.values()):  # redaction replaced something: the two models did not read the same text
+            run_id, items = next((r, i) for r, i in changed.items() if i)
+            raise RouteError(
+                f"redaction changed what the model of run {run_id} read ({sum(items.values())} identifier(s) "
+                f"in {len(items)} item(s), e.g. {next(iter(items))}) and the other run read the text as "
+                "written: their scores on those items are not comparable. Pair runs whose models read the same "
+                "text (mark identifiers out of the suite, or leave those items out with --area/--item-tag)"
+            )
 
 
 def _sensitivity(store: Store, run_id: str) -> dict[str, Sensitivity]:

@@ -16,6 +16,7 @@ endpoint whose first calls all fail the same way stops it (``EndpointFailing``),
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -26,10 +27,11 @@ from typing import Protocol
 from evals import audit
 from evals.budget import Budget
 from evals.callcontext import calling
-from evals.config import Endpoint, JudgeEndpoint
+from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError, ProviderError, StoreError
 from evals.interrupts import run_until_terminated
 from evals.judging import Judge, LLMJudge, build_judge
+from evals.outbound import plan_perimeter
 from evals.plan import (
     MAX_SAMPLES,
     check_free,
@@ -56,6 +58,7 @@ from evals.records import (
 from evals.results import ResultRow
 from evals.rubrics import RubricSearch
 from evals.store import Store
+from evals.store.redactions import save_redactions
 from evals.store.retention import warn_if_written_in_clear
 from evals.suites import Suite
 
@@ -208,9 +211,19 @@ async def execute(
             held = budget.hold_answer(unit.item) if budget else 0.0
             if held is None:
                 return  # over budget: the unit stays unanswered, for a resume
-            with calling(manifest.run_id, unit.item.id, unit.sample, "model"):
+            with calling(manifest.run_id, unit.item.id, unit.sample, "model") as context:
                 answer = await _ask(
                     model, manifest.run_id, unit, manifest.config["model"].get("reasoning", "separate")
+                )
+            if context.redactions:
+                await asyncio.to_thread(
+                    save_redactions,
+                    store,
+                    manifest.run_id,
+                    unit.item.id,
+                    unit.sample,
+                    "model",
+                    context.redactions,
                 )
             if budget:
                 budget.settle(held, "model", answer.tokens_in, answer.tokens_out, answer.error is not None)
@@ -357,8 +370,12 @@ async def _judge_once(
             held = budget.hold_judgment(judge, unit.item, answer, unit.truncated) if budget else 0.0
             if held is None:
                 raise _OverBudget
-            with calling(run_id, unit.item.id, unit.sample, "judge"):
+            with calling(run_id, unit.item.id, unit.sample, "judge") as context:
                 verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
+            if context.redactions:
+                await asyncio.to_thread(
+                    save_redactions, store, run_id, unit.item.id, unit.sample, "judge", context.redactions
+                )
             if budget:
                 budget.settle(held, "judge", verdict.tokens_in, verdict.tokens_out, verdict.error is not None)
             judgment = Judgment(
@@ -399,6 +416,7 @@ def run_suite(
     selection: Selection | None = None,
     max_cost: float | None = None,
     judge_repeats: int = 1,
+    redaction: RedactionSettings | None = None,
 ) -> RunOutcome:
     """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point.
 
@@ -409,7 +427,8 @@ def run_suite(
     Raises ``KeyboardInterrupt`` on Ctrl-C or SIGTERM and ``EndpointFailing`` on such an endpoint, in both
     cases with the run marked ``interrupted`` and its results exported. ``selection`` (what part of the
     suite a new run asks) is recorded in the manifest; ``max_cost`` is the most this invocation may spend
-    (``Budget``), which needs the endpoints' token prices.
+    (``Budget``), which needs the endpoints' token prices. ``redaction``: how text bound for an external
+    endpoint is redacted (``evals.outbound``); restricted items bound there are refused before the run exists.
     """
     budget = None
     if max_cost is not None:
@@ -445,19 +464,32 @@ def run_suite(
                 done.manifest = store.run(manifest.run_id)
                 return done
             mode = structured_mode(manifest)
+        perimeter = plan_perimeter(
+            (model_name, model_endpoint),
+            (judge_name, judge_endpoint),
+            redaction,
+            suite.patterns if suite else (),
+        )
+        perimeter.check(suite.items if suite else store.items(manifest.run_id))
         # Every endpoint is checked and its client built before the run exists: a bad config leaves no run.
-        judge = build_judge(judge_name, judge_endpoint, rubrics_dir, mode=mode, fail_after=fail_after)
+        judge = build_judge(
+            judge_name, judge_endpoint, rubrics_dir, mode=mode, fail_after=fail_after,
+            redactor=perimeter.judge_redactor(),
+        )  # fmt: skip
         model: Provider | None = None
         try:
             for item in suite.items if suite else ():
                 judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
-            model = build_provider(model_name, model_endpoint, fail_after)
+            model = perimeter.model_provider(build_provider(model_name, model_endpoint, fail_after))
             if resume is None:
                 assert suite is not None  # checked above
                 manifest = plan_run(
                     suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id, selection,
                     judge_repeats,
                 )  # fmt: skip
+                manifest = dataclasses.replace(
+                    manifest, config={**manifest.config, "redaction": perimeter.snapshot()}
+                )
                 held.enter_context(store.lock_run(manifest.run_id))
                 check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
                 warn_if_written_in_clear(store)

@@ -22,7 +22,9 @@ from pydantic import ValidationError
 from evals.errors import EvalsError, Problem, SuiteError
 from evals.names import InvalidName, check_label
 from evals.records import Item, Message, content_hash
+from evals.redaction import CustomPattern
 from evals.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
+from evals.sensitivity import AreaLevels, read_suite_policy, resolve_level
 from evals.userfiles import (
     JsonProblem,
     UserFileError,
@@ -37,7 +39,7 @@ from evals.userfiles import (
 SUITE_EXTENSIONS = (".yaml", ".yml", ".jsonl", ".csv", ".parquet")
 """File types a suite can be written in; a folder's other files (README, notes) are ignored."""
 ITEM_FIELDS = tuple(Item.model_fields)
-YAML_KEYS = ("suite", "defaults", "items")
+YAML_KEYS = ("suite", "defaults", "items", "sensitivity", "areas", "redact")
 HF_PREFIX = "hf:"
 HF_DEFAULT_SPLIT = "test"
 # Fields that hold text: a number written there (`reference: 42`, a CSV id 7) means its digits.
@@ -66,10 +68,12 @@ class Suite:
     """In file order; for a folder, its files sorted by name."""
     hash: str
     """Content hash of the items sorted by id: equal hashes mean the same questions."""
+    patterns: tuple[CustomPattern, ...] = ()
+    """The suite's own identifiers to redact (``redact:`` in its YAML), besides the built-in kinds."""
 
     def head(self, n: int) -> Suite:
         """The first ``n`` items as a suite of their own (with the hash of those items)."""
-        return _make_suite(self.name, self.path, self.items[:n])
+        return _make_suite(self.name, self.path, self.items[:n], self.patterns)
 
     def select(self, areas: Iterable[str] = (), tags: Iterable[str] = (), limit: int | None = None) -> Suite:
         """The items of any of ``areas`` that carry any of ``tags`` (empty: no filter), at most ``limit``.
@@ -101,7 +105,8 @@ class Suite:
                 f"{self.path}: no item is in area {' or '.join(areas)} and tagged {' or '.join(tags)}; "
                 "widen --area or --item-tag"
             )
-        return _make_suite(self.name, self.path, tuple(chosen[:limit] if limit is not None else chosen))
+        chosen = chosen[:limit] if limit is not None else chosen
+        return _make_suite(self.name, self.path, tuple(chosen), self.patterns)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -110,7 +115,7 @@ def load_suite(path: str | Path) -> Suite:
     items = _validate(read)
     if read.problems:
         raise SuiteError(_sorted(read.problems))
-    return _make_suite(read.name or str(path), str(path), tuple(items))
+    return _make_suite(read.name or str(path), str(path), tuple(items), tuple(read.policy.patterns))
 
 
 def find_problems(path: str | Path) -> list[Problem]:
@@ -139,9 +144,15 @@ def suites_in(path: str | Path) -> list[str]:
     return [str(Path(spec) / entry.name) for entry in inner if not entry.name.startswith(".")] or [spec]
 
 
-def _make_suite(name: str, path: str, items: tuple[Item, ...]) -> Suite:
-    dumped = [item.model_dump(mode="json") for item in sorted(items, key=lambda item: item.id)]
-    return Suite(name=name, path=path, items=items, hash=content_hash(dumped))
+def _make_suite(
+    name: str, path: str, items: tuple[Item, ...], patterns: tuple[CustomPattern, ...] = ()
+) -> Suite:
+    # Sensitivity is left out: it says where text may go, not what is asked (hashes stay comparable).
+    dumped = [
+        item.model_dump(mode="json", exclude={"sensitivity"})
+        for item in sorted(items, key=lambda item: item.id)
+    ]
+    return Suite(name=name, path=path, items=items, hash=content_hash(dumped), patterns=patterns)
 
 
 @dataclass
@@ -170,6 +181,8 @@ class _Read:
     records: list[_Record] = field(default_factory=list)
     name: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    policy: AreaLevels = field(default_factory=AreaLevels)
+    """Sensitivity (suite, per area) and custom redaction patterns declared in the suite's YAML."""
 
     def add(self, line: int | None, name: str | None, message: str) -> _Read:
         """Add a problem in this source."""
@@ -211,6 +224,7 @@ def _read_folder(spec: str, folder: Path) -> _Read:
             read = _read_file(str(Path(spec) / file.name), file)
             merged.records += read.records
             merged.problems += read.problems
+            merged.problems += merged.policy.merge(read.policy)
             merged.name = merged.name or read.name  # the first file that names the suite
     if not merged.records and not merged.problems:
         merged.add(None, None, f"empty folder: no suite files ({', '.join(SUITE_EXTENSIONS)}) in it")
@@ -270,6 +284,7 @@ def _read_yaml_suite(read: _Read, doc: YamlMapping) -> None:
     for key, line in doc.key_lines.items():
         if key not in YAML_KEYS:
             read.add(line, key, _unknown(key, YAML_KEYS, "top-level key"))
+    read.problems += read_suite_policy(read.path, doc, read.policy)
     read.name = doc.text.get("suite", "").strip() or None
     if "suite" in doc and not read.name:
         read.add(doc.key_lines["suite"], "suite", f"expected the suite's name, got {_describe(doc['suite'])}")
@@ -464,7 +479,8 @@ def _validate(read: _Read) -> list[Item]:
                 found.append(_at(record, ("id",), f"duplicate id {item_id!r} (first on {where})"))
         read.problems += found
         if item is not None and not found:
-            items.append(item)
+            items.append(item.model_copy(update={"sensitivity": resolve_level(item, read.policy)}))
+    read.problems += read.policy.unused_areas({record.data.get("area") for record in read.records})
     return items
 
 

@@ -38,7 +38,8 @@ def project(tmp_path, monkeypatch):
         config = {
             "models": {
                 "local": {"base_url": local.url, "model": "qwen"},
-                "claude": {"provider": "anthropic", "base_url": frontier.url, "model": "claude-x", "max_retries": 0},
+                "claude": {"provider": "anthropic", "base_url": frontier.url, "model": "claude-x", "max_retries": 0,
+                           "external": True},
                 "teacher": {"base_url": teacher.url, "model": "qwen-72b", "open_weights": True},
             },
             "judges": {"judge": {"provider": "anthropic", "base_url": judge.url, "model": "judge"}},
@@ -115,7 +116,8 @@ def test_an_open_weights_teachers_references_make_sft_and_preference_records(pro
     records = {
         r["metadata"]["item_id"]: r for r in map(json.loads, (folder / "weak.jsonl").read_text().splitlines())
     }
-    assert set(records) == {"q1", "q3"}  # the two answers the judge scored below 4
+    # the answers the judge scored below 4; the teacher is inside the perimeter, so restricted q4 got one too
+    assert set(records) == {"q1", "q3", "q4"}
     assert records["q1"]["chosen"] == "Paris" and records["q1"]["rejected"] == "Lyon"
     assert records["q1"]["metadata"]["judge_rationale"] == "wrong"
     assert CliRunner().invoke(main, ["export", "weak", "r1", "--out", "sft.jsonl"]).exit_code == 0

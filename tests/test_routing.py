@@ -45,7 +45,7 @@ def project(tmp_path, monkeypatch):
             "models": {
                 "local": {"base_url": local.url, "model": "qwen"},
                 "claude": {"provider": "anthropic", "base_url": frontier.url, "model": "claude-x",
-                           "price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0},
+                           "price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0, "external": True},
             },
             "judges": {"judge": {"provider": "anthropic", "base_url": judge.url, "model": "claude-judge"}},
             "usage": {"areas": {"easy": {"requests_per_month": 100000}, "hard": {"requests_per_month": 5000}}},
@@ -171,3 +171,30 @@ def test_traffic_csv_is_averaged_over_months_and_errors_name_the_line(tmp_path):
     path.write_text("area,requests\nbilling,lots\n")
     with pytest.raises(ConfigError, match=r"traffic.csv:2: requests must be a number"):
         read_traffic(path)
+
+
+def test_runs_whose_models_read_differently_redacted_text_are_refused(project, monkeypatch):
+    folder, frontier = project
+    SUITE_WITH_ID = [{**i, "question": i["question"] + " Reply to ana.perez@example.com"} if i["id"] == "easy-0" else i
+                     for i in SUITE if i["area"] != "secret"]  # fmt: skip
+    (folder / "suite2.jsonl").write_text("".join(json.dumps(i) + "\n" for i in SUITE_WITH_ID))
+    monkeypatch.setitem(LOCAL_RIGHT, "easy", N)
+    assert (
+        invoke(
+            "run", "--suite", "suite2.jsonl", "--model", "local", "--judge", "judge", "--run-id", "l2"
+        ).exit_code
+        == 0
+    )
+    assert (
+        invoke(
+            "run", "--suite", "suite2.jsonl", "--model", "claude", "--judge", "judge", "--run-id", "f2"
+        ).exit_code
+        == 0
+    )
+    assert not any("ana.perez@example.com" in json.dumps(body) for body in frontier.requests)
+    result = CliRunner().invoke(main, ["route", "--local", "l2", "--frontier", "f2"])
+    assert result.exit_code == 2
+    assert (
+        "redaction changed what the model of run f2 read (1 identifier(s) in 1 item(s), e.g. easy-0)"
+        in result.output
+    )

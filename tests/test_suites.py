@@ -91,7 +91,13 @@ def test_parquet_ids_and_text_tags_like_csv(tmp_path):
 def test_a_jsonl_line_with_exactly_id_area_question_reference_loads_as_it_is():
     suite = load_suite(data("four_fields.jsonl"))
     assert suite.items == (
-        Item(id="q1", area="geography", question="What is the capital of Japan?", reference="Tokyo"),
+        Item(
+            id="q1",
+            area="geography",
+            question="What is the capital of Japan?",
+            reference="Tokyo",
+            sensitivity="internal",  # the default level, resolved at load time
+        ),
     )
     assert suite.name == "four_fields"
 

@@ -28,6 +28,7 @@ from evals.cli.judge import judge
 from evals.cli.local import demo, model, serve_local
 from evals.cli.project import init, rubric
 from evals.cli.purge import purge
+from evals.cli.redact import redact
 from evals.cli.references import suite_references  # noqa: F401  (attaches to suite)
 from evals.cli.report import compare, index, report
 from evals.cli.review import review
@@ -99,7 +100,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 COMMANDS = (
     init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback,
-    runs, store, import_, export, judge, route, purge, audit, review,
+    runs, store, import_, export, judge, route, purge, audit, review, redact,
 )  # fmt: skip
 for command in COMMANDS:
     main.add_command(command)

@@ -93,16 +93,25 @@ def suite_generate(
             else "estimated cost: unknown (set the generator's prices)"
         )
         return
-    items, report = generate(sources, name, endpoint, area, count, out_path, chunk_chars)
+    items, report = generate(sources, name, endpoint, area, count, out_path, chunk_chars, config.redaction)
     if local_name is not None and items:
         from evals.judging import build_judge
+        from evals.outbound import outside_redactor
         from evals.references import write_suite
         from evals.rubrics import rubric_search
 
         local, local_endpoint = config.model(local_name)
         jname, jendpoint = config.judge(judge_name)
         items = estimate_difficulty(
-            items, local, local_endpoint, build_judge(jname, jendpoint, rubric_search(config))
+            items,
+            local,
+            local_endpoint,
+            build_judge(
+                jname,
+                jendpoint,
+                rubric_search(config),
+                redactor=outside_redactor(jendpoint, config.redaction),
+            ),
         )
         write_suite(out_path, items)
     out.print(

@@ -29,6 +29,7 @@ from evals.config import load_config
 from evals.errors import EvalsError
 from evals.judging import build_judge
 from evals.labels import load_labels
+from evals.outbound import outside_redactor
 from evals.plan import judge_fingerprint
 from evals.progress import RichReporter
 from evals.records import Item
@@ -93,7 +94,9 @@ def calibrate_command(
     name, endpoint = config.judge(judge_name)
     if rubric_name is not None:
         endpoint = endpoint.model_copy(update={"rubric": rubric_name})
-    grader = build_judge(name, endpoint, rubric_search(config))
+    grader = build_judge(
+        name, endpoint, rubric_search(config), redactor=outside_redactor(endpoint, config.redaction)
+    )
     groups = distinct_answers(labels)
     first = next(iter(groups.values()))[0]
     rubric = grader.rubric_for(Item(id="x", area=first.area, question=first.question))

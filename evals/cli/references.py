@@ -38,7 +38,7 @@ def suite_references(suite_path: str, model_name: str, out_path: Path, config_pa
     config = load_config(config_path)
     name, endpoint = config.model(model_name)
     source = load_suite(suite_path)
-    report = fill_references(source, name, endpoint, out_path)
+    report = fill_references(source, name, endpoint, out_path, config.redaction)
     out.print(
         plain(
             f"{report.filled} reference(s) written by {name}, {report.kept} kept, "

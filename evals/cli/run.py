@@ -270,6 +270,7 @@ def _execute(
             store, suite, model_name, model, judge_name, judge, rubric_search(config),
             samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
             selection=selection, max_cost=max_cost, fail_after=fail_after, judge_repeats=judge_repeats,
+            redaction=config.redaction,
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))

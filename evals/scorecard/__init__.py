@@ -41,6 +41,7 @@ from evals.scorecard.models import (
     SelectionInfo,
     SideCost,
 )
+from evals.scorecard.redactions import redaction_info
 from evals.store import Store
 from evals.store.aggregates import OVERALL, AreaAggregate
 from evals.store.routes import latest_for_local
@@ -290,4 +291,5 @@ def build_scorecard(
         routing=latest_for_local(store, run_id),
         audit=audit_head(store, run_id),
         calibration=calibration_note(store, run),
+        redaction=redaction_info(store, run),
     )

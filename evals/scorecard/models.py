@@ -282,6 +282,33 @@ class AuditHead(_Record):
     records: int
 
 
+class AreaRedactions(_Record):
+    """Identifiers replaced by placeholders in what one area's calls sent to external endpoints."""
+
+    area: str
+    counts: dict[str, int]
+    """By placeholder kind (``EMAIL``, ``PHONE``...): every occurrence replaced, over the model's and the
+    judge's calls (a question redacted for both counts twice)."""
+    total: int
+
+
+class RedactionInfo(_Record):
+    """What left the perimeter and how it was redacted (read from the run's snapshot and the store)."""
+
+    status: Literal["redacted", "not redacted", "not needed"]
+    """``redacted``: external calls were redacted; ``not redacted``: an endpoint was external and redaction
+    was disabled; ``not needed``: no endpoint of the run was external."""
+    external: list[str] = []
+    """The run's external endpoints: ``model``, ``judge``."""
+    version: str | None = None
+    """The redactor's version (``presidio-<version>+<hash>``), part of the judgment cache key."""
+    note: str | None = None
+    """What was not detected (no NER model: names and places)."""
+    areas: list[AreaRedactions] = []
+    total: dict[str, int] = {}
+    """All areas together, by kind."""
+
+
 class Scorecard(_Record):
     """The whole scorecard of a run: ``scorecard.json``, and the source of every rendering."""
 
@@ -308,6 +335,8 @@ class Scorecard(_Record):
     """None for a run with no recorded outbound call (or a scorecard written before the audit trail)."""
     calibration: CalibrationNote | None = None
     """The latest calibration of the run's judge fingerprint and rubric hash; None: "judge not calibrated"."""
+    redaction: RedactionInfo | None = None
+    """Redaction before external calls (None for runs stored before it was recorded)."""
 
     def area(self, name: str) -> AreaStats:
         """The figures of one area; KeyError when the run has none of it."""

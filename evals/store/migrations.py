@@ -305,6 +305,22 @@ def _m010_calibrations(db: sqlite3.Connection) -> None:
     )
 
 
+def _m007_redactions(db: sqlite3.Connection) -> None:
+    # Identifiers replaced by placeholders in what one call sent to an external endpoint, by kind (JSON).
+    db.executescript(
+        """
+        CREATE TABLE redactions (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            counts_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_id, sample, role)
+        );
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -312,6 +328,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m004_provenance,
     _m005_verdict_key,
     _m006_aggregates,
+    _m007_redactions,
     _m008_audit,
     _m009_retention,
     _m010_calibrations,
@@ -572,6 +589,21 @@ def _pg_m010_calibrations(execute: Execute) -> None:
     )
 
 
+def _pg_m007_redactions(execute: Execute) -> None:
+    execute(
+        """
+        CREATE TABLE redactions (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            item_id TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            counts_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_id, sample, role)
+        );
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -579,6 +611,7 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m004_provenance", _pg_m004_provenance),
     ("_m005_verdict_key", _pg_m005_verdict_key),
     ("_m006_aggregates", _pg_m006_aggregates),
+    ("_m007_redactions", _pg_m007_redactions),
     ("_m008_audit", _pg_m008_audit),
     ("_m009_retention", _pg_m009_retention),
     ("_m010_calibrations", _pg_m010_calibrations),
