@@ -75,6 +75,9 @@ class ResultRow:
     """The judge's reply as received."""
     answer_error: str | None = None
     judge_error: str | None = None
+    member_scores: dict[str, float] | None = None
+    """A panel's run: the score of each member that graded it (the mean of its repeats), by member name; how
+    many there are says how many members the ``score`` aggregates. None for a run with one judge."""
     schema_version: int = RESULT_SCHEMA_VERSION
 
     @classmethod

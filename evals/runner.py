@@ -27,7 +27,8 @@ from evals.callcontext import calling
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, ProviderError, StoreError
 from evals.interrupts import run_until_terminated
-from evals.judging import Judge, LLMJudge, build_judge
+from evals.judging import Judge, LLMJudge
+from evals.panel import build_judges, check_same_panel, for_panel, member_modes, stored_labels, watch_modes
 from evals.plan import (
     MAX_SAMPLES,
     check_free,
@@ -356,7 +357,14 @@ async def _judge_once(
             with calling(run_id, unit.item.id, unit.sample, "judge"):
                 verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
             if budget:
-                budget.settle(held, "judge", verdict.tokens_in, verdict.tokens_out, verdict.error is not None)
+                budget.settle(
+                    held,
+                    "judge",
+                    verdict.tokens_in,
+                    verdict.tokens_out,
+                    verdict.error is not None,
+                    judge.name,
+                )
             judgment = Judgment(
                 run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
                 judge.describe(), key, cached=False, tokens_in=verdict.tokens_in,
@@ -430,8 +438,15 @@ def run_suite(
                     f"run {resume} used model {manifest.model_name!r} and judge {manifest.judge_name!r}; "
                     "resume it with those (or leave --model and --judge out)"
                 )
+            check_same_panel(manifest, judge_name, judge_endpoint)
             done = RunOutcome(manifest)
-            if _pending(store, manifest, None, done) == ([], []):
+            # A panel's run is done when every member scored every answer; one judge's, when any did.
+            labels = (
+                stored_labels(judge_name, judge_endpoint, rubrics_dir)
+                if judge_endpoint.panel is not None
+                else None
+            )
+            if _pending(store, manifest, labels, done) == ([], []):
                 # Nothing left: no client, no SDK import, no event loop; only mark it finished.
                 if manifest.status != "finished":
                     store.set_status(manifest.run_id, "finished", now())
@@ -442,11 +457,23 @@ def run_suite(
                 return done
             mode = structured_mode(manifest)
         # Every endpoint is checked and its client built before the run exists: a bad config leaves no run.
-        judge = build_judge(judge_name, judge_endpoint, rubrics_dir, mode=mode, fail_after=fail_after)
+        # One judge, or each member of a panel (each with the output mode it settled on, when resumed).
+        modes = (
+            member_modes(manifest)
+            if judge_endpoint.panel is not None and resume
+            else {judge_name: mode}
+            if mode
+            else {}
+        )
+        judges = build_judges(judge_name, judge_endpoint, rubrics_dir, modes, fail_after)
+        judge = judges[0]
         model: Provider | None = None
         try:
             for item in suite.items if suite else ():
-                judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
+                for member in judges:
+                    member.rubric_for(
+                        item
+                    )  # a missing or broken rubric fails here, before any call is paid for
             model = build_provider(model_name, model_endpoint, fail_after)
             if resume is None:
                 assert suite is not None  # checked above
@@ -454,13 +481,16 @@ def run_suite(
                     suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id, selection,
                     judge_repeats,
                 )  # fmt: skip
+                manifest = for_panel(manifest, judge_name, judge_endpoint, judges)
                 held.enter_context(store.lock_run(manifest.run_id))
                 check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
                 store.create_run(manifest, list(suite.items))
         except BaseException:
-            asyncio.run(_close(model, judge))
+            asyncio.run(_close(model, judges))
             raise
-        if isinstance(judge, LLMJudge):
+        if judge_endpoint.panel is not None:
+            watch_modes(store, manifest.run_id, judges)
+        elif isinstance(judge, LLMJudge):
             if resume is not None and judge.mode != mode:  # the config's mode changed since the run started
                 record_mode(store, manifest.run_id, judge.mode)
             judge.on_fallback = lambda new_mode: record_mode(store, manifest.run_id, new_mode)
@@ -468,9 +498,9 @@ def run_suite(
         async def go() -> RunOutcome:
             assert model is not None
             try:
-                return await execute(store, manifest, model, judge, reporter, budget)
+                return await execute(store, manifest, model, judges, reporter, budget)
             finally:
-                await _close(model, judge)
+                await _close(model, judges)
 
         rows: list[ResultRow] = []
         try:
@@ -488,7 +518,8 @@ def run_suite(
         return outcome
 
 
-async def _close(model: Provider | None, judge: Judge) -> None:
+async def _close(model: Provider | None, judges: Sequence[Judge]) -> None:
     if model is not None:
         await model.aclose()
-    await judge.aclose()
+    for judge in judges:
+        await judge.aclose()

@@ -41,6 +41,7 @@ from evals.store.rows import (
     judgment_of,
     judgment_values,
     manifest_of,
+    panel_aggregation,
     result_row,
     run_values,
     upsert_sql,
@@ -381,11 +382,13 @@ class Store:
         verdicts: dict[tuple[str, int], list[Judgment]] = {}
         for j in self.verdicts(run_id):
             verdicts.setdefault((j.item_id, j.sample), []).append(j)
+        aggregate = panel_aggregation(manifest)
         for item in self.items(run_id):
             for sample in range(manifest.samples):
                 yield result_row(
-                    run_id, item, sample, answers.get((item.id, sample)), verdicts.get((item.id, sample), [])
-                )
+                    run_id, item, sample, answers.get((item.id, sample)), verdicts.get((item.id, sample), []),
+                    aggregate,
+                )  # fmt: skip
 
     def export_jsonl(self, run_id: str, rows: list[ResultRow] | None = None) -> Path:
         """Write ``<reports>/runs/<run_id>/results.jsonl`` (``rows``, if already read) and, beside it,
