@@ -16,11 +16,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from evals.config import OFFLINE, JudgeEndpoint
+from evals.budget import Plan, plan_calls
+from evals.config import OFFLINE, Endpoint, JudgeEndpoint
 from evals.errors import StoreError
 from evals.judging import Judge, LLMJudge, build_judge
 from evals.providers.health import FAIL_AFTER
-from evals.records import RunManifest
+from evals.records import Item, RunManifest
 from evals.reference_judge import MODEL as OFFLINE_MODEL
 from evals.rubrics import RubricBook, RubricSearch
 from evals.store import Store
@@ -146,3 +147,25 @@ def snapshot_members(manifest: RunManifest) -> dict[str, Any]:
     """The configuration of each member of the run's panel, by name, as stored with the run (empty for one judge)."""
     found = (manifest.config.get("judge") or {}).get("members")
     return dict(found) if isinstance(found, dict) else {}
+
+
+def plan_panel(
+    to_answer: list[Item],
+    to_judge: list[list[tuple[Item, str, bool]]] | None,
+    model_name: str,
+    model: Endpoint,
+    name: str,
+    endpoint: JudgeEndpoint,
+    rubrics_dir: RubricSearch | Path,
+    judge_repeats: int = 1,
+) -> Plan:
+    """``evals.budget.plan_calls`` for a panel: the model's calls, then each member's, priced at its own
+    rates. ``to_judge``: per member (panel order), the stored answers it has still to grade (a resume)."""
+    plans = [
+        plan_calls(
+            to_answer, to_judge[m] if to_judge else [], model_name, model, member, configured, rubrics_dir,
+            judge_repeats,
+        )
+        for m, (member, configured) in enumerate(members(name, endpoint))
+    ]  # fmt: skip
+    return Plan([plans[0].endpoints[0], *(p.endpoints[1] for p in plans)])

@@ -166,6 +166,19 @@ def remaining(store: Store, manifest: RunManifest) -> tuple[list[Item], list[tup
     ]
 
 
+def remaining_per_judge(
+    store: Store, manifest: RunManifest, labels: Sequence[str]
+) -> tuple[list[Item], list[list[tuple[Item, str, bool]]]]:
+    """``remaining`` for a panel: the items to answer, and for each member (``labels``, in panel order)
+    (item, answer, truncated) once per verdict of it still wanted."""
+    to_answer, to_judge = _pending(store, manifest, labels, RunOutcome(manifest))
+    per_judge: list[list[tuple[Item, str, bool]]] = [[] for _ in labels]
+    for unit in to_judge:
+        for m, _ in unit.todo:
+            per_judge[m].append((unit.item, unit.answer or "", unit.truncated))
+    return [u.item for u in to_answer], per_judge
+
+
 async def execute(
     store: Store,
     manifest: RunManifest,

@@ -238,3 +238,179 @@ def test_stored_labels_are_what_each_member_describes_itself_as(project):
     offline = build_judge("offline", config.judge("offline")[1], rubric_search(config))
     assert stored_labels(name, endpoint, rubric_search(config)) == [j.describe() for j in built]
     assert stored_labels("offline", config.judge("offline")[1], rubric_search(config)) == [offline.describe()]
+
+
+def test_dry_run_counts_and_prices_every_member(project, servers):
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--judge-repeats", "2", "--dry-run")
+    assert result.exit_code == 0, result.output
+    claude = re.search(r"judge claude \(claude-x\): 12 calls .* ≈ \$([\d.]+)", result.output)
+    gpt = re.search(r"judge gpt \(gpt-y\): 12 calls .* ≈ \$([\d.]+)", result.output)
+    assert claude and gpt, result.output
+    assert float(claude.group(1)) > float(gpt.group(1)) > 0  # each at its own prices
+    assert servers["claude"].count() == servers["gpt"].count() == servers["model"].count() == 0
+
+
+def test_dry_run_of_a_resume_counts_only_the_missing_members_verdicts(project, servers):
+    servers["gpt"].inject(*[Fault("server_error", status=503)] * 2)
+    args = ("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r1", "--fail-after", "0")
+    assert invoke(*args).exit_code == 0
+    result = invoke("run", "--resume", "r1", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "judge claude (claude-x): 0 calls" in result.output
+    assert "judge gpt (gpt-y): 2 calls" in result.output
+
+
+def test_max_cost_needs_every_members_prices(project, servers):
+    config = yaml.safe_load((project / "evals.yaml").read_text())
+    del config["judges"]["gpt"]["price_in_per_mtok"], config["judges"]["gpt"]["price_out_per_mtok"]
+    config["models"]["local"].update(price_in_per_mtok=0, price_out_per_mtok=0)
+    (project / "evals.yaml").write_text(yaml.safe_dump(config))
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--max-cost", "1")
+    assert result.exit_code == 2 and "--max-cost needs token prices" in result.output
+    assert "judge 'gpt'" in result.output and "judge 'claude'" not in result.output
+
+
+def test_max_cost_counts_every_member_at_its_price(project, servers):
+    config = yaml.safe_load((project / "evals.yaml").read_text())
+    config["models"]["local"].update(price_in_per_mtok=0, price_out_per_mtok=0)
+    config["judges"]["gpt"].update(price_in_per_mtok=0, price_out_per_mtok=0)
+    config["judges"]["claude"].update(price_in_per_mtok=1000, price_out_per_mtok=1000, max_concurrency=1)
+    (project / "evals.yaml").write_text(yaml.safe_dump(config))
+    # claude's worst case is 2 x (its prompt + 1024 tokens) x $1000/M, over $2 a verdict: never asked
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--max-cost", "2", "--run-id", "r1")
+    assert result.exit_code == 2 and "stopped by --max-cost" in result.output
+    assert servers["claude"].count() == 0
+    assert servers["gpt"].count() == 6  # the free member graded every answer that was bought
+
+
+# the scorecard: members, agreement, disagreements, cost
+
+
+def scorecard(project: Path, run_id: str) -> tuple[dict, str, str, str]:
+    result = invoke("report", run_id)
+    assert result.exit_code == 0, result.output
+    folder = project / "reports" / "runs" / run_id
+    card = json.loads((folder / "scorecard.json").read_text())
+    return card, (folder / "scorecard.html").read_text(), (folder / "scorecard.md").read_text(), result.output
+
+
+def test_scorecard_agreement_equals_scikit_learn_and_krippendorff_on_the_same_scores(project):
+    import krippendorff
+    import numpy as np
+    from sklearn.metrics import cohen_kappa_score
+
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r1").exit_code == 0
+    card, *_ = scorecard(project, "r1")
+    panel = card["panel"]
+    claude = [CLAUDE[ITEM_KEY[i]] for i in sorted(ITEM_KEY)]
+    gpt = [GPT[ITEM_KEY[i]] for i in sorted(ITEM_KEY)]
+    [pair] = panel["overall"]["pairs"]
+    assert (pair["a"], pair["b"], pair["n"]) == ("claude", "gpt", 6)
+    assert pair["kappa"] == pytest.approx(
+        cohen_kappa_score(claude, gpt, weights="quadratic", labels=[1, 2, 3, 4, 5])
+    )
+    assert pair["kappa_ci_low"] <= pair["kappa"] <= pair["kappa_ci_high"]
+    alpha = krippendorff.alpha(
+        reliability_data=np.array([claude, gpt], float), level_of_measurement="ordinal"
+    )
+    assert panel["overall"]["alpha"] == pytest.approx(alpha)
+    assert panel["areas"] == []  # three answers an area: too few for figures of its own
+    assert [(m["name"], m["scored"], m["errors"]) for m in panel["members"]] == [
+        ("claude", 6, 0),
+        ("gpt", 6, 0),
+    ]
+    assert panel["aggregate"] == "mean" and panel["partial"] == 0
+
+
+def test_the_disagreement_list_holds_exactly_the_answers_two_points_apart(project):
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r1").exit_code == 0
+    card, html, md, terminal = scorecard(project, "r1")
+    listed = card["panel"]["disagreements"]
+    apart = sorted(i for i, word in ITEM_KEY.items() if abs(CLAUDE[word] - GPT[word]) >= 2)
+    assert apart == ["geo-3", "math-2"]
+    assert sorted(d["id"] for d in listed) == apart
+    geo3 = next(d for d in listed if d["id"] == "geo-3")
+    assert geo3["scores"] == {"claude": 5.0, "gpt": 3.0} and geo3["spread"] == 2.0
+    assert geo3["rationales"] == {"claude": "claude gives 5", "gpt": "gpt gives 3"}
+    assert geo3["area"] == "geography" and geo3["question"] == "Capital of Chile?"
+    for shown in (html, md):
+        assert "geo-3" in shown and "math-2" in shown and "gpt gives 3" in shown
+    assert "  geo-3 (geography): claude 5.0, gpt 3.0" in terminal
+    assert "| geo-3 | geography | 2.0 | 5.0: claude gives 5 | 3.0: gpt gives 3 |" in md
+
+
+def test_cost_on_the_scorecard_sums_every_member_at_its_prices(project):
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r1").exit_code == 0
+    card, *_ = scorecard(project, "r1")
+    db = sqlite3.connect(project / "reports" / "evals.db")
+    spent = db.execute(
+        "SELECT judge, sum(tokens_in), sum(tokens_out), count(*) FROM judgments GROUP BY judge"
+    )
+    by = {judge.partition(" (")[0]: (tin, tout, n) for judge, tin, tout, n in spent}
+    judge = card["cost"]["judge"]
+    assert judge["calls"] == 12
+    assert judge["tokens_in"] == by["claude"][0] + by["gpt"][0]
+    expected = (by["claude"][0] * 3 + by["claude"][1] * 15 + by["gpt"][0] * 1 + by["gpt"][1] * 4) / 1e6
+    assert judge["cost"] == pytest.approx(expected)
+    # a second run reuses every verdict: it cost nothing on the judge side
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r2").exit_code == 0
+    card, *_ = scorecard(project, "r2")
+    assert card["cost"]["judge"]["cost"] == 0 and card["cost"]["judge"]["calls"] == 0
+
+
+def test_kappa_of_every_bootstrap_table_is_scikit_learns():
+    import numpy as np
+    from sklearn.metrics import cohen_kappa_score
+
+    from evals.scorecard.panel import kappa_tables
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        a, b = rng.integers(1, 6, 12), rng.integers(1, 6, 12)
+        b[:6] = a[:6]  # some agreement, so kappa is defined and away from 0
+        table = np.zeros((5, 5))
+        np.add.at(table, (a - 1, b - 1), 1)
+        expected = cohen_kappa_score(a, b, weights="quadratic", labels=[1, 2, 3, 4, 5])
+        assert kappa_tables(table[None])[0] == pytest.approx(expected)
+
+
+def test_agreement_is_none_when_undefined_and_never_warns():
+    from evals.scorecard.panel import ordinal_alpha, quadratic_kappa
+
+    assert quadratic_kappa([4, 4, 4], [4, 4, 4]) is None
+    assert ordinal_alpha([[4, 4, 4], [4, 4, None]]) is None
+    assert quadratic_kappa([], []) is None
+
+
+def test_areas_with_enough_answers_get_their_own_agreement():
+    from evals.records import Judgment, RunManifest
+    from evals.results import ResultRow
+    from evals.scorecard.panel import MIN_AREA_N, build_panel, quadratic_kappa
+
+    run = RunManifest(
+        run_id="r", suite_name="s", suite_path="s", suite_hash="h", model_name="m", model="m", judge_name="p",
+        judge_model="panel(a, b)", rubric_name="c", rubric_hash="h", samples=1, started_at="2026-11-30T00:00:00+00:00",
+        config={"judge": {"panel": {"members": ["a", "b"], "aggregate": "median"}}},
+    )  # fmt: skip
+    scores = {
+        "big": [(s % 5 + 1, (s + s // 5) % 5 + 1) for s in range(MIN_AREA_N)],
+        "small": [(3, 4), (2, 2)],
+    }
+    rows, verdicts = [], []
+    for area, pairs in scores.items():
+        for n, (sa, sb) in enumerate(pairs):
+            item = f"{area}-{n}"
+            fields = dict.fromkeys(("reference", "finish_reason", "reasoning", "rationale", "error", "error_kind",
+                                    "judge", "cached", "answer_tokens_in", "answer_tokens_out", "answer_latency_ms",
+                                    "judge_tokens_in", "judge_tokens_out", "judge_latency_ms"))  # fmt: skip
+            rows.append(ResultRow(run_id="r", id=item, sample=0, area=area, question="q", answer="x", truncated=False,
+                                  score=(sa + sb) / 2, item_hash="h", **fields))  # fmt: skip
+            verdicts += [Judgment("r", item, 0, sa, "ra", None, "a (m1), rubric c@h", "k"),
+                         Judgment("r", item, 0, sb, "rb", None, "b (m2), rubric c@h", "k2")]  # fmt: skip
+    panel = build_panel(run, rows, verdicts)
+    assert [g.area for g in panel.areas] == ["big"]  # "small" has too few answers for figures of its own
+    big = scores["big"]
+    assert panel.areas[0].pairs[0].kappa == pytest.approx(
+        quadratic_kappa([a for a, _ in big], [b for _, b in big])
+    )
+    assert panel.overall.n == MIN_AREA_N + 2 and panel.aggregate == "median"
