@@ -414,3 +414,33 @@ def test_areas_with_enough_answers_get_their_own_agreement():
         quadratic_kappa([a for a, _ in big], [b for _, b in big])
     )
     assert panel.overall.n == MIN_AREA_N + 2 and panel.aggregate == "median"
+
+
+def test_provenance_names_what_changed_in_any_member(project, servers):
+    from evals.provenance import judged_differently
+    from evals.store import Store
+
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r1").exit_code == 0
+    config = yaml.safe_load((project / "evals.yaml").read_text())
+    config["judges"]["gpt"].update(temperature=0.7, max_concurrency=3)  # concurrency changes no verdict
+    (project / "evals.yaml").write_text(yaml.safe_dump(config))
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r2").exit_code == 0
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r3").exit_code == 0
+    with Store(project / "reports") as store:
+        r1, r2, r3 = (store.run(r) for r in ("r1", "r2", "r3"))
+        said = judged_differently(store, r1, r2)
+        assert judged_differently(store, r2, r3) == []
+    assert "judge setting gpt.temperature 0.0 vs 0.7" in said
+    assert any(d.startswith("judge fingerprint") for d in said)  # the verdicts' fingerprints say it too
+    assert not any("claude." in d or "max_concurrency" in d for d in said)
+
+
+def test_judge_text_in_the_disagreement_list_stays_inert(project, servers):
+    hostile = "<script>alert(1)</script> | [click](http://evil.example) \x1b[31m @team"
+    servers["gpt"].responder = lambda body: {"rationale": hostile, "score": 1}
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r1").exit_code == 0
+    card, html, md, terminal = scorecard(project, "r1")
+    assert card["panel"]["disagreements"]  # claude's 5s against gpt's 1s
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "[click](http" not in md and "\\<script\\>" in md and "@\u200bteam" in md
+    assert "\x1b" not in terminal
