@@ -368,7 +368,7 @@ def panel_problems(judges: dict[str, JudgeEndpoint]) -> list[tuple[tuple[str | i
             elif member not in judges and member != OFFLINE:
                 known = ", ".join(sorted({OFFLINE, *(n for n, j in judges.items() if j.panel is None)}))
                 out.append(((*where, i), f"unknown judge {member!r}; configured judges: {known}"))
-            elif judges[member].panel is not None:
+            elif member in judges and judges[member].panel is not None:
                 out.append(
                     ((*where, i), f"{member!r} is a panel itself; a panel's members are single judges")
                 )

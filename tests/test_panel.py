@@ -444,3 +444,14 @@ def test_judge_text_in_the_disagreement_list_stays_inert(project, servers):
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "[click](http" not in md and "\\<script\\>" in md and "@\u200bteam" in md
     assert "\x1b" not in terminal
+
+
+def test_the_offline_judge_can_sit_on_a_panel_for_free(project, servers):
+    write_config(project, servers, cheap={"panel": ["claude", "offline"]})
+    dry = invoke("run", "--suite", "suite.jsonl", "--judge", "cheap", "--dry-run")
+    assert "judge offline (offline-reference): 6 gradings, offline: no calls, free" in dry.output
+    assert invoke("run", "--suite", "suite.jsonl", "--judge", "cheap", "--run-id", "r1").exit_code == 0
+    assert servers["claude"].count() == 6
+    assert sorted({member for _, member, _ in verdicts(project, "r1")}) == ["claude", "offline"]
+    assert len(verdicts(project, "r1")) == 12
+    assert invoke("run", "--resume", "r1").exit_code == 0 and servers["claude"].count() == 6
