@@ -145,9 +145,17 @@ class Budget:
     """The ``--max-cost`` limit of one invocation: real usage counted, each call's bound held in flight."""
 
     def __init__(
-        self, limit: float, model: Price, judge: Price | None, model_max_tokens: int, judge_max_tokens: int
+        self,
+        limit: float,
+        model: Price,
+        judge: Price | None,
+        model_max_tokens: int,
+        judge_max_tokens: int,
+        members: dict[str, tuple[Price | None, int]] | None = None,
     ):
         self.limit = limit
+        self.members = members or {}
+        """A panel's members by name: each one's price (None: offline) and ``max_tokens``."""
         self.model = model
         self.judge = judge
         """None for the offline judge, which costs nothing."""
@@ -168,14 +176,20 @@ class Budget:
         model_price = Price.of(model)
         judge_price = None if judge.provider == OFFLINE else Price.of(judge)
         missing = [f"model {model_name!r}"] if model_price is None else []
-        if judge.provider != OFFLINE and judge_price is None:
-            missing.append(f"judge {judge_name!r}")
+        judges = list(judge.panel.endpoints().items()) if judge.panel is not None else [(judge_name, judge)]
+        members = {n: (None if j.provider == OFFLINE else Price.of(j), j.max_tokens) for n, j in judges}
+        for name, endpoint in judges:  # a panel: every member is priced on its own
+            if endpoint.provider != OFFLINE and members[name][0] is None:
+                missing.append(f"judge {name!r}")
         if missing or model_price is None:
             raise ConfigError(
                 f"--max-cost needs token prices: set price_in_per_mtok and price_out_per_mtok for "
                 f"{' and '.join(missing)} in evals.yaml (0 for a server you do not pay per token)"
             )
-        return cls(limit, model_price, judge_price, model.max_tokens, judge.max_tokens)
+        return cls(
+            limit, model_price, judge_price, model.max_tokens, judge.max_tokens,
+            members if judge.panel is not None else None,
+        )  # fmt: skip
 
     @property
     def stopped(self) -> bool:
@@ -200,11 +214,12 @@ class Budget:
 
     def hold_judgment(self, judge: Judge, item: Item, answer: str, truncated: bool) -> float | None:
         """Hold the most grading ``answer`` may cost (a verdict may be asked for twice); None when refused."""
-        if self.judge is None:
+        price, max_tokens = self.members.get(judge.name, (self.judge, self.judge_max_tokens))
+        if price is None:
             return 0.0
         messages = build_judge_messages(judge.rubric_for(item), item, answer, truncated=truncated)
         prompt = estimate_tokens(_prompt_text(messages))
-        return self._hold(ATTEMPTS * self.judge.cost(prompt, self.judge_max_tokens), answering=False)
+        return self._hold(ATTEMPTS * price.cost(prompt, max_tokens), answering=False)
 
     def settle(
         self,
@@ -213,14 +228,18 @@ class Budget:
         tokens_in: int | None,
         tokens_out: int | None,
         failed: bool,
+        judge_name: str | None = None,
     ) -> None:
-        """A call returned: release its hold and count what it cost.
+        """A call returned: release its hold and count what it cost (``judge_name``: which member of a
+        panel was asked, priced on its own).
 
         Usage the server did not report is counted at the held bound; a call that failed without
         reporting usage is counted as free (the APIs do not bill failed requests).
         """
         self.held -= held
         price = self.model if side == "model" else self.judge
+        if side == "judge" and judge_name in self.members:
+            price = self.members[judge_name][0]
         if price is None:
             return
         if tokens_in is None and tokens_out is None:

@@ -13,7 +13,16 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from evals.errors import ConfigError
 from evals.perimeter import is_external
@@ -189,8 +198,30 @@ class Endpoint(BaseModel):
         return data
 
 
+class PanelSettings(BaseModel):
+    """A judge entry that is a panel of other configured judges (``panel:``), each grading every answer.
+
+    ``panel: [claude, gpt]`` is short for ``panel: {members: [claude, gpt]}``. The members are judges of the
+    same ``judges:`` mapping (not panels), at least two, each once, all grading with the same rubric.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    members: list[str]
+    """Names of the judges on the panel, in the order their verdicts are shown."""
+    aggregate: Literal["mean", "median"] = "mean"
+    """How an answer's score is made from the members' scores (each member's repeats averaged first)."""
+    _endpoints: dict[str, JudgeEndpoint] = PrivateAttr(default_factory=dict)
+
+    def endpoints(self) -> dict[str, JudgeEndpoint]:
+        """The members' configurations, by name (set by ``Config.judge``)."""
+        if not self._endpoints:
+            raise ConfigError("a panel's members are only known through Config.judge(name)")
+        return dict(self._endpoints)
+
+
 class JudgeEndpoint(Endpoint):
-    """A judge: an endpoint plus the rubric it grades with."""
+    """A judge: an endpoint plus the rubric it grades with (or a panel of judges: ``panel``)."""
 
     rubric: str = "correctness"
     """Name of a rubric: ``<judges_dir>/<rubric>.yaml``, ``judges/<rubric>.yaml`` or a shipped one."""
@@ -200,6 +231,24 @@ class JudgeEndpoint(Endpoint):
     json_schema, falling back once per run to json_object and then text when the server refuses it."""
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float | None = Field(default=0.0, ge=0, le=2)
+    panel: PanelSettings | None = None
+    """Several judges grading every answer, their scores aggregated (``evals.panel``); an entry with
+    ``panel`` holds nothing else."""
+
+    @field_validator("panel", mode="before")
+    @classmethod
+    def _panel_list(cls, value: Any) -> Any:
+        return {"members": value} if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _panel_alone(self) -> JudgeEndpoint:
+        others = sorted(self.model_fields_set - {"panel"})
+        if self.panel is not None and others:
+            raise ValueError(
+                f"a panel entry holds only 'panel:' (members and aggregate), not {', '.join(others)}: "
+                "each member's settings are its own judge entry's"
+            )
+        return self
 
 
 class ScorecardSettings(BaseModel):
@@ -348,6 +397,16 @@ class Config(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _panels(self) -> Config:
+        problems = [
+            InitErrorDetails(type=PydanticCustomError("panel", reason), loc=loc, input=None)
+            for loc, reason in panel_problems(self.judges)
+        ]
+        if problems:
+            raise ValidationError.from_exception_data("Config", problems)
+        return self
+
     def model(self, name: str | None) -> tuple[str, Endpoint]:
         """The named model (or the default one)."""
         name = name or self.default_model or next(iter(self.models), None)
@@ -362,16 +421,63 @@ class Config(BaseModel):
         if name is None:
             name = self.default_judge
         if name is None:
-            name = next((n for n, j in self.judges.items() if j.provider != OFFLINE and j.api_key()), OFFLINE)
+            name = next(
+                (
+                    n
+                    for n, j in self.judges.items()
+                    if j.provider != OFFLINE and j.panel is None and j.api_key()
+                ),
+                OFFLINE,
+            )  # a panel costs each member's calls: only when asked for by name
         if name == OFFLINE and OFFLINE not in self.judges:
             return OFFLINE, JudgeEndpoint(provider="offline", model="offline-reference")
         if name not in self.judges:
             known = sorted({*self.judges, OFFLINE})
             raise ConfigError(f"unknown judge {name!r}; configured: {', '.join(known)}")
-        return name, self.judges[name]
+        judge = self.judges[name]
+        if judge.panel is not None:
+            judge = judge.model_copy(deep=True)
+            assert judge.panel is not None
+            judge.panel._endpoints = {m: self.judge(m)[1] for m in judge.panel.members}
+        return name, judge
 
     def path(self, folder: str) -> Path:
         return (self.root / folder) if not Path(folder).is_absolute() else Path(folder)
+
+
+def panel_problems(judges: dict[str, JudgeEndpoint]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each panel's faults as (location in the config, what is wrong): a member that is not a configured
+    judge, or is itself a panel, or is listed twice; fewer than two members; members with different rubrics."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for name, judge in judges.items():
+        if judge.panel is None:
+            continue
+        where: tuple[str | int, ...] = ("judges", name, "panel", "members")
+        members = judge.panel.members
+        if len(members) < 2:
+            out.append((where, f"a panel needs at least two judges, not {len(members)}"))
+        seen: set[str] = set()
+        for i, member in enumerate(members):
+            if member in seen:
+                out.append(((*where, i), f"{member!r} is listed twice; list each judge once"))
+            elif member not in judges and member != OFFLINE:
+                known = ", ".join(sorted({OFFLINE, *(n for n, j in judges.items() if j.panel is None)}))
+                out.append(((*where, i), f"unknown judge {member!r}; configured judges: {known}"))
+            elif member in judges and judges[member].panel is not None:
+                out.append(
+                    ((*where, i), f"{member!r} is a panel itself; a panel's members are single judges")
+                )
+            seen.add(member)
+        offline = JudgeEndpoint(provider="offline")  # the built-in offline judge, unless configured
+        singles = [judges.get(m, offline) for m in seen if m in judges or m == OFFLINE]
+        rubrics = {j.rubric for j in singles if j.panel is None}
+        if len(rubrics) > 1:
+            out.append((
+                where,
+                f"the members grade with different rubrics ({', '.join(sorted(rubrics))}); a panel's "
+                "members must share one, or their agreement means nothing",
+            ))  # fmt: skip
+    return out
 
 
 def default_config() -> Config:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from evals.cache_key import JudgeIdentity, judgment_key
 from evals.config import OFFLINE, JudgeEndpoint
-from evals.errors import ProviderError
+from evals.errors import ConfigError, ProviderError
 from evals.markers import find_brackets, marker_pattern
 from evals.providers import Provider, build_provider
 from evals.providers.health import FAIL_AFTER
@@ -483,6 +483,11 @@ def build_judge(
     ``mode``: the output mode ``structured: auto`` settled on earlier in this run (a resumed run);
     ``redactor``: redacts what an external judge is sent (None: text goes as written).
     """
+    if endpoint.panel is not None:  # evals.panel.build_judges builds its members
+        raise ConfigError(
+            f"judge {name!r} is a panel of {', '.join(endpoint.panel.members)}; this needs one judge: "
+            "name one of them"
+        )
     if endpoint.provider == OFFLINE:
         return ReferenceJudge(name, rubrics_dir, rubric=endpoint.rubric)
     provider = build_provider(name, endpoint, fail_after)

@@ -33,6 +33,10 @@ class Perimeter:
     def judge_redactor(self) -> Redactor | None:
         return self.redactor if self.external("judge") else None
 
+    def redactor_for(self, endpoint: Endpoint) -> Redactor | None:
+        """The redactor of a judge (or a panel's member) at ``endpoint``: the run's, when it is external."""
+        return self.redactor if endpoint.is_external() else None
+
     def model_provider(self, provider: Provider) -> Provider:
         """The model's provider, redacting when the model endpoint is external."""
         if self.redactor is not None and self.external("model"):
@@ -69,7 +73,7 @@ def plan_perimeter(
     settings = settings or RedactionSettings()
     destinations = (
         Destination("model", model[0], model[1].is_external()),
-        Destination("judge", judge[0], judge[1].is_external()),
+        Destination("judge", judge[0], _judge_external(judge[1])),
     )
     redactor = None
     if settings.enabled and any(d.external for d in destinations):
@@ -103,3 +107,11 @@ def outbound_provider(
     provider = build_provider(name, endpoint)
     redactor = outside_redactor(endpoint, settings, patterns)
     return provider if redactor is None else RedactingProvider(provider, redactor)
+
+
+def _judge_external(endpoint: Endpoint) -> bool:
+    """A judge is external when its endpoint is; a panel, when any of its members is."""
+    panel = getattr(endpoint, "panel", None)
+    if panel is not None:
+        return any(member.is_external() for member in panel.endpoints().values())
+    return endpoint.is_external()

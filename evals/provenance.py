@@ -10,6 +10,7 @@ rubric versions that graded).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,8 +34,15 @@ def rubrics_hash(labels: Iterable[str]) -> str:
 
 
 def judge_identity(m: RunManifest) -> dict[str, Any]:
-    """The judge settings of a run that can change a verdict (its config snapshot minus ``NOT_IDENTITY``)."""
+    """The judge settings of a run that can change a verdict (its config snapshot minus ``NOT_IDENTITY``);
+    for a panel, every member's as ``member.setting``, with ``panel.members`` and ``panel.aggregate``."""
     snapshot = m.config.get("judge") or {}
+    if isinstance(snapshot.get("members"), dict):  # a panel (evals.panel): each member's settings count
+        identity = {f"panel.{k}": v for k, v in (snapshot.get("panel") or {}).items()}
+        for name, member in snapshot["members"].items():
+            one = dataclasses.replace(m, config={"judge": member})
+            identity.update({f"{name}.{k}": v for k, v in judge_identity(one).items()})
+        return identity
     identity = {k: v for k, v in snapshot.items() if k not in NOT_IDENTITY}
     identity.pop("structured", None)  # the configured wish; the mode in effect is compared below
     identity.pop("rubric", None)  # the rubric is compared by its hash, whatever its file is called
@@ -110,7 +118,7 @@ def provenance_differences(
     out += _rubric_sets(a, b)
     ja, jb = judge_identity(a), judge_identity(b)
     for key in sorted(ja.keys() | jb.keys()):
-        if key != "model" and ja.get(key) != jb.get(key):  # the model was named above
+        if key != "model" and not key.endswith(".model") and ja.get(key) != jb.get(key):  # named above
             va, vb = ja.get(key), jb.get(key)
             if _shown(va) and _shown(vb):
                 out.append(f"judge setting {key} {va!r} vs {vb!r}")

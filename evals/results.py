@@ -77,6 +77,9 @@ class ResultRow:
     judge_error: str | None = None
     answer_finished_at: float | None = None
     """When the model's answer came back (seconds since the epoch); with the latency, its busy interval."""
+    member_scores: dict[str, float] | None = None
+    """A panel's run: the score of each member that graded it (the mean of its repeats), by member name; how
+    many there are says how many members the ``score`` aggregates. None for a run with one judge."""
     schema_version: int = RESULT_SCHEMA_VERSION
 
     @classmethod

@@ -30,8 +30,9 @@ from evals.callcontext import calling
 from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError, ProviderError, StoreError
 from evals.interrupts import run_until_terminated
-from evals.judging import Judge, LLMJudge, build_judge
+from evals.judging import Judge, LLMJudge
 from evals.outbound import plan_perimeter
+from evals.panel import build_judges, check_same_panel, for_panel, member_modes, stored_labels, watch_modes
 from evals.plan import (
     MAX_SAMPLES,
     check_free,
@@ -169,6 +170,19 @@ def remaining(store: Store, manifest: RunManifest) -> tuple[list[Item], list[tup
     return [u.item for u in to_answer], [
         (u.item, u.answer or "", u.truncated) for u in to_judge for _ in u.todo
     ]
+
+
+def remaining_per_judge(
+    store: Store, manifest: RunManifest, labels: Sequence[str]
+) -> tuple[list[Item], list[list[tuple[Item, str, bool]]]]:
+    """``remaining`` for a panel: the items to answer, and for each member (``labels``, in panel order)
+    (item, answer, truncated) once per verdict of it still wanted."""
+    to_answer, to_judge = _pending(store, manifest, labels, RunOutcome(manifest))
+    per_judge: list[list[tuple[Item, str, bool]]] = [[] for _ in labels]
+    for unit in to_judge:
+        for m, _ in unit.todo:
+            per_judge[m].append((unit.item, unit.answer or "", unit.truncated))
+    return [u.item for u in to_answer], per_judge
 
 
 async def execute(
@@ -377,7 +391,14 @@ async def _judge_once(
                     save_redactions, store, run_id, unit.item.id, unit.sample, "judge", context.redactions
                 )
             if budget:
-                budget.settle(held, "judge", verdict.tokens_in, verdict.tokens_out, verdict.error is not None)
+                budget.settle(
+                    held,
+                    "judge",
+                    verdict.tokens_in,
+                    verdict.tokens_out,
+                    verdict.error is not None,
+                    judge.name,
+                )
             judgment = Judgment(
                 run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
                 judge.describe(), key, cached=False, tokens_in=verdict.tokens_in,
@@ -453,8 +474,15 @@ def run_suite(
                     f"run {resume} used model {manifest.model_name!r} and judge {manifest.judge_name!r}; "
                     "resume it with those (or leave --model and --judge out)"
                 )
+            check_same_panel(manifest, judge_name, judge_endpoint)
             done = RunOutcome(manifest)
-            if _pending(store, manifest, None, done) == ([], []):
+            # A panel's run is done when every member scored every answer; one judge's, when any did.
+            labels = (
+                stored_labels(judge_name, judge_endpoint, rubrics_dir)
+                if judge_endpoint.panel is not None
+                else None
+            )
+            if _pending(store, manifest, labels, done) == ([], []):
                 # Nothing left: no client, no SDK import, no event loop; only mark it finished.
                 if manifest.status != "finished":
                     store.set_status(manifest.run_id, "finished", now())
@@ -472,14 +500,24 @@ def run_suite(
         )
         perimeter.check(suite.items if suite else store.items(manifest.run_id))
         # Every endpoint is checked and its client built before the run exists: a bad config leaves no run.
-        judge = build_judge(
-            judge_name, judge_endpoint, rubrics_dir, mode=mode, fail_after=fail_after,
-            redactor=perimeter.judge_redactor(),
-        )  # fmt: skip
+        # One judge, or each member of a panel (each with the output mode it settled on, when resumed); an
+        # external member gets the run's redactor.
+        modes = (
+            member_modes(manifest)
+            if judge_endpoint.panel is not None and resume
+            else {judge_name: mode}
+            if mode
+            else {}
+        )
+        judges = build_judges(
+            judge_name, judge_endpoint, rubrics_dir, modes, fail_after, redactor_for=perimeter.redactor_for
+        )
+        judge = judges[0]
         model: Provider | None = None
         try:
             for item in suite.items if suite else ():
-                judge.rubric_for(item)  # a missing or broken rubric fails here, before any call is paid for
+                for member in judges:  # a missing or broken rubric fails here, before any call is paid for
+                    member.rubric_for(item)
             model = perimeter.model_provider(build_provider(model_name, model_endpoint, fail_after))
             if resume is None:
                 assert suite is not None  # checked above
@@ -487,6 +525,7 @@ def run_suite(
                     suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id, selection,
                     judge_repeats,
                 )  # fmt: skip
+                manifest = for_panel(manifest, judge_name, judge_endpoint, judges)
                 manifest = dataclasses.replace(
                     manifest, config={**manifest.config, "redaction": perimeter.snapshot()}
                 )
@@ -495,9 +534,11 @@ def run_suite(
                 warn_if_written_in_clear(store)
                 store.create_run(manifest, list(suite.items))
         except BaseException:
-            asyncio.run(_close(model, judge))
+            asyncio.run(_close(model, judges))
             raise
-        if isinstance(judge, LLMJudge):
+        if judge_endpoint.panel is not None:
+            watch_modes(store, manifest.run_id, judges)
+        elif isinstance(judge, LLMJudge):
             if resume is not None and judge.mode != mode:  # the config's mode changed since the run started
                 record_mode(store, manifest.run_id, judge.mode)
             judge.on_fallback = lambda new_mode: record_mode(store, manifest.run_id, new_mode)
@@ -505,9 +546,9 @@ def run_suite(
         async def go() -> RunOutcome:
             assert model is not None
             try:
-                return await execute(store, manifest, model, judge, reporter, budget)
+                return await execute(store, manifest, model, judges, reporter, budget)
             finally:
-                await _close(model, judge)
+                await _close(model, judges)
 
         rows: list[ResultRow] = []
         try:
@@ -526,7 +567,8 @@ def run_suite(
         return outcome
 
 
-async def _close(model: Provider | None, judge: Judge) -> None:
+async def _close(model: Provider | None, judges: Sequence[Judge]) -> None:
     if model is not None:
         await model.aclose()
-    await judge.aclose()
+    for judge in judges:
+        await judge.aclose()

@@ -117,8 +117,9 @@ def test_a_second_answer_of_the_same_sample_replaces_the_first(open_store):
 
 
 def test_verdicts_of_several_judges_and_repeats_are_kept_apart_and_the_row_reads_their_mean(open_store):
-    # What a panel of judges (or one judge asked twice) will store: the results row of the item and
-    # sample reads the mean of the scored verdicts, fractional; a failed verdict adds nothing.
+    # What a panel of judges (or one judge asked twice) stores: the results row of the item and sample
+    # reads each judge's repeats averaged, then the mean across judges (fractional); a failed verdict adds
+    # nothing.
     with open_store() as store:
         store.create_run(manifest(samples=2), ITEMS)
         for sample in (0, 1):
@@ -130,7 +131,7 @@ def test_verdicts_of_several_judges_and_repeats_are_kept_apart_and_the_row_reads
         store.save_judgment(Judgment("r1", "q1", 1, None, None, "??", "claude (a)", "k4", error="timeout"))
         assert len(store.verdicts("r1")) == 5
         rows = {(r.id, r.sample): r for r in store.results("r1")}
-        assert rows["q1", 0].score == pytest.approx(13 / 3) and rows["q1", 0].error is None
+        assert rows["q1", 0].score == pytest.approx((5 + (4 + 4) / 2) / 2) and rows["q1", 0].error is None
         assert rows["q1", 0].judge == "claude (a)"  # the details shown are the first scored verdict's
         assert rows["q1", 1].score is None and rows["q1", 1].error == "timeout"
         assert rows["q1", 1].error_kind == "judge"

@@ -132,6 +132,8 @@ def area_table(areas: list[AreaStats]) -> Table:
 
 
 def _print_scorecard(card: Scorecard) -> None:
+    from evals.render.panel import panel_lines
+
     run, o, base = card.run, card.overall, card.baseline
     out.print(plain(f"{run.suite_name} · {run.model_label} · judge {run.judge_model}"), soft_wrap=True)
     if run.offline_judge:
@@ -162,6 +164,8 @@ def _print_scorecard(card: Scorecard) -> None:
         )
     out.print(area_table(card.areas))
     out.print(plain("weak areas: " + (", ".join(card.weak_areas) or "none")), soft_wrap=True)
+    for line in panel_lines(card.panel) if card.panel else ():
+        out.print(plain(line), soft_wrap=True)
 
 
 @click.command(epilog=EXIT_CODES_HELP)

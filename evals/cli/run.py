@@ -26,6 +26,7 @@ from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.interrupts import sigterm_interrupts
 from evals.names import RUN_ID, TAG
+from evals.panel import plan_panel, stored_labels
 from evals.plan import MAX_SAMPLES, check_resumable, new_run_id
 from evals.progress import RichReporter
 from evals.providers.health import FAIL_AFTER
@@ -171,9 +172,13 @@ def run(
         if dry_run:
             check_resumable(store, resume, suite)
             to_answer, to_judge = remaining(store, manifest)
+            per_member = None
+            if judge.panel is not None:  # each member's missing verdicts, at its own prices
+                labels = stored_labels(judge_name, judge, rubric_search(config))
+                to_answer, per_member = runner.remaining_per_judge(store, manifest, labels)
             _print_plan(
                 config, suite, selection, to_answer, to_judge, model_name, model, judge_name, judge, max_cost,
-                runner.judge_repeats(manifest),
+                runner.judge_repeats(manifest), per_member,
             )  # fmt: skip
             return
         _execute(
@@ -207,11 +212,17 @@ def _print_plan(
     judge: JudgeEndpoint,
     max_cost: float | None,
     judge_repeats: int = 1,
+    per_member: list[list[tuple[Item, str, bool]]] | None = None,
 ) -> None:
-    """The dry run's report: calls per endpoint, tokens and estimated cost."""
-    plan = plan_calls(
-        to_answer, to_judge, model_name, model, judge_name, judge, rubric_search(config), judge_repeats
-    )
+    """The dry run's report: calls per endpoint, tokens and estimated cost (a panel: per member)."""
+    if judge.panel is not None:
+        plan = plan_panel(
+            to_answer, per_member, model_name, model, judge_name, judge, rubric_search(config), judge_repeats
+        )
+    else:
+        plan = plan_calls(
+            to_answer, to_judge, model_name, model, judge_name, judge, rubric_search(config), judge_repeats
+        )
     scope = "" if selection.whole else f" · subset: {selection.describe()}"
     out.print(plain(f"dry run: suite {suite.name} ({len(suite.items)} items{scope}); nothing is called"))
     for e in plan.endpoints:

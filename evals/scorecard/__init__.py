@@ -17,7 +17,7 @@ from evals.config import ScorecardSettings
 from evals.economics import busy_seconds
 from evals.errors import StoreError
 from evals.provenance import judged_differently
-from evals.records import RunManifest
+from evals.records import Judgment, RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
 from evals.scorecard.audit import audit_head
 from evals.scorecard.baselines import (
@@ -41,10 +41,12 @@ from evals.scorecard.models import (
     SelectionInfo,
     SideCost,
 )
+from evals.scorecard.panel import build_panel, members_cost
 from evals.scorecard.redactions import redaction_info
 from evals.store import Store
 from evals.store.aggregates import OVERALL, AreaAggregate
 from evals.store.routes import latest_for_local
+from evals.store.rows import panel_aggregation
 
 __all__ = [
     "OFFLINE_JUDGE_MODEL",
@@ -142,8 +144,9 @@ def _regressed_items(
     return worst[:limit]
 
 
-def _cost(run: RunManifest, rows: Sequence[ResultRow]) -> Cost:
-    """Tokens, latency percentiles, throughput and (when priced) money, for the model and the judge."""
+def _cost(run: RunManifest, rows: Sequence[ResultRow], verdicts: Sequence[Judgment]) -> Cost:
+    """Tokens, latency percentiles, throughput and (when priced) money, for the model and the judge (every
+    verdict asked: each member of a panel, each repeat; those reused from the cache cost nothing)."""
     sides = {}
     for side in ("model", "judge"):
         if side == "model":
@@ -152,13 +155,15 @@ def _cost(run: RunManifest, rows: Sequence[ResultRow]) -> Cost:
             tout = sum(r.answer_tokens_out or 0 for r in fresh)
             lat = [r.answer_latency_ms for r in fresh if r.answer_latency_ms]
         else:
-            fresh = [r for r in rows if not r.cached]
-            tin = sum(r.judge_tokens_in or 0 for r in fresh)
-            tout = sum(r.judge_tokens_out or 0 for r in fresh)
-            lat = [r.judge_latency_ms for r in fresh if r.judge_latency_ms]
+            asked = [v for v in verdicts if not v.cached]
+            tin = sum(v.tokens_in or 0 for v in asked)
+            tout = sum(v.tokens_out or 0 for v in asked)
+            lat = [v.latency_ms for v in asked if v.latency_ms]
         config = run.config.get(side, {})
         money = None
-        if config.get("price_in_per_mtok") is not None or config.get("price_out_per_mtok") is not None:
+        if side == "judge" and panel_aggregation(run) is not None:
+            money = members_cost(run, asked)  # each member at its own prices
+        elif config.get("price_in_per_mtok") is not None or config.get("price_out_per_mtok") is not None:
             money = tin / 1e6 * (config.get("price_in_per_mtok") or 0) + tout / 1e6 * (
                 config.get("price_out_per_mtok") or 0
             )
@@ -260,6 +265,7 @@ def build_scorecard(
     run = store.run(run_id)
     baseline, choice = choose_baseline(store, run, baseline_id, max_error_rate)
     rows = list(store.results(run_id))
+    verdicts = store.verdicts(run_id)
     base_rows = list(store.results(baseline.run_id)) if baseline else []
     drifted: DriftReport | None = drift(rows, base_rows, settings) if baseline else None
     areas = []
@@ -287,9 +293,10 @@ def build_scorecard(
         regressed_items=_regressed_items(rows, base_rows, paired) if baseline else [],
         items=_item_rows(rows, base_rows, paired, settings),
         history=history(store, run, settings.history, settings.pass_score),
-        cost=_cost(run, rows),
+        cost=_cost(run, rows, verdicts),
         routing=latest_for_local(store, run_id),
         audit=audit_head(store, run_id),
         calibration=calibration_note(store, run),
         redaction=redaction_info(store, run),
+        panel=build_panel(run, rows, verdicts),
     )

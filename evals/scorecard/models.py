@@ -309,6 +309,81 @@ class RedactionInfo(_Record):
     """All areas together, by kind."""
 
 
+class PanelMember(_Record):
+    """One judge of a panel, and how much of the run it graded."""
+
+    name: str
+    """Its name in evals.yaml."""
+    label: str
+    """``name (model), rubric name@hash``: what its verdicts are stored under."""
+    scored: int
+    """Answers it gave a score."""
+    errors: int
+    """Answers it was asked about and could not score (outage, unparseable verdict)."""
+
+
+class PairAgreement(_Record):
+    """How two members of a panel agree: quadratic-weighted Cohen's kappa over the answers both scored."""
+
+    a: str
+    b: str
+    n: int
+    """Answers both scored (their first verdicts, repeat 0)."""
+    kappa: float | None
+    """Quadratic-weighted kappa: 1 perfect, 0 what chance gives, below 0 worse; None when undefined
+    (one score only) or ``n`` is under the minimum."""
+    kappa_ci_low: float | None = None
+    """95 % bootstrap percentile interval, resampling items (an item's samples together)."""
+    kappa_ci_high: float | None = None
+
+
+class PanelAgreement(_Record):
+    """Inter-judge agreement of a panel over the whole run or one area."""
+
+    area: str
+    """The area, or ``(overall)``."""
+    n: int
+    """Answers scored by at least two members."""
+    alpha: float | None
+    """Krippendorff's alpha (ordinal) over all members: 1 perfect, 0 chance; None when undefined or too few."""
+    pairs: list[PairAgreement]
+    """Every pair of members, in panel order."""
+
+
+class PanelDisagreement(_Record):
+    """An answer the members scored two points or more apart: for a person to look at."""
+
+    id: str
+    sample: int
+    area: str
+    question: str
+    """The question, cut to an excerpt."""
+    spread: float
+    """Highest minus lowest member score."""
+    scores: dict[str, float]
+    """Each member's score of the answer (the mean of its repeats), by name; members that failed are absent."""
+    rationales: dict[str, str]
+    """An excerpt of each member's reasons, by name."""
+
+
+class PanelSection(_Record):
+    """What a panel of judges adds to a scorecard: its members, their agreement, and where they differ."""
+
+    aggregate: str
+    """How the members' scores make an answer's score: ``mean`` or ``median``."""
+    members: list[PanelMember]
+    overall: PanelAgreement
+    areas: list[PanelAgreement]
+    """Per area, for the areas with enough answers (``min_area_n``)."""
+    min_area_n: int
+    """Answers an area needs for its own agreement figures."""
+    partial: int
+    """Answers scored by some members but not all: their score aggregates fewer judges."""
+    disagreements: list[PanelDisagreement]
+    """Answers whose member scores are ``disagree_at`` or more apart, widest first."""
+    disagree_at: float
+
+
 class Scorecard(_Record):
     """The whole scorecard of a run: ``scorecard.json``, and the source of every rendering."""
 
@@ -337,6 +412,9 @@ class Scorecard(_Record):
     """The latest calibration of the run's judge fingerprint and rubric hash; None: "judge not calibrated"."""
     redaction: RedactionInfo | None = None
     """Redaction before external calls (None for runs stored before it was recorded)."""
+
+    panel: PanelSection | None = None
+    """A panel's run: its members, their agreement and disagreements (``evals.scorecard.panel``)."""
 
     def area(self, name: str) -> AreaStats:
         """The figures of one area; KeyError when the run has none of it."""

@@ -43,6 +43,7 @@ from evals.store.rows import (
     judgment_of,
     judgment_values,
     manifest_of,
+    panel_aggregation,
     result_row,
     run_values,
     upsert_sql,
@@ -388,16 +389,13 @@ class Store:
         hashes = dict(
             self._execute("SELECT item_id, content_hash FROM items WHERE run_id = ?", (run_id,)).fetchall()
         )
+        aggregate = panel_aggregation(manifest)
         for item in self.items(run_id):
             for sample in range(manifest.samples):
                 yield result_row(
-                    run_id,
-                    item,
-                    sample,
-                    answers.get((item.id, sample)),
-                    verdicts.get((item.id, sample), []),
-                    hashes.get(item.id),
-                )
+                    run_id, item, sample, answers.get((item.id, sample)), verdicts.get((item.id, sample), []),
+                    stored_hash=hashes.get(item.id), aggregate=aggregate,
+                )  # fmt: skip
 
     def export_jsonl(self, run_id: str, rows: list[ResultRow] | None = None) -> Path:
         """Write ``<reports>/runs/<run_id>/results.jsonl`` (``rows``, if already read) and, beside it,

@@ -146,10 +146,38 @@ def _representative(judgments: list[Judgment]) -> Judgment | None:
     return ordered[0] if ordered else None
 
 
-def aggregate_score(judgments: list[Judgment]) -> float | None:
-    """The score of one item and sample: the mean of its scored verdicts (over repeats and judges)."""
-    scores = [j.score for j in judgments if j.score is not None and j.error is None]
-    return sum(scores) / len(scores) if scores else None
+def member_scores(judgments: list[Judgment]) -> dict[str, float]:
+    """Each judge's score of one item and sample: the mean of its scored repeats, by the judge's label
+    (``Judgment.judge``), judges in label order; a judge with no scored verdict is left out."""
+    by_judge: dict[str, list[float]] = {}
+    for j in sorted(judgments, key=lambda j: (j.judge, j.repeat)):
+        if j.score is not None and j.error is None:
+            by_judge.setdefault(j.judge, []).append(j.score)
+    return {judge: sum(scores) / len(scores) for judge, scores in by_judge.items()}
+
+
+def aggregate_score(judgments: list[Judgment], method: str | None = None) -> float | None:
+    """The score of one item and sample: each judge's repeats averaged first, then the ``mean`` (default)
+    or ``median`` across the judges that scored it (a panel's ``aggregate``). The one place it is computed."""
+    scores = sorted(member_scores(judgments).values())
+    if not scores:
+        return None
+    if method == "median":
+        middle = len(scores) // 2
+        return scores[middle] if len(scores) % 2 else (scores[middle - 1] + scores[middle]) / 2
+    return sum(scores) / len(scores)
+
+
+def panel_aggregation(manifest: RunManifest) -> str | None:
+    """How a panel run's answers are scored from its members (``mean`` or ``median``, from the config
+    snapshot); None for a run with one judge."""
+    panel = (manifest.config.get("judge") or {}).get("panel")
+    return str(panel.get("aggregate", "mean")) if isinstance(panel, dict) else None
+
+
+def _member(label: str) -> str:
+    # A verdict's label is ``name (model), rubric ...``; the member's name is what people know it by.
+    return label.partition(" (")[0]
 
 
 def result_row(
@@ -159,12 +187,17 @@ def result_row(
     a: Answer | None,
     judgments: list[Judgment],
     stored_hash: str | None = None,
+    aggregate: str | None = None,
 ) -> ResultRow:
     """The row of one item and sample (a line of ``results.jsonl``): its answer, and the aggregate of
     its verdicts; the judge's details are those of the first scored verdict. ``stored_hash`` is the item's
-    hash as stored (what it asked, even once its text is purged or unreadable without the key)."""
+    hash as stored (what it asked, even once its text is purged or unreadable without the key);
+    ``aggregate``: a panel run's method (``panel_aggregation``); the row then also lists each member's score."""
     j = _representative(judgments)
-    score = aggregate_score(judgments)
+    score = aggregate_score(judgments, aggregate)
+    panel = None
+    if aggregate is not None:
+        panel = {_member(label): value for label, value in member_scores(judgments).items()}
     judge_error = None if score is not None else (j.error if j else NOT_JUDGED)
     error = (a.error if a else NOT_ANSWERED) or judge_error
     return ResultRow(
@@ -202,6 +235,7 @@ def result_row(
         raw=j.raw if j else None,
         answer_error=a.error if a else None,
         judge_error=j.error if j else None,
+        member_scores=panel if panel is not None and not error else None,
     )
 
 
