@@ -323,3 +323,21 @@ def test_the_dry_run_shows_what_would_be_sent_and_calls_nothing(project):
     assert "  question: Call her on <PHONE_1> please." in output
     assert "names and places are not detected" in output
     assert not [value for value in IDENTIFIERS.values() if value in output]
+
+
+def test_a_panels_external_member_gets_redacted_text_and_its_internal_member_the_text_as_written(project):
+    with (
+        FakeOpenAI(text_reply(_echo)) as model,
+        FakeAnthropic(grade_by_reference) as outside,
+        FakeOpenAI(grade_by_reference) as inside,
+    ):
+        _config(project, model, outside, judge={"external": True})
+        config = yaml.safe_load((project / "evals.yaml").read_text())
+        config["judges"]["vllm"] = {"base_url": inside.url, "model": "qwen-judge", "max_retries": 0}
+        config["judges"]["both"] = {"panel": ["claude", "vllm"]}
+        (project / "evals.yaml").write_text(yaml.safe_dump(config))
+        result = CliRunner().invoke(main, ["run", "--suite", "suite.yaml", "--judge", "both"])
+        assert result.exit_code == 0, result.output
+        assert outside.count() == inside.count() == len(IDENTIFIERS)
+        assert _leaked(outside) == []
+        assert _leaked(inside) == list(IDENTIFIERS.values())  # inside the perimeter: as written
