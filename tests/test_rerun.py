@@ -1,6 +1,7 @@
 """`evals judge rerun` end to end on the fake servers: frozen answers re-judged K times, fresh; resume;
 refusals; and how a rerun makes two differently-judged runs comparable."""
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -215,3 +216,30 @@ def test_rerun_refuses_a_purged_run(project):
     result = invoke("judge", "rerun", "r1", "--run-id", "rr")
     assert result.exit_code == 2 and "purged" in result.output
     assert db(project).execute("SELECT COUNT(*) FROM runs WHERE run_id = 'rr'").fetchone() == (0,)
+
+
+def test_rerun_as_a_library_call_on_both_store_backends(open_store, fake_anthropic, monkeypatch):
+    from builders import make_run
+
+    from evals import rerun
+    from evals.config import JudgeEndpoint
+    from evals.defaults import SHIPPED_JUDGES
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    fake_anthropic.responder = grade_by_reference
+    endpoint = JudgeEndpoint(
+        provider="anthropic", base_url=fake_anthropic.url, model="claude-test", max_retries=0
+    )
+    with open_store() as store:
+        make_run(store, "r01", {"geo-1": [5, 4], "math-1": [3, 3]})
+        outcome = rerun.rerun(store, "r01", "claude", endpoint, SHIPPED_JUDGES, repeats=2, run_id="rr")
+        assert outcome.judged == 2 * 2 * 2 and outcome.reused == 0
+        assert store.answers("rr") == {
+            k: dataclasses.replace(a, run_id="rr") for k, a in store.answers("r01").items()
+        }
+        verdicts = store.verdicts("rr")
+        assert sorted((v.item_id, v.sample, v.repeat) for v in verdicts) == [
+            (i, s, r) for i in ("geo-1", "math-1") for s in (0, 1) for r in (0, 1)
+        ]
+        assert rerun.source_of(store.run("rr")) == "r01" and store.run("rr").status == "finished"
+        assert rerun.resume(store, "rr", "claude", endpoint, SHIPPED_JUDGES).judged == 0  # nothing missing
