@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evals.config import ScorecardSettings
 from evals.errors import ConfigError
+from evals.noise import combined_se, run_noise
 from evals.provenance import judged_differently
 from evals.records import RunManifest
 from evals.render.markdown import md_text
@@ -165,7 +166,8 @@ def decide(
             f"{base_health.judge_errors} judge errors in {base_health.rows} answers "
             f"(the policy allows {policy.max_error_rate:.0%}); resume it or gate against another baseline"
         )
-    result = drift(rows, base_rows, policy.settings())
+    noise_se = combined_se(*(run_noise(store, r, policy.pass_score) for r in (candidate_id, baseline_id)))
+    result = drift(rows, base_rows, policy.settings(), noise_se)
     verdict.areas, verdict.overall = result.areas, result.overall
     pairs = result.overall.n_pairs
     if pairs < policy.min_pairs:
@@ -186,6 +188,8 @@ def decide(
     for area, d in sorted(result.areas.items()):
         ok = d.status != "regressed"
         msg = _fmt_delta(d) + ("" if ok else f": significant drop of at least {policy.area_min_effect}")
+        if d.status == "within-judge-noise" and d.judge_se is not None:
+            msg += f": a drop within twice the judge's own noise (2 × SE_judge = {2 * d.judge_se:.2f}), not blamed on the model"
         floor = policy.floors.get(area)
         if floor is not None:
             figures = area_stats(area, areas_rows[area], policy.pass_score)

@@ -149,11 +149,13 @@ def _pending(
     slots = [(m, r) for m in range(len(names)) for r in range(judge_repeats(manifest))]
     to_answer: list[_Unit] = []
     to_judge: list[_Unit] = []
+    frozen = "rerun_of" in manifest.config  # evals.rerun: the answers are copied, never asked
     for item in store.items(manifest.run_id):
         for sample in range(manifest.samples):
             answer = answers.get((item.id, sample))
             if answer is None or answer.error is not None or answer.text is None:
-                to_answer.append(_Unit(item, sample, todo=list(slots)))
+                if not frozen:  # a rerun's answers are frozen: a failed one stays an error
+                    to_answer.append(_Unit(item, sample, todo=list(slots)))
                 continue
             todo = [(m, r) for m, r in slots if (item.id, sample, r, names[m]) not in scored]
             if not todo:

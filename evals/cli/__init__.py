@@ -20,6 +20,7 @@ import click
 from rich.text import Text
 
 from evals.cli import judge_calibrate as judge_calibrate
+from evals.cli import judge_rerun as judge_rerun
 from evals.cli.audit import audit
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback

@@ -107,6 +107,19 @@ def index(reports_dir: Path | None, config_path: Path | None) -> None:
         out.print(plain(f"index: {write_index(store)}"), soft_wrap=True)
 
 
+def noise_lines(card: Scorecard) -> list[str]:
+    """The judge-noise figures as terminal lines: flip rate, judge share beside generation share."""
+    from evals.noise import describe
+
+    lines = []
+    if card.run.config.get("rerun_of"):
+        lines.append(f"re-judged the frozen answers of run {card.run.config['rerun_of']}")
+    noise = [a.judge_noise for a in [*card.areas, card.overall] if a.judge_noise is not None]
+    if not any(n.measured for n in noise):
+        return [*lines, "judge noise unmeasured (each answer judged once)"]
+    return lines + [describe(n) for n in noise]
+
+
 def area_table(areas: list[AreaStats]) -> Table:
     """The areas of a scorecard as a terminal table: the same figures as its HTML and Markdown."""
     table = Table()
@@ -164,7 +177,7 @@ def _print_scorecard(card: Scorecard) -> None:
         )
     out.print(area_table(card.areas))
     out.print(plain("weak areas: " + (", ".join(card.weak_areas) or "none")), soft_wrap=True)
-    for line in panel_lines(card.panel) if card.panel else ():
+    for line in [*(panel_lines(card.panel) if card.panel else ()), *noise_lines(card)]:
         out.print(plain(line), soft_wrap=True)
 
 

@@ -165,6 +165,10 @@ def run(
         )
     with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
         manifest = store.run(resume)
+        if "rerun_of" in manifest.config:  # re-judged frozen answers: no suite, no model (evals.rerun)
+            from evals.cli.judge_rerun import resume as resume_rerun
+
+            return resume_rerun(config, store, resume, judge_name, dry_run, fail_after)
         selection = manifest.selection()
         suite = _select(load_suite(suite_path or manifest.suite_path), selection)
         model_name, model = config.model(model_name or manifest.model_name)

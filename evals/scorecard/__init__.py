@@ -267,14 +267,22 @@ def build_scorecard(
     rows = list(store.results(run_id))
     verdicts = store.verdicts(run_id)
     base_rows = list(store.results(baseline.run_id)) if baseline else []
-    drifted: DriftReport | None = drift(rows, base_rows, settings) if baseline else None
+    from evals.noise import combined_se, run_noise  # evals.noise reads this package's models
+
+    noise = run_noise(store, run_id, settings.pass_score)
+    noise_se = combined_se(
+        noise, run_noise(store, baseline.run_id, settings.pass_score) if baseline else None
+    )
+    drifted: DriftReport | None = drift(rows, base_rows, settings, noise_se) if baseline else None
     areas = []
     for area, area_rows in by_area(rows).items():
-        stats_ = area_stats(area, area_rows, settings.pass_score)
+        stats_ = area_stats(area, area_rows, settings.pass_score).model_copy(
+            update={"judge_noise": noise.areas.get(area)}
+        )
         areas.append(stats_.model_copy(update={"drift": drifted.areas[area]}) if drifted else stats_)
     weak, strong = _rank_areas(areas, settings)
     areas = [a.model_copy(update={"weak": a.area in weak}) for a in areas]
-    overall = area_stats(OVERALL, rows, settings.pass_score)
+    overall = area_stats(OVERALL, rows, settings.pass_score).model_copy(update={"judge_noise": noise.overall})
     if drifted:
         overall = overall.model_copy(update={"drift": drifted.overall})
     paired = drifted.scored_pairs if drifted else frozenset()

@@ -7,14 +7,14 @@ from the stored ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from evals import stats
 from evals.config import ScorecardSettings
 from evals.results import ResultRow, by_area, scores_by_item
 from evals.scorecard.models import AreaStats, Drift, ItemChanges, RunHealth
-from evals.store.aggregates import AreaAggregate, area_aggregate
+from evals.store.aggregates import OVERALL, AreaAggregate, area_aggregate
 
 
 def area_stats(area: str, rows: Sequence[ResultRow], pass_score: float) -> AreaStats:
@@ -85,7 +85,15 @@ class DriftReport:
     """Item ids scored on both sides with the same content: the only ones any paired figure uses."""
 
 
-def _drift(delta: stats.PairedDelta, p_adjusted: float | None, settings: ScorecardSettings) -> Drift:
+def _drift(
+    delta: stats.PairedDelta,
+    p_adjusted: float | None,
+    settings: ScorecardSettings,
+    judge_se: float | None = None,
+) -> Drift:
+    status = stats.classify(delta, p_adjusted, settings.alpha, settings.min_effect)
+    if status == "regressed" and judge_se is not None and within_judge_noise(delta.delta, judge_se):
+        status = "within-judge-noise"
     return Drift(
         n_pairs=delta.n_pairs,
         delta=delta.delta,
@@ -93,14 +101,26 @@ def _drift(delta: stats.PairedDelta, p_adjusted: float | None, settings: Scoreca
         delta_ci_high=delta.ci_high,
         p_value=delta.p_value,
         p_adjusted=p_adjusted,
-        status=stats.classify(delta, p_adjusted, settings.alpha, settings.min_effect),
+        status=status,
+        judge_se=judge_se,
     )
 
 
+def within_judge_noise(delta: float | None, judge_se: float) -> bool:
+    """The regression rule where repeats exist: a drop (−Δ) of at most 2 × SE_judge may be the judge's."""
+    return delta is not None and -delta <= 2 * judge_se
+
+
 def drift(
-    rows: Sequence[ResultRow], base_rows: Sequence[ResultRow], settings: ScorecardSettings
+    rows: Sequence[ResultRow],
+    base_rows: Sequence[ResultRow],
+    settings: ScorecardSettings,
+    judge_se: Mapping[str, float] | None = None,
 ) -> DriftReport:
     """Paired drift of every area and overall, corrected across areas; the gate uses it too.
+
+    ``judge_se`` (``evals.noise.combined_se``, by area and ``(overall)``): where the runs were judged with
+    repeats, a significant drop no larger than twice it is ``within-judge-noise``, not ``regressed``.
 
     Pairs are items of the same content with at least one score on BOTH sides; items scored on one side
     only (an error, an unfinished run) are in no count and no statistic.
@@ -127,7 +147,9 @@ def drift(
     ni_low = stats.one_sided_delta(base_scores, cand_scores).ci_low
     return DriftReport(
         items=items,
-        areas={a: _drift(deltas[a], adjusted[a], settings) for a in areas},
-        overall=_drift(overall, overall.p_value, settings).model_copy(update={"ni_low": ni_low}),
+        areas={a: _drift(deltas[a], adjusted[a], settings, (judge_se or {}).get(a)) for a in areas},
+        overall=_drift(overall, overall.p_value, settings, (judge_se or {}).get(OVERALL)).model_copy(
+            update={"ni_low": ni_low}
+        ),
         scored_pairs=both,
     )
