@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from evals import stats
+from evals.grader_attacks import Flag
 
 RESULT_SCHEMA_VERSION = 1
 """Version of the results row (``results.jsonl``); bumped on an incompatible change."""
@@ -76,6 +77,10 @@ class ResultRow:
     answer_error: str | None = None
     judge_error: str | None = None
     schema_version: int = RESULT_SCHEMA_VERSION
+    flags: tuple[Flag, ...] = ()
+    """Where the answer addresses the grader (``evals.grader_attacks``): kind and character span."""
+    answer_length: int | None = None
+    """The answer's length in characters (kept when its text is purged)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
@@ -84,6 +89,7 @@ class ResultRow:
         values = {k: v for k, v in row.items() if k in names}
         values["tags"] = tuple(values.get("tags") or ())
         values["truncated"] = bool(values.get("truncated"))
+        values["flags"] = tuple(Flag.from_dict(f) for f in values.get("flags") or ())
         if values.get("score") is not None:
             values["score"] = float(values["score"])
         return cls(**values)
@@ -92,6 +98,7 @@ class ResultRow:
         """The JSON form of one ``results.jsonl`` line."""
         data = dataclasses.asdict(self)
         data["tags"] = list(self.tags)
+        data["flags"] = [f.to_dict() for f in self.flags]
         return data
 
 

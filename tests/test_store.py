@@ -34,7 +34,7 @@ def test_migrations_pin_the_columns(tmp_path):
     }
     assert columns["answers"] == [
         "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
-        "finish_reason", "truncated", "reasoning",
+        "finish_reason", "truncated", "reasoning", "flags", "length",
     ]  # fmt: skip
     assert {"score", "rationale", "raw", "cache_key", "cached", "error"} <= set(columns["judgments"])
     assert {"rubric_hash", "judge_fingerprint", "model_id", "repeat"} <= set(columns["judgments"])

@@ -22,6 +22,7 @@ from rich.text import Text
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
 from evals.cli.judge import judge
+from evals.cli.judge_probe import probe as _judge_probe  # noqa: F401  (registers `evals judge probe`)
 from evals.cli.local import demo, model, serve_local
 from evals.cli.project import init, rubric
 from evals.cli.report import compare, index, report

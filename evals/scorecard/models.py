@@ -48,6 +48,31 @@ class Drift(_Record):
     """Overall only: the one-sided 95 % lower bound of Δ, for the gate's non-inferiority test."""
 
 
+class LengthBias(_Record):
+    """Rank correlation between answer length (characters) and score over an area's scored answers.
+
+    A strong positive ``rho`` says longer answers got higher scores: the judge may reward length (padding)
+    rather than content, or the longer answers really are better; read the items before concluding.
+    """
+
+    n: int = 0
+    """Scored answers with a known length (each item × sample)."""
+    rho: float | None = None
+    """Spearman's rho (scipy); None below 5 pairs, or when every length or every score is the same."""
+    p_value: float | None = None
+    """Two-sided p-value of rho against no correlation."""
+
+
+class AnswerSignals(_Record):
+    """How an area's answers treat the judge: answers addressing the grader, and length bias."""
+
+    flagged: int = 0
+    """Answers with at least one flag of ``evals.grader_attacks`` (each item × sample)."""
+    kinds: dict[str, int] = Field(default_factory=dict)
+    """Answers flagged with each kind (an answer may count under several)."""
+    length_bias: LengthBias = LengthBias()
+
+
 class AreaStats(_Record):
     """The figures of one area (or, as ``Scorecard.overall``, of the whole run)."""
 
@@ -76,6 +101,8 @@ class AreaStats(_Record):
     """Item × sample rows in the area."""
     weak: bool = False
     drift: Drift = Drift()
+    signals: AnswerSignals | None = None
+    """Answers that address the grader and the length–score correlation (None in older scorecards)."""
 
 
 class ItemChanges(_Record):
@@ -223,6 +250,8 @@ class ItemRow(_Record):
     """The item's mean in the baseline, when paired."""
     status: ItemStatus
     passed: bool | None
+    flags: list[str] = []
+    """Kinds of the answer's grader-addressing flags (``evals.grader_attacks``); empty when none."""
 
 
 class HistoryPoint(_Record):

@@ -205,6 +205,18 @@ def _m006_aggregates(db: sqlite3.Connection) -> None:
     )
 
 
+def _m012_answer_signals(db: sqlite3.Connection) -> None:
+    # Where each answer addresses the grader (evals.grader_attacks, JSON) and its length in characters,
+    # which stays when a purge removes the text (the scorecard's length-bias figure needs it).
+    db.executescript(
+        """
+        ALTER TABLE answers ADD COLUMN flags TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE answers ADD COLUMN length INTEGER;
+        UPDATE answers SET length = length(text) WHERE text IS NOT NULL;
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -212,6 +224,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m004_provenance,
     _m005_verdict_key,
     _m006_aggregates,
+    _m012_answer_signals,
 ]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
@@ -375,6 +388,16 @@ def _pg_m006_aggregates(execute: Execute) -> None:
     )
 
 
+def _pg_m012_answer_signals(execute: Execute) -> None:
+    execute(
+        """
+        ALTER TABLE answers ADD COLUMN flags TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE answers ADD COLUMN length INTEGER;
+        UPDATE answers SET length = char_length(text) WHERE text IS NOT NULL;
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -382,5 +405,6 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m004_provenance", _pg_m004_provenance),
     ("_m005_verdict_key", _pg_m005_verdict_key),
     ("_m006_aggregates", _pg_m006_aggregates),
+    ("_m012_answer_signals", _pg_m012_answer_signals),
 ]
 """The same steps under the same names, in PostgreSQL's dialect."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from evals.grader_attacks import flags_json, flags_of_json
 from evals.records import Answer, Item, Judgment, RunManifest
 from evals.results import ResultRow
 
@@ -17,7 +18,7 @@ RUN_COLS = (
 ITEM_COLS = ("run_id", "item_id", "position", "area", "content_hash", "item_json")
 ANSWER_COLS = (
     "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
-    "finish_reason", "truncated", "reasoning",
+    "finish_reason", "truncated", "reasoning", "flags", "length",
 )  # fmt: skip
 JUDGMENT_COLS = (
     "run_id", "item_id", "sample", "score", "rationale", "raw", "judge", "cache_key", "cached",
@@ -48,8 +49,9 @@ def _flags(values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def answer_values(answer: Answer) -> tuple[Any, ...]:
-    """An answer as a row of ``answers``."""
-    return _flags(tuple(getattr(answer, c) for c in ANSWER_COLS))
+    """An answer as a row of ``answers`` (its grader-addressing flags as JSON text)."""
+    values = {c: getattr(answer, c) for c in ANSWER_COLS} | {"flags": flags_json(answer.flags)}
+    return _flags(tuple(values.values()))
 
 
 def judgment_values(judgment: Judgment) -> tuple[Any, ...]:
@@ -76,6 +78,7 @@ def answer_of(row: tuple[Any, ...]) -> Answer:
     """An answer from a row of ``answers`` (``ANSWER_COLS``)."""
     values = dict(zip(ANSWER_COLS, row, strict=True))
     values["truncated"] = bool(values["truncated"])
+    values["flags"] = flags_of_json(values["flags"])
     return Answer(**values)
 
 
@@ -157,6 +160,8 @@ def result_row(
         raw=j.raw if j else None,
         answer_error=a.error if a else None,
         judge_error=j.error if j else None,
+        flags=a.flags if a else (),
+        answer_length=a.length if a else None,
     )
 
 
@@ -173,6 +178,7 @@ def records_of(row: dict[str, Any]) -> tuple[Answer | None, Judgment | None]:
             run_id, item_id, sample, row.get("answer"), row.get("answer_tokens_in"), row.get("answer_tokens_out"),
             row.get("answer_latency_ms"), row.get("answer_model_id"), answer_error,
             row.get("finish_reason"), bool(row.get("truncated")), row.get("reasoning"),
+            flags=tuple(row.get("flags") or ()), length=row.get("answer_length"),
         )  # fmt: skip
     judgment = None
     if row.get("judge") is not None and judge_error != NOT_JUDGED:
