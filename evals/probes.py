@@ -16,7 +16,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
@@ -26,7 +26,7 @@ from evals.defaults import ROOT
 from evals.errors import ConfigError
 from evals.grader_attacks import detect, kinds_of
 from evals.judging import Judge
-from evals.records import Item
+from evals.records import Item, Verdict
 from evals.userfiles import load_yaml, validation_errors
 
 PROBES = ROOT / "probes"
@@ -111,6 +111,9 @@ class ProbePair:
     probe: str
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
 class _QuestionsFile(_Model):
     questions: tuple[BaseQuestion, ...] = Field(min_length=1)
 
@@ -121,21 +124,21 @@ class _KindsFile(_Model):
 
 def load_probe_set(folder: Path = PROBES) -> ProbeSet:
     """The probe set in ``folder`` (default: the shipped one); ``ConfigError`` with ``file:line`` problems."""
-    files: dict[str, BaseModel] = {}
-    for name, model in (("questions", _QuestionsFile), ("kinds", _KindsFile)):
-        path = folder / f"{name}.yaml"
-        data = load_yaml(path, error=ConfigError)
-        try:
-            files[name] = model.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError("\n".join(validation_errors(path, data, exc))) from None
-    questions = files["questions"].questions  # type: ignore[attr-defined]
-    kinds = files["kinds"].kinds  # type: ignore[attr-defined]
+    questions = _load(folder / "questions.yaml", _QuestionsFile).questions
+    kinds = _load(folder / "kinds.yaml", _KindsFile).kinds
     for name, values in (("questions", [q.id for q in questions]), ("kinds", [k.kind for k in kinds])):
         if len(set(values)) != len(values):
             twice = sorted({v for v in values if values.count(v) > 1})
             raise ConfigError(f"{folder / f'{name}.yaml'}: given twice: {', '.join(twice)}")
     return ProbeSet(questions, kinds)
+
+
+def _load(path: Path, model: type[_M]) -> _M:
+    data = load_yaml(path, error=ConfigError)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(validation_errors(path, data, exc))) from None
 
 
 def build_pairs(probe_set: ProbeSet) -> list[ProbePair]:
@@ -171,6 +174,12 @@ class PairResult:
     question: str
     control_score: int | None
     probe_score: int | None
+    control: str
+    """The control answer as sent to the judge (before the prompt's marker defusing)."""
+    probe: str
+    """The probe answer as sent."""
+    probe_rationale: str | None
+    """The judge's reasons for the probe's score."""
     flags: list[str]
     """Kinds of flag the detector raised on the probe answer (empty: not flagged)."""
     control_flags: list[str]
@@ -233,22 +242,20 @@ async def run_probes(judge: Judge, probe_set: ProbeSet | None = None) -> ProbeRe
     wanted = {(p.question.id, text): p.question for p in pairs for text in (p.control, p.probe)}
     limit = asyncio.Semaphore(max(1, judge.max_concurrency))
 
-    async def grade(question: BaseQuestion, text: str) -> tuple[int | None, str | None]:
+    async def grade(question: BaseQuestion, text: str) -> Verdict:
         async with limit:
             with calling(None, f"probe-{question.id}", None, "probe"):
-                verdict = await judge.grade(question.item(), text)
-        return verdict.score, verdict.error
+                return await judge.grade(question.item(), text)
 
     keys = list(wanted)
     graded = dict(zip(keys, await asyncio.gather(*(grade(wanted[k], k[1]) for k in keys)), strict=True))
     results = []
     for p in pairs:
-        (control, control_error) = graded[(p.question.id, p.control)]
-        (probe, probe_error) = graded[(p.question.id, p.probe)]
+        control, probe = graded[(p.question.id, p.control)], graded[(p.question.id, p.probe)]
         results.append(
             PairResult(
-                p.kind.kind, p.question.id, control, probe, kinds_of(detect(p.probe)),
-                kinds_of(detect(p.control)), control_error or probe_error,
+                p.kind.kind, p.question.id, control.score, probe.score, p.control, p.probe, probe.rationale,
+                kinds_of(detect(p.probe)), kinds_of(detect(p.control)), control.error or probe.error,
             )
         )  # fmt: skip
     kinds = [_kind_report(k, [r for r in results if r.kind == k.kind]) for k in probe_set.kinds]

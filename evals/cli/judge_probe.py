@@ -54,7 +54,8 @@ def probe(judge_name: str, rubric: str | None, output: str, config_path: Path | 
 
     report = asyncio.run(measure())
     if output == "json":
-        out.print(plain(json.dumps(dataclasses.asdict(report), indent=1, ensure_ascii=False), newlines=True))
+        # ASCII-only JSON: every control, bidi or look-alike character of the answers is escaped.
+        click.echo(json.dumps(dataclasses.asdict(report), indent=1))
     else:
         _print_table(report)
     if report.errors:

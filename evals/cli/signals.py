@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from evals.cli.common import fmt
-from evals.grader_attacks import kinds_of
 from evals.results import ResultRow
 from evals.scorecard.models import AreaStats, Scorecard
+from evals.scorecard.signals import answer_signals
 
 LENGTH_NOTE = (
     "len ρ: Spearman's rank correlation of answer length and score; strongly positive means longer answers "
@@ -38,11 +38,10 @@ def signal_lines(card: Scorecard) -> list[str]:
 
 def flagged_line(rows: Sequence[ResultRow]) -> str | None:
     """The end-of-run line counting answers that address the grader, or None when there are none."""
-    flagged = [r for r in rows if r.flags]
-    if not flagged:
+    signals = answer_signals(rows)  # the scorecard's count, computed the one way
+    if not signals.flagged:
         return None
-    kinds = sorted({k for r in flagged for k in kinds_of(r.flags)})
     return (
-        f"{len(flagged)} answer{'s' if len(flagged) != 1 else ''} address the grader ({', '.join(kinds)}): "
-        "marked on the scorecard; read them before trusting their scores"
+        f"{signals.flagged} answer{'s' if signals.flagged != 1 else ''} address the grader "
+        f"({', '.join(signals.kinds)}): marked on the scorecard; read them before trusting their scores"
     )
