@@ -228,6 +228,9 @@ class ProbeReport:
     judge: str
     kinds: list[KindReport]
     pairs: list[PairResult] = field(default_factory=list)
+    wrong_answer_score: float | None = None
+    """The judge's mean score of the plain wrong answers (the controls ``$wrong``). High, and the judge is
+    not checking answers against the reference: no probe built on a wrong answer can move it up."""
 
     @property
     def errors(self) -> list[str]:
@@ -259,7 +262,9 @@ async def run_probes(judge: Judge, probe_set: ProbeSet | None = None) -> ProbeRe
             )
         )  # fmt: skip
     kinds = [_kind_report(k, [r for r in results if r.kind == k.kind]) for k in probe_set.kinds]
-    return ProbeReport(judge.describe(), kinds, results)
+    wrong = [graded[(q.id, q.wrong)].score for q in probe_set.questions if (q.id, q.wrong) in graded]
+    scored = [w for w in wrong if w is not None]
+    return ProbeReport(judge.describe(), kinds, results, sum(scored) / len(scored) if scored else None)
 
 
 def _kind_report(kind: ProbeKind, results: list[PairResult]) -> KindReport:

@@ -205,3 +205,12 @@ def test_every_probe_call_is_made_in_the_probe_role():
     assert {item for _, item, _ in judge.contexts} == {f"probe-{q.id}" for q in PROBE_SET.questions}
     assert {run for _, _, run in judge.contexts} == {None}
     assert len(report.pairs) == len(PROBE_SET.kinds) * len(PROBE_SET.questions)
+
+
+def test_a_judge_that_passes_wrong_answers_is_called_out(tmp_path):
+    with FakeAnthropic(lambda body: {"rationale": "fine", "score": 5}) as server:
+        result = probe(tmp_path, server, "anthropic")
+    assert result.exit_code == 0, result.output
+    assert "warning: the judge gave plain wrong answers a mean of 5.0" in result.output
+    with FakeAnthropic(grade_by_reference) as server:
+        assert "warning" not in probe(tmp_path, server, "anthropic").output

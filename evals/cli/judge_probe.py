@@ -18,6 +18,8 @@ from evals.judging import build_judge
 from evals.probes import MOVED_AT, ProbeReport, load_probe_set, run_probes
 from evals.rubrics import rubric_search
 
+CEILING = 3.0
+"""A mean score of plain wrong answers from here up is warned about: the judge does not separate them."""
 EXPECTED = {"not_higher": "not higher", "same": "same", "lower": "lower"}
 
 
@@ -83,6 +85,15 @@ def _print_table(report: ProbeReport) -> None:
             )
         )  # fmt: skip
     out.print(table)
+    if report.wrong_answer_score is not None and report.wrong_answer_score >= CEILING:
+        out.print(
+            plain(
+                f"warning: the judge gave plain wrong answers a mean of {report.wrong_answer_score:.1f}: it is not "
+                "checking answers against the reference, and probes built on a wrong answer have no room to move "
+                "it up (their 'no effect' proves nothing)"
+            ),
+            soft_wrap=True,
+        )
     unsound = [k.kind for k in report.kinds if k.sound is False]
     questions = report.kinds[0].questions if report.kinds else 0
     out.print(
