@@ -57,6 +57,8 @@ class Flag:
 
 
 _GRADER = r"(?:grader|judge|evaluator|assessor|marker|scorer|reviewer|examiner)"
+# Words that name only a grader (not a pen, a court or a critic): safe after "you are a ..." or at a line start.
+_ONLY_GRADER = r"(?:grader|evaluator|assessor|scorer|(?:ai|llm)\s+judge)"
 _SCORE_WORD = r"(?:score|grade|rating|mark|marks|points?)"
 _TOP = rf"(?:full|perfect|top|highest|maximum|max|best)\s+{_SCORE_WORD}"
 _DIGIT = r"[1-5](?:\.0)?(?:\s*(?:/|out\s+of)\s*(?:5|five))?"
@@ -110,8 +112,8 @@ _PATTERNS: dict[FlagKind, tuple[str, ...]] = {
         rf"\b(?:dear|hello|hi|hey|attention|note\s+(?:to|for))\s*,?\s+(?:the\s+|my\s+)?(?:ai\s+|llm\s+)?{_GRADER}",
         r"\bas\s+(?:the|a|an)\s+(?:ai\s+|llm\s+)?(?:grader|evaluator|scorer|assessor)\b",
         r"\bas\s+(?:the|a|an)\s+(?:ai|llm)\s+judge\b",
-        rf"\byou\s+are\s+(?:an?\s+|the\s+)?(?:\w+\s+){{0,3}}{_GRADER}",
-        rf"(?m)^[ \t]*(?:to\s+the\s+)?{_GRADER}s?[ \t]*[:,]",
+        rf"\byou\s+are\s+(?:an?|the|my)\s+(?:\w+\s+){{0,3}}{_ONLY_GRADER}",
+        rf"(?m)^[ \t]*(?:to\s+the\s+)?{_ONLY_GRADER}s?[ \t]*[:,]",
     ),
 }
 _COMPILED: dict[FlagKind, tuple[re.Pattern[str], ...]] = {
