@@ -11,9 +11,12 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from evals.grader_attacks import Flag
 
 SCHEMA_VERSION = 1
 """Version of every persisted record and of the JSONL exports; bumped on an incompatible change."""
@@ -193,7 +196,20 @@ class Answer(_Wire):
     """When the successful call returned (seconds since the epoch): with ``latency_ms``, the interval the
     server was busy with it; the union of a run's intervals is the busy time its self-hosted cost is
     allocated by."""
+    flags: tuple[Flag, ...] = ()
+    """Where the answer addresses the grader (``evals.grader_attacks.detect``), found when it was given."""
+    length: int | None = None
+    """The answer's length in characters (``len(text)`` when not given); kept when a purge removes the text."""
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.length is None and self.text is not None:
+            object.__setattr__(self, "length", len(self.text))
+        if any(isinstance(f, dict) for f in self.flags):  # read back from JSON
+            from evals.grader_attacks import Flag
+
+            flags = tuple(f if isinstance(f, Flag) else Flag.from_dict(f) for f in self.flags)
+            object.__setattr__(self, "flags", flags)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from evals import stats
+from evals.grader_attacks import Flag
 
 RESULT_SCHEMA_VERSION = 1
 """Version of the results row (``results.jsonl``); bumped on an incompatible change."""
@@ -81,6 +82,10 @@ class ResultRow:
     """A panel's run: the score of each member that graded it (the mean of its repeats), by member name; how
     many there are says how many members the ``score`` aggregates. None for a run with one judge."""
     schema_version: int = RESULT_SCHEMA_VERSION
+    flags: tuple[Flag, ...] = ()
+    """Where the answer addresses the grader (``evals.grader_attacks``): kind and character span."""
+    answer_length: int | None = None
+    """The answer's length in characters (kept when its text is purged)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
@@ -89,6 +94,7 @@ class ResultRow:
         values = {k: v for k, v in row.items() if k in names}
         values["tags"] = tuple(values.get("tags") or ())
         values["truncated"] = bool(values.get("truncated"))
+        values["flags"] = tuple(Flag.from_dict(f) for f in values.get("flags") or ())
         if values.get("score") is not None:
             values["score"] = float(values["score"])
         return cls(**values)
@@ -97,6 +103,7 @@ class ResultRow:
         """The JSON form of one ``results.jsonl`` line."""
         data = dataclasses.asdict(self)
         data["tags"] = list(self.tags)
+        data["flags"] = [f.to_dict() for f in self.flags]
         return data
 
 

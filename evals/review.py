@@ -128,7 +128,22 @@ class PassBoundary:
                 yield key, f"at the pass boundary (score {_score(mean)}, pass from {run.pass_score})"
 
 
-SELECTORS: tuple[Selector, ...] = (JudgeErrors(), PanelDisagreement(), SplitRepeats(), PassBoundary())
+@dataclass(frozen=True)
+class FlaggedAnswers:
+    """Answers that address the grader (``evals.grader_attacks``): did their words move the verdict?"""
+
+    name: str = "flagged"
+
+    def select(self, run: ReviewRun) -> Iterator[tuple[Key, str]]:
+        for key, answer in run.answers.items():
+            if answer.flags:
+                kinds = ", ".join(sorted({f.kind for f in answer.flags}))
+                yield key, f"the answer addresses the grader ({kinds})"
+
+
+SELECTORS: tuple[Selector, ...] = (
+    JudgeErrors(), FlaggedAnswers(), PanelDisagreement(), SplitRepeats(), PassBoundary(),
+)  # fmt: skip
 """Asked in this order; an answer's earliest reason ranks it (``--limit`` keeps the first)."""
 
 

@@ -29,6 +29,7 @@ from evals.budget import Budget
 from evals.callcontext import calling
 from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError, ProviderError, StoreError
+from evals.grader_attacks import detect as grader_flags
 from evals.interrupts import run_until_terminated
 from evals.judging import Judge, LLMJudge
 from evals.outbound import plan_perimeter
@@ -331,6 +332,7 @@ async def _ask(model: Provider, run_id: str, unit: _Unit, reasoning: ReasoningMo
         finish_reason=completion.finish_reason,
         truncated=is_truncated(completion.finish_reason),
         reasoning=split.reasoning,
+        flags=grader_flags(split.answer),  # where the answer addresses the grader; length comes with text
     )
 
 

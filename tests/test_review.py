@@ -10,6 +10,7 @@ from builders import make_run
 from click.testing import CliRunner
 
 from evals.cli import main
+from evals.grader_attacks import Flag
 from evals.labels import load_labels
 from evals.review import review_run, select_rows
 from evals.store import Store
@@ -27,6 +28,8 @@ def _run(store: Store) -> None:
     store.save_judgment(dataclasses.replace(panel, judge="gpt (gpt-test)", score=2.0))
     split = verdicts[("math-split", "claude-test")]
     store.save_judgment(dataclasses.replace(split, repeat=1, score=5.0))
+    low = store.answers("run-01")[("geo-low", 0)]
+    store.save_answer(dataclasses.replace(low, flags=(Flag("score_instruction", (0, 5)),)))
 
 
 def export(*args: str):
@@ -38,14 +41,21 @@ def test_export_picks_errors_disagreements_and_boundary_verdicts(open_store, tmp
         _run(store)
         rows = select_rows(review_run(store, "run-01"))
     reasons = {r.id.split("/")[1]: r.reason for r in rows}
-    assert set(reasons) == {"geo-err", "math-panel", "math-split", "geo-edge"}
+    assert set(reasons) == {"geo-err", "geo-low", "math-panel", "math-split", "geo-edge"}
+    assert reasons["geo-low"] == "the answer addresses the grader (score_instruction)"
     assert reasons["geo-err"].startswith("judge error: unparseable verdict")
     assert reasons["math-panel"].startswith("judges disagree by 2+ points (claude-test 5, gpt (gpt-test) 2)")
     assert reasons["math-split"].startswith("claude-test's repeated verdicts disagree (2, 5)")
     assert "at the pass boundary (score 3.5, pass from 4)" in reasons["math-split"]
     assert reasons["geo-edge"] == "at the pass boundary (score 4, pass from 4)"
     # ranked by the first reason: errors, then panels, then split repeats, then the boundary
-    assert [r.id.split("/")[1] for r in rows] == ["geo-err", "math-panel", "math-split", "geo-edge"]
+    assert [r.id.split("/")[1] for r in rows] == [
+        "geo-err",
+        "geo-low",
+        "math-panel",
+        "math-split",
+        "geo-edge",
+    ]
 
 
 def test_export_writes_csv_and_jsonl_with_blank_scores_and_limit(tmp_path):
@@ -55,7 +65,7 @@ def test_export_writes_csv_and_jsonl_with_blank_scores_and_limit(tmp_path):
     assert result.exit_code == 0, result.output
     folder = tmp_path / "reports" / "review" / "run-01"
     lines = [json.loads(line) for line in (folder / "review.jsonl").read_text().splitlines()]
-    assert [line["id"] for line in lines] == ["run-01/geo-err/0", "run-01/math-panel/0"]
+    assert [line["id"] for line in lines] == ["run-01/geo-err/0", "run-01/geo-low/0"]
     assert all(line["human_score"] is None for line in lines)
     assert lines[0]["answer"] == "answer geo-err" and lines[0]["reference"] == "ref geo-err"
     with (folder / "review.csv").open(newline="") as f:

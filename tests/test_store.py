@@ -36,7 +36,7 @@ def test_migrations_pin_the_columns(tmp_path):
         "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
         "finish_reason", "truncated", "reasoning",
     ]  # fmt: skip
-    assert "finished_at" in columns["answers"]
+    assert {"flags", "length", "finished_at"} <= set(columns["answers"])
     assert {"score", "rationale", "raw", "cache_key", "cached", "error"} <= set(columns["judgments"])
     assert {"rubric_hash", "judge_fingerprint", "model_id", "repeat"} <= set(columns["judgments"])
     key = [r[1] for r in sorted(db.execute("PRAGMA table_info(judgments)"), key=lambda r: r[5]) if r[5]]

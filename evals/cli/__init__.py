@@ -26,6 +26,7 @@ from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err,
 from evals.cli.gate import baseline, gate, rollback
 from evals.cli.generate import suite_generate, suite_review  # noqa: F401  (attach to suite)
 from evals.cli.judge import judge
+from evals.cli.judge_probe import probe as _judge_probe  # noqa: F401  (registers `evals judge probe`)
 from evals.cli.local import demo, model, serve_local
 from evals.cli.project import init, rubric
 from evals.cli.purge import purge

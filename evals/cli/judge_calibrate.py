@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from evals import agreement
+from evals import agreement, audit
 from evals.agreement import Estimate
 from evals.calibration import DEFAULT_MIN_KAPPA, Calibration, calibrate, distinct_answers, judge_labels
 from evals.cli.common import (
@@ -103,14 +103,15 @@ def calibrate_command(
     err.print(
         plain(f"calibrating judge {name} ({grader.model}) · rubric {rubric.label} · {len(groups)} answers")
     )
-    verdicts = asyncio.run(judge_labels(grader, groups, RichReporter(console=err, label="calibrate")))
+    reports = reports_path(config, reports_dir)
+    with open_store(config, reports) as store, audit.recording(store):  # the judge's calls go on the trail
+        verdicts = asyncio.run(judge_labels(grader, groups, RichReporter(console=err, label="calibrate")))
     err.print(plain(f"computing agreement with {resamples} bootstrap resamples per interval"))
     result = calibrate(
         labels, verdicts, judge_name=name, judge_model=grader.model,
         judge_fingerprint=judge_fingerprint(grader), rubric_name=rubric.name, rubric_hash=rubric.hash,
         min_kappa=min_kappa, resamples=resamples,
     )  # fmt: skip
-    reports = reports_path(config, reports_dir)
     folder = out_dir or reports / "calibration" / _folder_name(name, rubric.name)
     paths = write_calibration(result, folder)
     with open_store(config, reports) as store:

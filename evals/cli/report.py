@@ -20,6 +20,7 @@ from evals.cli.common import (
     reports_option,
     reports_path,
 )
+from evals.cli.signals import signal_lines
 from evals.config import load_config
 from evals.names import RUN_OR_BASELINE, run_folder
 from evals.store import open_store
@@ -177,7 +178,7 @@ def _print_scorecard(card: Scorecard) -> None:
         )
     out.print(area_table(card.areas))
     out.print(plain("weak areas: " + (", ".join(card.weak_areas) or "none")), soft_wrap=True)
-    for line in [*(panel_lines(card.panel) if card.panel else ()), *noise_lines(card)]:
+    for line in [*(panel_lines(card.panel) if card.panel else ()), *noise_lines(card), *signal_lines(card)]:
         out.print(plain(line), soft_wrap=True)
 
 

@@ -22,6 +22,7 @@ from evals.cli.common import (
     reports_option,
     reports_path,
 )
+from evals.cli.signals import flagged_line
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.interrupts import sigterm_interrupts
@@ -329,6 +330,8 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
             f"({m.config.get('model', {}).get('max_tokens')}); the judge was told. Raise the model's "
             "max_tokens in evals.yaml if they should be whole"
         )
+    if flagged := flagged_line(outcome.rows):
+        out.print(plain(flagged), soft_wrap=True)
     out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
     out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
     out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (docs/audit.md)

@@ -16,6 +16,7 @@ from evals import stats
 from evals.config import ScorecardSettings
 from evals.economics import busy_seconds
 from evals.errors import StoreError
+from evals.grader_attacks import kinds_of
 from evals.provenance import judged_differently
 from evals.records import Judgment, RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
@@ -43,6 +44,7 @@ from evals.scorecard.models import (
 )
 from evals.scorecard.panel import build_panel, members_cost
 from evals.scorecard.redactions import redaction_info
+from evals.scorecard.signals import with_signals
 from evals.store import Store
 from evals.store.aggregates import OVERALL, AreaAggregate
 from evals.store.routes import latest_for_local
@@ -117,7 +119,7 @@ def _item_rows(
                 id=r.id, sample=r.sample, area=r.area, question=r.question, reference=r.reference,
                 answer=r.answer, score=r.score, rationale=r.rationale, error=r.error, truncated=r.truncated,
                 reasoning=r.reasoning, baseline_score=base, status=status,
-                passed=None if r.score is None else r.score >= settings.pass_score,
+                passed=None if r.score is None else r.score >= settings.pass_score, flags=kinds_of(r.flags),
             )
         )  # fmt: skip
     return out
@@ -285,6 +287,7 @@ def build_scorecard(
     overall = area_stats(OVERALL, rows, settings.pass_score).model_copy(update={"judge_noise": noise.overall})
     if drifted:
         overall = overall.model_copy(update={"drift": drifted.overall})
+    areas, overall = with_signals(areas, overall, rows)  # answers addressing the grader; length bias
     paired = drifted.scored_pairs if drifted else frozenset()
     return Scorecard(
         run=RunInfo.of(run, health(rows)),

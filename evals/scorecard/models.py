@@ -81,6 +81,31 @@ class JudgeNoise(_Record):
     """Standard error judge noise alone gives the area's mean: sqrt(σ²_judge / (K·N)) when balanced."""
 
 
+class LengthBias(_Record):
+    """Rank correlation between answer length (characters) and score over an area's scored answers.
+
+    A strong positive ``rho`` says longer answers got higher scores: the judge may reward length (padding)
+    rather than content, or the longer answers really are better; read the items before concluding.
+    """
+
+    n: int = 0
+    """Scored answers with a known length (each item × sample)."""
+    rho: float | None = None
+    """Spearman's rho (scipy); None below 5 pairs, or when every length or every score is the same."""
+    p_value: float | None = None
+    """Two-sided p-value of rho against no correlation."""
+
+
+class AnswerSignals(_Record):
+    """How an area's answers treat the judge: answers addressing the grader, and length bias."""
+
+    flagged: int = 0
+    """Answers with at least one flag of ``evals.grader_attacks`` (each item × sample)."""
+    kinds: dict[str, int] = Field(default_factory=dict)
+    """Answers flagged with each kind (an answer may count under several)."""
+    length_bias: LengthBias = LengthBias()
+
+
 class AreaStats(_Record):
     """The figures of one area (or, as ``Scorecard.overall``, of the whole run)."""
 
@@ -111,6 +136,8 @@ class AreaStats(_Record):
     drift: Drift = Drift()
     judge_noise: JudgeNoise | None = None
     """The judge's noise in the area (None in scorecards written before it was measured)."""
+    signals: AnswerSignals | None = None
+    """Answers that address the grader and the length–score correlation (None in older scorecards)."""
 
 
 class ItemChanges(_Record):
@@ -258,6 +285,8 @@ class ItemRow(_Record):
     """The item's mean in the baseline, when paired."""
     status: ItemStatus
     passed: bool | None
+    flags: list[str] = []
+    """Kinds of the answer's grader-addressing flags (``evals.grader_attacks``); empty when none."""
 
 
 class HistoryPoint(_Record):

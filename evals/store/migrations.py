@@ -321,6 +321,18 @@ def _m007_redactions(db: sqlite3.Connection) -> None:
     )
 
 
+def _m012_answer_signals(db: sqlite3.Connection) -> None:
+    # Where each answer addresses the grader (evals.grader_attacks, JSON) and its length in characters,
+    # which stays when a purge removes the text (the scorecard's length-bias figure needs it).
+    db.executescript(
+        """
+        ALTER TABLE answers ADD COLUMN flags TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE answers ADD COLUMN length INTEGER;
+        UPDATE answers SET length = length(text) WHERE text IS NOT NULL;
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -332,6 +344,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m008_audit,
     _m009_retention,
     _m010_calibrations,
+    _m012_answer_signals,
     _m015_answer_times,
     _m016_routes,
 ]
@@ -604,6 +617,16 @@ def _pg_m007_redactions(execute: Execute) -> None:
     )
 
 
+def _pg_m012_answer_signals(execute: Execute) -> None:
+    execute(
+        """
+        ALTER TABLE answers ADD COLUMN flags TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE answers ADD COLUMN length INTEGER;
+        UPDATE answers SET length = char_length(text) WHERE text IS NOT NULL;
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -615,6 +638,7 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m008_audit", _pg_m008_audit),
     ("_m009_retention", _pg_m009_retention),
     ("_m010_calibrations", _pg_m010_calibrations),
+    ("_m012_answer_signals", _pg_m012_answer_signals),
     ("_m015_answer_times", _pg_m015_answer_times),
     ("_m016_routes", _pg_m016_routes),
 ]

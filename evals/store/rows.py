@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from evals.grader_attacks import flags_json, flags_of_json
 from evals.records import Answer, Item, Judgment, RunManifest
 from evals.results import ResultRow
 from evals.store.crypto import codec
@@ -18,7 +19,7 @@ RUN_COLS = (
 ITEM_COLS = ("run_id", "item_id", "position", "area", "content_hash", "item_json")
 ANSWER_COLS = (
     "run_id", "item_id", "sample", "text", "tokens_in", "tokens_out", "latency_ms", "model_id", "error",
-    "finish_reason", "truncated", "reasoning", "finished_at",
+    "finish_reason", "truncated", "reasoning", "finished_at", "flags", "length",
 )  # fmt: skip
 JUDGMENT_COLS = (
     "run_id", "item_id", "sample", "score", "rationale", "raw", "judge", "cache_key", "cached",
@@ -64,8 +65,10 @@ def _opened(cols: tuple[str, ...], row: tuple[Any, ...], sealed: frozenset[str])
 
 
 def answer_values(answer: Answer) -> tuple[Any, ...]:
-    """An answer as a row of ``answers`` (its text sealed when the store is encrypted)."""
-    return _sealed(ANSWER_COLS, _flags(tuple(getattr(answer, c) for c in ANSWER_COLS)), SEALED_ANSWER_COLS)
+    """An answer as a row of ``answers`` (its text sealed when the store is encrypted, its grader-addressing
+    flags as JSON text)."""
+    values = {c: getattr(answer, c) for c in ANSWER_COLS} | {"flags": flags_json(answer.flags)}
+    return _sealed(ANSWER_COLS, _flags(tuple(values.values())), SEALED_ANSWER_COLS)
 
 
 def judgment_values(judgment: Judgment) -> tuple[Any, ...]:
@@ -114,6 +117,7 @@ def answer_of(row: tuple[Any, ...]) -> Answer:
     """An answer from a row of ``answers`` (``ANSWER_COLS``)."""
     values = _opened(ANSWER_COLS, row, SEALED_ANSWER_COLS)
     values["truncated"] = bool(values["truncated"])
+    values["flags"] = flags_of_json(values["flags"])
     return Answer(**values)
 
 
@@ -236,6 +240,8 @@ def result_row(
         answer_error=a.error if a else None,
         judge_error=j.error if j else None,
         member_scores=panel if panel is not None and not error else None,
+        flags=a.flags if a else (),
+        answer_length=a.length if a else None,
     )
 
 
@@ -253,6 +259,7 @@ def records_of(row: dict[str, Any]) -> tuple[Answer | None, Judgment | None]:
             row.get("answer_latency_ms"), row.get("answer_model_id"), answer_error,
             row.get("finish_reason"), bool(row.get("truncated")), row.get("reasoning"),
             row.get("answer_finished_at"),
+            flags=tuple(row.get("flags") or ()), length=row.get("answer_length"),
         )  # fmt: skip
     judgment = None
     if row.get("judge") is not None and judge_error != NOT_JUDGED:
