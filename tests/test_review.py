@@ -71,7 +71,7 @@ def test_export_writes_csv_and_jsonl_with_blank_scores_and_limit(tmp_path):
     with (folder / "review.csv").open(newline="") as f:
         table = list(csv.DictReader(f))
     assert [row["human_score"] for row in table] == ["", ""]
-    assert table[1]["reason"].startswith("judges disagree")
+    assert table[1]["reason"].startswith("the answer addresses the grader")
 
 
 def test_review_round_trip_into_a_labels_file(tmp_path):
@@ -81,17 +81,17 @@ def test_review_round_trip_into_a_labels_file(tmp_path):
     with (tmp_path / "rev" / "review.csv").open(newline="") as f:
         table = list(csv.DictReader(f))
     table[0]["human_score"], table[0]["rater"] = "2", "ana"
-    table[1]["human_score"] = "4"  # table[2] and [3] left blank
+    table[1]["human_score"] = "4"  # the others left blank
     with (tmp_path / "filled.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
     result = CliRunner().invoke(main, ["review", "import", "filled.csv", "--into", "labels/mine.jsonl"])
     assert result.exit_code == 0, result.output
-    assert "appended 2 scored rows" in result.output and "skipped 2 rows without a score" in result.output
+    assert "appended 2 scored rows" in result.output and "skipped 3 rows without a score" in result.output
     labels = load_labels(tmp_path / "labels" / "mine.jsonl")
     assert [(r.id, r.human_score, r.rater) for r in labels.rows] == [
-        ("run-01/geo-err/0", 2, "ana"), ("run-01/math-panel/0", 4, None)
+        ("run-01/geo-err/0", 2, "ana"), ("run-01/geo-low/0", 4, None)
     ]  # fmt: skip
     # a second import appends (another person's scores of the same answers)
     table[0]["rater"] = "ben"
