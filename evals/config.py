@@ -215,6 +215,22 @@ class ScorecardSettings(BaseModel):
     """Runs of the suite shown in the history charts."""
 
 
+class CanarySettings(BaseModel):
+    """The judge's drift canary (``canary:`` in evals.yaml; ``docs/canary.md``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    enabled: bool = True
+    """Re-judge the anchor set at the end of every run (a few judge calls: ``size`` of them)."""
+    size: int = Field(default=20, ge=2, le=500)
+    """Answered items in a new anchor set, drawn round-robin across areas."""
+    min_shift: float = Field(default=0.25, ge=0)
+    """The canary moved when its shift's 95 % interval excludes 0 and the shift is at least this (points)."""
+    labels: str | None = None
+    """A JSONL file of ``{question, answer, human_score}`` rows: anchors with the same question and answer
+    keep the human score beside the judge's (relative to the config's folder)."""
+
+
 class Config(BaseModel):
     """The whole configuration file."""
 
@@ -240,6 +256,8 @@ class Config(BaseModel):
     """Thresholds of weak areas and drift."""
     default_judge: str | None = None
     """Judge used when ``--judge`` is not given (default: the first judge whose key is set, else offline)."""
+    canary: CanarySettings = Field(default_factory=CanarySettings)
+    """The judge's drift canary: anchor set size, the shift that counts as moved, human labels."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
 

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from evals.budget import Budget
 from evals.callcontext import calling
+from evals.canary import CanaryOptions, observe
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, ProviderError, StoreError
 from evals.interrupts import run_until_terminated
@@ -336,6 +337,7 @@ def run_suite(
     fail_after: int = FAIL_AFTER,
     selection: Selection | None = None,
     max_cost: float | None = None,
+    canary: CanaryOptions | None = None,
 ) -> RunOutcome:
     """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point.
 
@@ -343,7 +345,8 @@ def run_suite(
     Raises ``KeyboardInterrupt`` on Ctrl-C or SIGTERM and ``EndpointFailing`` on such an endpoint, in both
     cases with the run marked ``interrupted`` and its results exported. ``selection`` (what part of the
     suite a new run asks) is recorded in the manifest; ``max_cost`` is the most this invocation may spend
-    (``Budget``), which needs the endpoints' token prices.
+    (``Budget``), which needs the endpoints' token prices. ``canary``: the judge's drift canary, observed
+    once the run finished (``evals.canary``; None: none).
     """
     budget = None
     if max_cost is not None:
@@ -403,7 +406,9 @@ def run_suite(
         async def go() -> RunOutcome:
             assert model is not None
             try:
-                return await execute(store, manifest, model, judge, reporter, budget)
+                outcome = await execute(store, manifest, model, judge, reporter, budget)
+                await observe(store, outcome.manifest, judge, canary)  # the judge's drift canary
+                return outcome
             finally:
                 await _close(model, judge)
 

@@ -19,6 +19,7 @@ import traceback
 import click
 from rich.text import Text
 
+from evals.cli import canary as _canary  # noqa: F401  (attaches evals judge drift and judge canary)
 from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
 from evals.cli.gate import baseline, gate, rollback
 from evals.cli.judge import judge

@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from evals.budget import ESTIMATE_NOTE, plan_calls
+from evals.canary import canary_options
 from evals.cli.common import (
     EXIT_CODES_HELP,
     EXIT_NO,
@@ -251,7 +252,7 @@ def _execute(
         outcome = run_suite(
             store, suite, model_name, model, judge_name, judge, rubric_search(config),
             samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
-            selection=selection, max_cost=max_cost, fail_after=fail_after,
+            selection=selection, max_cost=max_cost, fail_after=fail_after, canary=canary_options(config),
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))

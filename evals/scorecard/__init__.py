@@ -24,6 +24,7 @@ from evals.scorecard.baselines import (
     is_excluded,
     resolve_baseline,
 )
+from evals.scorecard.canary import canary_report
 from evals.scorecard.figures import DriftReport, area_stats, compare_items, drift, health
 from evals.scorecard.models import (
     OFFLINE_JUDGE_MODEL,
@@ -274,4 +275,5 @@ def build_scorecard(
         items=_item_rows(rows, base_rows, paired, settings),
         history=history(store, run, settings.history, settings.pass_score),
         cost=_cost(run, rows),
+        canary=canary_report(store, run_id),
     )
