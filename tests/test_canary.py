@@ -112,6 +112,7 @@ def test_a_silent_judge_update_is_caught_and_the_gate_refuses(project, tmp_path)
     steady = card("r2")["canary"]
     assert steady["previous_run"] == "r1" and steady["n_pairs"] == 20
     assert steady["shift"] == 0 and not steady["moved"] and steady["model_ids"] == ["claude-test-20261101"]
+    assert steady["calls"] == 20 and steady["tokens_in"] > 0 and first["calls"] == 0
 
     SHIFT[0], WORDING[0] = 1, "The answer is"  # the provider updates the judge; the model words anew
     run("r3")
@@ -152,6 +153,14 @@ def test_a_silent_judge_update_is_caught_and_the_gate_refuses(project, tmp_path)
     assert after["resets"][0]["reason"] == "provider update accepted"
     assert "canary re-anchored on" in Path("reports/runs/r4/scorecard.md").read_text()
     assert "provider update accepted" in invoke("judge", "drift").output
+    across = invoke("gate", "--candidate", "r4", "--baseline", "r1", "--policy", "policy.yaml")
+    assert (
+        across.exit_code == 2
+        and "re-anchored on" in across.output
+        and "after the baseline r1" in across.output
+    )
+    since = invoke("gate", "--candidate", "r4", "--baseline", "r3", "--policy", "policy.yaml")
+    assert since.exit_code == 0, since.output  # one judge since the reset: the gate decides again
 
 
 def test_a_reset_without_from_latest_anchors_at_the_next_run(project, tmp_path):

@@ -46,7 +46,7 @@ def drift(
     table = Table("run", "observed", "judge", "suite", "mean", "shift [95% CI]", "moved", "judge model ids")
     for r in reports:
         shift = (
-            "first" if r.previous_run is None
+            "new anchor set" if r.previous_run is None
             else f"{fmt(r.shift, '+.2f')} [{fmt(r.ci_low, '+.2f')}, {fmt(r.ci_high, '+.2f')}] vs {r.previous_run}"
         )  # fmt: skip
         table.add_row(

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from evals.budget import ESTIMATE_NOTE, plan_calls
-from evals.canary import canary_options
+from evals.canary import canary_lines, canary_options
 from evals.cli.common import (
     EXIT_CODES_HELP,
     EXIT_NO,
@@ -295,6 +295,8 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
             f"({m.config.get('model', {}).get('max_tokens')}); the judge was told. Raise the model's "
             "max_tokens in evals.yaml if they should be whole"
         )
+    for line in canary_lines(store, m.run_id):  # the judge's drift canary, loud when the judge moved
+        out.print(plain(line), soft_wrap=True)
     out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
     out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
 

@@ -63,6 +63,7 @@ def report_of(store: Store, observation: rows.Observation, against: str | None =
             for e in rows.events(store, anchor_set.judge_name, anchor_set.suite_name)
             if e.at <= observation.observed_at
         ],
+        calls=sum(1 for s in now_scores if s.tokens_in is not None or s.error is not None),
         tokens_in=sum(s.tokens_in or 0 for s in now_scores),
         tokens_out=sum(s.tokens_out or 0 for s in now_scores),
     )
@@ -108,11 +109,25 @@ def canary_history(
 
 def gate_reason(store: Store, candidate: str, baseline: str) -> str | None:
     """Why the gate cannot decide because of the judge's canary, or None: the candidate's anchor scores
-    moved against the baseline's (same anchor set), else against the previous observation."""
+    moved against the baseline's (same anchor set), else against the previous observation; or the canary
+    was re-anchored after the baseline ran and the baseline is not in the new anchor set (a judge change
+    people accepted: the two runs were still graded by different judges)."""
     report = canary_report(store, candidate, against=baseline)
-    if report is None or not report.moved:
+    if report is None:
         return None
-    return (
-        report.moved_message()
-        + "; after a deliberate judge change re-anchor with evals judge canary reset, or pass --allow-judge-change"
-    )
+    if report.moved:
+        return (
+            report.moved_message("a drop may be the judge's, not the model's")
+            + "; after a deliberate judge change re-anchor with evals judge canary reset, or pass "
+            "--allow-judge-change"
+        )
+    since = [r for r in report.resets if r.at > store.run(baseline).started_at]
+    anchored_with = {o.run_id for o in rows.observations(store, set_id=report.set_id)}
+    if since and baseline not in anchored_with:  # a baseline the new anchors came from is the new judge's
+        last = since[-1]
+        return (
+            f"the judge's canary was re-anchored on {last.at} ({last.reason or 'no reason given'}) after the "
+            f"baseline {baseline} ran: the two runs were graded by a judge that changed in between; gate "
+            "against a baseline run since, or pass --allow-judge-change"
+        )
+    return None

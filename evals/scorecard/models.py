@@ -311,6 +311,8 @@ class CanaryReport(_Record):
     """Why the canary could not be observed (the run itself is unaffected)."""
     resets: list[CanaryReset] = []
     """Re-anchorings of this judge and suite recorded up to this observation."""
+    calls: int = 0
+    """Judge gradings the canary made on this run (0 when the set was drawn from it)."""
     tokens_in: int = 0
     """Judge tokens the canary spent on this run (not in the run's cost table)."""
     tokens_out: int = 0
@@ -321,12 +323,9 @@ class CanaryReport(_Record):
 
         return f"{signed(self.shift)} [{signed(self.ci_low)}, {signed(self.ci_high)}]"
 
-    def moved_message(self) -> str:
+    def moved_message(self, consequence: str = "drift below may be the judge's, not the model's") -> str:
         """The one sentence every view prints when the canary moved."""
-        return (
-            f"the judge moved: its canary shifted by {self._interval()} since run {self.previous_run}; "
-            "drift below may be the judge's, not the model's"
-        )
+        return f"the judge moved: its canary shifted by {self._interval()} since run {self.previous_run}; {consequence}"
 
     def summary(self) -> str:
         """One line on the canary for every view (the moved sentence is said apart, louder)."""
@@ -340,7 +339,7 @@ class CanaryReport(_Record):
         return (
             f"{head}: shift {self._interval()} over {self.n_pairs} anchors since run {self.previous_run}, "
             f"{state} (moved: the 95% interval excludes 0 and |shift| >= {self.min_shift:g}); "
-            f"judge model ids: {ids}"
+            f"judge model ids: {ids}; cost {self.calls} gradings, {self.tokens_in} + {self.tokens_out} tokens"
         )
 
     def lines(self) -> list[str]:
