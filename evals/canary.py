@@ -25,11 +25,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evals.callcontext import calling
-from evals.config import CanarySettings, Config
+from evals.config import OFFLINE, CanarySettings, Config, JudgeEndpoint
 from evals.errors import ConfigError, StoreError
-from evals.judging import Judge
-from evals.plan import judge_fingerprint, now
+from evals.judging import Judge, build_judge
+from evals.plan import judge_fingerprint, now, structured_mode
 from evals.records import RunManifest, content_hash
+from evals.rubrics import RubricSearch
 from evals.scorecard.canary import canary_report
 from evals.store import Store
 from evals.store import canary as rows
@@ -199,6 +200,31 @@ async def observe(store: Store, manifest: RunManifest, judge: Judge, options: Ca
                 await asyncio.to_thread(rows.save_observation, store, failed, [])
             except Exception as again:
                 log.warning("nor could its failure be recorded: %s", again)
+
+
+def observe_missed(
+    store: Store,
+    manifest: RunManifest,
+    judge_name: str,
+    endpoint: JudgeEndpoint,
+    rubrics_dir: RubricSearch | Path,
+    options: CanaryOptions | None,
+) -> None:
+    """Observe the canary of a run resumed with nothing left to do whose canary never was (the process
+    ended between its last verdict and the canary); a run that has its observation makes no call."""
+    if options is None or not options.enabled or endpoint.provider == OFFLINE:
+        return
+    if rows.observations(store, run_id=manifest.run_id):
+        return
+    judge = build_judge(judge_name, endpoint, rubrics_dir, mode=structured_mode(manifest))
+
+    async def go() -> None:
+        try:
+            await observe(store, manifest, judge, options)
+        finally:
+            await judge.aclose()
+
+    asyncio.run(go())
 
 
 async def _rejudge(run_id: str, judge: Judge, anchors: list[rows.Anchor]) -> list[rows.AnchorScore]:

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from evals.budget import Budget
 from evals.callcontext import calling
-from evals.canary import CanaryOptions, observe
+from evals.canary import CanaryOptions, observe, observe_missed
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, ProviderError, StoreError
 from evals.interrupts import run_until_terminated
@@ -377,6 +377,7 @@ def run_suite(
                 done.rows = list(store.results(manifest.run_id))
                 if not (store.reports_dir / "runs" / manifest.run_id / "results.jsonl").exists():
                     store.export_jsonl(manifest.run_id, done.rows)
+                observe_missed(store, manifest, judge_name, judge_endpoint, rubrics_dir, canary)
                 done.manifest = store.run(manifest.run_id)
                 return done
             mode = structured_mode(manifest)

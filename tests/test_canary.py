@@ -6,6 +6,7 @@ the runs' text.
 End to end through the real SDKs against the fake servers; the shift's arithmetic on both store backends.
 """
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import yaml
 from click.testing import CliRunner
 
 from evals import stats
-from evals.canary import draw_anchors
+from evals.callcontext import current
+from evals.canary import _rejudge, draw_anchors
 from evals.cli import main
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
-from evals.records import Answer, Item, Judgment, RunManifest
+from evals.records import Answer, Item, Judgment, RunManifest, Verdict
 from evals.scorecard.canary import canary_report
 from evals.store import Store
 from evals.store import canary as rows
@@ -181,6 +183,38 @@ def test_a_judge_failing_on_the_canary_is_recorded_and_the_run_still_finishes(pr
     run("r2")  # its answers are cached verdicts: only the canary meets the broken judge
     report = card("r2")["canary"]
     assert report["scored"] == 0 and report["shift"] is None and not report["moved"]
+
+
+def test_a_run_resumed_with_nothing_left_gets_the_canary_it_missed(project, tmp_path):
+    run("r1")
+    run("r2")
+    with Store(tmp_path / "reports") as store:  # the process ended between the last verdict and the canary
+        store._execute("DELETE FROM canary_scores WHERE run_id = 'r2'")
+        store._execute("DELETE FROM canary_observations WHERE run_id = 'r2'")
+    before = project.count()
+    assert invoke("run", "--resume", "r2").exit_code == 0
+    assert project.count() - before == 20 and card("r2")["canary"]["previous_run"] == "r1"
+    assert invoke("run", "--resume", "r2").exit_code == 0
+    assert project.count() - before == 20  # observed once: a second resume calls nothing
+
+
+def test_canary_calls_are_marked_as_the_canary_s(tmp_path):
+    seen = []
+
+    class Recorder:  # a scripted judge: what is checked is the call context around each grading
+        max_concurrency = 2
+
+        async def grade(self, item, answer, *, truncated=False):
+            context = current()
+            seen.append((context.run_id, context.item_id, context.role, answer))
+            return Verdict(score=3, rationale="ok", model_id="j-1")
+
+    anchors = [
+        rows.Anchor(Item(id=f"i{n}", area="a", question="q?"), f"ans {n}", False, 3.0) for n in range(3)
+    ]
+    scores = asyncio.run(_rejudge("run-7", Recorder(), anchors))
+    assert sorted(seen) == [("run-7", f"i{n}", "canary", f"ans {n}") for n in range(3)]
+    assert [(s.item_id, s.score, s.model_id) for s in scores] == [(f"i{n}", 3, "j-1") for n in range(3)]
 
 
 def test_a_bad_labels_file_is_a_clear_error_before_any_call(project, tmp_path):
