@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evals.budget import Budget
 from evals.callcontext import calling
 from evals.config import OFFLINE, CanarySettings, Config, JudgeEndpoint
 from evals.errors import ConfigError, StoreError
@@ -167,10 +168,17 @@ def anchor_from_run(
     return anchor_set
 
 
-async def observe(store: Store, manifest: RunManifest, judge: Judge, options: CanaryOptions | None) -> None:
+async def observe(
+    store: Store,
+    manifest: RunManifest,
+    judge: Judge,
+    options: CanaryOptions | None,
+    budget: Budget | None = None,
+) -> None:
     """The run's canary observation: re-judge the active anchor set, or draw one from this run when the
     judge has none for the suite. Disabled, or with the offline judge (a fixed algorithm), it does nothing.
-    Never raises but on an interrupt: a failure is recorded with the observation and logged."""
+    Never raises but on an interrupt: a failure is recorded with the observation and logged. With a
+    ``budget`` (``--max-cost``) no grading starts that could cross it: that anchor is left unscored."""
     if options is None or not options.enabled or judge.offline:
         return
     fingerprint = judge_fingerprint(judge)
@@ -180,9 +188,8 @@ async def observe(store: Store, manifest: RunManifest, judge: Judge, options: Ca
         if anchor_set is None:
             await asyncio.to_thread(anchor_from_run, store, manifest, fingerprint, options)
             return
-        scores = await _rejudge(
-            manifest.run_id, judge, await asyncio.to_thread(rows.anchors, store, anchor_set.set_id)
-        )
+        anchors = await asyncio.to_thread(rows.anchors, store, anchor_set.set_id)
+        scores = await _rejudge(manifest.run_id, judge, anchors, budget)
         model_ids = tuple(sorted({s.model_id for s in scores if s.model_id}))
         observation = rows.Observation(
             anchor_set.set_id, manifest.run_id, now(), manifest.started_at, options.min_shift, model_ids,
@@ -227,14 +234,28 @@ def observe_missed(
     asyncio.run(go())
 
 
-async def _rejudge(run_id: str, judge: Judge, anchors: list[rows.Anchor]) -> list[rows.AnchorScore]:
-    """Every anchor graded again by ``judge`` (never from the cache), at most its concurrency at once."""
+OVER_BUDGET = "not graded: it could have crossed --max-cost"
+"""The error of an anchor the run's budget had no room for."""
+
+
+async def _rejudge(
+    run_id: str, judge: Judge, anchors: list[rows.Anchor], budget: Budget | None = None
+) -> list[rows.AnchorScore]:
+    """Every anchor graded again by ``judge`` (never from the cache), at most its concurrency at once, each
+    held against the run's ``budget`` first."""
     gate = asyncio.Semaphore(max(1, judge.max_concurrency))
 
     async def grade(anchor: rows.Anchor) -> rows.AnchorScore:
         async with gate:
+            held = (
+                budget.hold_judgment(judge, anchor.item, anchor.answer, anchor.truncated) if budget else 0.0
+            )
+            if held is None:
+                return rows.AnchorScore(anchor.item.id, None, OVER_BUDGET)
             with calling(run_id, anchor.item.id, role="canary"):
                 v = await judge.grade(anchor.item, anchor.answer, truncated=anchor.truncated)
+            if budget:
+                budget.settle(held, "judge", v.tokens_in, v.tokens_out, v.error is not None)
         return rows.AnchorScore(anchor.item.id, v.score, v.error, v.model_id, v.tokens_in, v.tokens_out)
 
     return list(await asyncio.gather(*(grade(a) for a in anchors)))

@@ -408,7 +408,7 @@ def run_suite(
             assert model is not None
             try:
                 outcome = await execute(store, manifest, model, judge, reporter, budget)
-                await observe(store, outcome.manifest, judge, canary)  # the judge's drift canary
+                await observe(store, outcome.manifest, judge, canary, budget)  # the judge's drift canary
                 return outcome
             finally:
                 await _close(model, judge)

@@ -15,11 +15,14 @@ import yaml
 from click.testing import CliRunner
 
 from evals import stats
+from evals.budget import Budget
 from evals.callcontext import current
-from evals.canary import _rejudge, draw_anchors
+from evals.canary import OVER_BUDGET, _rejudge, draw_anchors
 from evals.cli import main
+from evals.config import Endpoint, JudgeEndpoint
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
 from evals.records import Answer, Item, Judgment, RunManifest, Verdict
+from evals.rubrics import Rubric
 from evals.scorecard.canary import canary_report
 from evals.store import Store
 from evals.store import canary as rows
@@ -167,14 +170,19 @@ def test_a_silent_judge_update_is_caught_and_the_gate_refuses(project, tmp_path)
 
 def test_a_reset_without_from_latest_anchors_at_the_next_run(project, tmp_path):
     run("r1")
-    reset = invoke("judge", "canary", "reset", "--judge", "claude", "--suite", "suite")
+    reason = "<script>alert(1)</script> see [docs](http://x) @team"
+    reset = invoke("judge", "canary", "reset", "--judge", "claude", "--suite", "suite", "--reason", reason)
     assert reset.exit_code == 0 and "the next run draws a new anchor set" in reset.output
     before = project.count()
     run("r2")
     assert project.count() == before  # all verdicts cached, and the new set is drawn from r2's: no call
     report = card("r2")["canary"]
     assert report["source_run"] == "r2" and report["previous_run"] is None
-    assert report["resets"][0]["reason"] is None and "no reason given" in invoke("report", "r2").output
+    assert report["resets"][0]["reason"] == reason  # kept as written, shown inert in every view
+    html = Path("reports/runs/r2/scorecard.html").read_text()
+    md = Path("reports/runs/r2/scorecard.md").read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "](http" not in md and "@\u200bteam" in md and "canary re-anchored on" in md
 
 
 def test_a_judge_failing_on_the_canary_is_recorded_and_the_run_still_finishes(project, tmp_path):
@@ -215,6 +223,30 @@ def test_canary_calls_are_marked_as_the_canary_s(tmp_path):
     scores = asyncio.run(_rejudge("run-7", Recorder(), anchors))
     assert sorted(seen) == [("run-7", f"i{n}", "canary", f"ans {n}") for n in range(3)]
     assert [(s.item_id, s.score, s.model_id) for s in scores] == [(f"i{n}", 3, "j-1") for n in range(3)]
+
+
+def test_canary_gradings_stay_within_max_cost():
+    calls = []
+
+    class Judge:  # scripted: what is checked is that no grading starts past the budget
+        max_concurrency = 1
+
+        def rubric_for(self, item):
+            return Rubric("correctness", "d", ("c",), {s: str(s) for s in range(1, 6)}, True, "")
+
+        async def grade(self, item, answer, *, truncated=False):
+            calls.append(item.id)
+            return Verdict(score=3, rationale="ok", tokens_in=1000, tokens_out=100)  # $0.0045
+
+    priced = {"price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0}
+    model = Endpoint(model="m", **priced)
+    judge = JudgeEndpoint(provider="anthropic", model="j", max_tokens=100, **priced)
+    anchors = [rows.Anchor(Item(id=f"i{n}", area="a", question="q?"), "ans", False, 3.0) for n in range(20)]
+    budget = Budget.for_run(0.03, "m", model, "j", judge)  # room for a few gradings only
+    scores = asyncio.run(_rejudge("run-8", Judge(), anchors, budget))
+    graded = [s for s in scores if s.score is not None]
+    assert 0 < len(graded) == len(calls) < 20
+    assert {s.error for s in scores if s.score is None} == {OVER_BUDGET}
 
 
 def test_a_bad_labels_file_is_a_clear_error_before_any_call(project, tmp_path):
