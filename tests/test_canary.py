@@ -260,10 +260,12 @@ def test_a_bad_labels_file_is_a_clear_error_before_any_call(project, tmp_path):
 # -- the shift's arithmetic, on both backends ---------------------------------------------------------
 
 
-def _observe(store: Store, run_id: str, started: str, scores: list[float], min_shift: float = 0.25) -> None:
+def _observe(
+    store: Store, run_id: str, started: str, scores: list[float], min_shift: float = 0.25, rubric: str = "r"
+) -> None:
     rows.save_observation(
         store,
-        rows.Observation("s1", run_id, started, started, min_shift, ("judge-v1",), "r"),
+        rows.Observation("s1", run_id, started, started, min_shift, ("judge-v1",), rubric),
         [rows.AnchorScore(f"i{n:02d}", s) for n, s in enumerate(scores)],
     )
 
@@ -301,9 +303,11 @@ def test_a_whole_shift_moves_and_min_shift_bounds_it(anchored):
     assert report is not None and report.moved and report.shift == -1.0
     assert (report.ci_low, report.ci_high) == (-1.0, -1.0)  # every anchor moved alike: no spread at all
     assert report.moved_message().startswith("the judge moved: its canary shifted by -1.00 [-1.00, -1.00]")
-    _observe(anchored, "run3", "2026-11-03", [3.0, 1.0] * 10, min_shift=1.5)
+    assert not report.rubric_changed
+    _observe(anchored, "run3", "2026-11-03", [3.0, 1.0] * 10, min_shift=1.5, rubric="edited")
     smaller = canary_report(anchored, "run3")
     assert smaller is not None and smaller.shift == -1.0 and not smaller.moved  # below min_shift
+    assert smaller.rubric_changed and "graded with another rubric" in smaller.summary()
 
 
 def test_the_store_keeps_sets_anchors_and_resets(anchored):

@@ -58,6 +58,7 @@ def report_of(store: Store, observation: rows.Observation, against: str | None =
         min_shift=observation.min_shift,
         model_ids=list(observation.model_ids),
         error=observation.error,
+        rubric_changed=observation.rubric_hash != anchor_set.rubric_hash,
         resets=[
             CanaryReset(at=e.at, who=e.who, reason=e.reason)
             for e in rows.events(store, anchor_set.judge_name, anchor_set.suite_name)

@@ -309,6 +309,8 @@ class CanaryReport(_Record):
     """The judge model ids its API reported while judging the anchors."""
     error: str | None = None
     """Why the canary could not be observed (the run itself is unaffected)."""
+    rubric_changed: bool = False
+    """This run's rubric (set) hash is not the one the anchors were scored with: a shift may be the rubric's."""
     resets: list[CanaryReset] = []
     """Re-anchorings of this judge and suite recorded up to this observation."""
     calls: int = 0
@@ -335,6 +337,8 @@ class CanaryReport(_Record):
         if self.previous_run is None:
             return f"{head}: first observation (mean {_num(self.mean)}); the next run is compared with it"
         state = "MOVED" if self.moved else "steady"
+        if self.rubric_changed:
+            state += ", graded with another rubric than the anchors were"
         ids = ", ".join(self.model_ids) or "none reported"
         return (
             f"{head}: shift {self._interval()} over {self.n_pairs} anchors since run {self.previous_run}, "
