@@ -340,6 +340,22 @@ class RedactionSettings(BaseModel):
     the pattern recognizers run, and every run says so."""
 
 
+class CanarySettings(BaseModel):
+    """The judge's drift canary (``canary:`` in evals.yaml; ``docs/canary.md``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    enabled: bool = True
+    """Re-judge the anchor set at the end of every run (a few judge calls: ``size`` of them)."""
+    size: int = Field(default=20, ge=2, le=500)
+    """Answered items in a new anchor set, drawn round-robin across areas."""
+    min_shift: float = Field(default=0.25, ge=0)
+    """The canary moved when its shift's 95 % interval excludes 0 and the shift is at least this (points)."""
+    labels: str | None = None
+    """A JSONL file of ``{question, answer, human_score}`` rows: anchors with the same question and answer
+    keep the human score beside the judge's (relative to the config's folder)."""
+
+
 class Config(BaseModel):
     """The whole configuration file."""
 
@@ -375,6 +391,8 @@ class Config(BaseModel):
     """Hosts inside the perimeter besides loopback: ``vllm.internal`` or ``*.corp.example``."""
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     """Redaction before external calls (see docs/redaction.md)."""
+    canary: CanarySettings = Field(default_factory=CanarySettings)
+    """The judge's drift canary: anchor set size, the shift that counts as moved, human labels."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
 

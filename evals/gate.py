@@ -23,6 +23,7 @@ from evals.records import RunManifest
 from evals.render.markdown import md_text
 from evals.results import by_area
 from evals.scorecard.baselines import DEFAULT_MAX_ERROR_RATE
+from evals.scorecard.canary import gate_reason as canary_reason
 from evals.scorecard.figures import area_stats, drift, health
 from evals.scorecard.models import Drift, RunHealth
 from evals.store import Store
@@ -154,6 +155,8 @@ def decide(
             "judged differently: " + "; ".join(differences)
             + "; re-judge both with one judge, or pass --allow-judge-change"
         )  # fmt: skip
+    if (moved := canary_reason(store, cand.run_id, base.run_id)) and not allow_judge_change:
+        verdict.reasons.append(moved)  # the judge's anchor scores moved: a drop may be the judge's
     rows, base_rows = list(store.results(candidate_id)), list(store.results(baseline_id))
     cand_health, base_health = health(rows), health(base_rows)
     for role, m, h in (("candidate", cand, cand_health), ("baseline", base, base_health)):

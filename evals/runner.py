@@ -27,6 +27,7 @@ from typing import Protocol
 from evals import audit
 from evals.budget import Budget
 from evals.callcontext import calling
+from evals.canary import CanaryOptions, observe, observe_missed
 from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError, ProviderError, StoreError
 from evals.grader_attacks import detect as grader_flags
@@ -442,6 +443,7 @@ def run_suite(
     max_cost: float | None = None,
     judge_repeats: int = 1,
     redaction: RedactionSettings | None = None,
+    canary: CanaryOptions | None = None,
 ) -> RunOutcome:
     """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point.
 
@@ -454,6 +456,7 @@ def run_suite(
     suite a new run asks) is recorded in the manifest; ``max_cost`` is the most this invocation may spend
     (``Budget``), which needs the endpoints' token prices. ``redaction``: how text bound for an external
     endpoint is redacted (``evals.outbound``); restricted items bound there are refused before the run exists.
+    ``canary``: the judge's drift canary, observed once the run finished (``evals.canary``; None: none).
     """
     budget = None
     if max_cost is not None:
@@ -493,6 +496,7 @@ def run_suite(
                 done.rows = list(store.results(manifest.run_id))
                 if not (store.reports_dir / "runs" / manifest.run_id / "results.jsonl").exists():
                     store.export_jsonl(manifest.run_id, done.rows)
+                observe_missed(store, manifest, judge_name, judge_endpoint, rubrics_dir, canary, redaction)
                 done.manifest = store.run(manifest.run_id)
                 return done
             mode = structured_mode(manifest)
@@ -550,7 +554,9 @@ def run_suite(
         async def go() -> RunOutcome:
             assert model is not None
             try:
-                return await execute(store, manifest, model, judges, reporter, budget)
+                outcome = await execute(store, manifest, model, judges, reporter, budget)
+                await observe(store, outcome.manifest, judge, canary, budget)  # the judge's drift canary
+                return outcome
             finally:
                 await _close(model, judges)
 

@@ -58,6 +58,7 @@ def write_config(root: Path, model: dict, judge: dict) -> None:
         "models": {"local": {"model": "qwen", "max_concurrency": 2, "max_retries": 0, **model}},
         "judges": {"claude": {"provider": "anthropic", "model": "claude-test", "max_retries": 0, **judge}},
         "judges_dir": str(Path(__file__).parent.parent / "judges"),
+        "canary": {"enabled": False},  # the judge calls counted here are the run's own (see test_canary.py)
     }
     (root / "evals.yaml").write_text(yaml.safe_dump(config))
 

@@ -49,6 +49,7 @@ def project(tmp_path: Path, model: FakeOpenAI, judge: FakeOpenAI, **judge_fields
         "judges": {"local-judge": {"base_url": judge.url, "model": "j", "max_retries": 0, "max_concurrency": 1,
                                    **judge_fields}},
         "judges_dir": str(JUDGES),
+        "canary": {"enabled": False},  # the judge calls counted here are the run's own (see test_canary.py)
     }  # fmt: skip
     (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "suite.jsonl").write_text("".join(json.dumps(item) + "\n" for item in SUITE))

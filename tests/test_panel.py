@@ -72,6 +72,7 @@ def write_config(folder: Path, servers, **panels) -> None:
             **panels,
         },
         "judges_dir": str(Path(__file__).parent.parent / "judges"),
+        "canary": {"enabled": False},  # these tests count each member's calls
     }  # fmt: skip
     (folder / "evals.yaml").write_text(yaml.safe_dump(config))
 

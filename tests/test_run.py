@@ -56,6 +56,7 @@ def project(tmp_path, model_server, judge_server, monkeypatch):
                        "max_retries": 1, "max_concurrency": 2},
         },
         "judges_dir": str(Path(__file__).parent.parent / "judges"),
+        "canary": {"enabled": False},  # the judge calls counted here are the run's own (see test_canary.py)
     }  # fmt: skip
     (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "suite.jsonl").write_text("".join(json.dumps(item) + "\n" for item in SUITE))

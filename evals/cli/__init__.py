@@ -19,6 +19,7 @@ import traceback
 import click
 from rich.text import Text
 
+from evals.cli import canary as _canary  # noqa: F401  (attaches evals judge drift and judge canary)
 from evals.cli import judge_calibrate as judge_calibrate
 from evals.cli import judge_rerun as judge_rerun
 from evals.cli.audit import audit

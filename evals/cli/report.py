@@ -176,6 +176,9 @@ def _print_scorecard(card: Scorecard) -> None:
             plain("judged differently from the baseline: " + "; ".join(card.judged_differently)),
             soft_wrap=True,
         )
+    if card.canary:  # the judge's drift canary: loud when the judge moved
+        for line in card.canary.lines():
+            out.print(plain(line), soft_wrap=True)
     out.print(area_table(card.areas))
     out.print(plain("weak areas: " + (", ".join(card.weak_areas) or "none")), soft_wrap=True)
     for line in [*(panel_lines(card.panel) if card.panel else ()), *noise_lines(card), *signal_lines(card)]:

@@ -12,6 +12,7 @@ from rich.table import Table
 from evals import runner
 from evals.audit import audit_line
 from evals.budget import ESTIMATE_NOTE, plan_calls
+from evals.canary import canary_lines, canary_options
 from evals.cli.common import (
     EXIT_CODES_HELP,
     EXIT_NO,
@@ -286,7 +287,7 @@ def _execute(
             store, suite, model_name, model, judge_name, judge, rubric_search(config),
             samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
             selection=selection, max_cost=max_cost, fail_after=fail_after, judge_repeats=judge_repeats,
-            redaction=config.redaction,
+            redaction=config.redaction, canary=canary_options(config),
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
@@ -332,6 +333,8 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
         )
     if flagged := flagged_line(outcome.rows):
         out.print(plain(flagged), soft_wrap=True)
+    for line in canary_lines(store, m.run_id):  # the judge's drift canary, loud when the judge moved
+        out.print(plain(line), soft_wrap=True)
     out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
     out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
     out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (docs/audit.md)

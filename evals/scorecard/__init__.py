@@ -28,6 +28,7 @@ from evals.scorecard.baselines import (
     resolve_baseline,
 )
 from evals.scorecard.calibration import calibration_note
+from evals.scorecard.canary import canary_report
 from evals.scorecard.figures import DriftReport, area_stats, compare_items, drift, health
 from evals.scorecard.models import (
     OFFLINE_JUDGE_MODEL,
@@ -310,4 +311,5 @@ def build_scorecard(
         calibration=calibration_note(store, run),
         redaction=redaction_info(store, run),
         panel=build_panel(run, rows, verdicts),
+        canary=canary_report(store, run_id),
     )

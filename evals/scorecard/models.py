@@ -448,6 +448,104 @@ class PanelSection(_Record):
     disagree_at: float
 
 
+class CanaryReset(_Record):
+    """A deliberate re-anchoring of a judge's canary (``evals judge canary reset``)."""
+
+    at: str
+    """When it was recorded (ISO 8601)."""
+    who: str
+    """The user who reset it."""
+    reason: str | None
+    """Why, as they said."""
+
+
+class CanaryReport(_Record):
+    """The judge's drift canary on one run (``evals.canary``): its frozen anchor answers re-judged by this
+    run's judge, and how far their scores moved since the previous observation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    run_id: str
+    set_id: str
+    """The anchor set: one per (judge fingerprint, suite) until a reset."""
+    judge_name: str
+    suite_name: str
+    anchors: int
+    """Anchors in the set."""
+    source_run: str
+    """The run the anchors were drawn from."""
+    created_at: str
+    observed_at: str
+    scored: int
+    """Anchors the judge scored in this observation."""
+    mean: float | None
+    """Mean anchor score in this observation."""
+    previous_run: str | None = None
+    """The run of the observation compared with (None on the set's first)."""
+    n_pairs: int = 0
+    shift: float | None = None
+    """Mean over anchors scored both times of (this score − previous score): paired t, ``evals.stats``."""
+    ci_low: float | None = None
+    ci_high: float | None = None
+    min_shift: float = 0.25
+    moved: bool = False
+    """The interval excludes 0 and ``|shift| >= min_shift``: the judge, not the model, changed."""
+    model_ids: list[str] = []
+    """The judge model ids its API reported while judging the anchors."""
+    error: str | None = None
+    """Why the canary could not be observed (the run itself is unaffected)."""
+    rubric_changed: bool = False
+    """This run's rubric (set) hash is not the one the anchors were scored with: a shift may be the rubric's."""
+    resets: list[CanaryReset] = []
+    """Re-anchorings of this judge and suite recorded up to this observation."""
+    calls: int = 0
+    """Judge gradings the canary made on this run (0 when the set was drawn from it)."""
+    tokens_in: int = 0
+    """Judge tokens the canary spent on this run (not in the run's cost table)."""
+    tokens_out: int = 0
+
+    def _interval(self) -> str:
+        def signed(v: float | None) -> str:
+            return "–" if v is None else f"{v:+.2f}"
+
+        return f"{signed(self.shift)} [{signed(self.ci_low)}, {signed(self.ci_high)}]"
+
+    def moved_message(self, consequence: str = "drift below may be the judge's, not the model's") -> str:
+        """The one sentence every view prints when the canary moved."""
+        return f"the judge moved: its canary shifted by {self._interval()} since run {self.previous_run}; {consequence}"
+
+    def summary(self) -> str:
+        """One line on the canary for every view (the moved sentence is said apart, louder)."""
+        head = f"judge canary ({self.anchors} anchors from run {self.source_run})"
+        if self.error is not None:
+            return f"{head}: not observed on this run ({self.error})"
+        if self.previous_run is None:
+            return f"{head}: first observation (mean {_num(self.mean)}); the next run is compared with it"
+        state = "MOVED" if self.moved else "steady"
+        if self.rubric_changed:
+            state += ", graded with another rubric than the anchors were"
+        ids = ", ".join(self.model_ids) or "none reported"
+        return (
+            f"{head}: shift {self._interval()} over {self.n_pairs} anchors since run {self.previous_run}, "
+            f"{state} (moved: the 95% interval excludes 0 and |shift| >= {self.min_shift:g}); "
+            f"judge model ids: {ids}; cost {self.calls} gradings, {self.tokens_in} + {self.tokens_out} tokens"
+        )
+
+    def lines(self) -> list[str]:
+        """What the terminal prints: the moved sentence first when it moved, the summary, the resets."""
+        return [self.moved_message()] * self.moved + [self.summary(), *self.reset_lines()]
+
+    def reset_lines(self) -> list[str]:
+        """``canary re-anchored on DATE: REASON`` for each reset up to this run."""
+        return [
+            f"canary re-anchored on {r.at} by {r.who}: {r.reason or 'no reason given'}" for r in self.resets
+        ]
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 class Scorecard(_Record):
     """The whole scorecard of a run: ``scorecard.json``, and the source of every rendering."""
 
@@ -479,6 +577,8 @@ class Scorecard(_Record):
 
     panel: PanelSection | None = None
     """A panel's run: its members, their agreement and disagreements (``evals.scorecard.panel``)."""
+    canary: CanaryReport | None = None
+    """The judge's drift canary on this run (``evals.canary``); None when it has none."""
 
     def area(self, name: str) -> AreaStats:
         """The figures of one area; KeyError when the run has none of it."""

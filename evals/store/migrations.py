@@ -333,6 +333,70 @@ def _m012_answer_signals(db: sqlite3.Connection) -> None:
     )
 
 
+def _m011_canary(db: sqlite3.Connection) -> None:
+    # The judge's drift canary (``evals.canary``): frozen anchor sets per (judge fingerprint, suite) with
+    # their own copy of each anchor's text (a purge of runs' text keeps them), every re-judging of a set
+    # (one observation per run, one score per anchor) and the resets people made.
+    db.executescript(
+        """
+        CREATE TABLE canary_sets (
+            set_id TEXT PRIMARY KEY,
+            judge_fingerprint TEXT NOT NULL,
+            judge_name TEXT NOT NULL,
+            suite_name TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            source_run TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX canary_sets_key ON canary_sets (judge_fingerprint, suite_name, active);
+        CREATE TABLE canary_anchors (
+            set_id TEXT NOT NULL REFERENCES canary_sets (set_id),
+            item_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            area TEXT NOT NULL,
+            item_json TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            truncated INTEGER NOT NULL DEFAULT 0,
+            score REAL NOT NULL,
+            human_score REAL,
+            PRIMARY KEY (set_id, item_id)
+        );
+        CREATE TABLE canary_observations (
+            set_id TEXT NOT NULL REFERENCES canary_sets (set_id),
+            run_id TEXT NOT NULL,
+            observed_at TEXT NOT NULL,
+            run_started_at TEXT NOT NULL,
+            min_shift REAL NOT NULL,
+            model_ids_json TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (set_id, run_id)
+        );
+        CREATE TABLE canary_scores (
+            set_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            score REAL,
+            error TEXT,
+            model_id TEXT,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            PRIMARY KEY (set_id, run_id, item_id)
+        );
+        CREATE TABLE canary_events (
+            judge_name TEXT NOT NULL,
+            suite_name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            at TEXT NOT NULL,
+            who TEXT NOT NULL,
+            reason TEXT,
+            set_id TEXT
+        );
+        """
+    )
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -344,6 +408,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m008_audit,
     _m009_retention,
     _m010_calibrations,
+    _m011_canary,
     _m012_answer_signals,
     _m015_answer_times,
     _m016_routes,
@@ -627,6 +692,67 @@ def _pg_m012_answer_signals(execute: Execute) -> None:
     )
 
 
+def _pg_m011_canary(execute: Execute) -> None:
+    execute(
+        """
+        CREATE TABLE canary_sets (
+            set_id TEXT PRIMARY KEY,
+            judge_fingerprint TEXT NOT NULL,
+            judge_name TEXT NOT NULL,
+            suite_name TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            source_run TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX canary_sets_key ON canary_sets (judge_fingerprint, suite_name, active);
+        CREATE TABLE canary_anchors (
+            set_id TEXT NOT NULL REFERENCES canary_sets (set_id),
+            item_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            area TEXT NOT NULL,
+            item_json TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            truncated INTEGER NOT NULL DEFAULT 0,
+            score DOUBLE PRECISION NOT NULL,
+            human_score DOUBLE PRECISION,
+            PRIMARY KEY (set_id, item_id)
+        );
+        CREATE TABLE canary_observations (
+            set_id TEXT NOT NULL REFERENCES canary_sets (set_id),
+            run_id TEXT NOT NULL,
+            observed_at TEXT NOT NULL,
+            run_started_at TEXT NOT NULL,
+            min_shift DOUBLE PRECISION NOT NULL,
+            model_ids_json TEXT NOT NULL,
+            rubric_hash TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (set_id, run_id)
+        );
+        CREATE TABLE canary_scores (
+            set_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            score DOUBLE PRECISION,
+            error TEXT,
+            model_id TEXT,
+            tokens_in BIGINT,
+            tokens_out BIGINT,
+            PRIMARY KEY (set_id, run_id, item_id)
+        );
+        CREATE TABLE canary_events (
+            judge_name TEXT NOT NULL,
+            suite_name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            at TEXT NOT NULL,
+            who TEXT NOT NULL,
+            reason TEXT,
+            set_id TEXT
+        );
+        """
+    )
+
+
 POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m001_initial", _pg_m001_initial),
     ("_m002_baselines", _pg_m002_baselines),
@@ -638,6 +764,7 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m008_audit", _pg_m008_audit),
     ("_m009_retention", _pg_m009_retention),
     ("_m010_calibrations", _pg_m010_calibrations),
+    ("_m011_canary", _pg_m011_canary),
     ("_m012_answer_signals", _pg_m012_answer_signals),
     ("_m015_answer_times", _pg_m015_answer_times),
     ("_m016_routes", _pg_m016_routes),

@@ -128,6 +128,8 @@ def test_two_judges_with_one_model_name_at_two_urls_do_not_share_verdicts(tmp_pa
                 for name, server in (("a", judge_a), ("b", judge_b))
             },
             "judges_dir": str(JUDGES),
+            # the judge calls counted here are the run's own (see test_canary.py)
+            "canary": {"enabled": False},
         }
         (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
         (tmp_path / "s.jsonl").write_text(json.dumps(ITEM.model_dump(exclude_none=True)) + "\n")
