@@ -250,3 +250,29 @@ def import_review(path: str | Path, into: Path) -> tuple[Labels, int]:
     with into.open("a", encoding="utf-8", newline="") as f:
         f.write(text)
     return labels, labels.blank
+
+
+def canary_movers(store: Store, run_id: str) -> list[ReviewRow]:
+    """The judge's canary anchors whose score changed on ``run_id``'s observation since the previous one:
+    the same frozen answer graded differently, for a person to say which verdict was right."""
+    from evals.store import canary
+
+    rows = []
+    for observation in canary.observations(store, run_id=run_id):
+        history = [o.run_id for o in canary.observations(store, set_id=observation.set_id)]
+        at = history.index(run_id)
+        if at == 0:
+            continue
+        now = {s.item_id: s.score for s in canary.scores(store, observation.set_id, run_id)}
+        before = {s.item_id: s.score for s in canary.scores(store, observation.set_id, history[at - 1])}
+        for anchor in canary.anchors(store, observation.set_id):
+            old, new = before.get(anchor.item.id), now.get(anchor.item.id)
+            if old is not None and new is not None and old != new:
+                rows.append(
+                    ReviewRow(
+                        id=f"canary/{observation.set_id}/{anchor.item.id}", area=anchor.item.area,
+                        question=anchor.item.prompt_text(), reference=anchor.item.reference, answer=anchor.answer,
+                        reason=f"canary anchor graded {_score(old)} on run {history[at - 1]}, {_score(new)} now",
+                    )
+                )  # fmt: skip
+    return rows

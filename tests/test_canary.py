@@ -147,6 +147,12 @@ def test_a_silent_judge_update_is_caught_and_the_gate_refuses(project, tmp_path)
     assert history[2]["model_ids"] == ["claude-test-20261101"]
     table = invoke("judge", "drift", "--suite", "suite").output
     assert "MOVED" in table and "r3" in table
+    # The anchors the judge now grades differently go to people, as review rows.
+    assert invoke("review", "export", "r3", "--out", "rev").exit_code == 0
+    exported = [json.loads(line) for line in Path("rev/review.jsonl").read_text().splitlines()]
+    movers = [r for r in exported if r["id"].startswith("canary/")]
+    assert len(movers) == sum(a.score == 5 for a in anchors) > 0
+    assert all(r["reason"] == "canary anchor graded 5 on run r2, 4 now" for r in movers)
 
     reset = invoke("judge", "canary", "reset", "--judge", "claude", "--suite", "suite", "--from-latest",
                    "--reason", "provider update accepted")  # fmt: skip

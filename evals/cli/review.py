@@ -9,7 +9,7 @@ import click
 from evals.cli.common import EXIT_CODES_HELP, config_option, out, plain, reports_option, reports_path
 from evals.config import load_config
 from evals.names import RUN_ID
-from evals.review import import_review, review_run, select_rows, write_review
+from evals.review import canary_movers, import_review, review_run, select_rows, write_review
 from evals.store import open_store
 
 
@@ -40,7 +40,10 @@ def review_export(
     config = load_config(config_path)
     reports = reports_path(config, reports_dir)
     with open_store(config, reports, readonly=True) as store:
-        rows = select_rows(review_run(store, run_id, config.scorecard.pass_score), limit=limit)
+        rows = select_rows(review_run(store, run_id, config.scorecard.pass_score)) + canary_movers(
+            store, run_id
+        )
+        rows = rows[:limit] if limit is not None else rows
     paths = write_review(rows, out_dir or reports / "review" / run_id)
     out.print(plain(f"{len(rows)} answers to review: {paths['csv']} and {paths['jsonl']}"), soft_wrap=True)
     out.print(
