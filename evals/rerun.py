@@ -23,18 +23,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from evals import __version__, audit
+from evals import __version__
 from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import StoreError
-from evals.interrupts import run_until_terminated
 from evals.judging import Judge, LLMJudge, build_judge
 from evals.outbound import Perimeter, plan_perimeter
 from evals.plan import MAX_SAMPLES, check_free, new_run_id, now, record_mode, structured_mode
 from evals.provenance import rubrics_hash
-from evals.providers.health import FAIL_AFTER, EndpointFailing
+from evals.providers.health import FAIL_AFTER
 from evals.records import Completion, CompletionRequest, Item, RunManifest
 from evals.rubrics import RubricSearch
-from evals.runner import Reporter, RunOutcome, execute
+from evals.runner import Reporter, RunOutcome, carry, execute
 from evals.store import Store
 from evals.store.retention import is_purged
 
@@ -249,16 +248,4 @@ def _carry(store: Store, manifest: RunManifest, judge: Judge, reporter: Reporter
         finally:
             await judge.aclose()
 
-    try:
-        with audit.recording(store, chains=(manifest.run_id,)):  # every call recorded; sealed at the end
-            outcome = run_until_terminated(go)
-    except EndpointFailing as exc:
-        raise EndpointFailing(
-            f"{exc} What was done is stored; fix it and continue with: evals run --resume {manifest.run_id}"
-        ) from None
-    finally:
-        rows = list(store.results(manifest.run_id))
-        store.export_jsonl(manifest.run_id, rows)
-        store.save_aggregates(manifest.run_id, rows)
-    outcome.rows = rows
-    return outcome
+    return carry(store, manifest.run_id, go)

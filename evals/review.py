@@ -73,6 +73,14 @@ class JudgeErrors:
                 yield key, f"judge error: {error[:120]}"
 
 
+def _scores_by_judge(verdicts: list[Judgment]) -> dict[str, list[float]]:
+    by_judge: dict[str, list[float]] = defaultdict(list)
+    for v in verdicts:
+        if v.score is not None:
+            by_judge[v.judge].append(v.score)
+    return by_judge
+
+
 @dataclass(frozen=True)
 class PanelDisagreement:
     """Answers two judges scored ``points`` or more apart."""
@@ -82,10 +90,7 @@ class PanelDisagreement:
 
     def select(self, run: ReviewRun) -> Iterator[tuple[Key, str]]:
         for key, verdicts in run.verdicts.items():
-            by_judge: dict[str, list[float]] = defaultdict(list)
-            for v in verdicts:
-                if v.score is not None:
-                    by_judge[v.judge].append(v.score)
+            by_judge = _scores_by_judge(verdicts)
             if len(by_judge) < 2:
                 continue
             means = {judge: sum(s) / len(s) for judge, s in by_judge.items()}
@@ -102,10 +107,7 @@ class SplitRepeats:
 
     def select(self, run: ReviewRun) -> Iterator[tuple[Key, str]]:
         for key, verdicts in run.verdicts.items():
-            by_judge: dict[str, list[float]] = defaultdict(list)
-            for v in verdicts:
-                if v.score is not None:
-                    by_judge[v.judge].append(v.score)
+            by_judge = _scores_by_judge(verdicts)
             for judge, scores in sorted(by_judge.items()):
                 if len(scores) >= 2 and max(scores) != min(scores):
                     yield key, f"{judge}'s repeated verdicts disagree ({', '.join(map(_score, scores))})"

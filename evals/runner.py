@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -560,21 +560,27 @@ def run_suite(
             finally:
                 await _close(model, judges)
 
-        rows: list[ResultRow] = []
-        try:
-            with audit.recording(store, chains=(manifest.run_id,)):  # every call recorded; sealed at the end
-                outcome = run_until_terminated(go)
-        except EndpointFailing as exc:
-            raise EndpointFailing(
-                f"{exc} What was done is stored; fix it and continue with: evals run --resume {manifest.run_id}"
-            ) from None
-        finally:
-            # Exported also when interrupted, so what was done is readable; the rows are read once.
-            rows = list(store.results(manifest.run_id))
-            store.export_jsonl(manifest.run_id, rows)
-            store.save_aggregates(manifest.run_id, rows)  # kept once it ended: history and index read them
-        outcome.rows = rows
-        return outcome
+        return carry(store, manifest.run_id, go)
+
+
+def carry(store: Store, run_id: str, go: Callable[[], Awaitable[RunOutcome]]) -> RunOutcome:
+    """Run ``go`` (a stored run's work) until it ends or is stopped, every outbound call on the run's audit
+    chain; then export its results and keep its aggregates, also when interrupted, so what was done is
+    readable (the rows are read once)."""
+    rows: list[ResultRow] = []
+    try:
+        with audit.recording(store, chains=(run_id,)):  # every call recorded; sealed at the end
+            outcome = run_until_terminated(go)
+    except EndpointFailing as exc:
+        raise EndpointFailing(
+            f"{exc} What was done is stored; fix it and continue with: evals run --resume {run_id}"
+        ) from None
+    finally:
+        rows = list(store.results(run_id))
+        store.export_jsonl(run_id, rows)
+        store.save_aggregates(run_id, rows)  # kept once it ended: history and index read them
+    outcome.rows = rows
+    return outcome
 
 
 async def _close(model: Provider | None, judges: Sequence[Judge]) -> None:

@@ -376,17 +376,18 @@ def test_kappa_of_every_bootstrap_table_is_scikit_learns():
 
 
 def test_agreement_is_none_when_undefined_and_never_warns():
-    from evals.scorecard.panel import ordinal_alpha, quadratic_kappa
+    from evals.agreement import ordinal_alpha, quadratic_kappa
 
     assert quadratic_kappa([4, 4, 4], [4, 4, 4]) is None
-    assert ordinal_alpha([[4, 4, 4], [4, 4, None]]) is None
+    assert ordinal_alpha([[4, 4, 4], [4, 4, float("nan")]]) is None
     assert quadratic_kappa([], []) is None
 
 
 def test_areas_with_enough_answers_get_their_own_agreement():
+    from evals.agreement import quadratic_kappa
     from evals.records import Judgment, RunManifest
     from evals.results import ResultRow
-    from evals.scorecard.panel import MIN_AREA_N, build_panel, quadratic_kappa
+    from evals.scorecard.panel import MIN_AREA_N, build_panel
 
     run = RunManifest(
         run_id="r", suite_name="s", suite_path="s", suite_hash="h", model_name="m", model="m", judge_name="p",

@@ -15,11 +15,12 @@ seconds per pair and area. The tests check the two agree on every resample.
 
 from __future__ import annotations
 
-import warnings
+import math
 from collections.abc import Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING
 
+from evals.agreement import ordinal_alpha, quadratic_kappa
 from evals.records import Judgment, RunManifest
 from evals.results import ResultRow
 from evals.scorecard.models import (
@@ -51,35 +52,6 @@ EXCERPT = 300
 
 Unit = tuple[str, int]
 """An answer: (item id, sample)."""
-
-
-def quadratic_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
-    """Quadratic-weighted Cohen's kappa of two raters' 1-5 scores (scikit-learn); None when undefined."""
-    import numpy as np
-    from sklearn.exceptions import UndefinedMetricWarning
-    from sklearn.metrics import cohen_kappa_score
-
-    if not a:
-        return None
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        value = float(cohen_kappa_score(a, b, labels=list(SCORES), weights="quadratic"))
-    return None if np.isnan(value) else value
-
-
-def ordinal_alpha(ratings: Sequence[Sequence[float | None]]) -> float | None:
-    """Krippendorff's alpha, ordinal, of ``ratings`` (one row per rater, one column per answer, None where a
-    rater gave none), from the ``krippendorff`` package; None when undefined (a single value throughout)."""
-    import krippendorff
-    import numpy as np
-
-    data = np.array([[np.nan if v is None else v for v in row] for row in ratings], dtype=float)
-    try:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            value = float(krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal"))
-    except ValueError:  # "There has to be more than one value in the domain."
-        return None
-    return None if np.isnan(value) else value
 
 
 def kappa_tables(tables: np.ndarray) -> np.ndarray:
@@ -142,7 +114,7 @@ def _agreement(
     rated = [u for u in units if len(first[u]) >= 2]
     alpha = None
     if len(rated) >= min_n:
-        alpha = ordinal_alpha([[first[u].get(name) for u in rated] for name in names])
+        alpha = ordinal_alpha([[first[u].get(name, math.nan) for u in rated] for name in names])
     return PanelAgreement(area=area, n=len(rated), alpha=alpha, pairs=pairs)
 
 
