@@ -28,7 +28,7 @@ from evals import audit
 from evals.budget import Budget
 from evals.callcontext import calling
 from evals.config import OFFLINE, CanarySettings, Config, JudgeEndpoint, RedactionSettings
-from evals.errors import ConfigError, StoreError
+from evals.errors import ConfigError, EvalsError, StoreError
 from evals.judging import Judge, build_judge
 from evals.outbound import outside_redactor
 from evals.plan import judge_fingerprint, now, structured_mode
@@ -37,6 +37,7 @@ from evals.rubrics import RubricSearch
 from evals.scorecard.canary import canary_report
 from evals.store import Store
 from evals.store import canary as rows
+from evals.store.crypto import ENCRYPTED
 from evals.userfiles import parse_jsonl, read_text
 
 log = logging.getLogger("evals.canary")
@@ -191,6 +192,8 @@ async def observe(
             await asyncio.to_thread(anchor_from_run, store, manifest, fingerprint, options)
             return
         anchors = await asyncio.to_thread(rows.anchors, store, anchor_set.set_id)
+        if any(a.answer == ENCRYPTED for a in anchors):
+            raise EvalsError("the anchors' text is encrypted and EVALS_STORE_KEY is not set: not re-judged")
         scores = await _rejudge(manifest.run_id, judge, anchors, budget)
         model_ids = tuple(sorted({s.model_id for s in scores if s.model_id}))
         observation = rows.Observation(

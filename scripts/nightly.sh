@@ -7,6 +7,9 @@
 #
 # Environment: MODEL, JUDGE (names in evals.yaml; defaults from the config), EVALS (the command, default
 # `evals`, or .venv/bin/evals when present), REPORTS (reports folder), CONFIG (config file).
+# FRONTIER (a model in evals.yaml, e.g. claude): also answer each suite with it, judged the same way, and
+# write the routing table (`evals route`, docs/routing.md) beside the local run's scorecard as route.md;
+# each night's table says which areas changed recommendation. Restricted items stay home (never sent).
 # After the runs, `evals purge --if-configured` removes the text of runs older than `retention.text_days`
 # of evals.yaml (nothing when it is not set); see docs/retention.md.
 # Exit: 0 no regression, 1 a regression was found, 2 a suite could not be run (or the purge failed).
@@ -40,6 +43,16 @@ for suite in "$SUITES_DIR"/*/ "$SUITES_DIR"/*.yaml "$SUITES_DIR"/*.yml "$SUITES_
     1) [ "$status" -eq 0 ] && status=1 ;;
     *) status=2 ;;
   esac
+  if [ -n "${FRONTIER:-}" ]; then
+    frontier_opts=(--tag nightly-frontier --model "$FRONTIER")
+    [ -n "${JUDGE:-}" ] && frontier_opts+=(--judge "$JUDGE")
+    if ! "$EVALS" run --suite "$suite" --run-id "$run_id-frontier" "${frontier_opts[@]}" "${common[@]}" \
+      || ! "$EVALS" route --local "$run_id" --frontier "$run_id-frontier" --format md \
+        --out "${REPORTS:-reports}/runs/$run_id/route.md" "${common[@]}"; then
+      echo "!! $suite could not be routed against $FRONTIER" >&2
+      status=2
+    fi
+  fi
 done
 "$EVALS" purge --if-configured "${common[@]}" || status=2
 "$EVALS" index "${common[@]}"

@@ -341,3 +341,20 @@ def test_anchors_are_drawn_round_robin_and_the_same_for_the_same_run(tmp_path):
         assert [a.item.area for a in drawn] == ["x", "y", "z", "x", "y", "x", "y"]
         assert drawn == draw_anchors(store, "run-x", "fp", 7)
         assert draw_anchors(store, "run-x", "another judge", 7) == []
+
+
+def test_an_encrypted_stores_anchors_are_sealed_and_not_rejudged_without_the_key(project, tmp_path, monkeypatch):
+    from evals.store.crypto import new_key
+
+    monkeypatch.setenv("EVALS_STORE_KEY", new_key())
+    run("r1")
+    with Store(tmp_path / "reports") as store:
+        raw = store._execute("SELECT item_json, answer FROM canary_anchors").fetchall()
+        assert raw and all(r[1].startswith("fernet:") and '"question":"fernet:' in r[0] for r in raw)
+        (anchor_set,) = rows.sets(store)
+        assert all(a.answer.startswith(("It is", "No idea")) for a in rows.anchors(store, anchor_set.set_id))
+    monkeypatch.delenv("EVALS_STORE_KEY")
+    before = project.count()
+    run("r2")
+    assert project.count() - before == 0  # the run's verdicts from the cache; the sealed anchors not sent
+    assert "EVALS_STORE_KEY is not set" in card("r2")["canary"]["error"]

@@ -21,8 +21,8 @@ def write_suite(folder: Path, name: str, areas: tuple[str, ...]) -> None:
     (folder / f"{name}.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
 
 
-def nightly(project: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EVALS": str(EVALS), "PYTHONPATH": str(ROOT)}
+def nightly(project: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EVALS": str(EVALS), "PYTHONPATH": str(ROOT), **extra}
     return subprocess.run(
         [str(ROOT / "scripts" / "nightly.sh"), "suites"], cwd=project, env=env, capture_output=True, text=True,
         timeout=300,
@@ -51,3 +51,22 @@ def test_nightly_reports_every_suite_and_fails_on_a_regression(tmp_path):
     assert index.count("<tr>") == 4 + 1  # four runs and the header
     cards = sorted((tmp_path / "reports" / "runs").glob("*/scorecard.html"))
     assert len(cards) == 4
+
+
+def test_nightly_with_a_frontier_model_writes_each_suites_routing_table(tmp_path):
+    write_suite(tmp_path / "suites", "support", ("billing", "refunds"))
+    right = text_reply(lambda q: q.replace(" ", "").rstrip("?"))
+    local = text_reply(lambda q: "no idea" if q.startswith("refunds") else q.replace(" ", "").rstrip("?"))
+    with FakeOpenAI(local) as model, FakeOpenAI(right) as frontier:
+        config = {
+            "models": {"local": {"base_url": model.url, "model": "m"},
+                       "frontier": {"base_url": frontier.url, "model": "f"}},
+            "judges_dir": str(ROOT / "judges"),
+        }  # fmt: skip
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        done = nightly(tmp_path, MODEL="local", FRONTIER="frontier")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [table] = (tmp_path / "reports" / "runs").glob("*/route.md")
+    text = table.read_text()
+    assert "| billing | internal | 12 |" in text and "**local**" in text
+    assert "| refunds | internal | 12 |" in text and "**frontier**" in text

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from evals.records import Item
 from evals.store import Store
+from evals.store.crypto import codec
+from evals.store.rows import item_of, item_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +122,9 @@ def create_set(store: Store, anchor_set: AnchorSet, anchors: list[Anchor]) -> No
             "INSERT INTO canary_anchors (set_id, item_id, position, area, item_json, answer, truncated, score, "
             "human_score) VALUES (?,?,?,?,?,?,?,?,?)",
             [
-                (s.set_id, a.item.id, pos, a.item.area, a.item.model_dump_json(), a.answer, int(a.truncated),
-                 a.score, a.human_score)
+                # The anchors' text is sealed like the runs' when the store is encrypted (EVALS_STORE_KEY).
+                (s.set_id, a.item.id, pos, a.item.area, item_values("", pos, a.item)[-1], codec().seal(a.answer),
+                 int(a.truncated), a.score, a.human_score)
                 for pos, a in enumerate(anchors)
             ],
         )  # fmt: skip
@@ -157,7 +160,8 @@ def anchors(store: Store, set_id: str) -> list[Anchor]:
         "ORDER BY position",
         (set_id,),
     ).fetchall()
-    return [Anchor(Item.model_validate_json(r[0]), r[1], bool(r[2]), float(r[3]), r[4]) for r in rows]
+    text = codec()
+    return [Anchor(item_of(r[0]), text.open(r[1]) or "", bool(r[2]), float(r[3]), r[4]) for r in rows]
 
 
 def save_observation(store: Store, observation: Observation, scores: list[AnchorScore]) -> None:
