@@ -343,7 +343,9 @@ def test_anchors_are_drawn_round_robin_and_the_same_for_the_same_run(tmp_path):
         assert draw_anchors(store, "run-x", "another judge", 7) == []
 
 
-def test_an_encrypted_stores_anchors_are_sealed_and_not_rejudged_without_the_key(project, tmp_path, monkeypatch):
+def test_an_encrypted_stores_anchors_are_sealed_and_not_rejudged_without_the_key(
+    project, tmp_path, monkeypatch
+):
     from evals.store.crypto import new_key
 
     monkeypatch.setenv("EVALS_STORE_KEY", new_key())

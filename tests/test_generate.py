@@ -166,3 +166,29 @@ def test_quote_and_support_checks():
     assert duplicates(["How fast are refunds?", "HOW  fast are refunds?", "When does the office close?"]) == {
         1
     }
+
+
+def test_an_external_generator_reads_redacted_documents_and_items_come_back_restored(project):
+    folder, writer = project
+    contact = "Write to refunds@example.com for a refund."
+    (folder / "docs" / "policy.md").write_text(f"# Policy\n\n{contact}\n")
+
+    def quotes_contact(body):
+        passage = re.search(r"<passage>\n(.*)\n</passage>", last_user_text(body), re.S).group(1)  # type: ignore[union-attr]
+        line = next(s for s in passage.splitlines() if s.startswith("Write to"))
+        address = line.split()[2]
+        return {"items": [{"question": "Where do refunds go?", "reference": address, "quote": line}]}
+
+    writer.responder = quotes_contact
+    config = yaml.safe_load((folder / "evals.yaml").read_text())
+    config["models"]["writer"]["external"] = True
+    (folder / "evals.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(main, ["suite", "generate", "--from", "docs/policy.md", "--generator", "writer",
+                                       "--area", "support", "--out", "draft.jsonl"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "refunds@example.com" not in json.dumps(writer.requests)  # the generator read a placeholder
+    [item] = load_suite(folder / "draft.jsonl").items
+    assert (
+        item.reference == "refunds@example.com"
+    )  # restored locally, and its quote checked against the document
+    assert item.metadata["source"]["quote"] == contact

@@ -9,6 +9,8 @@ judge gets it redacted afresh.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from evals.providers import Provider
 from evals.records import Completion, CompletionRequest
@@ -34,8 +36,20 @@ class RedactingProvider:
         return dataclasses.replace(
             completion,
             text=redacted.restore(completion.text) or "",
+            data=_restored(completion.data, redacted.restore),
             reasoning=redacted.restore(completion.reasoning),
         )
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _restored(value: Any, restore: Callable[[str | None], str | None]) -> Any:
+    """A structured reply (tool input, json_schema object) with the placeholders in its strings put back."""
+    if isinstance(value, str):
+        return restore(value)
+    if isinstance(value, dict):
+        return {k: _restored(v, restore) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restored(v, restore) for v in value]
+    return value
