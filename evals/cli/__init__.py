@@ -3,7 +3,8 @@
 Exit codes (every command):
   0  done (a run that finished with some per-item errors recorded is done)
   1  the answer is "no": a suite has problems (suite validate), a regression (report --fail-on-regression),
-     the gate fails (gate), a judge below --min-kappa (judge calibrate); never anything else
+     the gate fails (gate), a judge below --min-kappa (judge calibrate), a tampered or missing audit
+     record (audit verify); never anything else
   2  could not do it: bad config, suite, rubric, name or arguments, unknown run, server unreachable, and
      anything unexpected (an unwritable file, a full disk, a damaged store, a bug): one line on stderr, the
      traceback only with --debug
