@@ -43,6 +43,30 @@ def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
     return total
 
 
+def _timed(rows: Iterable[ResultRow]) -> list[ResultRow]:
+    """Rows whose answer kept its call time (answers stored before ``finished_at`` did not)."""
+    return [r for r in rows if r.answer_finished_at is not None and r.answer_latency_ms]
+
+
+def run_busy_seconds(rows: Iterable[ResultRow]) -> float | None:
+    """The time the model's server was busy with these answers: the union of their in-flight intervals
+    (``finished_at`` minus latency, to ``finished_at``); None when none kept its call time."""
+    spans = [
+        (r.answer_finished_at - r.answer_latency_ms / 1000, r.answer_finished_at)
+        for r in rows
+        if r.answer_finished_at is not None and r.answer_latency_ms
+    ]
+    return busy_seconds(spans) if spans else None
+
+
+def volume_text(n: float) -> str:
+    """A volume for people: ``2.1 M``, ``38.0 k``, ``950``."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f}"
+
+
 @dataclass(frozen=True)
 class Measured:
     """What a run measured of one area: answered requests, their mean tokens and busy seconds."""
@@ -60,14 +84,8 @@ class Measured:
 def measure(rows: Sequence[ResultRow]) -> dict[str, Measured]:
     """Per area, the requests a run answered and what each took: tokens and a share of the busy time."""
     answered = [r for r in rows if r.answer_tokens_in is not None and r.answer_error is None and r.answer]
-    spans = [
-        (r.answer_finished_at - r.answer_latency_ms / 1000, r.answer_finished_at)
-        for r in answered
-        if r.answer_finished_at is not None and r.answer_latency_ms
-    ]
-    busy = busy_seconds(spans)
-    timed = [r for r in answered if r.answer_finished_at is not None and r.answer_latency_ms]
-    total_latency = sum(r.answer_latency_ms or 0.0 for r in timed)
+    busy = run_busy_seconds(answered) or 0.0
+    total_latency = sum(r.answer_latency_ms or 0.0 for r in _timed(answered))
     by_area: dict[str, list[ResultRow]] = defaultdict(list)
     for row in answered:
         by_area[row.area].append(row)

@@ -25,7 +25,9 @@ from evals.errors import LabelsError, Problem, StoreError
 from evals.files import write_atomic
 from evals.labels import COLUMNS, Labels, load_labels
 from evals.records import Answer, Item, Judgment, RunManifest
+from evals.scorecard.panel import DISAGREE_AT
 from evals.store import Store
+from evals.store.rows import member_scores
 
 Key = tuple[str, int]
 """(item id, sample): one answer of a run."""
@@ -86,14 +88,13 @@ class PanelDisagreement:
     """Answers two judges scored ``points`` or more apart."""
 
     name: str = "panel-disagreement"
-    points: float = 2
+    points: float = DISAGREE_AT
 
     def select(self, run: ReviewRun) -> Iterator[tuple[Key, str]]:
         for key, verdicts in run.verdicts.items():
-            by_judge = _scores_by_judge(verdicts)
-            if len(by_judge) < 2:
+            means = member_scores(verdicts)  # each judge's repeats averaged, as the row's score takes them
+            if len(means) < 2:
                 continue
-            means = {judge: sum(s) / len(s) for judge, s in by_judge.items()}
             if max(means.values()) - min(means.values()) >= self.points:
                 said = ", ".join(f"{judge} {_score(m)}" for judge, m in sorted(means.items()))
                 yield key, f"judges disagree by {self.points:g}+ points ({said})"

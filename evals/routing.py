@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from evals import stats
 from evals.config import Config
-from evals.economics import AreaCost, Measured, api_price, area_cost, measure, monthly_requests
+from evals.economics import AreaCost, Measured, api_price, area_cost, measure, monthly_requests, volume_text
 from evals.errors import EvalsError
 from evals.records import RunManifest, Sensitivity
 from evals.results import ResultRow, scores_by_item
@@ -179,24 +179,17 @@ def _paired(local: list[ResultRow], frontier: list[ResultRow]) -> tuple[Scores, 
     return scores_by_item(same), scores_by_item(r for r in frontier if r.id in ids)
 
 
-def _tokens(n: float) -> str:
-    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n:.0f}"
-
-
 def _economics(cost: AreaCost | None) -> str:
     if cost is None:
         return "; no volume configured for it"
     saving = cost.saving
     if saving is None:
         return "; cost unknown (set the frontier model's prices and hosting: in evals.yaml)"
-    volume = f"{_tokens(cost.tokens_per_month)} tokens a month" if cost.tokens_per_month else "its volume"
+    volume = f"{volume_text(cost.tokens_per_month)} tokens a month" if cost.tokens_per_month else "its volume"
     side = "cheaper" if saving >= 0 else "dearer"
     text = f" and {abs(saving) * 100:.0f} % {side} self-hosted at {volume}"
     if saving < 0 and cost.crossover_requests is not None:
-        text += f" (self-hosting pays above {_tokens(cost.crossover_requests)} requests a month)"
+        text += f" (self-hosting pays above {volume_text(cost.crossover_requests)} requests a month)"
     return text
 
 

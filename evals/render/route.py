@@ -7,7 +7,7 @@ from typing import Any
 
 from jinja2 import Environment
 
-from evals.economics import AreaCost
+from evals.economics import AreaCost, volume_text
 from evals.render import _environment
 from evals.render.markdown import md_text
 from evals.routing import RoutingTable
@@ -24,10 +24,7 @@ def _money(value: float | None) -> str:
 def _volume(value: float | None) -> str:
     if value is None:
         return "–"
-    for size, unit in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if value >= size:
-            return f"{value / size:.1f}{unit}"
-    return f"{value:.0f}"
+    return volume_text(value)
 
 
 def cost_chart(cost: AreaCost | None) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from evals import stats
 from evals.config import ScorecardSettings
-from evals.economics import busy_seconds
+from evals.economics import run_busy_seconds
 from evals.errors import StoreError
 from evals.grader_attacks import kinds_of
 from evals.provenance import judged_differently
@@ -173,12 +173,7 @@ def _cost(run: RunManifest, rows: Sequence[ResultRow], verdicts: Sequence[Judgme
         elif config.get("price_per_hour") is not None and side == "model":
             # The server's time is charged for the time it was busy with this run: the union of its
             # answers' in-flight intervals (runs stored before answers kept their times: wall time).
-            spans = [
-                (r.answer_finished_at - r.answer_latency_ms / 1000, r.answer_finished_at)
-                for r in fresh
-                if r.answer_finished_at is not None and r.answer_latency_ms
-            ]
-            seconds = busy_seconds(spans) if spans else None
+            seconds = run_busy_seconds(fresh)
             if seconds is None and run.ended_at:
                 seconds = (
                     datetime.fromisoformat(run.ended_at) - datetime.fromisoformat(run.started_at)

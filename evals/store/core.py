@@ -124,14 +124,17 @@ class Store:
     def create_run(self, manifest: RunManifest, items: list[Item]) -> None:
         """Record a new run and the items it will ask, in one transaction."""
         with self.backend.transaction():
-            self._execute(
-                f"INSERT INTO runs ({_SELECT_RUN}) VALUES ({','.join('?' * len(RUN_COLS))})",
-                run_values(manifest),
-            )
-            self.backend.executemany(
-                f"INSERT INTO items ({','.join(ITEM_COLS)}) VALUES (?,?,?,?,?,?)",
-                [item_values(manifest.run_id, pos, it) for pos, it in enumerate(items)],
-            )
+            self._insert_run(manifest, items)
+
+    def _insert_run(self, manifest: RunManifest, items: list[Item]) -> None:
+        """The run's row and its items' rows (inside the caller's transaction)."""
+        self._execute(
+            f"INSERT INTO runs ({_SELECT_RUN}) VALUES ({','.join('?' * len(RUN_COLS))})", run_values(manifest)
+        )
+        self.backend.executemany(
+            f"INSERT INTO items ({','.join(ITEM_COLS)}) VALUES (?,?,?,?,?,?)",
+            [item_values(manifest.run_id, pos, it) for pos, it in enumerate(items)],
+        )
 
     def run(self, run_id: str) -> RunManifest:
         """The manifest of a run; StoreError when there is no such run."""
@@ -336,14 +339,7 @@ class Store:
                     f"{row[1]}) than the one being loaded; nothing was written for it"
                 )
             if row is None:
-                self._execute(
-                    f"INSERT INTO runs ({_SELECT_RUN}) VALUES ({','.join('?' * len(RUN_COLS))})",
-                    run_values(manifest),
-                )
-                self.backend.executemany(
-                    f"INSERT INTO items ({','.join(ITEM_COLS)}) VALUES (?,?,?,?,?,?)",
-                    [item_values(manifest.run_id, pos, it) for pos, it in enumerate(items)],
-                )
+                self._insert_run(manifest, items)
             else:
                 self._execute(
                     "UPDATE runs SET status = ?, ended_at = ?, model_id = ?, config_json = ? WHERE run_id = ?",
