@@ -232,7 +232,7 @@ class JudgeEndpoint(Endpoint):
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float | None = Field(default=0.0, ge=0, le=2)
     panel: PanelSettings | None = None
-    """Several judges grading every answer, their scores aggregated (``evals.panel``); an entry with
+    """Several judges grading every answer, their scores aggregated (``evals.trust.panel``); an entry with
     ``panel`` holds nothing else."""
 
     @field_validator("panel", mode="before")
@@ -315,7 +315,7 @@ class RetentionSettings(BaseModel):
     """How long the store keeps the text of runs (``retention:`` in evals.yaml; ``evals purge``).
 
     Scores, aggregates and hashes are always kept; only questions, answers, reasoning, rationales and raw
-    verdicts of older runs are removed (see ``evals.retention``).
+    verdicts of older runs are removed (see ``evals.store.purge``).
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

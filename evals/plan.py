@@ -8,11 +8,12 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from evals import __version__, reference_judge
+from evals import __version__
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import StoreError
-from evals.judging import Judge, LLMJudge
-from evals.provenance import rubrics_hash
+from evals.judge import reference as reference_judge
+from evals.judge.judging import Judge, LLMJudge
+from evals.judge.provenance import rubrics_hash
 from evals.records import RunManifest, Selection, content_hash
 from evals.store import Store
 from evals.store.retention import check_workable

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
-    from evals.grader_attacks import Flag
+    from evals.judge.grader_attacks import Flag
 
 SCHEMA_VERSION = 1
 """Version of every persisted record and of the JSONL exports; bumped on an incompatible change."""
@@ -197,7 +197,7 @@ class Answer(_Wire):
     server was busy with it; the union of a run's intervals is the busy time its self-hosted cost is
     allocated by."""
     flags: tuple[Flag, ...] = ()
-    """Where the answer addresses the grader (``evals.grader_attacks.detect``), found when it was given."""
+    """Where the answer addresses the grader (``evals.judge.grader_attacks.detect``), found when it was given."""
     length: int | None = None
     """The answer's length in characters (``len(text)`` when not given); kept when a purge removes the text."""
     schema_version: int = SCHEMA_VERSION
@@ -206,7 +206,7 @@ class Answer(_Wire):
         if self.length is None and self.text is not None:
             object.__setattr__(self, "length", len(self.text))
         if any(isinstance(f, dict) for f in self.flags):  # read back from JSON
-            from evals.grader_attacks import Flag
+            from evals.judge.grader_attacks import Flag
 
             flags = tuple(f if isinstance(f, Flag) else Flag.from_dict(f) for f in self.flags)
             object.__setattr__(self, "flags", flags)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from evals import stats
-from evals.grader_attacks import Flag
+from evals.judge.grader_attacks import Flag
 
 RESULT_SCHEMA_VERSION = 1
 """Version of the results row (``results.jsonl``); bumped on an incompatible change."""
@@ -83,7 +83,7 @@ class ResultRow:
     many there are says how many members the ``score`` aggregates. None for a run with one judge."""
     schema_version: int = RESULT_SCHEMA_VERSION
     flags: tuple[Flag, ...] = ()
-    """Where the answer addresses the grader (``evals.grader_attacks``): kind and character span."""
+    """Where the answer addresses the grader (``evals.judge.grader_attacks``): kind and character span."""
     answer_length: int | None = None
     """The answer's length in characters (kept when its text is purged)."""
 

@@ -24,17 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from evals import audit
-from evals.budget import Budget
-from evals.callcontext import calling
-from evals.canary import CanaryOptions, observe, observe_missed
 from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError, ProviderError, StoreError
-from evals.grader_attacks import detect as grader_flags
-from evals.interrupts import run_until_terminated
-from evals.judging import Judge, LLMJudge
-from evals.outbound import plan_perimeter
-from evals.panel import build_judges, check_same_panel, for_panel, member_modes, stored_labels, watch_modes
+from evals.judge.grader_attacks import detect as grader_flags
+from evals.judge.judging import Judge, LLMJudge
+from evals.judge.reasoning import ReasoningMode, separate
+from evals.judge.rubrics import RubricSearch
+from evals.outbound import audit
+from evals.outbound.budget import Budget
+from evals.outbound.callcontext import calling
+from evals.outbound.interrupts import run_until_terminated
+from evals.outbound.perimeter import plan_perimeter
+from evals.outbound.providers import Provider, build_provider
+from evals.outbound.providers.health import FAIL_AFTER, EndpointFailing
 from evals.plan import (
     MAX_SAMPLES,
     check_free,
@@ -46,9 +48,6 @@ from evals.plan import (
     record_mode,
     structured_mode,
 )
-from evals.providers import Provider, build_provider
-from evals.providers.health import FAIL_AFTER, EndpointFailing
-from evals.reasoning import ReasoningMode, separate
 from evals.records import (
     Answer,
     CompletionRequest,
@@ -59,11 +58,19 @@ from evals.records import (
     is_truncated,
 )
 from evals.results import ResultRow
-from evals.rubrics import RubricSearch
 from evals.store import Store
 from evals.store.redactions import save_redactions
 from evals.store.retention import warn_if_written_in_clear
 from evals.suites import Suite
+from evals.trust.canary import CanaryOptions, observe, observe_missed
+from evals.trust.panel import (
+    build_judges,
+    check_same_panel,
+    for_panel,
+    member_modes,
+    stored_labels,
+    watch_modes,
+)
 
 
 class Reporter(Protocol):
@@ -151,7 +158,7 @@ def _pending(
     slots = [(m, r) for m in range(len(names)) for r in range(judge_repeats(manifest))]
     to_answer: list[_Unit] = []
     to_judge: list[_Unit] = []
-    frozen = "rerun_of" in manifest.config  # evals.rerun: the answers are copied, never asked
+    frozen = "rerun_of" in manifest.config  # evals.trust.rerun: the answers are copied, never asked
     for item in store.items(manifest.run_id):
         for sample in range(manifest.samples):
             answer = answers.get((item.id, sample))
@@ -455,8 +462,8 @@ def run_suite(
     cases with the run marked ``interrupted`` and its results exported. ``selection`` (what part of the
     suite a new run asks) is recorded in the manifest; ``max_cost`` is the most this invocation may spend
     (``Budget``), which needs the endpoints' token prices. ``redaction``: how text bound for an external
-    endpoint is redacted (``evals.outbound``); restricted items bound there are refused before the run exists.
-    ``canary``: the judge's drift canary, observed once the run finished (``evals.canary``; None: none).
+    endpoint is redacted (``evals.outbound.perimeter``); restricted items bound there are refused before the run exists.
+    ``canary``: the judge's drift canary, observed once the run finished (``evals.trust.canary``; None: none).
     """
     budget = None
     if max_cost is not None:

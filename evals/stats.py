@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 Status = Literal["improved", "unchanged", "regressed", "new", "within-judge-noise"]
-"""``within-judge-noise``: a significant drop no larger than twice the judge's own noise (``evals.noise``)."""
+"""``within-judge-noise``: a significant drop no larger than twice the judge's own noise (``evals.trust.noise``)."""
 
 # Differences this close count as equal: scipy's t-test warns (an error under pytest) and returns
 # nonsense on data that differ only by float rounding, e.g. 13/3 - 10/3 against 7/3 - 4/3.

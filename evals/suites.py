@@ -20,11 +20,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from evals.errors import EvalsError, Problem, SuiteError
+from evals.judge.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
 from evals.names import InvalidName, check_label
+from evals.outbound.redaction import CustomPattern
+from evals.outbound.sensitivity import AreaLevels, read_suite_policy, resolve_level
 from evals.records import Item, Message, content_hash
-from evals.redaction import CustomPattern
-from evals.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
-from evals.sensitivity import AreaLevels, read_suite_policy, resolve_level
 from evals.userfiles import (
     JsonProblem,
     UserFileError,

@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evals import audit  # noqa: E402
-from evals.audit_verify import verify  # noqa: E402
+from evals.outbound import audit  # noqa: E402
+from evals.outbound.audit_verify import verify  # noqa: E402
 from evals.store import Store  # noqa: E402
 
 

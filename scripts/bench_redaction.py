@@ -14,8 +14,8 @@ import sys
 import time
 
 from evals.defaults import DEMO_SUITE
+from evals.outbound.redaction import Redactor
 from evals.records import Item
-from evals.redaction import Redactor
 from evals.suites import load_suite
 
 SEEDED = (

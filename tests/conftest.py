@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evals.fakes import FakeAnthropic, FakeOpenAI
-from evals.providers import retry
+from evals.outbound.providers import retry
 from evals.store import Store
 from evals.store.throwaway import PostgresServer, throwaway_postgres
 

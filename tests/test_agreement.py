@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
-from evals import agreement
+from evals.trust import agreement
 
 JUDGE = [5, 4, 4, 3, 1, 2, 5, 3, 2, 1, 4, 5]
 PEOPLE = [5, 5, 4, 2, 1, 1, 4, 3, 3, 1, 4, 4]

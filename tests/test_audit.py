@@ -18,13 +18,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from evals import audit
-from evals.audit_verify import verify
-from evals.callcontext import calling
 from evals.cli import main
 from evals.config import Endpoint
 from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, grade_by_reference, text_reply
-from evals.providers import build_provider
+from evals.outbound import audit
+from evals.outbound.audit_verify import verify
+from evals.outbound.callcontext import calling
+from evals.outbound.providers import build_provider
 from evals.records import CompletionRequest
 from evals.store import Store
 from evals.store import audit as sql
@@ -427,7 +427,7 @@ def test_a_run_stopped_by_a_failing_endpoint_still_seals_its_chain(project, serv
 def test_events_recorded_by_two_processes_at_once_make_one_chain(tmp_path, store_url):
     """Two processes recording events at once (no shared lock: the store's key and retries order them)."""
     script = (
-        "import sys; from evals import audit; from evals.store import Store\n"
+        "import sys; from evals.outbound import audit; from evals.store import Store\n"
         "with Store(sys.argv[1], url=sys.argv[2]) as store:\n"
         "    for n in range(15): audit.record_event(store, 'purge', {'by': int(sys.argv[3]), 'n': n})\n"
     )

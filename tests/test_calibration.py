@@ -15,18 +15,18 @@ import yaml
 from builders import make_run
 from click.testing import CliRunner
 
-from evals.calibration import Calibration, distinct_answers, judge_labels
-from evals.calibration import calibrate as run_calibration
-from evals.callcontext import current
 from evals.cli import main
 from evals.errors import LabelsError
 from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
-from evals.labels import LabelRow, Labels, load_labels
+from evals.outbound.callcontext import current
 from evals.records import Verdict
 from evals.render import render_html, render_markdown
 from evals.scorecard import build_scorecard
 from evals.store import Store
 from evals.store.calibrations import calibrations, latest_calibration, save_calibration
+from evals.trust.calibration import Calibration, distinct_answers, judge_labels
+from evals.trust.calibration import calibrate as run_calibration
+from evals.trust.labels import LabelRow, Labels, load_labels
 
 FAST = ["--resamples", "100"]
 """Fewer resamples than the default: the tests check figures and verdicts, not interval precision."""

@@ -15,17 +15,17 @@ import yaml
 from click.testing import CliRunner
 
 from evals import stats
-from evals.budget import Budget
-from evals.callcontext import current
-from evals.canary import OVER_BUDGET, _rejudge, draw_anchors
 from evals.cli import main
 from evals.config import Endpoint, JudgeEndpoint
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
+from evals.judge.rubrics import Rubric
+from evals.outbound.budget import Budget
+from evals.outbound.callcontext import current
 from evals.records import Answer, Item, Judgment, RunManifest, Verdict
-from evals.rubrics import Rubric
 from evals.scorecard.canary import canary_report
 from evals.store import Store
 from evals.store import canary as rows
+from evals.trust.canary import OVER_BUDGET, _rejudge, draw_anchors
 
 AREAS = ("geo", "math", "chem", "bio")
 SUITE = [

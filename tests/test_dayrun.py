@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from evals.cli import main
 from evals.config import Endpoint
 from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, Reply, grade_by_reference, last_user_text
-from evals.judging import TRUNCATED_NOTE
-from evals.providers.anthropic import AnthropicProvider
-from evals.providers.openai_compat import OpenAIProvider
-from evals.reasoning import split_reasoning
+from evals.judge.judging import TRUNCATED_NOTE
+from evals.judge.reasoning import split_reasoning
+from evals.outbound.providers.anthropic import AnthropicProvider
+from evals.outbound.providers.openai_compat import OpenAIProvider
 from evals.records import CompletionRequest
 
 SECRET = "sk-ant-test-SECRET-4242"

@@ -14,11 +14,11 @@ from cryptography.fernet import Fernet
 from evals.cli import main
 from evals.errors import ConfigError, StoreError
 from evals.fakes import FakeOpenAI, text_reply
-from evals.gate import Policy, decide
 from evals.records import Item, Message
-from evals.retention import plan_purge, purge
 from evals.scorecard import build_scorecard
+from evals.scorecard.gate import Policy, decide
 from evals.store.crypto import TextCodec
+from evals.store.purge import plan_purge, purge
 from evals.store.rekey import rekey
 from evals.store.rows import item_values
 

@@ -15,8 +15,8 @@ from evals.cli import main
 from evals.config import Endpoint
 from evals.errors import ProviderError
 from evals.fakes import FakeOpenAI, Fault, last_user_text, text_reply
-from evals.providers import build_provider, retry
-from evals.providers.health import FAIL_AFTER
+from evals.outbound.providers import build_provider, retry
+from evals.outbound.providers.health import FAIL_AFTER
 from evals.records import CompletionRequest
 
 JUDGES = Path(__file__).parent.parent / "judges"

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from evals.authoring.generate import chunks, duplicates, supported
 from evals.cli import main
 from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
-from evals.generate import chunks, duplicates, supported
 from evals.suites import load_suite
 
 FACTS = {

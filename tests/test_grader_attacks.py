@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 from evals.cli import main
 from evals.defaults import DEMO_SUITE
 from evals.fakes import FakeOpenAI, text_reply
-from evals.grader_attacks import KINDS, Flag, detect, flags_json, flags_of_json, kinds_of
+from evals.judge.grader_attacks import KINDS, Flag, detect, flags_json, flags_of_json, kinds_of
 from evals.records import Answer
 from evals.results import ResultRow
 from evals.scorecard import Scorecard, build_scorecard

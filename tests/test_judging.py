@@ -16,7 +16,7 @@ from evals.config import JudgeEndpoint
 from evals.defaults import SHIPPED_JUDGES as JUDGES
 from evals.errors import ProviderError, RubricError
 from evals.fakes import FakeAnthropic, FakeOpenAI, Fault
-from evals.judging import (
+from evals.judge.judging import (
     VERDICT_SCHEMA,
     LLMJudge,
     VerdictError,
@@ -25,9 +25,9 @@ from evals.judging import (
     neutralize,
     parse_verdict,
 )
+from evals.judge.reference import ReferenceJudge
+from evals.judge.rubrics import load_rubric
 from evals.records import Completion, CompletionRequest, Item
-from evals.reference_judge import ReferenceJudge
-from evals.rubrics import load_rubric
 
 ITEM = Item(id="geo-1", area="geography", question="What is the capital of France?", reference="Paris")
 RUBRIC = {

@@ -19,9 +19,9 @@ from openai import AsyncOpenAI
 
 from evals.cli import main
 from evals.defaults import DEMO_SUITE, SHIPPED_JUDGES
-from evals.judging import build_judge_messages
+from evals.judge.judging import build_judge_messages
+from evals.judge.rubrics import RubricBook
 from evals.localmodel import GGUF_NAME, MODEL_ALIAS, ServerOptions, find_gguf, local_server, model_fingerprint
-from evals.rubrics import RubricBook
 from evals.suites import load_suite
 
 integration = pytest.mark.integration

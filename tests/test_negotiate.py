@@ -13,9 +13,9 @@ from openai import APIStatusError, BadRequestError, InternalServerError, Unproce
 
 from evals.cli import main
 from evals.fakes import FakeOpenAI, last_user_text, text_reply
+from evals.outbound.providers.openai_compat import ERRORS
+from evals.outbound.providers.retry import is_transient, rejects_format
 from evals.plan import structured_mode
-from evals.providers.openai_compat import ERRORS
-from evals.providers.retry import is_transient, rejects_format
 from evals.store import Store
 
 JUDGES = Path(__file__).parent.parent / "judges"

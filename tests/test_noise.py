@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from builders import make_run
 
-from evals.gate import Policy, decide
-from evals.noise import Scored, combined_se, judge_noise, run_noise
 from evals.records import Judgment
 from evals.render import render_html, render_markdown
 from evals.scorecard import build_scorecard
+from evals.scorecard.gate import Policy, decide
 from evals.store import Store
+from evals.trust.noise import Scored, combined_se, judge_noise, run_noise
 
 # item > answer (sample) > verdict (repeat): 2 items, 2 samples each, 2 verdicts per answer
 FIXED = {
@@ -82,7 +82,7 @@ def test_a_panel_is_measured_on_one_judge_not_on_the_judges_disagreement():
 def test_combined_se_adds_the_runs_that_measured_it():
     a = judge_noise(verdicts(), repeats=2, pass_score=4)
     unmeasured = judge_noise(verdicts(), repeats=1, pass_score=4)
-    from evals.noise import RunNoise
+    from evals.trust.noise import RunNoise
 
     cand, base = RunNoise({"geo": a}, a), RunNoise({"geo": unmeasured}, unmeasured)
     assert combined_se(cand, base)["geo"] == pytest.approx(a.se_judge)

@@ -15,9 +15,9 @@ from evals.cli import main
 from evals.config import load_config
 from evals.errors import ConfigError
 from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, last_user_text, text_reply
-from evals.judging import build_judge
-from evals.panel import stored_labels
-from evals.rubrics import rubric_search
+from evals.judge.judging import build_judge
+from evals.judge.rubrics import rubric_search
+from evals.trust.panel import stored_labels
 
 SUITE = [
     {"id": "geo-1", "area": "geography", "question": "Capital of France?", "reference": "Paris"},
@@ -376,7 +376,7 @@ def test_kappa_of_every_bootstrap_table_is_scikit_learns():
 
 
 def test_agreement_is_none_when_undefined_and_never_warns():
-    from evals.agreement import ordinal_alpha, quadratic_kappa
+    from evals.trust.agreement import ordinal_alpha, quadratic_kappa
 
     assert quadratic_kappa([4, 4, 4], [4, 4, 4]) is None
     assert ordinal_alpha([[4, 4, 4], [4, 4, float("nan")]]) is None
@@ -384,10 +384,10 @@ def test_agreement_is_none_when_undefined_and_never_warns():
 
 
 def test_areas_with_enough_answers_get_their_own_agreement():
-    from evals.agreement import quadratic_kappa
     from evals.records import Judgment, RunManifest
     from evals.results import ResultRow
     from evals.scorecard.panel import MIN_AREA_N, build_panel
+    from evals.trust.agreement import quadratic_kappa
 
     run = RunManifest(
         run_id="r", suite_name="s", suite_path="s", suite_hash="h", model_name="m", model="m", judge_name="p",
@@ -419,7 +419,7 @@ def test_areas_with_enough_answers_get_their_own_agreement():
 
 
 def test_provenance_names_what_changed_in_any_member(project, servers):
-    from evals.provenance import judged_differently
+    from evals.judge.provenance import judged_differently
     from evals.store import Store
 
     assert invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--run-id", "r1").exit_code == 0

@@ -14,8 +14,8 @@ import yaml
 
 from evals.errors import StoreError
 from evals.fakes import FakeOpenAI, text_reply
+from evals.judge.reference import ReferenceJudge
 from evals.plan import judge_fingerprint
-from evals.reference_judge import ReferenceJudge
 from evals.store import Store
 
 SUITE = [

@@ -11,14 +11,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from evals.callcontext import current
 from evals.cli import main
 from evals.errors import ConfigError
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, last_user_text
-from evals.grader_attacks import PROMPT_TAGS, detect
-from evals.markers import marker_pattern, normalised_view
-from evals.probes import PROBES, build_pairs, load_probe_set, run_probes
+from evals.judge.grader_attacks import PROMPT_TAGS, detect
+from evals.judge.markers import marker_pattern, normalised_view
+from evals.outbound.callcontext import current
 from evals.records import Verdict
+from evals.trust.probes import PROBES, build_pairs, load_probe_set, run_probes
 
 SECRET = "sk-ant-test-PROBE-4242"
 PROBE_SET = load_probe_set()

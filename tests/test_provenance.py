@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
-from evals.provenance import provenance_differences, rubrics_hash
+from evals.judge.provenance import provenance_differences, rubrics_hash
 from evals.records import JudgingProvenance
 from evals.store import Store
 

@@ -14,9 +14,9 @@ import pytest
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, ProviderError
 from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, count_tokens, prompt_tokens, text_reply
-from evals.providers import Provider, build_provider, retry
-from evals.providers.anthropic import AnthropicProvider
-from evals.providers.openai_compat import OpenAIProvider
+from evals.outbound.providers import Provider, build_provider, retry
+from evals.outbound.providers.anthropic import AnthropicProvider
+from evals.outbound.providers.openai_compat import OpenAIProvider
 from evals.records import Completion, CompletionRequest
 
 KEY = "sk-test-SECRET123"
@@ -266,7 +266,7 @@ def test_an_endpoint_without_a_model_is_a_config_error(fake_openai):
 
 
 def test_429_waits_as_long_as_retry_after_says(fake_openai, caplog):
-    caplog.set_level(logging.WARNING, logger="evals.providers")
+    caplog.set_level(logging.WARNING, logger="evals.outbound.providers")
     fake_openai.inject(Fault("rate_limit", retry_after=1))
 
     started = time.perf_counter()
@@ -277,7 +277,7 @@ def test_429_waits_as_long_as_retry_after_says(fake_openai, caplog):
     assert fake_openai.count() == 2
     assert waited >= 0.9, "the retry came before the server's Retry-After"
     assert waited < 5
-    [record] = [r for r in caplog.records if r.name == "evals.providers"]
+    [record] = [r for r in caplog.records if r.name == "evals.outbound.providers"]
     assert record.levelno == logging.WARNING
     message = record.getMessage()
     assert "model 'local'" in message and "attempt 1/5" in message and "429" in message
@@ -371,7 +371,7 @@ def test_exhausted_retries_give_one_line_without_the_key(fake_openai, monkeypatc
     assert "\n" not in message
     assert fake_openai.count() == 3
     assert fake_openai.headers[0]["authorization"] == f"Bearer {KEY}", "the key was really in play"
-    waits = [r for r in caplog.records if r.name == "evals.providers"]
+    waits = [r for r in caplog.records if r.name == "evals.outbound.providers"]
     assert [r.levelno for r in waits] == [logging.WARNING] * 2
     assert all(KEY not in r.getMessage() and "SECRET" not in r.getMessage() for r in caplog.records)
     assert KEY not in caplog.text

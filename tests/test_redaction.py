@@ -17,9 +17,9 @@ from evals.cli import main
 from evals.config import JudgeEndpoint
 from evals.defaults import SHIPPED_JUDGES
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, last_user_text, text_reply
-from evals.judging import build_judge
+from evals.judge.judging import build_judge
+from evals.outbound.redaction import CustomPattern, Redactor
 from evals.records import Item
-from evals.redaction import CustomPattern, Redactor
 from evals.render import render_html
 from evals.scorecard import build_scorecard
 from evals.store import Store

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from evals import reference_judge
+from evals.judge import reference as reference_judge
+from evals.judge.reference import NO_REFERENCE, ReferenceJudge, score_answer, tokens
+from evals.judge.rubrics import load_rubric
 from evals.records import Item, Verdict
-from evals.reference_judge import NO_REFERENCE, ReferenceJudge, score_answer, tokens
-from evals.rubrics import load_rubric
 
 JUDGES = Path(__file__).parent.parent / "judges"
 

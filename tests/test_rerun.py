@@ -221,9 +221,9 @@ def test_rerun_refuses_a_purged_run(project):
 def test_rerun_as_a_library_call_on_both_store_backends(open_store, fake_anthropic, monkeypatch):
     from builders import make_run
 
-    from evals import rerun
     from evals.config import JudgeEndpoint
     from evals.defaults import SHIPPED_JUDGES
+    from evals.trust import rerun
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     fake_anthropic.responder = grade_by_reference

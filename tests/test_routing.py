@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import Hosting
-from evals.economics import Measured, area_cost, busy_seconds, read_traffic
 from evals.errors import ConfigError
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
+from evals.routing.economics import Measured, area_cost, busy_seconds, read_traffic
 
 N = 12
 # area -> how many of its N items the local model gets right (the frontier gets all right)

@@ -14,7 +14,7 @@ from evals.cli import main
 from evals.config import load_config
 from evals.defaults import SHIPPED_JUDGES
 from evals.errors import RubricError
-from evals.rubrics import load_rubric, rubric_search, search_in
+from evals.judge.rubrics import load_rubric, rubric_search, search_in
 from evals.suites import find_problems
 
 SHIPPED = SHIPPED_JUDGES / "correctness.yaml"

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from evals.cli import main
 from evals.config import JudgeEndpoint
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
-from evals.judging import build_judge
-from evals.rubrics import RubricBook
+from evals.judge.judging import build_judge
+from evals.judge.rubrics import RubricBook
 from evals.store import Store
 
 ANSWERS = {"Capital of France?": "Paris.", "Capital of Peru?": "Quito.", "What is 2 + 2?": "4"}

@@ -42,7 +42,7 @@ from evals.cli.runs import runs
 from evals.cli.store import export, import_, store
 from evals.cli.weak import export_weak  # noqa: F401  (attaches to export)
 from evals.errors import EvalsError
-from evals.terminal import SafeLogHandler
+from evals.render.terminal import SafeLogHandler
 
 _LOG_HANDLER = SafeLogHandler(err)
 """Prints the package's warnings (retry waits with server error bodies) as safe one-line messages."""

@@ -53,7 +53,7 @@ def audit_verify(
     records than a head counted, a head that no longer matches its run's records), and anchors that match
     no record. Records after a chain's last head (a run still running, or killed) are noted, not failed.
     """
-    from evals.audit_verify import verify
+    from evals.outbound.audit_verify import verify
 
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:

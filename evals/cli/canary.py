@@ -94,7 +94,7 @@ def canary_reset(
 ) -> None:
     """Re-anchor the canary of JUDGE on SUITE: its anchor set is retired and a new one drawn at the next run
     (or now, from the latest run); recorded with who, when and why."""
-    from evals.canary import canary_options, reset
+    from evals.trust.canary import canary_options, reset
 
     config = load_config(config_path)
     options = canary_options(config)

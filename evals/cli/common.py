@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 
 from evals.config import Config
-from evals.terminal import plain as plain
+from evals.render.terminal import plain as plain
 
 EXIT_OK, EXIT_NO, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES_HELP = (

@@ -28,7 +28,7 @@ from evals.records import RunManifest
 from evals.store import Store, open_store
 
 if TYPE_CHECKING:
-    from evals.gate import Policy
+    from evals.scorecard.gate import Policy
 
 
 @click.command(epilog=GATE_EXIT_HELP)
@@ -67,7 +67,7 @@ def gate(
     Reads the store only (it may be read-only). If the step summary or --junit cannot be written, the gate
     says so and exits 2: a CI must not read a decision it did not get in full.
     """
-    from evals import gate as gating
+    from evals.scorecard import gate as gating
 
     config = load_config(config_path)
     policy = gating.load_policy(policy_path)
@@ -148,7 +148,7 @@ def baseline_list(history: bool, reports_dir: Path | None, config_path: Path | N
 @reports_option
 def rollback(name: str, write: bool, config_path: Path | None, reports_dir: Path | None) -> None:
     """Show (or with --write restore) the model configuration of an approved run."""
-    from evals.rollback import restore_model
+    from evals.scorecard.rollback import restore_model
 
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:

@@ -69,8 +69,8 @@ def suite_generate(
     Every item records its generator, document, quote and prompt hash, and review: pending: check them
     with evals suite review. Interrupted, the same command resumes from <out>.progress.jsonl.
     """
-    from evals.budget import estimate_tokens
-    from evals.generate import PROMPT, document_chunks, estimate_difficulty, generate
+    from evals.authoring.generate import PROMPT, document_chunks, estimate_difficulty, generate
+    from evals.outbound.budget import estimate_tokens
 
     config = load_config(config_path)
     name, endpoint = config.model(generator_name)
@@ -95,10 +95,10 @@ def suite_generate(
         return
     items, report = generate(sources, name, endpoint, area, count, out_path, chunk_chars, config.redaction)
     if local_name is not None and items:
-        from evals.judging import build_judge
-        from evals.outbound import outside_redactor
-        from evals.references import write_suite
-        from evals.rubrics import rubric_search
+        from evals.authoring.references import write_suite
+        from evals.judge.judging import build_judge
+        from evals.judge.rubrics import rubric_search
+        from evals.outbound.perimeter import outside_redactor
 
         local, local_endpoint = config.model(local_name)
         jname, jendpoint = config.judge(judge_name)
@@ -155,7 +155,7 @@ def suite_review(
     review: accepted | edited, with reviewer and time); rejected items leave the suite for
     <file>.rejected.jsonl. Quit at any time: the next review starts with what is still pending.
     """
-    from evals.review_suite import Review
+    from evals.authoring.review import Review
 
     review = Review(path, reviewer or _login())
     pending = review.pending()

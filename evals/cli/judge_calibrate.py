@@ -10,9 +10,6 @@ from pathlib import Path
 
 import click
 
-from evals import agreement, audit
-from evals.agreement import Estimate
-from evals.calibration import DEFAULT_MIN_KAPPA, Calibration, calibrate, distinct_answers, judge_labels
 from evals.cli.common import (
     EXIT_CODES_HELP,
     EXIT_NO,
@@ -25,18 +22,22 @@ from evals.cli.common import (
     reports_path,
 )
 from evals.cli.judge import judge
+from evals.cli.progress import RichReporter
 from evals.config import load_config
 from evals.errors import EvalsError
-from evals.judging import build_judge
-from evals.labels import load_labels
-from evals.outbound import outside_redactor
+from evals.judge.judging import build_judge
+from evals.judge.rubrics import rubric_search
+from evals.outbound import audit
+from evals.outbound.perimeter import outside_redactor
 from evals.plan import judge_fingerprint
-from evals.progress import RichReporter
 from evals.records import Item
 from evals.render.calibration import write_calibration
-from evals.rubrics import rubric_search
 from evals.store import open_store
 from evals.store.calibrations import save_calibration
+from evals.trust import agreement
+from evals.trust.agreement import Estimate
+from evals.trust.calibration import DEFAULT_MIN_KAPPA, Calibration, calibrate, distinct_answers, judge_labels
+from evals.trust.labels import load_labels
 
 CALIBRATE_EXIT_HELP = EXIT_CODES_HELP.replace(
     "  1  the answer is no, and only that: a suite has problems (validate), a regression\n"

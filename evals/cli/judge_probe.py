@@ -10,16 +10,16 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from evals import audit
 from evals.cli.common import EXIT_CODES_HELP, config_option, fmt, out, plain, reports_path
 from evals.cli.judge import judge
 from evals.config import load_config
 from evals.errors import EvalsError
-from evals.judging import build_judge
-from evals.outbound import outside_redactor
-from evals.probes import MOVED_AT, ProbeReport, load_probe_set, run_probes
-from evals.rubrics import rubric_search
+from evals.judge.judging import build_judge
+from evals.judge.rubrics import rubric_search
+from evals.outbound import audit
+from evals.outbound.perimeter import outside_redactor
 from evals.store import open_store
+from evals.trust.probes import MOVED_AT, ProbeReport, load_probe_set, run_probes
 
 CEILING = 3.0
 """A mean score of plain wrong answers from here up is warned about: the judge does not separate them."""

@@ -1,4 +1,4 @@
-"""``evals judge rerun``: re-judge a run's stored answers K times, fresh, as a new run (``evals.rerun``)."""
+"""``evals judge rerun``: re-judge a run's stored answers K times, fresh, as a new run (``evals.trust.rerun``)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ from pathlib import Path
 
 import click
 
-from evals import rerun as reruns
 from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_option, reports_path
 from evals.cli.judge import judge
+from evals.cli.progress import RichReporter
 from evals.config import Config, load_config
-from evals.interrupts import sigterm_interrupts
+from evals.judge.rubrics import rubric_search
 from evals.names import RUN_ID, TAG
+from evals.outbound.interrupts import sigterm_interrupts
+from evals.outbound.providers.health import FAIL_AFTER
 from evals.plan import MAX_SAMPLES, new_run_id
-from evals.progress import RichReporter
-from evals.providers.health import FAIL_AFTER
-from evals.rubrics import rubric_search
 from evals.runner import RunOutcome, remaining
 from evals.store import Store, open_store
+from evals.trust import rerun as reruns
 
 
 @judge.command("rerun", epilog=EXIT_CODES_HELP)

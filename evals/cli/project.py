@@ -11,7 +11,7 @@ from evals.cli.common import EXIT_NO, config_option, out, plain
 from evals.config import load_config
 from evals.defaults.scaffold import init_project, relative_to_cwd
 from evals.errors import RubricError
-from evals.rubrics import read_rubric, rubric_search
+from evals.judge.rubrics import read_rubric, rubric_search
 
 INIT_EXIT_HELP = (
     "\b\nExit codes:\n  0  done: every file created or, when it existed, skipped\n"

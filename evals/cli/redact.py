@@ -10,7 +10,7 @@ from rich.table import Table
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, out, plain
 from evals.config import load_config
-from evals.redaction import Redactor
+from evals.outbound.redaction import Redactor
 from evals.suites import load_suite
 
 

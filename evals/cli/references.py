@@ -32,7 +32,7 @@ def suite_references(suite_path: str, model_name: str, out_path: Path, config_pa
     and evals export weak refuses a closed model's text as a training target. Restricted items are not
     sent to the model. Interrupted, it resumes from --out without asking again.
     """
-    from evals.references import fill_references
+    from evals.authoring.references import fill_references
     from evals.suites import load_suite
 
     config = load_config(config_path)

@@ -66,9 +66,9 @@ def report(
     the gate policy's error rate (5%); unfinished and mostly-error runs, and runs excluded with `evals runs
     exclude`, are skipped. The scorecard says which baseline it chose and why.
     """
-    from evals.gate import load_policy
     from evals.render import write_index, write_scorecard
     from evals.scorecard import build_scorecard, latest_run
+    from evals.scorecard.gate import load_policy
     from evals.scorecard.textless import without_text
 
     config = load_config(config_path)
@@ -110,7 +110,7 @@ def index(reports_dir: Path | None, config_path: Path | None) -> None:
 
 def noise_lines(card: Scorecard) -> list[str]:
     """The judge-noise figures as terminal lines: flip rate, judge share beside generation share."""
-    from evals.noise import describe
+    from evals.trust.noise import describe
 
     lines = []
     if card.run.config.get("rerun_of"):

@@ -9,8 +9,8 @@ import click
 from evals.cli.common import EXIT_CODES_HELP, config_option, out, plain, reports_option, reports_path
 from evals.config import load_config
 from evals.names import RUN_ID
-from evals.review import canary_movers, import_review, review_run, select_rows, write_review
 from evals.store import open_store
+from evals.trust.review import canary_movers, import_review, review_run, select_rows, write_review
 
 
 @click.group(epilog=EXIT_CODES_HELP)

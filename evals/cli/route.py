@@ -16,7 +16,7 @@ from evals.names import RUN_ID
 from evals.store import open_store
 
 if TYPE_CHECKING:
-    from evals.routing import RoutingTable
+    from evals.routing.route import RoutingTable
 
 
 @click.command("route", epilog=EXIT_CODES_HELP)
@@ -69,7 +69,7 @@ def route(
     'usage:' and 'hosting:' in evals.yaml, the frontier model's prices and the runs' own tokens and busy time.
     """
     from evals.render.route import render_route_html, render_route_markdown
-    from evals.routing import route as route_table
+    from evals.routing.route import route as route_table
     from evals.store.routes import previous_decisions, save_decisions, with_changes
 
     config = load_config(config_path)

@@ -10,9 +10,6 @@ import click
 from rich.table import Table
 
 from evals import runner
-from evals.audit import audit_line
-from evals.budget import ESTIMATE_NOTE, plan_calls
-from evals.canary import canary_lines, canary_options
 from evals.cli.common import (
     EXIT_CODES_HELP,
     EXIT_NO,
@@ -23,22 +20,25 @@ from evals.cli.common import (
     reports_option,
     reports_path,
 )
+from evals.cli.progress import RichReporter
 from evals.cli.signals import flagged_line
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
-from evals.interrupts import sigterm_interrupts
+from evals.judge.rubrics import rubric_search
 from evals.names import RUN_ID, TAG
-from evals.panel import plan_panel, stored_labels
+from evals.outbound.audit import audit_line
+from evals.outbound.budget import ESTIMATE_NOTE, plan_calls
+from evals.outbound.interrupts import sigterm_interrupts
+from evals.outbound.providers.health import FAIL_AFTER
 from evals.plan import MAX_SAMPLES, check_resumable, new_run_id
-from evals.progress import RichReporter
-from evals.providers.health import FAIL_AFTER
 from evals.records import Item, Selection
 from evals.results import summarize
-from evals.rubrics import rubric_search
 from evals.runner import RunOutcome, remaining, run_suite
 from evals.secrets import safe_url
 from evals.store import Store, open_store
 from evals.suites import Suite, find_problems, load_suite, suites_in
+from evals.trust.canary import canary_lines, canary_options
+from evals.trust.panel import plan_panel, stored_labels
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -167,7 +167,7 @@ def run(
         )
     with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
         manifest = store.run(resume)
-        if "rerun_of" in manifest.config:  # re-judged frozen answers: no suite, no model (evals.rerun)
+        if "rerun_of" in manifest.config:  # re-judged frozen answers: no suite, no model (evals.trust.rerun)
             from evals.cli.judge_rerun import resume as resume_rerun
 
             return resume_rerun(config, store, resume, judge_name, dry_run, fail_after)

@@ -54,8 +54,8 @@ def export_weak(
     references / generate) are refused unless their endpoint is marked open_weights: true in evals.yaml.
     The judge's rationale goes in each record's metadata, as evaluation data.
     """
-    from evals.references import ReferenceSource
-    from evals.weak import check_targets, records, weak_items
+    from evals.authoring.references import ReferenceSource
+    from evals.authoring.weak import check_targets, records, weak_items
 
     config = load_config(config_path)
     threshold = below if below is not None else config.scorecard.pass_score

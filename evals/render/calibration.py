@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evals.calibration import Calibration
 from evals.files import write_atomic
 from evals.render import _environment
+from evals.trust.calibration import Calibration
 
 
 def render_calibration_html(calibration: Calibration) -> str:

@@ -7,10 +7,10 @@ from typing import Any
 
 from jinja2 import Environment
 
-from evals.economics import AreaCost, volume_text
 from evals.render import _environment
 from evals.render.markdown import md_text
-from evals.routing import RoutingTable
+from evals.routing.economics import AreaCost, volume_text
+from evals.routing.route import RoutingTable
 
 CHART_W, CHART_H, PAD = 300, 120, 8
 

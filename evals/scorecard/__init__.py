@@ -14,12 +14,12 @@ from datetime import datetime
 
 from evals import stats
 from evals.config import ScorecardSettings
-from evals.economics import run_busy_seconds
 from evals.errors import StoreError
-from evals.grader_attacks import kinds_of
-from evals.provenance import judged_differently
+from evals.judge.grader_attacks import kinds_of
+from evals.judge.provenance import judged_differently
 from evals.records import Judgment, RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
+from evals.routing.economics import run_busy_seconds
 from evals.scorecard.audit import audit_head
 from evals.scorecard.baselines import (
     DEFAULT_MAX_ERROR_RATE,
@@ -265,7 +265,7 @@ def build_scorecard(
     rows = list(store.results(run_id))
     verdicts = store.verdicts(run_id)
     base_rows = list(store.results(baseline.run_id)) if baseline else []
-    from evals.noise import combined_se, run_noise  # evals.noise reads this package's models
+    from evals.trust.noise import combined_se, run_noise  # evals.trust.noise reads this package's models
 
     noise = run_noise(store, run_id, settings.pass_score)
     noise_se = combined_se(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evals.audit import head
+from evals.outbound.audit import head
 from evals.scorecard.models import AuditHead
 from evals.store import Store
 

@@ -20,7 +20,7 @@ EXCLUDED = "excluded"
 """The tag ``evals runs exclude`` sets: the run is left out of baseline choice and history."""
 BASELINE_TAG = "baseline"
 DEFAULT_MAX_ERROR_RATE = 0.05
-"""The gate policy's default ``max_error_rate`` (``evals.gate.Policy``)."""
+"""The gate policy's default ``max_error_rate`` (``evals.scorecard.gate.Policy``)."""
 MAX_SKIPPED = 10
 """At most this many skipped runs are named on the scorecard."""
 

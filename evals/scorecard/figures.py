@@ -119,7 +119,7 @@ def drift(
 ) -> DriftReport:
     """Paired drift of every area and overall, corrected across areas; the gate uses it too.
 
-    ``judge_se`` (``evals.noise.combined_se``, by area and ``(overall)``): where the runs were judged with
+    ``judge_se`` (``evals.trust.noise.combined_se``, by area and ``(overall)``): where the runs were judged with
     repeats, a significant drop no larger than twice it is ``within-judge-noise``, not ``regressed``.
 
     Pairs are items of the same content with at least one score on BOTH sides; items scored on one side

@@ -47,12 +47,12 @@ class Drift(_Record):
     ni_low: float | None = None
     """Overall only: the one-sided 95 % lower bound of Δ, for the gate's non-inferiority test."""
     judge_se: float | None = None
-    """The standard error judge noise alone gives Δ (``evals.noise.combined_se``); None when neither run
+    """The standard error judge noise alone gives Δ (``evals.trust.noise.combined_se``); None when neither run
     was judged with repeats. A drop of at most 2 × this is ``within-judge-noise``, not ``regressed``."""
 
 
 class JudgeNoise(_Record):
-    """The judge's own noise in one area (or the whole run), from repeated verdicts (``evals.noise``).
+    """The judge's own noise in one area (or the whole run), from repeated verdicts (``evals.trust.noise``).
 
     ``measured`` False says "judge noise unmeasured": the run asked each answer once.
     """
@@ -100,7 +100,7 @@ class AnswerSignals(_Record):
     """How an area's answers treat the judge: answers addressing the grader, and length bias."""
 
     flagged: int = 0
-    """Answers with at least one flag of ``evals.grader_attacks`` (each item × sample)."""
+    """Answers with at least one flag of ``evals.judge.grader_attacks`` (each item × sample)."""
     kinds: dict[str, int] = Field(default_factory=dict)
     """Answers flagged with each kind (an answer may count under several)."""
     length_bias: LengthBias = LengthBias()
@@ -286,7 +286,7 @@ class ItemRow(_Record):
     status: ItemStatus
     passed: bool | None
     flags: list[str] = []
-    """Kinds of the answer's grader-addressing flags (``evals.grader_attacks``); empty when none."""
+    """Kinds of the answer's grader-addressing flags (``evals.judge.grader_attacks``); empty when none."""
 
 
 class HistoryPoint(_Record):
@@ -339,7 +339,7 @@ class RouteDecision(_Record):
 
 
 class AuditHead(_Record):
-    """The run's audit chain when the scorecard was built (``evals.audit``): its last hash and its record
+    """The run's audit chain when the scorecard was built (``evals.outbound.audit``): its last hash and its record
     count. Kept outside the store, it is an anchor: ``evals audit verify --anchor RUN=HASH``."""
 
     hash: str
@@ -460,7 +460,7 @@ class CanaryReset(_Record):
 
 
 class CanaryReport(_Record):
-    """The judge's drift canary on one run (``evals.canary``): its frozen anchor answers re-judged by this
+    """The judge's drift canary on one run (``evals.trust.canary``): its frozen anchor answers re-judged by this
     run's judge, and how far their scores moved since the previous observation."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -555,7 +555,7 @@ class Scorecard(_Record):
     baseline: RunInfo | None
     baseline_choice: BaselineChoice
     judged_differently: list[str] = []
-    """How the baseline was judged differently (``evals.provenance``): its score changes may be the judge's."""
+    """How the baseline was judged differently (``evals.judge.provenance``): its score changes may be the judge's."""
     settings: ScorecardSettings
     overall: AreaStats
     areas: list[AreaStats]
@@ -578,7 +578,7 @@ class Scorecard(_Record):
     panel: PanelSection | None = None
     """A panel's run: its members, their agreement and disagreements (``evals.scorecard.panel``)."""
     canary: CanaryReport | None = None
-    """The judge's drift canary on this run (``evals.canary``); None when it has none."""
+    """The judge's drift canary on this run (``evals.trust.canary``); None when it has none."""
 
     def area(self, name: str) -> AreaStats:
         """The figures of one area; KeyError when the run has none of it."""

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-from evals.agreement import ordinal_alpha, quadratic_kappa
 from evals.records import Judgment, RunManifest
 from evals.results import ResultRow
 from evals.scorecard.models import (
@@ -32,6 +31,7 @@ from evals.scorecard.models import (
 )
 from evals.store.aggregates import OVERALL
 from evals.store.rows import member_scores, panel_aggregation
+from evals.trust.agreement import ordinal_alpha, quadratic_kappa
 
 if TYPE_CHECKING:
     import numpy as np

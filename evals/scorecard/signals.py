@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from scipy import stats as scipy_stats
 
-from evals.grader_attacks import kinds_of
+from evals.judge.grader_attacks import kinds_of
 from evals.results import ResultRow, by_area
 from evals.scorecard.models import AnswerSignals, AreaStats, LengthBias
 

@@ -1,4 +1,4 @@
-"""The audit trail's SQL (``evals.audit`` holds the logic): append records and heads, read them back.
+"""The audit trail's SQL (``evals.outbound.audit`` holds the logic): append records and heads, read them back.
 
 Two tables, both append-only: ``audit_records`` (one hash chain per run or other chain, keyed by
 ``(chain_id, seq)``) and ``audit_heads`` (the chains' head hashes, chained in turn, keyed by ``seq``). The

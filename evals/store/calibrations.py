@@ -6,9 +6,9 @@ whole ``Calibration`` (without the labelled answers' text) as JSON, so a scoreca
 
 from __future__ import annotations
 
-from evals.calibration import Calibration
 from evals.records import content_hash
 from evals.store.core import Store
+from evals.trust.calibration import Calibration
 
 _COLUMNS = (
     "calibration_id", "judge_fingerprint", "rubric_hash", "judge_name", "judge_model", "rubric_name",

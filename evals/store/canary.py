@@ -2,7 +2,7 @@
 
 An anchor keeps its own copy of the item and the answer (``item_json``, ``answer``): purging a run's text
 (governance retention) leaves the canary able to re-judge it. Functions take a ``Store`` and speak the SQL
-both backends accept (``?`` placeholders); the logic lives in ``evals.canary`` and
+both backends accept (``?`` placeholders); the logic lives in ``evals.trust.canary`` and
 ``evals.scorecard.canary``.
 """
 

@@ -231,13 +231,13 @@ def _m016_routes(db: sqlite3.Connection) -> None:
 
 
 def _m009_retention(db: sqlite3.Connection) -> None:
-    # When ``evals purge`` removed a run's text (``evals.retention``); such a run keeps its scores, but can
+    # When ``evals purge`` removed a run's text (``evals.store.purge``); such a run keeps its scores, but can
     # no longer be resumed or judged again.
     db.executescript("ALTER TABLE runs ADD COLUMN purged_at TEXT;")
 
 
 def _m008_audit(db: sqlite3.Connection) -> None:
-    # The audit trail (``evals.audit``): one hash chain of records per run (or other chain), and the
+    # The audit trail (``evals.outbound.audit``): one hash chain of records per run (or other chain), and the
     # chains' head hashes chained in turn when a run ends. Append-only: nothing updates or deletes them.
     db.executescript(
         """
@@ -322,7 +322,7 @@ def _m007_redactions(db: sqlite3.Connection) -> None:
 
 
 def _m012_answer_signals(db: sqlite3.Connection) -> None:
-    # Where each answer addresses the grader (evals.grader_attacks, JSON) and its length in characters,
+    # Where each answer addresses the grader (evals.judge.grader_attacks, JSON) and its length in characters,
     # which stays when a purge removes the text (the scorecard's length-bias figure needs it).
     db.executescript(
         """
@@ -334,7 +334,7 @@ def _m012_answer_signals(db: sqlite3.Connection) -> None:
 
 
 def _m011_canary(db: sqlite3.Connection) -> None:
-    # The judge's drift canary (``evals.canary``): frozen anchor sets per (judge fingerprint, suite) with
+    # The judge's drift canary (``evals.trust.canary``): frozen anchor sets per (judge fingerprint, suite) with
     # their own copy of each anchor's text (a purge of runs' text keeps them), every re-judging of a set
     # (one observation per run, one score per anchor) and the resets people made.
     db.executescript(

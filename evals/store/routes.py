@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evals.routing import Previous, RoutingTable
+from evals.routing.route import Previous, RoutingTable
 from evals.scorecard.models import RouteDecision
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from evals.grader_attacks import flags_json, flags_of_json
+from evals.judge.grader_attacks import flags_json, flags_of_json
 from evals.records import Answer, Item, Judgment, RunManifest
 from evals.results import ResultRow
 from evals.store.crypto import codec
@@ -90,7 +90,7 @@ def run_values(m: RunManifest) -> tuple[Any, ...]:
 PURGED = "(purged)"
 """What a purged text reads as (``evals purge``): question, answer, reasoning, rationale, raw verdict."""
 PURGED_HASH = "purged_content_hash"
-"""Key of a purged item's ``metadata`` keeping the content hash of what it asked (``evals.retention``), so
+"""Key of a purged item's ``metadata`` keeping the content hash of what it asked (``evals.store.purge``), so
 pairing with a baseline survives a purge, a copy and an import."""
 
 

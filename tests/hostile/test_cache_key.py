@@ -10,15 +10,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from evals import judging
-from evals.cache_key import JudgeIdentity, judgment_key
 from evals.cli import main
 from evals.config import JudgeEndpoint
 from evals.fakes import FakeOpenAI, text_reply
-from evals.judging import LLMJudge, prompt_template_hash
-from evals.providers import build_provider
+from evals.judge import judging
+from evals.judge.cache_key import JudgeIdentity, judgment_key
+from evals.judge.judging import LLMJudge, prompt_template_hash
+from evals.judge.rubrics import load_rubric
+from evals.outbound.providers import build_provider
 from evals.records import Item
-from evals.rubrics import load_rubric
 
 JUDGES = Path(__file__).parents[2] / "judges"
 ITEM = Item(id="q1", area="a", question="Capital of France?", reference="Paris")

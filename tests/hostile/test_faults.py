@@ -20,10 +20,10 @@ from evals.cli import main
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ProviderError, StoreError
 from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, text_reply
+from evals.judge.reference import ReferenceJudge
+from evals.outbound.providers import build_provider
 from evals.plan import plan_run
-from evals.providers import build_provider
 from evals.records import Completion, CompletionRequest, Item, Verdict
-from evals.reference_judge import ReferenceJudge
 from evals.runner import execute
 from evals.store import Store
 from evals.suites import load_suite

@@ -19,8 +19,8 @@ from evals import userfiles
 from evals.cli import main
 from evals.config import load_config
 from evals.errors import ConfigError, EvalsError, RubricError, SuiteError
-from evals.gate import load_policy
-from evals.rubrics import read_rubric
+from evals.judge.rubrics import read_rubric
+from evals.scorecard.gate import load_policy
 from evals.suites import find_problems, load_suite
 from evals.userfiles import MAX_ALIAS_NODES, MAX_DEPTH, UserFileError, parse_json, parse_yaml, read_text
 

@@ -1,6 +1,6 @@
 """The judge's blocks hold against look-alike markers: a generated set of variants, checked by an oracle.
 
-The oracle below is written independently of ``evals.markers``: it reads the text as a model would
+The oracle below is written independently of ``evals.judge.markers``: it reads the text as a model would
 (NFKC over the whole string, case-folded, every invisible or combining character and every space removed,
 look-alike brackets, slashes and letters replaced) and looks for our tags. After ``neutralize``, no
 variant may leave a marker the oracle can see; and text without markers must come back unchanged.
@@ -15,9 +15,9 @@ import unicodedata
 
 import pytest
 
-from evals.judging import build_judge_messages, neutralize
+from evals.judge.judging import build_judge_messages, neutralize
+from evals.judge.rubrics import Rubric
 from evals.records import Item
-from evals.rubrics import Rubric
 
 TAGS = ("answer", "reference", "score", "question", "verdict", "rationale")
 OPEN = ["<", "\uff1c", "\ufe64", "\u2039", "\u2329", "\u3008", "\u27e8", "\u276e", "\u02c2", "\ufe3f"]
@@ -100,7 +100,7 @@ _ORACLE_SLASHES = "/⁄∕\\⧸"
 
 
 def oracle_markers(text: str) -> list[str]:
-    """Our tags as a reader of ``text`` would see them (independent of evals.markers)."""
+    """Our tags as a reader of ``text`` would see them (independent of evals.judge.markers)."""
     text = "".join(
         c for c in text if unicodedata.category(c)[0] not in "CMZ" and not c.isspace() and c != "\u3164"
     )

@@ -19,9 +19,9 @@ from evals.cli import main
 from evals.config import Endpoint, JudgeEndpoint, load_config
 from evals.errors import ConfigError, ProviderError
 from evals.fakes import FakeAnthropic, FakeOpenAI, Reply, text_reply
-from evals.providers import build_provider
+from evals.outbound.providers import build_provider
 from evals.records import CompletionRequest
-from evals.rollback import restore_model
+from evals.scorecard.rollback import restore_model
 from evals.secrets import REDACTED, safe_url, scrub
 from evals.store import Store
 

@@ -15,8 +15,8 @@ from click.testing import CliRunner, Result
 
 from evals.cli import main
 from evals.fakes import FakeOpenAI, text_reply
+from evals.render.terminal import SafeLogHandler, plain, visible
 from evals.store import Store
-from evals.terminal import SafeLogHandler, plain, visible
 
 ROOT = Path(__file__).parent.parent.parent
 ALL = "".join(TEXT.values())

@@ -1,0 +1,3 @@
+"""Writing suites: items generated from documents, reference answers from a model, people's review of a
+generated suite, and weak items exported for training.
+"""

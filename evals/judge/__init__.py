@@ -1,0 +1,3 @@
+"""Judging one answer: rubrics, the grading prompt and its markers, verdict parsing, the offline
+reference judge, the judgment cache key, and what in an answer addresses the grader.
+"""

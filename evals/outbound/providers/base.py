@@ -1,0 +1,128 @@
+"""What the SDK providers share: one client per endpoint, retried calls, and closing."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from evals.config import Endpoint, JudgeEndpoint
+from evals.errors import ConfigError
+from evals.outbound import audit
+from evals.outbound.providers.health import FAIL_AFTER, FailFast
+from evals.outbound.providers.retry import LONE_SURROGATE, CallError, SDKErrors, call_with_retries
+from evals.records import Completion, CompletionRequest
+from evals.secrets import Scrubber
+from evals.userfiles import parse_json
+
+
+class SDKProvider:
+    """A ``Provider`` over one SDK client; subclasses say how to build the request and read the reply."""
+
+    errors: SDKErrors
+    """The SDK's exception classes, for the retry policy."""
+    model_hint: str = "the model name the server serves"
+
+    def __init__(self, name: str, endpoint: Endpoint, fail_after: int = FAIL_AFTER):
+        if not endpoint.model:
+            raise ConfigError(f"{name!r} has no 'model:' in evals.yaml ({self.model_hint})")
+        self.name = name
+        self.endpoint = endpoint
+        self.max_concurrency = endpoint.max_concurrency
+        self._who = f"{'judge' if isinstance(endpoint, JudgeEndpoint) else 'model'} {name!r}"
+        self._client = self.make_client(endpoint)  # one per endpoint: its connection pool is reused
+        self._secrets = endpoint.secrets()  # the key and a base_url password, scrubbed from error text
+        self._scrubber = Scrubber(endpoint.secrets())  # a server may echo the key in any field
+        self.health = FailFast(self._who, name, endpoint, fail_after)
+        """Stops the run when the first calls all fail the same way."""
+
+    def make_client(self, endpoint: Endpoint) -> Any:
+        raise NotImplementedError
+
+    def arguments(self, request: CompletionRequest) -> dict[str, Any]:
+        """The SDK call's keyword arguments for ``request``."""
+        raise NotImplementedError
+
+    async def attempt(self, arguments: dict[str, Any], request: CompletionRequest) -> Completion:
+        """One call, no retry; raises the SDK's errors or ``MalformedResponse``."""
+        raise NotImplementedError
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """One completion, retried on transient failures; ``ProviderError`` when it cannot be had."""
+        arguments = self.arguments(request)
+        recorded = audit.attempts(self.name, self.endpoint.model)  # each attempt appends an audit record
+        try:
+            completion = await call_with_retries(
+                lambda: recorded(self.attempt(arguments, request)),
+                who=self._who,
+                attempts=1 + self.endpoint.max_retries,
+                errors=self.errors,
+                timeout_s=self.endpoint.timeout_s,
+                secret=self._secrets,
+                give_up=self.health.gives_up,
+            )
+        except CallError as exc:
+            # A refused output format is the judge's to negotiate (json_object, then text), not a failure yet.
+            if not (exc.rejects_format and self.negotiable(request)):
+                self.health.failed(exc)
+            raise
+        self.health.succeeded()
+        completion = whole_characters(completion)
+        return self._scrubber.completion(completion) if self._scrubber else completion
+
+    def negotiable(self, request: CompletionRequest) -> bool:
+        """True when a refusal of this request's output format has a fallback (``structured: auto``)."""
+        endpoint = self.endpoint
+        return (
+            request.output_schema is not None
+            and isinstance(endpoint, JudgeEndpoint)
+            and endpoint.structured == "auto"
+        )
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self._client.close()
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """The reply as a JSON object, or None (the judge's fallback parser then reads the text)."""
+    try:
+        value = parse_json(text)  # depth-limited and duplicate keys refused: the server is untrusted
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+MAX_TOKEN_COUNT = 10**9
+"""More tokens than any call could use: a count above it is made up."""
+
+
+def token_count(value: object) -> int | None:
+    """A usage count a server reported, or None when it is no count (negative, fractional, huge, text).
+
+    Kept counts feed the scorecard's cost and ``--max-cost``: a negative one would read as money earned.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value) if 0 <= value <= MAX_TOKEN_COUNT else None
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, str):
+        return LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_whole(k): _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
+
+
+def whole_characters(completion: Completion) -> Completion:
+    """``completion`` with each lone surrogate (JSON may escape half a pair, ``\\ud800``) made U+FFFD.
+
+    Half a surrogate is no character: it cannot be stored, written as UTF-8 or printed, and would end the
+    run at the first write.
+    """
+    fields = ("text", "data", "model_id", "finish_reason", "reasoning")
+    return dataclasses.replace(completion, **{name: _whole(getattr(completion, name)) for name in fields})

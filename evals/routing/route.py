@@ -1,0 +1,336 @@
+"""What goes where, and why: each area routed to the local model or kept on the frontier, from three
+answers asked separately.
+
+- **Quality**: the local run and the frontier run are paired item by item (same item content, same judge,
+  same rubric, or no table at all) and each area gets a one-sided non-inferiority test at margin δ on
+  Δ = local − frontier: ``local`` when the one-sided 95 % lower bound of Δ is above −δ, ``frontier`` when
+  the one-sided 95 % upper bound is below −δ (worse by at least the margin, significantly), ``not yet``
+  otherwise, with the number of items that would tell at the observed variance.
+- **Sensitivity**: an area holding ``restricted`` items is never answered by an external model, so there
+  is nothing to pair: it goes ``local`` when the local model's one-sided lower bound clears an absolute
+  floor (default 4.0), else ``not yet``; never ``frontier``.
+- **Economics** (``evals.routing.economics``): the monthly cost each way at the area's volume, and the crossover;
+  shown beside the recommendation and in its reason, never deciding it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from evals import stats
+from evals.config import Config
+from evals.errors import EvalsError
+from evals.records import RunManifest, Sensitivity
+from evals.results import ResultRow, scores_by_item
+from evals.routing.economics import (
+    AreaCost,
+    Measured,
+    api_price,
+    area_cost,
+    measure,
+    monthly_requests,
+    volume_text,
+)
+from evals.store import Store
+
+Recommendation = Literal["local", "frontier", "not yet"]
+DEFAULT_MARGIN = 0.3
+"""δ: how much worse than the frontier (in points of the 1-5 scale) the local model may be."""
+DEFAULT_FLOOR = 4.0
+"""The absolute mean a restricted area's local model must clear (one-sided 95 % lower bound)."""
+_LEVELS: tuple[Sensitivity, ...] = ("public", "internal", "restricted")
+
+
+class RouteError(EvalsError):
+    """The two runs cannot be compared (judged differently, nothing in common, different redaction)."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunRef(_Record):
+    """One of the two runs a routing table compares."""
+
+    run_id: str
+    model_name: str
+    model: str | None
+    model_id: str | None
+    suite: str
+    started_at: str
+
+
+class Previous(_Record):
+    """The recommendation the last routing table of the same suite and models gave an area."""
+
+    recommendation: Recommendation
+    at: str
+    local_run: str
+    reason: str
+
+
+class AreaRoute(_Record):
+    """One row of the routing table."""
+
+    area: str
+    sensitivity: Sensitivity
+    """The most restrictive level among the area's items."""
+    n_pairs: int
+    """Items scored in both runs (0 for a restricted area: it has no frontier run)."""
+    local_mean: float | None
+    frontier_mean: float | None
+    delta: float | None
+    """Mean over paired items of (local − frontier)."""
+    bound_low: float | None
+    """One-sided 95 % lower bound of Δ (for a restricted area: of the local mean)."""
+    bound_high: float | None
+    """One-sided 95 % upper bound of Δ."""
+    items_needed: int | None
+    """For ``not yet``: items that would tell at the observed variance (80 % power); None when none can."""
+    recommendation: Recommendation
+    reason: str
+    """The recommendation in one sentence: quality, then cost."""
+    cost: AreaCost | None
+    """None without a volume for the area."""
+    previous: Previous | None = None
+    """The last table's recommendation, when it differs from this one."""
+
+
+class RoutingTable(_Record):
+    """``evals route``: one row per area, the settings it was decided with, and the two runs."""
+
+    local: RunRef
+    frontier: RunRef
+    judge: str
+    margin: float
+    floor: float
+    decided_at: str
+    areas: list[AreaRoute]
+    total: AreaCost | None
+    """Every area routed ``local`` moved together (fixed costs paid once); None without volumes."""
+    notes: list[str] = []
+
+
+def _ref(m: RunManifest) -> RunRef:
+    return RunRef(
+        run_id=m.run_id, model_name=m.model_name, model=m.model, model_id=m.model_id, suite=m.suite_name,
+        started_at=m.started_at,
+    )  # fmt: skip
+
+
+def model_input(m: RunManifest) -> str | None:
+    """How the text a run's model saw was changed before it was sent: the redaction's version when the model
+    was external and redacted (``redaction`` in the run's config, ``evals.outbound.perimeter``), None when it went as
+    written. Two runs are paired only when their models saw the same text."""
+    redaction = m.config.get("redaction") or {}
+    if redaction.get("model_external") and redaction.get("status") == "redacted":
+        return str(redaction.get("version") or "redacted")
+    return None
+
+
+def check_comparable(store: Store, local: RunManifest, frontier: RunManifest) -> None:
+    """Refuse two runs whose numbers cannot be set side by side: another judge or rubric, or other text."""
+    if local.run_id == frontier.run_id:
+        raise RouteError("--local and --frontier are the same run; give the frontier model's run")
+    a, b = store.judging_provenance(local.run_id), store.judging_provenance(frontier.run_id)
+    if not a.fingerprints or not b.fingerprints:
+        raise RouteError("one of the runs has no scored verdict; nothing to compare")
+    if a.fingerprints != b.fingerprints or a.rubric_hashes != b.rubric_hashes:
+        raise RouteError(
+            f"runs {local.run_id} and {frontier.run_id} were judged differently (another judge or rubric): "
+            f"their scores are not comparable. Judge one again with the other's judge: "
+            f"evals judge rerun {local.run_id} --judge {frontier.judge_name}"
+        )
+    if model_input(local) != model_input(frontier):
+        from evals.store.redactions import redacted_items
+
+        changed = {run.run_id: redacted_items(store, run.run_id, "model") for run in (local, frontier)}
+        if any(changed.values()):  # redaction replaced something: the two models did not read the same text
+            run_id, items = next((r, i) for r, i in changed.items() if i)
+            raise RouteError(
+                f"redaction changed what the model of run {run_id} read ({sum(items.values())} identifier(s) "
+                f"in {len(items)} item(s), e.g. {next(iter(items))}) and the other run read the text as "
+                "written: their scores on those items are not comparable. Pair runs whose models read the same "
+                "text (mark identifiers out of the suite, or leave those items out with --area/--item-tag)"
+            )
+
+
+def _sensitivity(store: Store, run_id: str) -> dict[str, Sensitivity]:
+    levels: dict[str, Sensitivity] = {}
+    for item in store.items(run_id):
+        level = item.sensitivity or "internal"
+        if _LEVELS.index(level) >= _LEVELS.index(levels.get(item.area, "public")):
+            levels[item.area] = level
+    return levels
+
+
+def _by_area(rows: Sequence[ResultRow]) -> dict[str, list[ResultRow]]:
+    out: dict[str, list[ResultRow]] = defaultdict(list)
+    for row in rows:
+        out[row.area].append(row)
+    return out
+
+
+Scores = dict[str, list[float]]
+"""The scores of each item id (several with samples)."""
+
+
+def _paired(local: list[ResultRow], frontier: list[ResultRow]) -> tuple[Scores, Scores]:
+    """Scores of the items present, with the same content, in both runs."""
+    hashes = {r.id: r.item_hash for r in frontier}
+    same = [r for r in local if hashes.get(r.id) == r.item_hash]
+    ids = {r.id for r in same}
+    return scores_by_item(same), scores_by_item(r for r in frontier if r.id in ids)
+
+
+def _economics(cost: AreaCost | None) -> str:
+    if cost is None:
+        return "; no volume configured for it"
+    saving = cost.saving
+    if saving is None:
+        return "; cost unknown (set the frontier model's prices and hosting: in evals.yaml)"
+    volume = f"{volume_text(cost.tokens_per_month)} tokens a month" if cost.tokens_per_month else "its volume"
+    side = "cheaper" if saving >= 0 else "dearer"
+    text = f" and {abs(saving) * 100:.0f} % {side} self-hosted at {volume}"
+    if saving < 0 and cost.crossover_requests is not None:
+        text += f" (self-hosting pays above {volume_text(cost.crossover_requests)} requests a month)"
+    return text
+
+
+def _decided(
+    row: AreaRoute, recommendation: Recommendation, reason: str, needed: int | None = None
+) -> AreaRoute:
+    return row.model_copy(update={"recommendation": recommendation, "reason": reason, "items_needed": needed})
+
+
+def _route_pair(
+    area: str, level: Sensitivity, local: Scores, frontier: Scores, margin: float, cost: AreaCost | None
+) -> AreaRoute:
+    d = stats.one_sided_delta(frontier, local)
+    row = AreaRoute(
+        area=area, sensitivity=level, n_pairs=d.n_pairs, local_mean=stats.mean_of_items(local),
+        frontier_mean=stats.mean_of_items(frontier), delta=d.delta, bound_low=d.ci_low, bound_high=d.ci_high,
+        items_needed=None, recommendation="not yet", reason="", cost=cost,
+    )  # fmt: skip
+    if d.n_pairs < 2 or d.delta is None or d.ci_low is None or d.ci_high is None:
+        return _decided(
+            row, "not yet", f"too few items scored in both runs ({d.n_pairs}) to test{_economics(cost)}"
+        )
+    figures = f"Δ {d.delta:+.2f}, bound {d.ci_low:+.2f}"
+    if d.ci_low > -margin:
+        return _decided(row, "local", f"non-inferior ({figures} > {-margin:+.2f}){_economics(cost)}")
+    if d.ci_high < -margin:
+        worse = f"Δ {d.delta:+.2f}, upper bound {d.ci_high:+.2f} < {-margin:+.2f}"
+        return _decided(row, "frontier", f"worse by more than the margin ({worse}){_economics(cost)}")
+    needed = stats.items_needed(d.sd, d.delta + margin)
+    more = f"about {needed} items would tell" if needed else "no number of items can tell at Δ on the margin"
+    reason = f"undecided ({figures} ≤ {-margin:+.2f} with {d.n_pairs} items; {more}){_economics(cost)}"
+    return _decided(row, "not yet", reason, needed)
+
+
+def _route_restricted(area: str, local: Scores, floor: float, cost: AreaCost | None) -> AreaRoute:
+    ci = stats.mean_ci(local, confidence=0.90)  # its lower end: the one-sided 95 % bound
+    row = AreaRoute(
+        area=area, sensitivity="restricted", n_pairs=0, local_mean=ci.mean, frontier_mean=None, delta=None,
+        bound_low=ci.ci_low, bound_high=None, items_needed=None, recommendation="not yet", reason="", cost=cost,
+    )  # fmt: skip
+    if ci.mean is None or ci.ci_low is None:
+        reason = f"restricted: never sent out, and too few local scores ({ci.n_items}) to clear the floor"
+        return _decided(row, "not yet", reason)
+    figures = f"local mean {ci.mean:.2f}, bound {ci.ci_low:.2f}"
+    if ci.ci_low >= floor:
+        reason = f"restricted: stays in the perimeter, and the local model clears the floor ({figures} ≥ {floor:.2f})"
+        return _decided(row, "local", reason)
+    needed = stats.items_needed(stats.item_mean_sums(local).sd, ci.mean - floor) if ci.mean > floor else None
+    more = f"; about {needed} items would tell" if needed else "; the mean itself is below it"
+    reason = (
+        f"restricted: never sent out, and the local model does not clear the floor yet "
+        f"({figures} < {floor:.2f}{more})"
+    )
+    return _decided(row, "not yet", reason, needed)
+
+
+def route(
+    store: Store,
+    local_id: str,
+    frontier_id: str,
+    config: Config,
+    margin: float = DEFAULT_MARGIN,
+    floor: float = DEFAULT_FLOOR,
+    decided_at: str = "",
+) -> RoutingTable:
+    """The routing table of a local run against a frontier run of the same suite (``evals route``)."""
+    local, frontier = store.run(local_id), store.run(frontier_id)
+    check_comparable(store, local, frontier)
+    local_rows, frontier_rows = list(store.results(local_id)), list(store.results(frontier_id))
+    levels = _sensitivity(store, local_id)
+    local_by, frontier_by = _by_area(local_rows), _by_area(frontier_rows)
+    measured_local, measured_frontier = measure(local_rows), measure(frontier_rows)
+    volume = monthly_requests(config)
+    prices = api_price(frontier.config)
+    notes = []
+    if prices is None:
+        notes.append(
+            f"the frontier model {frontier.model_name!r} has no prices in evals.yaml: API cost unknown"
+        )
+    if config.hosting is None:
+        notes.append("no hosting: section in evals.yaml: self-hosted cost unknown")
+    if not volume:
+        notes.append("no usage: volumes in evals.yaml: monthly costs unknown")
+
+    def cost_of(area: str) -> AreaCost | None:
+        if area not in volume:
+            return None
+        frontier_side: Measured | None = measured_frontier.get(area)
+        if frontier_side is None and area in measured_local:
+            frontier_side = measured_local[
+                area
+            ]  # a restricted area: its tokens as the local model counts them
+        return area_cost(volume[area], measured_local.get(area), frontier_side, prices, config.hosting)
+
+    rows = []
+    for area in sorted(set(local_by) | set(frontier_by)):
+        level = levels.get(area, "internal")
+        if level == "restricted":
+            rows.append(_route_restricted(area, scores_by_item(local_by.get(area, [])), floor, cost_of(area)))
+            continue
+        if area not in local_by:
+            continue  # asked of the frontier only: nothing to route
+        paired = _paired(local_by[area], frontier_by.get(area, []))
+        rows.append(_route_pair(area, level, paired[0], paired[1], margin, cost_of(area)))
+    if not any(r.n_pairs for r in rows) and not any(r.sensitivity == "restricted" for r in rows):
+        raise RouteError(f"runs {local_id} and {frontier_id} have no item in common (same id and content)")
+    return RoutingTable(
+        local=_ref(local), frontier=_ref(frontier), judge=local.judge_model, margin=margin, floor=floor,
+        decided_at=decided_at, areas=rows, total=_total(rows), notes=notes,
+    )  # fmt: skip
+
+
+def _total(rows: Sequence[AreaRoute]) -> AreaCost | None:
+    """The areas routed ``local`` moved together: their volumes and variable costs add, fixed costs once."""
+    moved = [r.cost for r in rows if r.recommendation == "local" and r.cost is not None]
+    if not moved:
+        return None
+
+    def total(values: list[float | None]) -> float | None:
+        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+    fixed = moved[0].fixed_monthly
+    requests = sum(c.requests_per_month for c in moved)
+    api = total([c.api_monthly for c in moved])
+    variable = total([None if c.self_monthly is None else c.self_monthly - c.fixed_monthly for c in moved])
+    self_monthly = None if variable is None else fixed + variable
+    api_per = None if api is None or requests == 0 else api / requests
+    self_per = None if variable is None or requests == 0 else variable / requests
+    crossover = None
+    if api_per is not None and self_per is not None and api_per > self_per:
+        crossover = fixed / (api_per - self_per)
+    return AreaCost(
+        requests_per_month=requests, tokens_per_month=total([c.tokens_per_month for c in moved]),
+        api_per_request=api_per, self_per_request=self_per, fixed_monthly=fixed, api_monthly=api,
+        self_monthly=self_monthly, crossover_requests=crossover,
+    )  # fmt: skip

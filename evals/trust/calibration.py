@@ -1,0 +1,260 @@
+"""Calibration of a judge against people: judge every labelled answer once, then measure the agreement.
+
+``judge_labels`` grades each distinct answer of a labels file once (concurrently, up to the judge's
+``max_concurrency``, each call marked ``role="calibrate"``); ``calibrate`` turns the verdicts and the
+people's scores into one typed ``Calibration`` (``calibration.json``): every figure of
+``evals.trust.agreement`` with its bootstrap 95 % interval, overall and per area, and, where answers have
+several raters, the people's own agreement (ordinal alpha) beside the judge's, as the ceiling.
+
+The judge is compared with the people's consensus on each answer: the **lower median** of their scores
+(``statistics.median_low``: the middle score; with an even number of raters split between two scores, the
+lower of the two, so the consensus is always a score on the scale). Judge errors are counted and left
+out, never scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from evals.errors import EvalsError
+from evals.judge.judging import Judge
+from evals.outbound.callcontext import calling
+from evals.records import Item, Verdict, content_hash
+from evals.trust import agreement
+from evals.trust.agreement import Estimate
+from evals.trust.labels import LabelRow, Labels
+
+CALIBRATION_SCHEMA_VERSION = 1
+DEFAULT_MIN_KAPPA = 0.6
+"""Lowest acceptable lower bound of kappa's 95 % interval: 0.6 is "substantial" agreement (Landis & Koch)."""
+CONSENSUS = "lower median of the raters' scores"
+"""What the judge is compared with on an answer several people scored."""
+OVERALL = "(overall)"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CalibratedAnswer(_Record):
+    """One labelled answer: the people's scores, their consensus, and the judge's verdict."""
+
+    id: str
+    area: str
+    question: str
+    reference: str | None
+    answer: str
+    human_scores: list[int]
+    """Every rater's score, in file order."""
+    consensus: int
+    """The lower median of ``human_scores``: what the judge is compared with."""
+    judge_score: int | None
+    """The judge's score; None when it failed (``judge_error``)."""
+    judge_error: str | None = None
+    rationale: str | None = None
+
+
+class Agreement(_Record):
+    """Agreement of the judge with people on one area (or all answers), each figure with its interval."""
+
+    area: str
+    n: int
+    """Answers both labelled and scored by the judge."""
+    judge_errors: int
+    exact: Estimate
+    """Share of answers where the judge's score equals the consensus."""
+    within_one: Estimate
+    """Share where they differ by at most one point."""
+    kappa: Estimate
+    """Quadratic-weighted Cohen's kappa, judge vs consensus: chance-corrected, ordinal."""
+    spearman: Estimate
+    """Spearman's rank correlation, judge vs consensus."""
+    bias: Estimate
+    """Mean of (judge − consensus): positive when the judge is more lenient than people."""
+    confusion: list[list[int]]
+    """``confusion[h-1][j-1]``: answers people scored ``h`` and the judge ``j``."""
+    judge_alpha: Estimate
+    """Ordinal Krippendorff's alpha of the judge and the consensus."""
+    human_alpha: Estimate
+    """Ordinal alpha among the people, on answers with several raters: the ceiling a judge can reach."""
+    n_multi: int
+    """Answers scored by two or more people."""
+
+
+class Calibration(_Record):
+    """A judge's calibration against a labels file: ``calibration.json`` and the stored record."""
+
+    schema_version: int = CALIBRATION_SCHEMA_VERSION
+    created_at: str
+    labels: str
+    """The labels file, as given."""
+    labels_hash: str
+    """Content hash of the labelled rows: two calibrations on the same labels have the same hash."""
+    judge_name: str
+    judge_model: str
+    judge_fingerprint: str
+    """``evals.plan.judge_fingerprint``: scorecards of runs graded by the same judge find this record."""
+    rubric_name: str
+    rubric_hash: str
+    consensus: str = CONSENSUS
+    rows: int
+    """Labelled rows (one per answer and rater)."""
+    min_kappa: float
+    passed: bool | None
+    """Kappa's lower bound ≥ ``min_kappa``; None when kappa has no interval (cannot tell)."""
+    overall: Agreement
+    areas: list[Agreement]
+    answers: list[CalibratedAnswer]
+    resamples: int = agreement.RESAMPLES
+
+
+class Reporter(Protocol):
+    """Progress of the judging (``evals.cli.progress.RichReporter`` fits)."""
+
+    def start(self, total: int, answered: int, judged: int) -> None: ...
+    def judged(self, ok: bool) -> None: ...
+    def stop(self) -> None: ...
+
+
+def distinct_answers(labels: Labels) -> dict[str, list[LabelRow]]:
+    """The labelled rows grouped by answer id, in file order."""
+    groups: dict[str, list[LabelRow]] = {}
+    for row in labels.rows:
+        groups.setdefault(row.id, []).append(row)
+    return groups
+
+
+async def judge_labels(
+    judge: Judge, groups: dict[str, list[LabelRow]], reporter: Reporter | None = None
+) -> dict[str, Verdict]:
+    """Each distinct answer judged once, at most ``judge.max_concurrency`` at a time."""
+    gate = asyncio.Semaphore(max(1, judge.max_concurrency))
+    if reporter is not None:
+        reporter.start(len(groups), len(groups), 0)
+
+    async def grade(answer_id: str, row: LabelRow) -> tuple[str, Verdict]:
+        item = Item(id=answer_id, area=row.area, question=row.question, reference=row.reference or None)
+        async with gate:
+            with calling(item_id=answer_id, role="calibrate"):
+                verdict = await judge.grade(item, row.answer)
+        if reporter is not None:
+            reporter.judged(verdict.score is not None)
+        return answer_id, verdict
+
+    try:
+        done = await asyncio.gather(*(grade(i, rows[0]) for i, rows in groups.items()))
+    finally:
+        if reporter is not None:
+            reporter.stop()
+        await judge.aclose()
+    return dict(done)
+
+
+def calibrated_answers(
+    groups: dict[str, list[LabelRow]], verdicts: dict[str, Verdict]
+) -> list[CalibratedAnswer]:
+    """Each answer with its people's scores, their consensus and the judge's verdict."""
+    out = []
+    for answer_id, rows in groups.items():
+        first, verdict = rows[0], verdicts[answer_id]
+        scores = [r.human_score for r in rows]
+        out.append(
+            CalibratedAnswer(
+                id=answer_id, area=first.area, question=first.question, reference=first.reference,
+                answer=first.answer, human_scores=scores, consensus=statistics.median_low(scores),
+                judge_score=verdict.score, judge_error=verdict.error, rationale=verdict.rationale,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _human_matrix(answers: Sequence[CalibratedAnswer]) -> np.ndarray:
+    """Raters x answers (NaN where an answer has fewer raters), answers with several raters only.
+
+    Alpha pairs ratings within an answer, so which person gave which rating does not matter here: row k
+    holds each answer's k-th rating."""
+    multi = [a.human_scores for a in answers if len(a.human_scores) >= 2]
+    width = max((len(s) for s in multi), default=2)
+    matrix = np.full((width, len(multi)), np.nan)
+    for column, scores in enumerate(multi):
+        matrix[: len(scores), column] = scores
+    return matrix
+
+
+def agreement_of(
+    area: str, answers: Sequence[CalibratedAnswer], resamples: int = agreement.RESAMPLES
+) -> Agreement:
+    """Every agreement figure of ``answers`` (one area, or all), each with its interval."""
+    scored = [a for a in answers if a.judge_score is not None]
+    judge = np.array([a.judge_score for a in scored], dtype=float)
+    people = np.array([a.consensus for a in scored], dtype=float)
+    human = _human_matrix(answers)
+    return Agreement(
+        area=area,
+        n=len(scored),
+        judge_errors=len(answers) - len(scored),
+        exact=agreement.estimate(agreement.exact_agreement, judge, people, resamples),
+        within_one=agreement.estimate(agreement.within_one, judge, people, resamples),
+        kappa=agreement.estimate(agreement.quadratic_kappa, judge, people, resamples),
+        spearman=agreement.estimate(agreement.spearman, judge, people, resamples),
+        bias=agreement.estimate(agreement.mean_bias, judge, people, resamples),
+        confusion=agreement.confusion(judge, people),
+        judge_alpha=agreement.alpha_estimate(np.vstack([judge, people]), resamples),
+        human_alpha=agreement.alpha_estimate(human, resamples),
+        n_multi=human.shape[1],
+    )
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def calibrate(
+    labels: Labels,
+    verdicts: dict[str, Verdict],
+    *,
+    judge_name: str,
+    judge_model: str,
+    judge_fingerprint: str,
+    rubric_name: str,
+    rubric_hash: str,
+    min_kappa: float = DEFAULT_MIN_KAPPA,
+    resamples: int = agreement.RESAMPLES,
+) -> Calibration:
+    """The calibration record of ``verdicts`` (one per answer id) against ``labels``.
+
+    ``EvalsError`` when the judge failed on every answer: there is nothing to measure.
+    """
+    groups = distinct_answers(labels)
+    answers = calibrated_answers(groups, verdicts)
+    failed = [a for a in answers if a.judge_score is None]
+    if len(failed) == len(answers):
+        first = failed[0].judge_error if failed else "no answers"
+        raise EvalsError(f"the judge failed on all {len(answers)} labelled answers; the first error: {first}")
+    overall = agreement_of(OVERALL, answers, resamples)
+    areas = sorted({a.area for a in answers})
+    kappa = overall.kappa
+    return Calibration(
+        created_at=now(),
+        labels=labels.path,
+        labels_hash=content_hash([r.model_dump(mode="json") for r in labels.rows]),
+        judge_name=judge_name,
+        judge_model=judge_model,
+        judge_fingerprint=judge_fingerprint,
+        rubric_name=rubric_name,
+        rubric_hash=rubric_hash,
+        rows=len(labels.rows),
+        min_kappa=min_kappa,
+        passed=None if kappa.low is None else kappa.low >= min_kappa,
+        overall=overall,
+        areas=[agreement_of(area, [a for a in answers if a.area == area], resamples) for area in areas],
+        answers=answers,
+        resamples=resamples,
+    )
