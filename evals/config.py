@@ -232,7 +232,7 @@ class JudgeEndpoint(Endpoint):
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float | None = Field(default=0.0, ge=0, le=2)
     panel: PanelSettings | None = None
-    """Several judges grading every answer, their scores aggregated (``evals.trust.panel``); an entry with
+    """Several judges grading every answer, their scores aggregated (``evals.judge.panel``); an entry with
     ``panel`` holds nothing else."""
 
     @field_validator("panel", mode="before")
@@ -391,6 +391,9 @@ class Config(BaseModel):
     """Hosts inside the perimeter besides loopback: ``vllm.internal`` or ``*.corp.example``."""
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     """Redaction before external calls (see docs/redaction.md)."""
+    default_sensitivity: Literal["public", "internal", "restricted"] = "internal"
+    """The level of text whose level nothing else says (a labels row of an unknown question, a document);
+    ``restricted`` keeps such text home."""
     canary: CanarySettings = Field(default_factory=CanarySettings)
     """The judge's drift canary: anchor set size, the shift that counts as moved, human labels."""
     root: Path = Field(default=Path("."), exclude=True)

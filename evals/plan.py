@@ -1,26 +1,111 @@
 """What a run is before it runs: its id, its manifest (what is asked of whom, with a config snapshot free of
-secrets), and whether a stored run can be resumed or an id is free."""
+secrets), whether a stored run can be resumed or an id is free, and what it would cost (``--dry-run``)."""
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from evals import __version__
-from evals.config import Endpoint, JudgeEndpoint
+from evals.config import OFFLINE, Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import StoreError
 from evals.judge import reference as reference_judge
-from evals.judge.judging import Judge, LLMJudge
+from evals.judge.judging import Judge, LLMJudge, build_judge_messages
+from evals.judge.panel import check_same_panel, members
 from evals.judge.provenance import rubrics_hash
-from evals.records import RunManifest, Selection, content_hash
+from evals.judge.rubrics import RubricBook, RubricSearch
+from evals.outbound.budget import CHARS_PER_TOKEN, Price, estimate_tokens, prompt_text
+from evals.outbound.gateway import FAIL_AFTER
+from evals.outbound.redaction import CustomPattern
+from evals.outbound.sensitivity import Destination
+from evals.records import Item, RunManifest, Selection, Sensitivity, content_hash
 from evals.store import Store
 from evals.store.retention import check_workable
 from evals.suites import Suite
 
 MAX_SAMPLES = 100
 """Largest ``--samples``: more answers per item than this is a mistake, not a measurement."""
+
+
+class Observer(Protocol):
+    """Work done after a run's last verdict, in its event loop and on its audit trail (the judge's canary,
+    ``evals.trust.canary``): it calls out through the run's gateway."""
+
+    def missed(self, store: Store, manifest: RunManifest, judge: JudgeEndpoint) -> bool:
+        """True when a run resumed with nothing left to do still owes this observation."""
+        ...
+
+    async def observe(self, store: Store, manifest: RunManifest, judge: Judge) -> None:
+        """Observe once the run finished; never raises but on an interrupt."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run: a new run of ``suite``, or (``resume``) the rest of a stored one."""
+
+    model_name: str
+    model: Endpoint
+    judge_name: str
+    judge: JudgeEndpoint
+    rubrics: RubricSearch | Path
+    suite: Suite | None = None
+    """The suite (a new run needs one; a resume checks it has not changed)."""
+    samples: int = 1
+    judge_repeats: int = 1
+    """How many times the judge grades each answer (the first may come from the judgment cache, the others
+    are fresh askings): the scorecard measures the judge's own noise from them."""
+    tags: tuple[str, ...] = ()
+    run_id: str | None = None
+    resume: str | None = None
+    selection: Selection | None = None
+    """What part of the suite a new run asks, recorded in the manifest."""
+    max_cost: float | None = None
+    """The most this invocation may spend (``Budget``); needs the endpoints' token prices."""
+    fail_after: int = FAIL_AFTER
+    """Stop when this many first calls to an endpoint all fail with the same error (0: never)."""
+    redaction: RedactionSettings | None = None
+    """How text bound for an external endpoint is redacted (``evals.outbound.gateway``)."""
+    default_sensitivity: Sensitivity = "internal"
+    observer: Observer | None = None
+    """The judge's drift canary, observed once the run finished (None: none)."""
+
+    def endpoints(self) -> dict[str, tuple[str, Endpoint]]:
+        """Every endpoint the run calls, by name: the model, and the judge or each member of its panel."""
+        found: dict[str, tuple[str, Endpoint]] = {self.model_name: ("model", self.model)}
+        for name, endpoint in members(self.judge_name, self.judge):
+            found[name] = ("judge", endpoint)
+        return found
+
+
+def destinations(spec: RunSpec) -> list[Destination]:
+    """Where a run's item text goes: the model, and the judge (external when any member of a panel is)."""
+    judges = [e for _, e in members(spec.judge_name, spec.judge)]
+    return [
+        Destination("model", spec.model_name, spec.model.is_external()),
+        Destination("judge", spec.judge_name, any(e.is_external() for e in judges)),
+    ]
+
+
+def check_same_endpoints(manifest: RunManifest, spec: RunSpec) -> None:
+    if (spec.model_name, spec.judge_name) != (manifest.model_name, manifest.judge_name):
+        raise StoreError(
+            f"run {manifest.run_id} used model {manifest.model_name!r} and judge {manifest.judge_name!r}; "
+            "resume it with those (or leave --model and --judge out)"
+        )
+    check_same_panel(manifest, spec.judge_name, spec.judge)
+
+
+def stored_patterns(manifest: RunManifest | None) -> list[CustomPattern]:
+    """The suite's own redaction patterns (``redact:``), as kept with the run when it started."""
+    if manifest is None:
+        return []
+    return [CustomPattern.model_validate(p) for p in manifest.config.get("patterns") or []]
 
 
 def now() -> str:
@@ -80,7 +165,7 @@ def plan_run(
         rubric_hash=rubrics_hash(rubrics),
         samples=samples,
         started_at=now(),
-        config=_config(model, judge, judge_endpoint, selection, judge_repeats),
+        config=_config(model, judge, judge_endpoint, selection, judge_repeats, suite.patterns),
         tags=tuple(tags),
         lookingglass_version=__version__,
         rubrics=tuple(rubrics),
@@ -93,12 +178,17 @@ def _config(
     judge_endpoint: JudgeEndpoint,
     selection: Selection | None,
     judge_repeats: int = 1,
+    suite_patterns: Sequence[CustomPattern] = (),
 ) -> dict[str, Any]:
     config: dict[str, Any] = {"model": model.snapshot(), "judge": judge_endpoint.snapshot()}
     if judge_repeats != 1:
         config["judging"] = {"repeats": judge_repeats}
     if isinstance(judge, LLMJudge):
         config["structured"] = judge.mode  # the output mode in effect; updated if ``auto`` steps down
+    if suite_patterns:
+        config["patterns"] = [
+            p.model_dump(mode="json") for p in suite_patterns
+        ]  # a resume and a rerun redact alike
     if selection is not None and not selection.whole:
         config["selection"] = selection.to_dict()
     return config
@@ -135,3 +225,106 @@ def record_mode(store: Store, run_id: str, mode: str) -> None:
     config = dict(store.run(run_id).config)
     config["structured"] = mode
     store.set_config(run_id, config)
+
+
+ESTIMATE_NOTE = (
+    f"estimate, not a quote: prompt tokens ≈ characters/{CHARS_PER_TOKEN}; completion tokens counted at "
+    "max_tokens (and judged answers at the model's max_tokens), so usage is an upper bound unless prompts "
+    "tokenize worse than that; an unparseable verdict asked again and judgments reused from the cache "
+    "are not counted"
+)
+"""What ``evals run --dry-run`` says of its estimate."""
+
+
+@dataclass
+class EndpointPlan:
+    """The calls a run would make to one endpoint, with their estimated tokens and cost."""
+
+    role: str
+    """``model`` or ``judge``."""
+    name: str
+    """The endpoint's name in evals.yaml."""
+    model: str
+    calls: int = 0
+    tokens_in: int = 0
+    """Estimated prompt tokens, summed."""
+    tokens_out: int = 0
+    """Completion tokens at ``max_tokens``, summed (an upper bound)."""
+    price: Price | None = None
+    offline: bool = False
+    """The offline reference judge: gradings, but no calls and no cost."""
+
+    @property
+    def cost(self) -> float | None:
+        """Estimated cost, or None when the endpoint has no prices."""
+        if self.offline:
+            return 0.0
+        return None if self.price is None else self.price.cost(self.tokens_in, self.tokens_out)
+
+
+@dataclass
+class Plan:
+    """What a run would do, per endpoint (``evals run --dry-run``)."""
+
+    endpoints: list[EndpointPlan] = field(default_factory=list)
+
+    @property
+    def cost(self) -> float | None:
+        """The estimated total; None when an endpoint that makes calls has no prices."""
+        costs = [e.cost for e in self.endpoints if e.calls or e.offline]
+        return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+
+
+def plan_calls(
+    to_answer: list[Item],
+    to_judge: list[tuple[Item, str, bool]],
+    model_name: str,
+    model: Endpoint,
+    judge_name: str,
+    judge: JudgeEndpoint,
+    rubrics_dir: RubricSearch | Path,
+    judge_repeats: int = 1,
+) -> Plan:
+    """The calls a run would make: one model call per item and sample in ``to_answer``, ``judge_repeats``
+    judge calls for each of those, and one for each stored ``(item, answer, truncated)`` in ``to_judge``
+    (one entry per verdict still wanted). Calls nothing."""
+    asked = EndpointPlan("model", model_name, model.model or "", price=Price.of(model))
+    for item in to_answer:
+        asked.calls += 1
+        asked.tokens_in += estimate_tokens(prompt_text(m.model_dump() for m in item.prompt()))
+        asked.tokens_out += model.max_tokens
+    offline = judge.provider == OFFLINE
+    graded = EndpointPlan("judge", judge_name, judge.model or "", price=Price.of(judge), offline=offline)
+    book = RubricBook(rubrics_dir, judge.rubric)
+    longest = "x" * (model.max_tokens * CHARS_PER_TOKEN)  # an answer as long as the model may write
+    work = [(item, longest, False) for item in to_answer for _ in range(judge_repeats)] + to_judge
+    for item, answer, truncated in work:
+        rubric = book.for_item(item)  # a missing rubric fails the dry run as it would fail the run
+        graded.calls += 1
+        if not offline:
+            messages = build_judge_messages(rubric, item, answer, truncated=truncated)
+            graded.tokens_in += estimate_tokens(prompt_text(messages))
+            graded.tokens_out += judge.max_tokens
+    return Plan([asked, graded])
+
+
+def plan_panel(
+    to_answer: list[Item],
+    to_judge: list[list[tuple[Item, str, bool]]] | None,
+    model_name: str,
+    model: Endpoint,
+    name: str,
+    endpoint: JudgeEndpoint,
+    rubrics_dir: RubricSearch | Path,
+    judge_repeats: int = 1,
+) -> Plan:
+    """``plan_calls`` for a panel: the model's calls, then each member's, priced at its own
+    rates. ``to_judge``: per member (panel order), the stored answers it has still to grade (a resume)."""
+    plans = [
+        plan_calls(
+            to_answer, to_judge[m] if to_judge else [], model_name, model, member, configured, rubrics_dir,
+            judge_repeats,
+        )
+        for m, (member, configured) in enumerate(members(name, endpoint))
+    ]  # fmt: skip
+    return Plan([plans[0].endpoints[0], *(p.endpoints[1] for p in plans)])

@@ -10,13 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from evals.judge.grader_attacks import Flag
 
 SCHEMA_VERSION = 1
 """Version of every persisted record and of the JSONL exports; bumped on an incompatible change."""
@@ -136,6 +134,55 @@ class CompletionRequest(_Wire):
     output_mode: str = "json_schema"
     """With a schema: ``json_schema`` (enforced: OpenAI ``json_schema``, Anthropic tool use) or
     ``json_object`` (any JSON object; the schema is described in the prompt)."""
+    sensitivity: Sensitivity | None = None
+    """How far the request's text may travel (the strictest level of what it holds); None: the config's
+    ``default_sensitivity``. The gateway refuses ``restricted`` requests to external endpoints."""
+
+
+# -- where an answer addresses the grader (found by ``evals.judge.grader_attacks.detect``) --------------
+
+FlagKind = Literal[
+    "score_instruction", "forged_verdict", "forged_marker", "role_tag", "reference_attack", "grader_address"
+]
+KINDS: tuple[FlagKind, ...] = (
+    "score_instruction", "forged_verdict", "forged_marker", "role_tag", "reference_attack", "grader_address",
+)  # fmt: skip
+"""Every kind of flag, in the order the scorecard lists them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One place where an answer addresses the grader."""
+
+    kind: FlagKind
+    """What it does (one of ``KINDS``)."""
+    span: tuple[int, int]
+    """Where, as ``[start, end)`` character offsets in the answer as stored (not the matched text itself,
+    so that a purge of answer texts leaves nothing of them in the flags)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "span": list(self.span)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Flag:
+        start, end = data["span"]
+        return cls(data["kind"], (int(start), int(end)))
+
+
+def kinds_of(flags: Iterable[Flag]) -> list[str]:
+    """The distinct kinds of some flags, in ``KINDS`` order (what the item list shows)."""
+    present = {f.kind for f in flags}
+    return [k for k in KINDS if k in present]
+
+
+def flags_json(flags: Sequence[Flag]) -> str:
+    """The store's form of an answer's flags: a JSON list of ``{"kind", "span"}``."""
+    return json.dumps([f.to_dict() for f in flags])
+
+
+def flags_of_json(text: str | None) -> tuple[Flag, ...]:
+    """Flags back from the store's JSON (an older row without any: none)."""
+    return tuple(Flag.from_dict(d) for d in json.loads(text)) if text else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +253,6 @@ class Answer(_Wire):
         if self.length is None and self.text is not None:
             object.__setattr__(self, "length", len(self.text))
         if any(isinstance(f, dict) for f in self.flags):  # read back from JSON
-            from evals.judge.grader_attacks import Flag
-
             flags = tuple(f if isinstance(f, Flag) else Flag.from_dict(f) for f in self.flags)
             object.__setattr__(self, "flags", flags)
 

@@ -1,11 +1,12 @@
 """Runs a suite: every item (and sample) answered by the model, then judged, all stored as it happens.
 
-The only module that knows about concurrency, resume and progress. Answers and judgments flow through
-two pools of workers sized by each endpoint's ``max_concurrency``; an item is judged as soon as it is
-answered. Every result is committed when it arrives, so a run killed at any moment resumes with only the
+The run's pipeline: answers and judgments flow through two pools of workers sized by each endpoint's
+``max_concurrency``, every call through the run's one ``evals.outbound.gateway.Gateway`` (refusal,
+redaction, budget, audit, the endpoint's limit); an item is judged as soon as it is answered. Every result is committed when it arrives, so a run killed at any moment resumes with only the
 missing work (``--resume``): a stored answer is never asked again, and a judgment whose cache key (the
 judge's identity, rubric, question, reference, answer) is already in the store is reused, not paid twice.
-What a run is before it runs (its id and manifest, whether it may resume) lives in ``evals.plan``.
+What a run is before it runs (its spec, id and manifest, whether it may resume, its cost) lives in
+``evals.plan``.
 
 Before a run exists, every endpoint it uses is checked and its client built, so a bad config leaves no
 run behind. One process at a time works a run (a lock under ``runs/<run_id>/``). SIGTERM interrupts a
@@ -21,56 +22,46 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
-from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
-from evals.errors import ConfigError, ProviderError, StoreError
+from evals.errors import ConfigError, ProviderError
 from evals.judge.grader_attacks import detect as grader_flags
-from evals.judge.judging import Judge, LLMJudge
-from evals.judge.reasoning import ReasoningMode, separate
-from evals.judge.rubrics import RubricSearch
-from evals.outbound import audit
-from evals.outbound.budget import Budget
-from evals.outbound.callcontext import calling
-from evals.outbound.interrupts import run_until_terminated
-from evals.outbound.perimeter import plan_perimeter
-from evals.outbound.providers import Provider, build_provider
-from evals.outbound.providers.health import FAIL_AFTER, EndpointFailing
-from evals.plan import (
-    MAX_SAMPLES,
-    check_free,
-    check_resumable,
-    judge_fingerprint,
-    new_run_id,
-    now,
-    plan_run,
-    record_mode,
-    structured_mode,
-)
-from evals.records import (
-    Answer,
-    CompletionRequest,
-    Item,
-    Judgment,
-    RunManifest,
-    Selection,
-    is_truncated,
-)
-from evals.results import ResultRow
-from evals.store import Store
-from evals.store.redactions import save_redactions
-from evals.store.retention import warn_if_written_in_clear
-from evals.suites import Suite
-from evals.trust.canary import CanaryOptions, observe, observe_missed
-from evals.trust.panel import (
+from evals.judge.judging import Judge, LLMJudge, build_judge
+from evals.judge.panel import (
     build_judges,
-    check_same_panel,
     for_panel,
     member_modes,
     stored_labels,
     watch_modes,
 )
+from evals.judge.reasoning import ReasoningMode, separate
+from evals.outbound import audit
+from evals.outbound.budget import Budget
+from evals.outbound.callcontext import calling
+from evals.outbound.gateway import EndpointFailing, Gateway, OverBudget
+from evals.outbound.interrupts import run_until_terminated
+from evals.outbound.sensitivity import Marking, check_restricted
+from evals.plan import (
+    MAX_SAMPLES,
+    RunSpec,
+    check_free,
+    check_resumable,
+    check_same_endpoints,
+    destinations,
+    judge_fingerprint,
+    new_run_id,
+    now,
+    plan_run,
+    record_mode,
+    stored_patterns,
+    structured_mode,
+)
+from evals.records import Answer, Completion, CompletionRequest, Item, Judgment, RunManifest, is_truncated
+from evals.results import ResultRow
+from evals.store import Store
+from evals.store.redactions import save_redactions
+from evals.store.retention import warn_if_written_in_clear
+from evals.suites import Suite
 
 
 class Reporter(Protocol):
@@ -80,6 +71,15 @@ class Reporter(Protocol):
     def answered(self, ok: bool) -> None: ...
     def judged(self, ok: bool) -> None: ...
     def stop(self) -> None: ...
+
+
+class Asker(Protocol):
+    """What a run asks its questions of: a gateway ``Door`` to the model (a rerun's frozen answers ask none)."""
+
+    name: str
+    max_concurrency: int
+
+    async def complete(self, request: CompletionRequest) -> Completion: ...
 
 
 class SilentReporter:
@@ -140,7 +140,11 @@ def judging_fresh(manifest: RunManifest) -> bool:
 
 
 def _pending(
-    store: Store, manifest: RunManifest, judges: Sequence[str] | None, outcome: RunOutcome
+    store: Store,
+    manifest: RunManifest,
+    judges: Sequence[str] | None,
+    outcome: RunOutcome,
+    marking: Marking | None = None,
 ) -> tuple[list[_Unit], list[_Unit]]:
     """Split the run's work into what still needs an answer and what only needs verdicts.
 
@@ -160,6 +164,7 @@ def _pending(
     to_judge: list[_Unit] = []
     frozen = "rerun_of" in manifest.config  # evals.trust.rerun: the answers are copied, never asked
     for item in store.items(manifest.run_id):
+        item = marking.apply(item) if marking is not None else item
         for sample in range(manifest.samples):
             answer = answers.get((item.id, sample))
             if answer is None or answer.error is not None or answer.text is None:
@@ -199,10 +204,11 @@ def remaining_per_judge(
 async def execute(
     store: Store,
     manifest: RunManifest,
-    model: Provider,
+    model: Asker,
     judges: Judge | Sequence[Judge],
     reporter: Reporter | None = None,
     budget: Budget | None = None,
+    marking: Marking | None = None,
 ) -> RunOutcome:
     """Do every missing answer and verdict of a stored run, then mark it finished.
 
@@ -213,7 +219,7 @@ async def execute(
     panel = [judges] if not isinstance(judges, Sequence) else list(judges)
     reporter = reporter or SilentReporter()
     outcome = RunOutcome(manifest)
-    to_answer, to_judge = _pending(store, manifest, [j.describe() for j in panel], outcome)
+    to_answer, to_judge = _pending(store, manifest, [j.describe() for j in panel], outcome, marking)
     total = outcome.skipped + len(to_answer) + len(to_judge)
     reporter.start(total, answered=outcome.skipped + len(to_judge), judged=outcome.skipped)
     await asyncio.to_thread(store.set_status, manifest.run_id, "running")
@@ -233,13 +239,12 @@ async def execute(
     async def answer_worker(units: Iterator[_Unit]) -> None:
         nonlocal seen_model_id
         for unit in units:  # one iterator shared by all workers: each unit is taken once
-            held = budget.hold_answer(unit.item) if budget else 0.0
-            if held is None:
-                return  # over budget: the unit stays unanswered, for a resume
+            reasoning = manifest.config["model"].get("reasoning", "separate")
             with calling(manifest.run_id, unit.item.id, unit.sample, "model") as context:
-                answer = await _ask(
-                    model, manifest.run_id, unit, manifest.config["model"].get("reasoning", "separate")
-                )
+                try:
+                    answer = await _ask(model, manifest.run_id, unit, reasoning)
+                except OverBudget:
+                    return  # over budget: the unit stays unanswered, for a resume
             if context.redactions:
                 await asyncio.to_thread(
                     save_redactions,
@@ -250,8 +255,6 @@ async def execute(
                     "model",
                     context.redactions,
                 )
-            if budget:
-                budget.settle(held, "model", answer.tokens_in, answer.tokens_out, answer.error is not None)
             await asyncio.to_thread(store.save_answer, answer)
             outcome.asked += 1
             if answer.error is None:
@@ -271,9 +274,9 @@ async def execute(
             use_cache = repeat == 0 and not fresh
             try:
                 judgment = await _judge_once(
-                    store, judge, manifest.run_id, unit, inflight, outcome, budget, repeat, use_cache
+                    store, judge, manifest.run_id, unit, inflight, outcome, repeat, use_cache
                 )
-            except _OverBudget:
+            except OverBudget:
                 return
             if judgment.error is not None:
                 outcome.judge_errors += 1
@@ -320,8 +323,10 @@ async def execute(
     return outcome
 
 
-async def _ask(model: Provider, run_id: str, unit: _Unit, reasoning: ReasoningMode = "separate") -> Answer:
-    request = CompletionRequest(messages=tuple(m.model_dump() for m in unit.item.prompt()))
+async def _ask(model: Asker, run_id: str, unit: _Unit, reasoning: ReasoningMode = "separate") -> Answer:
+    request = CompletionRequest(
+        messages=tuple(m.model_dump() for m in unit.item.prompt()), sensitivity=unit.item.sensitivity
+    )
     try:
         completion = await model.complete(request)
     except ProviderError as exc:
@@ -344,10 +349,6 @@ async def _ask(model: Provider, run_id: str, unit: _Unit, reasoning: ReasoningMo
     )
 
 
-class _OverBudget(Exception):
-    """A judgment not started because it could cross the budget."""
-
-
 async def _judge_once(
     store: Store,
     judge: Judge,
@@ -355,7 +356,6 @@ async def _judge_once(
     unit: _Unit,
     inflight: dict[str, asyncio.Future[Judgment]],
     outcome: RunOutcome,
-    budget: Budget | None = None,
     repeat: int = 0,
     use_cache: bool = True,
 ) -> Judgment:
@@ -393,23 +393,11 @@ async def _judge_once(
             await asyncio.to_thread(store.save_judgment, judgment)
             outcome.reused += 1
         else:
-            held = budget.hold_judgment(judge, unit.item, answer, unit.truncated) if budget else 0.0
-            if held is None:
-                raise _OverBudget
             with calling(run_id, unit.item.id, unit.sample, "judge") as context:
                 verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
             if context.redactions:
                 await asyncio.to_thread(
                     save_redactions, store, run_id, unit.item.id, unit.sample, "judge", context.redactions
-                )
-            if budget:
-                budget.settle(
-                    held,
-                    "judge",
-                    verdict.tokens_in,
-                    verdict.tokens_out,
-                    verdict.error is not None,
-                    judge.name,
                 )
             judgment = Judgment(
                 run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
@@ -432,142 +420,154 @@ async def _judge_once(
             inflight.pop(key, None)
 
 
-def run_suite(
-    store: Store,
-    suite: Suite | None,
-    model_name: str,
-    model_endpoint: Endpoint,
-    judge_name: str,
-    judge_endpoint: JudgeEndpoint,
-    rubrics_dir: RubricSearch | Path,
-    samples: int = 1,
-    tags: tuple[str, ...] = (),
-    run_id: str | None = None,
-    resume: str | None = None,
-    reporter: Reporter | None = None,
-    fail_after: int = FAIL_AFTER,
-    selection: Selection | None = None,
-    max_cost: float | None = None,
-    judge_repeats: int = 1,
-    redaction: RedactionSettings | None = None,
-    canary: CanaryOptions | None = None,
-) -> RunOutcome:
-    """Start (or, with ``resume``, continue) a run and carry it to the end; the library's entry point.
+def run_suite(store: Store, spec: RunSpec, reporter: Reporter | None = None) -> RunOutcome:
+    """Start (or, with ``spec.resume``, continue) a run and carry it to the end; the library's entry point.
 
-    ``judge_repeats``: how many times the judge grades each answer (the first may come from the judgment
-    cache, the others are fresh askings): the scorecard measures the judge's own noise from them.
-
-    ``fail_after``: stop when this many first calls to an endpoint all fail with the same error (0: never).
-    Raises ``KeyboardInterrupt`` on Ctrl-C or SIGTERM and ``EndpointFailing`` on such an endpoint, in both
-    cases with the run marked ``interrupted`` and its results exported. ``selection`` (what part of the
-    suite a new run asks) is recorded in the manifest; ``max_cost`` is the most this invocation may spend
-    (``Budget``), which needs the endpoints' token prices. ``redaction``: how text bound for an external
-    endpoint is redacted (``evals.outbound.perimeter``); restricted items bound there are refused before the run exists.
-    ``canary``: the judge's drift canary, observed once the run finished (``evals.trust.canary``; None: none).
+    Every call goes out through one ``Gateway`` (refusal, redaction, budget, audit). Restricted items bound
+    for an external endpoint are refused before the run exists. Raises ``KeyboardInterrupt`` on Ctrl-C or
+    SIGTERM and ``EndpointFailing`` on an endpoint whose first calls all failed alike, in both cases with
+    the run marked ``interrupted`` and its results exported.
     """
-    budget = None
-    if max_cost is not None:
-        budget = Budget.for_run(max_cost, model_name, model_endpoint, judge_name, judge_endpoint)
-    if not 1 <= samples <= MAX_SAMPLES:
-        raise ConfigError(f"samples must be from 1 to {MAX_SAMPLES}, not {samples}")
-    if not 1 <= judge_repeats <= MAX_SAMPLES:
-        raise ConfigError(f"judge repeats must be from 1 to {MAX_SAMPLES}, not {judge_repeats}")
+    if not 1 <= spec.samples <= MAX_SAMPLES:
+        raise ConfigError(f"samples must be from 1 to {MAX_SAMPLES}, not {spec.samples}")
+    if not 1 <= spec.judge_repeats <= MAX_SAMPLES:
+        raise ConfigError(f"judge repeats must be from 1 to {MAX_SAMPLES}, not {spec.judge_repeats}")
+    budget = Budget.of(spec.max_cost, spec.endpoints()) if spec.max_cost is not None else None
+    suite, resume, run_id = spec.suite, spec.resume, spec.run_id
     if resume is None:
         if suite is None:
             raise ValueError("a new run needs a suite")
-        run_id = run_id or new_run_id(model_name)
+        run_id = run_id or new_run_id(spec.model_name)
         check_free(store, run_id)
     with ExitStack() as held:  # the run's lock, held until it ends
         mode: str | None = None
+        manifest: RunManifest | None = None
         if resume is not None:
             store.run(resume)  # an unknown id fails before the lock makes a folder for it
             held.enter_context(store.lock_run(resume))
             manifest = check_resumable(store, resume, suite)
-            if (model_name, judge_name) != (manifest.model_name, manifest.judge_name):
-                raise StoreError(
-                    f"run {resume} used model {manifest.model_name!r} and judge {manifest.judge_name!r}; "
-                    "resume it with those (or leave --model and --judge out)"
-                )
-            check_same_panel(manifest, judge_name, judge_endpoint)
+            check_same_endpoints(manifest, spec)
             done = RunOutcome(manifest)
             # A panel's run is done when every member scored every answer; one judge's, when any did.
-            labels = (
-                stored_labels(judge_name, judge_endpoint, rubrics_dir)
-                if judge_endpoint.panel is not None
-                else None
-            )
+            labels = stored_labels(spec.judge_name, spec.judge, spec.rubrics) if spec.judge.panel else None
             if _pending(store, manifest, labels, done) == ([], []):
-                # Nothing left: no client, no SDK import, no event loop; only mark it finished.
-                if manifest.status != "finished":
-                    store.set_status(manifest.run_id, "finished", now())
-                done.rows = list(store.results(manifest.run_id))
-                if not (store.reports_dir / "runs" / manifest.run_id / "results.jsonl").exists():
-                    store.export_jsonl(manifest.run_id, done.rows)
-                observe_missed(store, manifest, judge_name, judge_endpoint, rubrics_dir, canary, redaction)
-                done.manifest = store.run(manifest.run_id)
-                return done
+                return _finished(store, spec, manifest, done)
             mode = structured_mode(manifest)
-        perimeter = plan_perimeter(
-            (model_name, model_endpoint),
-            (judge_name, judge_endpoint),
-            redaction,
-            suite.patterns if suite else (),
-        )
-        perimeter.check(suite.items if suite else store.items(manifest.run_id))
-        # Every endpoint is checked and its client built before the run exists: a bad config leaves no run.
-        # One judge, or each member of a panel (each with the output mode it settled on, when resumed); an
-        # external member gets the run's redactor.
-        modes = (
-            member_modes(manifest)
-            if judge_endpoint.panel is not None and resume
-            else {judge_name: mode}
-            if mode
-            else {}
-        )
-        judges = build_judges(
-            judge_name, judge_endpoint, rubrics_dir, modes, fail_after, redactor_for=perimeter.redactor_for
-        )
-        judge = judges[0]
-        model: Provider | None = None
+        marking = suite.levels() if suite is not None else None
+        if resume is None or marking is None:
+            items = list(suite.items) if suite is not None else store.items(resume or "")
+        else:  # a resumed run's stored items, at the stricter of their stored level and the suite's today
+            items = [marking.apply(item) for item in store.items(resume)]
+        check_restricted(items, destinations(spec))
+        gateway = _gateway(spec, manifest, budget)
         try:
+            # Every endpoint is checked and its client built before the run exists: a bad config leaves no
+            # run. One judge, or each member of a panel, with the output mode it settled on when resumed.
+            modes = (
+                member_modes(manifest)
+                if spec.judge.panel and manifest
+                else {spec.judge_name: mode}
+                if mode
+                else {}
+            )
+            judges = build_judges(spec.judge_name, spec.judge, spec.rubrics, gateway, modes)
             for item in suite.items if suite else ():
                 for member in judges:  # a missing or broken rubric fails here, before any call is paid for
                     member.rubric_for(item)
-            model = perimeter.model_provider(build_provider(model_name, model_endpoint, fail_after))
-            if resume is None:
-                assert suite is not None  # checked above
-                manifest = plan_run(
-                    suite, model_name, model_endpoint, judge, judge_endpoint, samples, tags, run_id, selection,
-                    judge_repeats,
-                )  # fmt: skip
-                manifest = for_panel(manifest, judge_name, judge_endpoint, judges)
-                manifest = dataclasses.replace(
-                    manifest, config={**manifest.config, "redaction": perimeter.snapshot()}
-                )
-                held.enter_context(store.lock_run(manifest.run_id))
-                check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
-                warn_if_written_in_clear(store)
-                store.create_run(manifest, list(suite.items))
+            model = gateway.door(spec.model_name, spec.model)
+            if manifest is None:
+                assert suite is not None and run_id is not None  # a new run: checked above
+                manifest = _new_run(store, spec, suite, run_id, judges, gateway, held)
         except BaseException:
-            asyncio.run(_close(model, judges))
+            asyncio.run(gateway.aclose())
             raise
-        if judge_endpoint.panel is not None:
-            watch_modes(store, manifest.run_id, judges)
-        elif isinstance(judge, LLMJudge):
-            if resume is not None and judge.mode != mode:  # the config's mode changed since the run started
-                record_mode(store, manifest.run_id, judge.mode)
-            judge.on_fallback = lambda new_mode: record_mode(store, manifest.run_id, new_mode)
+        _watch_modes(store, manifest, spec, judges, resumed_mode=mode if resume else None)
+        started = manifest
 
         async def go() -> RunOutcome:
-            assert model is not None
             try:
-                outcome = await execute(store, manifest, model, judges, reporter, budget)
-                await observe(store, outcome.manifest, judge, canary, budget)  # the judge's drift canary
+                outcome = await execute(store, started, model, judges, reporter, budget, marking)
+                if spec.observer is not None:
+                    await spec.observer.observe(
+                        store, outcome.manifest, judges[0]
+                    )  # the judge's drift canary
                 return outcome
             finally:
-                await _close(model, judges)
+                await gateway.aclose()
 
         return carry(store, manifest.run_id, go)
+
+
+def _gateway(spec: RunSpec, manifest: RunManifest | None, budget: Budget | None) -> Gateway:
+    """The run's gateway: the suite's own redaction patterns (kept with the run, for a resume), the config's."""
+    patterns = spec.suite.patterns if spec.suite is not None else stored_patterns(manifest)
+    return Gateway(spec.redaction, patterns, budget, spec.default_sensitivity, spec.fail_after)
+
+
+def _new_run(
+    store: Store,
+    spec: RunSpec,
+    suite: Suite,
+    run_id: str,
+    judges: list[Judge],
+    gateway: Gateway,
+    held: ExitStack,
+) -> RunManifest:
+    """Plan, lock and store a new run (its manifest records where its text went and how it was redacted)."""
+    manifest = plan_run(
+        suite, spec.model_name, spec.model, judges[0], spec.judge, spec.samples, spec.tags, run_id,
+        spec.selection, spec.judge_repeats,
+    )  # fmt: skip
+    manifest = for_panel(manifest, spec.judge_name, spec.judge, judges)
+    redaction = gateway.snapshot((n, e) for n, (_, e) in spec.endpoints().items())
+    redaction.update(model_external=spec.model.is_external(), judge_external=destinations(spec)[1].external)
+    manifest = dataclasses.replace(manifest, config={**manifest.config, "redaction": redaction})
+    held.enter_context(store.lock_run(manifest.run_id))
+    check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
+    warn_if_written_in_clear(store)
+    store.create_run(manifest, list(suite.items))
+    return manifest
+
+
+def _watch_modes(
+    store: Store, manifest: RunManifest, spec: RunSpec, judges: list[Judge], resumed_mode: str | None
+) -> None:
+    """Keep in the run's config the output mode each judge settles on, so a resumed run starts there."""
+    if spec.judge.panel is not None:
+        watch_modes(store, manifest.run_id, judges)
+        return
+    judge = judges[0]
+    if isinstance(judge, LLMJudge):
+        if resumed_mode is not None and judge.mode != resumed_mode:  # the config's mode changed since
+            record_mode(store, manifest.run_id, judge.mode)
+        judge.on_fallback = lambda new_mode: record_mode(store, manifest.run_id, new_mode)
+
+
+def _finished(store: Store, spec: RunSpec, manifest: RunManifest, done: RunOutcome) -> RunOutcome:
+    """A resumed run with nothing left: no client, no SDK import, no event loop (but for an observation
+    it still owes); only marked finished and its results exported."""
+    if manifest.status != "finished":
+        store.set_status(manifest.run_id, "finished", now())
+    done.rows = list(store.results(manifest.run_id))
+    if not (store.reports_dir / "runs" / manifest.run_id / "results.jsonl").exists():
+        store.export_jsonl(manifest.run_id, done.rows)
+    observer = spec.observer
+    if observer is not None and observer.missed(store, manifest, spec.judge):
+        gateway = _gateway(spec, manifest, None)
+        judge = build_judge(
+            spec.judge_name, spec.judge, spec.rubrics, gateway, mode=structured_mode(manifest)
+        )
+
+        async def go() -> None:
+            try:
+                await observer.observe(store, manifest, judge)
+            finally:
+                await gateway.aclose()
+
+        with audit.recording(store, chains=(manifest.run_id,)):  # on the run's chain, as in the run
+            asyncio.run(go())
+    done.manifest = store.run(manifest.run_id)
+    return done
 
 
 def carry(store: Store, run_id: str, go: Callable[[], Awaitable[RunOutcome]]) -> RunOutcome:
@@ -588,10 +588,3 @@ def carry(store: Store, run_id: str, go: Callable[[], Awaitable[RunOutcome]]) ->
         store.save_aggregates(run_id, rows)  # kept once it ended: history and index read them
     outcome.rows = rows
     return outcome
-
-
-async def _close(model: Provider | None, judges: Sequence[Judge]) -> None:
-    if model is not None:
-        await model.aclose()
-    for judge in judges:
-        await judge.aclose()

@@ -23,7 +23,7 @@ from evals.errors import EvalsError, Problem, SuiteError
 from evals.judge.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
 from evals.names import InvalidName, check_label
 from evals.outbound.redaction import CustomPattern
-from evals.outbound.sensitivity import AreaLevels, read_suite_policy, resolve_level
+from evals.outbound.sensitivity import AreaLevels, Marking, read_suite_policy, resolve_level
 from evals.records import Item, Message, content_hash
 from evals.userfiles import (
     JsonProblem,
@@ -70,10 +70,16 @@ class Suite:
     """Content hash of the items sorted by id: equal hashes mean the same questions."""
     patterns: tuple[CustomPattern, ...] = ()
     """The suite's own identifiers to redact (``redact:`` in its YAML), besides the built-in kinds."""
+    marking: Marking | None = None
+    """How far the text of every item of the whole suite may travel today (kept by ``head``/``select``)."""
+
+    def levels(self) -> Marking:
+        """The suite's marking today: its own, or made from its items."""
+        return self.marking or Marking.of(self.items)
 
     def head(self, n: int) -> Suite:
         """The first ``n`` items as a suite of their own (with the hash of those items)."""
-        return _make_suite(self.name, self.path, self.items[:n], self.patterns)
+        return _make_suite(self.name, self.path, self.items[:n], self.patterns, self.levels())
 
     def select(self, areas: Iterable[str] = (), tags: Iterable[str] = (), limit: int | None = None) -> Suite:
         """The items of any of ``areas`` that carry any of ``tags`` (empty: no filter), at most ``limit``.
@@ -106,7 +112,7 @@ class Suite:
                 "widen --area or --item-tag"
             )
         chosen = chosen[:limit] if limit is not None else chosen
-        return _make_suite(self.name, self.path, tuple(chosen), self.patterns)
+        return _make_suite(self.name, self.path, tuple(chosen), self.patterns, self.levels())
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -145,14 +151,18 @@ def suites_in(path: str | Path) -> list[str]:
 
 
 def _make_suite(
-    name: str, path: str, items: tuple[Item, ...], patterns: tuple[CustomPattern, ...] = ()
+    name: str,
+    path: str,
+    items: tuple[Item, ...],
+    patterns: tuple[CustomPattern, ...] = (),
+    marking: Marking | None = None,
 ) -> Suite:
     # Sensitivity is left out: it says where text may go, not what is asked (hashes stay comparable).
     dumped = [
         item.model_dump(mode="json", exclude={"sensitivity"})
         for item in sorted(items, key=lambda item: item.id)
     ]
-    return Suite(name=name, path=path, items=items, hash=content_hash(dumped), patterns=patterns)
+    return Suite(name, path, items, content_hash(dumped), patterns, marking)
 
 
 @dataclass

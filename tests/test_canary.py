@@ -16,11 +16,14 @@ from click.testing import CliRunner
 
 from evals import stats
 from evals.cli import main
-from evals.config import Endpoint, JudgeEndpoint
+from evals.config import JudgeEndpoint
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
-from evals.judge.rubrics import Rubric
+from evals.judge.judging import build_judge
+from evals.judge.rubrics import SHIPPED_JUDGES
+from evals.outbound import audit
 from evals.outbound.budget import Budget
 from evals.outbound.callcontext import current
+from evals.outbound.gateway import Gateway
 from evals.records import Answer, Item, Judgment, RunManifest, Verdict
 from evals.scorecard.canary import canary_report
 from evals.store import Store
@@ -231,27 +234,29 @@ def test_canary_calls_are_marked_as_the_canary_s(tmp_path):
     assert [(s.item_id, s.score, s.model_id) for s in scores] == [(f"i{n}", 3, "j-1") for n in range(3)]
 
 
-def test_canary_gradings_stay_within_max_cost():
-    calls = []
-
-    class Judge:  # scripted: what is checked is that no grading starts past the budget
-        name, max_concurrency = "j", 1
-
-        def rubric_for(self, item):
-            return Rubric("correctness", "d", ("c",), {s: str(s) for s in range(1, 6)}, True, "")
-
-        async def grade(self, item, answer, *, truncated=False):
-            calls.append(item.id)
-            return Verdict(score=3, rationale="ok", tokens_in=1000, tokens_out=100)  # $0.0045
-
+def test_canary_gradings_stay_within_max_cost(fake_anthropic, tmp_path, monkeypatch):
+    # Through the gateway, against a fake Anthropic that bills what it reads: no grading starts that could
+    # cross the budget.
+    fake_anthropic.responder = lambda body: {"rationale": "ok", "score": 3}
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     priced = {"price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0}
-    model = Endpoint(model="m", **priced)
-    judge = JudgeEndpoint(provider="anthropic", model="j", max_tokens=100, **priced)
+    judge = JudgeEndpoint(
+        provider="anthropic", base_url=fake_anthropic.url, model="j", max_tokens=100, external=False, **priced
+    )
     anchors = [rows.Anchor(Item(id=f"i{n}", area="a", question="q?"), "ans", False, 3.0) for n in range(20)]
-    budget = Budget.for_run(0.03, "m", model, "j", judge)  # room for a few gradings only
-    scores = asyncio.run(_rejudge("run-8", Judge(), anchors, budget))
+    budget = Budget.of(0.01, {"j": ("judge", judge)})  # room for a few gradings only
+    gateway = Gateway(budget=budget)
+
+    async def go() -> list[rows.AnchorScore]:
+        try:
+            return await _rejudge("run-8", build_judge("j", judge, SHIPPED_JUDGES, gateway), anchors)
+        finally:
+            await gateway.aclose()
+
+    with Store(tmp_path / "reports") as store, audit.recording(store):
+        scores = asyncio.run(go())
     graded = [s for s in scores if s.score is not None]
-    assert 0 < len(graded) == len(calls) < 20
+    assert 0 < len(graded) == fake_anthropic.count() < 20
     assert {s.error for s in scores if s.score is None} == {OVER_BUDGET}
 
 

@@ -27,6 +27,7 @@ from evals.judge.judging import (
 )
 from evals.judge.reference import ReferenceJudge
 from evals.judge.rubrics import load_rubric
+from evals.outbound.providers import build_provider
 from evals.records import Completion, CompletionRequest, Item
 
 ITEM = Item(id="geo-1", area="geography", question="What is the capital of France?", reference="Paris")
@@ -424,7 +425,7 @@ def test_files_that_are_not_rubrics(tmp_path, content, message):
         load_rubric("strict", tmp_path)
 
 
-# -- build_judge over the real SDKs (fake servers on loopback) -------------------------------------------
+# -- the judge over the real SDKs (fake servers on loopback), driven below the gateway -------------------------------------------
 
 
 def test_build_judge_offline_is_the_reference_judge():
@@ -437,7 +438,7 @@ def test_openai_judge_end_to_end_with_json_schema():
         endpoint = JudgeEndpoint(provider="openai", base_url=server.url, model="gpt-judge", max_retries=0)
 
         async def go():
-            judge = build_judge("gpt", endpoint, JUDGES)
+            judge = LLMJudge("gpt", endpoint, build_provider("gpt", endpoint), JUDGES)  # below the gateway
             try:
                 return await judge.grade(ITEM, "Paris"), judge
             finally:
@@ -462,7 +463,7 @@ def test_a_hostile_json_verdict_is_an_error_not_a_crash(reply):
         endpoint = JudgeEndpoint(provider="openai", base_url=server.url, model="gpt-judge", max_retries=0)
 
         async def go():
-            judge = build_judge("gpt", endpoint, JUDGES)
+            judge = LLMJudge("gpt", endpoint, build_provider("gpt", endpoint), JUDGES)  # below the gateway
             try:
                 return await judge.grade(ITEM, "Paris")
             finally:
@@ -480,7 +481,9 @@ def test_anthropic_text_judge_end_to_end_and_an_outage(monkeypatch):
         )
 
         async def go():
-            judge = build_judge("claude", endpoint, JUDGES)
+            judge = LLMJudge(
+                "claude", endpoint, build_provider("claude", endpoint), JUDGES
+            )  # below the gateway
             try:
                 first = await judge.grade(ITEM, "Paris")
                 server.inject(Fault("server_error", status=500))

@@ -16,8 +16,9 @@ from evals.config import load_config
 from evals.errors import ConfigError
 from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, last_user_text, text_reply
 from evals.judge.judging import build_judge
+from evals.judge.panel import stored_labels
 from evals.judge.rubrics import rubric_search
-from evals.trust.panel import stored_labels
+from evals.outbound.gateway import Gateway
 
 SUITE = [
     {"id": "geo-1", "area": "geography", "question": "Capital of France?", "reference": "Paris"},
@@ -235,7 +236,9 @@ def test_a_panel_is_never_the_default_judge(project):
 def test_stored_labels_are_what_each_member_describes_itself_as(project):
     config = load_config(project / "evals.yaml")
     name, endpoint = config.judge("both")
-    built = [build_judge(m, e, rubric_search(config)) for m, e in endpoint.panel.endpoints().items()]
+    built = [
+        build_judge(m, e, rubric_search(config), Gateway()) for m, e in endpoint.panel.endpoints().items()
+    ]
     offline = build_judge("offline", config.judge("offline")[1], rubric_search(config))
     assert stored_labels(name, endpoint, rubric_search(config)) == [j.describe() for j in built]
     assert stored_labels("offline", config.judge("offline")[1], rubric_search(config)) == [offline.describe()]
@@ -275,9 +278,9 @@ def test_max_cost_counts_every_member_at_its_price(project, servers):
     config = yaml.safe_load((project / "evals.yaml").read_text())
     config["models"]["local"].update(price_in_per_mtok=0, price_out_per_mtok=0)
     config["judges"]["gpt"].update(price_in_per_mtok=0, price_out_per_mtok=0)
-    config["judges"]["claude"].update(price_in_per_mtok=1000, price_out_per_mtok=1000, max_concurrency=1)
+    config["judges"]["claude"].update(price_in_per_mtok=2000, price_out_per_mtok=2000, max_concurrency=1)
     (project / "evals.yaml").write_text(yaml.safe_dump(config))
-    # claude's worst case is 2 x (its prompt + 1024 tokens) x $1000/M, over $2 a verdict: never asked
+    # claude's worst case is (its prompt + 1024 tokens) x $2000/M, over $2 a call: never asked
     result = invoke("run", "--suite", "suite.jsonl", "--judge", "both", "--max-cost", "2", "--run-id", "r1")
     assert result.exit_code == 2 and "stopped by --max-cost" in result.output
     assert servers["claude"].count() == 0

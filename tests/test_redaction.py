@@ -14,10 +14,11 @@ from builders import make_run
 from click.testing import CliRunner
 
 from evals.cli import main
-from evals.config import JudgeEndpoint
+from evals.config import JudgeEndpoint, RedactionSettings
 from evals.defaults import SHIPPED_JUDGES
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, last_user_text, text_reply
 from evals.judge.judging import build_judge
+from evals.outbound.gateway import Gateway
 from evals.outbound.redaction import CustomPattern, Redactor
 from evals.records import Item
 from evals.render import render_html
@@ -141,16 +142,15 @@ def test_without_an_ner_model_it_says_names_are_not_detected():
 
 def test_the_cache_key_follows_redaction_on_off_and_version(fake_anthropic, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    endpoint = JudgeEndpoint(provider="anthropic", base_url=fake_anthropic.url, model="claude-test")
-    item = Item(id="i", area="a", question="Mail jane.doe@example.com?", reference="yes")
-    keys = {
-        build_judge("claude", endpoint, SHIPPED_JUDGES, redactor=redactor).cache_key(item, "yes")
-        for redactor in (None, Redactor(), Redactor(PATTERNS))
-    }
-    assert len(keys) == 3
-    again = build_judge("claude", endpoint, SHIPPED_JUDGES, redactor=Redactor(PATTERNS)).cache_key(
-        item, "yes"
+    endpoint = JudgeEndpoint(
+        provider="anthropic", base_url=fake_anthropic.url, model="claude-test", external=True
     )
+    item = Item(id="i", area="a", question="Mail jane.doe@example.com?", reference="yes")
+    # Redaction off, on with the built-in recognizers, on with a suite's own patterns: what the judge read.
+    gateways = (Gateway(RedactionSettings(enabled=False)), Gateway(), Gateway(patterns=PATTERNS))
+    keys = {build_judge("claude", endpoint, SHIPPED_JUDGES, g).cache_key(item, "yes") for g in gateways}
+    assert len(keys) == 3
+    again = build_judge("claude", endpoint, SHIPPED_JUDGES, Gateway(patterns=PATTERNS)).cache_key(item, "yes")
     assert again in keys
 
 

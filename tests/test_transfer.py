@@ -17,6 +17,7 @@ from evals.config import JudgeEndpoint
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
 from evals.judge.judging import build_judge
 from evals.judge.rubrics import RubricBook
+from evals.outbound.gateway import Gateway
 from evals.store import Store
 
 ANSWERS = {"Capital of France?": "Paris.", "Capital of Peru?": "Quito.", "What is 2 + 2?": "4"}
@@ -86,7 +87,7 @@ def test_each_judgment_records_its_rubric_judge_fingerprint_and_model_id_and_the
     assert manifest.rubric_name == "correctness+strict"
     assert manifest.rubric_hash not in (correctness.hash, strict.hash)
     config = yaml.safe_load((project / "evals.yaml").read_text())
-    judge = build_judge("claude", JudgeEndpoint(**config["judges"]["claude"]), project / "judges")
+    judge = build_judge("claude", JudgeEndpoint(**config["judges"]["claude"]), project / "judges", Gateway())
     for (item_id, _), j in judgments.items():
         assert j.rubric_hash == (strict.hash if item_id == "math-1" else correctness.hash)
         assert j.judge_fingerprint == judge.identity.digest

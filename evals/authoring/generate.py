@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from evals.authoring.references import REFERENCE_SOURCE, write_suite
-from evals.config import Endpoint, RedactionSettings
+from evals.config import Endpoint
 from evals.errors import ConfigError, ProviderError
 from evals.outbound.callcontext import calling
-from evals.outbound.perimeter import outbound_provider
+from evals.outbound.gateway import Door, Gateway, each
 from evals.records import CompletionRequest, Item
 
 ITEMS_SCHEMA: dict[str, Any] = {
@@ -199,13 +199,14 @@ def generate(
     area: str,
     n: int,
     out: Path,
+    gateway: Gateway,
     chunk_chars: int = 4000,
-    redaction: RedactionSettings | None = None,
 ) -> tuple[list[Item], GenerateReport]:
     """Write about ``n`` checked items of ``area`` from ``paths`` to the suite file ``out`` (JSONL).
 
-    An external generator reads the chunks redacted (``redaction``); its items come back with the values
-    restored, for local review."""
+    The documents go out through ``gateway`` at its default level: an external generator reads the chunks
+    redacted (the config's patterns and the built-in ones) and never reads them when the config's
+    ``default_sensitivity`` is ``restricted``; its items come back with the values restored, for local review."""
     report = GenerateReport()
     pieces = document_chunks(paths, chunk_chars)
     if not pieces:
@@ -221,7 +222,14 @@ def generate(
     if todo:
         asyncio.run(
             _ask_all(
-                todo, generator_name, generator, area, per_chunk, progress, settings, done, report, redaction
+                todo,
+                gateway.door(generator_name, generator),
+                area,
+                per_chunk,
+                progress,
+                settings,
+                done,
+                report,
             )
         )
     items = _checked_items(pieces, done, generator_name, generator, area, report)[:n]
@@ -245,44 +253,39 @@ def _read_progress(path: Path, settings: dict[str, Any]) -> dict[str, dict[str, 
 
 
 async def _ask_all(
-    todo: list[Chunk], name: str, endpoint: Endpoint, area: str, per_chunk: int, progress: Path,
-    settings: dict[str, Any], done: dict[str, dict[str, Any]], report: GenerateReport,
-    redaction: RedactionSettings | None = None,
+    todo: list[Chunk], door: Door, area: str, per_chunk: int, progress: Path, settings: dict[str, Any],
+    done: dict[str, dict[str, Any]], report: GenerateReport,
 ) -> None:  # fmt: skip
-    provider = outbound_provider(name, endpoint, redaction)
-    pending = iter(todo)
-
-    async def worker() -> None:
-        for chunk in pending:
-            prompt = PROMPT.format(area=area, n=per_chunk, chunk=chunk.text)
-            request = CompletionRequest(
-                messages=({"role": "user", "content": prompt},),
-                output_schema=ITEMS_SCHEMA,
-                output_name="record_items",
-            )
-            try:
-                with calling(None, chunk.key, 0, "generate"):
-                    completion = await provider.complete(request)
-            except ProviderError as exc:
-                report.failed[chunk.key] = str(exc)
-                continue
-            report.tokens_in += completion.tokens_in or 0
-            report.tokens_out += completion.tokens_out or 0
-            data = completion.data if completion.data is not None else _json(completion.text)
-            proposed = data.get("items") if isinstance(data, dict) else None
-            if not isinstance(proposed, list):
-                report.failed[chunk.key] = "the generator's reply holds no list of items"
-                continue
-            record = {"chunk": chunk.key, "settings": settings, "model_id": completion.model_id,
-                      "items": [p for p in proposed if isinstance(p, dict)]}  # fmt: skip
-            done[chunk.key] = record
-            with progress.open("a", encoding="utf-8") as handle:  # one line per chunk, as it arrives
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    async def ask(chunk: Chunk) -> None:
+        prompt = PROMPT.format(area=area, n=per_chunk, chunk=chunk.text)
+        request = CompletionRequest(
+            messages=({"role": "user", "content": prompt},),
+            output_schema=ITEMS_SCHEMA,
+            output_name="record_items",
+        )
+        try:
+            with calling(None, chunk.key, 0, "generate"):
+                completion = await door.complete(request)
+        except ProviderError as exc:
+            report.failed[chunk.key] = str(exc)
+            return
+        report.tokens_in += completion.tokens_in or 0
+        report.tokens_out += completion.tokens_out or 0
+        data = completion.data if completion.data is not None else _json(completion.text)
+        proposed = data.get("items") if isinstance(data, dict) else None
+        if not isinstance(proposed, list):
+            report.failed[chunk.key] = "the generator's reply holds no list of items"
+            return
+        record = {"chunk": chunk.key, "settings": settings, "model_id": completion.model_id,
+                  "items": [p for p in proposed if isinstance(p, dict)]}  # fmt: skip
+        done[chunk.key] = record
+        with progress.open("a", encoding="utf-8") as handle:  # one line per chunk, as it arrives
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     try:
-        await asyncio.gather(*(worker() for _ in range(min(endpoint.max_concurrency, len(todo)))))
+        await each(todo, ask, door.max_concurrency)
     finally:
-        await provider.aclose()
+        await door.aclose()
 
 
 def _json(text: str) -> Any:
@@ -342,38 +345,32 @@ def difficulty_of(score: float | None) -> str:
     return "easy" if score >= 4 else "medium" if score >= 3 else "hard"
 
 
-def estimate_difficulty(items: list[Item], model_name: str, model: Endpoint, judge: Any) -> list[Item]:
+def estimate_difficulty(items: list[Item], model: Door, judge: Any) -> list[Item]:
     """``items`` with the local model's trial answer graded by ``judge``: ``trial_score`` and ``difficulty``
     in each item's metadata (one answer each: an estimate, said so by its name)."""
     from evals.judge.reasoning import separate
 
-    async def trial() -> list[Item]:
-        provider = outbound_provider(model_name, model, None)
-        out = list(items)
-        pending = iter(range(len(items)))
-
-        async def worker() -> None:
-            for n in pending:
-                item = items[n]
-                score = None
-                try:
-                    with calling(None, item.id, 0, "generate"):
-                        completion = await provider.complete(
-                            CompletionRequest(messages=tuple(m.model_dump() for m in item.prompt()))
-                        )
-                        answer = separate(completion, model.reasoning).answer
-                        verdict = await judge.grade(item, answer)
-                    score = verdict.score
-                except ProviderError:
-                    pass
-                metadata = {**item.metadata, "trial_score": score, "difficulty": difficulty_of(score)}
-                out[n] = item.model_copy(update={"metadata": metadata})
-
+    async def trial(item: Item) -> Item:
+        score = None
         try:
-            await asyncio.gather(*(worker() for _ in range(min(model.max_concurrency, len(items)) or 1)))
-        finally:
-            await provider.aclose()
-            await judge.aclose()
-        return out
+            with calling(None, item.id, 0, "generate"):
+                request = CompletionRequest(
+                    tuple(m.model_dump() for m in item.prompt()), sensitivity=item.sensitivity
+                )
+                completion = await model.complete(request)
+                answer = separate(completion, model.endpoint.reasoning).answer
+                verdict = await judge.grade(item, answer)
+            score = verdict.score
+        except ProviderError:
+            pass
+        metadata = {**item.metadata, "trial_score": score, "difficulty": difficulty_of(score)}
+        return item.model_copy(update={"metadata": metadata})
 
-    return asyncio.run(trial())
+    async def trials() -> list[Item]:
+        try:
+            return await each(items, trial, model.max_concurrency)
+        finally:
+            await model.aclose()
+            await judge.aclose()
+
+    return asyncio.run(trials())

@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evals.config import Endpoint, RedactionSettings
+from evals.config import Endpoint
 from evals.errors import ProviderError
 from evals.files import write_atomic
 from evals.judge.reasoning import separate
 from evals.outbound.callcontext import calling
-from evals.outbound.perimeter import outbound_provider
-from evals.outbound.providers import Provider
+from evals.outbound.gateway import Door, Gateway, each
 from evals.records import CompletionRequest, Item
 from evals.suites import Suite, load_suite
 
@@ -94,12 +93,13 @@ def write_suite(path: Path, items: list[Item]) -> None:
 
 
 def fill_references(
-    suite: Suite, model_name: str, endpoint: Endpoint, out: Path, redaction: RedactionSettings | None = None
+    suite: Suite, model_name: str, endpoint: Endpoint, out: Path, gateway: Gateway
 ) -> FillReport:
     """Give every item of ``suite`` without a reference the answer of ``model_name``; write the suite to ``out``.
 
     An ``out`` left by an interrupted fill is read first and its references kept. A model outside the
-    perimeter (``Endpoint.is_external``) gets no restricted item, and the others redacted (``redaction``).
+    perimeter (``Endpoint.is_external``) gets no restricted item, and the others redacted (the gateway,
+    with the suite's own patterns when it was made with them).
     """
     external = endpoint.is_external()
     report = FillReport()
@@ -119,49 +119,48 @@ def fill_references(
         else:
             todo.append(n)
     if todo:
-        provider = outbound_provider(model_name, endpoint, redaction, suite.patterns)
-        asyncio.run(_ask_all(items, todo, provider, endpoint, out, report))
+        door = gateway.door(model_name, endpoint)
+        asyncio.run(_ask_all(items, todo, door, endpoint, out, report))
     write_suite(out, items)
     return report
 
 
 async def _ask_all(
-    items: list[Item], todo: list[int], provider: Provider, endpoint: Endpoint, out: Path, report: FillReport
+    items: list[Item], todo: list[int], door: Door, endpoint: Endpoint, out: Path, report: FillReport
 ) -> None:
-    model_name = provider.name
-    pending = iter(todo)
     since_save = 0
 
-    async def worker() -> None:
+    async def ask(n: int) -> None:
         nonlocal since_save
-        for n in pending:
-            item = items[n]
-            request = CompletionRequest(messages=tuple(m.model_dump() for m in item.prompt()))
-            try:
-                with calling(None, item.id, 0, "references"):
-                    completion = await provider.complete(request)
-            except ProviderError as exc:
-                report.failed[item.id] = str(exc)
-                continue
-            report.tokens_in += completion.tokens_in or 0
-            report.tokens_out += completion.tokens_out or 0
-            answer = separate(completion, endpoint.reasoning).answer.strip()
-            if not answer:
-                report.failed[item.id] = "the model's answer was empty"
-                continue
-            source = ReferenceSource(
-                model_name, endpoint.model, completion.model_id, endpoint.open_weights,
-                datetime.now(UTC).isoformat(timespec="seconds"),
-            )  # fmt: skip
-            metadata = {**item.metadata, REFERENCE_SOURCE: source.to_metadata()}
-            items[n] = item.model_copy(update={"reference": answer, "metadata": metadata})
-            report.filled += 1
-            since_save += 1
-            if since_save >= SAVE_EVERY:  # an interrupted fill keeps what it was given
-                since_save = 0
-                write_suite(out, items)
+        item = items[n]
+        request = CompletionRequest(
+            messages=tuple(m.model_dump() for m in item.prompt()), sensitivity=item.sensitivity
+        )
+        try:
+            with calling(None, item.id, 0, "references"):
+                completion = await door.complete(request)
+        except ProviderError as exc:
+            report.failed[item.id] = str(exc)
+            return
+        report.tokens_in += completion.tokens_in or 0
+        report.tokens_out += completion.tokens_out or 0
+        answer = separate(completion, endpoint.reasoning).answer.strip()
+        if not answer:
+            report.failed[item.id] = "the model's answer was empty"
+            return
+        source = ReferenceSource(
+            door.name, endpoint.model, completion.model_id, endpoint.open_weights,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        )  # fmt: skip
+        metadata = {**item.metadata, REFERENCE_SOURCE: source.to_metadata()}
+        items[n] = item.model_copy(update={"reference": answer, "metadata": metadata})
+        report.filled += 1
+        since_save += 1
+        if since_save >= SAVE_EVERY:  # an interrupted fill keeps what it was given
+            since_save = 0
+            write_suite(out, items)
 
     try:
-        await asyncio.gather(*(worker() for _ in range(min(endpoint.max_concurrency, len(todo)))))
+        await each(todo, ask, door.max_concurrency)
     finally:
-        await provider.aclose()
+        await door.aclose()

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import click
 
-from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain
+from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_path
 from evals.cli.run import suite
 from evals.config import load_config
+from evals.outbound import audit
+from evals.outbound.gateway import Gateway
+from evals.store import open_store
 
 
 @suite.command("generate", epilog=EXIT_CODES_HELP)
@@ -93,27 +96,20 @@ def suite_generate(
             else "estimated cost: unknown (set the generator's prices)"
         )
         return
-    items, report = generate(sources, name, endpoint, area, count, out_path, chunk_chars, config.redaction)
-    if local_name is not None and items:
-        from evals.authoring.references import write_suite
-        from evals.judge.judging import build_judge
-        from evals.judge.rubrics import rubric_search
-        from evals.outbound.perimeter import outside_redactor
+    gateway = Gateway(config.redaction, (), None, config.default_sensitivity)
+    # Each call goes on the audit trail of the store beside the config, as a run's do.
+    with open_store(config, reports_path(config, None)) as store, audit.recording(store):
+        items, report = generate(sources, name, endpoint, area, count, out_path, gateway, chunk_chars)
+        if local_name is not None and items:
+            from evals.authoring.references import write_suite
+            from evals.judge.judging import build_judge
+            from evals.judge.rubrics import rubric_search
 
-        local, local_endpoint = config.model(local_name)
-        jname, jendpoint = config.judge(judge_name)
-        items = estimate_difficulty(
-            items,
-            local,
-            local_endpoint,
-            build_judge(
-                jname,
-                jendpoint,
-                rubric_search(config),
-                redactor=outside_redactor(jendpoint, config.redaction),
-            ),
-        )
-        write_suite(out_path, items)
+            local, local_endpoint = config.model(local_name)
+            jname, jendpoint = config.judge(judge_name)
+            judge = build_judge(jname, jendpoint, rubric_search(config), gateway)
+            items = estimate_difficulty(items, gateway.door(local, local_endpoint), judge)
+            write_suite(out_path, items)
     out.print(
         plain(
             f"{report.kept} item(s) → {out_path} (review: pending) · {report.chunks} chunk(s), "

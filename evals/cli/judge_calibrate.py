@@ -28,7 +28,7 @@ from evals.errors import EvalsError
 from evals.judge.judging import build_judge
 from evals.judge.rubrics import rubric_search
 from evals.outbound import audit
-from evals.outbound.perimeter import outside_redactor
+from evals.outbound.gateway import Gateway
 from evals.plan import judge_fingerprint
 from evals.records import Item
 from evals.render.calibration import write_calibration
@@ -36,7 +36,16 @@ from evals.store import open_store
 from evals.store.calibrations import save_calibration
 from evals.trust import agreement
 from evals.trust.agreement import Estimate
-from evals.trust.calibration import DEFAULT_MIN_KAPPA, Calibration, calibrate, distinct_answers, judge_labels
+from evals.trust.calibration import (
+    DEFAULT_MIN_KAPPA,
+    Calibration,
+    calibrate,
+    check_rows,
+    distinct_answers,
+    judge_labels,
+    row_patterns,
+    with_levels,
+)  # fmt: skip
 from evals.trust.labels import load_labels
 
 CALIBRATE_EXIT_HELP = EXIT_CODES_HELP.replace(
@@ -95,18 +104,25 @@ def calibrate_command(
     name, endpoint = config.judge(judge_name)
     if rubric_name is not None:
         endpoint = endpoint.model_copy(update={"rubric": rubric_name})
-    grader = build_judge(
-        name, endpoint, rubric_search(config), redactor=outside_redactor(endpoint, config.redaction)
-    )
-    groups = distinct_answers(labels)
-    first = next(iter(groups.values()))[0]
-    rubric = grader.rubric_for(Item(id="x", area=first.area, question=first.question))
-    err.print(
-        plain(f"calibrating judge {name} ({grader.model}) · rubric {rubric.label} · {len(groups)} answers")
-    )
     reports = reports_path(config, reports_dir)
-    with open_store(config, reports) as store, audit.recording(store):  # the judge's calls go on the trail
-        verdicts = asyncio.run(judge_labels(grader, groups, RichReporter(console=err, label="calibrate")))
+    # The judge's calls go on the audit trail of the store beside the config, as a run's do.
+    with open_store(config, reports) as store, audit.recording(store):
+        labels = with_levels(labels, store, config.default_sensitivity)
+        check_rows(labels, name, endpoint.is_external())  # restricted rows never reach an external judge
+        gateway = Gateway(config.redaction, row_patterns(labels, store), None, config.default_sensitivity)
+        try:
+            grader = build_judge(name, endpoint, rubric_search(config), gateway)
+            groups = distinct_answers(labels)
+            first = next(iter(groups.values()))[0]
+            rubric = grader.rubric_for(Item(id="x", area=first.area, question=first.question))
+            err.print(
+                plain(
+                    f"calibrating judge {name} ({grader.model}) · rubric {rubric.label} · {len(groups)} answers"
+                )
+            )
+            verdicts = asyncio.run(judge_labels(grader, groups, RichReporter(console=err, label="calibrate")))
+        finally:
+            asyncio.run(gateway.aclose())
     err.print(plain(f"computing agreement with {resamples} bootstrap resamples per interval"))
     result = calibrate(
         labels, verdicts, judge_name=name, judge_model=grader.model,

@@ -17,7 +17,7 @@ from evals.errors import EvalsError
 from evals.judge.judging import build_judge
 from evals.judge.rubrics import rubric_search
 from evals.outbound import audit
-from evals.outbound.perimeter import outside_redactor
+from evals.outbound.gateway import Gateway
 from evals.store import open_store
 from evals.trust.probes import MOVED_AT, ProbeReport, load_probe_set, run_probes
 
@@ -48,21 +48,16 @@ def probe(judge_name: str, rubric: str | None, output: str, config_path: Path | 
     name, endpoint = config.judge(judge_name)
     if rubric is not None:
         endpoint = endpoint.model_copy(update={"rubric": rubric})
-    probe_set = load_probe_set()
-    grader = build_judge(
-        name, endpoint, rubric_search(config), redactor=outside_redactor(endpoint, config.redaction)
-    )
+    probe_set = load_probe_set()  # built-in answers to built-in questions: public text
+    gateway = Gateway(config.redaction, (), None, config.default_sensitivity)
 
     async def measure() -> ProbeReport:
         try:
-            return await run_probes(grader, probe_set)
+            return await run_probes(build_judge(name, endpoint, rubric_search(config), gateway), probe_set)
         finally:
-            await grader.aclose()
+            await gateway.aclose()
 
-    with (
-        open_store(config, reports_path(config, None)) as store,
-        audit.recording(store),
-    ):  # on the audit trail
+    with open_store(config, reports_path(config, None)) as store, audit.recording(store):  # on the trail
         report = asyncio.run(measure())
     if output == "json":
         # ASCII-only JSON: every control, bidi or look-alike character of the answers is escaped.

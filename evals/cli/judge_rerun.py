@@ -10,13 +10,16 @@ from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, re
 from evals.cli.judge import judge
 from evals.cli.progress import RichReporter
 from evals.config import Config, load_config
+from evals.errors import EvalsError
 from evals.judge.rubrics import rubric_search
 from evals.names import RUN_ID, TAG
+from evals.outbound.gateway import FAIL_AFTER
 from evals.outbound.interrupts import sigterm_interrupts
-from evals.outbound.providers.health import FAIL_AFTER
 from evals.plan import MAX_SAMPLES, new_run_id
+from evals.records import RunManifest
 from evals.runner import RunOutcome, remaining
 from evals.store import Store, open_store
+from evals.suites import load_suite
 from evals.trust import rerun as reruns
 
 
@@ -74,7 +77,7 @@ def rerun(
         try:
             outcome = reruns.rerun(
                 store, source, name, endpoint, rubric_search(config), repeats, rubric, run_id, tags,
-                RichReporter(console=err), fail_after, config.redaction,
+                RichReporter(console=err), perimeter(config, manifest, fail_after),
             )  # fmt: skip
         except KeyboardInterrupt:
             if store.has_run(run_id):
@@ -100,13 +103,30 @@ def resume(
     err.print(plain(f"resuming rerun {run_id} of run {reruns.source_of(manifest)} · judge {name}"))
     try:
         outcome = reruns.resume(
-            store, run_id, name, endpoint, rubric_search(config), RichReporter(console=err), fail_after,
-            config.redaction,
+            store, run_id, name, endpoint, rubric_search(config), RichReporter(console=err),
+            perimeter(config, manifest, fail_after),
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; continue with: evals run --resume {run_id}"))
         raise
     _print(store, outcome)
+
+
+def perimeter(config: Config, manifest: RunManifest, fail_after: int) -> reruns.Perimeter:
+    """A rerun's perimeter: the config's redaction and default level, and the marking of the run's suite as
+    its file says today (when the file is gone, the levels stored with the run stand, and that is said)."""
+    marking = None
+    if manifest.suite_path.startswith("hf:"):  # never fetched at run time: the stored levels stand
+        return reruns.Perimeter(config.redaction, config.default_sensitivity, None, fail_after)
+    try:
+        marking = load_suite(manifest.suite_path).levels()
+    except (EvalsError, OSError) as exc:
+        err.print(
+            plain(
+                f"suite {manifest.suite_path} cannot be read ({exc}); its items keep the levels stored with the run"
+            )
+        )
+    return reruns.Perimeter(config.redaction, config.default_sensitivity, marking, fail_after)
 
 
 def _print(store: Store, outcome: RunOutcome) -> None:

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 
-from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain
+from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_path
 from evals.cli.run import suite
 from evals.config import load_config
+from evals.outbound import audit
+from evals.outbound.gateway import Gateway
+from evals.store import open_store
 
 
 @suite.command("references", epilog=EXIT_CODES_HELP)
@@ -38,7 +41,10 @@ def suite_references(suite_path: str, model_name: str, out_path: Path, config_pa
     config = load_config(config_path)
     name, endpoint = config.model(model_name)
     source = load_suite(suite_path)
-    report = fill_references(source, name, endpoint, out_path, config.redaction)
+    gateway = Gateway(config.redaction, source.patterns, None, config.default_sensitivity)
+    # Each call goes on the audit trail of the store beside the config, as a run's do.
+    with open_store(config, reports_path(config, None)) as store, audit.recording(store):
+        report = fill_references(source, name, endpoint, out_path, gateway)
     out.print(
         plain(
             f"{report.filled} reference(s) written by {name}, {report.kept} kept, "

@@ -24,21 +24,28 @@ from evals.cli.progress import RichReporter
 from evals.cli.signals import flagged_line
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
+from evals.judge.panel import stored_labels
 from evals.judge.rubrics import rubric_search
 from evals.names import RUN_ID, TAG
 from evals.outbound.audit import audit_line
-from evals.outbound.budget import ESTIMATE_NOTE, plan_calls
+from evals.outbound.gateway import FAIL_AFTER
 from evals.outbound.interrupts import sigterm_interrupts
-from evals.outbound.providers.health import FAIL_AFTER
-from evals.plan import MAX_SAMPLES, check_resumable, new_run_id
+from evals.plan import (
+    ESTIMATE_NOTE,
+    MAX_SAMPLES,
+    RunSpec,
+    check_resumable,
+    new_run_id,
+    plan_calls,
+    plan_panel,
+)
 from evals.records import Item, Selection
 from evals.results import summarize
 from evals.runner import RunOutcome, remaining, run_suite
 from evals.secrets import safe_url
 from evals.store import Store, open_store
 from evals.suites import Suite, find_problems, load_suite, suites_in
-from evals.trust.canary import canary_lines, canary_options
-from evals.trust.panel import plan_panel, stored_labels
+from evals.trust.canary import Canary, canary_lines
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -283,12 +290,13 @@ def _execute(
         )
     )
     try:
-        outcome = run_suite(
-            store, suite, model_name, model, judge_name, judge, rubric_search(config),
-            samples=samples, tags=tags, run_id=run_id, resume=resume, reporter=RichReporter(console=err),
-            selection=selection, max_cost=max_cost, fail_after=fail_after, judge_repeats=judge_repeats,
-            redaction=config.redaction, canary=canary_options(config),
+        spec = RunSpec(
+            model_name, model, judge_name, judge, rubric_search(config), suite=suite, samples=samples,
+            judge_repeats=judge_repeats, tags=tags, run_id=run_id, resume=resume, selection=selection,
+            max_cost=max_cost, fail_after=fail_after, redaction=config.redaction,
+            default_sensitivity=config.default_sensitivity, observer=Canary.of(config, suite),
         )  # fmt: skip
+        outcome = run_suite(store, spec, reporter=RichReporter(console=err))
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
         err.print(audit_line(store, str(resume or run_id)), soft_wrap=True)  # sealed also when interrupted

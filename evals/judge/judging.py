@@ -16,7 +16,6 @@ the rest of the run (the runner records it in the run's manifest, so a resumed r
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -31,10 +30,7 @@ from evals.judge.cache_key import JudgeIdentity, judgment_key
 from evals.judge.markers import find_brackets, marker_pattern
 from evals.judge.reference import ReferenceJudge
 from evals.judge.rubrics import Rubric, RubricBook, RubricSearch
-from evals.outbound.providers import Provider, build_provider
-from evals.outbound.providers.health import FAIL_AFTER
-from evals.outbound.providers.retry import CallError
-from evals.outbound.redaction import Redacted, Redactor, record_redactions
+from evals.outbound.gateway import CallError, Door, Gateway
 from evals.records import Completion, CompletionRequest, Item, Verdict, content_hash
 from evals.userfiles import parse_json
 
@@ -294,7 +290,10 @@ class Judge(Protocol):
 
 
 class LLMJudge:
-    """A judge that asks a model through a ``Provider``, negotiating the verdict's output mode."""
+    """A judge that asks a model through a gateway ``Door``, negotiating the verdict's output mode.
+
+    The door refuses restricted text for an external judge and redacts what it sends (the rubric, question,
+    reference and answer, with one mapping); the verdict comes back with the values restored."""
 
     offline = False
 
@@ -302,18 +301,16 @@ class LLMJudge:
         self,
         name: str,
         endpoint: JudgeEndpoint,
-        provider: Provider,
+        door: Door,
         rubrics_dir: RubricSearch | Path,
         mode: str | None = None,
-        redactor: Redactor | None = None,
     ):
-        """``mode``: the output mode settled on earlier in this run (a resumed run); ``redactor``: what
-        redacts question, reference and answer before they are sent (an external judge)."""
+        """``mode``: the output mode settled on earlier in this run (a resumed run)."""
         self.name = name
         self.endpoint = endpoint
-        self.provider = provider
+        self.provider = door
         self.model = endpoint.model or name
-        self.max_concurrency = provider.max_concurrency
+        self.max_concurrency = door.max_concurrency
         auto = endpoint.structured == "auto"
         self.mode: str = (mode if auto and mode in (*FALLBACK, "text") else None) or (
             "json_schema" if auto else endpoint.structured
@@ -322,7 +319,9 @@ class LLMJudge:
         self.on_fallback: Callable[[str], None] | None = None
         """Called with the new mode when ``auto`` steps down (the runner records it with the run)."""
         self.rubrics = RubricBook(rubrics_dir, endpoint.rubric)
-        self.redactor = redactor
+        # A provider driven directly, below the gateway (a test), redacts nothing.
+        self.redaction: str | None = getattr(door, "redaction_version", None)
+        """The door's redaction, part of the cache key: what the judge saw depends on it."""
 
     @property
     def identity(self) -> JudgeIdentity:
@@ -335,9 +334,8 @@ class LLMJudge:
 
     def cache_key(self, item: Item, answer: str, truncated: bool = False) -> str:
         """Hash of (judge identity, rubric hash, question, reference, answer as the judge is sent them)."""
-        redaction = self.redactor.version if self.redactor is not None else None
         return judgment_key(
-            self.identity, self.rubric_for(item), item, answer, neutralize, truncated, redaction
+            self.identity, self.rubric_for(item), item, answer, neutralize, truncated, self.redaction
         )
 
     def request(
@@ -359,6 +357,7 @@ class LLMJudge:
             output_schema=VERDICT_SCHEMA if structured else None,
             output_name=VERDICT_NAME,
             output_mode=mode if structured else "json_schema",
+            sensitivity=item.sensitivity,
         )
 
     async def _ask(self, item: Item, answer: str, truncated: bool) -> Completion:
@@ -389,21 +388,11 @@ class LLMJudge:
     async def grade(self, item: Item, answer: str, *, truncated: bool = False) -> Verdict:
         """Ask the judge, once more if the verdict is unparseable; outages and bad verdicts become errors.
 
-        ``truncated``: the answer was cut off at the model's token limit (the judge is told so). With a
-        redactor, the judge is sent question, reference and answer redacted together; the counts go to the
-        call context, and the rationale and raw reply are stored with the placeholders mapped back.
+        ``truncated``: the answer was cut off at the model's token limit (the judge is told so). Refusal of
+        restricted text (``Refused``) and the budget (``OverBudget``) are raised, not recorded: nothing
+        was asked.
         """
-        redacted: Redacted | None = None
-        if self.redactor is not None:
-            sent = self.redactor.redact_item(item, answer)
-            item, answer, redacted = sent.item, sent.answer or "", sent.redacted
-            record_redactions(sent.counts)
-        verdict = await self._grade(item, answer, truncated)
-        if redacted is None:
-            return verdict
-        return dataclasses.replace(
-            verdict, rationale=redacted.restore(verdict.rationale), raw=redacted.restore(verdict.raw)
-        )
+        return await self._grade(item, answer, truncated)
 
     async def _grade(self, item: Item, answer: str, truncated: bool) -> Verdict:
         spent = _Spent()
@@ -473,22 +462,22 @@ def build_judge(
     name: str,
     endpoint: JudgeEndpoint,
     rubrics_dir: RubricSearch | Path,
+    gateway: Gateway | None = None,
     *,
     mode: str | None = None,
-    fail_after: int = FAIL_AFTER,
-    redactor: Redactor | None = None,
 ) -> Judge:
-    """The judge for a configured endpoint: the offline reference judge, or a model behind a provider.
+    """The judge for a configured endpoint: the offline reference judge, or a model behind the gateway.
 
     ``mode``: the output mode ``structured: auto`` settled on earlier in this run (a resumed run);
-    ``redactor``: redacts what an external judge is sent (None: text goes as written).
+    ``gateway``: the door out (needed for every judge but the offline one).
     """
-    if endpoint.panel is not None:  # evals.trust.panel.build_judges builds its members
+    if endpoint.panel is not None:  # evals.judge.panel.build_judges builds its members
         raise ConfigError(
             f"judge {name!r} is a panel of {', '.join(endpoint.panel.members)}; this needs one judge: "
             "name one of them"
         )
     if endpoint.provider == OFFLINE:
         return ReferenceJudge(name, rubrics_dir, rubric=endpoint.rubric)
-    provider = build_provider(name, endpoint, fail_after)
-    return LLMJudge(name, endpoint, provider, rubrics_dir, mode, redactor)
+    if gateway is None:
+        raise ValueError(f"judge {name!r} calls out: it needs the gateway")
+    return LLMJudge(name, endpoint, gateway.door(name, endpoint), rubrics_dir, mode)

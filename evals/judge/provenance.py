@@ -37,7 +37,7 @@ def judge_identity(m: RunManifest) -> dict[str, Any]:
     """The judge settings of a run that can change a verdict (its config snapshot minus ``NOT_IDENTITY``);
     for a panel, every member's as ``member.setting``, with ``panel.members`` and ``panel.aggregate``."""
     snapshot = m.config.get("judge") or {}
-    if isinstance(snapshot.get("members"), dict):  # a panel (evals.trust.panel): each member's settings count
+    if isinstance(snapshot.get("members"), dict):  # a panel (evals.judge.panel): each member's settings count
         identity = {f"panel.{k}": v for k, v in (snapshot.get("panel") or {}).items()}
         for name, member in snapshot["members"].items():
             one = dataclasses.replace(m, config={"judge": member})

@@ -269,6 +269,11 @@ class AuditTrail:
 _SINK: ContextVar[AuditTrail | None] = ContextVar("evals_audit_trail", default=None)
 
 
+def is_recording() -> bool:
+    """True inside a ``recording`` block: an outbound call made here goes on the audit trail."""
+    return _SINK.get() is not None
+
+
 @contextmanager
 def recording(store: Store, chains: Iterable[str] = ()) -> Iterator[AuditTrail]:
     """Record every outbound call made inside the block (in this context and the tasks it starts) in

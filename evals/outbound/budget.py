@@ -1,40 +1,25 @@
-"""What a run costs: the estimate a dry run prints, and the ``--max-cost`` limit a run keeps to.
+"""The ``--max-cost`` limit: what an invocation spends, kept by the gateway at every call.
 
-Prices come from evals.yaml (``price_in_per_mtok``, ``price_out_per_mtok`` of the model and the judge).
-Before a call, its tokens are not known, so both use the same bound: prompt tokens estimated from the
-prompt's length (``CHARS_PER_TOKEN`` characters a token) and completion tokens at the endpoint's
-``max_tokens``, the most the server may bill for. A judge's prompt is the real grading prompt (rubric,
-question, reference) with the answer, or, before the answer exists, an answer of ``max_tokens``.
-
-During a run, ``Budget`` counts what this invocation spends from the token usage the servers report,
-holds each call's bound while it is in flight (so concurrent calls cannot overshoot together), and refuses
-to start a call whose bound would cross the limit; the runner then stops starting calls and the run ends
-interrupted, resumable.
+Prices come from evals.yaml (``price_in_per_mtok``, ``price_out_per_mtok`` of each endpoint). Before a
+call its tokens are not known, so it holds a bound: prompt tokens estimated from the prompt's length
+(``CHARS_PER_TOKEN`` characters a token) and completion tokens at the endpoint's ``max_tokens``, the most
+the server may bill for. ``Budget`` counts what was spent from the usage the servers report, holds each
+call's bound while it is in flight (so concurrent calls cannot overshoot together), and refuses a call
+whose bound would cross the limit (``OverBudget``); the run then stops starting calls and ends
+interrupted, resumable. The dry run's estimate of a whole run lives in ``evals.plan``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from evals.config import OFFLINE, Endpoint, JudgeEndpoint
+from evals.config import OFFLINE, Endpoint
 from evals.errors import ConfigError, EvalsError
-from evals.judge.judging import ATTEMPTS, Judge, build_judge_messages
-from evals.judge.rubrics import RubricBook, RubricSearch
-from evals.records import Item
 
 CHARS_PER_TOKEN = 4
 """Characters per token for estimates: about right for English with today's tokenizers."""
-
-ESTIMATE_NOTE = (
-    f"estimate, not a quote: prompt tokens ≈ characters/{CHARS_PER_TOKEN}; completion tokens counted at "
-    "max_tokens (and judged answers at the model's max_tokens), so usage is an upper bound unless prompts "
-    "tokenize worse than that; an unparseable verdict asked again and judgments reused from the cache "
-    "are not counted"
-)
 
 
 def estimate_tokens(text: str) -> int:
@@ -42,7 +27,8 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def _prompt_text(messages: Iterable[dict[str, str]]) -> str:
+def prompt_text(messages: Iterable[Mapping[str, str]]) -> str:
+    """The text of chat turns, as prompt-token estimates count it."""
     return "\n".join(m["content"] for m in messages)
 
 
@@ -65,102 +51,21 @@ class Price:
         return tokens_in / 1e6 * self.per_mtok_in + tokens_out / 1e6 * self.per_mtok_out
 
 
-@dataclass
-class EndpointPlan:
-    """The calls a run would make to one endpoint, with their estimated tokens and cost."""
-
-    role: str
-    """``model`` or ``judge``."""
-    name: str
-    """The endpoint's name in evals.yaml."""
-    model: str
-    calls: int = 0
-    tokens_in: int = 0
-    """Estimated prompt tokens, summed."""
-    tokens_out: int = 0
-    """Completion tokens at ``max_tokens``, summed (an upper bound)."""
-    price: Price | None = None
-    offline: bool = False
-    """The offline reference judge: gradings, but no calls and no cost."""
-
-    @property
-    def cost(self) -> float | None:
-        """Estimated cost, or None when the endpoint has no prices."""
-        if self.offline:
-            return 0.0
-        return None if self.price is None else self.price.cost(self.tokens_in, self.tokens_out)
-
-
-@dataclass
-class Plan:
-    """What a run would do, per endpoint (``evals run --dry-run``)."""
-
-    endpoints: list[EndpointPlan] = field(default_factory=list)
-
-    @property
-    def cost(self) -> float | None:
-        """The estimated total; None when an endpoint that makes calls has no prices."""
-        costs = [e.cost for e in self.endpoints if e.calls or e.offline]
-        return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
-
-
-def plan_calls(
-    to_answer: list[Item],
-    to_judge: list[tuple[Item, str, bool]],
-    model_name: str,
-    model: Endpoint,
-    judge_name: str,
-    judge: JudgeEndpoint,
-    rubrics_dir: RubricSearch | Path,
-    judge_repeats: int = 1,
-) -> Plan:
-    """The calls a run would make: one model call per item and sample in ``to_answer``, ``judge_repeats``
-    judge calls for each of those, and one for each stored ``(item, answer, truncated)`` in ``to_judge``
-    (one entry per verdict still wanted). Calls nothing."""
-    asked = EndpointPlan("model", model_name, model.model or "", price=Price.of(model))
-    for item in to_answer:
-        asked.calls += 1
-        asked.tokens_in += estimate_tokens(_prompt_text(m.model_dump() for m in item.prompt()))
-        asked.tokens_out += model.max_tokens
-    offline = judge.provider == OFFLINE
-    graded = EndpointPlan("judge", judge_name, judge.model or "", price=Price.of(judge), offline=offline)
-    book = RubricBook(rubrics_dir, judge.rubric)
-    longest = "x" * (model.max_tokens * CHARS_PER_TOKEN)  # an answer as long as the model may write
-    work = [(item, longest, False) for item in to_answer for _ in range(judge_repeats)] + to_judge
-    for item, answer, truncated in work:
-        rubric = book.for_item(item)  # a missing rubric fails the dry run as it would fail the run
-        graded.calls += 1
-        if not offline:
-            messages = build_judge_messages(rubric, item, answer, truncated=truncated)
-            graded.tokens_in += estimate_tokens(_prompt_text(messages))
-            graded.tokens_out += judge.max_tokens
-    return Plan([asked, graded])
-
-
 class BudgetExceeded(EvalsError):
     """The run stopped before a call that could have crossed ``--max-cost``; it can be resumed."""
+
+
+class OverBudget(Exception):
+    """A call not started because its bound could cross the limit (the caller stops starting calls)."""
 
 
 class Budget:
     """The ``--max-cost`` limit of one invocation: real usage counted, each call's bound held in flight."""
 
-    def __init__(
-        self,
-        limit: float,
-        model: Price,
-        judge: Price | None,
-        model_max_tokens: int,
-        judge_max_tokens: int,
-        members: dict[str, tuple[Price | None, int]] | None = None,
-    ):
+    def __init__(self, limit: float, endpoints: Mapping[str, Endpoint]):
         self.limit = limit
-        self.members = members or {}
-        """A panel's members by name: each one's price (None: offline) and ``max_tokens``."""
-        self.model = model
-        self.judge = judge
-        """None for the offline judge, which costs nothing."""
-        self.model_max_tokens = model_max_tokens
-        self.judge_max_tokens = judge_max_tokens
+        self.prices = {name: Price.of(e) for name, e in endpoints.items() if e.provider != OFFLINE}
+        self.max_tokens = {name: e.max_tokens for name, e in endpoints.items()}
         self.spent = 0.0
         """Cost of the calls that returned, from the usage the servers reported."""
         self.held = 0.0
@@ -169,77 +74,52 @@ class Budget:
         """The bound of the first call refused; once set, no new question is asked."""
 
     @classmethod
-    def for_run(
-        cls, limit: float, model_name: str, model: Endpoint, judge_name: str, judge: JudgeEndpoint
-    ) -> Budget:
-        """The budget of a run; ``ConfigError`` when an endpoint that is paid per call has no prices."""
-        model_price = Price.of(model)
-        judge_price = None if judge.provider == OFFLINE else Price.of(judge)
-        missing = [f"model {model_name!r}"] if model_price is None else []
-        judges = list(judge.panel.endpoints().items()) if judge.panel is not None else [(judge_name, judge)]
-        members = {n: (None if j.provider == OFFLINE else Price.of(j), j.max_tokens) for n, j in judges}
-        for name, endpoint in judges:  # a panel: every member is priced on its own
-            if endpoint.provider != OFFLINE and members[name][0] is None:
-                missing.append(f"judge {name!r}")
-        if missing or model_price is None:
+    def of(cls, limit: float, endpoints: Mapping[str, tuple[str, Endpoint]]) -> Budget:
+        """The budget over ``endpoints`` (name → (what it is, ``model`` or ``judge``; endpoint)); a
+        ``ConfigError`` when one that is paid per call has no prices."""
+        missing = [
+            f"{role} {name!r}"
+            for name, (role, endpoint) in endpoints.items()
+            if endpoint.provider != OFFLINE and Price.of(endpoint) is None
+        ]
+        if missing:
             raise ConfigError(
                 f"--max-cost needs token prices: set price_in_per_mtok and price_out_per_mtok for "
                 f"{' and '.join(missing)} in evals.yaml (0 for a server you do not pay per token)"
             )
-        return cls(
-            limit, model_price, judge_price, model.max_tokens, judge.max_tokens,
-            members if judge.panel is not None else None,
-        )  # fmt: skip
+        return cls(limit, {name: endpoint for name, (_, endpoint) in endpoints.items()})
 
     @property
     def stopped(self) -> bool:
         """True once a call was refused: the run asks no more questions and ends interrupted."""
         return self.refused is not None
 
-    def _hold(self, bound: float, answering: bool) -> float | None:
-        # Once a call was refused no new question is asked; judgments of answers already paid for still
-        # run when they fit, so that what was bought is graded.
+    def hold(self, name: str, messages: Iterable[Mapping[str, str]], answering: bool) -> float:
+        """Hold the most a call to endpoint ``name`` with these turns may cost; ``OverBudget`` when it
+        could cross the limit. Once a call was refused no new question (``answering``) is asked; gradings
+        of answers already paid for still run when they fit, so that what was bought is graded."""
+        price = self.prices.get(name)
+        if price is None:
+            return 0.0
+        bound = price.cost(estimate_tokens(prompt_text(messages)), self.max_tokens.get(name, 0))
         if answering and self.refused is not None:
-            return None
+            raise OverBudget(name)
         if self.spent + self.held + bound > self.limit:
             self.refused = self.refused if self.refused is not None else bound
-            return None
+            raise OverBudget(name)
         self.held += bound
         return bound
 
-    def hold_answer(self, item: Item) -> float | None:
-        """Hold the most the model call for ``item`` may cost; None (refused) when it could cross the limit."""
-        prompt = estimate_tokens(_prompt_text(m.model_dump() for m in item.prompt()))
-        return self._hold(self.model.cost(prompt, self.model_max_tokens), answering=True)
-
-    def hold_judgment(self, judge: Judge, item: Item, answer: str, truncated: bool) -> float | None:
-        """Hold the most grading ``answer`` may cost (a verdict may be asked for twice); None when refused."""
-        price, max_tokens = self.members.get(judge.name, (self.judge, self.judge_max_tokens))
-        if price is None:
-            return 0.0
-        messages = build_judge_messages(judge.rubric_for(item), item, answer, truncated=truncated)
-        prompt = estimate_tokens(_prompt_text(messages))
-        return self._hold(ATTEMPTS * price.cost(prompt, max_tokens), answering=False)
-
     def settle(
-        self,
-        held: float,
-        side: Literal["model", "judge"],
-        tokens_in: int | None,
-        tokens_out: int | None,
-        failed: bool,
-        judge_name: str | None = None,
+        self, held: float, name: str, tokens_in: int | None, tokens_out: int | None, failed: bool
     ) -> None:
-        """A call returned: release its hold and count what it cost (``judge_name``: which member of a
-        panel was asked, priced on its own).
+        """A call to ``name`` returned: release its hold and count what it cost.
 
         Usage the server did not report is counted at the held bound; a call that failed without
         reporting usage is counted as free (the APIs do not bill failed requests).
         """
         self.held -= held
-        price = self.model if side == "model" else self.judge
-        if side == "judge" and judge_name in self.members:
-            price = self.members[judge_name][0]
+        price = self.prices.get(name)
         if price is None:
             return
         if tokens_in is None and tokens_out is None:

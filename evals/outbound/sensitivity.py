@@ -150,6 +150,47 @@ def _read_patterns(path: str, doc: YamlMapping, policy: AreaLevels) -> list[Prob
     return problems
 
 
+_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+
+
+def stricter(*levels: Sensitivity | None) -> Sensitivity:
+    """The strictest of ``levels`` (None ignored; none at all: ``internal``)."""
+    given = [level for level in levels if level is not None]
+    return max(given, key=_RANK.__getitem__) if given else DEFAULT_LEVEL
+
+
+@dataclass(frozen=True)
+class Marking:
+    """A suite's marking today: each item's level, and each area's strictest, for text kept from earlier.
+
+    Text stored with an old run (canary anchors, a rerun's answers, a resumed run's items) carries the level
+    it had then; a suite may have marked it stricter since. ``level`` is the stricter of the two, checked at
+    every use."""
+
+    items: dict[str, Sensitivity] = field(default_factory=dict)
+    areas: dict[str, Sensitivity] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, items: Iterable[Item]) -> Marking:
+        marking = cls()
+        for item in items:
+            level = item.sensitivity or DEFAULT_LEVEL
+            marking.items[item.id] = level
+            marking.areas[item.area] = stricter(marking.areas.get(item.area), level)
+        return marking
+
+    def level(self, item: Item) -> Sensitivity:
+        """The stricter of ``item``'s own level and the suite's marking of it today (the item's, else its
+        area's)."""
+        today = self.items.get(item.id) or self.areas.get(item.area)
+        return stricter(item.sensitivity, today)
+
+    def apply(self, item: Item) -> Item:
+        """``item`` carrying ``level(item)``."""
+        level = self.level(item)
+        return item if level == item.sensitivity else item.model_copy(update={"sensitivity": level})
+
+
 @dataclass(frozen=True)
 class Destination:
     """An endpoint a run sends item text to."""
@@ -160,8 +201,12 @@ class Destination:
     external: bool
 
 
-def check_restricted(items: Sequence[Item], destinations: Sequence[Destination]) -> None:
-    """Refuse (``ConfigError``) when restricted items would go to an external endpoint; before any call."""
+def check_restricted(
+    items: Sequence[Item], destinations: Sequence[Destination], flag: str | None = "--area"
+) -> None:
+    """Refuse (``ConfigError``) when restricted items would go to an external endpoint; before any call.
+
+    ``flag``: the command's option that leaves areas out (None: it has none, and no such hint is given)."""
     restricted = [item for item in items if item.sensitivity == "restricted"]
     outside = [d for d in destinations if d.external]
     if not restricted or not outside:
@@ -170,11 +215,12 @@ def check_restricted(items: Sequence[Item], destinations: Sequence[Destination])
     others = sorted({item.area for item in items if item.area not in areas})
     where = " and ".join(f"{d.role} {d.name!r}" for d in outside)
     count = len(restricted)
-    way_out = (
-        f"leave them out with {' '.join(f'--area {a}' for a in others)}"
-        if others
-        else "no other area is left to run"
-    )
+    if flag is None:
+        way_out = "this command cannot leave areas out"
+    elif others:
+        way_out = f"leave them out with {' '.join(f'{flag} {a}' for a in others)}"
+    else:
+        way_out = "no other area is left to run"
     raise ConfigError(
         f"{count} restricted item{'s' if count != 1 else ''} (area{'s' if len(areas) != 1 else ''} "
         f"{', '.join(areas)}) would be sent to the external {where}: restricted text goes to no external "

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from evals.judge.grader_attacks import flags_json, flags_of_json
-from evals.records import Answer, Item, Judgment, RunManifest
+from evals.records import Answer, Item, Judgment, RunManifest, flags_json, flags_of_json
 from evals.results import ResultRow
 from evals.store.crypto import codec
 

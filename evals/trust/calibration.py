@@ -14,7 +14,6 @@ out, never scored.
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -26,7 +25,12 @@ from pydantic import BaseModel, ConfigDict
 from evals.errors import EvalsError
 from evals.judge.judging import Judge
 from evals.outbound.callcontext import calling
-from evals.records import Item, Verdict, content_hash
+from evals.outbound.gateway import each
+from evals.outbound.redaction import CustomPattern
+from evals.outbound.sensitivity import Destination, check_restricted, stricter
+from evals.plan import stored_patterns
+from evals.records import Item, Sensitivity, Verdict, content_hash
+from evals.store import Store
 from evals.trust import agreement
 from evals.trust.agreement import Estimate
 from evals.trust.labels import LabelRow, Labels
@@ -123,6 +127,50 @@ class Reporter(Protocol):
     def stop(self) -> None: ...
 
 
+def with_levels(labels: Labels, store: Store, default: Sensitivity) -> Labels:
+    """``labels`` with every row's level known: its own (``sensitivity``); else that of a stored item with
+    the same question (its run's first, then the newest runs'); else ``default`` (the config's
+    ``default_sensitivity``). Text of unknown level never travels further than the team allows."""
+    wanted = {row.question for row in labels.rows if row.sensitivity is None}
+    found: dict[str, Sensitivity] = {}
+    named = [
+        r for r in dict.fromkeys(row.run_id for row in labels.rows if row.run_id) if r and store.has_run(r)
+    ]
+    newest = [m.run_id for m in reversed(store.runs())]
+    for run_id in dict.fromkeys([*named, *newest]):
+        if not wanted - found.keys():
+            break
+        for item in store.items(run_id):
+            if item.question in wanted and item.sensitivity is not None:
+                found[item.question] = stricter(found.get(item.question), item.sensitivity)
+    rows = [
+        row
+        if row.sensitivity is not None
+        else row.model_copy(update={"sensitivity": found.get(row.question, default)})
+        for row in labels.rows
+    ]
+    return labels.model_copy(update={"rows": rows})
+
+
+def row_patterns(labels: Labels, store: Store) -> list[CustomPattern]:
+    """The suite redaction patterns of the runs the rows came from (``review export`` names them)."""
+    patterns: dict[str, CustomPattern] = {}
+    for run_id in dict.fromkeys(row.run_id for row in labels.rows if row.run_id):
+        if run_id and store.has_run(run_id):
+            for pattern in stored_patterns(store.run(run_id)):
+                patterns.setdefault(pattern.name, pattern)
+    return list(patterns.values())
+
+
+def check_rows(labels: Labels, judge_name: str, external: bool) -> None:
+    """Refuse, before any call, when rows of restricted text would go to an external judge."""
+    items = [
+        Item(id=row.id, area=row.area, question=row.question, sensitivity=row.sensitivity)
+        for row in labels.rows
+    ]
+    check_restricted(items, [Destination("judge", judge_name, external)], flag=None)
+
+
 def distinct_answers(labels: Labels) -> dict[str, list[LabelRow]]:
     """The labelled rows grouped by answer id, in file order."""
     groups: dict[str, list[LabelRow]] = {}
@@ -134,22 +182,26 @@ def distinct_answers(labels: Labels) -> dict[str, list[LabelRow]]:
 async def judge_labels(
     judge: Judge, groups: dict[str, list[LabelRow]], reporter: Reporter | None = None
 ) -> dict[str, Verdict]:
-    """Each distinct answer judged once, at most ``judge.max_concurrency`` at a time."""
-    gate = asyncio.Semaphore(max(1, judge.max_concurrency))
+    """Each distinct answer judged once through the gateway, at most ``judge.max_concurrency`` at a time;
+    each is sent at its row's level (``LabelRow.sensitivity``)."""
     if reporter is not None:
         reporter.start(len(groups), len(groups), 0)
 
-    async def grade(answer_id: str, row: LabelRow) -> tuple[str, Verdict]:
-        item = Item(id=answer_id, area=row.area, question=row.question, reference=row.reference or None)
-        async with gate:
-            with calling(item_id=answer_id, role="calibrate"):
-                verdict = await judge.grade(item, row.answer)
+    async def grade(group: tuple[str, list[LabelRow]]) -> tuple[str, Verdict]:
+        answer_id, rows = group
+        row = rows[0]
+        item = Item(
+            id=answer_id, area=row.area, question=row.question, reference=row.reference or None,
+            sensitivity=row.sensitivity,
+        )  # fmt: skip
+        with calling(item_id=answer_id, role="calibrate"):
+            verdict = await judge.grade(item, row.answer)
         if reporter is not None:
             reporter.judged(verdict.score is not None)
         return answer_id, verdict
 
     try:
-        done = await asyncio.gather(*(grade(i, rows[0]) for i, rows in groups.items()))
+        done = await each(groups.items(), grade, judge.max_concurrency)
     finally:
         if reporter is not None:
             reporter.stop()

@@ -15,6 +15,7 @@ run draws a new one, or, with ``from_latest``, the latest finished run does at o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import logging
 import random
@@ -24,20 +25,19 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evals.config import OFFLINE, CanarySettings, Config, JudgeEndpoint, RedactionSettings
+from evals.config import OFFLINE, CanarySettings, Config, JudgeEndpoint
 from evals.errors import ConfigError, EvalsError, StoreError
-from evals.judge.judging import Judge, build_judge
-from evals.judge.rubrics import RubricSearch
-from evals.outbound import audit
-from evals.outbound.budget import Budget
+from evals.judge.judging import Judge
 from evals.outbound.callcontext import calling
-from evals.outbound.perimeter import outside_redactor
-from evals.plan import judge_fingerprint, now, structured_mode
+from evals.outbound.gateway import OverBudget, Refused, each
+from evals.outbound.sensitivity import Marking
+from evals.plan import judge_fingerprint, now
 from evals.records import RunManifest, content_hash
 from evals.scorecard.canary import canary_report
 from evals.store import Store
 from evals.store import canary as rows
 from evals.store.crypto import ENCRYPTED
+from evals.suites import Suite
 from evals.userfiles import parse_jsonl, read_text
 
 log = logging.getLogger("evals.trust.canary")
@@ -171,103 +171,98 @@ def anchor_from_run(
     return anchor_set
 
 
-async def observe(
-    store: Store,
-    manifest: RunManifest,
-    judge: Judge,
-    options: CanaryOptions | None,
-    budget: Budget | None = None,
-) -> None:
-    """The run's canary observation: re-judge the active anchor set, or draw one from this run when the
-    judge has none for the suite. Disabled, or with the offline judge (a fixed algorithm), it does nothing.
-    Never raises but on an interrupt: a failure is recorded with the observation and logged. With a
-    ``budget`` (``--max-cost``) no grading starts that could cross it: that anchor is left unscored."""
-    if options is None or not options.enabled or judge.offline:
-        return
-    fingerprint = judge_fingerprint(judge)
-    anchor_set: rows.AnchorSet | None = None
-    try:
-        anchor_set = await asyncio.to_thread(rows.active_set, store, fingerprint, manifest.suite_name)
-        if anchor_set is None:
-            await asyncio.to_thread(anchor_from_run, store, manifest, fingerprint, options)
+@dataclass(frozen=True)
+class Canary:
+    """The canary as a run's observer (``evals.plan.Observer``): the run's judge re-grades the anchors
+    through the run's gateway, on the run's audit chain, within its ``--max-cost``.
+
+    ``marking``: the suite's marking today. An anchor is sent at the stricter of the level it was stored
+    with and the suite's marking of it now, checked at every observation: an anchor drawn while its area
+    was ``internal`` is never sent to an external judge once the suite marks it ``restricted`` (it is
+    recorded as not re-judged), whatever areas the run itself asked.
+    """
+
+    options: CanaryOptions
+    marking: Marking | None = None
+
+    @classmethod
+    def of(cls, config: Config, suite: Suite | None) -> Canary:
+        """The config's canary for a run of ``suite`` (its whole marking, whatever part the run asks)."""
+        return cls(canary_options(config), suite.levels() if suite is not None else None)
+
+    def missed(self, store: Store, manifest: RunManifest, judge: JudgeEndpoint) -> bool:
+        """A run resumed with nothing left whose observation never was (the process ended between its last
+        verdict and the canary); a panel's canary is observed by its first member during the run only."""
+        if not self.options.enabled or judge.provider == OFFLINE or judge.panel is not None:
+            return False
+        return not rows.observations(store, run_id=manifest.run_id)
+
+    async def observe(self, store: Store, manifest: RunManifest, judge: Judge) -> None:
+        """The run's observation: re-judge the active anchor set, or draw one from this run when the judge
+        has none for the suite. Disabled, or with the offline judge (a fixed algorithm), it does nothing.
+        Never raises but on an interrupt: a failure is recorded with the observation and logged."""
+        options = self.options
+        if not options.enabled or judge.offline:
             return
-        anchors = await asyncio.to_thread(rows.anchors, store, anchor_set.set_id)
-        if any(a.answer == ENCRYPTED for a in anchors):
-            raise EvalsError("the anchors' text is encrypted and EVALS_STORE_KEY is not set: not re-judged")
-        scores = await _rejudge(manifest.run_id, judge, anchors, budget)
-        model_ids = tuple(sorted({s.model_id for s in scores if s.model_id}))
-        observation = rows.Observation(
-            anchor_set.set_id, manifest.run_id, now(), manifest.started_at, options.min_shift, model_ids,
-            manifest.rubric_hash,
-        )  # fmt: skip
-        await asyncio.to_thread(rows.save_observation, store, observation, scores)
-    except Exception as exc:  # the canary watches the judge; it never decides whether a run worked
-        log.warning("the judge's canary could not be observed on run %s: %s", manifest.run_id, exc)
-        if anchor_set is not None:
-            failed = rows.Observation(
-                anchor_set.set_id, manifest.run_id, now(), manifest.started_at, options.min_shift, (),
-                manifest.rubric_hash, error=f"{type(exc).__name__}: {exc}",
-            )  # fmt: skip
-            try:
-                await asyncio.to_thread(rows.save_observation, store, failed, [])
-            except Exception as again:
-                log.warning("nor could its failure be recorded: %s", again)
-
-
-def observe_missed(
-    store: Store,
-    manifest: RunManifest,
-    judge_name: str,
-    endpoint: JudgeEndpoint,
-    rubrics_dir: RubricSearch | Path,
-    options: CanaryOptions | None,
-    redaction: RedactionSettings | None = None,
-) -> None:
-    """Observe the canary of a run resumed with nothing left to do whose canary never was (the process
-    ended between its last verdict and the canary); a run that has its observation makes no call. Its
-    calls are redacted for an external judge and recorded on the run's audit chain, as in the run."""
-    if options is None or not options.enabled or endpoint.provider == OFFLINE or endpoint.panel is not None:
-        return  # a panel's canary is observed by its first member during the run only
-    if rows.observations(store, run_id=manifest.run_id):
-        return
-    redactor = outside_redactor(endpoint, redaction)
-    judge = build_judge(judge_name, endpoint, rubrics_dir, mode=structured_mode(manifest), redactor=redactor)
-
-    async def go() -> None:
+        fingerprint = judge_fingerprint(judge)
+        anchor_set: rows.AnchorSet | None = None
         try:
-            await observe(store, manifest, judge, options)
-        finally:
-            await judge.aclose()
+            anchor_set = await asyncio.to_thread(rows.active_set, store, fingerprint, manifest.suite_name)
+            if anchor_set is None:
+                await asyncio.to_thread(anchor_from_run, store, manifest, fingerprint, options)
+                return
+            anchors = await asyncio.to_thread(rows.anchors, store, anchor_set.set_id)
+            if any(a.answer == ENCRYPTED for a in anchors):
+                raise EvalsError(
+                    "the anchors' text is encrypted and EVALS_STORE_KEY is not set: not re-judged"
+                )
+            scores = await _rejudge(manifest.run_id, judge, [self._marked(a) for a in anchors])
+            model_ids = tuple(sorted({s.model_id for s in scores if s.model_id}))
+            observation = rows.Observation(
+                anchor_set.set_id, manifest.run_id, now(), manifest.started_at, options.min_shift, model_ids,
+                manifest.rubric_hash,
+            )  # fmt: skip
+            await asyncio.to_thread(rows.save_observation, store, observation, scores)
+        except Exception as exc:  # the canary watches the judge; it never decides whether a run worked
+            log.warning("the judge's canary could not be observed on run %s: %s", manifest.run_id, exc)
+            if anchor_set is not None:
+                failed = rows.Observation(
+                    anchor_set.set_id, manifest.run_id, now(), manifest.started_at, options.min_shift, (),
+                    manifest.rubric_hash, error=f"{type(exc).__name__}: {exc}",
+                )  # fmt: skip
+                try:
+                    await asyncio.to_thread(rows.save_observation, store, failed, [])
+                except Exception as again:
+                    log.warning("nor could its failure be recorded: %s", again)
 
-    with audit.recording(store, chains=(manifest.run_id,)):
-        asyncio.run(go())
+    def _marked(self, anchor: rows.Anchor) -> rows.Anchor:
+        """The anchor at the stricter of its stored level and the suite's marking today."""
+        if self.marking is None:
+            return anchor
+        return dataclasses.replace(anchor, item=self.marking.apply(anchor.item))
 
 
 OVER_BUDGET = "not graded: it could have crossed --max-cost"
 """The error of an anchor the run's budget had no room for."""
+RESTRICTED = "not re-judged: its text is now restricted and the judge is external"
+"""The error of an anchor whose area (or item) the suite marked restricted since it was drawn."""
 
 
-async def _rejudge(
-    run_id: str, judge: Judge, anchors: list[rows.Anchor], budget: Budget | None = None
-) -> list[rows.AnchorScore]:
-    """Every anchor graded again by ``judge`` (never from the cache), at most its concurrency at once, each
-    held against the run's ``budget`` first."""
-    gate = asyncio.Semaphore(max(1, judge.max_concurrency))
+async def _rejudge(run_id: str, judge: Judge, anchors: list[rows.Anchor]) -> list[rows.AnchorScore]:
+    """Every anchor graded again by ``judge`` (never from the cache) through the run's gateway: at most the
+    judge's concurrency at once, within the run's budget; a restricted anchor is never sent out."""
 
     async def grade(anchor: rows.Anchor) -> rows.AnchorScore:
-        async with gate:
-            held = (
-                budget.hold_judgment(judge, anchor.item, anchor.answer, anchor.truncated) if budget else 0.0
-            )
-            if held is None:
-                return rows.AnchorScore(anchor.item.id, None, OVER_BUDGET)
+        try:
             with calling(run_id, anchor.item.id, role="canary"):
                 v = await judge.grade(anchor.item, anchor.answer, truncated=anchor.truncated)
-            if budget:
-                budget.settle(held, "judge", v.tokens_in, v.tokens_out, v.error is not None)
+        except Refused:
+            return rows.AnchorScore(anchor.item.id, None, RESTRICTED)
+        except OverBudget:
+            return rows.AnchorScore(anchor.item.id, None, OVER_BUDGET)
         return rows.AnchorScore(anchor.item.id, v.score, v.error, v.model_id, v.tokens_in, v.tokens_out)
 
-    return list(await asyncio.gather(*(grade(a) for a in anchors)))
+    return await each(anchors, grade, judge.max_concurrency)
 
 
 @dataclass(frozen=True)

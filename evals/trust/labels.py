@@ -23,12 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evals.defaults import ROOT
 from evals.errors import LabelsError, Problem
+from evals.records import Sensitivity
 from evals.userfiles import parse_jsonl, read_text
 
 SHIPPED_LABELS = ROOT / "labels"
 """The shipped labelled sets (``demo``) and the labelling guide."""
 DEFAULT_AREA = "general"
-COLUMNS = ("id", "area", "question", "reference", "answer", "human_score", "rater", "reason")
+COLUMNS = (
+    "id", "area", "question", "reference", "answer", "human_score", "rater", "reason", "sensitivity", "run_id",
+)  # fmt: skip
 """Every column a labels file may have, in the order ``evals review export`` writes them."""
 
 
@@ -48,6 +51,11 @@ class LabelRow(BaseModel):
     rater: str | None = None
     reason: str | None = None
     """Why ``evals review export`` chose this answer (kept, not used by calibration)."""
+    sensitivity: Sensitivity | None = None
+    """How far the row's text may travel (``review export`` writes the item's level); none given: the level
+    of the stored item with the same question, else the config's ``default_sensitivity``."""
+    run_id: str | None = None
+    """The run the answer came from (``review export``): its suite's redaction patterns follow the row."""
     line: int = Field(default=0, exclude=True)
     """Where the row starts in its file (1-based), for messages."""
 
@@ -150,7 +158,10 @@ def _csv_records(path: str, text: str, problems: list[Problem]) -> Iterator[tupl
                 continue
             data: dict[str, Any] = {}
             for name, cell in zip(header, row, strict=False):
-                if name in ("reference", "rater", "reason", "area", "id") and not cell.strip():
+                if (
+                    name in ("reference", "rater", "reason", "area", "id", "sensitivity", "run_id")
+                    and not cell.strip()
+                ):
                     continue  # an empty optional cell is no value
                 data[name] = cell
             score = data.get("human_score")

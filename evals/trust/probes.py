@@ -11,7 +11,6 @@ the questions. Kinds of the ``grader`` family address the grader and must be fla
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from evals.errors import ConfigError
 from evals.judge.grader_attacks import detect, kinds_of
 from evals.judge.judging import Judge
 from evals.outbound.callcontext import calling
+from evals.outbound.gateway import each
 from evals.records import Item, Verdict
 from evals.userfiles import load_yaml, validation_errors
 
@@ -63,8 +63,11 @@ class BaseQuestion(_Model):
     """On-topic sentences that say nothing about the answer: what a padded answer is padded with."""
 
     def item(self) -> Item:
-        """The question as the judge grades it."""
-        return Item(id=f"probe-{self.id}", area="probe", question=self.question, reference=self.reference)
+        """The question as the judge grades it (built-in text: public)."""
+        return Item(
+            id=f"probe-{self.id}", area="probe", question=self.question, reference=self.reference,
+            sensitivity="public",
+        )  # fmt: skip
 
 
 class ProbeKind(_Model):
@@ -243,15 +246,13 @@ async def run_probes(judge: Judge, probe_set: ProbeSet | None = None) -> ProbeRe
     probe_set = probe_set or load_probe_set()
     pairs = build_pairs(probe_set)
     wanted = {(p.question.id, text): p.question for p in pairs for text in (p.control, p.probe)}
-    limit = asyncio.Semaphore(max(1, judge.max_concurrency))
 
-    async def grade(question: BaseQuestion, text: str) -> Verdict:
-        async with limit:
-            with calling(None, f"probe-{question.id}", None, "probe"):
-                return await judge.grade(question.item(), text)
+    async def grade(key: tuple[str, str]) -> Verdict:
+        with calling(None, f"probe-{key[0]}", None, "probe"):
+            return await judge.grade(wanted[key].item(), key[1])
 
     keys = list(wanted)
-    graded = dict(zip(keys, await asyncio.gather(*(grade(wanted[k], k[1]) for k in keys)), strict=True))
+    graded = dict(zip(keys, await each(keys, grade, judge.max_concurrency), strict=True))
     results = []
     for p in pairs:
         control, probe = graded[(p.question.id, p.control)], graded[(p.question.id, p.probe)]

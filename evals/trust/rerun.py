@@ -20,19 +20,20 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evals import __version__
-from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
+from evals.config import JudgeEndpoint, RedactionSettings
 from evals.errors import StoreError
 from evals.judge.judging import Judge, LLMJudge, build_judge
 from evals.judge.provenance import rubrics_hash
 from evals.judge.rubrics import RubricSearch
-from evals.outbound.perimeter import Perimeter, plan_perimeter
-from evals.outbound.providers.health import FAIL_AFTER
-from evals.plan import MAX_SAMPLES, check_free, new_run_id, now, record_mode, structured_mode
-from evals.records import Completion, CompletionRequest, Item, RunManifest
+from evals.outbound.gateway import FAIL_AFTER, Gateway
+from evals.outbound.sensitivity import Destination, Marking, check_restricted
+from evals.plan import MAX_SAMPLES, check_free, new_run_id, now, record_mode, stored_patterns, structured_mode
+from evals.records import Completion, CompletionRequest, Item, RunManifest, Sensitivity
 from evals.runner import Reporter, RunOutcome, carry, execute
 from evals.store import Store
 from evals.store.retention import is_purged
@@ -112,6 +113,8 @@ def plan_rerun(
         config["structured"] = judge.mode
     if "selection" in source.config:
         config["selection"] = source.config["selection"]
+    if "patterns" in source.config:
+        config["patterns"] = source.config["patterns"]  # the suite's own redaction, for a resume
     return RunManifest(
         run_id=run_id,
         suite_name=source.suite_name,
@@ -144,6 +147,32 @@ def copy_answers(store: Store, source_id: str, run_id: str) -> int:
     return copied
 
 
+@dataclass(frozen=True)
+class Perimeter:
+    """What a rerun may send where: the config's redaction and default level, and the suite's marking today
+    (None when its file is gone: the levels stored with the run stand)."""
+
+    redaction: RedactionSettings | None = None
+    default_sensitivity: Sensitivity = "internal"
+    marking: Marking | None = None
+    fail_after: int = FAIL_AFTER
+
+    def gateway(self, source: RunManifest) -> Gateway:
+        """The rerun's gateway: the source run's own suite patterns (kept with it), the config's."""
+        return Gateway(
+            self.redaction, stored_patterns(source), None, self.default_sensitivity, self.fail_after
+        )
+
+    def items(self, items: Sequence[Item]) -> list[Item]:
+        """``items`` at the stricter of their stored level and the suite's marking today."""
+        return [self.marking.apply(i) for i in items] if self.marking is not None else list(items)
+
+    def check(self, judge_name: str, endpoint: JudgeEndpoint, items: Sequence[Item]) -> None:
+        """Restricted items are refused for an external judge, before any call (the frozen answers call no
+        model). A rerun has no ``--area``: the way out is a judge inside the perimeter."""
+        check_restricted(items, [Destination("judge", judge_name, endpoint.is_external())], flag=None)
+
+
 def rerun(
     store: Store,
     source_id: str,
@@ -155,40 +184,39 @@ def rerun(
     run_id: str | None = None,
     tags: tuple[str, ...] = (),
     reporter: Reporter | None = None,
-    fail_after: int = FAIL_AFTER,
-    redaction: RedactionSettings | None = None,
+    perimeter: Perimeter | None = None,
 ) -> RunOutcome:
     """Re-judge the stored answers of ``source_id`` ``repeats`` times each, fresh, as a new run.
 
-    The perimeter holds as in any run: restricted items are refused for an external judge, and what an
-    external judge reads is redacted (``redaction``)."""
+    The perimeter holds as in any run: restricted items (as stored, or as the suite marks them today) are
+    refused for an external judge, and what it reads is redacted with the source run's patterns too."""
     if not 1 <= repeats <= MAX_SAMPLES:
         raise StoreError(f"repeats must be from 1 to {MAX_SAMPLES}, not {repeats}")
+    perimeter = perimeter or Perimeter()
     source = check_source(store, source_id)
     run_id = run_id or new_run_id(source.model_name)
     check_free(store, run_id)
     endpoint = endpoint_for(judge_endpoint, rubric)
-    items = store.items(source_id)
-    perimeter = _perimeter(judge_name, endpoint, redaction, items)
-    judge = build_judge(
-        judge_name, endpoint, rubrics_dir, fail_after=fail_after, redactor=perimeter.judge_redactor()
-    )
+    items = perimeter.items(store.items(source_id))
+    perimeter.check(judge_name, endpoint, items)
+    gateway = perimeter.gateway(source)
     with ExitStack() as held:
         try:
+            judge = build_judge(judge_name, endpoint, rubrics_dir, gateway)
             for item in items:
                 judge.rubric_for(item)  # a missing or broken rubric fails here, before the run exists
             manifest = plan_rerun(source, items, judge, endpoint, repeats, rubric, run_id, tags)
-            manifest = dataclasses.replace(
-                manifest, config={**manifest.config, "redaction": perimeter.snapshot()}
-            )
+            redaction = gateway.snapshot([(judge_name, endpoint)])
+            redaction.update(model_external=False, judge_external=endpoint.is_external())
+            manifest = dataclasses.replace(manifest, config={**manifest.config, "redaction": redaction})
             held.enter_context(store.lock_run(run_id))
             check_free(store, run_id)  # again: another process may have taken it meanwhile
             store.create_run(manifest, items)
         except BaseException:
-            asyncio.run(judge.aclose())
+            asyncio.run(gateway.aclose())
             raise
         copy_answers(store, source_id, run_id)
-        return _carry(store, manifest, judge, reporter)
+        return _carry(store, manifest, judge, gateway, reporter, perimeter.marking)
 
 
 def resume(
@@ -198,10 +226,10 @@ def resume(
     judge_endpoint: JudgeEndpoint,
     rubrics_dir: RubricSearch | Path,
     reporter: Reporter | None = None,
-    fail_after: int = FAIL_AFTER,
-    redaction: RedactionSettings | None = None,
+    perimeter: Perimeter | None = None,
 ) -> RunOutcome:
     """Continue an interrupted rerun: copy the answers it still lacks, ask only the missing verdicts."""
+    perimeter = perimeter or Perimeter()
     manifest = store.run(run_id)
     source = source_of(manifest)
     if source is None:
@@ -216,36 +244,34 @@ def resume(
             check_source(store, source)
             copy_answers(store, source, run_id)
         endpoint = endpoint_for(judge_endpoint, rubric_override(manifest))
-        perimeter = _perimeter(judge_name, endpoint, redaction, store.items(run_id))
-        judge = build_judge(
-            judge_name, endpoint, rubrics_dir, mode=structured_mode(manifest), fail_after=fail_after,
-            redactor=perimeter.judge_redactor(),
-        )  # fmt: skip
+        perimeter.check(judge_name, endpoint, perimeter.items(store.items(run_id)))
+        gateway = perimeter.gateway(store.run(source) if store.has_run(source) else manifest)
+        try:
+            judge = build_judge(judge_name, endpoint, rubrics_dir, gateway, mode=structured_mode(manifest))
+        except BaseException:
+            asyncio.run(gateway.aclose())
+            raise
         if isinstance(judge, LLMJudge) and judge.mode != structured_mode(manifest):
             record_mode(store, run_id, judge.mode)
-        return _carry(store, manifest, judge, reporter)
+        return _carry(store, manifest, judge, gateway, reporter, perimeter.marking)
 
 
-def _perimeter(
-    judge_name: str, endpoint: JudgeEndpoint, redaction: RedactionSettings | None, items: Sequence[Item]
-) -> Perimeter:
-    """A rerun's perimeter: the frozen answers call no model; the judge is checked and redacted as in a run."""
-    perimeter = plan_perimeter(
-        ("frozen answers", Endpoint(provider="offline")), (judge_name, endpoint), redaction
-    )
-    perimeter.check(items)
-    return perimeter
-
-
-def _carry(store: Store, manifest: RunManifest, judge: Judge, reporter: Reporter | None) -> RunOutcome:
+def _carry(
+    store: Store,
+    manifest: RunManifest,
+    judge: Judge,
+    gateway: Gateway,
+    reporter: Reporter | None,
+    marking: Marking | None,
+) -> RunOutcome:
     """Judge every missing verdict of a stored rerun, then export it (also when interrupted)."""
     if isinstance(judge, LLMJudge):
         judge.on_fallback = lambda mode: record_mode(store, manifest.run_id, mode)
 
     async def go() -> RunOutcome:
         try:
-            return await execute(store, manifest, FrozenAnswers(), judge, reporter)
+            return await execute(store, manifest, FrozenAnswers(), [judge], reporter, marking=marking)
         finally:
-            await judge.aclose()
+            await gateway.aclose()
 
     return carry(store, manifest.run_id, go)

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from evals.errors import LabelsError, Problem, StoreError
 from evals.files import write_atomic
-from evals.records import Answer, Item, Judgment, RunManifest
+from evals.records import Answer, Item, Judgment, RunManifest, Sensitivity
 from evals.scorecard.panel import DISAGREE_AT
 from evals.store import Store
 from evals.store.rows import member_scores
@@ -162,6 +162,10 @@ class ReviewRow:
     reason: str
     human_score: int | None = None
     rater: str | None = None
+    sensitivity: Sensitivity | None = None
+    """The item's level: it follows the text into a labels file and ``judge calibrate`` (the gateway)."""
+    run_id: str | None = None
+    """The run the answer came from: its suite's redaction patterns follow the row."""
 
     def as_dict(self) -> dict[str, object]:
         return {c: getattr(self, c) for c in COLUMNS}
@@ -201,6 +205,7 @@ def select_rows(
             ReviewRow(
                 id=f"{run.manifest.run_id}/{item_id}/{sample}", area=item.area, question=item.prompt_text(),
                 reference=item.reference, answer=answer.text, reason="; ".join(reasons[(item_id, sample)]),
+                sensitivity=item.sensitivity, run_id=run.manifest.run_id,
             )
         )  # fmt: skip
     return rows[:limit] if limit is not None else rows
@@ -276,6 +281,7 @@ def canary_movers(store: Store, run_id: str) -> list[ReviewRow]:
                         id=f"canary/{observation.set_id}/{anchor.item.id}", area=anchor.item.area,
                         question=anchor.item.prompt_text(), reference=anchor.item.reference, answer=anchor.answer,
                         reason=f"canary anchor graded {_score(old)} on run {history[at - 1]}, {_score(new)} now",
+                        sensitivity=anchor.item.sensitivity, run_id=history[at - 1],
                     )
                 )  # fmt: skip
     return rows

@@ -11,21 +11,17 @@ provenance covers every member. An answer's score is made from the members' scor
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evals.config import OFFLINE, Endpoint, JudgeEndpoint
+from evals.config import OFFLINE, JudgeEndpoint
 from evals.errors import StoreError
 from evals.judge.judging import Judge, LLMJudge, build_judge
 from evals.judge.reference import MODEL as OFFLINE_MODEL
 from evals.judge.rubrics import RubricBook, RubricSearch
-from evals.outbound.budget import Plan, plan_calls
-from evals.outbound.providers.health import FAIL_AFTER
-from evals.outbound.redaction import Redactor
-from evals.records import Item, RunManifest
+from evals.outbound.gateway import Gateway
+from evals.records import RunManifest
 from evals.store import Store
 
 
@@ -40,34 +36,18 @@ def build_judges(
     name: str,
     endpoint: JudgeEndpoint,
     rubrics_dir: RubricSearch | Path,
+    gateway: Gateway,
     modes: dict[str, str] | None = None,
-    fail_after: int = FAIL_AFTER,
-    redactor_for: Callable[[JudgeEndpoint], Redactor | None] | None = None,
 ) -> list[Judge]:
-    """The ``Judge`` of each member (one for a single judge), each client built and its key checked.
+    """The ``Judge`` of each member (one for a single judge), each behind its own door of ``gateway``
+    (its client built and its key checked; an external member's text redacted there).
 
-    ``modes``: the output mode each member settled on earlier in this run (a resumed run), by name;
-    ``redactor_for``: the redactor of a member's endpoint (None: text goes as written).
+    ``modes``: the output mode each member settled on earlier in this run (a resumed run), by name.
     """
-    built: list[Judge] = []
-    try:
-        for member, configured in members(name, endpoint):
-            redactor = redactor_for(configured) if redactor_for else None
-            mode = (modes or {}).get(member)
-            built.append(
-                build_judge(
-                    member, configured, rubrics_dir, mode=mode, fail_after=fail_after, redactor=redactor
-                )
-            )
-    except BaseException:
-        for judge in built:  # a later member's bad key must not leak the earlier members' connections
-            _close_quietly(judge)
-        raise
-    return built
-
-
-def _close_quietly(judge: Judge) -> None:
-    asyncio.run(judge.aclose())
+    return [
+        build_judge(member, configured, rubrics_dir, gateway, mode=(modes or {}).get(member))
+        for member, configured in members(name, endpoint)
+    ]
 
 
 def stored_labels(name: str, endpoint: JudgeEndpoint, rubrics_dir: RubricSearch | Path) -> list[str]:
@@ -153,25 +133,3 @@ def snapshot_members(manifest: RunManifest) -> dict[str, Any]:
     """The configuration of each member of the run's panel, by name, as stored with the run (empty for one judge)."""
     found = (manifest.config.get("judge") or {}).get("members")
     return dict(found) if isinstance(found, dict) else {}
-
-
-def plan_panel(
-    to_answer: list[Item],
-    to_judge: list[list[tuple[Item, str, bool]]] | None,
-    model_name: str,
-    model: Endpoint,
-    name: str,
-    endpoint: JudgeEndpoint,
-    rubrics_dir: RubricSearch | Path,
-    judge_repeats: int = 1,
-) -> Plan:
-    """``evals.outbound.budget.plan_calls`` for a panel: the model's calls, then each member's, priced at its own
-    rates. ``to_judge``: per member (panel order), the stored answers it has still to grade (a resume)."""
-    plans = [
-        plan_calls(
-            to_answer, to_judge[m] if to_judge else [], model_name, model, member, configured, rubrics_dir,
-            judge_repeats,
-        )
-        for m, (member, configured) in enumerate(members(name, endpoint))
-    ]  # fmt: skip
-    return Plan([plans[0].endpoints[0], *(p.endpoints[1] for p in plans)])
