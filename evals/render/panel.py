@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evals.scorecard.models import PanelAgreement, PanelSection
+from evals.scorecard.sections import PanelAgreement, PanelSection
 
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:

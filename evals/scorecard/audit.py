@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evals.outbound.audit import head
-from evals.scorecard.models import AuditHead
+from evals.scorecard.sections import AuditHead
 from evals.store import Store
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evals.records import RunManifest
-from evals.scorecard.models import CalibrationNote
+from evals.scorecard.sections import CalibrationNote
 from evals.store import Store
 from evals.store.calibrations import latest_calibration
 

@@ -15,7 +15,7 @@ shift is at least ``min_shift`` points.
 from __future__ import annotations
 
 from evals import stats
-from evals.scorecard.models import CanaryReport, CanaryReset
+from evals.scorecard.sections import CanaryReport, CanaryReset
 from evals.store import Store
 from evals.store import canary as rows
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from evals.records import Judgment, RunManifest
 from evals.results import ResultRow
-from evals.scorecard.models import (
+from evals.scorecard.sections import (
     PairAgreement,
     PanelAgreement,
     PanelDisagreement,

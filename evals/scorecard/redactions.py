@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from evals.records import RunManifest
-from evals.scorecard.models import AreaRedactions, RedactionInfo
+from evals.scorecard.sections import AreaRedactions, RedactionInfo
 from evals.store import Store
 from evals.store.redactions import redaction_counts
 

@@ -1,8 +1,9 @@
 """The run store: SQLite at ``<reports>/evals.db`` by default, or one PostgreSQL database for a team.
 
 ``Store`` is the one implementation of the ``RunStore`` protocol over both backends (``sqlite.py``,
-``postgres.py``), each evolved by the numbered steps of ``migrations.py``. ``open_store`` picks the store
-a config names; ``transfer.py`` copies and imports runs, ``export.py`` writes the history as Parquet.
+``postgres.py``), each evolved by the numbered steps of ``migrations.py`` (each written once, in
+``schema.py``'s vocabulary, and rendered for both dialects). ``open_store`` picks the store a config
+names; ``transfer.py`` copies and imports runs, ``export.py`` writes the history as Parquet.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from evals.routing.route import Previous, RoutingTable
-from evals.scorecard.models import RouteDecision
+from evals.scorecard.sections import RouteDecision
 
 if TYPE_CHECKING:
     from evals.store import Store

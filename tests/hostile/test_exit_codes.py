@@ -20,7 +20,7 @@ from cases import store_run
 from click.testing import CliRunner, Result
 
 from evals.cli import main
-from evals.store import DB_NAME, Store
+from evals.store import DB_NAME, MIGRATIONS, Store
 
 
 def invoke(*args: str) -> Result:
@@ -170,9 +170,7 @@ def test_a_writable_store_that_needs_a_migration_is_upgraded_by_a_reading_comman
     reports.mkdir()
     db = sqlite3.connect(reports / DB_NAME)  # a store from before the baselines table
     db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    from evals.store.migrations import _m001_initial
-
-    _m001_initial(db)
+    MIGRATIONS[0](db)  # _m001_initial
     db.execute("INSERT INTO _migrations VALUES ('_m001_initial', datetime('now'))")
     db.commit()
     db.close()
