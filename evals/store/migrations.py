@@ -397,6 +397,35 @@ def _m011_canary(db: sqlite3.Connection) -> None:
     )
 
 
+# ------------------------------------------------- _m017: runs the audit trail does not cover (both dialects)
+
+_AUDIT_IMPORTS = """
+    CREATE TABLE audit_imports (
+        run_id TEXT PRIMARY KEY,
+        how TEXT NOT NULL,
+        source TEXT,
+        at TEXT NOT NULL
+    );
+    INSERT INTO audit_imports (run_id, how, source, at)
+    SELECT run_id, 'unmarked', NULL, CAST(CURRENT_TIMESTAMP AS TEXT) FROM runs
+    WHERE NOT EXISTS (SELECT 1 FROM audit_records WHERE audit_records.chain_id = runs.run_id)
+      AND NOT EXISTS (SELECT 1 FROM audit_heads WHERE audit_heads.chain_id = runs.run_id);
+"""
+"""Runs brought from elsewhere (``how``: ``import`` for ``evals import``, ``copy`` for ``evals store copy``;
+``source``: the export folder or the source store, without credentials): their calls are on the trail of the
+store that made them, so ``evals audit verify`` lists them instead of failing them. Runs already here without
+a chain when the step runs are entered as ``unmarked``: an import made before imports were marked cannot be
+told from a deleted chain any more, and verify says so. The same SQL in both dialects."""
+
+
+def _m017_audit_imports(db: sqlite3.Connection) -> None:
+    db.executescript(_AUDIT_IMPORTS)
+
+
+def _pg_m017_audit_imports(execute: Execute) -> None:
+    execute(_AUDIT_IMPORTS)
+
+
 SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_baselines,
@@ -412,6 +441,7 @@ SQLITE_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m012_answer_signals,
     _m015_answer_times,
     _m016_routes,
+    _m017_audit_imports,
 ]
 """Applied in order, each once; append new steps, never edit an applied one."""
 
@@ -768,5 +798,6 @@ POSTGRES_MIGRATIONS: list[tuple[str, Callable[[Execute], None]]] = [
     ("_m012_answer_signals", _pg_m012_answer_signals),
     ("_m015_answer_times", _pg_m015_answer_times),
     ("_m016_routes", _pg_m016_routes),
+    ("_m017_audit_imports", _pg_m017_audit_imports),
 ]
 """The same steps under the same names, in PostgreSQL's dialect."""
