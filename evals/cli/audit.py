@@ -12,7 +12,7 @@ from evals.config import load_config
 from evals.store import open_store
 
 AUDIT_EXIT_HELP = (
-    "\b\nExit codes:\n  0  intact\n  1  tampered or missing records (a decided no)\n"
+    "\b\nExit codes:\n  0  intact\n  1  tampered or missing records or chains (a decided no)\n"
     "  2  could not check: bad arguments, unknown run, unreadable or damaged store"
 )
 SHOW_EXIT_HELP = "\b\nExit codes:\n  0  done\n  2  could not show: bad arguments, unreadable store"
@@ -40,18 +40,23 @@ def _anchor(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 @click.option("--run", "run_id", help="Only this run's chain (or another chain id: events, calibrate-...).")
 @click.option(
     "--anchor", "anchors", multiple=True, callback=_anchor, metavar="RUN=HASH",
-    help="A head hash kept outside the store (a run prints it: 'audit head: HASH'); repeatable.",
+    help="A head the run printed ('audit head: HASH'), kept outside the store: it must be one of the run's "
+    "sealed heads; repeatable.",
 )  # fmt: skip
 @reports_option
 @config_option
 def audit_verify(
     run_id: str | None, anchors: dict[str, set[str]], reports_dir: Path | None, config_path: Path | None
 ) -> None:
-    """Recompute every hash chain of the audit trail (or one run's) and the chain of their heads.
+    """Recompute every hash chain of the audit trail (or one run's) and the chain of their heads, and check
+    that every run's calls are on it.
 
     Reports the first tampered record of each chain (altered, relinked), missing records (a gap, fewer
-    records than a head counted, a head that no longer matches its run's records), and anchors that match
-    no record. Records after a chain's last head (a run still running, or killed) are noted, not failed.
+    records than a head counted, a head that no longer matches its run's records), runs whose answers and
+    verdicts came back from calls in this store but whose chain is gone or short (a deleted newest chain
+    with its head, emptied audit tables), and anchors that are not one of the run's sealed heads. Noted,
+    not failed: records after a chain's last head (a run still running, or killed), runs brought by
+    `evals import` or `evals store copy`, runs older than the store's audit trail.
     """
     from evals.outbound.audit_verify import verify
 
@@ -63,6 +68,10 @@ def audit_verify(
     for problem in result.problems:
         out.print(plain(f"TAMPERED: {problem}"), soft_wrap=True)
     summary = f"{result.records} records in {result.chains} chain(s), {result.heads} head(s)"
+    if result.imported:
+        summary += f"; {len(result.imported)} run(s) imported"
+    if result.before_trail:
+        summary += f"; {len(result.before_trail)} run(s) before the audit trail"
     if result.intact:
         out.print(plain(f"audit trail intact: {summary}"), soft_wrap=True)
         return

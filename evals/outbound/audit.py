@@ -12,7 +12,8 @@ and ``hash = sha256(prev_hash || JCS(fields))``: the 64 lowercase hex characters
 then the RFC 8785 canonical JSON of the record's fields (every column but ``prev_hash`` and ``hash``, the
 two JSON columns as objects). When a run ends (also when interrupted) its chain's head hash and record
 count are appended to ``audit_heads``, a chain of its own built the same way, so a rewritten tail no
-longer matches its head; the run prints the head, so a CI log keeps an anchor outside the store.
+longer matches its head; the run prints the head, so a CI log keeps an anchor outside the store (a resumed
+run seals again: each of its heads is an anchor).
 
 How it is hooked in: each provider builds its SDK client on an ``httpx`` client whose request hook
 (``EVENT_HOOKS``) hashes the body as it goes out, and wraps each attempt in ``attempts(...)``, which hands
@@ -203,11 +204,18 @@ def head(store: Store, chain_id: str) -> tuple[str, int] | None:
 
 
 def audit_line(store: Store, chain_id: str) -> str:
-    """``audit head: <hash> (N records)``: the line a run prints, for a CI log to keep as an anchor."""
+    """``audit head: <hash> (N records)``: the line a run prints, for a CI log to keep as an anchor. It is
+    the chain's newest sealed head (``evals audit verify --anchor`` accepts nothing else), which is its last
+    record once the run has ended; records after it (a seal that failed) are counted apart."""
     found = head(store, chain_id)
     if found is None:
         return "audit head: none (no outbound call recorded)"
-    return f"audit head: {found[0]} ({found[1]} record{'s' if found[1] != 1 else ''})"
+    sealed = sql.last_head(store, chain_id)
+    if sealed is None:
+        return f"audit head: none sealed ({found[1]} record{'s' if found[1] != 1 else ''} not sealed)"
+    line = f"audit head: {sealed.head_hash} ({sealed.count} record{'s' if sealed.count != 1 else ''})"
+    later = found[1] - sealed.count
+    return line if later <= 0 else f"{line}; {later} later record(s) not sealed"
 
 
 def record_event(store: Store, kind: str, details: dict[str, Any]) -> RecordRow:

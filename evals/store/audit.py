@@ -1,10 +1,16 @@
-"""The audit trail's SQL (``evals.outbound.audit`` holds the logic): append records and heads, read them back.
+"""The audit trail's SQL (``evals.outbound.audit`` holds the logic): append records and heads, read them back,
+and read what the rest of the store says about the calls each run made.
 
 Two tables, both append-only: ``audit_records`` (one hash chain per run or other chain, keyed by
 ``(chain_id, seq)``) and ``audit_heads`` (the chains' head hashes, chained in turn, keyed by ``seq``). The
 primary keys make a forked chain impossible: two appenders racing for one ``seq`` cannot both win.
 Reads page through the rows by key (``WHERE (chain_id, seq) > (?, ?)``), so a verify of millions of records
 holds one page in memory on either backend.
+
+A third, ``audit_imports``, names the runs whose calls were recorded elsewhere (brought by ``evals import``
+or ``evals store copy``). The evidence a chain must cover comes from the runs' own rows (``run_calls``):
+answers a model call returned and verdicts a judge call returned; when the trail began is when the store
+gained its audit tables (``trail_began``, from the table of applied migration steps).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from evals.store.core import Store
@@ -166,3 +173,111 @@ def heads_locked(store: Store) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+# ------------------------------------------------------------------------------------- what runs did
+
+
+AUDIT_STEP = "_m008_audit"
+"""The migration step that gave the store its audit tables: the trail began when it was applied."""
+
+
+def stored_time(text: str | None) -> datetime | None:
+    """A stored time as an aware datetime (a time without an offset is UTC, as SQLite's ``datetime('now')``
+    writes it); None when there is none or it cannot be read."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def trail_began(store: Store) -> datetime | None:
+    """When this store gained its audit tables (the migration step was applied); None if it cannot say."""
+    row = store._execute("SELECT applied_at FROM _migrations WHERE name = ?", (AUDIT_STEP,)).fetchone()
+    return None if row is None else stored_time(str(row[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """A run brought into this store: its calls are on the trail of the store that made them."""
+
+    run_id: str
+    how: str
+    """``import`` (``evals import``), ``copy`` (``evals store copy``), or ``unmarked``: already here without
+    a chain when the store began to mark imports."""
+    source: str | None
+    """The export folder or the source store (without credentials); None for ``unmarked``."""
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunCalls:
+    """What a run's own rows say about the calls it made in this store: what its chain must cover."""
+
+    run_id: str
+    started_at: str
+    status: str
+    answers: int
+    """Answers a model call returned (they keep its latency); 0 for a rerun, whose answers were copied."""
+    verdicts: int
+    """Verdicts a judge call returned (latency kept), not reused from the judgment cache."""
+    last_answer: datetime | None
+    """When the newest of those answers came back (None for runs stored before answers kept the time)."""
+
+    @property
+    def calls(self) -> int:
+        """How many of its results came back from a call (each is at least one record on its chain)."""
+        return self.answers + self.verdicts
+
+
+def run_calls(store: Store, run_id: str | None = None) -> list[RunCalls]:
+    """Every run's (or one run's) ``RunCalls``, by run id."""
+    where, args = ("WHERE r.run_id = ?", (run_id,)) if run_id is not None else ("", ())
+    rows = store._execute(
+        "SELECT r.run_id, r.started_at, r.status, r.config_json, "
+        "(SELECT COUNT(*) FROM answers a WHERE a.run_id = r.run_id AND a.latency_ms IS NOT NULL), "
+        "(SELECT MAX(a.finished_at) FROM answers a WHERE a.run_id = r.run_id AND a.latency_ms IS NOT NULL), "
+        "(SELECT COUNT(*) FROM judgments j WHERE j.run_id = r.run_id AND j.cached = 0 "
+        f"AND j.latency_ms IS NOT NULL) FROM runs r {where} ORDER BY r.run_id",
+        args,
+    ).fetchall()
+    found = []
+    for run, started, status, config_json, answers, last, verdicts in rows:
+        try:
+            copied = "rerun_of" in json.loads(config_json)  # evals.trust.rerun: answers copied, never asked
+        except (TypeError, ValueError):
+            copied = False
+        found.append(
+            RunCalls(
+                str(run), str(started), str(status), 0 if copied else int(answers), int(verdicts),
+                None if copied or last is None else datetime.fromtimestamp(float(last), UTC),
+            )
+        )  # fmt: skip
+    return found
+
+
+def imported(store: Store) -> dict[str, Imported]:
+    """The runs brought into this store, by run id."""
+    rows = store._execute("SELECT run_id, how, source, at FROM audit_imports").fetchall()
+    return {str(r[0]): Imported(str(r[0]), str(r[1]), r[2], str(r[3])) for r in rows}
+
+
+def has_chain(store: Store, chain_id: str) -> bool:
+    """Whether the chain has a record or a head in this store."""
+    return tail(store, chain_id) is not None or last_head(store, chain_id) is not None
+
+
+def mark_imported(store: Store, run_id: str, how: str, source: str | None) -> bool:
+    """Enter a run brought from elsewhere (``how``: ``import`` or ``copy``) unless it has a chain here (it was
+    made here; what came with it changes nothing) or is entered already; True when entered."""
+    if has_chain(store, run_id):
+        return False
+    cursor = store._execute(
+        "INSERT INTO audit_imports (run_id, how, source, at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (run_id) DO NOTHING",
+        (run_id, how, source, datetime.now(UTC).isoformat(timespec="seconds")),
+    )
+    return bool(cursor.rowcount)

@@ -415,6 +415,30 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
     ),
+    # Runs the audit trail does not cover: brought by ``evals import`` (``how``: ``import``) or ``evals store
+    # copy`` (``copy``) from the store whose trail holds their calls, so ``evals audit verify`` lists them
+    # instead of failing them. Runs already here without a chain are entered as ``unmarked``: an import made
+    # before imports were marked cannot be told from a deleted chain any more, and verify says so.
+    Step(
+        "_m017_audit_imports",
+        (
+            Table(
+                "audit_imports",
+                (
+                    Column("run_id", TEXT, primary_key=True),
+                    Column("how", TEXT, not_null=True),
+                    Column("source", TEXT),
+                    Column("at", TEXT, not_null=True),
+                ),
+            ),
+            Sql(
+                "INSERT INTO audit_imports (run_id, how, source, at) "
+                "SELECT run_id, 'unmarked', NULL, CAST(CURRENT_TIMESTAMP AS TEXT) FROM runs "
+                "WHERE NOT EXISTS (SELECT 1 FROM audit_records WHERE audit_records.chain_id = runs.run_id) "
+                "AND NOT EXISTS (SELECT 1 FROM audit_heads WHERE audit_heads.chain_id = runs.run_id)"
+            ),
+        ),
+    ),
 )
 """Applied in order, each once; append new steps, never edit an applied one."""
 

@@ -1,7 +1,9 @@
 """Moving history between stores: ``evals store copy`` (store to store) and ``evals import`` (run exports).
 
 Both are idempotent: a run already in the target is brought up to date, never duplicated, so a copy or
-an import interrupted half-way is simply run again.
+an import interrupted half-way is simply run again. Each run brought over is entered in the target's
+``audit_imports`` (unless the target has its chain: it was made there), so ``evals audit verify`` lists it as
+imported: its calls are on the trail of the store that made them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pydantic import ValidationError
 
 from evals.errors import StoreError
 from evals.records import Answer, Item, Judgment, RunManifest
+from evals.store.audit import mark_imported
+from evals.store.core import Store
 from evals.store.protocol import RunStore
 from evals.store.rows import records_of
 
@@ -30,7 +34,7 @@ class TransferReport:
     """Baseline approvals added."""
 
 
-def copy_store(source: RunStore, target: RunStore) -> TransferReport:
+def copy_store(source: RunStore, target: Store) -> TransferReport:
     """Copy every run (items, answers, judgments) and baseline approval of ``source`` into ``target``."""
     report = TransferReport()
     for manifest in source.runs():
@@ -41,6 +45,7 @@ def copy_store(source: RunStore, target: RunStore) -> TransferReport:
             list(source.answers(run_id).values()),
             source.verdicts(run_id),
         )
+        mark_imported(target, run_id, "copy", str(source.path))
         (report.added if new else report.updated).append(run_id)
     for name, run_id, set_at, note in source.baselines(history=True):
         report.baselines += target.add_baseline_approval(name, run_id, set_at, note)
@@ -112,11 +117,12 @@ def read_export(folder: Path) -> tuple[RunManifest, list[Item], list[Answer], li
     return manifest, items, answers, judgments
 
 
-def import_runs(path: Path, target: RunStore) -> TransferReport:
+def import_runs(path: Path, target: Store) -> TransferReport:
     """Load every run exported under ``path`` into ``target``: all are read and checked before any is written."""
-    runs = [read_export(folder) for folder in find_exports(path)]
+    runs = [(folder, *read_export(folder)) for folder in find_exports(path)]
     report = TransferReport()
-    for manifest, items, answers, judgments in runs:
+    for folder, manifest, items, answers, judgments in runs:
         new = target.load_run(manifest, items, answers, judgments)
+        mark_imported(target, manifest.run_id, "import", str(folder.resolve()))
         (report.added if new else report.updated).append(manifest.run_id)
     return report
