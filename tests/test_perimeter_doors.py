@@ -1,0 +1,279 @@
+"""The five doors of issue 18 through which text left the perimeter, each a regression test run through the
+CLI against external fakes (``perimeter_kit``), asserting on what the fakes received over HTTP:
+
+1. the judge canary re-sent anchors drawn while their area was ``internal`` after the suite marked it
+   ``restricted``, even on a run that asked only public areas;
+2. redaction missed a card number split over a line break and emails disguised with ``&#64;``, ``%40`` or a
+   zero-width character; identifiers in a rubric were never redacted; documents had no team patterns;
+3. ``review export`` dropped the items' sensitivity (and their run), so ``judge calibrate`` with an external
+   judge sent restricted questions out;
+4. ``judge rerun`` (and the canary's catch-up on a resumed run) dropped the suite's ``redact:`` patterns and
+   used the level stored with the old run rather than the suite's current marking;
+5. ``suite references`` and ``suite generate`` called out with no audit record.
+
+Each is marked ``xfail(strict=True)`` while today's code fails it: the gateway that closes the door turns
+it into an unexpected pass, and the mark comes off.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+
+import pytest
+from perimeter_kit import (
+    BILLING,
+    DOCUMENT,
+    QUESTION,
+    REFERENCE,
+    RESTRICTED,
+    RUBRIC,
+    VAULT,
+    Planted,
+    Project,
+    perimeter_project,
+    suite_doc,
+)
+
+from evals.store import Store
+from evals.store import canary as canary_rows
+
+HR = [
+    {"id": f"hr-{n}", "area": "hr", "question": f"How many heliotrope badges does shift {n} hold?",
+     "reference": f"{n + 4} heliotrope badges."}
+    for n in (1, 2)
+]  # fmt: skip
+GENERAL = [
+    {"id": "general-1", "area": "general", "question": "What colour is the lobby?", "reference": "Teal."}
+]
+HR_TEXT = [Planted("restricted item", "text", "heliotrope (area hr, restricted since)", ("heliotrope",))]
+EMPLOYEE_IDS = [p for ids in (QUESTION, REFERENCE) for p in ids.planted(config=False) if "EMPLOYEE" in p.kind]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """External model ``ext`` and judge ``claude`` (default rubric), no config patterns."""
+    with perimeter_project(tmp_path, monkeypatch, config_patterns=False, rubric="correctness") as made:
+        yield made
+
+
+def fail_on(problems: list[str]) -> None:
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def called(project: Project, command: str, result, since: dict[str, int]) -> None:
+    """The command did its work and sent something (a door test that sends nothing proves nothing)."""
+    sent = project.external_requests(since)
+    if result.exit_code != 0 or sent == 0:
+        pytest.fail(
+            f"{command}: exit {result.exit_code}, {sent} external requests:\n{result.output}", pytrace=False
+        )
+
+
+# -- 1. the canary -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18: the canary re-sends anchors of an area restricted since")
+@pytest.mark.parametrize(
+    "areas", [("billing", "general"), ("general",)], ids=["every-area-still-allowed", "only-a-public-area"]
+)
+def test_the_canary_sends_no_anchor_of_an_area_restricted_after_it_was_drawn(project, areas):
+    project.write("suite.yaml", suite_doc([*BILLING[:2], *HR, *GENERAL], areas={"general": "public"}))
+    project.ok("run", "--suite", "suite.yaml", "--run-id", "r1")
+    with Store(project.root / "reports") as store:
+        (anchor_set,) = canary_rows.sets(store)
+        drawn = {a.item.area for a in canary_rows.anchors(store, anchor_set.set_id)}
+    assert "hr" in drawn, f"the first run's anchors should include area hr (drawn from {sorted(drawn)})"
+    project.write(
+        "suite.yaml",
+        suite_doc([*BILLING[:2], *HR, *GENERAL], areas={"general": "public", "hr": "restricted"}),
+    )
+    since = project.mark()
+    selection = [arg for area in areas for arg in ("--area", area)]
+    result = project.invoke("run", "--suite", "suite.yaml", *selection, "--run-id", "r2")
+    called(project, "evals run", result, since)
+    fail_on(project.leaks(f"evals run {' '.join(selection)} (its canary)", HR_TEXT, since))
+
+
+# -- 2. redaction ------------------------------------------------------------------------------------------
+
+DISGUISES = {
+    "card-split-by-a-line-break": (
+        "Card 4539 2175\n3377 2747 was charged twice; who refunds it?",
+        Planted("question", "card number split by a line break", "4539 2175\\n3377 2747",
+                ("4539", "2175", "3377", "2747"), ("4539217533772747",)),
+    ),
+    "email-html-entity": (
+        "Who answers jane.quill&#64;example.com about refunds?",
+        Planted("question", "email written with &#64;", "jane.quill&#64;example.com", ("jane.quill",)),
+    ),
+    "email-percent-escape": (
+        "Who answers jane.quill%40example.com about refunds?",
+        Planted("question", "email written with %40", "jane.quill%40example.com", ("jane.quill",)),
+    ),
+    "email-zero-width": (
+        "Who answers jane.quill\u200b@example.com about refunds?",
+        Planted("question", "email with a zero-width space", "jane.quill\\u200b@example.com", ("jane.quill",)),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18: redaction detects on the text as written, not normalised")
+@pytest.mark.parametrize("disguise", list(DISGUISES))
+def test_redaction_sees_through_identifiers_written_to_dodge_it(project, disguise):
+    question, planted = DISGUISES[disguise]
+    project.write("suite.yaml", suite_doc([{"id": "billing-1", "area": "billing", "question": question,
+                                            "reference": "The refunds desk."}]))  # fmt: skip
+    since = project.mark()
+    result = project.invoke("run", "--suite", "suite.yaml")
+    called(project, "evals run", result, since)
+    fail_on(project.leaks("evals run", [planted], since))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18: identifiers in a rubric are not redacted")
+def test_identifiers_written_in_a_rubric_are_redacted(tmp_path, monkeypatch):
+    with perimeter_project(tmp_path, monkeypatch, config_patterns=False, rubric="leaky") as project:
+        project.write("suite.yaml", suite_doc(BILLING[:1]))
+        result = project.invoke("run", "--suite", "suite.yaml")
+        called(project, "evals run", result, {})
+        fail_on(project.leaks("evals run", RUBRIC.planted(config=False)))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18: config redaction.patterns does not exist yet")
+def test_the_configs_patterns_redact_the_documents_given_to_suite_generate(tmp_path, monkeypatch):
+    with perimeter_project(tmp_path, monkeypatch, config_patterns=True, rubric="correctness") as project:
+        project.write(
+            "docs/handbook.md", f"Refunds are settled by the refunds desk, {DOCUMENT.sentence()}.\n"
+        )
+        args = ("suite", "generate", "--from", "docs/handbook.md", "--generator", "writer", "--area", "billing",
+                "--n", "1", "--out", "draft.jsonl")  # fmt: skip
+        result = project.invoke(*args)
+        called(project, "evals suite generate", result, {})
+        fail_on(project.leaks("evals suite generate", DOCUMENT.planted(suite=False)))
+
+
+# -- 3. review export → judge calibrate --------------------------------------------------------------------
+
+
+def reviewed_labels(project: Project, keep_restricted: bool) -> None:
+    """An in-house run of the whole suite (restricted area included), its review file filled by a person
+    and imported as labels.jsonl, as the docs tell a team to do."""
+    project.write("suite.yaml", suite_doc([*BILLING, *VAULT]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    project.ok("review", "export", "r0")
+    rows = [
+        json.loads(line)
+        for line in (project.root / "reports/review/r0/review.jsonl").read_text().splitlines()
+    ]
+    assert any(row["area"] == "vault" for row in rows), "the restricted item's answer should be up for review"
+    filled = [
+        {**row, "human_score": 4, "rater": "pat"} for row in rows if keep_restricted or row["area"] != "vault"
+    ]
+    project.write("filled.jsonl", filled)
+    project.ok("review", "import", "filled.jsonl", "--into", "labels.jsonl")
+
+
+CALIBRATE = ("judge", "calibrate", "--labels", "labels.jsonl", "--judge", "claude", "--resamples", "100")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18: review export drops the items' sensitivity")
+def test_calibrating_an_external_judge_on_exported_reviews_sends_no_restricted_question(project):
+    reviewed_labels(project, keep_restricted=True)
+    since = project.mark()
+    result = project.invoke(*CALIBRATE)
+    refused = result.exit_code == 2 and "restricted" in result.output
+    if not refused and project.external_requests(since) == 0:
+        pytest.fail(f"evals judge calibrate neither judged nor refused:\n{result.output}", pytrace=False)
+    fail_on(project.leaks("evals judge calibrate", RESTRICTED, since))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18: exported review rows do not name their run's patterns")
+def test_calibrating_on_exported_reviews_redacts_with_their_runs_patterns(project):
+    reviewed_labels(project, keep_restricted=False)
+    since = project.mark()
+    result = project.invoke(*CALIBRATE)
+    if result.exit_code not in (0, 1, 2) or project.external_requests(since) == 0:
+        pytest.fail(f"evals judge calibrate judged nothing:\n{result.output}", pytrace=False)
+    fail_on(project.leaks("evals judge calibrate", EMPLOYEE_IDS, since))
+
+
+# -- 4. judge rerun and the canary's catch-up ----------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18: judge rerun drops the suite's redact: patterns")
+def test_judge_rerun_redacts_with_the_suites_patterns(project):
+    project.write("suite.yaml", suite_doc([*BILLING, *VAULT]))
+    project.ok("run", "--suite", "suite.yaml", "--area", "billing", "--run-id", "r1")
+    assert not project.leaks("evals run", EMPLOYEE_IDS), "the run itself redacts the suite's patterns"
+    since = project.mark()
+    result = project.invoke("judge", "rerun", "r1", "--run-id", "r1-again")
+    called(project, "evals judge rerun", result, since)
+    fail_on(project.leaks("evals judge rerun", EMPLOYEE_IDS, since))
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 18: judge rerun uses the old run's levels, not the suite's marking"
+)
+def test_judge_rerun_follows_the_suites_current_marking(project):
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR]))
+    project.ok("run", "--suite", "suite.yaml", "--run-id", "r1")  # hr is internal: the judge may read it
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR], areas={"hr": "restricted"}))
+    since = project.mark()
+    result = project.invoke("judge", "rerun", "r1", "--run-id", "r1-again")
+    if result.exit_code not in (0, 2):
+        pytest.fail(f"evals judge rerun: exit {result.exit_code}:\n{result.output}", pytrace=False)
+    fail_on(project.leaks("evals judge rerun", HR_TEXT, since))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18: judge rerun's refusal suggests --area, which it lacks")
+def test_judge_rerun_refusal_suggests_no_flag_it_lacks(project):
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *VAULT]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    result = project.invoke("judge", "rerun", "r0", "--judge", "claude", "--run-id", "r0-again")
+    assert result.exit_code == 2 and "restricted" in result.output, result.output
+    assert project.external_requests() == 0
+    assert "--area" not in result.output, f"judge rerun has no --area, yet its refusal says:\n{result.output}"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 18: the canary's catch-up on a resume drops the suite's patterns"
+)
+def test_the_canary_catch_up_of_a_resumed_run_redacts_with_the_suites_patterns(project):
+    project.write("suite.yaml", suite_doc([*BILLING, *VAULT]))
+    project.ok("run", "--suite", "suite.yaml", "--area", "billing", "--run-id", "r1")  # draws the anchors
+    project.ok("run", "--suite", "suite.yaml", "--area", "billing", "--run-id", "r2")
+    # As if the process had ended between r2's last verdict and its canary: the resume only catches up.
+    with closing(sqlite3.connect(project.root / "reports" / "evals.db")) as db, db:
+        db.execute("DELETE FROM canary_scores WHERE run_id = 'r2'")
+        db.execute("DELETE FROM canary_observations WHERE run_id = 'r2'")
+    since = project.mark()
+    result = project.invoke("run", "--resume", "r2")
+    called(project, "evals run --resume (the canary's catch-up)", result, since)
+    fail_on(project.leaks("evals run --resume (the canary's catch-up)", EMPLOYEE_IDS, since))
+
+
+# -- 5. the audit trail ------------------------------------------------------------------------------------
+
+
+def references(project: Project) -> tuple[str, ...]:
+    items = [{k: v for k, v in item.items() if k != "reference"} for item in BILLING[:2]]
+    project.write("questions.yaml", suite_doc(items))
+    return ("suite", "references", "questions.yaml", "--model", "ext", "--out", "filled.jsonl")
+
+
+def generate(project: Project) -> tuple[str, ...]:
+    project.write("docs/handbook.md", "Refunds are settled by the refunds desk within ten days.\n")
+    return ("suite", "generate", "--from", "docs/handbook.md", "--generator", "writer", "--area", "billing",
+            "--n", "1", "--out", "draft.jsonl")  # fmt: skip
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18: suite references and suite generate open no audit trail")
+@pytest.mark.parametrize("prepare", [references, generate], ids=["suite-references", "suite-generate"])
+def test_authoring_commands_record_every_request_on_the_audit_trail(project, prepare):
+    args = prepare(project)
+    command = "evals " + " ".join(args[:2])
+    result = project.invoke(*args)
+    called(project, command, result, {})
+    fail_on(project.audit_gaps(command))
