@@ -5,15 +5,18 @@ evals.yaml's own patterns join a suite's; ``default_sensitivity`` is validated."
 from __future__ import annotations
 
 import random
+import re
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import load_config
 from evals.errors import ConfigError
+from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, last_user_text, text_reply
 from evals.outbound.normalise import normalise
 from evals.outbound.redaction import CustomPattern, Redactor, combined_patterns
 from evals.records import Item
@@ -160,6 +163,38 @@ def test_a_suite_pattern_matches_the_normalised_text(redactor):
     patterns = [CustomPattern(name="EMPLOYEE_ID", regex=r"\bEMP-\d{5}\b")]
     red = Redactor(patterns).redact(["Employee ＥＭＰ－１２３４５ and EMP&#45;54321 signed."])
     assert red.texts == ("Employee <EMPLOYEE_ID_1> and <EMPLOYEE_ID_2> signed.",)
+
+
+def test_a_run_sends_an_external_judge_no_part_of_an_unusually_written_identifier(tmp_path, monkeypatch):
+    # The issue's two misses inside `evals run`: an email whose @ is an entity, an escape or carries a
+    # zero-width character (the domain was replaced, the local part leaked); a card split over two lines.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-7")
+    written = {f"i{n:02}": ("EMAIL", v) for n, v in enumerate(EMAILS)}
+    written |= {f"i{n + 50}": ("CREDIT_CARD", v) for n, v in enumerate(CARDS)}
+    items = [
+        {"id": key, "area": "a", "question": f"What is on file? It says {v}.", "reference": v}
+        for key, (_, v) in written.items()
+    ]
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump({"suite": "s", "items": items}))
+    answer = text_reply(lambda question: question.rpartition("says ")[2].rstrip("."))
+    with FakeOpenAI(answer) as model, FakeAnthropic(grade_by_reference) as judge:
+        config = {
+            "models": {"local": {"base_url": model.url, "model": "m", "max_retries": 0}},
+            "judges": {"claude": {"provider": "anthropic", "base_url": judge.url, "model": "c",
+                                  "max_retries": 0, "external": True}},
+        }  # fmt: skip
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        result = CliRunner().invoke(main, ["run", "--suite", "suite.yaml", "--judge", "claude"])
+        assert result.exit_code == 0, result.output
+        prompts = [last_user_text(body) for body in judge.requests]
+    blocks = sorted(re.findall(r"<question>\n(.*?)\n</question>.*?<reference>\n(.*?)\n</reference>.*?"
+                               r"<answer>\n(.*?)\n</answer>", "\n".join(prompts), re.S))  # fmt: skip
+    expected = sorted(
+        (f"What is on file? It says <{kind}_1>.", f"<{kind}_1>", f"<{kind}_1>")
+        for kind, _ in written.values()
+    )
+    assert blocks == expected  # each identifier replaced whole, in question, reference and answer
 
 
 # -- the normalised view and its map ---------------------------------------------------------------------
