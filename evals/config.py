@@ -25,7 +25,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from evals.errors import ConfigError
+from evals.outbound.redaction import CustomPattern
 from evals.perimeter import is_external
+from evals.records import Sensitivity
 from evals.secrets import safe_url, url_secrets
 from evals.userfiles import load_yaml, validation_errors
 
@@ -338,6 +340,30 @@ class RedactionSettings(BaseModel):
     ner_model: str | None = None
     """An installed spaCy model package (``en_core_web_sm``) that finds names and places; without one, only
     the pattern recognizers run, and every run says so."""
+    patterns: tuple[CustomPattern, ...] = ()
+    """The team's own identifiers, redacted in every external call (runs, reruns, calibration, probes,
+    references, generated items' documents), beside each suite's ``redact:``: the same shape,
+    ``{name, regex, context, score}``. A name given here and in a suite must mean the same pattern
+    (``evals.outbound.redaction.combined_patterns``)."""
+
+    @field_validator("patterns")
+    @classmethod
+    def _unique_names(cls, patterns: tuple[CustomPattern, ...]) -> tuple[CustomPattern, ...]:
+        # Reported at each repeat's own line, as the other faults of a pattern are.
+        seen: set[str] = set()
+        problems = []
+        for index, pattern in enumerate(patterns):
+            if pattern.name in seen:
+                reason = f"pattern name {pattern.name!r} is given twice; give each pattern its own name"
+                problems.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError("duplicate", reason), loc=(index, "name"), input=None
+                    )
+                )
+            seen.add(pattern.name)
+        if problems:
+            raise ValidationError.from_exception_data("RedactionSettings", problems)
+        return patterns
 
 
 class CanarySettings(BaseModel):
@@ -391,9 +417,11 @@ class Config(BaseModel):
     """Hosts inside the perimeter besides loopback: ``vllm.internal`` or ``*.corp.example``."""
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     """Redaction before external calls (see docs/redaction.md)."""
-    default_sensitivity: Literal["public", "internal", "restricted"] = "internal"
-    """The level of text whose level nothing else says (a labels row of an unknown question, a document);
-    ``restricted`` keeps such text home."""
+    default_sensitivity: Sensitivity = "internal"
+    """The level of text whose sensitivity is not known (a labels row without a ``sensitivity`` column whose
+    question the store does not know, a document given to ``suite generate``): ``internal`` (redacted, then
+    sent to external endpoints), ``public``, or ``restricted`` (unknown text never goes to an external
+    endpoint)."""
     canary: CanarySettings = Field(default_factory=CanarySettings)
     """The judge's drift canary: anchor set size, the shift that counts as moved, human labels."""
     root: Path = Field(default=Path("."), exclude=True)

@@ -53,13 +53,6 @@ def planted(suite: bool) -> list[Planted]:
     return [*(p for ids in fields for p in ids.planted(suite=suite)), *RESTRICTED]
 
 
-CONFIG_KEY = "issue 18: config redaction.patterns does not exist yet (evals.yaml is refused)"
-RUBRIC_DOOR = "issue 18: identifiers in a rubric are not redacted"
-RERUN_DOOR = "issue 18: judge rerun drops the suite's redact: patterns"
-AUDIT_DOOR = "issue 18: suite references and suite generate call out with no audit record"
-LABELS_DOOR = "issue 18: labels rows have no sensitivity column"
-
-
 @dataclass
 class Run:
     """What a case did: the last command's result, and the fakes' request counts before it."""
@@ -178,30 +171,24 @@ class Case:
     """Exit codes of the last command that mean it did its work (calibrate: 1 is "not calibrated")."""
     may_refuse: bool = False
     """The command may also keep the promise by refusing with a message naming restricted text (exit 2)."""
-    fails_today: tuple[str, ...] = ()
 
 
 CASES = {
-    "run": Case("run", run, suite=True, fails_today=(CONFIG_KEY, RUBRIC_DOOR)),
-    "run-resume": Case("run", resume, suite=True, fails_today=(CONFIG_KEY, RUBRIC_DOOR)),
-    "canary": Case("run", canary, suite=True, fails_today=(CONFIG_KEY, RUBRIC_DOOR)),
-    "judge-rerun": Case("judge rerun", rerun, suite=True, fails_today=(CONFIG_KEY, RUBRIC_DOOR, RERUN_DOOR)),
+    "run": Case("run", run, suite=True),
+    "run-resume": Case("run", resume, suite=True),
+    "canary": Case("run", canary, suite=True),
+    "judge-rerun": Case("judge rerun", rerun, suite=True),
     "judge-calibrate": Case(
         "judge calibrate",
         calibrate,
         suite=False,
         codes=(0, 1),
         may_refuse=True,
-        fails_today=(CONFIG_KEY, RUBRIC_DOOR, LABELS_DOOR),
     ),
-    "judge-probe": Case("judge probe", probe, suite=False, fails_today=(CONFIG_KEY, RUBRIC_DOOR)),
-    "suite-references": Case(
-        "suite references", references, suite=True, fails_today=(CONFIG_KEY, AUDIT_DOOR)
-    ),
-    "suite-generate": Case(
-        "suite generate", generate, suite=False, fails_today=(CONFIG_KEY, RUBRIC_DOOR, AUDIT_DOOR)
-    ),
-    "demo": Case("demo", demo, suite=False, fails_today=(CONFIG_KEY, RUBRIC_DOOR)),
+    "judge-probe": Case("judge probe", probe, suite=False),
+    "suite-references": Case("suite references", references, suite=True),
+    "suite-generate": Case("suite generate", generate, suite=False),
+    "demo": Case("demo", demo, suite=False),
 }
 
 CALLS_OUT = {case.command for case in CASES.values()}
@@ -241,14 +228,8 @@ STAYS_LOCAL = {
 
 
 def _params() -> list[Any]:
-    """The cases, each failing on today's code marked with the doors it goes through."""
-    params = []
-    for name, case in CASES.items():
-        marks = (
-            [pytest.mark.xfail(strict=True, reason="; ".join(case.fails_today))] if case.fails_today else []
-        )
-        params.append(pytest.param(case, id=name, marks=marks))
-    return params
+    """The cases, one per command that calls out."""
+    return [pytest.param(case, id=name) for name, case in CASES.items()]
 
 
 @pytest.mark.parametrize("case", _params())

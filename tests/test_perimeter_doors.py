@@ -11,8 +11,7 @@ CLI against external fakes (``perimeter_kit``), asserting on what the fakes rece
    used the level stored with the old run rather than the suite's current marking;
 5. ``suite references`` and ``suite generate`` called out with no audit record.
 
-Each is marked ``xfail(strict=True)`` while today's code fails it: the gateway that closes the door turns
-it into an unexpected pass, and the mark comes off.
+Each failed before ``evals.outbound.gateway`` closed its door; each must keep passing.
 """
 
 from __future__ import annotations
@@ -75,7 +74,6 @@ def called(project: Project, command: str, result, since: dict[str, int]) -> Non
 # -- 1. the canary -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: the canary re-sends anchors of an area restricted since")
 @pytest.mark.parametrize(
     "areas", [("billing", "general"), ("general",)], ids=["every-area-still-allowed", "only-a-public-area"]
 )
@@ -120,7 +118,6 @@ DISGUISES = {
 }  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: redaction detects on the text as written, not normalised")
 @pytest.mark.parametrize("disguise", list(DISGUISES))
 def test_redaction_sees_through_identifiers_written_to_dodge_it(project, disguise):
     question, planted = DISGUISES[disguise]
@@ -132,7 +129,6 @@ def test_redaction_sees_through_identifiers_written_to_dodge_it(project, disguis
     fail_on(project.leaks("evals run", [planted], since))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: identifiers in a rubric are not redacted")
 def test_identifiers_written_in_a_rubric_are_redacted(tmp_path, monkeypatch):
     with perimeter_project(tmp_path, monkeypatch, config_patterns=False, rubric="leaky") as project:
         project.write("suite.yaml", suite_doc(BILLING[:1]))
@@ -141,7 +137,6 @@ def test_identifiers_written_in_a_rubric_are_redacted(tmp_path, monkeypatch):
         fail_on(project.leaks("evals run", RUBRIC.planted(config=False)))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: config redaction.patterns does not exist yet")
 def test_the_configs_patterns_redact_the_documents_given_to_suite_generate(tmp_path, monkeypatch):
     with perimeter_project(tmp_path, monkeypatch, config_patterns=True, rubric="correctness") as project:
         project.write(
@@ -178,7 +173,6 @@ def reviewed_labels(project: Project, keep_restricted: bool) -> None:
 CALIBRATE = ("judge", "calibrate", "--labels", "labels.jsonl", "--judge", "claude", "--resamples", "100")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: review export drops the items' sensitivity")
 def test_calibrating_an_external_judge_on_exported_reviews_sends_no_restricted_question(project):
     reviewed_labels(project, keep_restricted=True)
     since = project.mark()
@@ -189,7 +183,6 @@ def test_calibrating_an_external_judge_on_exported_reviews_sends_no_restricted_q
     fail_on(project.leaks("evals judge calibrate", RESTRICTED, since))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: exported review rows do not name their run's patterns")
 def test_calibrating_on_exported_reviews_redacts_with_their_runs_patterns(project):
     reviewed_labels(project, keep_restricted=False)
     since = project.mark()
@@ -202,7 +195,6 @@ def test_calibrating_on_exported_reviews_redacts_with_their_runs_patterns(projec
 # -- 4. judge rerun and the canary's catch-up ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: judge rerun drops the suite's redact: patterns")
 def test_judge_rerun_redacts_with_the_suites_patterns(project):
     project.write("suite.yaml", suite_doc([*BILLING, *VAULT]))
     project.ok("run", "--suite", "suite.yaml", "--area", "billing", "--run-id", "r1")
@@ -213,9 +205,6 @@ def test_judge_rerun_redacts_with_the_suites_patterns(project):
     fail_on(project.leaks("evals judge rerun", EMPLOYEE_IDS, since))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 18: judge rerun uses the old run's levels, not the suite's marking"
-)
 def test_judge_rerun_follows_the_suites_current_marking(project):
     project.write("suite.yaml", suite_doc([*BILLING[:1], *HR]))
     project.ok("run", "--suite", "suite.yaml", "--run-id", "r1")  # hr is internal: the judge may read it
@@ -227,7 +216,6 @@ def test_judge_rerun_follows_the_suites_current_marking(project):
     fail_on(project.leaks("evals judge rerun", HR_TEXT, since))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: judge rerun's refusal suggests --area, which it lacks")
 def test_judge_rerun_refusal_suggests_no_flag_it_lacks(project):
     project.write("suite.yaml", suite_doc([*BILLING[:1], *VAULT]))
     project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
@@ -237,9 +225,6 @@ def test_judge_rerun_refusal_suggests_no_flag_it_lacks(project):
     assert "--area" not in result.output, f"judge rerun has no --area, yet its refusal says:\n{result.output}"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 18: the canary's catch-up on a resume drops the suite's patterns"
-)
 def test_the_canary_catch_up_of_a_resumed_run_redacts_with_the_suites_patterns(project):
     project.write("suite.yaml", suite_doc([*BILLING, *VAULT]))
     project.ok("run", "--suite", "suite.yaml", "--area", "billing", "--run-id", "r1")  # draws the anchors
@@ -269,7 +254,6 @@ def generate(project: Project) -> tuple[str, ...]:
             "--n", "1", "--out", "draft.jsonl")  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: suite references and suite generate open no audit trail")
 @pytest.mark.parametrize("prepare", [references, generate], ids=["suite-references", "suite-generate"])
 def test_authoring_commands_record_every_request_on_the_audit_trail(project, prepare):
     args = prepare(project)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, out, plain
 from evals.config import load_config
-from evals.outbound.redaction import Redactor
+from evals.outbound.redaction import Redactor, combined_patterns
 from evals.suites import load_suite
 
 
@@ -41,7 +41,9 @@ def redact(
     model_name, model = config.model(model_name)
     external = [f"{role} {name}" for role, name, e in (("model", model_name, model), ("judge", judge_name, judge))
                 if e.is_external()]  # fmt: skip
-    redactor = Redactor(suite.patterns, config.redaction.ner_model)
+    redactor = Redactor(
+        combined_patterns(config.redaction.patterns, suite.patterns), config.redaction.ner_model
+    )
     out.print(plain(f"redaction dry run: suite {suite.name} ({len(suite.items)} items); nothing is called"))
     if not external:
         out.print(

@@ -39,7 +39,7 @@ from evals.outbound.budget import Budget, OverBudget
 from evals.outbound.providers import Provider, build_provider
 from evals.outbound.providers.health import FAIL_AFTER, EndpointFailing
 from evals.outbound.providers.retry import CallError
-from evals.outbound.redaction import CustomPattern, Redactor, record_redactions
+from evals.outbound.redaction import CustomPattern, Redactor, combined_patterns, record_redactions
 from evals.records import Completion, CompletionRequest, Sensitivity
 
 __all__ = [
@@ -125,23 +125,25 @@ class Gateway:
         fail_after: int = FAIL_AFTER,
     ):
         self.settings = redaction or RedactionSettings()
-        self.patterns = tuple(patterns)
+        # The config's patterns (every call) and the run's (a suite's): a name given twice differently is a
+        # ConfigError here, before anything is sent.
+        self.patterns = tuple(combined_patterns(self.settings.patterns, patterns))
         self.budget = budget
         self.default_sensitivity: Sensitivity = default_sensitivity
         self.fail_after = fail_after
-        self._doors: dict[str, Door] = {}
+        self._doors: list[Door] = []
         self._redactor: Redactor | None = None
 
     # -- doors --------------------------------------------------------------------------------------------
 
     def door(self, name: str, endpoint: Endpoint) -> Door:
         """The door to ``endpoint`` (named ``name`` in evals.yaml), its client built once and its key checked."""
-        held = self._doors.get(name)
-        if held is not None and held.endpoint == endpoint:
-            return held
+        for held in self._doors:  # a model and a judge may share a name: the endpoint tells them apart
+            if held.name == name and held.endpoint == endpoint:
+                return held
         provider = build_provider(name, endpoint, self.fail_after)
         door = Door(self, name, endpoint, provider, self.redactor_for(endpoint))
-        self._doors[name] = door
+        self._doors.append(door)
         return door
 
     def redactor_for(self, endpoint: Endpoint) -> Redactor | None:
@@ -151,19 +153,10 @@ class Gateway:
         if not self.settings.enabled:
             return None
         if self._redactor is None:
-            self._redactor = Redactor(self._all_patterns(), self.settings.ner_model)
+            self._redactor = Redactor(self.patterns, self.settings.ner_model)
             if self._redactor.note:
                 log.warning("redaction: %s", self._redactor.note)
         return self._redactor
-
-    def _all_patterns(self) -> tuple[CustomPattern, ...]:
-        from evals.outbound import redaction
-
-        combine = getattr(redaction, "combined_patterns", None)
-        config_patterns = tuple(getattr(self.settings, "patterns", ()) or ())
-        if combine is not None:
-            return tuple(combine(config_patterns, self.patterns))
-        return (*config_patterns, *self.patterns)
 
     def snapshot(self, doors: Iterable[tuple[str, Endpoint]]) -> dict[str, Any]:
         """``redaction`` in a run's config snapshot: where text went, and how it was redacted."""
@@ -184,13 +177,14 @@ class Gateway:
         return data
 
     async def close_door(self, door: Door) -> None:
-        if self._doors.get(door.name) is door:
-            del self._doors[door.name]
-        await door.provider.aclose()
+        """Close ``door``'s connections (once: a door already closed is left alone)."""
+        if door in self._doors:
+            self._doors.remove(door)
+            await door.provider.aclose()
 
     async def aclose(self) -> None:
         """Close every open door's connections."""
-        for door in list(self._doors.values()):
+        for door in list(self._doors):
             await self.close_door(door)
 
     # -- the call -----------------------------------------------------------------------------------------

@@ -8,15 +8,24 @@ Presidio runs on a blank spaCy pipeline (no model download; a lower-cased token 
 that context words are matched against), and the email recognizer's domain check uses tldextract's bundled
 suffix list, never fetched: redaction works offline.
 
+Detection reads each text normalised (``evals.outbound.normalise``: HTML entities and percent-escapes
+decoded, invisible characters removed, NFKC, digit groups joined across line breaks), and each placeholder
+replaces the span of the text as written that the identifier came from (all of ``john&#64;example.com``);
+text outside detections is sent as written. The patterns a run uses are its suite's and the config's
+(``combined_patterns``).
+
 One mapping per item: question, reference and answer are redacted together, in that order, so the same
 value gets the same placeholder (``<EMAIL_1>``) in all three and the judge can still compare answer and
-reference. Overlapping detections are resolved the same way every time: the longest span, then the
-highest score, then the kind listed first in ``KINDS``. Placeholders are mapped back (``Redacted.restore``)
-only for what is shown or stored locally, such as the judge's rationale.
+reference; "the same value" is compared normalised, so ``jane&#64;example.com`` in the question and
+``jane@example.com`` in the answer share one. Overlapping detections are resolved the same way every time:
+the longest span, then the highest score, then the kind listed first in ``KINDS``. Placeholders are mapped
+back (``Redacted.restore``), to the value as first written, only for what is shown or stored locally, such
+as the judge's rationale.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -28,7 +37,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evals.errors import ConfigError
 from evals.outbound.callcontext import current
+from evals.outbound.normalise import Normalised, normalise
 from evals.records import Item, Message, content_hash
 
 log = logging.getLogger("evals.outbound.redaction")
@@ -36,8 +47,9 @@ log = logging.getLogger("evals.outbound.redaction")
 THRESHOLD = 0.4
 """Lowest Presidio score that counts: weak patterns (a bare 9-digit number as a passport) need a context
 word near them (Presidio adds 0.35 for one) to reach it."""
-RECOGNIZERS_VERSION = 1
-"""Bumped when the built-in recognizers or their settings change: a new version means new cache keys."""
+RECOGNIZERS_VERSION = 2
+"""Bumped when the built-in recognizers, their settings or the normalisation change: a new version means new
+cache keys. 2: detection on normalised text."""
 NO_NER = "names and places are not detected: no NER model installed"
 
 KINDS: dict[str, str] = {
@@ -65,7 +77,8 @@ KIND_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 
 
 class CustomPattern(BaseModel):
-    """A suite's own identifier (``redact:`` in the suite's YAML): a name, a regular expression, context."""
+    """A team's own identifier: a name, a regular expression, context words. A suite declares them under
+    ``redact:``, evals.yaml under ``redaction: {patterns: [...]}`` (for every call)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -147,12 +160,16 @@ class Redactor:
 
     @cached_property
     def version(self) -> str:
-        """``presidio-<version>+<hash>``: the hash covers our recognizers' version, the suite's patterns and
-        the NER model asked for; it is part of every judgment cache key made with redaction."""
+        """``presidio-<version>+<hash>``: the hash covers our recognizers' version (normalisation included),
+        the patterns (the suite's and the config's, in any order) and the NER model asked for; it is part of
+        every judgment cache key made with redaction."""
         spec = {
             "recognizers": RECOGNIZERS_VERSION,
             "threshold": THRESHOLD,
-            "patterns": [p.model_dump(mode="json") for p in self.patterns],
+            "patterns": sorted(
+                (p.model_dump(mode="json") for p in self.patterns),
+                key=lambda p: json.dumps(p, sort_keys=True),
+            ),
             "ner": self.ner_model if self.ner_active else None,
         }
         return f"presidio-{metadata.version('presidio-analyzer')}+{content_hash(spec)}"
@@ -191,32 +208,39 @@ class Redactor:
         """Redact ``texts`` with one mapping: a value seen again, in any of them, gets the same placeholder.
 
         A value found in one text is replaced wherever else it occurs in them, even where its recognizer
-        alone would not have found it (an MRN in the reference without the word "MRN" beside it).
+        alone would not have found it (an MRN in the reference without the word "MRN" beside it). Detection
+        reads the texts normalised; placeholders replace the text as written (``evals.outbound.normalise``).
         """
-        found = [self._candidates(text) if text else [] for text in texts]
+        views = [normalise(text or "") for text in texts]
+        found = [self._candidates(view.text) if view.text else [] for view in views]
         known: dict[str, str] = {}
-        for text, candidates in zip(texts, found, strict=True):
+        for view, candidates in zip(views, found, strict=True):
             for start, end, kind, _ in _resolve(candidates):
-                known.setdefault((text or "")[start:end], kind)
+                known.setdefault(view.text[start:end], kind)
         mapping: dict[str, str] = {}
         by_value: dict[tuple[str, str], str] = {}
         numbers: Counter[str] = Counter()
         counts: Counter[str] = Counter()
         out: list[str | None] = []
-        for text, candidates in zip(texts, found, strict=True):
+        for text, view, candidates in zip(texts, views, found, strict=True):
             if not text:
                 out.append(text)
                 continue
             for value, kind in known.items():
-                candidates += [(m.start(), m.end(), kind, 1.0) for m in re.finditer(re.escape(value), text)]
+                candidates += [
+                    (m.start(), m.end(), kind, 1.0) for m in re.finditer(re.escape(value), view.text)
+                ]
             parts, last = [], 0
             for start, end, kind, _ in _resolve(candidates):
-                value = text[start:end]
+                value = view.text[start:end]
+                start, end = _written_span(view, start, end, last)
+                if start >= end:
+                    continue  # wholly inside the previous detection's written span
                 placeholder = by_value.get((kind, value))
                 if placeholder is None:
                     numbers[kind] += 1
                     placeholder = by_value[(kind, value)] = f"<{kind}_{numbers[kind]}>"
-                    mapping[placeholder] = value
+                    mapping[placeholder] = text[start:end]
                 counts[kind] += 1
                 parts += [text[last:start], placeholder]
                 last = end
@@ -245,6 +269,13 @@ class Redactor:
 
 
 _ORDER = {kind: rank for rank, kind in enumerate(KINDS.values())}
+
+
+def _written_span(view: Normalised, start: int, end: int, last: int) -> tuple[int, int]:
+    """The span of the text as written behind ``view.text[start:end]``, starting no earlier than ``last``
+    (two detections can come from one written character: the two letters of a ligature)."""
+    start, end = view.span(start, end)
+    return max(start, last), end
 
 
 def _resolve(candidates: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
@@ -325,6 +356,34 @@ def _build_analyzer(patterns: tuple[CustomPattern, ...], ner_model: str | None) 
     for recognizer in recognizers:
         registry.add_recognizer(recognizer)
     return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+
+
+def combined_patterns(
+    config_patterns: Sequence[CustomPattern], run_patterns: Sequence[CustomPattern]
+) -> tuple[CustomPattern, ...]:
+    """The patterns a run's ``Redactor`` uses: evals.yaml's ``redaction.patterns`` (every call) and the run's
+    own (its suite's ``redact:``), each name once, sorted by name.
+
+    A name in both stands for one identifier: the same definition is kept once; two different ones are a
+    ``ConfigError`` (which one applies would otherwise depend on the command).
+    """
+    chosen: dict[str, tuple[CustomPattern, str]] = {}
+    sources = (("redaction.patterns in evals.yaml", config_patterns), ("the suite's redact:", run_patterns))
+    for source, patterns in sources:
+        for pattern in patterns:
+            earlier = chosen.get(pattern.name)
+            if earlier is None:
+                chosen[pattern.name] = (pattern, source)
+            elif earlier[0] != pattern:
+                differ = [
+                    f for f in CustomPattern.model_fields if getattr(earlier[0], f) != getattr(pattern, f)
+                ]
+                where = earlier[1] if earlier[1] == source else f"{earlier[1]} and {source}"
+                raise ConfigError(
+                    f"redaction pattern {pattern.name!r} is defined twice with a different "
+                    f"{' and '.join(differ)} ({where}); give one of them another name, or make them the same"
+                )
+    return tuple(chosen[name][0] for name in sorted(chosen))
 
 
 def record_redactions(counts: dict[str, int]) -> None:
