@@ -14,7 +14,7 @@ from evals.errors import StoreError
 from evals.judge import reference as reference_judge
 from evals.judge.judging import Judge, LLMJudge
 from evals.judge.provenance import rubrics_hash
-from evals.records import RunManifest, Selection, content_hash
+from evals.records import CustomPattern, RunConfig, RunManifest, Selection, content_hash
 from evals.store import Store
 from evals.store.retention import check_workable
 from evals.suites import Suite
@@ -62,7 +62,7 @@ def plan_run(
     """The manifest of a new run: what will be asked of whom, with a config snapshot free of secrets.
 
     A ``selection`` that is not the whole suite is kept in the snapshot: resume, scorecard and gate know the
-    run covered a subset.
+    run covered a subset. So are the suite's own redaction patterns, for what later re-sends the run's text.
     """
     used = {judge.rubric_for(item).label: judge.rubric_for(item).name for item in suite.items}
     rubrics = sorted(used)
@@ -80,7 +80,7 @@ def plan_run(
         rubric_hash=rubrics_hash(rubrics),
         samples=samples,
         started_at=now(),
-        config=_config(model, judge, judge_endpoint, selection, judge_repeats),
+        config=_config(model, judge, judge_endpoint, selection, judge_repeats, suite.patterns),
         tags=tuple(tags),
         lookingglass_version=__version__,
         rubrics=tuple(rubrics),
@@ -93,21 +93,25 @@ def _config(
     judge_endpoint: JudgeEndpoint,
     selection: Selection | None,
     judge_repeats: int = 1,
-) -> dict[str, Any]:
-    config: dict[str, Any] = {"model": model.snapshot(), "judge": judge_endpoint.snapshot()}
+    patterns: tuple[CustomPattern, ...] = (),
+) -> RunConfig:
+    config: dict[str, Any] = {
+        "model": model.snapshot(),
+        "judge": judge_endpoint.snapshot(),
+        "patterns": patterns,
+    }
     if judge_repeats != 1:
         config["judging"] = {"repeats": judge_repeats}
     if isinstance(judge, LLMJudge):
         config["structured"] = judge.mode  # the output mode in effect; updated if ``auto`` steps down
     if selection is not None and not selection.whole:
-        config["selection"] = selection.to_dict()
-    return config
+        config["selection"] = selection
+    return RunConfig.model_validate(config)
 
 
 def structured_mode(manifest: RunManifest) -> str | None:
     """The judge's output mode the run settled on (``json_schema``, ``json_object``, ``text``); None if none."""
-    mode = manifest.config.get("structured")
-    return mode if isinstance(mode, str) else None
+    return manifest.config.structured
 
 
 def check_resumable(store: Store, run_id: str, suite: Suite | None) -> RunManifest:
@@ -132,6 +136,4 @@ def check_free(store: Store, run_id: str) -> None:
 
 def record_mode(store: Store, run_id: str, mode: str) -> None:
     """Keep the judge's new output mode in the run's config, so a resumed run starts there."""
-    config = dict(store.run(run_id).config)
-    config["structured"] = mode
-    store.set_config(run_id, config)
+    store.set_config(run_id, store.run(run_id).config.updated(structured=mode))

@@ -131,12 +131,12 @@ class _Unit:
 
 def judge_repeats(manifest: RunManifest) -> int:
     """How many times each judge grades each answer (``--judge-repeats``; 1 unless set)."""
-    return int(manifest.config.get("judging", {}).get("repeats", 1))
+    return manifest.config.judging.repeats
 
 
 def judging_fresh(manifest: RunManifest) -> bool:
     """True when no verdict of the run may come from the judgment cache (``evals judge rerun``)."""
-    return bool(manifest.config.get("judging", {}).get("fresh", False))
+    return manifest.config.judging.fresh
 
 
 def _pending(
@@ -158,7 +158,7 @@ def _pending(
     slots = [(m, r) for m in range(len(names)) for r in range(judge_repeats(manifest))]
     to_answer: list[_Unit] = []
     to_judge: list[_Unit] = []
-    frozen = "rerun_of" in manifest.config  # evals.trust.rerun: the answers are copied, never asked
+    frozen = manifest.config.rerun_of is not None  # evals.trust.rerun: the answers are copied, never asked
     for item in store.items(manifest.run_id):
         for sample in range(manifest.samples):
             answer = answers.get((item.id, sample))
@@ -237,9 +237,7 @@ async def execute(
             if held is None:
                 return  # over budget: the unit stays unanswered, for a resume
             with calling(manifest.run_id, unit.item.id, unit.sample, "model") as context:
-                answer = await _ask(
-                    model, manifest.run_id, unit, manifest.config["model"].get("reasoning", "separate")
-                )
+                answer = await _ask(model, manifest.run_id, unit, manifest.config.model.reasoning)
             if context.redactions:
                 await asyncio.to_thread(
                     save_redactions,
@@ -542,7 +540,7 @@ def run_suite(
                 )  # fmt: skip
                 manifest = for_panel(manifest, judge_name, judge_endpoint, judges)
                 manifest = dataclasses.replace(
-                    manifest, config={**manifest.config, "redaction": perimeter.snapshot()}
+                    manifest, config=manifest.config.updated(redaction=perimeter.snapshot())
                 )
                 held.enter_context(store.lock_run(manifest.run_id))
                 check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile

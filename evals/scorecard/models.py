@@ -7,12 +7,12 @@ back equal. Scores are floats: an item's score may be a panel's mean.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.config import ScorecardSettings
-from evals.records import RunManifest
+from evals.records import RunConfig, RunManifest
 from evals.stats import Status
 
 SCORECARD_SCHEMA_VERSION = 2
@@ -187,7 +187,7 @@ class RunInfo(_Record):
     """Every rubric the run's items were graded with, as ``name@hash``."""
     samples: int
     started_at: str
-    config: dict[str, Any]
+    config: RunConfig
     tags: list[str]
     model_id: str | None
     status: str
@@ -206,11 +206,10 @@ class RunInfo(_Record):
         data = m.to_dict()
         data["tags"] = list(m.tags)
         data["rubrics"] = list(m.rubrics)
-        structured = m.config.get("structured")
         return cls(
             **data,
             offline_judge=m.judge_model == OFFLINE_JUDGE_MODEL,
-            judge_output=structured if isinstance(structured, str) else None,
+            judge_output=m.config.structured,
             health=health,
         )
 
