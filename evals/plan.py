@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +20,8 @@ from evals.judge.provenance import rubrics_hash
 from evals.judge.rubrics import RubricBook, RubricSearch
 from evals.outbound.budget import CHARS_PER_TOKEN, Price, estimate_tokens, prompt_text
 from evals.outbound.gateway import FAIL_AFTER
-from evals.outbound.redaction import CustomPattern
 from evals.outbound.sensitivity import Destination
-from evals.records import Item, RunManifest, Selection, Sensitivity, content_hash
+from evals.records import CustomPattern, Item, RunConfig, RunManifest, Selection, Sensitivity, content_hash
 from evals.store import Store
 from evals.store.retention import check_workable
 from evals.suites import Suite
@@ -103,9 +101,7 @@ def check_same_endpoints(manifest: RunManifest, spec: RunSpec) -> None:
 
 def stored_patterns(manifest: RunManifest | None) -> list[CustomPattern]:
     """The suite's own redaction patterns (``redact:``), as kept with the run when it started."""
-    if manifest is None:
-        return []
-    return [CustomPattern.model_validate(p) for p in manifest.config.get("patterns") or []]
+    return list(manifest.config.patterns) if manifest is not None else []
 
 
 def now() -> str:
@@ -147,7 +143,7 @@ def plan_run(
     """The manifest of a new run: what will be asked of whom, with a config snapshot free of secrets.
 
     A ``selection`` that is not the whole suite is kept in the snapshot: resume, scorecard and gate know the
-    run covered a subset.
+    run covered a subset. So are the suite's own redaction patterns, for what later re-sends the run's text.
     """
     used = {judge.rubric_for(item).label: judge.rubric_for(item).name for item in suite.items}
     rubrics = sorted(used)
@@ -178,26 +174,25 @@ def _config(
     judge_endpoint: JudgeEndpoint,
     selection: Selection | None,
     judge_repeats: int = 1,
-    suite_patterns: Sequence[CustomPattern] = (),
-) -> dict[str, Any]:
-    config: dict[str, Any] = {"model": model.snapshot(), "judge": judge_endpoint.snapshot()}
+    patterns: tuple[CustomPattern, ...] = (),
+) -> RunConfig:
+    config: dict[str, Any] = {
+        "model": model.snapshot(),
+        "judge": judge_endpoint.snapshot(),
+        "patterns": patterns,  # a resume and a rerun redact with the suite's own patterns too
+    }
     if judge_repeats != 1:
         config["judging"] = {"repeats": judge_repeats}
     if isinstance(judge, LLMJudge):
         config["structured"] = judge.mode  # the output mode in effect; updated if ``auto`` steps down
-    if suite_patterns:
-        config["patterns"] = [
-            p.model_dump(mode="json") for p in suite_patterns
-        ]  # a resume and a rerun redact alike
     if selection is not None and not selection.whole:
-        config["selection"] = selection.to_dict()
-    return config
+        config["selection"] = selection
+    return RunConfig.model_validate(config)
 
 
 def structured_mode(manifest: RunManifest) -> str | None:
     """The judge's output mode the run settled on (``json_schema``, ``json_object``, ``text``); None if none."""
-    mode = manifest.config.get("structured")
-    return mode if isinstance(mode, str) else None
+    return manifest.config.structured
 
 
 def check_resumable(store: Store, run_id: str, suite: Suite | None) -> RunManifest:
@@ -222,9 +217,7 @@ def check_free(store: Store, run_id: str) -> None:
 
 def record_mode(store: Store, run_id: str, mode: str) -> None:
     """Keep the judge's new output mode in the run's config, so a resumed run starts there."""
-    config = dict(store.run(run_id).config)
-    config["structured"] = mode
-    store.set_config(run_id, config)
+    store.set_config(run_id, store.run(run_id).config.updated(structured=mode))
 
 
 ESTIMATE_NOTE = (

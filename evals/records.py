@@ -1,8 +1,10 @@
 """The records that flow through the pipeline, each with one JSON wire form.
 
-``Item`` is validated with pydantic because it comes from user files; the records the pipeline makes
-itself (``Completion``, ``Answer``, ``Judgment``, ``RunManifest``) are frozen dataclasses, cheap to build on
-the hot path. Every persisted record carries ``schema_version``; ``to_json``/``from_json`` round-trip equal.
+``Item`` and ``CustomPattern`` are validated with pydantic because they come from user files; the records
+the pipeline makes itself (``Completion``, ``Answer``, ``Judgment``, ``RunManifest``) are frozen dataclasses,
+cheap to build on the hot path. A run's config snapshot (``RunConfig``) is pydantic too: it is read back from
+stores written by every earlier version. Every persisted record carries ``schema_version``;
+``to_json``/``from_json`` round-trip equal.
 """
 
 from __future__ import annotations
@@ -10,11 +12,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 """Version of every persisted record and of the JSONL exports; bumped on an incompatible change."""
@@ -96,6 +107,46 @@ class Item(BaseModel):
     def content_hash(self) -> str:
         """Hash of everything that changes what the item asks; scorecards use it to spot changed items."""
         return content_hash(self.model_dump(mode="json", exclude={"tags", "metadata", "sensitivity"}))
+
+
+KIND_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
+"""What a placeholder kind looks like (``EMAIL``, ``EMPLOYEE_ID``)."""
+
+
+class CustomPattern(BaseModel):
+    """A team's own identifier: a name, a regular expression, context words. A suite declares them under
+    ``redact:``, evals.yaml under ``redaction: {patterns: [...]}`` (for every call).
+
+    Used by ``evals.outbound.redaction`` and kept in a run's config snapshot (``RunConfig.patterns``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    """The placeholder kind: capitals, digits and ``_`` (``EMPLOYEE_ID`` gives ``<EMPLOYEE_ID_1>``)."""
+    regex: str
+    """A Python regular expression matching the identifier."""
+    context: tuple[str, ...] = ()
+    """Words that, near a match, make it more certain (they raise its score by 0.35)."""
+    score: float = Field(default=0.6, ge=0, le=1)
+    """How certain a match is on its own; below 0.4 (e.g. 0.1), a match needs a context word to count."""
+
+    @field_validator("name")
+    @classmethod
+    def _kind(cls, name: str) -> str:
+        if not KIND_PATTERN.fullmatch(name):
+            raise ValueError("expected capitals, digits and '_' starting with a capital, e.g. EMPLOYEE_ID")
+        return name
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str) -> str:
+        try:
+            compiled = re.compile(regex)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        if compiled.match(""):
+            raise ValueError("the regular expression matches empty text; it would match everywhere")
+        return regex
 
 
 class _Wire:
@@ -349,6 +400,143 @@ class Selection(_Wire):
         return " · ".join(parts) or "whole suite"
 
 
+class _Snapshot(BaseModel):
+    """A part of a run's config snapshot, read back from stores written by every version.
+
+    Keys an older version did not write take the defaults below; keys this version does not know are kept
+    (``extra="allow"``). Only the keys that were set are written back, so a stored snapshot round-trips
+    unchanged. Change one with ``RunConfig.updated``, never with ``model_copy`` (which skips validation).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        return {k: v for k, v in data.items() if k in self.model_fields_set}
+
+    def recorded(self, key: str) -> bool:
+        """True when the snapshot holds ``key`` (runs stored by earlier versions lack newer keys)."""
+        return key in self.model_fields_set
+
+
+class EndpointSnapshot(_Snapshot):
+    """An endpoint as ``evals.config.Endpoint.snapshot`` recorded it: the key variable's name, never a key.
+
+    The fields mean what ``Endpoint``'s do; None where the run did not record one."""
+
+    provider: str | None = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+    extra_body: dict[str, Any] | None = None
+    max_concurrency: int | None = None
+    timeout_s: float | None = None
+    max_retries: int | None = None
+    reasoning: Literal["separate", "keep"] = "separate"
+    fingerprint: str | None = None
+    price_in_per_mtok: float | None = None
+    price_out_per_mtok: float | None = None
+    open_weights: bool | None = None
+    price_per_hour: float | None = None
+    external: bool | None = None
+
+
+class PanelSnapshot(_Snapshot):
+    """A panel's settings (``evals.config.PanelSettings``)."""
+
+    members: list[str] = Field(default_factory=list)
+    """The members' names, in panel order."""
+    aggregate: str = "mean"
+    """``mean`` or ``median`` of the members' scores."""
+
+
+class JudgeSnapshot(EndpointSnapshot):
+    """The judge of a run: one judge's endpoint, or a panel with each member's (``evals.judge.panel``)."""
+
+    rubric: str | None = None
+    """The judge's default rubric."""
+    structured: str | None = None
+    """The judge's configured output mode (``auto``...); the mode in effect is ``RunConfig.structured``."""
+    panel: PanelSnapshot | None = None
+    """The panel's members and aggregation; None for a single judge."""
+    members: dict[str, JudgeSnapshot] | None = None
+    """Each panel member's endpoint, by name; None for a single judge."""
+
+
+class JudgingSnapshot(_Snapshot):
+    """How the answers were judged (``judging``)."""
+
+    repeats: int = 1
+    """Verdicts per answer from each judge (``--judge-repeats``, ``evals judge rerun --repeats``)."""
+    fresh: bool = False
+    """No verdict may come from the judgment cache (a rerun)."""
+    rubric: str | None = None
+    """The rubric a rerun graded with in place of the judge's default (``--rubric``)."""
+
+
+class RedactionSnapshot(_Snapshot):
+    """Where a run's text went and how it was redacted (``evals.outbound.perimeter.Perimeter.snapshot``)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_external: bool = False
+    """The model is outside the perimeter."""
+    judge_external: bool = False
+    """The judge (or a panel member) is outside the perimeter."""
+    enabled: bool = True
+    """``redaction.enabled`` in evals.yaml."""
+    status: Literal["redacted", "not redacted", "not needed"] = "not needed"
+    """``redacted``, ``not redacted`` (disabled) or ``not needed`` (nothing external)."""
+    version: str | None = None
+    """The redactor's version (``presidio-<version>+<hash>``), when it redacted."""
+    ner: str | None = None
+    """The NER model that found names and places, if one was installed."""
+    note: str | None = None
+    """What was not detected and why."""
+
+
+class RunConfig(_Snapshot):
+    """A run's configuration snapshot (``RunManifest.config``): what was asked of whom and how, no secrets.
+
+    Written by ``evals.plan.plan_run`` (with ``evals.judge.panel.for_panel`` and the runner's redaction) or
+    ``evals.trust.rerun.plan_rerun``; ``structured`` and ``panel_modes`` are updated as output modes settle.
+    """
+
+    model: EndpointSnapshot = Field(default_factory=EndpointSnapshot)
+    """The model's endpoint."""
+    judge: JudgeSnapshot = Field(default_factory=JudgeSnapshot)
+    """The judge's endpoint, or the panel's."""
+    judging: JudgingSnapshot = Field(default_factory=JudgingSnapshot)
+    """Repeats, freshness and a rerun's rubric."""
+    structured: str | None = None
+    """The judge's output mode in effect (``json_schema``, ``json_object``, ``text``; for a panel each
+    member's, as ``claude json_schema, gpt text``); None for the offline judge."""
+    panel_modes: dict[str, str] = Field(default_factory=dict)
+    """Each panel member's output mode in effect, by name."""
+    selection: Selection = Selection()
+    """The part of the suite the run asks (written when it is not the whole suite)."""
+    redaction: RedactionSnapshot | None = None
+    """How the run's text was redacted; None for runs from before redaction."""
+    rerun_of: str | None = None
+    """The run whose frozen answers this run re-judged (``evals.trust.rerun``); None for a run that asked."""
+    patterns: tuple[CustomPattern, ...] = ()
+    """The suite's own redaction patterns (``redact:``) when the run started; ``recorded("patterns")`` is
+    False for runs from before they were kept."""
+
+    def updated(self, **changes: Any) -> RunConfig:
+        """A copy with ``changes`` (models or their JSON form) validated and recorded as set."""
+        unknown = sorted(set(changes) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"RunConfig has no field {', '.join(unknown)}")
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
 @dataclass(frozen=True, slots=True)
 class RunManifest(_Wire):
     """What a run was: enough to reproduce it and to know what its numbers can be compared with."""
@@ -369,8 +557,9 @@ class RunManifest(_Wire):
     samples: int
     started_at: str
     """ISO 8601, timezone-aware."""
-    config: dict[str, Any] = field(default_factory=dict)
-    """Snapshot of the model and judge configuration, without secrets (only the names of key variables)."""
+    config: RunConfig = field(default_factory=RunConfig)
+    """Snapshot of the model and judge configuration, without secrets (only the names of key variables); its
+    JSON form (a dict read back from a store or an export) is validated into a ``RunConfig``."""
     tags: tuple[str, ...] = ()
     model_id: str | None = None
     """Model id the server reported on its first answer."""
@@ -383,6 +572,13 @@ class RunManifest(_Wire):
     ``rubric_hash`` are only the first item's)."""
     schema_version: int = SCHEMA_VERSION
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, RunConfig):  # read back from JSON
+            object.__setattr__(self, "config", RunConfig.model_validate(self.config))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**_Wire.to_dict(self), "config": self.config.model_dump(mode="json")}
+
     def selection(self) -> Selection:
         """The subset of the suite this run asks (kept in the config snapshot under ``selection``)."""
-        return Selection.from_dict(self.config.get("selection") or {})
+        return self.config.selection

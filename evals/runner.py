@@ -131,12 +131,12 @@ class _Unit:
 
 def judge_repeats(manifest: RunManifest) -> int:
     """How many times each judge grades each answer (``--judge-repeats``; 1 unless set)."""
-    return int(manifest.config.get("judging", {}).get("repeats", 1))
+    return manifest.config.judging.repeats
 
 
 def judging_fresh(manifest: RunManifest) -> bool:
     """True when no verdict of the run may come from the judgment cache (``evals judge rerun``)."""
-    return bool(manifest.config.get("judging", {}).get("fresh", False))
+    return manifest.config.judging.fresh
 
 
 def _pending(
@@ -162,7 +162,7 @@ def _pending(
     slots = [(m, r) for m in range(len(names)) for r in range(judge_repeats(manifest))]
     to_answer: list[_Unit] = []
     to_judge: list[_Unit] = []
-    frozen = "rerun_of" in manifest.config  # evals.trust.rerun: the answers are copied, never asked
+    frozen = manifest.config.rerun_of is not None  # evals.trust.rerun: the answers are copied, never asked
     for item in store.items(manifest.run_id):
         item = marking.apply(item) if marking is not None else item
         for sample in range(manifest.samples):
@@ -239,10 +239,9 @@ async def execute(
     async def answer_worker(units: Iterator[_Unit]) -> None:
         nonlocal seen_model_id
         for unit in units:  # one iterator shared by all workers: each unit is taken once
-            reasoning = manifest.config["model"].get("reasoning", "separate")
             with calling(manifest.run_id, unit.item.id, unit.sample, "model") as context:
                 try:
-                    answer = await _ask(model, manifest.run_id, unit, reasoning)
+                    answer = await _ask(model, manifest.run_id, unit, manifest.config.model.reasoning)
                 except OverBudget:
                     return  # over budget: the unit stays unanswered, for a resume
             if context.redactions:
@@ -521,7 +520,7 @@ def _new_run(
     manifest = for_panel(manifest, spec.judge_name, spec.judge, judges)
     redaction = gateway.snapshot((n, e) for n, (_, e) in spec.endpoints().items())
     redaction.update(model_external=spec.model.is_external(), judge_external=destinations(spec)[1].external)
-    manifest = dataclasses.replace(manifest, config={**manifest.config, "redaction": redaction})
+    manifest = dataclasses.replace(manifest, config=manifest.config.updated(redaction=redaction))
     held.enter_context(store.lock_run(manifest.run_id))
     check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
     warn_if_written_in_clear(store)

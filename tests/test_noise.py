@@ -112,9 +112,8 @@ def candidate(store, run_id, chem_verdicts):
                 Judgment(run_id, item, 0, score, "r", "raw", "claude-test", f"{run_id}-{item}-{repeat}",
                          repeat=repeat)
             )  # fmt: skip
-    config = dict(store.run(run_id).config)
-    config["judging"] = {"repeats": len(chem_verdicts)}
-    store.set_config(run_id, config)
+    config = store.run(run_id).config
+    store.set_config(run_id, config.updated(judging={"repeats": len(chem_verdicts)}))
 
 
 def test_a_drop_within_twice_the_judge_noise_is_not_regressed_and_the_gate_passes(store):

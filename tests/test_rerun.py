@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from evals.cli import main
 from evals.defaults import __file__ as defaults_init
 from evals.fakes import FakeAnthropic, FakeOpenAI, Fault, grade_by_reference, text_reply
+from evals.records import RunConfig
 from evals.scorecard import build_scorecard
 from evals.store import Store
 
@@ -121,8 +122,8 @@ def test_rerun_judges_the_frozen_answers_k_times_fresh_and_measures_the_judge(
     assert cached == (12, 0)
     with Store(project / "reports") as store:
         manifest = store.run("rr")
-        assert manifest.config["rerun_of"] == "r1"
-        assert manifest.config["judging"] == {"repeats": 3, "fresh": True}
+        assert manifest.config.rerun_of == "r1"
+        assert manifest.config.judging.model_dump() == {"repeats": 3, "fresh": True}
         card = build_scorecard(store, "rr", "r1")
     geo, math = card.area("geography").judge_noise, card.area("math").judge_noise
     assert geo is not None and math is not None
@@ -190,8 +191,8 @@ def test_rerun_with_another_rubric_records_it(project):
     )
     with Store(project / "reports") as store:
         m = store.run("rr")
-        assert m.config["judging"]["rubric"] == "strict" and m.rubric_name == "strict"
-        assert m.config["judge"]["rubric"] == "strict"
+        assert m.config.judging.rubric == "strict" and m.rubric_name == "strict"
+        assert m.config.judge.rubric == "strict"
         # the rubric is named among what the rerun was judged differently with than its source
         assert any("strict" in d for d in build_scorecard(store, "rr", "r1").judged_differently)
 
@@ -265,3 +266,24 @@ def test_a_rerun_keeps_the_perimeter_and_the_audit_trail(project, judge_server, 
     assert not any("ana.perez@example.com" in json.dumps(body) for body in judge_server.requests)
     shown = invoke("audit", "show", "--item", "geo-1", "--run", "rr2", "--format", "json")
     assert shown.exit_code == 0 and shown.output.count('"judge"') >= 2
+
+
+def test_the_suite_s_redaction_patterns_are_kept_with_the_run_and_its_rerun(project):
+    pattern = {"name": "EMPLOYEE_ID", "regex": r"EMP-\d{6}", "context": ["employee"], "score": 0.6}
+    suite = {"suite": "staff", "redact": [pattern], "items": SUITE}
+    (project / "suite.yaml").write_text(yaml.safe_dump(suite))
+    result = invoke("run", "--suite", "suite.yaml", "--judge", "claude", "--run-id", "r1")
+    assert result.exit_code == 0, result.output
+    assert invoke("judge", "rerun", "r1", "--repeats", "1", "--run-id", "rr").exit_code == 0
+    for run_id in ("r1", "rr"):
+        stored = db(project).execute("SELECT config_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        assert json.loads(stored[0])["patterns"] == [pattern], run_id
+    with Store(project / "reports") as store:
+        assert [p.name for p in store.run("rr").config.patterns] == ["EMPLOYEE_ID"]
+        # a source stored before patterns were kept: its rerun does not claim the suite had none
+        old = store.run("r1").config.model_dump(mode="json")
+        del old["patterns"]
+        store.set_config("r1", RunConfig.model_validate(old))
+    assert invoke("judge", "rerun", "r1", "--repeats", "1", "--run-id", "r2").exit_code == 0
+    with Store(project / "reports") as store:
+        assert not store.run("r2").config.recorded("patterns")

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from evals.errors import ConfigError, StoreError
-from evals.records import Answer, Item, Judgment, RunManifest
+from evals.records import Answer, Item, Judgment, RunConfig, RunManifest
 from evals.store import MIGRATIONS, Store
 from evals.store.migrations import POSTGRES_MIGRATIONS
 
@@ -193,10 +193,10 @@ def test_status_model_id_and_config_updates_read_back(open_store):
         store.create_run(manifest(), ITEMS)
         store.set_model_id("r1", "smol-1")
         store.set_model_id("r1", "smol-2")  # the first reported id stays
-        store.set_config("r1", {"structured": "json_object"})
+        store.set_config("r1", RunConfig(structured="json_object"))
         store.set_status("r1", "finished", "2026-11-22T23:10:00+00:00")
         run = store.run("r1")
-    assert (run.model_id, run.config, run.status, run.ended_at) == (
+    assert (run.model_id, run.config.model_dump(), run.status, run.ended_at) == (
         "smol-1", {"structured": "json_object"}, "finished", "2026-11-22T23:10:00+00:00",
     )  # fmt: skip
 

@@ -113,8 +113,8 @@ def noise_lines(card: Scorecard) -> list[str]:
     from evals.trust.noise import describe
 
     lines = []
-    if card.run.config.get("rerun_of"):
-        lines.append(f"re-judged the frozen answers of run {card.run.config['rerun_of']}")
+    if card.run.config.rerun_of:
+        lines.append(f"re-judged the frozen answers of run {card.run.config.rerun_of}")
     noise = [a.judge_noise for a in [*card.areas, card.overall] if a.judge_noise is not None]
     if not any(n.measured for n in noise):
         return [*lines, "judge noise unmeasured (each answer judged once)"]

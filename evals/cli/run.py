@@ -174,7 +174,8 @@ def run(
         )
     with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
         manifest = store.run(resume)
-        if "rerun_of" in manifest.config:  # re-judged frozen answers: no suite, no model (evals.trust.rerun)
+        # re-judged frozen answers: no suite, no model (evals.trust.rerun)
+        if manifest.config.rerun_of is not None:
             from evals.cli.judge_rerun import resume as resume_rerun
 
             return resume_rerun(config, store, resume, judge_name, dry_run, fail_after)
@@ -336,7 +337,7 @@ def _print_outcome(store: Store, outcome: RunOutcome) -> None:
     if cut:
         out.print(
             f"{cut} answer{'s' if cut != 1 else ''} cut off at max_tokens "
-            f"({m.config.get('model', {}).get('max_tokens')}); the judge was told. Raise the model's "
+            f"({m.config.model.max_tokens}); the judge was told. Raise the model's "
             "max_tokens in evals.yaml if they should be whole"
         )
     if flagged := flagged_line(outcome.rows):

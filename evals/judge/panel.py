@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 from evals.config import OFFLINE, JudgeEndpoint
 from evals.errors import StoreError
@@ -21,7 +20,7 @@ from evals.judge.judging import Judge, LLMJudge, build_judge
 from evals.judge.reference import MODEL as OFFLINE_MODEL
 from evals.judge.rubrics import RubricBook, RubricSearch
 from evals.outbound.gateway import Gateway
-from evals.records import RunManifest
+from evals.records import JudgeSnapshot, RunManifest
 from evals.store import Store
 
 
@@ -83,16 +82,15 @@ def for_panel(manifest: RunManifest, name: str, endpoint: JudgeEndpoint, judges:
     and output mode, and the aggregation in the config snapshot. A single judge's manifest is returned as is."""
     if endpoint.panel is None:
         return manifest
-    config = dict(manifest.config)
-    config["judge"] = {
-        "panel": endpoint.panel.model_dump(mode="json"),
-        "members": {member: configured.snapshot() for member, configured in members(name, endpoint)},
-    }
     modes = {j.name: j.mode for j in judges if isinstance(j, LLMJudge)}
-    config.pop("structured", None)
-    if modes:
-        config["panel_modes"] = modes
-        config["structured"] = _modes_text(modes)
+    config = manifest.config.updated(
+        judge={
+            "panel": endpoint.panel.model_dump(mode="json"),
+            "members": {member: configured.snapshot() for member, configured in members(name, endpoint)},
+        },
+        panel_modes=modes,
+        structured=_modes_text(modes) if modes else None,  # a panel of offline judges has no output mode
+    )
     return dataclasses.replace(manifest, judge_name=name, judge_model=panel_model(judges), config=config)
 
 
@@ -103,8 +101,7 @@ def _modes_text(modes: dict[str, str]) -> str:
 
 def member_modes(manifest: RunManifest) -> dict[str, str]:
     """The output mode each member of the run's panel settled on, by name (empty for a single judge)."""
-    modes = manifest.config.get("panel_modes")
-    return {str(k): str(v) for k, v in modes.items()} if isinstance(modes, dict) else {}
+    return dict(manifest.config.panel_modes)
 
 
 def watch_modes(store: Store, run_id: str, judges: list[Judge]) -> None:
@@ -112,10 +109,9 @@ def watch_modes(store: Store, run_id: str, judges: list[Judge]) -> None:
     steps one down, so that a resumed run starts each member where it was."""
 
     def record(member: str, mode: str) -> None:
-        config = dict(store.run(run_id).config)
-        modes = {**member_modes(store.run(run_id)), member: mode}
-        config["panel_modes"], config["structured"] = modes, _modes_text(modes)
-        store.set_config(run_id, config)
+        config = store.run(run_id).config
+        modes = {**config.panel_modes, member: mode}
+        store.set_config(run_id, config.updated(panel_modes=modes, structured=_modes_text(modes)))
 
     for judge in judges:
         if isinstance(judge, LLMJudge):
@@ -129,7 +125,6 @@ def member_name(label: str) -> str:
     return label.partition(" (")[0]
 
 
-def snapshot_members(manifest: RunManifest) -> dict[str, Any]:
+def snapshot_members(manifest: RunManifest) -> dict[str, JudgeSnapshot]:
     """The configuration of each member of the run's panel, by name, as stored with the run (empty for one judge)."""
-    found = (manifest.config.get("judge") or {}).get("members")
-    return dict(found) if isinstance(found, dict) else {}
+    return dict(manifest.config.judge.members or {})

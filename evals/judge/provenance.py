@@ -10,11 +10,10 @@ rubric versions that graded).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from evals.records import JudgingProvenance, RunManifest, content_hash
+from evals.records import JudgeSnapshot, JudgingProvenance, RunManifest, content_hash
 from evals.store.protocol import RunStore
 
 NOT_IDENTITY = frozenset({
@@ -36,13 +35,18 @@ def rubrics_hash(labels: Iterable[str]) -> str:
 def judge_identity(m: RunManifest) -> dict[str, Any]:
     """The judge settings of a run that can change a verdict (its config snapshot minus ``NOT_IDENTITY``);
     for a panel, every member's as ``member.setting``, with ``panel.members`` and ``panel.aggregate``."""
-    snapshot = m.config.get("judge") or {}
-    if isinstance(snapshot.get("members"), dict):  # a panel (evals.judge.panel): each member's settings count
-        identity = {f"panel.{k}": v for k, v in (snapshot.get("panel") or {}).items()}
-        for name, member in snapshot["members"].items():
-            one = dataclasses.replace(m, config={"judge": member})
-            identity.update({f"{name}.{k}": v for k, v in judge_identity(one).items()})
+    return _identity(m.config.judge)
+
+
+def _identity(judge: JudgeSnapshot) -> dict[str, Any]:
+    # The snapshot as recorded: a setting an older run did not record is absent, not a default.
+    if judge.members is not None:  # a panel (evals.judge.panel): each member's settings count
+        panel = judge.panel.model_dump(mode="json") if judge.panel is not None else {}
+        identity = {f"panel.{k}": v for k, v in panel.items()}
+        for name, member in judge.members.items():
+            identity.update({f"{name}.{k}": v for k, v in _identity(member).items()})
         return identity
+    snapshot = judge.model_dump(mode="json")
     identity = {k: v for k, v in snapshot.items() if k not in NOT_IDENTITY}
     identity.pop("structured", None)  # the configured wish; the mode in effect is compared below
     identity.pop("rubric", None)  # the rubric is compared by its hash, whatever its file is called
@@ -59,8 +63,7 @@ def _shown(value: Any) -> bool:
 
 
 def _mode(m: RunManifest) -> str | None:
-    mode = m.config.get("structured")
-    return mode if isinstance(mode, str) else None
+    return m.config.structured
 
 
 def _rubric_sets(a: RunManifest, b: RunManifest) -> list[str]:

@@ -35,12 +35,10 @@ from functools import cache, cached_property
 from importlib import metadata
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from evals.errors import ConfigError
 from evals.outbound.callcontext import current
 from evals.outbound.normalise import Normalised, normalise
-from evals.records import Item, Message, content_hash
+from evals.records import CustomPattern, Item, Message, content_hash
 
 log = logging.getLogger("evals.outbound.redaction")
 
@@ -73,41 +71,6 @@ KINDS: dict[str, str] = {
 _MRN_CONTEXT = ["mrn", "medical", "record", "chart", "patient", "hospital"]
 _ACCOUNT_CONTEXT = ["account", "acct", "acc", "a/c", "customer", "member"]
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
-KIND_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
-
-
-class CustomPattern(BaseModel):
-    """A team's own identifier: a name, a regular expression, context words. A suite declares them under
-    ``redact:``, evals.yaml under ``redaction: {patterns: [...]}`` (for every call)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    """The placeholder kind: capitals, digits and ``_`` (``EMPLOYEE_ID`` gives ``<EMPLOYEE_ID_1>``)."""
-    regex: str
-    """A Python regular expression matching the identifier."""
-    context: tuple[str, ...] = ()
-    """Words that, near a match, make it more certain (they raise its score by 0.35)."""
-    score: float = Field(default=0.6, ge=0, le=1)
-    """How certain a match is on its own; below 0.4 (e.g. 0.1), a match needs a context word to count."""
-
-    @field_validator("name")
-    @classmethod
-    def _kind(cls, name: str) -> str:
-        if not KIND_PATTERN.fullmatch(name):
-            raise ValueError("expected capitals, digits and '_' starting with a capital, e.g. EMPLOYEE_ID")
-        return name
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, regex: str) -> str:
-        try:
-            compiled = re.compile(regex)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        if compiled.match(""):
-            raise ValueError("the regular expression matches empty text; it would match everywhere")
-        return regex
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from evals.config import Config, Hosting
 from evals.errors import ConfigError
+from evals.records import RunConfig
 from evals.results import ResultRow
 
 HOURS_PER_MONTH = 730.0
@@ -136,12 +136,12 @@ class AreaCost(_Record):
         return (self.api_monthly - self.self_monthly) / self.api_monthly
 
 
-def api_price(run_config: dict[str, Any]) -> tuple[float, float] | None:
+def api_price(run_config: RunConfig) -> tuple[float, float] | None:
     """Prices per million tokens in and out of a run's model, from its config snapshot; None if unpriced."""
-    model = run_config.get("model", {})
-    if model.get("price_in_per_mtok") is None and model.get("price_out_per_mtok") is None:
+    model = run_config.model
+    if model.price_in_per_mtok is None and model.price_out_per_mtok is None:
         return None
-    return float(model.get("price_in_per_mtok") or 0.0), float(model.get("price_out_per_mtok") or 0.0)
+    return float(model.price_in_per_mtok or 0.0), float(model.price_out_per_mtok or 0.0)
 
 
 def area_cost(

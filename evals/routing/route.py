@@ -126,9 +126,9 @@ def model_input(m: RunManifest) -> str | None:
     """How the text a run's model saw was changed before it was sent: the redaction's version when the model
     was external and redacted (``redaction`` in the run's config, ``evals.outbound.gateway``), None when it went as
     written. Two runs are paired only when their models saw the same text."""
-    redaction = m.config.get("redaction") or {}
-    if redaction.get("model_external") and redaction.get("status") == "redacted":
-        return str(redaction.get("version") or "redacted")
+    redaction = m.config.redaction
+    if redaction is not None and redaction.model_external and redaction.status == "redacted":
+        return redaction.version or "redacted"
     return None
 
 

@@ -162,15 +162,15 @@ def _cost(run: RunManifest, rows: Sequence[ResultRow], verdicts: Sequence[Judgme
             tin = sum(v.tokens_in or 0 for v in asked)
             tout = sum(v.tokens_out or 0 for v in asked)
             lat = [v.latency_ms for v in asked if v.latency_ms]
-        config = run.config.get(side, {})
+        config = run.config.model if side == "model" else run.config.judge
         money = None
         if side == "judge" and panel_aggregation(run) is not None:
             money = members_cost(run, asked)  # each member at its own prices
-        elif config.get("price_in_per_mtok") is not None or config.get("price_out_per_mtok") is not None:
-            money = tin / 1e6 * (config.get("price_in_per_mtok") or 0) + tout / 1e6 * (
-                config.get("price_out_per_mtok") or 0
+        elif config.price_in_per_mtok is not None or config.price_out_per_mtok is not None:
+            money = tin / 1e6 * (config.price_in_per_mtok or 0) + tout / 1e6 * (
+                config.price_out_per_mtok or 0
             )
-        elif config.get("price_per_hour") is not None and side == "model":
+        elif config.price_per_hour is not None and side == "model":
             # The server's time is charged for the time it was busy with this run: the union of its
             # answers' in-flight intervals (runs stored before answers kept their times: wall time).
             seconds = run_busy_seconds(fresh)
@@ -178,7 +178,7 @@ def _cost(run: RunManifest, rows: Sequence[ResultRow], verdicts: Sequence[Judgme
                 seconds = (
                     datetime.fromisoformat(run.ended_at) - datetime.fromisoformat(run.started_at)
                 ).total_seconds()
-            money = None if seconds is None else config["price_per_hour"] * seconds / 3600
+            money = None if seconds is None else config.price_per_hour * seconds / 3600
         sides[side] = SideCost(
             tokens_in=tin,
             tokens_out=tout,

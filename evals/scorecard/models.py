@@ -8,12 +8,12 @@ audit, redaction, panel, canary, calibration) live in ``evals.scorecard.sections
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.config import ScorecardSettings
-from evals.records import RunManifest
+from evals.records import RunConfig, RunManifest
 from evals.scorecard.sections import (
     AuditHead,
     CalibrationNote,
@@ -196,7 +196,7 @@ class RunInfo(_Record):
     """Every rubric the run's items were graded with, as ``name@hash``."""
     samples: int
     started_at: str
-    config: dict[str, Any]
+    config: RunConfig
     tags: list[str]
     model_id: str | None
     status: str
@@ -215,11 +215,10 @@ class RunInfo(_Record):
         data = m.to_dict()
         data["tags"] = list(m.tags)
         data["rubrics"] = list(m.rubrics)
-        structured = m.config.get("structured")
         return cls(
             **data,
             offline_judge=m.judge_model == OFFLINE_JUDGE_MODEL,
-            judge_output=structured if isinstance(structured, str) else None,
+            judge_output=m.config.structured,
             health=health,
         )
 

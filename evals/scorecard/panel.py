@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-from evals.records import Judgment, RunManifest
+from evals.records import JudgeSnapshot, Judgment, RunManifest
 from evals.results import ResultRow
 from evals.scorecard.sections import (
     PairAgreement,
@@ -130,8 +130,8 @@ def build_panel(
     method = panel_aggregation(run)
     if method is None:
         return None
-    panel = run.config["judge"]["panel"]
-    names: list[str] = list(panel.get("members") or [])
+    panel = run.config.judge.panel
+    names = list(panel.members) if panel is not None else []
     by_unit: dict[Unit, list[Judgment]] = {}
     for v in verdicts:
         by_unit.setdefault((v.item_id, v.sample), []).append(v)
@@ -195,15 +195,15 @@ def build_panel(
 def members_cost(run: RunManifest, asked: Sequence[Judgment]) -> float | None:
     """What a panel's verdicts ``asked`` (not reused) cost, each member's tokens at its own prices (from the
     run's config snapshot); None when a member that was asked is not priced (the offline judge is free)."""
-    configured = (run.config.get("judge") or {}).get("members") or {}
+    configured = run.config.judge.members or {}
     total = 0.0
     for name in sorted({v.judge.partition(" (")[0] for v in asked}):
         mine = [v for v in asked if v.judge.partition(" (")[0] == name]
-        price = configured.get(name) or {}
-        if price.get("provider") == "offline":
+        price = configured.get(name) or JudgeSnapshot()
+        if price.provider == "offline":
             continue
-        if price.get("price_in_per_mtok") is None and price.get("price_out_per_mtok") is None:
+        if price.price_in_per_mtok is None and price.price_out_per_mtok is None:
             return None
-        total += sum(v.tokens_in or 0 for v in mine) / 1e6 * (price.get("price_in_per_mtok") or 0)
-        total += sum(v.tokens_out or 0 for v in mine) / 1e6 * (price.get("price_out_per_mtok") or 0)
+        total += sum(v.tokens_in or 0 for v in mine) / 1e6 * (price.price_in_per_mtok or 0)
+        total += sum(v.tokens_out or 0 for v in mine) / 1e6 * (price.price_out_per_mtok or 0)
     return total

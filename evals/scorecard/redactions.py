@@ -12,18 +12,19 @@ from evals.store.redactions import redaction_counts
 
 def redaction_info(store: Store, run: RunManifest) -> RedactionInfo | None:
     """How the run's external calls were redacted, per area and kind; None for runs from before."""
-    snapshot = run.config.get("redaction")
-    if not isinstance(snapshot, dict):
+    snapshot = run.config.redaction
+    if snapshot is None:
         return None
+    outside = {"model": snapshot.model_external, "judge": snapshot.judge_external}
     counts = redaction_counts(store, run.run_id)
     total: Counter[str] = Counter()
     for by_kind in counts.values():
         total.update(by_kind)
     return RedactionInfo(
-        status=snapshot.get("status", "not needed"),
-        external=[role for role in ("model", "judge") if snapshot.get(f"{role}_external")],
-        version=snapshot.get("version"),
-        note=snapshot.get("note"),
+        status=snapshot.status,
+        external=[role for role, out in outside.items() if out],
+        version=snapshot.version,
+        note=snapshot.note,
         areas=[AreaRedactions(area=a, counts=c, total=sum(c.values())) for a, c in counts.items()],
         total=dict(sorted(total.items())),
     )

@@ -26,10 +26,9 @@ def restore_model(run: RunManifest, config_path: Path, write: bool) -> tuple[str
     rewritten file carries them. Comments in the config file are not preserved by the rewrite; the
     previous file is kept as ``.bak``. The file keeps its permissions and is replaced atomically.
     """
-    endpoint = run.config.get("model")
+    endpoint = run.config.model.model_dump(mode="json")
     if not endpoint:
         raise ConfigError(f"run {run.run_id} has no model configuration stored")
-    endpoint = dict(endpoint)
     if isinstance(endpoint.get("base_url"), str):
         endpoint["base_url"] = safe_url(endpoint["base_url"])
     text = yaml.safe_dump({"models": {run.model_name: endpoint}}, sort_keys=False)

@@ -21,7 +21,7 @@ import jsonlines
 from evals.errors import StoreError
 from evals.files import atomic_path, write_atomic
 from evals.names import check_name, run_folder
-from evals.records import Answer, Item, JudgingProvenance, Judgment, RunManifest
+from evals.records import Answer, Item, JudgingProvenance, Judgment, RunConfig, RunManifest
 from evals.results import ResultRow
 from evals.store.aggregates import COLUMNS as AGGREGATE_COLS
 from evals.store.aggregates import OVERALL, AreaAggregate, aggregate_of, run_aggregates
@@ -37,6 +37,7 @@ from evals.store.rows import (
     RUN_COLS,
     answer_of,
     answer_values,
+    config_json,
     export_manifest,
     item_of,
     item_values,
@@ -174,9 +175,9 @@ class Store:
         self._execute("UPDATE runs SET tags_json = ? WHERE run_id = ?", (json.dumps(tags), run_id))
         return self.run(run_id)
 
-    def set_config(self, run_id: str, config: dict[str, Any]) -> None:
+    def set_config(self, run_id: str, config: RunConfig) -> None:
         """Replace a run's config snapshot (e.g. to record the output mode its judge settled on)."""
-        self._execute("UPDATE runs SET config_json = ? WHERE run_id = ?", (json.dumps(config), run_id))
+        self._execute("UPDATE runs SET config_json = ? WHERE run_id = ?", (config_json(config), run_id))
 
     @contextmanager
     def lock_run(self, run_id: str) -> Iterator[None]:
@@ -343,7 +344,7 @@ class Store:
             else:
                 self._execute(
                     "UPDATE runs SET status = ?, ended_at = ?, model_id = ?, config_json = ? WHERE run_id = ?",
-                    (manifest.status, manifest.ended_at, manifest.model_id, json.dumps(manifest.config),
+                    (manifest.status, manifest.ended_at, manifest.model_id, config_json(manifest.config),
                      manifest.run_id),
                 )  # fmt: skip
             if answers:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from evals.records import Answer, Item, Judgment, RunManifest, flags_json, flags_of_json
+from evals.records import Answer, Item, Judgment, RunConfig, RunManifest, flags_json, flags_of_json
 from evals.results import ResultRow
 from evals.store.crypto import codec
 
@@ -76,12 +76,17 @@ def judgment_values(judgment: Judgment) -> tuple[Any, ...]:
     return _sealed(JUDGMENT_COLS, values, SEALED_JUDGMENT_COLS)
 
 
+def config_json(config: RunConfig) -> str:
+    """A run's config snapshot as ``runs.config_json`` holds it (the keys it was given, no more)."""
+    return json.dumps(config.model_dump(mode="json"))
+
+
 def run_values(m: RunManifest) -> tuple[Any, ...]:
     """A manifest as a row of ``runs``."""
     return (
         m.run_id, m.schema_version, m.suite_name, m.suite_path, m.suite_hash, m.model_name, m.model,
         m.model_id, m.judge_name, m.judge_model, m.rubric_name, m.rubric_hash, m.samples,
-        json.dumps(m.config), json.dumps(list(m.tags)), m.status, m.started_at, m.ended_at,
+        config_json(m.config), json.dumps(list(m.tags)), m.status, m.started_at, m.ended_at,
         m.lookingglass_version, json.dumps(sorted(m.rubrics)),
     )  # fmt: skip
 
@@ -130,7 +135,7 @@ def judgment_of(row: tuple[Any, ...]) -> Judgment:
 def manifest_of(row: tuple[Any, ...]) -> RunManifest:
     """A manifest from a row of ``runs`` (``RUN_COLS``)."""
     data = dict(zip(RUN_COLS, row, strict=True))
-    data["config"] = json.loads(data.pop("config_json"))
+    data["config"] = RunConfig.model_validate(json.loads(data.pop("config_json")))
     data["tags"] = tuple(json.loads(data.pop("tags_json")))
     data["rubrics"] = tuple(json.loads(data.pop("rubrics_json")))
     return RunManifest(**data)
@@ -174,8 +179,8 @@ def aggregate_score(judgments: list[Judgment], method: str | None = None) -> flo
 def panel_aggregation(manifest: RunManifest) -> str | None:
     """How a panel run's answers are scored from its members (``mean`` or ``median``, from the config
     snapshot); None for a run with one judge."""
-    panel = (manifest.config.get("judge") or {}).get("panel")
-    return str(panel.get("aggregate", "mean")) if isinstance(panel, dict) else None
+    panel = manifest.config.judge.panel
+    return panel.aggregate if panel is not None else None
 
 
 def _member(label: str) -> str:

@@ -33,7 +33,7 @@ from evals.judge.rubrics import RubricSearch
 from evals.outbound.gateway import FAIL_AFTER, Gateway
 from evals.outbound.sensitivity import Destination, Marking, check_restricted
 from evals.plan import MAX_SAMPLES, check_free, new_run_id, now, record_mode, stored_patterns, structured_mode
-from evals.records import Completion, CompletionRequest, Item, RunManifest, Sensitivity
+from evals.records import Completion, CompletionRequest, Item, RunConfig, RunManifest, Sensitivity
 from evals.runner import Reporter, RunOutcome, carry, execute
 from evals.store import Store
 from evals.store.retention import is_purged
@@ -45,14 +45,12 @@ itself more than once."""
 
 def source_of(manifest: RunManifest) -> str | None:
     """The run whose answers a rerun re-judged; None for a run that asked its model."""
-    source = manifest.config.get("rerun_of")
-    return source if isinstance(source, str) else None
+    return manifest.config.rerun_of
 
 
 def rubric_override(manifest: RunManifest) -> str | None:
     """The rubric a rerun graded with in place of the judge's default (``--rubric``); None if none."""
-    rubric = manifest.config.get("judging", {}).get("rubric")
-    return rubric if isinstance(rubric, str) else None
+    return manifest.config.judging.rubric
 
 
 class FrozenAnswers:
@@ -97,24 +95,25 @@ def plan_rerun(
     run_id: str,
     tags: tuple[str, ...],
 ) -> RunManifest:
-    """The manifest of a rerun: the source's suite, model and samples; the new judge, rubrics and judging."""
+    """The manifest of a rerun: the source's suite, model, samples, selection and redaction patterns; the new
+    judge, rubrics and judging."""
     used = {judge.rubric_for(item).label: judge.rubric_for(item).name for item in items}
     labels = sorted(used)
     judging: dict[str, Any] = {"repeats": repeats, "fresh": True}
     if rubric is not None:
         judging["rubric"] = rubric
     config: dict[str, Any] = {
-        "model": source.config.get("model", {}),
+        "model": source.config.model,
         "judge": endpoint.snapshot(),
         "judging": judging,
         "rerun_of": source.run_id,
     }
     if isinstance(judge, LLMJudge):
         config["structured"] = judge.mode
-    if "selection" in source.config:
-        config["selection"] = source.config["selection"]
-    if "patterns" in source.config:
-        config["patterns"] = source.config["patterns"]  # the suite's own redaction, for a resume
+    if source.config.recorded("selection"):
+        config["selection"] = source.config.selection
+    if source.config.recorded("patterns"):  # runs from before patterns were kept have none recorded
+        config["patterns"] = source.config.patterns
     return RunManifest(
         run_id=run_id,
         suite_name=source.suite_name,
@@ -128,7 +127,7 @@ def plan_rerun(
         rubric_hash=rubrics_hash(labels),
         samples=source.samples,
         started_at=now(),
-        config=config,
+        config=RunConfig.model_validate(config),
         tags=tuple(tags),
         model_id=source.model_id,
         lookingglass_version=__version__,
@@ -208,7 +207,7 @@ def rerun(
             manifest = plan_rerun(source, items, judge, endpoint, repeats, rubric, run_id, tags)
             redaction = gateway.snapshot([(judge_name, endpoint)])
             redaction.update(model_external=False, judge_external=endpoint.is_external())
-            manifest = dataclasses.replace(manifest, config={**manifest.config, "redaction": redaction})
+            manifest = dataclasses.replace(manifest, config=manifest.config.updated(redaction=redaction))
             held.enter_context(store.lock_run(run_id))
             check_free(store, run_id)  # again: another process may have taken it meanwhile
             store.create_run(manifest, items)
