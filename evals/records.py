@@ -11,12 +11,9 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from evals.judge.grader_attacks import Flag
 
 SCHEMA_VERSION = 1
 """Version of every persisted record and of the JSONL exports; bumped on an incompatible change."""
@@ -169,6 +166,34 @@ def is_truncated(finish_reason: str | None) -> bool:
     return finish_reason in TRUNCATED_REASONS
 
 
+FlagKind = Literal[
+    "score_instruction", "forged_verdict", "forged_marker", "role_tag", "reference_attack", "grader_address"
+]
+FLAG_KINDS: tuple[FlagKind, ...] = (
+    "score_instruction", "forged_verdict", "forged_marker", "role_tag", "reference_attack", "grader_address",
+)  # fmt: skip
+"""Every kind of flag, in the order the scorecard lists them (``evals.judge.grader_attacks`` finds them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One place where an answer addresses the grader (``evals.judge.grader_attacks.detect``)."""
+
+    kind: FlagKind
+    """What it does (one of ``FLAG_KINDS``)."""
+    span: tuple[int, int]
+    """Where, as ``[start, end)`` character offsets in the answer as stored (not the matched text itself,
+    so that a purge of answer texts leaves nothing of them in the flags)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "span": list(self.span)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Flag:
+        start, end = data["span"]
+        return cls(data["kind"], (int(start), int(end)))
+
+
 @dataclass(frozen=True, slots=True)
 class Answer(_Wire):
     """The local model's answer to one item (one sample of it)."""
@@ -206,8 +231,6 @@ class Answer(_Wire):
         if self.length is None and self.text is not None:
             object.__setattr__(self, "length", len(self.text))
         if any(isinstance(f, dict) for f in self.flags):  # read back from JSON
-            from evals.judge.grader_attacks import Flag
-
             flags = tuple(f if isinstance(f, Flag) else Flag.from_dict(f) for f in self.flags)
             object.__setattr__(self, "flags", flags)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from evals import stats
-from evals.judge.grader_attacks import Flag
+from evals.records import Flag
 
 RESULT_SCHEMA_VERSION = 1
 """Version of the results row (``results.jsonl``); bumped on an incompatible change."""

@@ -26,12 +26,12 @@ from typing import Protocol
 
 from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError, ProviderError, StoreError
+from evals.judge.cost import Budget
 from evals.judge.grader_attacks import detect as grader_flags
 from evals.judge.judging import Judge, LLMJudge
 from evals.judge.reasoning import ReasoningMode, separate
 from evals.judge.rubrics import RubricSearch
 from evals.outbound import audit
-from evals.outbound.budget import Budget
 from evals.outbound.callcontext import calling
 from evals.outbound.interrupts import run_until_terminated
 from evals.outbound.perimeter import plan_perimeter

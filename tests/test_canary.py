@@ -18,8 +18,8 @@ from evals import stats
 from evals.cli import main
 from evals.config import Endpoint, JudgeEndpoint
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
+from evals.judge.cost import Budget
 from evals.judge.rubrics import Rubric
-from evals.outbound.budget import Budget
 from evals.outbound.callcontext import current
 from evals.records import Answer, Item, Judgment, RunManifest, Verdict
 from evals.scorecard.canary import canary_report

@@ -14,13 +14,15 @@ from scipy.stats import spearmanr
 from evals.cli import main
 from evals.defaults import DEMO_SUITE
 from evals.fakes import FakeOpenAI, text_reply
-from evals.judge.grader_attacks import KINDS, Flag, detect, flags_json, flags_of_json, kinds_of
-from evals.records import Answer
+from evals.judge.grader_attacks import detect, kinds_of
+from evals.records import FLAG_KINDS as KINDS
+from evals.records import Answer, Flag
 from evals.results import ResultRow
 from evals.scorecard import Scorecard, build_scorecard
 from evals.scorecard.models import LengthBias
 from evals.scorecard.signals import length_bias
 from evals.store import Store
+from evals.store.rows import flags_json, flags_of_json
 from evals.store.transfer import import_runs
 from evals.suites import load_suite
 

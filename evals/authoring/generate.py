@@ -29,6 +29,7 @@ from typing import Any
 from evals.authoring.references import REFERENCE_SOURCE, write_suite
 from evals.config import Endpoint, RedactionSettings
 from evals.errors import ConfigError, ProviderError
+from evals.judge.reasoning import separate
 from evals.outbound.callcontext import calling
 from evals.outbound.perimeter import outbound_provider
 from evals.records import CompletionRequest, Item
@@ -345,7 +346,6 @@ def difficulty_of(score: float | None) -> str:
 def estimate_difficulty(items: list[Item], model_name: str, model: Endpoint, judge: Any) -> list[Item]:
     """``items`` with the local model's trial answer graded by ``judge``: ``trial_score`` and ``difficulty``
     in each item's metadata (one answer each: an estimate, said so by its name)."""
-    from evals.judge.reasoning import separate
 
     async def trial() -> list[Item]:
         provider = outbound_provider(model_name, model, None)

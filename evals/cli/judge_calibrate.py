@@ -33,10 +33,16 @@ from evals.plan import judge_fingerprint
 from evals.records import Item
 from evals.render.calibration import write_calibration
 from evals.store import open_store
-from evals.store.calibrations import save_calibration
 from evals.trust import agreement
 from evals.trust.agreement import Estimate
-from evals.trust.calibration import DEFAULT_MIN_KAPPA, Calibration, calibrate, distinct_answers, judge_labels
+from evals.trust.calibration import (
+    DEFAULT_MIN_KAPPA,
+    Calibration,
+    calibrate,
+    distinct_answers,
+    judge_labels,
+    save_calibration,
+)
 from evals.trust.labels import load_labels
 
 CALIBRATE_EXIT_HELP = EXIT_CODES_HELP.replace(

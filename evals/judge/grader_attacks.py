@@ -19,42 +19,12 @@ left alone; ``tests/test_grader_attacks.py`` holds both sides.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterable
 
 from evals.judge.judging import _TAGS as PROMPT_TAGS  # the markers our judge prompt uses: one list
 from evals.judge.markers import marker_pattern, normalised_view
-
-FlagKind = Literal[
-    "score_instruction", "forged_verdict", "forged_marker", "role_tag", "reference_attack", "grader_address"
-]
-KINDS: tuple[FlagKind, ...] = (
-    "score_instruction", "forged_verdict", "forged_marker", "role_tag", "reference_attack", "grader_address",
-)  # fmt: skip
-"""Every kind of flag, in the order the scorecard lists them."""
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    """One place where an answer addresses the grader."""
-
-    kind: FlagKind
-    """What it does (one of ``KINDS``)."""
-    span: tuple[int, int]
-    """Where, as ``[start, end)`` character offsets in the answer as stored (not the matched text itself,
-    so that a purge of answer texts leaves nothing of them in the flags)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "span": list(self.span)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Flag:
-        start, end = data["span"]
-        return cls(data["kind"], (int(start), int(end)))
-
+from evals.records import FLAG_KINDS, Flag, FlagKind
 
 _GRADER = r"(?:grader|judge|evaluator|assessor|marker|scorer|reviewer|examiner)"
 # Words that name only a grader (not a pen, a court or a critic): safe after "you are a ..." or at a line start.
@@ -129,28 +99,18 @@ def detect(text: str | None) -> tuple[Flag, ...]:
         return ()
     view, origin = normalised_view(text)
     found: list[Flag] = []
-    for kind in KINDS:
+    for kind in FLAG_KINDS:
         matches = [_marker_spans(view)] if kind == "forged_marker" else []
         matches += [[m.span() for m in p.finditer(view)] for p in _COMPILED.get(kind, ())]
         spans = _merge(span for group in matches for span in group if span[1] > span[0])
         found += [Flag(kind, _original(span, origin)) for span in spans]
-    return tuple(sorted(found, key=lambda f: (f.span, KINDS.index(f.kind))))
+    return tuple(sorted(found, key=lambda f: (f.span, FLAG_KINDS.index(f.kind))))
 
 
 def kinds_of(flags: Iterable[Flag]) -> list[str]:
-    """The distinct kinds of some flags, in ``KINDS`` order (what the item list shows)."""
+    """The distinct kinds of some flags, in ``FLAG_KINDS`` order (what the item list shows)."""
     present = {f.kind for f in flags}
-    return [k for k in KINDS if k in present]
-
-
-def flags_json(flags: Sequence[Flag]) -> str:
-    """The store's form of an answer's flags: a JSON list of ``{"kind", "span"}``."""
-    return json.dumps([f.to_dict() for f in flags])
-
-
-def flags_of_json(text: str | None) -> tuple[Flag, ...]:
-    """Flags back from the store's JSON (an older row without any: none)."""
-    return tuple(Flag.from_dict(d) for d in json.loads(text)) if text else ()
+    return [k for k in FLAG_KINDS if k in present]
 
 
 def _marker_spans(view: str) -> list[tuple[int, int]]:

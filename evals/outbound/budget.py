@@ -4,7 +4,8 @@ Prices come from evals.yaml (``price_in_per_mtok``, ``price_out_per_mtok`` of th
 Before a call, its tokens are not known, so both use the same bound: prompt tokens estimated from the
 prompt's length (``CHARS_PER_TOKEN`` characters a token) and completion tokens at the endpoint's
 ``max_tokens``, the most the server may bill for. A judge's prompt is the real grading prompt (rubric,
-question, reference) with the answer, or, before the answer exists, an answer of ``max_tokens``.
+question, reference) with the answer, or, before the answer exists, an answer of ``max_tokens``: the judge
+builds it (``evals.judge.cost``: the dry run's ``plan_calls`` and the ``Budget`` a run holds verdicts with).
 
 During a run, ``Budget`` counts what this invocation spends from the token usage the servers report,
 holds each call's bound while it is in flight (so concurrent calls cannot overshoot together), and refuses
@@ -17,13 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from evals.config import OFFLINE, Endpoint, JudgeEndpoint
 from evals.errors import ConfigError, EvalsError
-from evals.judge.judging import ATTEMPTS, Judge, build_judge_messages
-from evals.judge.rubrics import RubricBook, RubricSearch
 from evals.records import Item
 
 CHARS_PER_TOKEN = 4
@@ -42,7 +40,8 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def _prompt_text(messages: Iterable[dict[str, str]]) -> str:
+def prompt_text(messages: Iterable[dict[str, str]]) -> str:
+    """The text of a chat request's messages, one after another: what its prompt tokens are estimated from."""
     return "\n".join(m["content"] for m in messages)
 
 
@@ -104,39 +103,6 @@ class Plan:
         return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
 
 
-def plan_calls(
-    to_answer: list[Item],
-    to_judge: list[tuple[Item, str, bool]],
-    model_name: str,
-    model: Endpoint,
-    judge_name: str,
-    judge: JudgeEndpoint,
-    rubrics_dir: RubricSearch | Path,
-    judge_repeats: int = 1,
-) -> Plan:
-    """The calls a run would make: one model call per item and sample in ``to_answer``, ``judge_repeats``
-    judge calls for each of those, and one for each stored ``(item, answer, truncated)`` in ``to_judge``
-    (one entry per verdict still wanted). Calls nothing."""
-    asked = EndpointPlan("model", model_name, model.model or "", price=Price.of(model))
-    for item in to_answer:
-        asked.calls += 1
-        asked.tokens_in += estimate_tokens(_prompt_text(m.model_dump() for m in item.prompt()))
-        asked.tokens_out += model.max_tokens
-    offline = judge.provider == OFFLINE
-    graded = EndpointPlan("judge", judge_name, judge.model or "", price=Price.of(judge), offline=offline)
-    book = RubricBook(rubrics_dir, judge.rubric)
-    longest = "x" * (model.max_tokens * CHARS_PER_TOKEN)  # an answer as long as the model may write
-    work = [(item, longest, False) for item in to_answer for _ in range(judge_repeats)] + to_judge
-    for item, answer, truncated in work:
-        rubric = book.for_item(item)  # a missing rubric fails the dry run as it would fail the run
-        graded.calls += 1
-        if not offline:
-            messages = build_judge_messages(rubric, item, answer, truncated=truncated)
-            graded.tokens_in += estimate_tokens(_prompt_text(messages))
-            graded.tokens_out += judge.max_tokens
-    return Plan([asked, graded])
-
-
 class BudgetExceeded(EvalsError):
     """The run stopped before a call that could have crossed ``--max-cost``; it can be resumed."""
 
@@ -171,7 +137,7 @@ class Budget:
     @classmethod
     def for_run(
         cls, limit: float, model_name: str, model: Endpoint, judge_name: str, judge: JudgeEndpoint
-    ) -> Budget:
+    ) -> Self:
         """The budget of a run; ``ConfigError`` when an endpoint that is paid per call has no prices."""
         model_price = Price.of(model)
         judge_price = None if judge.provider == OFFLINE else Price.of(judge)
@@ -209,17 +175,24 @@ class Budget:
 
     def hold_answer(self, item: Item) -> float | None:
         """Hold the most the model call for ``item`` may cost; None (refused) when it could cross the limit."""
-        prompt = estimate_tokens(_prompt_text(m.model_dump() for m in item.prompt()))
+        prompt = estimate_tokens(prompt_text(m.model_dump() for m in item.prompt()))
         return self._hold(self.model.cost(prompt, self.model_max_tokens), answering=True)
 
-    def hold_judgment(self, judge: Judge, item: Item, answer: str, truncated: bool) -> float | None:
-        """Hold the most grading ``answer`` may cost (a verdict may be asked for twice); None when refused."""
-        price, max_tokens = self.members.get(judge.name, (self.judge, self.judge_max_tokens))
+    def grading_price(self, judge_name: str) -> tuple[Price | None, int]:
+        """The price (None: offline, free) and ``max_tokens`` of a verdict by ``judge_name``: a panel
+        member's own, else the judge's."""
+        return self.members.get(judge_name, (self.judge, self.judge_max_tokens))
+
+    def hold_grading(
+        self, judge_name: str, messages: Iterable[dict[str, str]], attempts: int
+    ) -> float | None:
+        """Hold the most ``attempts`` calls of ``messages`` to ``judge_name`` may cost; None when refused.
+        (``evals.judge.cost.Budget.hold_judgment`` builds the grading prompt.)"""
+        price, max_tokens = self.grading_price(judge_name)
         if price is None:
             return 0.0
-        messages = build_judge_messages(judge.rubric_for(item), item, answer, truncated=truncated)
-        prompt = estimate_tokens(_prompt_text(messages))
-        return self._hold(ATTEMPTS * price.cost(prompt, max_tokens), answering=False)
+        prompt = estimate_tokens(prompt_text(messages))
+        return self._hold(attempts * price.cost(prompt, max_tokens), answering=False)
 
     def settle(
         self,

@@ -4,10 +4,10 @@ backends, and for the exports that ``evals import`` reads."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from evals.judge.grader_attacks import flags_json, flags_of_json
-from evals.records import Answer, Item, Judgment, RunManifest
+from evals.records import Answer, Flag, Item, Judgment, RunManifest
 from evals.results import ResultRow
 from evals.store.crypto import codec
 
@@ -47,6 +47,16 @@ def upsert_sql(table: str, cols: tuple[str, ...], key: tuple[str, ...]) -> str:
 def _flags(values: tuple[Any, ...]) -> tuple[Any, ...]:
     # Flags are stored as 0/1 integers: PostgreSQL will not put a boolean into an integer column.
     return tuple(int(v) if isinstance(v, bool) else v for v in values)
+
+
+def flags_json(flags: Sequence[Flag]) -> str:
+    """The store's form of an answer's flags: a JSON list of ``{"kind", "span"}``."""
+    return json.dumps([f.to_dict() for f in flags])
+
+
+def flags_of_json(text: str | None) -> tuple[Flag, ...]:
+    """Flags back from the store's JSON (an older row without any: none)."""
+    return tuple(Flag.from_dict(d) for d in json.loads(text)) if text else ()
 
 
 SEALED_ANSWER_COLS = frozenset({"text", "reasoning"})

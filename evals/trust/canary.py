@@ -26,15 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evals.config import OFFLINE, CanarySettings, Config, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError, EvalsError, StoreError
+from evals.judge.cost import Budget
 from evals.judge.judging import Judge, build_judge
 from evals.judge.rubrics import RubricSearch
 from evals.outbound import audit
-from evals.outbound.budget import Budget
 from evals.outbound.callcontext import calling
 from evals.outbound.perimeter import outside_redactor
 from evals.plan import judge_fingerprint, now, structured_mode
 from evals.records import RunManifest, content_hash
-from evals.scorecard.canary import canary_report
 from evals.store import Store
 from evals.store import canary as rows
 from evals.store.crypto import ENCRYPTED
@@ -86,12 +85,6 @@ def canary_options(config: Config) -> CanaryOptions:
     s: CanarySettings = config.canary
     labels = load_labels(config.path(s.labels)) if s.labels and s.enabled else {}
     return CanaryOptions(s.enabled, s.size, s.min_shift, labels)
-
-
-def canary_lines(store: Store, run_id: str) -> list[str]:
-    """What the end of ``evals run`` says about the run's canary (nothing when it has none)."""
-    report = canary_report(store, run_id)
-    return report.lines() if report is not None else []
 
 
 def who() -> str:

@@ -19,10 +19,11 @@ from typing import Any
 
 from evals.config import OFFLINE, Endpoint, JudgeEndpoint
 from evals.errors import StoreError
+from evals.judge.cost import plan_calls
 from evals.judge.judging import Judge, LLMJudge, build_judge
 from evals.judge.reference import MODEL as OFFLINE_MODEL
 from evals.judge.rubrics import RubricBook, RubricSearch
-from evals.outbound.budget import Plan, plan_calls
+from evals.outbound.budget import Plan
 from evals.outbound.providers.health import FAIL_AFTER
 from evals.outbound.redaction import Redactor
 from evals.records import Item, RunManifest
