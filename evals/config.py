@@ -25,9 +25,8 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from evals.errors import ConfigError
-from evals.outbound.redaction import CustomPattern
 from evals.perimeter import is_external
-from evals.records import Sensitivity
+from evals.records import CustomPattern, Sensitivity
 from evals.secrets import safe_url, url_secrets
 from evals.userfiles import load_yaml, validation_errors
 

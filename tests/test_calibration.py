@@ -23,8 +23,14 @@ from evals.records import Verdict
 from evals.render import render_html, render_markdown
 from evals.scorecard import build_scorecard
 from evals.store import Store
-from evals.store.calibrations import calibrations, latest_calibration, save_calibration
-from evals.trust.calibration import Calibration, distinct_answers, judge_labels
+from evals.trust.calibration import (
+    Calibration,
+    calibrations,
+    distinct_answers,
+    judge_labels,
+    latest_calibration,
+    save_calibration,
+)
 from evals.trust.calibration import calibrate as run_calibration
 from evals.trust.labels import LabelRow, Labels, load_labels
 

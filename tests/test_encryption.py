@@ -15,10 +15,11 @@ from evals.cli import main
 from evals.errors import ConfigError, StoreError
 from evals.fakes import FakeOpenAI, text_reply
 from evals.records import Item, Message
+from evals.render.purge import purge
 from evals.scorecard import build_scorecard
 from evals.scorecard.gate import Policy, decide
 from evals.store.crypto import TextCodec
-from evals.store.purge import plan_purge, purge
+from evals.store.purge import plan_purge
 from evals.store.rekey import rekey
 from evals.store.rows import item_values
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
-from evals.scorecard.gate import Policy, decide, junit
+from evals.render.gate import junit
+from evals.scorecard.gate import Policy, decide
 from evals.store import Store
 
 BASE = {f"{area}-{i:02d}": [s] for area, s in (("math", 5), ("geo", 4), ("chem", 5)) for i in range(20)}

@@ -17,9 +17,10 @@ from evals.cli import main
 from evals.errors import ConfigError
 from evals.fakes import FakeOpenAI, text_reply
 from evals.render import write_scorecard
+from evals.render.purge import purge
 from evals.scorecard import build_scorecard
 from evals.scorecard.gate import Policy, decide
-from evals.store.purge import cutoff_of, plan_purge, purge
+from evals.store.purge import cutoff_of, plan_purge
 from evals.store.retention import is_purged
 
 ROOT = Path(__file__).parent.parent

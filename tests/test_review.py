@@ -10,7 +10,7 @@ from builders import make_run
 from click.testing import CliRunner
 
 from evals.cli import main
-from evals.judge.grader_attacks import Flag
+from evals.records import Flag
 from evals.store import Store
 from evals.trust.labels import load_labels
 from evals.trust.review import review_run, select_rows

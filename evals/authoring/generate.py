@@ -29,6 +29,7 @@ from typing import Any
 from evals.authoring.references import REFERENCE_SOURCE, write_suite
 from evals.config import Endpoint
 from evals.errors import ConfigError, ProviderError
+from evals.judge.reasoning import separate
 from evals.outbound.callcontext import calling
 from evals.outbound.gateway import Door, Gateway, each
 from evals.records import CompletionRequest, Item
@@ -348,7 +349,6 @@ def difficulty_of(score: float | None) -> str:
 def estimate_difficulty(items: list[Item], model: Door, judge: Any) -> list[Item]:
     """``items`` with the local model's trial answer graded by ``judge``: ``trial_score`` and ``difficulty``
     in each item's metadata (one answer each: an estimate, said so by its name)."""
-    from evals.judge.reasoning import separate
 
     async def trial(item: Item) -> Item:
         score = None

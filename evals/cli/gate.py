@@ -67,6 +67,7 @@ def gate(
     Reads the store only (it may be read-only). If the step summary or --junit cannot be written, the gate
     says so and exits 2: a CI must not read a decision it did not get in full.
     """
+    from evals.render import gate as render_gate
     from evals.scorecard import gate as gating
 
     config = load_config(config_path)
@@ -82,7 +83,7 @@ def gate(
         except EvalsError as exc:  # a missing run is "cannot decide", not a crash
             err.print(plain(f"cannot decide: {exc}"))
             sys.exit(gating.UNDECIDED)
-    text = gating.markdown(verdict)
+    text = render_gate.markdown(verdict)
     out.print(plain(text, newlines=True), soft_wrap=True)  # Markdown: a wrapped table row is two broken rows
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
@@ -90,7 +91,7 @@ def gate(
             f.write(text + "\n")
     if junit_path is not None:
         junit_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(junit_path, gating.junit(verdict))
+        write_atomic(junit_path, render_gate.junit(verdict))
     sys.exit(verdict.exit_code)
 
 

@@ -33,7 +33,6 @@ from evals.plan import judge_fingerprint
 from evals.records import Item
 from evals.render.calibration import write_calibration
 from evals.store import open_store
-from evals.store.calibrations import save_calibration
 from evals.trust import agreement
 from evals.trust.agreement import Estimate
 from evals.trust.calibration import (
@@ -44,6 +43,7 @@ from evals.trust.calibration import (
     distinct_answers,
     judge_labels,
     row_patterns,
+    save_calibration,
     with_levels,
 )  # fmt: skip
 from evals.trust.labels import load_labels

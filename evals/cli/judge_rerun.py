@@ -8,6 +8,7 @@ import click
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_option, reports_path
 from evals.cli.judge import judge
+from evals.cli.outcome import print_outcome
 from evals.cli.progress import RichReporter
 from evals.config import Config, load_config
 from evals.errors import EvalsError
@@ -131,10 +132,9 @@ def perimeter(config: Config, manifest: RunManifest, fail_after: int) -> reruns.
 
 def _print(store: Store, outcome: RunOutcome) -> None:
     from evals.cli.report import noise_lines
-    from evals.cli.run import _print_outcome
     from evals.scorecard import build_scorecard
 
-    _print_outcome(store, outcome)
+    print_outcome(store, outcome)
     card = build_scorecard(store, outcome.manifest.run_id)
     for line in noise_lines(card):
         out.print(plain(line), soft_wrap=True)

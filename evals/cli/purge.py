@@ -69,8 +69,8 @@ def purge(
       evals purge                              # retention.text_days from evals.yaml
       evals purge --run 20261001T231500Z-qwen-3f9a0c1e --include-baselines
     """
+    from evals.render.purge import purge as do_purge
     from evals.store.purge import cutoff_of, plan_purge
-    from evals.store.purge import purge as do_purge
 
     config = load_config(config_path)
     now = datetime.now(UTC)

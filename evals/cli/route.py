@@ -70,16 +70,16 @@ def route(
     """
     from evals.render.route import render_route_html, render_route_markdown
     from evals.routing.route import route as route_table
-    from evals.store.routes import previous_decisions, save_decisions, with_changes
+    from evals.routing.route import save_table, with_changes
 
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir), readonly=no_record) as store:
         table = route_table(
             store, local_id, frontier_id, config, margin, floor, decided_at=datetime.now(UTC).isoformat()
         )
-        table = with_changes(table, previous_decisions(store, table))
+        table = with_changes(store, table)
         if not no_record:
-            save_decisions(store, table)
+            save_table(store, table)
     if fmt == "table":
         if out_path is not None:
             raise click.UsageError("--out needs --format md, html or json")

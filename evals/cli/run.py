@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from evals import runner
 from evals.cli.common import (
@@ -20,8 +19,8 @@ from evals.cli.common import (
     reports_option,
     reports_path,
 )
+from evals.cli.outcome import print_outcome
 from evals.cli.progress import RichReporter
-from evals.cli.signals import flagged_line
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.judge.panel import stored_labels
@@ -40,12 +39,11 @@ from evals.plan import (
     plan_panel,
 )
 from evals.records import Item, Selection
-from evals.results import summarize
 from evals.runner import RunOutcome, remaining, run_suite
 from evals.secrets import safe_url
 from evals.store import Store, open_store
 from evals.suites import Suite, find_problems, load_suite, suites_in
-from evals.trust.canary import Canary, canary_lines
+from evals.trust.canary import Canary
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -302,7 +300,7 @@ def _execute(
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
         err.print(audit_line(store, str(resume or run_id)), soft_wrap=True)  # sealed also when interrupted
         raise
-    _print_outcome(store, outcome)
+    print_outcome(store, outcome)
     if outcome.asked and outcome.answer_errors == outcome.asked:
         # Per-item errors are data; no answer at all means the model could not be reached or used.
         raise EvalsError(
@@ -311,42 +309,6 @@ def _execute(
             + (again or f"Fix it and continue with: evals run --resume {outcome.manifest.run_id}")
         )
     return outcome
-
-
-def _print_outcome(store: Store, outcome: RunOutcome) -> None:
-    m = outcome.manifest
-    table = Table(
-        title=plain(f"run {m.run_id}"),
-        caption=plain(f"{m.suite_name} · {m.model_name} ({m.model_id or m.model}) · judge {m.judge_model}"),
-    )
-    for name in ("area", "n", "mean score", "errors"):
-        table.add_column(name, justify="left" if name == "area" else "right")
-    for row in summarize(outcome.rows):
-        mean = "–" if row.mean is None else f"{row.mean:.2f}"
-        table.add_row(plain(row.area), str(row.n), mean, str(row.errors))
-    out.print(table)
-    if m.judge_name == "offline":
-        out.print(
-            "scores by the offline reference judge (token overlap with the reference), not a frontier judge"
-        )
-    out.print(
-        f"asked {outcome.asked}, judged {outcome.judged}, reused {outcome.reused} cached judgments, "
-        f"{outcome.answer_errors} answer errors, {outcome.judge_errors} judge errors"
-    )
-    cut = sum(1 for row in outcome.rows if row.truncated)
-    if cut:
-        out.print(
-            f"{cut} answer{'s' if cut != 1 else ''} cut off at max_tokens "
-            f"({m.config.model.max_tokens}); the judge was told. Raise the model's "
-            "max_tokens in evals.yaml if they should be whole"
-        )
-    if flagged := flagged_line(outcome.rows):
-        out.print(plain(flagged), soft_wrap=True)
-    for line in canary_lines(store, m.run_id):  # the judge's drift canary, loud when the judge moved
-        out.print(plain(line), soft_wrap=True)
-    out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
-    out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
-    out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (docs/audit.md)
 
 
 @click.group()

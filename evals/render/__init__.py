@@ -4,7 +4,8 @@ All three are made from the typed ``Scorecard`` (``evals.scorecard.build_scoreca
 its serialised form), and the index from each run's figures computed the same way. The
 HTML page is rendered by jinja2 with autoescaping and strict undefined variables; model and judge text
 is never marked safe, and a Content-Security-Policy forbids every network request and every script but
-the page's own (by nonce).
+the page's own (by nonce). Beside them: the gate's verdict as Markdown and JUnit (``gate.py``), the
+routing table (``route.py``), and a purged run's exports written again without its text (``purge.py``).
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ from evals.routing.economics import (
     volume_text,
 )
 from evals.store import Store
+from evals.store.redactions import redacted_items
+from evals.store.routes import Decision, previous_decisions, save_decisions
 
 Recommendation = Literal["local", "frontier", "not yet"]
 DEFAULT_MARGIN = 0.3
@@ -146,8 +148,6 @@ def check_comparable(store: Store, local: RunManifest, frontier: RunManifest) ->
             f"evals judge rerun {local.run_id} --judge {frontier.judge_name}"
         )
     if model_input(local) != model_input(frontier):
-        from evals.store.redactions import redacted_items
-
         changed = {run.run_id: redacted_items(store, run.run_id, "model") for run in (local, frontier)}
         if any(changed.values()):  # redaction replaced something: the two models did not read the same text
             run_id, items = next((r, i) for r, i in changed.items() if i)
@@ -308,6 +308,38 @@ def route(
         local=_ref(local), frontier=_ref(frontier), judge=local.judge_model, margin=margin, floor=floor,
         decided_at=decided_at, areas=rows, total=_total(rows), notes=notes,
     )  # fmt: skip
+
+
+def with_changes(store: Store, table: RoutingTable) -> RoutingTable:
+    """``table`` with each area whose recommendation changed since the latest table of the same suite and
+    models decided before it carrying the old one."""
+    local, frontier = table.local, table.frontier
+    before = previous_decisions(store, local.suite, local.model_name, frontier.model_name, table.decided_at)
+    rows = []
+    for row in table.areas:
+        old = before.get(row.area)
+        if old is not None and old.recommendation != row.recommendation:
+            was = Previous.model_validate(
+                {"recommendation": old.recommendation, "at": old.decided_at, "local_run": old.local_run,
+                 "reason": old.reason}
+            )  # fmt: skip
+            row = row.model_copy(update={"previous": was})
+        rows.append(row)
+    return table.model_copy(update={"areas": rows})
+
+
+def save_table(store: Store, table: RoutingTable) -> None:
+    """Keep each area's recommendation of ``table`` (``route_decisions``), for the next table to compare."""
+    local, frontier = table.local, table.frontier
+    ours = {"decided_at": table.decided_at, "suite": local.suite, "local_model": local.model_name,
+            "frontier_model": frontier.model_name, "local_run": local.run_id, "frontier_run": frontier.run_id}  # fmt: skip
+    save_decisions(
+        store,
+        [
+            Decision(area=r.area, recommendation=r.recommendation, reason=r.reason, **ours)
+            for r in table.areas
+        ],
+    )
 
 
 def _total(rows: Sequence[AreaRoute]) -> AreaCost | None:

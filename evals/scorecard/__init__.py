@@ -38,6 +38,7 @@ from evals.scorecard.models import (
     ItemRow,
     ItemStatus,
     RegressedItem,
+    RouteDecision,
     RunInfo,
     Scorecard,
     SelectionInfo,
@@ -50,6 +51,7 @@ from evals.store import Store
 from evals.store.aggregates import OVERALL, AreaAggregate
 from evals.store.routes import latest_for_local
 from evals.store.rows import panel_aggregation
+from evals.trust.noise import combined_se, run_noise
 
 __all__ = [
     "OFFLINE_JUDGE_MODEL",
@@ -190,6 +192,11 @@ def _cost(run: RunManifest, rows: Sequence[ResultRow], verdicts: Sequence[Judgme
     return Cost(model=sides["model"], judge=sides["judge"])
 
 
+def _routing(store: Store, run_id: str) -> list[RouteDecision]:
+    """The areas of the latest routing table this run was the local side of (``evals route``)."""
+    return [RouteDecision.model_validate(d, from_attributes=True) for d in latest_for_local(store, run_id)]
+
+
 def history_point(m: RunManifest, aggregates: Sequence[AreaAggregate], changes: list[str]) -> HistoryPoint:
     """One run in the history: its overall and per-area means of item means (the scorecard's figures),
     read from the run's aggregates."""
@@ -265,8 +272,6 @@ def build_scorecard(
     rows = list(store.results(run_id))
     verdicts = store.verdicts(run_id)
     base_rows = list(store.results(baseline.run_id)) if baseline else []
-    from evals.trust.noise import combined_se, run_noise  # evals.trust.noise reads this package's models
-
     noise = run_noise(store, run_id, settings.pass_score)
     noise_se = combined_se(
         noise, run_noise(store, baseline.run_id, settings.pass_score) if baseline else None
@@ -301,7 +306,7 @@ def build_scorecard(
         items=_item_rows(rows, base_rows, paired, settings),
         history=history(store, run, settings.history, settings.pass_score),
         cost=_cost(run, rows, verdicts),
-        routing=latest_for_local(store, run_id),
+        routing=_routing(store, run_id),
         audit=audit_head(store, run_id),
         calibration=calibration_note(store, run),
         redaction=redaction_info(store, run),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from evals.records import RunManifest
 from evals.scorecard.sections import CalibrationNote
 from evals.store import Store
-from evals.store.calibrations import latest_calibration
+from evals.trust.calibration import latest_calibration
 
 NOT_CALIBRATED = "judge not calibrated"
 """What every rendering says when no calibration of the run's judge and rubric is stored."""

@@ -100,6 +100,12 @@ def canary_report(store: Store, run_id: str, against: str | None = None) -> Cana
     return report_of(store, found[0], against) if found else None
 
 
+def canary_lines(store: Store, run_id: str) -> list[str]:
+    """What the end of ``evals run`` says about the run's canary (nothing when it has none)."""
+    report = canary_report(store, run_id)
+    return report.lines() if report is not None else []
+
+
 def canary_history(
     store: Store, judge_name: str | None = None, suite_name: str | None = None
 ) -> list[CanaryReport]:

@@ -23,6 +23,7 @@ from evals.scorecard.sections import (
     RouteDecision,
 )
 from evals.stats import Status
+from evals.trust.noise import JudgeNoise
 
 SCORECARD_SCHEMA_VERSION = 2
 """Version of ``scorecard.json``. 2: drift nested under each area, baseline choice, run health."""
@@ -58,36 +59,6 @@ class Drift(_Record):
     judge_se: float | None = None
     """The standard error judge noise alone gives Δ (``evals.trust.noise.combined_se``); None when neither run
     was judged with repeats. A drop of at most 2 × this is ``within-judge-noise``, not ``regressed``."""
-
-
-class JudgeNoise(_Record):
-    """The judge's own noise in one area (or the whole run), from repeated verdicts (``evals.trust.noise``).
-
-    ``measured`` False says "judge noise unmeasured": the run asked each answer once.
-    """
-
-    area: str
-    measured: bool
-    repeats: int
-    """Verdicts asked per answer (``--judge-repeats``)."""
-    n_answers: int = 0
-    """Answers with at least two scored verdicts: what the flip rates count."""
-    flip_rate: float | None = None
-    """Share of those answers whose repeated verdicts are not all equal."""
-    pass_flip_rate: float | None = None
-    """Share of those answers whose pass/fail (``pass_score``) is not the same in every verdict."""
-    var_judge: float | None = None
-    """σ²_judge: variance of one verdict around its answer's mean (the answer frozen)."""
-    var_generation: float | None = None
-    """σ²_gen: variance of an item's answers (``--samples``), net of judge noise; None with one sample."""
-    var_item: float | None = None
-    """σ²_item: variance between items (difficulty), net of both noises; None with one item."""
-    judge_share: float | None = None
-    """σ²_judge over the sum of the three."""
-    generation_share: float | None = None
-    """σ²_gen over the sum of the three."""
-    se_judge: float | None = None
-    """Standard error judge noise alone gives the area's mean: sqrt(σ²_judge / (K·N)) when balanced."""
 
 
 class LengthBias(_Record):

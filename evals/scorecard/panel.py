@@ -31,7 +31,7 @@ from evals.scorecard.sections import (
 )
 from evals.store.aggregates import OVERALL
 from evals.store.rows import member_scores, panel_aggregation
-from evals.trust.agreement import ordinal_alpha, quadratic_kappa
+from evals.trust.agreement import DISAGREE_AT, ordinal_alpha, quadratic_kappa
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,8 +41,6 @@ MIN_N = 5
 """Answers scored by both members (or, for alpha, by two or more) below which no figure is given."""
 MIN_AREA_N = 10
 """Answers an area needs for agreement figures of its own."""
-DISAGREE_AT = 2.0
-"""Member scores this far apart put an answer on the list for people to review."""
 BOOTSTRAP = 1000
 """Resamples of the kappa interval."""
 SEED = 20261130

@@ -1,14 +1,16 @@
 """Calibrations in the store: one row per ``evals judge calibrate``, found by (judge fingerprint, rubric hash).
 
 The row keeps the headline (kappa with its interval, n, the ``--min-kappa`` verdict) in columns and the
-whole ``Calibration`` (without the labelled answers' text) as JSON, so a scorecard needs one query.
+whole record as JSON, so a scorecard needs one query. The record is ``evals.trust.calibration``'s
+``Calibration``, which writes and reads that JSON; this module holds the SQL.
 """
 
 from __future__ import annotations
 
+from dataclasses import astuple, dataclass
+
 from evals.records import content_hash
 from evals.store.core import Store
-from evals.trust.calibration import Calibration
 
 _COLUMNS = (
     "calibration_id", "judge_fingerprint", "rubric_hash", "judge_name", "judge_model", "rubric_name",
@@ -17,26 +19,42 @@ _COLUMNS = (
 )  # fmt: skip
 
 
-def save_calibration(store: Store, calibration: Calibration) -> str:
-    """Store a calibration (without the answers' text); its id."""
-    record = calibration.model_copy(update={"answers": []})
-    body = record.model_dump_json()
-    calibration_id = f"{calibration.created_at}-{content_hash(body)}"
-    kappa = calibration.overall.kappa
-    values = (
-        calibration_id, calibration.judge_fingerprint, calibration.rubric_hash, calibration.judge_name,
-        calibration.judge_model, calibration.rubric_name, calibration.created_at, calibration.labels,
-        calibration.labels_hash, calibration.overall.n, kappa.value, kappa.low, kappa.high,
-        calibration.min_kappa, None if calibration.passed is None else int(calibration.passed), body,
-    )  # fmt: skip
+@dataclass(frozen=True, slots=True)
+class CalibrationRow:
+    """One calibration as stored: its headline columns (in column order) and the whole record as JSON."""
+
+    judge_fingerprint: str
+    rubric_hash: str
+    judge_name: str
+    judge_model: str
+    rubric_name: str
+    created_at: str
+    labels: str
+    labels_hash: str
+    n: int
+    kappa: float | None
+    kappa_low: float | None
+    kappa_high: float | None
+    min_kappa: float
+    passed: bool | None
+    record_json: str
+    """The whole record (without the labelled answers' text)."""
+
+
+def insert_calibration(store: Store, row: CalibrationRow) -> str:
+    """Store a calibration; its id (when it was made, then the hash of its record)."""
+    calibration_id = f"{row.created_at}-{content_hash(row.record_json)}"
+    # PostgreSQL will not put a boolean into an integer column: ``passed`` is stored as 0/1.
+    passed = None if row.passed is None else int(row.passed)
+    values = (calibration_id, *astuple(row)[:-2], passed, row.record_json)
     store._execute(
         f"INSERT INTO calibrations ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})", values
     )
     return calibration_id
 
 
-def latest_calibration(store: Store, fingerprints: frozenset[str], rubric_hash: str) -> Calibration | None:
-    """The most recent calibration of any of these judge fingerprints with this rubric hash, or None."""
+def latest_calibration_json(store: Store, fingerprints: frozenset[str], rubric_hash: str) -> str | None:
+    """The record of the most recent calibration of any of these judge fingerprints with this rubric hash."""
     if not fingerprints:
         return None
     wanted = sorted(fingerprints)
@@ -45,12 +63,12 @@ def latest_calibration(store: Store, fingerprints: frozenset[str], rubric_hash: 
         f"({','.join('?' * len(wanted))}) ORDER BY created_at DESC, calibration_id DESC LIMIT 1",
         (rubric_hash, *wanted),
     ).fetchone()
-    return None if row is None else Calibration.model_validate_json(row[0])
+    return None if row is None else row[0]
 
 
-def calibrations(store: Store) -> list[Calibration]:
-    """Every stored calibration, oldest first."""
+def calibration_jsons(store: Store) -> list[str]:
+    """The record of every stored calibration, oldest first."""
     rows = store._execute(
         "SELECT record_json FROM calibrations ORDER BY created_at, calibration_id"
     ).fetchall()
-    return [Calibration.model_validate_json(r[0]) for r in rows]
+    return [r[0] for r in rows]

@@ -1,5 +1,5 @@
 """The store's side of retention: which runs have lost their text, how much text a run holds, and removing
-it in one transaction (``evals.store.purge`` decides which runs, and rewrites their exports).
+it in one transaction (``evals.store.purge`` decides which runs, ``evals.render.purge`` rewrites their exports).
 
 A purge replaces the text columns (item text, answers, reasoning, rationales, raw verdicts) by
 ``(purged)`` and keeps every other column: scores, errors, tokens, latencies, the items' content hashes,

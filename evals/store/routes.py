@@ -1,15 +1,12 @@
 """The routing tables' history: each area's recommendation as decided, so a nightly table can say when it
-changed and why (``route_decisions``)."""
+changed and why (``route_decisions``). The tables themselves are ``evals.routing.route``'s."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
 
-from evals.routing.route import Previous, RoutingTable
-from evals.scorecard.sections import RouteDecision
-
-if TYPE_CHECKING:
-    from evals.store import Store
+from evals.store.core import Store
 
 _COLS = (
     "decided_at", "suite", "local_model", "frontier_model", "area", "local_run", "frontier_run",
@@ -17,50 +14,49 @@ _COLS = (
 )  # fmt: skip
 
 
-def save_decisions(store: Store, table: RoutingTable) -> None:
-    """Keep each area's recommendation of ``table``."""
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One area's recommendation in a routing table, as ``route_decisions`` keeps it (fields in column order)."""
+
+    decided_at: str
+    suite: str
+    local_model: str
+    """The local run's model name in evals.yaml."""
+    frontier_model: str
+    area: str
+    local_run: str
+    frontier_run: str
+    recommendation: str
+    """``local``, ``frontier`` or ``not yet``."""
+    reason: str
+
+
+def save_decisions(store: Store, decisions: Iterable[Decision]) -> None:
+    """Keep each decision."""
     marks = ",".join("?" for _ in _COLS)
-    for row in table.areas:
-        store._execute(
-            f"INSERT INTO route_decisions ({','.join(_COLS)}) VALUES ({marks})",
-            (
-                table.decided_at, table.local.suite, table.local.model_name, table.frontier.model_name,
-                row.area, table.local.run_id, table.frontier.run_id, row.recommendation, row.reason,
-            ),
-        )  # fmt: skip
+    for decision in decisions:
+        store._execute(f"INSERT INTO route_decisions ({','.join(_COLS)}) VALUES ({marks})", astuple(decision))
 
 
-def previous_decisions(store: Store, table: RoutingTable) -> dict[str, Previous]:
-    """Per area, the latest recommendation decided before ``table`` for the same suite and models."""
+def previous_decisions(
+    store: Store, suite: str, local_model: str, frontier_model: str, before: str
+) -> dict[str, Decision]:
+    """Per area, the latest decision made before ``before`` for the same suite and models."""
     rows = store._execute(
-        "SELECT area, recommendation, decided_at, local_run, reason FROM route_decisions "
+        f"SELECT {','.join(_COLS)} FROM route_decisions "
         "WHERE suite = ? AND local_model = ? AND frontier_model = ? AND decided_at < ? "
         "ORDER BY decided_at",
-        (table.local.suite, table.local.model_name, table.frontier.model_name, table.decided_at),
+        (suite, local_model, frontier_model, before),
     ).fetchall()
-    return {r[0]: Previous(recommendation=r[1], at=r[2], local_run=r[3], reason=r[4]) for r in rows}
+    return {r[4]: Decision(*r) for r in rows}
 
 
-def latest_for_local(store: Store, local_run: str) -> list[RouteDecision]:
+def latest_for_local(store: Store, local_run: str) -> list[Decision]:
     """The areas of the latest routing table whose local side was ``local_run`` (empty when none was made)."""
     rows = store._execute(
-        "SELECT area, recommendation, reason, frontier_run, decided_at FROM route_decisions "
+        f"SELECT {','.join(_COLS)} FROM route_decisions "
         "WHERE local_run = ? AND decided_at = (SELECT max(decided_at) FROM route_decisions WHERE local_run = ?) "
         "ORDER BY area",
         (local_run, local_run),
     ).fetchall()
-    return [
-        RouteDecision(area=r[0], recommendation=r[1], reason=r[2], frontier_run=r[3], decided_at=r[4])
-        for r in rows
-    ]
-
-
-def with_changes(table: RoutingTable, previous: dict[str, Previous]) -> RoutingTable:
-    """``table`` with each area whose recommendation changed since ``previous`` carrying the old one."""
-    rows = [
-        r.model_copy(update={"previous": previous[r.area]})
-        if r.area in previous and previous[r.area].recommendation != r.recommendation
-        else r
-        for r in table.areas
-    ]
-    return table.model_copy(update={"areas": rows})
+    return [Decision(*r) for r in rows]

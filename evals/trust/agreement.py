@@ -34,6 +34,9 @@ SEED = 12
 CONFIDENCE = 0.95
 MIN_VALID_SHARE = 0.9
 """An interval is given only when at least this share of resamples had the statistic defined."""
+DISAGREE_AT = 2.0
+"""Scores of two judges (a panel's members) this far apart put an answer on the list for people to review
+(the scorecard's panel section, ``evals review``)."""
 
 Scores = Sequence[float] | np.ndarray
 Statistic = Callable[[np.ndarray, np.ndarray], "float | None"]

@@ -5,6 +5,8 @@
 people's scores into one typed ``Calibration`` (``calibration.json``): every figure of
 ``evals.trust.agreement`` with its bootstrap 95 % interval, overall and per area, and, where answers have
 several raters, the people's own agreement (ordinal alpha) beside the judge's, as the ceiling.
+``save_calibration`` keeps it in the store (``evals.store.calibrations`` holds the SQL) and
+``latest_calibration`` finds the one a run's scorecard shows.
 
 The judge is compared with the people's consensus on each answer: the **lower median** of their scores
 (``statistics.median_low``: the middle score; with an even number of raters split between two scores, the
@@ -31,6 +33,7 @@ from evals.outbound.sensitivity import Destination, check_restricted, stricter
 from evals.plan import stored_patterns
 from evals.records import Item, Sensitivity, Verdict, content_hash
 from evals.store import Store
+from evals.store import calibrations as stored
 from evals.trust import agreement
 from evals.trust.agreement import Estimate
 from evals.trust.labels import LabelRow, Labels
@@ -310,3 +313,28 @@ def calibrate(
         answers=answers,
         resamples=resamples,
     )
+
+
+def save_calibration(store: Store, calibration: Calibration) -> str:
+    """Store a calibration (without the answers' text); its id."""
+    kappa = calibration.overall.kappa
+    row = stored.CalibrationRow(
+        judge_fingerprint=calibration.judge_fingerprint, rubric_hash=calibration.rubric_hash,
+        judge_name=calibration.judge_name, judge_model=calibration.judge_model,
+        rubric_name=calibration.rubric_name, created_at=calibration.created_at, labels=calibration.labels,
+        labels_hash=calibration.labels_hash, n=calibration.overall.n, kappa=kappa.value, kappa_low=kappa.low,
+        kappa_high=kappa.high, min_kappa=calibration.min_kappa, passed=calibration.passed,
+        record_json=calibration.model_copy(update={"answers": []}).model_dump_json(),
+    )  # fmt: skip
+    return stored.insert_calibration(store, row)
+
+
+def latest_calibration(store: Store, fingerprints: frozenset[str], rubric_hash: str) -> Calibration | None:
+    """The most recent calibration of any of these judge fingerprints with this rubric hash, or None."""
+    found = stored.latest_calibration_json(store, fingerprints, rubric_hash)
+    return None if found is None else Calibration.model_validate_json(found)
+
+
+def calibrations(store: Store) -> list[Calibration]:
+    """Every stored calibration, oldest first."""
+    return [Calibration.model_validate_json(r) for r in stored.calibration_jsons(store)]

@@ -33,7 +33,6 @@ from evals.outbound.gateway import OverBudget, Refused, each
 from evals.outbound.sensitivity import Marking
 from evals.plan import judge_fingerprint, now
 from evals.records import RunManifest, content_hash
-from evals.scorecard.canary import canary_report
 from evals.store import Store
 from evals.store import canary as rows
 from evals.store.crypto import ENCRYPTED
@@ -86,12 +85,6 @@ def canary_options(config: Config) -> CanaryOptions:
     s: CanarySettings = config.canary
     labels = load_labels(config.path(s.labels)) if s.labels and s.enabled else {}
     return CanaryOptions(s.enabled, s.size, s.min_shift, labels)
-
-
-def canary_lines(store: Store, run_id: str) -> list[str]:
-    """What the end of ``evals run`` says about the run's canary (nothing when it has none)."""
-    report = canary_report(store, run_id)
-    return report.lines() if report is not None else []
 
 
 def who() -> str:

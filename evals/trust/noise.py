@@ -34,10 +34,44 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict
+
 from evals.records import Item, Judgment
-from evals.scorecard.models import JudgeNoise
 from evals.store import Store
 from evals.store.aggregates import OVERALL
+
+
+class JudgeNoise(BaseModel):
+    """The judge's own noise in one area (or the whole run), from repeated verdicts: a scorecard's
+    ``AreaStats.judge_noise``.
+
+    ``measured`` False says "judge noise unmeasured": the run asked each answer once.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    area: str
+    measured: bool
+    repeats: int
+    """Verdicts asked per answer (``--judge-repeats``)."""
+    n_answers: int = 0
+    """Answers with at least two scored verdicts: what the flip rates count."""
+    flip_rate: float | None = None
+    """Share of those answers whose repeated verdicts are not all equal."""
+    pass_flip_rate: float | None = None
+    """Share of those answers whose pass/fail (``pass_score``) is not the same in every verdict."""
+    var_judge: float | None = None
+    """σ²_judge: variance of one verdict around its answer's mean (the answer frozen)."""
+    var_generation: float | None = None
+    """σ²_gen: variance of an item's answers (``--samples``), net of judge noise; None with one sample."""
+    var_item: float | None = None
+    """σ²_item: variance between items (difficulty), net of both noises; None with one item."""
+    judge_share: float | None = None
+    """σ²_judge over the sum of the three."""
+    generation_share: float | None = None
+    """σ²_gen over the sum of the three."""
+    se_judge: float | None = None
+    """Standard error judge noise alone gives the area's mean: sqrt(σ²_judge / (K·N)) when balanced."""
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from typing import Protocol
 from evals.errors import LabelsError, Problem, StoreError
 from evals.files import write_atomic
 from evals.records import Answer, Item, Judgment, RunManifest, Sensitivity
-from evals.scorecard.panel import DISAGREE_AT
-from evals.store import Store
+from evals.store import Store, canary
 from evals.store.rows import member_scores
+from evals.trust.agreement import DISAGREE_AT
 from evals.trust.labels import COLUMNS, Labels, load_labels
 
 Key = tuple[str, int]
@@ -263,8 +263,6 @@ def import_review(path: str | Path, into: Path) -> tuple[Labels, int]:
 def canary_movers(store: Store, run_id: str) -> list[ReviewRow]:
     """The judge's canary anchors whose score changed on ``run_id``'s observation since the previous one:
     the same frozen answer graded differently, for a person to say which verdict was right."""
-    from evals.store import canary
-
     rows = []
     for observation in canary.observations(store, run_id=run_id):
         history = [o.run_id for o in canary.observations(store, set_id=observation.set_id)]

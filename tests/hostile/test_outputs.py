@@ -16,9 +16,10 @@ from markdown_it.token import Token
 
 from evals.cli import main
 from evals.render import render_markdown
+from evals.render.gate import junit, markdown
 from evals.render.markdown import md_text
 from evals.scorecard import build_scorecard
-from evals.scorecard.gate import Policy, decide, junit, markdown
+from evals.scorecard.gate import Policy, decide
 from evals.store import Store
 
 AREAS = list(TEXT.values())
