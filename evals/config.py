@@ -235,6 +235,9 @@ class JudgeEndpoint(Endpoint):
     panel: PanelSettings | None = None
     """Several judges grading every answer, their scores aggregated (``evals.judge.panel``); an entry with
     ``panel`` holds nothing else."""
+    restricted_judge: str | None = None
+    """An in-house judge (another entry, inside the perimeter) that grades this judge's restricted items in
+    the same run, so a run with an external judge need not leave its restricted areas out."""
 
     @field_validator("panel", mode="before")
     @classmethod
@@ -449,7 +452,7 @@ class Config(BaseModel):
     def _panels(self) -> Config:
         problems = [
             InitErrorDetails(type=PydanticCustomError("panel", reason), loc=loc, input=None)
-            for loc, reason in panel_problems(self.judges)
+            for loc, reason in [*panel_problems(self.judges), *inhouse_problems(self.judges)]
         ]
         if problems:
             raise ValidationError.from_exception_data("Config", problems)
@@ -525,6 +528,23 @@ def panel_problems(judges: dict[str, JudgeEndpoint]) -> list[tuple[tuple[str | i
                 f"the members grade with different rubrics ({', '.join(sorted(rubrics))}); a panel's "
                 "members must share one, or their agreement means nothing",
             ))  # fmt: skip
+    return out
+
+
+def inhouse_problems(judges: dict[str, JudgeEndpoint]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each ``restricted_judge`` that is not a configured single judge inside the perimeter."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for name, judge in judges.items():
+        if judge.restricted_judge is None or (judge.restricted_judge == OFFLINE and OFFLINE not in judges):
+            continue  # the built-in offline judge makes no call
+        inhouse = judges.get(judge.restricted_judge)
+        if inhouse is None or inhouse.panel is not None or inhouse.restricted_judge or inhouse is judge:
+            reason = f"{judge.restricted_judge!r} is not another configured single judge"
+        elif inhouse.is_external():
+            reason = f"{judge.restricted_judge!r} is an external endpoint; restricted text stays in-house"
+        else:
+            continue
+        out.append((("judges", name, "restricted_judge"), f"{reason}: name a judge with external: false"))
     return out
 
 

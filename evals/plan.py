@@ -3,8 +3,11 @@ secrets), whether a stored run can be resumed or an id is free, and what it woul
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,15 +18,15 @@ from evals.config import OFFLINE, Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import StoreError
 from evals.judge import reference as reference_judge
 from evals.judge.judging import Judge, LLMJudge, build_judge_messages
-from evals.judge.panel import check_same_panel, members
+from evals.judge.panel import check_same_panel, for_panel, members
 from evals.judge.provenance import rubrics_hash
 from evals.judge.rubrics import RubricBook, RubricSearch
 from evals.outbound.budget import CHARS_PER_TOKEN, Price, estimate_tokens, prompt_text
-from evals.outbound.gateway import FAIL_AFTER
-from evals.outbound.sensitivity import Destination
+from evals.outbound.gateway import FAIL_AFTER, Gateway
+from evals.outbound.sensitivity import Destination, check_restricted
 from evals.records import CustomPattern, Item, RunConfig, RunManifest, Selection, Sensitivity, content_hash
 from evals.store import Store
-from evals.store.retention import check_workable
+from evals.store.retention import check_workable, warn_if_written_in_clear
 from evals.suites import Suite
 
 MAX_SAMPLES = 100
@@ -72,29 +75,45 @@ class RunSpec:
     default_sensitivity: Sensitivity = "internal"
     observer: Observer | None = None
     """The judge's drift canary, observed once the run finished (None: none)."""
+    inhouse: tuple[str, JudgeEndpoint] | None = None
+    """The judge's ``restricted_judge`` (name, endpoint): it alone grades the restricted items."""
 
     def endpoints(self) -> dict[str, tuple[str, Endpoint]]:
         """Every endpoint the run calls, by name: the model, and the judge or each member of its panel."""
         found: dict[str, tuple[str, Endpoint]] = {self.model_name: ("model", self.model)}
         for name, endpoint in members(self.judge_name, self.judge):
             found[name] = ("judge", endpoint)
+        if self.inhouse is not None:
+            found[self.inhouse[0]] = ("judge", self.inhouse[1])
         return found
 
 
-def destinations(spec: RunSpec) -> list[Destination]:
-    """Where a run's item text goes: the model, and the judge (external when any member of a panel is)."""
+def check_perimeter(spec: RunSpec, items: Sequence[Item]) -> None:
+    """Refuse, before the run exists, restricted items bound for an external endpoint: the model reads them
+    all; the judge (external when any member of a panel is) reads them unless an in-house judge does."""
     judges = [e for _, e in members(spec.judge_name, spec.judge)]
-    return [
-        Destination("model", spec.model_name, spec.model.is_external()),
-        Destination("judge", spec.judge_name, any(e.is_external() for e in judges)),
-    ]
+    model = Destination("model", spec.model_name, spec.model.is_external())
+    judge = Destination("judge", spec.judge_name, any(e.is_external() for e in judges))
+    if spec.inhouse is None:
+        check_restricted(items, [model, judge])
+        return
+    check_restricted(items, [model])
+    check_restricted([i for i in items if i.sensitivity != "restricted"], [judge])
 
 
 def check_same_endpoints(manifest: RunManifest, spec: RunSpec) -> None:
+    """StoreError when a resume names other endpoints than the run started with."""
     if (spec.model_name, spec.judge_name) != (manifest.model_name, manifest.judge_name):
         raise StoreError(
             f"run {manifest.run_id} used model {manifest.model_name!r} and judge {manifest.judge_name!r}; "
             "resume it with those (or leave --model and --judge out)"
+        )
+    inhouse = spec.inhouse[0] if spec.inhouse else None
+    if inhouse != manifest.config.judge.restricted_judge:
+        raise StoreError(
+            f"run {manifest.run_id} graded its restricted items with "
+            f"{manifest.config.judge.restricted_judge or 'no in-house judge'}, the config now names "
+            f"{inhouse or 'none'} (restricted_judge): resume it with the same judges, or start a new run"
         )
     check_same_panel(manifest, spec.judge_name, spec.judge)
 
@@ -188,6 +207,35 @@ def _config(
     if selection is not None and not selection.whole:
         config["selection"] = selection
     return RunConfig.model_validate(config)
+
+
+def start_run(
+    store: Store,
+    spec: RunSpec,
+    suite: Suite,
+    run_id: str,
+    judges: list[Judge],
+    gateway: Gateway,
+    held: ExitStack,
+) -> RunManifest:
+    """Plan, lock and store a new run (its manifest records where its text went and how it was redacted)."""
+    manifest = plan_run(
+        suite, spec.model_name, spec.model, judges[0], spec.judge, spec.samples, spec.tags, run_id,
+        spec.selection, spec.judge_repeats,
+    )  # fmt: skip
+    manifest = for_panel(manifest, spec.judge_name, spec.judge, judges)
+    redaction = gateway.snapshot((n, e) for n, (_, e) in spec.endpoints().items())
+    judge_external = any(e.is_external() for _, e in members(spec.judge_name, spec.judge))
+    redaction.update(model_external=spec.model.is_external(), judge_external=judge_external)
+    config = manifest.config.updated(redaction=redaction)
+    if spec.inhouse is not None:  # the in-house judge of the restricted items, beside the judge
+        config = config.updated(judge={**config.judge.model_dump(), "inhouse": spec.inhouse[1].snapshot()})
+    manifest = dataclasses.replace(manifest, config=config)
+    held.enter_context(store.lock_run(manifest.run_id))
+    check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
+    warn_if_written_in_clear(store)
+    store.create_run(manifest, list(suite.items))
+    return manifest
 
 
 def structured_mode(manifest: RunManifest) -> str | None:

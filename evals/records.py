@@ -467,6 +467,10 @@ class JudgeSnapshot(EndpointSnapshot):
     """The panel's members and aggregation; None for a single judge."""
     members: dict[str, JudgeSnapshot] | None = None
     """Each panel member's endpoint, by name; None for a single judge."""
+    restricted_judge: str | None = None
+    """The name of the in-house judge of the restricted items (``restricted_judge``), as configured."""
+    inhouse: JudgeSnapshot | None = None
+    """That in-house judge's endpoint, as the run used it; None when no in-house judge graded."""
 
 
 class JudgingSnapshot(_Snapshot):

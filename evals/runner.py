@@ -17,7 +17,6 @@ endpoint whose first calls all fail the same way stops it (``EndpointFailing``),
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -29,7 +28,6 @@ from evals.judge.grader_attacks import detect as grader_flags
 from evals.judge.judging import Judge, LLMJudge, build_judge
 from evals.judge.panel import (
     build_judges,
-    for_panel,
     member_modes,
     stored_labels,
     watch_modes,
@@ -40,19 +38,19 @@ from evals.outbound.budget import Budget
 from evals.outbound.callcontext import calling
 from evals.outbound.gateway import EndpointFailing, Gateway, OverBudget
 from evals.outbound.interrupts import run_until_terminated
-from evals.outbound.sensitivity import Marking, check_restricted
+from evals.outbound.sensitivity import Marking
 from evals.plan import (
     MAX_SAMPLES,
     RunSpec,
     check_free,
+    check_perimeter,
     check_resumable,
     check_same_endpoints,
-    destinations,
     judge_fingerprint,
     new_run_id,
     now,
-    plan_run,
     record_mode,
+    start_run,
     stored_patterns,
     structured_mode,
 )
@@ -60,8 +58,6 @@ from evals.records import Answer, Completion, CompletionRequest, Item, Judgment,
 from evals.results import ResultRow
 from evals.store import Store
 from evals.store.redactions import save_redactions
-from evals.store.retention import warn_if_written_in_clear
-from evals.suites import Suite
 
 
 class Reporter(Protocol):
@@ -145,12 +141,14 @@ def _pending(
     judges: Sequence[str] | None,
     outcome: RunOutcome,
     marking: Marking | None = None,
+    inhouse: bool = False,
 ) -> tuple[list[_Unit], list[_Unit]]:
     """Split the run's work into what still needs an answer and what only needs verdicts.
 
     ``judges`` are the run's judges (``Judge.describe()``, in panel order); each answer wants a scored
     verdict from each of them for each repeat. None counts a verdict of any judge (what a dry run of a
-    resume can tell without building the judges).
+    resume can tell without building the judges). ``inhouse``: the last of ``judges`` is the in-house
+    judge (``restricted_judge``), the only one to grade restricted items.
     """
     answers = store.answers(manifest.run_id)
     scored = {
@@ -159,19 +157,24 @@ def _pending(
         if j.error is None and j.score is not None
     }
     names: Sequence[str | None] = judges if judges is not None else [None]
-    slots = [(m, r) for m in range(len(names)) for r in range(judge_repeats(manifest))]
+    repeats = range(judge_repeats(manifest))
+    slots = [(m, r) for m in range(len(names)) for r in repeats]
+    kept = slots  # the slots of restricted items: the in-house judge's alone, when there is one
+    if inhouse and judges is not None:
+        slots, kept = slots[: -len(repeats)], slots[-len(repeats) :]
     to_answer: list[_Unit] = []
     to_judge: list[_Unit] = []
     frozen = manifest.config.rerun_of is not None  # evals.trust.rerun: the answers are copied, never asked
     for item in store.items(manifest.run_id):
         item = marking.apply(item) if marking is not None else item
+        own = kept if item.sensitivity == "restricted" else slots
         for sample in range(manifest.samples):
             answer = answers.get((item.id, sample))
             if answer is None or answer.error is not None or answer.text is None:
                 if not frozen:  # a rerun's answers are frozen: a failed one stays an error
-                    to_answer.append(_Unit(item, sample, todo=list(slots)))
+                    to_answer.append(_Unit(item, sample, todo=list(own)))
                 continue
-            todo = [(m, r) for m, r in slots if (item.id, sample, r, names[m]) not in scored]
+            todo = [(m, r) for m, r in own if (item.id, sample, r, names[m]) not in scored]
             if not todo:
                 outcome.skipped += 1
             else:
@@ -209,17 +212,21 @@ async def execute(
     reporter: Reporter | None = None,
     budget: Budget | None = None,
     marking: Marking | None = None,
+    inhouse: Judge | None = None,
 ) -> RunOutcome:
     """Do every missing answer and verdict of a stored run, then mark it finished.
 
     ``judges``: the run's judge, or the members of its panel; each grades every answer
-    ``judge_repeats(manifest)`` times. With a ``budget``, no call starts that could cross its limit: the
-    run then stops, interrupted, and ``BudgetExceeded`` says how to resume it.
+    ``judge_repeats(manifest)`` times (restricted ones excepted when there is an ``inhouse`` judge: it
+    alone grades them). With a ``budget``, no call starts that could cross its limit: the run then stops,
+    interrupted, and ``BudgetExceeded`` says how to resume it.
     """
     panel = [judges] if not isinstance(judges, Sequence) else list(judges)
+    panel += [inhouse] if inhouse is not None else []
     reporter = reporter or SilentReporter()
     outcome = RunOutcome(manifest)
-    to_answer, to_judge = _pending(store, manifest, [j.describe() for j in panel], outcome, marking)
+    labels = [j.describe() for j in panel]
+    to_answer, to_judge = _pending(store, manifest, labels, outcome, marking, inhouse is not None)
     total = outcome.skipped + len(to_answer) + len(to_judge)
     reporter.start(total, answered=outcome.skipped + len(to_judge), judged=outcome.skipped)
     await asyncio.to_thread(store.set_status, manifest.run_id, "running")
@@ -457,7 +464,7 @@ def run_suite(store: Store, spec: RunSpec, reporter: Reporter | None = None) -> 
             items = list(suite.items) if suite is not None else store.items(resume or "")
         else:  # a resumed run's stored items, at the stricter of their stored level and the suite's today
             items = [marking.apply(item) for item in store.items(resume)]
-        check_restricted(items, destinations(spec))
+        check_perimeter(spec, items)
         gateway = _gateway(spec, manifest, budget)
         try:
             # Every endpoint is checked and its client built before the run exists: a bad config leaves no
@@ -470,13 +477,14 @@ def run_suite(store: Store, spec: RunSpec, reporter: Reporter | None = None) -> 
                 else {}
             )
             judges = build_judges(spec.judge_name, spec.judge, spec.rubrics, gateway, modes)
+            inhouse = build_judge(*spec.inhouse, spec.rubrics, gateway) if spec.inhouse else None
             for item in suite.items if suite else ():
-                for member in judges:  # a missing or broken rubric fails here, before any call is paid for
-                    member.rubric_for(item)
+                for member in [*judges, *([inhouse] if inhouse else [])]:  # a missing or broken rubric
+                    member.rubric_for(item)  # fails here, before any call is paid for
             model = gateway.door(spec.model_name, spec.model)
             if manifest is None:
                 assert suite is not None and run_id is not None  # a new run: checked above
-                manifest = _new_run(store, spec, suite, run_id, judges, gateway, held)
+                manifest = start_run(store, spec, suite, run_id, judges, gateway, held)
         except BaseException:
             asyncio.run(gateway.aclose())
             raise
@@ -485,7 +493,7 @@ def run_suite(store: Store, spec: RunSpec, reporter: Reporter | None = None) -> 
 
         async def go() -> RunOutcome:
             try:
-                outcome = await execute(store, started, model, judges, reporter, budget, marking)
+                outcome = await execute(store, started, model, judges, reporter, budget, marking, inhouse)
                 if spec.observer is not None:
                     await spec.observer.observe(
                         store, outcome.manifest, judges[0]
@@ -501,31 +509,6 @@ def _gateway(spec: RunSpec, manifest: RunManifest | None, budget: Budget | None)
     """The run's gateway: the suite's own redaction patterns (kept with the run, for a resume), the config's."""
     patterns = spec.suite.patterns if spec.suite is not None else stored_patterns(manifest)
     return Gateway(spec.redaction, patterns, budget, spec.default_sensitivity, spec.fail_after)
-
-
-def _new_run(
-    store: Store,
-    spec: RunSpec,
-    suite: Suite,
-    run_id: str,
-    judges: list[Judge],
-    gateway: Gateway,
-    held: ExitStack,
-) -> RunManifest:
-    """Plan, lock and store a new run (its manifest records where its text went and how it was redacted)."""
-    manifest = plan_run(
-        suite, spec.model_name, spec.model, judges[0], spec.judge, spec.samples, spec.tags, run_id,
-        spec.selection, spec.judge_repeats,
-    )  # fmt: skip
-    manifest = for_panel(manifest, spec.judge_name, spec.judge, judges)
-    redaction = gateway.snapshot((n, e) for n, (_, e) in spec.endpoints().items())
-    redaction.update(model_external=spec.model.is_external(), judge_external=destinations(spec)[1].external)
-    manifest = dataclasses.replace(manifest, config=manifest.config.updated(redaction=redaction))
-    held.enter_context(store.lock_run(manifest.run_id))
-    check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
-    warn_if_written_in_clear(store)
-    store.create_run(manifest, list(suite.items))
-    return manifest
 
 
 def _watch_modes(

@@ -294,6 +294,7 @@ def _execute(
             judge_repeats=judge_repeats, tags=tags, run_id=run_id, resume=resume, selection=selection,
             max_cost=max_cost, fail_after=fail_after, redaction=config.redaction,
             default_sensitivity=config.default_sensitivity, observer=Canary.of(config, suite),
+            inhouse=config.judge(judge.restricted_judge) if judge.restricted_judge else None,
         )  # fmt: skip
         outcome = run_suite(store, spec, reporter=RichReporter(console=err))
     except KeyboardInterrupt:

@@ -225,5 +225,6 @@ def check_restricted(
         f"{count} restricted item{'s' if count != 1 else ''} (area{'s' if len(areas) != 1 else ''} "
         f"{', '.join(areas)}) would be sent to the external {where}: restricted text goes to no external "
         f"endpoint, redacted or not. Nothing was sent and no run was created; {way_out}, or use endpoints "
-        "inside the perimeter (external: false, e.g. an open-weights judge on your own server)"
+        "inside the perimeter (external: false, e.g. an open-weights judge on your own server; a judge entry "
+        "may name one for restricted items: restricted_judge: NAME)"
     )

@@ -45,7 +45,7 @@ from evals.scorecard.models import (
     SideCost,
 )
 from evals.scorecard.panel import build_panel, members_cost
-from evals.scorecard.redactions import redaction_info
+from evals.scorecard.redactions import inhouse_info, redaction_info
 from evals.scorecard.signals import with_signals
 from evals.store import Store
 from evals.store.aggregates import OVERALL, AreaAggregate
@@ -310,6 +310,7 @@ def build_scorecard(
         audit=audit_head(store, run_id),
         calibration=calibration_note(store, run),
         redaction=redaction_info(store, run),
+        inhouse=inhouse_info(run, rows),
         panel=build_panel(run, rows, verdicts),
         canary=canary_report(store, run_id),
     )

@@ -18,6 +18,7 @@ from evals.scorecard.sections import (
     AuditHead,
     CalibrationNote,
     CanaryReport,
+    InHouse,
     PanelSection,
     RedactionInfo,
     RouteDecision,
@@ -337,6 +338,8 @@ class Scorecard(_Record):
 
     panel: PanelSection | None = None
     """A panel's run: its members, their agreement and disagreements (``evals.scorecard.panel``)."""
+    inhouse: InHouse | None = None
+    """The restricted items an in-house judge graded (``restricted_judge``); None when none did."""
     canary: CanaryReport | None = None
     """The judge's drift canary on this run (``evals.trust.canary``); None when it has none."""
 

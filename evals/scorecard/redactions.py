@@ -1,11 +1,14 @@
-"""The scorecard's redaction section: the run's redaction snapshot and the per-area counts the store kept."""
+"""The scorecard's perimeter sections: the run's redaction snapshot and the per-area counts the store kept,
+and the restricted items an in-house judge graded."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from evals.records import RunManifest
-from evals.scorecard.sections import AreaRedactions, RedactionInfo
+from evals.results import ResultRow
+from evals.scorecard.sections import AreaRedactions, InHouse, RedactionInfo
 from evals.store import Store
 from evals.store.redactions import redaction_counts
 
@@ -28,3 +31,15 @@ def redaction_info(store: Store, run: RunManifest) -> RedactionInfo | None:
         areas=[AreaRedactions(area=a, counts=c, total=sum(c.values())) for a, c in counts.items()],
         total=dict(sorted(total.items())),
     )
+
+
+def inhouse_info(run: RunManifest, rows: Sequence[ResultRow]) -> InHouse | None:
+    """Which items the run's in-house judge graded (its restricted ones); None when it has none."""
+    name = run.config.judge.restricted_judge
+    if name is None:
+        return None
+    graded = [r for r in rows if r.judge is not None and r.judge.partition(" (")[0] == name]
+    areas: dict[str, int] = {}
+    for row in graded:
+        areas[row.area] = areas.get(row.area, 0) + 1
+    return InHouse(judge=name, areas=areas, items=list(dict.fromkeys(r.id for r in graded)))

@@ -45,6 +45,17 @@ class AreaRedactions(_Record):
     total: int
 
 
+class InHouse(_Record):
+    """The restricted items an in-house judge graded in this run (``restricted_judge``), by area."""
+
+    judge: str
+    """The in-house judge's name in evals.yaml."""
+    areas: dict[str, int] = {}
+    """Area → how many of its items (answers) the in-house judge graded."""
+    items: list[str] = []
+    """The ids of those items, in suite order."""
+
+
 class RedactionInfo(_Record):
     """What left the perimeter and how it was redacted (read from the run's snapshot and the store)."""
 
