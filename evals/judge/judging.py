@@ -308,7 +308,7 @@ class LLMJudge:
         """``mode``: the output mode settled on earlier in this run (a resumed run)."""
         self.name = name
         self.endpoint = endpoint
-        self.provider = door
+        self.door = door
         self.model = endpoint.model or name
         self.max_concurrency = door.max_concurrency
         auto = endpoint.structured == "auto"
@@ -365,7 +365,7 @@ class LLMJudge:
         while True:
             mode = self.mode
             try:
-                return await self.provider.complete(self.request(item, answer, mode, truncated))
+                return await self.door.complete(self.request(item, answer, mode, truncated))
             except CallError as exc:
                 if not (exc.rejects_format and self.endpoint.structured == "auto" and mode in FALLBACK):
                     raise
@@ -415,7 +415,7 @@ class LLMJudge:
 
     async def aclose(self) -> None:
         """Close the provider's connections."""
-        await self.provider.aclose()
+        await self.door.aclose()
 
     def describe(self) -> str:
         """``claude (claude-sonnet-4-5), rubric correctness@<hash>`` (the default rubric)."""
