@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from evals.errors import ConfigError
-from evals.perimeter import is_external
+from evals.perimeter import frontier_vendor, is_external
 from evals.records import CustomPattern, Sensitivity
 from evals.secrets import safe_url, url_secrets
 from evals.userfiles import load_yaml, validation_errors
@@ -167,6 +167,21 @@ class Endpoint(BaseModel):
                 "OPENAI_API_KEY), not a key; put the key in that variable, never in this file"
             )
         return name
+
+    @model_validator(mode="after")
+    def _open_weights_allowed(self) -> Endpoint:
+        # The training-terms guard: what an open_weights endpoint writes may become a training target.
+        rule = frontier_vendor(self.provider, self.base_url, self.model) if self.open_weights else None
+        if rule is not None:
+            reason = (
+                f"refused by the training-terms guard: {rule}, and frontier vendors' terms forbid training "
+                "other models on their outputs; remove open_weights: true (it belongs only on an endpoint "
+                "serving an open-weights model at your own base_url)"
+            )
+            error = PydanticCustomError("training_terms", "{reason}", {"reason": reason})
+            details = InitErrorDetails(type=error, loc=("open_weights",), input=True)
+            raise ValidationError.from_exception_data(type(self).__name__, [details])
+        return self
 
     def is_external(self) -> bool:
         """Whether calls to this endpoint leave the perimeter (``evals.perimeter.is_external``)."""

@@ -53,15 +53,31 @@ class ReferenceSource:
 
     @classmethod
     def of(cls, item: Item) -> ReferenceSource | None:
-        """The model that wrote ``item``'s reference, or None when people wrote it."""
+        """The model that wrote ``item``'s reference, or None when people wrote it.
+
+        Metadata that names a writer in a shape this version did not write (``reference_source`` that is not a
+        mapping, or only the ``generator`` of ``evals suite generate``) still means a model wrote the reference,
+        and one not shown to be open: only a literal ``open_weights: true`` is read as the claim.
+        """
         value = item.metadata.get(REFERENCE_SOURCE)
-        if not isinstance(value, dict):
+        if value is None and isinstance(item.metadata.get("generator"), dict):
+            value = {**item.metadata["generator"], "open_weights": False}
+        if value is None:
             return None
+        if not isinstance(value, dict):
+            value = {"model_name": value if isinstance(value, str) else None}
         return cls(
-            model_name=str(value.get("model_name") or "?"), model=value.get("model"),
-            model_id=value.get("model_id"), open_weights=value.get("open_weights") is True,
-            written_at=str(value.get("written_at") or ""),
+            model_name=_text(value.get("model_name")) or "?", model=_text(value.get("model")),
+            model_id=_text(value.get("model_id")), open_weights=value.get("open_weights") is True,
+            written_at=_text(value.get("written_at")) or "",
         )  # fmt: skip
+
+
+def _text(value: Any) -> str | None:
+    """A metadata field as text (a hand-edited number or list kept as its JSON), None when absent."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 @dataclass

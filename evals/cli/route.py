@@ -62,7 +62,7 @@ def route(
 ) -> None:
     """Route each area to the local model or keep it on the frontier: quality, volume economics, sensitivity.
 
-    Pairs the two runs item by item (same judge and rubric, or it refuses) and tests, per area, whether the
+    Pairs the two runs item by item (same suite, judge and rubric, or it refuses) and tests, per area, whether the
     local model is non-inferior at margin δ (one-sided, 5 %): 'local' when it is, 'frontier' when it is
     worse by more than δ, 'not yet' otherwise, with the items that would tell. Restricted areas are never
     sent out: 'local' when the local mean clears --floor, else 'not yet'. Monthly costs each way come from

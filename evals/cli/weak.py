@@ -51,22 +51,26 @@ def export_weak(
 
     A reference written by a frontier model is never written as a training target: their terms forbid
     training other models on their outputs. Such references (marked reference_source by evals suite
-    references / generate) are refused unless their endpoint is marked open_weights: true in evals.yaml.
-    The judge's rationale goes in each record's metadata, as evaluation data.
+    references / generate) are refused unless the model named there is marked open_weights: true in
+    evals.yaml today, for the same model (a suite's own claim does not count). With --format preference,
+    the run's answers are the rejected side: a run of a frontier vendor's model is refused. The judge's
+    rationale goes in each record's metadata, as evaluation data.
     """
-    from evals.authoring.references import ReferenceSource
-    from evals.authoring.weak import check_targets, records, weak_items
+    from evals.authoring.weak import check_rejected, check_targets, closed_targets, records, weak_items
 
     config = load_config(config_path)
     threshold = below if below is not None else config.scorecard.pass_score
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
-        store.run(run_id)
+        run = store.run(run_id)
         weak = weak_items(list(store.results(run_id)), store.items(run_id), threshold)
+    if fmt == "preference":
+        check_rejected(run)
     skipped = 0
     if skip_model_references:
-        kept = [w for w in weak if (s := ReferenceSource.of(w.item)) is None or s.open_weights]
+        closed = closed_targets(weak, config)
+        kept = [w for w in weak if w.item.id not in closed]
         skipped, weak = len(weak) - len(kept), kept
-    check_targets(weak)
+    check_targets(weak, config)
     with atomic_path(out_path) as tmp, jsonlines.open(tmp, mode="w") as writer:
         writer.write_all(records(weak, fmt))  # type: ignore[arg-type]
     note = f"; {skipped} left out (reference by a closed model)" if skipped else ""

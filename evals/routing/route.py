@@ -135,9 +135,15 @@ def model_input(m: RunManifest) -> str | None:
 
 
 def check_comparable(store: Store, local: RunManifest, frontier: RunManifest) -> None:
-    """Refuse two runs whose numbers cannot be set side by side: another judge or rubric, or other text."""
+    """Refuse two runs whose numbers cannot be set side by side: another suite, judge or rubric, or other text."""
     if local.run_id == frontier.run_id:
         raise RouteError("--local and --frontier are the same run; give the frontier model's run")
+    if local.suite_name != frontier.suite_name:  # a suite is known by its name, as gate and baselines know it
+        raise RouteError(
+            f"runs {local.run_id} and {frontier.run_id} are of different suites ({local.suite_name!r} and "
+            f"{frontier.suite_name!r}): a route compares two models on one suite; give a frontier run of "
+            f"suite {local.suite_name!r} (evals run --suite ... --model <frontier>)"
+        )
     a, b = store.judging_provenance(local.run_id), store.judging_provenance(frontier.run_id)
     if not a.fingerprints or not b.fingerprints:
         raise RouteError("one of the runs has no scored verdict; nothing to compare")
