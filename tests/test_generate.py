@@ -8,7 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from evals.authoring.generate import chunks, duplicates, supported
+from evals.authoring.documents import chunks
+from evals.authoring.generate import duplicates, supported
 from evals.cli import main
 from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
 from evals.suites import load_suite
@@ -97,10 +98,9 @@ def test_generation_checks_quotes_drops_duplicates_and_records_provenance(projec
 def test_an_interrupted_generation_resumes_without_asking_again(project):
     folder, writer = project
     assert generate().exit_code == 0
-    progress = (folder / "draft.jsonl.progress.jsonl").read_text().splitlines()
-    (folder / "draft.jsonl.progress.jsonl").write_text(
-        "\n".join(progress[:2]) + "\n" + progress[2][:20]
-    )  # cut short
+    [path] = (folder / "reports" / "generate").glob("*.progress.jsonl")  # not beside the suite
+    progress = path.read_text().splitlines()
+    path.write_text("\n".join(progress[:2]) + "\n" + progress[2][:20])  # cut short
     again = generate()
     assert again.exit_code == 0
     assert writer.count() == 4  # only the chunk whose line was cut was asked again

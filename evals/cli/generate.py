@@ -4,16 +4,21 @@ edit or reject what a model wrote)."""
 from __future__ import annotations
 
 import getpass
+import math
 from pathlib import Path
 
 import click
 
-from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_path
+from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_option, reports_path
 from evals.cli.run import suite
 from evals.config import load_config
+from evals.errors import EvalsError
 from evals.outbound import audit
 from evals.outbound.gateway import Gateway
 from evals.store import open_store
+
+SHOWN_FAILURES = 10
+"""Failed chunks listed one a line; the rest are counted."""
 
 
 @suite.command("generate", epilog=EXIT_CODES_HELP)
@@ -51,7 +56,16 @@ from evals.store import open_store
 @click.option(
     "--judge", "judge_name", default=None, help="The judge of the trial answers (default: the default judge)."
 )
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(0, min_open=True),
+    callback=lambda ctx, param, value: _finite(param, value),
+    metavar="USD",
+    help="Stop (exit 2; the same command continues) before this invocation could spend more; needs token "
+    "prices in evals.yaml for the generator (and --local, --judge).",
+)
 @click.option("--dry-run", is_flag=True, help="Count the chunks and estimate the cost; call nothing.")
+@reports_option
 @config_option
 def suite_generate(
     sources: tuple[Path, ...],
@@ -62,78 +76,137 @@ def suite_generate(
     chunk_chars: int,
     local_name: str | None,
     judge_name: str | None,
+    max_cost: float | None,
     dry_run: bool,
+    reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
     """Write a draft suite of --area from documents: question, reference and the quote that supports it.
 
     Each reference must be supported by its quote (checked; unsupported items are dropped and counted),
-    near-duplicate questions are dropped, and with --local each item gets a difficulty from a trial answer.
-    Every item records its generator, document, quote and prompt hash, and review: pending: check them
-    with evals suite review. Interrupted, the same command resumes from <out>.progress.jsonl.
+    near-duplicate questions are dropped, no call starts once --n items are kept, and with --local each
+    item gets a difficulty from a trial answer. Every item records its generator, document, quote and
+    prompt hash, and review: pending: check them with evals suite review. It prints what it asked, kept
+    and dropped (and why), and the chunks that failed with their reason; it exits 2 and writes no suite
+    when it kept nothing. Interrupted, failed or stopped by --max-cost, the same command resumes from its
+    progress file under <reports>/generate/ (never among the suites). A document that cannot be read,
+    or passes the reader's limits (100 MiB, 5,000,000 characters, 2,000 PDF pages), is one error naming
+    it, before anything is sent.
     """
-    from evals.authoring.generate import PROMPT, document_chunks, estimate_difficulty, generate
-    from evals.outbound.budget import estimate_tokens
+    from evals.authoring.generate import (
+        PROMPT,
+        estimate_difficulty,
+        generate,
+        progress_path,
+    )
+    from evals.authoring.references import write_suite
+    from evals.outbound.budget import Budget, BudgetExceeded, Price, estimate_tokens
 
     config = load_config(config_path)
     name, endpoint = config.model(generator_name)
+    if not dry_run and not out_path.parent.is_dir():  # found out now, not after paying for the items
+        raise EvalsError(
+            f"{out_path}: the folder {out_path.parent} does not exist; create it or choose another --out"
+        )
     if dry_run:
+        from evals.authoring.documents import document_chunks
+
         pieces = document_chunks(sources, chunk_chars)
         tokens_in = sum(estimate_tokens(PROMPT) + estimate_tokens(c.text) for c in pieces)
         tokens_out = len(pieces) * endpoint.max_tokens
-        priced = endpoint.price_in_per_mtok is not None or endpoint.price_out_per_mtok is not None
-        cost = tokens_in / 1e6 * (endpoint.price_in_per_mtok or 0) + tokens_out / 1e6 * (
-            endpoint.price_out_per_mtok or 0
-        )
+        price = Price.of(endpoint)
         out.print(
             plain(
-                f"dry run: {len(pieces)} chunk(s) → {len(pieces)} call(s) to {name}; ≈ {tokens_in} tokens in, ≤ {tokens_out} out"
+                f"dry run: {len(pieces)} chunk(s) → at most {len(pieces)} call(s) to {name}; ≈ {tokens_in} tokens in, ≤ {tokens_out} out"
             )
         )
-        out.print(
-            f"estimated cost: ≈ ${cost:.4f}"
-            if priced
-            else "estimated cost: unknown (set the generator's prices)"
-        )
+        if price is None:
+            out.print("estimated cost: unknown (set the generator's prices)")
+        else:
+            cost = price.cost(tokens_in, tokens_out)
+            out.print(f"estimated cost: ≈ ${cost:.4f}")
+            if max_cost is not None and cost > max_cost:
+                out.print(
+                    f"the estimate exceeds --max-cost {max_cost:g}: generation may stop early (then resume it)"
+                )
         return
-    gateway = Gateway(config.redaction, (), None, config.default_sensitivity)
+    endpoints = {name: ("generator", endpoint)}
+    if local_name is not None:
+        local, local_endpoint = config.model(local_name)
+        jname, jendpoint = config.judge(judge_name)
+        endpoints |= {local: ("model", local_endpoint), jname: ("judge", jendpoint)}
+    budget = Budget.of(max_cost, endpoints) if max_cost is not None else None
+    gateway = Gateway(config.redaction, (), budget, config.default_sensitivity)
+    reports = reports_path(config, reports_dir)
     # Each call goes on the audit trail of the store beside the config, as a run's do.
-    with open_store(config, reports_path(config, None)) as store, audit.recording(store):
-        items, report = generate(sources, name, endpoint, area, count, out_path, gateway, chunk_chars)
-        if local_name is not None and items:
-            from evals.authoring.references import write_suite
+    with open_store(config, reports) as store, audit.recording(store):
+        items, report = generate(
+            sources, name, endpoint, area, count, gateway, progress_path(reports, out_path), chunk_chars
+        )
+        if local_name is not None and items and report.stopped != "--max-cost":
             from evals.judge.judging import build_judge
             from evals.judge.rubrics import rubric_search
 
-            local, local_endpoint = config.model(local_name)
-            jname, jendpoint = config.judge(judge_name)
             judge = build_judge(jname, jendpoint, rubric_search(config), gateway)
             items = estimate_difficulty(items, gateway.door(local, local_endpoint), judge)
-            write_suite(out_path, items)
-    out.print(
-        plain(
-            f"{report.kept} item(s) → {out_path} (review: pending) · {report.chunks} chunk(s), "
-            f"{report.chunks_done_before} done before · proposed {report.proposed}, dropped {report.unsupported} "
-            f"unsupported by their quote and {report.duplicates} near-duplicate(s)"
-        ),
-        soft_wrap=True,
-    )
-    if endpoint.price_in_per_mtok is not None or endpoint.price_out_per_mtok is not None:
-        cost = report.tokens_in / 1e6 * (endpoint.price_in_per_mtok or 0) + report.tokens_out / 1e6 * (
-            endpoint.price_out_per_mtok or 0
+    if items:
+        write_suite(out_path, items)  # only now, in one step: a failed run leaves no suite file behind
+    done = f"{report.chunks_done_before} done before"
+    asked = f"{report.chunks_asked} asked now"
+    skipped = report.chunks - report.chunks_done_before - report.chunks_asked
+    chunks = f"{report.chunks} chunk(s): {asked}, {done}"
+    if skipped:
+        why = (
+            "not needed, --n reached"
+            if report.stopped == "--n reached"
+            else "not asked, stopped by --max-cost"
         )
+        chunks += f", {skipped} {why}"
+    written = f"{report.kept} item(s) → {out_path} (review: pending)" if items else "no suite written"
+    out.print(plain(f"{written} · {chunks}"), soft_wrap=True)
+    out.print(plain(report.summary()), soft_wrap=True)
+    price = Price.of(endpoint)
+    if price is not None:
+        cost = price.cost(report.tokens_in, report.tokens_out)
         out.print(f"cost: ${cost:.4f} ({report.tokens_in} tokens in, {report.tokens_out} out)")
-    if report.failed:
-        err.print(
-            plain(f"{len(report.failed)} chunk(s) failed; run the same command again to ask them once more")
-        )
-    if local_name is not None:
+    if local_name is not None and items:
         levels = [i.metadata.get("difficulty") for i in items]
         out.print(
             ", ".join(
                 f"{levels.count(d)} {d}" for d in ("easy", "medium", "hard", "unknown") if levels.count(d)
             )
         )
+    for where, why in list(report.failed.items())[:SHOWN_FAILURES]:
+        err.print(plain(f"failed: {where}: {why}"), soft_wrap=True)
+    if len(report.failed) > SHOWN_FAILURES:
+        err.print(f"failed: … and {len(report.failed) - SHOWN_FAILURES} more chunk(s)")
+    if report.failed:
+        err.print(
+            plain(f"{len(report.failed)} chunk(s) failed; run the same command again to ask them once more")
+        )
+    if budget is not None and budget.stopped:
+        raise BudgetExceeded(
+            f"stopped by --max-cost {budget.limit:g}: this invocation spent ${budget.spent:.4f} and the next "
+            f"call could cost up to ${budget.refused or 0:.4f}; "
+            + (f"{len(items)} item(s) written to {out_path}. " if items else "no suite written. ")
+            + "Run the same command with a higher --max-cost to continue (chunks done are not asked again)"
+        )
+    if not items:
+        raise EvalsError(
+            f"nothing kept from {report.chunks} chunk(s), so no suite was written to {out_path}: "
+            + (
+                "every chunk asked failed (above)"
+                if report.failed and not report.got
+                else "see what was dropped and why above; check the documents hold answers for --area"
+            )
+        )
+
+
+def _finite(param: click.Parameter, value: float | None) -> float | None:
+    # nan passes FloatRange (every comparison with it is false), and would then never stop anything.
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite amount of dollars", param=param)
+    return value
 
 
 @suite.command("review", epilog=EXIT_CODES_HELP)
