@@ -14,6 +14,7 @@ import time
 import pytest
 
 from evals.config import Endpoint, RedactionSettings
+from evals.errors import ProviderError
 from evals.fakes import FakeOpenAI
 from evals.outbound import audit
 from evals.outbound.gateway import Gateway, NoAuditTrail, Refused, each
@@ -142,3 +143,23 @@ def test_each_keeps_order_bounds_concurrency_and_stops_at_the_first_failure():
     with pytest.raises(ValueError, match="seven"):
         asyncio.run(each(range(100), job, 2))
     assert len(started) < 100  # the rest was never started
+
+
+def test_a_reply_nested_absurdly_deep_is_a_malformed_reply_not_a_crash(fake_anthropic, tmp_path, monkeypatch):
+    # Anthropic's tool input reaches us as the SDK parsed it: as deep as the server made it.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    deep: dict = {"score": 5}
+    for _ in range(600):
+        deep = {"x": deep}
+    fake_anthropic.responder = lambda body: deep
+    structured = CompletionRequest(
+        messages=({"role": "user", "content": "grade"},), output_schema={"type": "object"}
+    )
+    with Store(tmp_path / "reports") as store, audit.recording(store):
+        with pytest.raises(ProviderError, match="nested more than"):
+            ask(
+                Gateway(),
+                Endpoint(provider="anthropic", base_url=fake_anthropic.url, model="c", max_retries=0),
+                structured,
+            )
+    assert fake_anthropic.count() == 1

@@ -9,10 +9,16 @@ from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError
 from evals.outbound import audit
 from evals.outbound.providers.health import FAIL_AFTER, FailFast
-from evals.outbound.providers.retry import LONE_SURROGATE, CallError, SDKErrors, call_with_retries
+from evals.outbound.providers.retry import (
+    LONE_SURROGATE,
+    CallError,
+    MalformedResponse,
+    SDKErrors,
+    call_with_retries,
+)
 from evals.records import Completion, CompletionRequest
 from evals.secrets import Scrubber
-from evals.userfiles import parse_json
+from evals.userfiles import MAX_DEPTH, parse_json
 
 
 class SDKProvider:
@@ -52,7 +58,7 @@ class SDKProvider:
         recorded = audit.attempts(self.name, self.endpoint.model)  # each attempt appends an audit record
         try:
             completion = await call_with_retries(
-                lambda: recorded(self.attempt(arguments, request)),
+                lambda: recorded(self._whole_attempt(arguments, request)),
                 who=self._who,
                 attempts=1 + self.endpoint.max_retries,
                 errors=self.errors,
@@ -66,8 +72,12 @@ class SDKProvider:
                 self.health.failed(exc)
             raise
         self.health.succeeded()
-        completion = whole_characters(completion)
         return self._scrubber.completion(completion) if self._scrubber else completion
+
+    async def _whole_attempt(self, arguments: dict[str, Any], request: CompletionRequest) -> Completion:
+        """One attempt whose reply is made of whole characters and nested no deeper than a reply can be
+        (``MalformedResponse`` otherwise: retried, then an error on record, never a crash)."""
+        return whole_characters(await self.attempt(arguments, request))
 
     def negotiable(self, request: CompletionRequest) -> bool:
         """True when a refusal of this request's output format has a fallback (``structured: auto``)."""
@@ -108,13 +118,15 @@ def token_count(value: object) -> int | None:
     return int(value) if 0 <= value <= MAX_TOKEN_COUNT else None
 
 
-def _whole(value: Any) -> Any:
+def _whole(value: Any, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise MalformedResponse(f"the reply is nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, str):
         return LONE_SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_whole(k): _whole(v) for k, v in value.items()}
+        return {_whole(k, depth + 1): _whole(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_whole(v) for v in value]
+        return [_whole(v, depth + 1) for v in value]
     return value
 
 
