@@ -147,6 +147,11 @@ def test_review_records_accept_edit_and_reject(project):
     assert shipping not in items
     assert shipping in (folder / "draft.jsonl.rejected.jsonl").read_text()
     assert "0 pending" in CliRunner().invoke(main, ["suite", "review", "draft.jsonl", "--list"]).output
+    # In a suite folder, what people rejected is kept beside the suite but never read as part of it.
+    (folder / "suite").mkdir()
+    for name in ("draft.jsonl", "draft.jsonl.rejected.jsonl"):
+        (folder / "suite" / name).write_text((folder / name).read_text())
+    assert shipping not in {i.id for i in load_suite(folder / "suite").items}
 
 
 def test_chunks_cut_between_paragraphs():

@@ -11,6 +11,7 @@ from evals.authoring.references import item_line, write_suite
 from evals.errors import EvalsError
 from evals.records import Item
 from evals.suites import load_suite
+from evals.suites.formats import REJECTED_SUFFIX
 
 Decision = Literal["accepted", "edited", "rejected"]
 
@@ -48,9 +49,7 @@ class Review:
                 )
         decided = Item.model_validate({**item.model_dump(), **update})
         if decision == "rejected":
-            with self.path.with_name(self.path.name + ".rejected.jsonl").open(
-                "a", encoding="utf-8"
-            ) as handle:
+            with self.path.with_name(self.path.name + REJECTED_SUFFIX).open("a", encoding="utf-8") as handle:
                 handle.write(item_line(decided) + "\n")
             del self.items[index]
         else:

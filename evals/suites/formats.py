@@ -32,6 +32,8 @@ from evals.userfiles import (
 )
 
 SUITE_EXTENSIONS = (".yaml", ".yml", ".jsonl", ".csv", ".parquet")
+REJECTED_SUFFIX = ".rejected.jsonl"
+"""``evals suite review`` keeps rejected items in ``<file>.rejected.jsonl``: never read as part of a suite."""
 """File types a suite can be written in; a folder's other files (README, notes) are ignored."""
 ITEM_FIELDS = tuple(Item.model_fields)
 YAML_KEYS = ("suite", "defaults", "items", "sensitivity", "areas", "redact")
@@ -109,6 +111,7 @@ def _read_folder(spec: str, folder: Path) -> Read:
             file.is_file()
             and file.suffix.lower() in SUITE_EXTENSIONS
             and not file.name.lower().startswith((".", "readme"))
+            and not file.name.lower().endswith(REJECTED_SUFFIX)  # what people rejected is not the suite
         ):
             if not is_inside(file, folder):
                 # Never read it: a link to ../.env named x.yaml would otherwise show its content in errors.
