@@ -26,7 +26,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from evals.errors import ConfigError
 from evals.perimeter import frontier_vendor, is_external
-from evals.records import CustomPattern, Sensitivity
+from evals.records import MAX_ANSWER_CHARS, CustomPattern, Sensitivity
 from evals.secrets import safe_url, url_secrets
 from evals.userfiles import load_yaml, validation_errors
 
@@ -80,6 +80,9 @@ class Endpoint(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int = Field(default=512, ge=1)
+    max_answer_chars: int | None = Field(default=None, ge=1)
+    """A model's answers are cut to this many characters (None: ``records.MAX_ANSWER_CHARS``, 20,000) before
+    they are stored or graded, and marked cut off (the judge is told). Not a judge's setting."""
     seed: int | None = None
     stop: list[str] | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)
@@ -188,6 +191,11 @@ class Endpoint(BaseModel):
         return is_external(self.provider, self.base_url, self.external)
 
     @property
+    def answer_cap(self) -> int:
+        """The most characters of an answer kept (``max_answer_chars``, else the default)."""
+        return self.max_answer_chars or MAX_ANSWER_CHARS
+
+    @property
     def key_env(self) -> str | None:
         return self.api_key_env or DEFAULT_KEY_ENV.get(self.provider)
 
@@ -261,6 +269,10 @@ class JudgeEndpoint(Endpoint):
 
     @model_validator(mode="after")
     def _panel_alone(self) -> JudgeEndpoint:
+        if "max_answer_chars" in self.model_fields_set:
+            raise ValueError(
+                "max_answer_chars caps a model's answers: set it under 'models:', not on a judge"
+            )
         others = sorted(self.model_fields_set - {"panel"})
         if self.panel is not None and others:
             raise ValueError(
@@ -487,14 +499,10 @@ class Config(BaseModel):
         if name is None:
             name = self.default_judge
         if name is None:
-            name = next(
-                (
-                    n
-                    for n, j in self.judges.items()
-                    if j.provider != OFFLINE and j.panel is None and j.api_key()
-                ),
-                OFFLINE,
-            )  # a panel costs each member's calls: only when asked for by name
+            keyed = (
+                n for n, j in self.judges.items() if j.provider != OFFLINE and j.panel is None and j.api_key()
+            )
+            name = next(keyed, OFFLINE)  # a panel costs each member's calls: only when asked for by name
         if name == OFFLINE and OFFLINE not in self.judges:
             return OFFLINE, JudgeEndpoint(provider="offline", model="offline-reference")
         if name not in self.judges:

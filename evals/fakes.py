@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Literal, Self
 
 Responder = Callable[[dict[str, Any]], "str | dict[str, Any] | Reply"]
 """Computes a reply from a request body: a ``str`` is a text reply, a ``dict`` a structured one, a ``Reply``
-either with a finish reason or reasoning of its own."""
+either with a finish reason, reasoning or a tool call of its own."""
 
 FaultKind = Literal["rate_limit", "server_error", "slow", "malformed", "disconnect", "trickle"]
 RefusalStyle = Literal["llama-cpp-python", "400", "422"]
@@ -57,7 +57,8 @@ class Fault:
 
 @dataclass
 class Reply:
-    """A reply with more than its content: how it ended, and reasoning the API returns apart from the text."""
+    """A reply with more than its content: how it ended, reasoning the API returns apart from the text, and
+    a tool call."""
 
     content: str | dict[str, Any]
     """Text, or a structured object (as a plain ``dict`` reply)."""
@@ -65,6 +66,10 @@ class Reply:
     """``length`` (OpenAI) or ``max_tokens`` (Anthropic) for a cut-off answer; None: the normal end."""
     reasoning: str | None = None
     """Sent as ``message.reasoning_content`` (OpenAI-compatible) or a ``thinking`` block (Anthropic)."""
+    tool_call: tuple[str, dict[str, Any] | str] | None = None
+    """A tool the reply calls, ``(name, arguments)``, whatever the request offered: ``message.tool_calls``
+    (OpenAI-compatible; text ``arguments`` are sent as written) or a ``tool_use`` block (Anthropic), after
+    the text of ``content`` when it has any."""
 
 
 # Error "type" strings as both APIs spell them; the SDKs read them into their exceptions.
@@ -435,10 +440,20 @@ class FakeOpenAI(FakeServer):
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
-        message = {"role": "assistant", "content": text}
+        message: dict[str, Any] = {"role": "assistant", "content": text}
         if extra.reasoning is not None:
             message["reasoning_content"] = extra.reasoning
         finish = extra.finish_reason or "stop"
+        if extra.tool_call is not None:
+            name, arguments = extra.tool_call
+            if not isinstance(arguments, str):
+                arguments = json.dumps(arguments)
+            function = {"name": name, "arguments": arguments}
+            message["tool_calls"] = [
+                {"id": f"call_{next(self._ids)}", "type": "function", "function": function}
+            ]
+            message["content"] = text or None  # what servers send with a bare tool call
+            finish = extra.finish_reason or "tool_calls"
         return {
             "id": self._next_id(),
             "object": "chat.completion",
@@ -484,6 +499,11 @@ class FakeAnthropic(FakeServer):
             block = {"type": "text", "text": text}
             stop_reason, out_tokens = "end_turn", count_tokens(text)
         content = [block]
+        if extra.tool_call is not None:
+            name, arguments = extra.tool_call
+            called = {"type": "tool_use", "id": f"toolu_{next(self._ids)}", "name": name, "input": arguments}
+            content = [block, called] if reply else [called]
+            stop_reason = "tool_use"
         if extra.reasoning is not None:
             thinking = {"type": "thinking", "thinking": extra.reasoning, "signature": "fake-signature"}
             content.insert(0, thinking)

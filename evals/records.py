@@ -267,6 +267,15 @@ def is_truncated(finish_reason: str | None) -> bool:
     return finish_reason in TRUNCATED_REASONS
 
 
+MAX_ANSWER_CHARS = 20_000
+"""Characters of an answer kept, stored and graded unless the model sets ``max_answer_chars``."""
+
+
+def capped(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` cut to its first ``limit`` characters, and whether anything was cut off."""
+    return (text, False) if len(text) <= limit else (text[:limit], True)
+
+
 @dataclass(frozen=True, slots=True)
 class Answer(_Wire):
     """The local model's answer to one item (one sample of it)."""

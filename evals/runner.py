@@ -32,7 +32,7 @@ from evals.judge.panel import (
     stored_labels,
     watch_modes,
 )
-from evals.judge.reasoning import ReasoningMode, separate
+from evals.judge.reasoning import ReasoningMode, answer_cap, separate
 from evals.outbound import audit
 from evals.outbound.budget import Budget
 from evals.outbound.callcontext import calling
@@ -337,7 +337,7 @@ async def _ask(model: Asker, run_id: str, unit: _Unit, reasoning: ReasoningMode 
         completion = await model.complete(request)
     except ProviderError as exc:
         return Answer(run_id, unit.item.id, unit.sample, None, error=str(exc))
-    split = separate(completion, reasoning)
+    split = separate(completion, reasoning, answer_cap(model))  # capped before it is kept or sent on
     return Answer(
         run_id,
         unit.item.id,
@@ -349,7 +349,7 @@ async def _ask(model: Asker, run_id: str, unit: _Unit, reasoning: ReasoningMode 
         finished_at=time.time(),
         model_id=completion.model_id,
         finish_reason=completion.finish_reason,
-        truncated=is_truncated(completion.finish_reason),
+        truncated=is_truncated(completion.finish_reason) or split.cut,  # the judge is told either way
         reasoning=split.reasoning,
         flags=grader_flags(split.answer),  # where the answer addresses the grader; length comes with text
     )

@@ -113,7 +113,9 @@ def test_provider_failures_are_recorded_per_item_and_the_run_finishes(project, m
     model_server.inject(Fault("server_error", status=503))  # max_retries 0: one item loses its answer
     judge_server.responder = lambda body: "I refuse to give a score."  # unparseable, twice
     result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude")
-    assert result.exit_code == 0, result.output
+    # Every error is kept per item and the run finishes; with not one score left it exits 2 (issue 19.6).
+    assert result.exit_code == 2, result.output
+    assert "ended with no score: every verdict was unparseable" in result.output
     db = sqlite3.connect(project / "reports" / "evals.db")
     answer_errors = db.execute("SELECT count(*) FROM answers WHERE error IS NOT NULL").fetchone()[0]
     assert answer_errors == 1

@@ -1,11 +1,12 @@
 """The ``evals`` command: flags in, library calls, exit codes out. No scoring or SQL lives here.
 
 Exit codes (every command):
-  0  done (a run that finished with some per-item errors recorded is done)
+  0  done (a run that finished with some per-item errors recorded is done, if it has at least one score)
   1  the answer is "no": a suite has problems (suite validate), a regression (report --fail-on-regression),
      the gate fails (gate), a judge below --min-kappa (judge calibrate), a tampered or missing audit
      record (audit verify); never anything else
-  2  could not do it: bad config, suite, rubric, name or arguments, unknown run, server unreachable, and
+  2  could not do it: bad config, suite, rubric, name or arguments, unknown run, server unreachable, the
+     judge's first verdicts all unparseable, a run that ended with no score at all, and
      anything unexpected (an unwritable file, a full disk, a damaged store, a bug): one line on stderr, the
      traceback only with --debug
   130 interrupted (Ctrl-C); a run can be continued with --resume

@@ -16,7 +16,8 @@ EXIT_CODES_HELP = (
     "  1  the answer is no, and only that: a suite has problems (validate), a regression\n"
     "     (report --fail-on-regression), the gate fails, a judge below --min-kappa (judge calibrate),\n"
     "     a tampered or missing audit record (audit verify)\n"
-    "  2  could not run: bad config, suite, rubric, name or arguments, the model never answered, or an\n"
+    "  2  could not run: bad config, suite, rubric, name or arguments, the model never answered, the\n"
+    "     judge's first verdicts all unparseable, a run that ended with no score at all, or an\n"
     "     unexpected failure (unwritable file, full disk, damaged store): one line; --debug adds the traceback\n"
     "  130  interrupted (resume with --resume)"
 )

@@ -1,21 +1,32 @@
-"""What the end of a run prints, for ``evals run`` and ``evals judge rerun`` alike: the per-area table, the
-counts, cut-off answers, grader flags, the judge's drift canary, where the results are, the audit anchor."""
+"""What the end of a run prints, for ``evals run``, ``evals demo`` and ``evals judge rerun`` alike: the
+per-area table, the counts, cut-off answers, grader flags, the judge's drift canary, where the results are,
+the audit anchor; and ``NoScore`` (exit 2) for a run that ended without a single score."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.table import Table
 
 from evals.cli.common import out, plain
 from evals.cli.signals import flagged_line
+from evals.errors import EvalsError
 from evals.outbound.audit import audit_line
-from evals.results import summarize
+from evals.records import is_truncated
+from evals.results import ResultRow, summarize
 from evals.runner import RunOutcome
 from evals.scorecard.canary import canary_lines
 from evals.store import Store
 
 
-def print_outcome(store: Store, outcome: RunOutcome) -> None:
-    """Print what a finished (or resumed) run did, to stdout."""
+class NoScore(EvalsError):
+    """A run ended without a single score: nothing it measured can be used, so it is no success (exit 2).
+    The run is kept and can be resumed once the cause is fixed."""
+
+
+def print_outcome(store: Store, outcome: RunOutcome, *, check: bool = True, again: str | None = None) -> None:
+    """Print what a finished (or resumed) run did, to stdout; then, unless ``check`` is False, raise
+    ``NoScore`` when the run holds no score at all (``again`` replaces its ``--resume`` hint)."""
     m = outcome.manifest
     table = Table(
         title=plain(f"run {m.run_id}"),
@@ -35,12 +46,18 @@ def print_outcome(store: Store, outcome: RunOutcome) -> None:
         f"asked {outcome.asked}, judged {outcome.judged}, reused {outcome.reused} cached judgments, "
         f"{outcome.answer_errors} answer errors, {outcome.judge_errors} judge errors"
     )
-    cut = sum(1 for row in outcome.rows if row.truncated)
+    cut = sum(1 for row in outcome.rows if row.truncated and is_truncated(row.finish_reason))
     if cut:
         out.print(
             f"{cut} answer{'s' if cut != 1 else ''} cut off at max_tokens "
             f"({m.config.model.max_tokens}); the judge was told. Raise the model's "
             "max_tokens in evals.yaml if they should be whole"
+        )
+    capped = sum(1 for row in outcome.rows if row.truncated and not is_truncated(row.finish_reason))
+    if capped:
+        out.print(
+            f"{capped} answer{'s' if capped != 1 else ''} longer than max_answer_chars, cut to it before "
+            "they were stored and judged; the judge was told"
         )
     if flagged := flagged_line(outcome.rows):
         out.print(plain(flagged), soft_wrap=True)
@@ -49,3 +66,58 @@ def print_outcome(store: Store, outcome: RunOutcome) -> None:
     out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
     out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
     out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (docs/audit.md)
+    if check:
+        check_scored(outcome, again)
+
+
+def check_scored(outcome: RunOutcome, again: str | None = None) -> None:
+    """``NoScore`` saying why, when the run's rows hold no score at all; ``again`` replaces the hint to
+    resume (the demo's bundled server stops with the demo)."""
+    if any(row.score is not None for row in outcome.rows):
+        return
+    m = outcome.manifest
+    resume = again or f"Fix it and continue with: evals run --resume {m.run_id}"
+    raise NoScore(
+        f"run {m.run_id} ended with no score: {no_score_reason(outcome.rows, m.judge_name)}. "
+        f"The run is kept. {resume}"
+    )
+
+
+def no_score_reason(rows: Sequence[ResultRow], judge: str) -> str:
+    """Why rows without a score have none, and what to change: nothing answered, every judge call failed,
+    every verdict unparseable, or a count of each."""
+    answered = [row for row in rows if row.error_kind != "answer"]
+    if not answered:
+        return (
+            "nothing was answered (every model call failed; see the errors in the results): is the model's "
+            "server up and serving its model?"
+            if rows
+            else "it holds no item"
+        )
+    errors = [row.judge_error or row.error or "" for row in answered]
+    failed = sum(1 for e in errors if "judge call failed" in e)
+    unreadable = sum(1 for e in errors if "unparseable verdict" in e)
+    n = len(answered)
+    other = [e for e in errors if "judge call failed" not in e and "unparseable verdict" not in e]
+    example = " ".join((other or errors)[0].split())  # one line, whatever a stored error holds
+    example = example if len(example) <= 160 else example[:160] + "…"
+    if failed == n:
+        return (
+            f"every judge call failed ({n} answer{'s' if n != 1 else ''}; the first: {example}): is judge "
+            f"{judge!r} up, and its base_url, model and key in evals.yaml right?"
+        )
+    if unreadable == n:
+        return (
+            f"every verdict was unparseable ({n} answer{'s' if n != 1 else ''}): judge {judge!r} does not "
+            "follow the verdict format; change its 'structured:' setting in evals.yaml or name a model "
+            "that follows it"
+        )
+    counts = [
+        (failed, "judge calls failed"),
+        (unreadable, "verdicts unparseable"),
+        (len(other), "not graded"),
+    ]
+    return (
+        f"none of {n} answers was scored ({', '.join(f'{k} {what}' for k, what in counts if k)}; e.g. "
+        f"{example}): check judge {judge!r} in evals.yaml"
+    )

@@ -19,7 +19,7 @@ from evals.cli.common import (
     reports_option,
     reports_path,
 )
-from evals.cli.outcome import print_outcome
+from evals.cli.outcome import check_scored, print_outcome
 from evals.cli.progress import RichReporter
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
@@ -114,7 +114,7 @@ from evals.trust.canary import Canary
     show_default=True,
     type=click.IntRange(0),
     help="Stop the run (resumable) when the first N calls to the model or judge all fail with the same "
-    "error; 0 never stops.",
+    "error, or the judge's first N verdicts are all unparseable; 0 never stops.",
 )
 @reports_option
 @config_option
@@ -140,9 +140,10 @@ def run(
 
     The run is stored as it goes: Ctrl-C or SIGTERM marks it interrupted (exit 130), and --resume
     continues it. When the first calls to the model or the judge all fail the same way (see --fail-after)
-    the run stops with what to change (exit 2), as does a run stopped by --max-cost. A judge with
-    'structured: auto' falls back from json_schema to json_object to text when its server refuses one,
-    says so, and keeps it for the run.
+    the run stops with what to change (exit 2), as do a judge whose first N verdicts are all
+    unparseable and a run stopped by --max-cost. A run that ends with no score at all exits 2 too, kept
+    for --resume. A judge with 'structured: auto' falls back from json_schema to json_object to text when
+    its server refuses one, says so, and keeps it for the run.
     """
     config = load_config(config_path)
     selection = Selection(areas, item_tags, limit)
@@ -301,7 +302,7 @@ def _execute(
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
         err.print(audit_line(store, str(resume or run_id)), soft_wrap=True)  # sealed also when interrupted
         raise
-    print_outcome(store, outcome)
+    print_outcome(store, outcome, check=False)
     if outcome.asked and outcome.answer_errors == outcome.asked:
         # Per-item errors are data; no answer at all means the model could not be reached or used.
         raise EvalsError(
@@ -309,6 +310,7 @@ def _execute(
             f"{safe_url(model.base_url) or 'the model server'} up and serving {model.model!r}? "
             + (again or f"Fix it and continue with: evals run --resume {outcome.manifest.run_id}")
         )
+    check_scored(outcome, again)  # a run without a single score is no success, whatever failed
     return outcome
 
 

@@ -12,6 +12,11 @@ once more and then recorded as an error with the raw reply kept, never turned in
 500 whose body is a validation error about the field) gets ``json_object`` with the schema described in
 the prompt, then the text protocol. Each step down happens once per judge, is said once, and is kept for
 the rest of the run (the runner records it in the run's manifest, so a resumed run starts there).
+
+A run whose judge's first verdicts (``--fail-after``, 8) are all unparseable, whatever each one's fault,
+stops (``EndpointFailing``, resumable) as an endpoint whose first calls all fail does: a model that cannot
+follow the verdict format, or a server that ignores the schema, would fail every item. Once one verdict
+is parsed the watch steps aside; a bad verdict later is that item's error.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from evals.judge.cache_key import JudgeIdentity, judgment_key
 from evals.judge.markers import find_brackets, marker_pattern
 from evals.judge.reference import ReferenceJudge
 from evals.judge.rubrics import Rubric, RubricBook, RubricSearch
-from evals.outbound.gateway import CallError, Door, Gateway
+from evals.outbound.callcontext import current
+from evals.outbound.gateway import FAIL_AFTER, CallError, Door, EndpointFailing, Gateway
 from evals.records import Completion, CompletionRequest, Item, Verdict, content_hash
 from evals.userfiles import parse_json
 
@@ -132,10 +138,11 @@ def _system_prompt(rubric: Rubric, with_reference: bool, structured: bool, schem
 
 
 TRUNCATED_NOTE = (
-    "Note: this answer was cut off because it reached the model's output token limit (max_tokens); "
-    "it ends where the limit struck. Grade what is there: do not assume what it would have said next."
+    "Note: this answer was cut off at a length limit (the model's output token limit, or the longest "
+    "answer this evaluation keeps); it ends where the limit struck. Grade what is there: do not assume "
+    "what it would have said next."
 )
-"""Told to the judge about an answer whose finish reason says it was cut off."""
+"""Told to the judge about an answer that was cut off (at ``max_tokens``, or at ``max_answer_chars``)."""
 
 
 def build_judge_messages(
@@ -322,6 +329,9 @@ class LLMJudge:
         # A provider driven directly, below the gateway (a test), redacts nothing.
         self.redaction: str | None = getattr(door, "redaction_version", None)
         """The door's redaction, part of the cache key: what the judge saw depends on it."""
+        self.fail_after: int = getattr(getattr(door, "gateway", None), "fail_after", FAIL_AFTER)
+        """The run stops when this many first verdicts are all unparseable (``--fail-after``; 0: never)."""
+        self._unparseable = 0  # first verdicts that were unparseable; -1 once one was parsed
 
     @property
     def identity(self) -> JudgeIdentity:
@@ -410,8 +420,39 @@ class LLMJudge:
             except VerdictError as exc:
                 problem = str(exc)
                 continue
+            self._unparseable = -1  # the judge can follow the format: the watch steps aside
             return spent.verdict(score=score, rationale=rationale, raw=raw)
+        self._watch_unparseable(problem)
         return spent.verdict(raw=raw, error=f"unparseable verdict: {problem}")
+
+    def _watch_unparseable(self, problem: str) -> None:
+        """Count an unparseable verdict of a run; ``EndpointFailing`` when its first ``fail_after`` all were.
+
+        Only a run's gradings (role ``judge``) are watched: calibration, probes and the canary show every
+        verdict's fault in their own tables."""
+        context = current()
+        if self._unparseable < 0 or self.fail_after <= 0 or context is None or context.role != "judge":
+            return
+        self._unparseable += 1
+        if self._unparseable != self.fail_after:
+            return
+        if self.mode == "text":
+            fix = (
+                f"The model {self.model!r} does not end its reply with 'SCORE: N': set 'structured: "
+                f"json_schema' for judge {self.name!r} in evals.yaml if its server supports structured "
+                "output, or name a model that follows the format"
+            )
+        else:
+            fix = (
+                f"The model {self.model!r} does not follow the verdict's schema in {self.mode} output (its "
+                f"server may ignore the schema): set 'structured: text' for judge {self.name!r} in "
+                "evals.yaml, or name a model that follows the format"
+            )
+        last = problem if len(problem) <= 120 else problem[:120] + "…"
+        raise EndpointFailing(
+            f"judge {self.name!r}: its first {self.fail_after} verdicts were all unparseable "
+            f"(the last: {last}). {fix}."
+        )
 
     async def aclose(self) -> None:
         """Close the provider's connections."""

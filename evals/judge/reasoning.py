@@ -7,6 +7,10 @@ which the providers read into ``Completion.reasoning``. The judge should grade t
 thoughts, so by default (``reasoning: separate`` on the model in evals.yaml) inline blocks are cut out of
 the text and stored with the API's reasoning in ``Answer.reasoning``. ``reasoning: keep`` grades the text
 as the server sent it (the API's separate reasoning is still stored, never graded).
+
+A run's answers are also capped here (``max_answer_chars`` of the model, 20,000 characters unless set)
+before they are stored or graded: a server may return megabytes, and a run must neither store nor send
+them. A capped answer is marked cut off, as one that hit ``max_tokens`` is, and the judge is told.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from evals.records import Completion
+from evals.config import Endpoint
+from evals.records import MAX_ANSWER_CHARS, Completion, capped
 
 ReasoningMode = Literal["separate", "keep"]
 
@@ -37,6 +42,8 @@ class Split:
     """What is graded."""
     reasoning: str | None
     """What was taken out, and the API's own reasoning; None when there was none."""
+    cut: bool = False
+    """The answer was longer than the cap and was cut to it."""
 
 
 def split_reasoning(text: str) -> tuple[str, str | None]:
@@ -63,11 +70,23 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
     return text.strip(), "\n\n".join(kept) or None
 
 
-def separate(completion: Completion, mode: ReasoningMode = "separate") -> Split:
-    """The graded answer and the stored reasoning of a model's reply, as ``mode`` says."""
+def separate(completion: Completion, mode: ReasoningMode = "separate", limit: int | None = None) -> Split:
+    """The graded answer and the stored reasoning of a model's reply, as ``mode`` says; with a ``limit``,
+    each cut to that many characters (``Split.cut`` says the answer was)."""
     api = completion.reasoning.strip() if completion.reasoning else None
     if mode == "keep":
-        return Split(completion.text, api or None)
-    answer, inline = split_reasoning(completion.text)
-    parts = [p for p in (api, inline) if p]
-    return Split(answer, "\n\n".join(parts) or None)
+        answer, reasoning = completion.text, api or None
+    else:
+        answer, inline = split_reasoning(completion.text)
+        reasoning = "\n\n".join(p for p in (api, inline) if p) or None
+    if limit is None:
+        return Split(answer, reasoning)
+    answer, cut = capped(answer, limit)
+    return Split(answer, capped(reasoning, limit)[0] if reasoning is not None else None, cut)
+
+
+def answer_cap(asker: object) -> int:
+    """How many characters of an answer a run keeps: the ``max_answer_chars`` of the endpoint behind a
+    gateway door, the default for any other asker."""
+    endpoint = getattr(asker, "endpoint", None)
+    return endpoint.answer_cap if isinstance(endpoint, Endpoint) else MAX_ANSWER_CHARS

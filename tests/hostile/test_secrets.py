@@ -145,7 +145,9 @@ def test_a_run_against_a_url_with_credentials_stores_and_prints_none(tmp_path, m
             "judges_dir": str(Path(__file__).parents[2] / "judges"),
         }
         (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
-        (tmp_path / "s.jsonl").write_text(json.dumps({"id": "q1", "area": "a", "question": "2+2?"}) + "\n")
+        (tmp_path / "s.jsonl").write_text(
+            json.dumps({"id": "q1", "area": "a", "question": "2+2?", "reference": "4"}) + "\n"
+        )
         result = CliRunner().invoke(main, ["run", "--suite", "s.jsonl", "--judge", "offline"])
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output

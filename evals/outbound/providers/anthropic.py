@@ -2,7 +2,8 @@
 
 System turns go to the ``system`` parameter (the Messages API has no system role). Structured output is
 a forced tool call: the schema is the tool's ``input_schema`` and the tool's input is the object (in
-``json_object`` mode there is no tool: the prompt describes the schema and the text reply is parsed).
+``json_object`` mode there is no tool: the prompt describes the schema and the text reply is parsed). A
+reply that calls a tool when none was offered is an error, not an answer.
 Sampling settings (``temperature``, ``top_p``, ``seed``) are not sent: the API version this SDK speaks
 has none. A judge's ``temperature`` therefore only applies to OpenAI-compatible judges.
 """
@@ -26,7 +27,7 @@ from evals.config import Endpoint
 from evals.errors import ConfigError
 from evals.outbound import audit
 from evals.outbound.providers.base import SDKProvider, json_object, token_count
-from evals.outbound.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
+from evals.outbound.providers.retry import TOOL_CALL, MalformedResponse, NotText, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
 ERRORS = SDKErrors(status=APIStatusError, connection=APIConnectionError, timeout=APITimeoutError)
@@ -106,6 +107,11 @@ class AnthropicProvider(SDKProvider):
         data: dict[str, Any] | None = None
         texts: list[str] = []
         thoughts: list[str] = []
+        if tool is None and (
+            response.stop_reason == "tool_use"
+            or any(block.type in ("tool_use", "server_tool_use") for block in response.content)
+        ):
+            raise NotText(TOOL_CALL)  # no tool was offered: an answer error, not an empty answer to grade
         for block in response.content:
             if block.type == "tool_use" and tool is not None and block.name == tool:
                 data = block.input if isinstance(block.input, dict) else None

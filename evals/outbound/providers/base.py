@@ -18,7 +18,7 @@ from evals.outbound.providers.retry import (
 )
 from evals.records import Completion, CompletionRequest
 from evals.secrets import Scrubber
-from evals.userfiles import MAX_DEPTH, parse_json
+from evals.userfiles import parse_json
 
 
 class SDKProvider:
@@ -118,9 +118,14 @@ def token_count(value: object) -> int | None:
     return int(value) if 0 <= value <= MAX_TOKEN_COUNT else None
 
 
+MAX_REPLY_DEPTH = 200
+"""Deeper than any structured reply we ask for (a verdict, a list of items) is, by far; deeper still would
+exhaust Python's stack on the way through (``RecursionError``)."""
+
+
 def _whole(value: Any, depth: int = 0) -> Any:
-    if depth > MAX_DEPTH:
-        raise MalformedResponse(f"the reply is nested more than {MAX_DEPTH} levels deep")
+    if depth > MAX_REPLY_DEPTH:
+        raise MalformedResponse(f"the reply is nested more than {MAX_REPLY_DEPTH} levels deep")
     if isinstance(value, str):
         return LONE_SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from evals.config import Endpoint
 from evals.errors import EvalsError
-from evals.outbound.providers.retry import CallError
+from evals.outbound.providers.retry import TOOL_CALL, CallError
 
 log = logging.getLogger("evals.outbound.providers")
 
@@ -80,6 +80,12 @@ class FailFast:
             return (
                 f"The server does not accept this structured-output request: set 'structured: text' "
                 f"(or 'auto') for {name!r} in evals.yaml"
+            )
+        if error.reason == TOOL_CALL:
+            return (
+                f"{name!r} answers with tool calls though none are offered: turn the server's tool-call "
+                "parsing off (vLLM: --enable-auto-tool-choice) or serve a model or chat template that answers "
+                "in text"
             )
         if error.status in (401, 403):
             return f"The key was refused: check the variable {endpoint.key_env} (api_key_env of {name!r})"

@@ -2,7 +2,8 @@
 
 Structured output uses ``response_format`` with a strict ``json_schema`` (or, in ``json_object`` mode,
 ``{"type": "json_object"}`` with the schema described in the prompt); servers that honour it return the
-object as the message's JSON text, which is parsed into ``Completion.data``.
+object as the message's JSON text, which is parsed into ``Completion.data``. No request offers tools, so a
+reply that calls one (a server parsing tool calls out of the model's text) is an error, not an answer.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from evals.config import Endpoint
 from evals.errors import ConfigError
 from evals.outbound import audit
 from evals.outbound.providers.base import SDKProvider, json_object, token_count
-from evals.outbound.providers.retry import MalformedResponse, SDKErrors, elapsed_ms
+from evals.outbound.providers.retry import TOOL_CALL, MalformedResponse, NotText, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
 NO_KEY = "not-needed"
@@ -101,6 +102,8 @@ class OpenAIProvider(SDKProvider):
         content = message.content if message is not None else None
         if content is not None and not isinstance(content, str):  # the SDK does not check what it reads
             raise MalformedResponse(f"the message content is {type(content).__name__}, not text")
+        if _calls_a_tool(message, choice.finish_reason):
+            raise NotText(TOOL_CALL)  # an answer error, not an empty answer to grade
         text = content or ""
         usage = response.usage
         return Completion(
@@ -113,6 +116,14 @@ class OpenAIProvider(SDKProvider):
             finish_reason=_text_or_none(choice.finish_reason),
             reasoning=_reasoning(message),
         )
+
+
+def _calls_a_tool(message: object, finish_reason: object) -> bool:
+    """True when the reply calls a tool: ``tool_calls``, the older ``function_call``, or a finish reason
+    saying so. This provider never offers tools, so a reply that calls one holds no answer."""
+    if getattr(message, "tool_calls", None) or getattr(message, "function_call", None):
+        return True
+    return finish_reason in ("tool_calls", "function_call")
 
 
 def _text_or_none(value: object) -> str | None:

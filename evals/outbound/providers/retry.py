@@ -1,7 +1,8 @@
 """Retries for provider calls: which failures are worth another attempt, and how long to wait.
 
 Transient: 408, 409, 429 and 5xx statuses, connection errors, timeouts and malformed bodies. Anything
-else (400, 401, 403, 404, 422...) fails at once: asking again would get the same answer. So does a 500
+else (400, 401, 403, 404, 422..., and a tool call where text was asked for) fails at once: asking again
+would get the same answer. So does a 500
 whose body is a request-validation error (llama-cpp-python answers an unknown ``response_format`` that
 way): the request itself is refused, and it will be refused again. Waits are jittered exponential
 backoff, except that a server's ``Retry-After`` (or ``retry-after-ms``) is obeyed. ``timeout_s`` bounds
@@ -70,6 +71,16 @@ _FORMAT_FIELD = re.compile(r"response_format|json_schema|json_object|schema|gram
 
 class MalformedResponse(Exception):
     """The server answered 200 with a body that is not the response the API promises."""
+
+
+TOOL_CALL = "the model answered with a tool call, not text"
+"""The reason of a reply that calls a tool though the request offered none (``NotText``)."""
+
+
+class NotText(Exception):
+    """The server answered 200 with a well-formed reply that holds no answer to grade: a tool call to a
+    request that offered no tools. Not retried (the model would most likely do it again); the item's
+    answer is this error, never an empty answer."""
 
 
 class CallError(ProviderError):
@@ -188,6 +199,8 @@ def describe(
         return "could not connect or the connection was dropped"
     if isinstance(exc, MalformedResponse):
         return f"malformed response ({exc})"
+    if isinstance(exc, NotText):
+        return str(exc)
     return type(exc).__name__
 
 
@@ -286,7 +299,8 @@ async def call_with_retries(
                 async with asyncio.timeout(timeout_s):
                     return await attempt()
     except Exception as exc:
-        if not isinstance(exc, (errors.status, errors.connection, MalformedResponse, *_transport_errors())):
+        known = (errors.status, errors.connection, MalformedResponse, NotText, *_transport_errors())
+        if not isinstance(exc, known):
             raise
         reason = describe(exc, errors, timeout_s, secret)
         transient = is_transient(exc, errors)
