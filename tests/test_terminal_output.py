@@ -1,0 +1,73 @@
+"""A terminal that reads well (issue 20.6): rendered Markdown on a terminal and raw Markdown in pipes,
+repeated retry warnings folded into one line, a run's errors summarised by kind, and `runs list` one line a
+run at 80 columns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from builders import make_run
+from click.testing import CliRunner
+from rich.cells import cell_len
+
+from evals.cli import main
+from evals.cli.runs import share_width
+from evals.store import Store
+
+GOOD = {f"{area}-{i:02d}": [5] for area in ("math", "chem") for i in range(3)}
+LONG_ID = "20261122T231500Z-qwen2.5-7b-instruct-3f9a0c1e"
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+def reports(tmp_path):
+    with Store(tmp_path / "reports") as store:
+        make_run(store, "r01", GOOD, tags=("nightly", "baseline"), judge_model="claude-sonnet-4-5-20250929",
+                 suite="customer-support-escalations", model_name="qwen2.5-7b-instruct")  # fmt: skip
+        make_run(store, LONG_ID, GOOD, status="interrupted", model_name="qwen2.5-7b-instruct",
+                 started_at="2026-11-03T00:00:00+00:00")  # fmt: skip
+    return str(tmp_path / "reports")
+
+
+def test_runs_list_is_one_line_a_run_at_80_columns_with_the_run_id_whole(reports):
+    result = invoke("runs", "list", "--reports", reports, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(cell_len(line) <= 80 for line in lines), result.output
+    rows = [line for line in lines if line.startswith(("r01", LONG_ID))]
+    assert len(rows) == 2, result.output  # one line each, the run id never cut or wrapped
+    assert rows[1].split()[:3] == [LONG_ID, "interrupted", "0%"]
+    assert "not shown at this width:" in result.output and "--wide" in result.output
+
+
+def test_runs_list_shares_a_wider_terminal_and_cuts_with_an_ellipsis(reports):
+    result = invoke("runs", "list", "--reports", reports, env={"COLUMNS": "110"})
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["run", "status", "errors", "suite", "model", "judge", "tags"]
+    assert all(cell_len(line) <= 110 for line in lines) and len(lines) == 3, result.output
+    assert "customer…" in lines[1] and "customer-support-escalations" not in lines[1]
+    assert "not shown" not in result.output
+
+
+def test_runs_list_wide_shows_every_column_whole_on_one_line(reports):
+    result = invoke("runs", "list", "--wide", "--reports", reports, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    [row] = [line for line in result.output.splitlines() if "r01" in line]
+    for whole in ("customer-support-escalations", "qwen2.5-7b-instruct (qwen-1)", "claude-sonnet-4-5-20250929",
+                  "nightly, baseline", "finished"):  # fmt: skip
+        assert whole in row
+    rows = [
+        json.loads(line)
+        for line in invoke("runs", "list", "--json", "--reports", reports).output.splitlines()
+    ]
+    assert [r["run_id"] for r in rows] == ["r01", LONG_ID]
+
+
+def test_share_width_gives_short_columns_what_they_need_and_splits_the_rest():
+    assert share_width([4, 30, 30], 40) == [4, 18, 18]
+    assert share_width([4, 5], 40) == [4, 5]
+    assert sum(share_width([10, 10, 10], 20)) == 20
