@@ -71,3 +71,38 @@ def test_share_width_gives_short_columns_what_they_need_and_splits_the_rest():
     assert share_width([4, 30, 30], 40) == [4, 18, 18]
     assert share_width([4, 5], 40) == [4, 5]
     assert sum(share_width([10, 10, 10], 20)) == 20
+
+
+BASE = {f"{area}-{i:02d}": [4] for area in ("math", "chem") for i in range(25)}
+DROP = {k: ([2] if k.startswith("chem") else v) for k, v in BASE.items()}
+
+
+@pytest.fixture
+def gated(tmp_path):
+    """A baseline r01 and a candidate whose model id is Markdown and markup (``*bold* [x](y) [red]``)."""
+    with Store(tmp_path / "reports") as store:
+        make_run(store, "r01", BASE)
+        make_run(store, "r_02", DROP, model_id="*bold* [x](y) [red]x")
+    return ("gate", "--candidate", "r_02", "--baseline", "r01", "--reports", str(tmp_path / "reports"))
+
+
+def test_the_gate_draws_its_markdown_on_a_terminal(gated):
+    result = invoke(*gated, env={"TTY_COMPATIBLE": "1", "COLUMNS": "100"})
+    assert result.exit_code == 1, result.output
+    text = result.stdout
+    assert "lookingglass gate: ❌ FAIL" in text and "###" not in text
+    assert "\\" not in text and "**" not in text and "| --- |" not in text  # no escapes, no raw syntax
+    assert "candidate r_02 (*bold* [x](y) [red]x) vs baseline r01" in text  # names shown as written
+    rows = [line.split()[:3] for line in text.splitlines() if line.strip().startswith("area ")]
+    assert rows == [["area", "chem", "FAIL"], ["area", "math", "pass"]], text  # the table drawn, no pipes
+    assert "|" not in text
+
+
+def test_the_gate_prints_raw_markdown_into_a_pipe_or_with_the_flag(gated):
+    piped = invoke(*gated)  # CliRunner's stdout is no terminal, as in a CI log
+    forced = invoke(*gated, "--markdown", env={"TTY_COMPATIBLE": "1", "COLUMNS": "100"})
+    for result in (piped, forced):
+        assert result.exit_code == 1, result.output
+        assert result.stdout.startswith("### lookingglass gate: ❌ FAIL")
+        assert "candidate **r\\_02** (\\*bold\\* \\[x\\]\\(y\\) \\[red\\]x)" in result.stdout
+        assert "| check | result | detail |" in result.stdout
