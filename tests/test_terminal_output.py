@@ -5,15 +5,22 @@ run at 80 columns."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
+import yaml
 from builders import make_run
 from click.testing import CliRunner
 from rich.cells import cell_len
 
 from evals.cli import main
 from evals.cli.runs import share_width
+from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text
+from evals.results import error_kind
 from evals.store import Store
+
+ROOT = Path(__file__).parent.parent
 
 GOOD = {f"{area}-{i:02d}": [5] for area in ("math", "chem") for i in range(3)}
 LONG_ID = "20261122T231500Z-qwen2.5-7b-instruct-3f9a0c1e"
@@ -106,3 +113,73 @@ def test_the_gate_prints_raw_markdown_into_a_pipe_or_with_the_flag(gated):
         assert result.stdout.startswith("### lookingglass gate: ❌ FAIL")
         assert "candidate **r\\_02** (\\*bold\\* \\[x\\]\\(y\\) \\[red\\]x)" in result.stdout
         assert "| check | result | detail |" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("unparseable verdict: no score in the reply", "unparseable verdict"),
+        ("unparseable verdict: the score 7 is not 1-5", "unparseable verdict"),
+        ("judge call failed: judge 'claude': 429 Too Many Requests (rate_limit_error: slow down) after 5 attempts",
+         "judge call failed: 429 Too Many Requests"),
+        ("judge call failed: judge 'o\'b': no answer within 30 s (timeout) after 5 attempts", "judge call failed: timeout"),
+        ("model 'local': could not connect or the connection was dropped after 5 attempts",
+         "could not connect or the connection was dropped"),
+        ("model 'local': 500 Internal Server Error (server_error: out of memory)", "500 Internal Server Error"),
+        ("model 'local': malformed response (no choices)", "malformed response"),
+        ("the offline judge needs a reference answer", "the offline judge needs a reference answer"),
+        ("not judged", "not judged"),
+    ],
+)  # fmt: skip
+def test_error_kind_is_the_stable_part_of_the_text(text, kind):
+    assert error_kind(text) == kind
+
+
+def test_error_kind_of_two_endpoints_failing_alike_is_one_kind():
+    a = "judge call failed: judge 'a': 503 Service Unavailable (overloaded) after 2 attempts"
+    b = "judge call failed: judge 'b': 503 Service Unavailable (busy) after 5 attempts"
+    assert error_kind(a) == error_kind(b) == "judge call failed: 503 Service Unavailable"
+    assert len(error_kind("x" * 500)) == 60
+
+
+SUITE = [{"id": f"geo-{n}", "area": "geo", "question": f"Q{n}?", "reference": "r"} for n in range(1, 8)]
+
+
+def answer(question: str) -> str:
+    if question == "Q7?":
+        raise RuntimeError("model overloaded")  # the fake answers 500 with this in its error body
+    return f"answer to {question}"
+
+
+def grade(body):
+    reply = re.search(r"<answer>(.*?)</answer>", last_user_text(body), re.S).group(1)
+    if "Q1?" in reply or "Q2?" in reply:
+        return "no verdict today"
+    if "Q3?" in reply:
+        raise RuntimeError("judge overloaded")
+    return {"rationale": "fine", "score": 5}
+
+
+def test_run_summarises_its_errors_by_kind_with_an_example(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    with FakeOpenAI(lambda body: answer(last_user_text(body))) as model, FakeAnthropic(grade) as judge:
+        endpoint = {"max_concurrency": 1, "max_retries": 0}
+        config = {
+            "models": {"local": {"base_url": model.url, "model": "qwen", **endpoint}},
+            "judges": {"claude": {"provider": "anthropic", "base_url": judge.url, "model": "c", **endpoint}},
+            "judges_dir": str(ROOT / "judges"),
+        }
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        (tmp_path / "suite.jsonl").write_text("".join(json.dumps(i) + "\n" for i in SUITE))
+        result = invoke("run", "--suite", "suite.jsonl", "--run-id", "r1")
+    assert result.exit_code == 0, result.output
+    assert "1 answer errors, 3 judge errors" in result.stdout
+    lines = result.stdout.splitlines()
+    start = lines.index("judge errors by kind:")
+    assert lines[start + 1].startswith("  2 unparseable verdict, e.g. item geo-1: ")
+    assert lines[start + 2].startswith(
+        "  1 judge call failed: 500 Internal Server Error, e.g. item geo-3: judge 'claude': 500 Internal"
+    )
+    assert "(api_error: Internal Server Error: responder failed" in lines[start + 2]
+    answers = lines.index("answer errors by kind:")
+    assert lines[answers + 1].startswith("  1 500 Internal Server Error, e.g. item geo-7: model 'local': 500")

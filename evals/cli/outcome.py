@@ -8,7 +8,7 @@ from rich.table import Table
 from evals.cli.common import out, plain
 from evals.cli.signals import flagged_line
 from evals.outbound.audit import audit_line
-from evals.results import summarize
+from evals.results import ErrorKind, group_errors, summarize
 from evals.runner import RunOutcome
 from evals.scorecard.canary import canary_lines
 from evals.store import Store
@@ -35,6 +35,9 @@ def print_outcome(store: Store, outcome: RunOutcome) -> None:
         f"asked {outcome.asked}, judged {outcome.judged}, reused {outcome.reused} cached judgments, "
         f"{outcome.answer_errors} answer errors, {outcome.judge_errors} judge errors"
     )
+    for kind in ("answer", "judge"):
+        for line in error_lines(outcome, kind):
+            out.print(plain(line), soft_wrap=True)
     cut = sum(1 for row in outcome.rows if row.truncated)
     if cut:
         out.print(
@@ -49,3 +52,16 @@ def print_outcome(store: Store, outcome: RunOutcome) -> None:
     out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
     out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
     out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (docs/audit.md)
+
+
+def error_lines(outcome: RunOutcome, kind: ErrorKind, example_length: int = 140) -> list[str]:
+    """The run's answer or judge errors by kind, most frequent first, each with one example:
+    ``judge errors by kind:`` then ``  9 unparseable verdict, e.g. item geo-3: no score in the reply``."""
+    groups = group_errors(outcome.rows, kind)
+    if not groups:
+        return []
+    lines = [f"{kind} errors by kind:"]
+    for g in groups:
+        example = g.example if len(g.example) <= example_length else g.example[: example_length - 1] + "…"
+        lines.append(f"  {g.count} {g.kind}, e.g. item {g.item}: {example}")
+    return lines
