@@ -4,8 +4,11 @@ run at 80 columns."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,10 +16,12 @@ import yaml
 from builders import make_run
 from click.testing import CliRunner
 from rich.cells import cell_len
+from rich.console import Console
 
 from evals.cli import main
 from evals.cli.runs import share_width
 from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text
+from evals.render.terminal import SafeLogHandler
 from evals.results import error_kind
 from evals.store import Store
 
@@ -183,3 +188,85 @@ def test_run_summarises_its_errors_by_kind_with_an_example(tmp_path, monkeypatch
     assert "(api_error: Internal Server Error: responder failed" in lines[start + 2]
     answers = lines.index("answer errors by kind:")
     assert lines[answers + 1].startswith("  1 500 Internal Server Error, e.g. item geo-7: model 'local': 500")
+
+
+@pytest.fixture
+def folded():
+    """A logger printing through a SafeLogHandler into a string; yields the logger, the handler and the text."""
+    text = io.StringIO()
+    handler = SafeLogHandler(Console(file=text, width=200, markup=False))
+    log = logging.getLogger("evals.test.fold")
+    log.addHandler(handler)
+    log.propagate = False
+    yield log, handler, text
+    log.removeHandler(handler)
+
+
+def retry_warning(log, attempt, reason="could not connect", who="model 'local'"):
+    log.warning("%s: attempt %d/5 failed: %s; retrying in %.2f s", who, attempt, reason, 0.5 * attempt,
+                extra={"fold_key": ("retry", who, reason), "fold_line": f"{who}: more attempts failed: {reason}"})  # fmt: skip
+
+
+def test_repeated_retry_warnings_fold_into_one_line_with_a_count(folded):
+    log, handler, text = folded
+    for attempt in (1, 1, 2, 2, 3, 3, 4):
+        retry_warning(log, attempt)
+    assert (
+        text.getvalue()
+        == "warning: model 'local': attempt 1/5 failed: could not connect; retrying in 0.50 s\n"
+    )
+    handler.flush()
+    assert text.getvalue().splitlines()[1:] == [
+        "warning: model 'local': more attempts failed: could not connect (×6)"
+    ]
+    handler.flush()  # nothing held back: nothing more said
+    assert len(text.getvalue().splitlines()) == 2
+
+
+def test_a_different_warning_says_the_count_first_and_is_shown_itself(folded):
+    log, _, text = folded
+    retry_warning(log, 1)
+    retry_warning(log, 2)
+    retry_warning(log, 1, reason="429 Too Many Requests")  # same endpoint, another failure: shown
+    log.warning("redaction: 2 e-mail addresses replaced")
+    log.warning("redaction: 2 e-mail addresses replaced")  # identical text without a key folds too
+    log.error("audit: chain x could not be sealed")
+    assert text.getvalue().splitlines() == [
+        "warning: model 'local': attempt 1/5 failed: could not connect; retrying in 0.50 s",
+        "warning: model 'local': more attempts failed: could not connect (×1)",
+        "warning: model 'local': attempt 1/5 failed: 429 Too Many Requests; retrying in 0.50 s",
+        "warning: redaction: 2 e-mail addresses replaced",
+        "warning: redaction: 2 e-mail addresses replaced again (×1)",
+        "error: audit: chain x could not be sealed",
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_dead_endpoint_prints_one_retry_warning_a_count_then_its_error(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="evals.outbound.providers")
+    model = {
+        "base_url": f"http://127.0.0.1:{free_port()}/v1",
+        "model": "m",
+        "max_retries": 4,
+        "max_concurrency": 6,
+    }
+    (tmp_path / "evals.yaml").write_text(yaml.safe_dump({"models": {"local": model}}))
+    (tmp_path / "suite.jsonl").write_text("".join(json.dumps(i) + "\n" for i in SUITE))
+    result = CliRunner().invoke(
+        main, ["run", "--suite", "suite.jsonl", "--judge", "offline", "--run-id", "r1"]
+    )
+    assert result.exit_code == 2, result.output
+    retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) > 4  # several calls retried at once: the warnings a terminal used to print
+    lines = [line for line in result.stderr.splitlines() if line.startswith(("warning:", "error:"))]
+    assert lines[0].startswith("warning: model 'local': attempt ") and "could not connect" in lines[0]
+    assert lines[1] == (
+        "warning: model 'local': more attempts failed: could not connect or the connection was dropped "
+        f"(×{len(retries) - 1})"
+    )
+    assert lines[2].startswith("error: ") and "evals run --resume r1" in lines[2] and len(lines) == 3

@@ -8,8 +8,8 @@ import click
 from rich.console import Console
 
 from evals.config import Config
+from evals.render.terminal import SafeLogHandler, visible
 from evals.render.terminal import plain as plain
-from evals.render.terminal import visible
 
 EXIT_OK, EXIT_NO, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES_HELP = (
@@ -66,6 +66,16 @@ markdown_option = click.option(
     "--markdown", "raw_markdown", is_flag=True,
     help="Print the Markdown as is, even on a terminal (the default when stdout is a pipe or a file).",
 )  # fmt: skip
+
+log_handler = SafeLogHandler(err)
+"""Prints the package's warnings (retry waits with server error bodies) as safe one-line messages, repeats
+folded into a count."""
+
+
+def flush_warnings() -> None:
+    """Say the count of warnings held back as repeats, before a command's own last lines."""
+    log_handler.flush()
+
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=None,

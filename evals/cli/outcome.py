@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from evals.cli.common import out, plain
+from evals.cli.common import flush_warnings, out, plain
 from evals.cli.signals import flagged_line
 from evals.outbound.audit import audit_line
 from evals.results import ErrorKind, group_errors, summarize
@@ -16,6 +16,7 @@ from evals.store import Store
 
 def print_outcome(store: Store, outcome: RunOutcome) -> None:
     """Print what a finished (or resumed) run did, to stdout."""
+    flush_warnings()  # the count of repeated warnings goes above the summary, not under it
     m = outcome.manifest
     table = Table(
         title=plain(f"run {m.run_id}"),
