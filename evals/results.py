@@ -1,4 +1,5 @@
-"""One line of ``results.jsonl`` as a typed record, and the per-area figures of the end-of-run table.
+"""One line of ``results.jsonl`` as a typed record, and what the end of a run prints from them: the per-area
+figures and the errors grouped by kind.
 
 ``Store.results`` yields one record per item and sample (its answer and the aggregate of its verdicts,
 built by ``evals.store.rows.result_row``), so every reader (the run table, the scorecard, the index, the
@@ -9,6 +10,7 @@ a float: the mean of the item and sample's scored verdicts (a panel of judges, o
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -150,3 +152,58 @@ def summarize(rows: Iterable[ResultRow]) -> list[AreaSummary]:
         errors = sum(1 for r in area_rows if r.score is None)
         out.append(AreaSummary(area, len(by_item), stats.mean_of_items(by_item), errors))
     return out
+
+
+_ENDPOINT = re.compile(r"""^(?:model|judge) (?:'[^']*'|"[^"]*"): """)
+"""How a failed call names its endpoint (``judge 'claude': ``), left out of the kind."""
+_ATTEMPTS = re.compile(r" after \d+ attempts?$")
+_STATUS = re.compile(r"^(?:HTTP )?(\d{3})\b([^(]*)")
+"""``429 Too Many Requests (rate_limit_error: ...)``: the status and its phrase, not the server's detail."""
+_KIND_LENGTH = 60
+_JUDGE_CALL = "judge call failed: "
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """The errors of a run that share a kind: how many, and the first as an example."""
+
+    kind: str
+    count: int
+    item: str
+    """The item id of the example."""
+    example: str
+    """The example's text, without the kind's own prefix when it starts with it."""
+
+
+def error_kind(text: str) -> str:
+    """The stable part of an error text, so that errors of one kind group: ``unparseable verdict``,
+    ``judge call failed: 429 Too Many Requests``, ``judge call failed: timeout``, ``could not connect or the
+    connection was dropped``. Endpoint names, attempt counts, the server's detail and the specifics after the
+    first ``: `` are left out."""
+    text = " ".join(text.split())
+    lead = _JUDGE_CALL if text.startswith(_JUDGE_CALL) else ""  # a failed judge call: its cause is the kind
+    cause = _ATTEMPTS.sub("", _ENDPOINT.sub("", text.removeprefix(lead)))
+    if status := _STATUS.match(cause):
+        kind = f"{status[1]} {status[2].strip()}".strip()
+    elif "(timeout)" in cause or "timed out" in cause:
+        kind = "timeout"
+    else:
+        kind = cause.partition(": ")[0].partition(" (")[0]
+    kind = lead + kind
+    return kind if len(kind) <= _KIND_LENGTH else kind[: _KIND_LENGTH - 1] + "…"
+
+
+def group_errors(rows: Iterable[ResultRow], kind: ErrorKind) -> list[ErrorGroup]:
+    """The ``answer`` or ``judge`` errors of ``rows`` by ``error_kind``, the most frequent first."""
+    groups: dict[str, list[ResultRow]] = defaultdict(list)
+    for row in rows:
+        if row.error_kind == kind and row.error:
+            groups[error_kind(row.error)].append(row)
+    out = []
+    for name, members in groups.items():
+        first = members[0]
+        text = " ".join((first.error or "").split())
+        for prefix in (f"{name}: ", _JUDGE_CALL):
+            text = text.removeprefix(prefix)
+        out.append(ErrorGroup(name, len(members), first.id, text))
+    return sorted(out, key=lambda g: -g.count)

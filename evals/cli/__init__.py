@@ -25,7 +25,15 @@ from evals.cli import canary as _canary  # noqa: F401  (attaches evals judge dri
 from evals.cli import judge_calibrate as judge_calibrate
 from evals.cli import judge_rerun as judge_rerun
 from evals.cli.audit import audit
-from evals.cli.common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, err, plain
+from evals.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    err,
+    flush_warnings,
+    log_handler,
+    plain,
+)
 from evals.cli.gate import baseline, gate, rollback
 from evals.cli.generate import suite_generate, suite_review  # noqa: F401  (attach to suite)
 from evals.cli.judge import judge
@@ -43,10 +51,6 @@ from evals.cli.runs import runs
 from evals.cli.store import export, import_, store
 from evals.cli.weak import export_weak  # noqa: F401  (attaches to export)
 from evals.errors import EvalsError
-from evals.render.terminal import SafeLogHandler
-
-_LOG_HANDLER = SafeLogHandler(err)
-"""Prints the package's warnings (retry waits with server error bodies) as safe one-line messages."""
 
 
 def _describe(exc: Exception) -> str:
@@ -72,9 +76,11 @@ class EvalsGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # click's own ways to end: usage errors, --help, ctx.exit
         except KeyboardInterrupt:
+            flush_warnings()
             err.print("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
+            flush_warnings()  # the repeated retry warnings' count, then the error that ended them
             if ctx.meta.get("evals.debug"):  # the traceback, then the same line and code as without --debug
                 err.print(plain(traceback.format_exc(), newlines=True), soft_wrap=True)
             if isinstance(exc, EvalsError):
@@ -83,6 +89,8 @@ class EvalsGroup(click.Group):
                 message = plain(_describe(exc))
             err.print(Text("error: ", style="bold red") + message, soft_wrap=True)
             ctx.exit(EXIT_ERROR)
+        finally:
+            flush_warnings()
 
 
 @click.group(cls=EvalsGroup, epilog=EXIT_CODES_HELP)
@@ -99,8 +107,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     """
     ctx.meta["evals.debug"] = debug
     package_log = logging.getLogger("evals")
-    if _LOG_HANDLER not in package_log.handlers:
-        package_log.addHandler(_LOG_HANDLER)
+    if log_handler not in package_log.handlers:
+        package_log.addHandler(log_handler)
 
 
 COMMANDS = (

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from evals.config import Config
+from evals.render.terminal import SafeLogHandler, visible
 from evals.render.terminal import plain as plain
 
 EXIT_OK, EXIT_NO, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -46,6 +47,36 @@ class _Console(Console):
 out = _Console(highlight=False, markup=False, emoji=False)
 # soft_wrap: an error or warning stays one line however long (a log reader or a CI grep sees it whole).
 err = _Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+
+def print_markdown(text: str, raw: bool = False) -> None:
+    """Markdown for whoever reads stdout: rendered by rich on a terminal (headings, bold, tables drawn, no
+    backslash escapes); the Markdown itself when stdout is a pipe or a file (CI logs, PR comments) or when
+    ``raw`` (``--markdown``). Names in ``text`` are already inert Markdown (``md_text``), and every control
+    character is shown as an escape either way."""
+    from rich.markdown import Markdown  # markdown-it, loaded only by the commands that print Markdown
+
+    if raw or not out.is_terminal:
+        # soft_wrap: a table row wrapped by the console would read as two broken rows
+        out.print(plain(text, newlines=True), soft_wrap=True)
+    else:
+        out.print(Markdown(visible(text, newlines=True)))
+
+
+markdown_option = click.option(
+    "--markdown", "raw_markdown", is_flag=True,
+    help="Print the Markdown as is, even on a terminal (the default when stdout is a pipe or a file).",
+)  # fmt: skip
+
+log_handler = SafeLogHandler(err)
+"""Prints the package's warnings (retry waits with server error bodies) as safe one-line messages, repeats
+folded into a count."""
+
+
+def flush_warnings() -> None:
+    """Say the count of warnings held back as repeats, before a command's own last lines."""
+    log_handler.flush()
+
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=None,

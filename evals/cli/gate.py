@@ -15,8 +15,10 @@ from evals.cli.common import (
     GATE_EXIT_HELP,
     config_option,
     err,
+    markdown_option,
     out,
     plain,
+    print_markdown,
     reports_option,
     reports_path,
 )
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 @click.option(
     "--allow-judge-change", is_flag=True, help="Decide even if the runs had different judges/rubrics."
 )
+@markdown_option
 @reports_option
 @config_option
 def gate(
@@ -58,14 +61,17 @@ def gate(
     policy_path: Path | None,
     junit_path: Path | None,
     allow_judge_change: bool,
+    raw_markdown: bool,
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
     """Decide whether CANDIDATE may replace BASELINE: exit 0 pass, 1 fail, 2 cannot decide (also when no
     baseline is given and none can be chosen).
 
-    Reads the store only (it may be read-only). If the step summary or --junit cannot be written, the gate
-    says so and exits 2: a CI must not read a decision it did not get in full.
+    Reads the store only (it may be read-only). The verdict is Markdown: drawn on a terminal, printed as
+    is in a pipe, a file or with --markdown, and appended to $GITHUB_STEP_SUMMARY when set. If the step
+    summary or --junit cannot be written, the gate says so and exits 2: a CI must not read a decision it
+    did not get in full.
     """
     from evals.render import gate as render_gate
     from evals.scorecard import gate as gating
@@ -84,7 +90,7 @@ def gate(
             err.print(plain(f"cannot decide: {exc}"))
             sys.exit(gating.UNDECIDED)
     text = render_gate.markdown(verdict)
-    out.print(plain(text, newlines=True), soft_wrap=True)  # Markdown: a wrapped table row is two broken rows
+    print_markdown(text, raw=raw_markdown)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as f:

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from evals.cli.common import out, plain
+from evals.cli.common import flush_warnings, out, plain
 from evals.cli.signals import flagged_line
 from evals.errors import EvalsError
 from evals.outbound.audit import audit_line
 from evals.records import is_truncated
-from evals.results import ResultRow, summarize
+from evals.results import ErrorKind, ResultRow, group_errors, summarize
 from evals.runner import RunOutcome
 from evals.scorecard.canary import canary_lines
 from evals.store import Store
@@ -27,6 +27,7 @@ class NoScore(EvalsError):
 def print_outcome(store: Store, outcome: RunOutcome, *, check: bool = True, again: str | None = None) -> None:
     """Print what a finished (or resumed) run did, to stdout; then, unless ``check`` is False, raise
     ``NoScore`` when the run holds no score at all (``again`` replaces its ``--resume`` hint)."""
+    flush_warnings()  # the count of repeated warnings goes above the summary, not under it
     m = outcome.manifest
     table = Table(
         title=plain(f"run {m.run_id}"),
@@ -46,6 +47,9 @@ def print_outcome(store: Store, outcome: RunOutcome, *, check: bool = True, agai
         f"asked {outcome.asked}, judged {outcome.judged}, reused {outcome.reused} cached judgments, "
         f"{outcome.answer_errors} answer errors, {outcome.judge_errors} judge errors"
     )
+    for kind in ("answer", "judge"):
+        for line in error_lines(outcome, kind):
+            out.print(plain(line), soft_wrap=True)
     cut = sum(1 for row in outcome.rows if row.truncated and is_truncated(row.finish_reason))
     if cut:
         out.print(
@@ -121,3 +125,16 @@ def no_score_reason(rows: Sequence[ResultRow], judge: str) -> str:
         f"none of {n} answers was scored ({', '.join(f'{k} {what}' for k, what in counts if k)}; e.g. "
         f"{example}): check judge {judge!r} in evals.yaml"
     )
+
+
+def error_lines(outcome: RunOutcome, kind: ErrorKind, example_length: int = 140) -> list[str]:
+    """The run's answer or judge errors by kind, most frequent first, each with one example:
+    ``judge errors by kind:`` then ``  9 unparseable verdict, e.g. item geo-3: no score in the reply``."""
+    groups = group_errors(outcome.rows, kind)
+    if not groups:
+        return []
+    lines = [f"{kind} errors by kind:"]
+    for g in groups:
+        example = g.example if len(g.example) <= example_length else g.example[: example_length - 1] + "…"
+        lines.append(f"  {g.count} {g.kind}, e.g. item {g.item}: {example}")
+    return lines

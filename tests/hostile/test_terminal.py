@@ -105,6 +105,18 @@ def test_every_reading_command_prints_hostile_names_as_text(hostile_store, tmp_p
     assert "[/]" in result.stdout and "\\x1b]8;;https://evil.example/" in result.stdout
 
 
+def test_on_a_terminal_the_gate_drawn_and_the_runs_list_show_hostile_names_as_text(hostile_store):
+    reports = str(hostile_store)
+    terminal = {"TTY_COMPATIBLE": "1", "COLUMNS": "100"}
+    gate = CliRunner().invoke(main, ["gate", "--candidate", "r02", "--baseline", "prod", "--reports", reports],
+                              env=terminal)  # fmt: skip
+    assert_safe(gate, 1, 2)
+    assert "###" not in gate.stdout  # drawn, not raw
+    assert "[click](https://evil.example/)" in gate.stdout  # a link shown as written, never made one
+    assert_safe(CliRunner().invoke(main, ["runs", "list", "--reports", reports], env=terminal), 0)
+    assert_safe(CliRunner().invoke(main, ["runs", "list", "--wide", "--reports", reports], env=terminal), 0)
+
+
 def test_run_prints_server_model_ids_areas_and_retry_warnings_as_text(tmp_path):
     calls = {"n": 0}
 

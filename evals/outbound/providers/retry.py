@@ -276,6 +276,8 @@ async def call_with_retries(
             attempts,
             reason,
             pause,
+            # The same endpoint failing the same way is one warning on the terminal, with a count.
+            extra={"fold_key": ("retry", who, reason), "fold_line": f"{who}: more attempts failed: {reason}"},
         )
 
     def gives_up(exc: BaseException) -> bool:
