@@ -266,6 +266,21 @@ def test_store_copy_into_a_store_with_another_key_copies_nothing(tmp_path, monke
         assert snapshot(store) == before
 
 
+def test_store_copy_without_the_key_refuses_to_copy_encrypted_text(tmp_path, monkeypatch):
+    source, target = tmp_path / "a" / "evals.db", tmp_path / "b" / "evals.db"
+    monkeypatch.setenv("EVALS_STORE_KEY", KEY)
+    with Store(source.parent, url=str(source)) as store:
+        secret_run(store, "r01")
+    monkeypatch.delenv("EVALS_STORE_KEY")
+    copied = invoke("store", "copy", source, target)
+    assert copied.exit_code == 2 and "encrypts its text and EVALS_STORE_KEY is not set" in copied.output
+    assert not target.parent.exists()  # refused before the target was opened
+    monkeypatch.setenv("EVALS_STORE_KEY", KEY)
+    assert invoke("store", "copy", source, target).exit_code == 0
+    with Store(target.parent, url=str(target)) as store:
+        assert next(iter(store.results("r01"))).answer == f"{SECRET} answers math-00"
+
+
 def test_a_store_encrypted_before_the_check_is_checked_against_its_values(open_store, monkeypatch):
     monkeypatch.setenv("EVALS_STORE_KEY", KEY)
     with open_store() as store:

@@ -11,6 +11,8 @@ from evals.config import load_config
 from evals.errors import StoreError
 from evals.store import DB_NAME, Store, open_store
 from evals.store.core import checked_address
+from evals.store.crypto import KEY_ENV, codec
+from evals.store.keycheck import encrypts
 from evals.store.transfer import TransferReport, copy_store, import_runs
 
 
@@ -66,12 +68,15 @@ def store_copy(source: str, target: str, config_path: Path | None) -> None:
     checked_address(target, "TO")
     if source == target:
         raise StoreError(f"FROM and TO are the same store ({shown})")
-    with (
-        _open(source, True, config.store_password_env, "FROM") as src,
-        _open(target, False, config.store_password_env, "TO") as dst,
-    ):
-        report = copy_store(src, dst)
-        where = str(dst.path)
+    with _open(source, True, config.store_password_env, "FROM") as src:
+        if codec().fernet is None and encrypts(src.backend):
+            raise StoreError(
+                f'{shown} encrypts its text and {KEY_ENV} is not set: the copy would hold "(encrypted)" '
+                "in place of every text; set the store's key and copy again (nothing was copied)"
+            )
+        with _open(target, False, config.store_password_env, "TO") as dst:
+            report = copy_store(src, dst)
+            where = str(dst.path)
     line = _summary(report, "copied", where)
     out.print(plain(f"{line}; {report.baselines} baseline approval(s) added"), soft_wrap=True)
 

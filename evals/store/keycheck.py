@@ -85,6 +85,11 @@ def sample(backend: Backend, text: TextCodec) -> tuple[int, int]:
     return opened, closed
 
 
+def encrypts(backend: Backend) -> bool:
+    """Whether the store holds encrypted text (its token, or a sampled sealed value); no key needed."""
+    return stored_token(backend) is not None or sum(sample(backend, TextCodec(None))) > 0
+
+
 def verify(backend: Backend, text: TextCodec, readonly: bool) -> None:
     """Refuse keys that are not the store's (``StoreError``, nothing written); record the token the first
     time a key is used on a store that can be written."""
