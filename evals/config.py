@@ -28,8 +28,7 @@ from evals.errors import ConfigError
 from evals.outbound.redaction import CustomPattern
 from evals.perimeter import is_external
 from evals.records import Sensitivity
-from evals.secrets import safe_url, url_secrets
-from evals.store.address import parse_address
+from evals.secrets import StoreSetting, safe_url, url_secrets
 from evals.userfiles import load_yaml, validation_errors
 
 DEFAULT_CONFIG = Path("evals.yaml")
@@ -396,11 +395,10 @@ class Config(BaseModel):
     default_suite: str | None = None
     """Suite ``evals run`` uses when ``--suite`` is not given (relative to the config's folder)."""
     reports_dir: str = "reports"
-    store: str | None = None
-    """Where runs are stored: ``postgresql://user@host/db`` or ``host=... dbname=... user=...`` for one store
-    shared by several machines (the ``postgres`` extra), or a SQLite file; default ``<reports_dir>/evals.db``
-    (``evals.store.address``). ``EVALS_STORE`` overrides it. Never put the password here: libpq reads
-    ``PGPASSWORD`` or ``~/.pgpass``."""
+    store: StoreSetting | None = None
+    """Where runs are stored: ``postgresql://user@host/db`` or ``host=... dbname=...`` for one store shared by
+    several machines (``postgres`` extra), or a SQLite file; default ``<reports_dir>/evals.db``. ``EVALS_STORE``
+    overrides it. Never put the password here: libpq reads ``PGPASSWORD`` or ``~/.pgpass``."""
     store_password_env: str | None = None
     """Name of the environment variable holding the store's password, when it is not ``PGPASSWORD``."""
     default_model: str | None = None
@@ -428,13 +426,6 @@ class Config(BaseModel):
     """The judge's drift canary: anchor set size, the shift that counts as moved, human labels."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
-
-    @field_validator("store")
-    @classmethod
-    def _store_address(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_address(value)  # its error never repeats the value: it may hold a password
-        return value
 
     @field_validator("store_password_env")
     @classmethod

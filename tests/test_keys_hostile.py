@@ -4,7 +4,6 @@ anything is written (run, report, rekey, store copy); rekey works on any mix of 
 open and names, by run, what it cannot, changing nothing there. On both backends where a store is involved."""
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,6 @@ from evals.store.canary import (
     scores,
 )
 from evals.store.crypto import TextCodec
-from evals.store.purge import plan_purge, purge
 from evals.store.rekey import rekey, rekey_store
 
 ROOT = Path(__file__).parent.parent
@@ -142,16 +140,27 @@ def test_a_server_error_echoing_the_prompt_is_stored_encrypted_by_a_real_run(
 # -- purge removes error text ----------------------------------------------------------------------------
 
 
+def evals_purge(tmp_path, store_url, monkeypatch, run_id):
+    """``evals purge --run RUN_ID`` on the parametrised store (reports folder ``tmp_path``), without a key."""
+    monkeypatch.setenv("EVALS_STORE", store_url)
+    monkeypatch.delenv("EVALS_STORE_KEY", raising=False)  # a purge needs no key
+    result = invoke("purge", "--run", run_id, "--reports", tmp_path)
+    monkeypatch.delenv("EVALS_STORE")
+    assert result.exit_code == 0, result.output
+    assert "purged 1 run(s)" in result.output
+
+
 @pytest.mark.parametrize("key", [None, KEY])
-def test_purge_removes_error_text_and_keeps_the_errors_counted(open_store, monkeypatch, key):
+def test_purge_removes_error_text_and_keeps_the_errors_counted(
+    open_store, store_url, tmp_path, monkeypatch, key
+):
     if key:
         monkeypatch.setenv("EVALS_STORE_KEY", key)
     with open_store() as store:
         secret_run(store, "r01", error="500 Internal Server Error")
         before = store.save_aggregates("r01")
-        monkeypatch.delenv("EVALS_STORE_KEY", raising=False)  # a purge needs no key
-        done = purge(store, plan_purge(store, None, runs=("r01",)), datetime.now(UTC))
-        assert [t.run_id for t in done.targets] == ["r01"]
+    evals_purge(tmp_path, store_url, monkeypatch, "r01")
+    with open_store() as store:
         errors = [
             r[0] for r in store._execute("SELECT error FROM answers WHERE error IS NOT NULL").fetchall()
         ]
@@ -457,10 +466,11 @@ def test_a_store_holding_text_under_a_key_not_given_is_refused_on_opening(open_s
         assert snapshot(store) == before
 
 
-def test_purged_text_stays_purged_through_a_rekey(open_store, monkeypatch):
+def test_purged_text_stays_purged_through_a_rekey(open_store, store_url, tmp_path, monkeypatch):
     with open_store() as store:
         secret_run(store, "r01", error="500 Internal Server Error")
-        purge(store, plan_purge(store, None, runs=("r01",)), datetime.now(UTC))
+    evals_purge(tmp_path, store_url, monkeypatch, "r01")
+    with open_store() as store:
         monkeypatch.setenv("EVALS_STORE_KEY", KEY)
         done = rekey_store(store)
         assert (done.written, done.unreadable) == (0, {})

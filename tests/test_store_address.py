@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from evals.cli import main
 from evals.errors import ConfigError
 from evals.fakes import FakeOpenAI, text_reply
+from evals.secrets import AddressError, parse_address, read_keywords
 from evals.store import Store
-from evals.store.address import AddressError, parse_address, read_keywords
 
 PW = "hunter2-Sup3r"
 """The password of every variant: none of it may be shown."""

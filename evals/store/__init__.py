@@ -9,16 +9,13 @@ names; ``transfer.py`` copies and imports runs, ``export.py`` writes the history
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from evals.store.address import is_postgres
+from evals.config import Config
+from evals.secrets import is_postgres
 from evals.store.core import STORE_ENV, Store, store_url
 from evals.store.migrations import SQLITE_MIGRATIONS
 from evals.store.protocol import RunStore
 from evals.store.sqlite import DB_NAME
-
-if TYPE_CHECKING:  # the config checks store addresses with evals.store.address: no import at run time
-    from evals.config import Config
 
 MIGRATIONS = SQLITE_MIGRATIONS
 """The SQLite steps (``migrations.POSTGRES_MIGRATIONS`` holds PostgreSQL's, under the same names)."""

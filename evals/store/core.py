@@ -23,7 +23,7 @@ from evals.files import atomic_path, write_atomic
 from evals.names import check_name, run_folder
 from evals.records import Answer, Item, JudgingProvenance, Judgment, RunConfig, RunManifest
 from evals.results import ResultRow
-from evals.store.address import Address, AddressError, parse_address
+from evals.secrets import Address, AddressError, parse_address
 from evals.store.aggregates import COLUMNS as AGGREGATE_COLS
 from evals.store.aggregates import OVERALL, AreaAggregate, aggregate_of, run_aggregates
 from evals.store.crypto import KEY_ENV, codec
@@ -66,7 +66,7 @@ _SELECT_JUDGMENT = ",".join(JUDGMENT_COLS)
 
 
 def checked_address(value: str, source: str) -> Address:
-    """``value`` as a store address (``evals.store.address``); a ``ConfigError`` naming ``source`` (the
+    """``value`` as a store address (``evals.secrets.parse_address``); a ``ConfigError`` naming ``source`` (the
     setting it came from) when it is none, which never repeats the value."""
     try:
         return parse_address(value)

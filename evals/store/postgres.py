@@ -1,5 +1,5 @@
 """The PostgreSQL backend: one store for a team's machines (``store: postgresql://user@host/db``, or a libpq
-keyword string ``host=... dbname=... user=...``; ``evals.store.address`` checks both).
+keyword string ``host=... dbname=... user=...``; ``evals.secrets.parse_address`` checks both).
 
 psycopg 3 is imported only when such a store is opened (the ``postgres`` extra). The password never
 appears in the URL, the config, a message or the store: libpq reads ``PGPASSWORD`` (or ``~/.pgpass``)
@@ -17,15 +17,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from evals.errors import ConfigError, StoreError
-from evals.secrets import scrub
-from evals.store.address import Address, is_postgres
+from evals.secrets import Address, is_postgres, scrub
 from evals.store.migrations import POSTGRES_MIGRATIONS
 
 _MIGRATION_LOCK = 0x6C6F6F6B696E67  # any fixed key: one process migrates while the others wait
 
 
 def is_postgres_url(url: str | None) -> bool:
-    """Whether a store setting names a PostgreSQL database (a URL or a keyword string, ``evals.store.address``)."""
+    """Whether a store setting names a PostgreSQL database (a URL or a keyword string, ``evals.secrets.parse_address``)."""
     return is_postgres(url)
 
 
@@ -45,7 +44,7 @@ class PostgresBackend:
     insertion_order = "seq"
 
     def __init__(self, address: Address, readonly: bool = False, password_env: str | None = None):
-        # ``address`` is checked (``evals.store.address.parse_address``): it holds no password.
+        # ``address`` is checked (``evals.secrets.parse_address``): it holds no password.
         self.where = address.shown
         password = None
         if password_env:

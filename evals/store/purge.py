@@ -1,6 +1,5 @@
-"""Retention: ``evals purge`` removes the text of runs older than a cutoff (error messages included),
-keeping what history and gates need (scores, which answers failed, tokens, latencies, aggregates, content
-hashes, cache keys).
+"""Retention: ``evals purge`` removes the text of runs older than a cutoff, keeping what history and gates
+need (scores, errors, tokens, latencies, aggregates, content hashes, cache keys).
 
 Which runs: those that ended (or, never ended, started) before the cutoff, not purged yet, and not approved
 as a baseline (``evals baseline set``) unless baselines are included. Each is purged under its run lock (a
