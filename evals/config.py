@@ -27,7 +27,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from evals.errors import ConfigError
 from evals.perimeter import frontier_vendor, is_external
 from evals.records import MAX_ANSWER_CHARS, CustomPattern, Sensitivity
-from evals.secrets import safe_url, url_secrets
+from evals.secrets import StoreSetting, safe_url, url_secrets
 from evals.userfiles import load_yaml, validation_errors
 
 DEFAULT_CONFIG = Path("evals.yaml")
@@ -424,10 +424,10 @@ class Config(BaseModel):
     default_suite: str | None = None
     """Suite ``evals run`` uses when ``--suite`` is not given (relative to the config's folder)."""
     reports_dir: str = "reports"
-    store: str | None = None
-    """Where runs are stored: ``postgresql://user@host/db`` for one store shared by several machines (the
-    ``postgres`` extra), or a SQLite file; default ``<reports_dir>/evals.db``. ``EVALS_STORE`` overrides it.
-    Never put the password here: libpq reads ``PGPASSWORD`` or ``~/.pgpass``."""
+    store: StoreSetting | None = None
+    """Where runs are stored: ``postgresql://user@host/db`` or ``host=... dbname=...`` for one store shared by
+    several machines (``postgres`` extra), or a SQLite file; default ``<reports_dir>/evals.db``. ``EVALS_STORE``
+    overrides it. Never put the password here: libpq reads ``PGPASSWORD`` or ``~/.pgpass``."""
     store_password_env: str | None = None
     """Name of the environment variable holding the store's password, when it is not ``PGPASSWORD``."""
     default_model: str | None = None

@@ -11,7 +11,7 @@ import click
 from evals.cli.common import EXIT_CODES_HELP, config_option, out, plain, reports_option, reports_path
 from evals.cli.store import store
 from evals.config import load_config
-from evals.errors import ConfigError
+from evals.errors import ConfigError, StoreError
 from evals.names import RUN_ID
 from evals.store import open_store
 
@@ -57,9 +57,10 @@ def purge(
 ) -> None:
     """Remove the text of old runs from the store and their exports, keeping their scores.
 
-    Questions, references, answers, reasoning, rationales and raw verdicts become "(purged)"; scores,
-    errors, tokens, latencies, per-area aggregates, item hashes and cache keys stay, so reports, history,
-    the index and gates still work on purged runs (they can no longer be resumed). results.jsonl,
+    Questions, references, answers, reasoning, rationales, raw verdicts and error messages become
+    "(purged)"; scores, which answers failed, tokens, latencies, per-area aggregates, item hashes and
+    cache keys stay, so reports, history, the index and gates still work on purged runs (they can no
+    longer be resumed). results.jsonl,
     manifest.json and the scorecards under reports/runs/<id>/ are rewritten without text. Running it
     again does nothing. See docs/retention.md.
 
@@ -121,9 +122,11 @@ def purge(
 def keygen() -> None:
     """Print a new key for encrypting the store's text at rest (EVALS_STORE_KEY).
 
-    With EVALS_STORE_KEY set, questions, answers, reasoning, rationales and raw verdicts are written
-    encrypted (Fernet); scores and aggregates stay readable without it. To rotate, put the new key first:
-    EVALS_STORE_KEY=NEW,OLD. Keep the key in a secret manager: text written with a lost key is lost.
+    With EVALS_STORE_KEY set, questions, answers, reasoning, rationales, raw verdicts and error messages
+    are written encrypted (Fernet); scores and aggregates stay readable without it. The first key used on
+    a store is recorded (a sealed check value): any other key is refused before anything is written. To
+    rotate, put the new key first: EVALS_STORE_KEY=NEW,OLD, then evals store rekey. Keep the key in a
+    secret manager: text written with a lost key is lost.
 
     \b
     Example:
@@ -142,11 +145,17 @@ def rekey_command(reports_dir: Path | None, config_path: Path | None) -> None:
 
     Finishes a key rotation (EVALS_STORE_KEY=NEW,OLD: text under OLD is re-encrypted with NEW, after
     which OLD can be dropped) and encrypts text stored in clear (written before encryption was turned on,
-    or by a process without the key). Run it while no other evals process writes the store.
+    or by a process without the key). Text none of the keys opens is left as it is and named by run, with
+    exit 2: add its key and run rekey again. A key that is not the store's changes nothing. Run it while
+    no other evals process writes the store.
     """
-    from evals.store.rekey import rekey
+    from evals.store.rekey import rekey_store
 
     config = load_config(config_path)
-    with open_store(config, reports_path(config, reports_dir)) as run_store:
-        written = rekey(run_store)
-    out.print(plain(f"{written} text value(s) written under the newest key"), soft_wrap=True)
+    # Not checked at opening: a store holding text under several keys is what rekey is for.
+    with open_store(config, reports_path(config, reports_dir), check_key=False) as run_store:
+        done = rekey_store(run_store)
+    out.print(plain(f"{done.written} text value(s) written under the newest key"), soft_wrap=True)
+    problem = done.problem()
+    if problem:
+        raise StoreError(problem)

@@ -9,20 +9,29 @@ import click
 from evals.cli.common import EXIT_CODES_HELP, config_option, out, plain, reports_option, reports_path
 from evals.config import load_config
 from evals.errors import StoreError
-from evals.secrets import safe_url
 from evals.store import DB_NAME, Store, open_store
-from evals.store.postgres import is_postgres_url
+from evals.store.core import checked_address
+from evals.store.crypto import KEY_ENV, codec
+from evals.store.keycheck import encrypts
 from evals.store.transfer import TransferReport, copy_store, import_runs
 
 
-def _open(location: str, readonly: bool, password_env: str | None) -> Store:
-    """The store a command-line location names: a PostgreSQL URL, a reports folder or a SQLite file."""
-    if is_postgres_url(location):
-        return Store(Path("."), readonly=readonly, url=location, password_env=password_env)
-    path = Path(location)
-    if path.suffix != ".db" and not path.is_file():
-        path = path / DB_NAME
-    return Store(path.parent, readonly=readonly, url=str(path))
+def _open(location: str, readonly: bool, password_env: str | None, label: str) -> Store:
+    """The store a command-line location names: a PostgreSQL URL or keyword string, a reports folder or a
+    SQLite file; a wrong EVALS_STORE_KEY is refused here, before anything is copied."""
+    if checked_address(location, label).kind == "postgresql":
+        opened = Store(Path("."), readonly=readonly, url=location, password_env=password_env)
+    else:
+        path = Path(location)
+        if path.suffix != ".db" and not path.is_file():
+            path = path / DB_NAME
+        opened = Store(path.parent, readonly=readonly, url=str(path))
+    try:
+        opened.check_key()
+    except BaseException:
+        opened.close()
+        raise
+    return opened
 
 
 def _summary(report: TransferReport, verb: str, where: str) -> str:
@@ -45,8 +54,9 @@ def store_copy(source: str, target: str, config_path: Path | None) -> None:
     """Copy the whole history (runs, answers, judgments, baselines) of store FROM into store TO.
 
     Runs TO already has are brought up to date, never duplicated: running it twice is harmless. A store is
-    a PostgreSQL URL (postgresql://user@host/db; the password comes from PGPASSWORD or store_password_env,
-    never the URL), a reports folder (its evals.db) or a SQLite file.
+    a PostgreSQL URL (postgresql://user@host/db) or keyword string (host=... dbname=... user=...; the
+    password comes from PGPASSWORD, ~/.pgpass or store_password_env, never the address), a reports folder
+    (its evals.db) or a SQLite file.
 
     \b
     Examples:
@@ -54,14 +64,19 @@ def store_copy(source: str, target: str, config_path: Path | None) -> None:
       evals store copy postgresql://evals@db.internal/evals backup/evals.db
     """
     config = load_config(config_path)
+    shown = checked_address(source, "FROM").shown
+    checked_address(target, "TO")
     if source == target:
-        raise StoreError(f"FROM and TO are the same store ({safe_url(source)})")
-    with (
-        _open(source, True, config.store_password_env) as src,
-        _open(target, False, config.store_password_env) as dst,
-    ):
-        report = copy_store(src, dst)
-        where = str(dst.path)
+        raise StoreError(f"FROM and TO are the same store ({shown})")
+    with _open(source, True, config.store_password_env, "FROM") as src:
+        if codec().fernet is None and encrypts(src.backend):
+            raise StoreError(
+                f'{shown} encrypts its text and {KEY_ENV} is not set: the copy would hold "(encrypted)" '
+                "in place of every text; set the store's key and copy again (nothing was copied)"
+            )
+        with _open(target, False, config.store_password_env, "TO") as dst:
+            report = copy_store(src, dst)
+            where = str(dst.path)
     line = _summary(report, "copied", where)
     out.print(plain(f"{line}; {report.baselines} baseline approval(s) added"), soft_wrap=True)
 

@@ -1,7 +1,8 @@
 """The drift canary's tables: anchor sets, their anchors, every re-judging of a set, and resets.
 
 An anchor keeps its own copy of the item and the answer (``item_json``, ``answer``): purging a run's text
-(governance retention) leaves the canary able to re-judge it. Functions take a ``Store`` and speak the SQL
+(governance retention) leaves the canary able to re-judge it. With ``EVALS_STORE_KEY`` that text, and the
+error messages of re-judgings, are sealed like the runs' (``evals.store.crypto``). Functions take a ``Store`` and speak the SQL
 both backends accept (``?`` placeholders); the logic lives in ``evals.trust.canary`` and
 ``evals.scorecard.canary``.
 """
@@ -105,12 +106,13 @@ def _set_of(row: tuple[object, ...]) -> AnchorSet:
 def _observation_of(row: tuple[object, ...]) -> Observation:
     return Observation(
         str(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]),  # type: ignore[arg-type]
-        tuple(json.loads(str(row[5]))), str(row[6]), None if row[7] is None else str(row[7]),
+        tuple(json.loads(str(row[5]))), str(row[6]), None if row[7] is None else codec().open(str(row[7])),
     )  # fmt: skip
 
 
 def create_set(store: Store, anchor_set: AnchorSet, anchors: list[Anchor]) -> None:
     """Store a new anchor set with its anchors, in one transaction."""
+    store.check_key()
     s = anchor_set
     with store.backend.transaction():
         store._execute(
@@ -155,6 +157,7 @@ def sets(store: Store, judge_name: str | None = None, suite_name: str | None = N
 
 def anchors(store: Store, set_id: str) -> list[Anchor]:
     """A set's anchors, in the order they were drawn."""
+    store.check_key()
     rows = store._execute(
         "SELECT item_json, answer, truncated, score, human_score FROM canary_anchors WHERE set_id = ? "
         "ORDER BY position",
@@ -165,8 +168,10 @@ def anchors(store: Store, set_id: str) -> list[Anchor]:
 
 
 def save_observation(store: Store, observation: Observation, scores: list[AnchorScore]) -> None:
-    """Store one re-judging of a set and its scores (replacing an earlier one of the same run)."""
-    o = observation
+    """Store one re-judging of a set and its scores (replacing an earlier one of the same run); the errors'
+    text is sealed like the runs' (a judge's error body may echo the anchor)."""
+    store.check_key()
+    o, text = observation, codec()
     with store.backend.transaction():
         store._execute("DELETE FROM canary_scores WHERE set_id = ? AND run_id = ?", (o.set_id, o.run_id))
         store._execute(
@@ -175,18 +180,19 @@ def save_observation(store: Store, observation: Observation, scores: list[Anchor
         store._execute(
             f"INSERT INTO canary_observations ({_OBS_COLS}) VALUES (?,?,?,?,?,?,?,?)",
             (o.set_id, o.run_id, o.observed_at, o.run_started_at, o.min_shift, json.dumps(list(o.model_ids)),
-             o.rubric_hash, o.error),
+             o.rubric_hash, text.seal(o.error)),
         )  # fmt: skip
         store.backend.executemany(
             "INSERT INTO canary_scores (set_id, run_id, item_id, score, error, model_id, tokens_in, tokens_out) "
             "VALUES (?,?,?,?,?,?,?,?)",
-            [(o.set_id, o.run_id, s.item_id, s.score, s.error, s.model_id, s.tokens_in, s.tokens_out)
+            [(o.set_id, o.run_id, s.item_id, s.score, text.seal(s.error), s.model_id, s.tokens_in, s.tokens_out)
              for s in scores],
         )  # fmt: skip
 
 
 def observations(store: Store, set_id: str | None = None, run_id: str | None = None) -> list[Observation]:
     """Observations (of a set, of a run), in the order of their runs, then of observing."""
+    store.check_key()
     clauses = [(c, v) for c, v in (("set_id", set_id), ("run_id", run_id)) if v is not None]
     where = (" WHERE " + " AND ".join(f"{c} = ?" for c, _ in clauses)) if clauses else ""
     rows = store._execute(
@@ -198,12 +204,14 @@ def observations(store: Store, set_id: str | None = None, run_id: str | None = N
 
 def scores(store: Store, set_id: str, run_id: str) -> list[AnchorScore]:
     """The anchor scores of one observation."""
+    store.check_key()
     rows = store._execute(
         "SELECT item_id, score, error, model_id, tokens_in, tokens_out FROM canary_scores "
         "WHERE set_id = ? AND run_id = ? ORDER BY item_id",
         (set_id, run_id),
     ).fetchall()
-    return [AnchorScore(*r) for r in rows]
+    text = codec()
+    return [AnchorScore(r[0], r[1], text.open(r[2]), *r[3:]) for r in rows]
 
 
 def retire_sets(store: Store, judge_name: str, suite_name: str) -> int:

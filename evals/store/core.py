@@ -18,14 +18,17 @@ from typing import Any
 
 import jsonlines
 
-from evals.errors import StoreError
+from evals.errors import ConfigError, StoreError
 from evals.files import atomic_path, write_atomic
 from evals.names import check_name, run_folder
 from evals.records import Answer, Item, JudgingProvenance, Judgment, RunConfig, RunManifest
 from evals.results import ResultRow
+from evals.secrets import Address, AddressError, parse_address
 from evals.store.aggregates import COLUMNS as AGGREGATE_COLS
 from evals.store.aggregates import OVERALL, AreaAggregate, aggregate_of, run_aggregates
-from evals.store.postgres import PostgresBackend, is_postgres_url
+from evals.store.crypto import KEY_ENV, codec
+from evals.store.keycheck import verify as verify_key
+from evals.store.postgres import PostgresBackend
 from evals.store.rows import (
     ANSWER_COLS,
     BASELINE_COLS,
@@ -54,22 +57,37 @@ from evals.store.sqlite import DB_NAME, SqliteBackend
 DEFAULT_PASS_SCORE = 4
 """The scorecard's default lowest passing score; aggregates counted with another are recomputed."""
 STORE_ENV = "EVALS_STORE"
-"""Environment variable naming the store (``postgresql://user@host/db``); wins over ``store:`` in the config."""
+"""Environment variable naming the store (``postgresql://user@host/db``, ``host=... dbname=...`` or a SQLite
+file); wins over ``store:`` in the config."""
 
 _SELECT_RUN = ",".join(RUN_COLS)
 _SELECT_ANSWER = ",".join(ANSWER_COLS)
 _SELECT_JUDGMENT = ",".join(JUDGMENT_COLS)
 
 
+def checked_address(value: str, source: str) -> Address:
+    """``value`` as a store address (``evals.secrets.parse_address``); a ``ConfigError`` naming ``source`` (the
+    setting it came from) when it is none, which never repeats the value."""
+    try:
+        return parse_address(value)
+    except AddressError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
 def store_url(config_store: str | None = None) -> str | None:
-    """The store to use: ``EVALS_STORE``, else the config's ``store:``; None means the reports folder's SQLite."""
-    return os.environ.get(STORE_ENV) or config_store or None
+    """The store to use: ``EVALS_STORE`` (checked), else the config's ``store:``; None means the reports
+    folder's SQLite."""
+    named = os.environ.get(STORE_ENV)
+    if named:
+        checked_address(named, STORE_ENV)
+        return named
+    return config_store or None
 
 
 class Store:
     """The run store: the reports folder's SQLite file, or the PostgreSQL database ``url`` names.
 
-    ``url`` (a PostgreSQL URL or a SQLite file) None means ``EVALS_STORE`` if set, else
+    ``url`` (a PostgreSQL URL or keyword string, or a SQLite file) None means ``EVALS_STORE`` if set, else
     ``<reports_dir>/evals.db``. A PostgreSQL store still
     keeps each run's exports and lock file under ``<reports_dir>/runs/``. ``readonly=True`` (``gate``,
     ``compare``, ``baseline list``, ``report``, ``index``, ``rollback``) opens SQLite with ``mode=ro``: it
@@ -86,18 +104,29 @@ class Store:
     ):
         self.reports_dir = Path(reports_dir)
         self.readonly = readonly
-        url = url if url is not None else os.environ.get(STORE_ENV) or None
+        url = url if url is not None else store_url()
+        address = checked_address(url, "store") if url else None
         self.backend: SqliteBackend | PostgresBackend
-        if url is not None and is_postgres_url(url):
-            self.backend = PostgresBackend(url, readonly, password_env)
+        if address is not None and address.kind == "postgresql":
+            self.backend = PostgresBackend(address, readonly, password_env)
             self.path: Path | str = self.backend.where
         else:
-            self.path = Path(url) if url else self.reports_dir / DB_NAME
+            self.path = Path(address.target) if address else self.reports_dir / DB_NAME
             if self.path.is_dir():
                 self.path = self.path / DB_NAME
             self.backend = SqliteBackend(self.path, readonly)
         self.db = self.backend.db
         """The backend's own connection (tests and migrations only; everything else goes through methods)."""
+        self._key_checked: str | None = None
+
+    def check_key(self) -> None:
+        """Refuse an ``EVALS_STORE_KEY`` that is not this store's key (``evals.store.keycheck``): a
+        ``StoreError`` before any text is written or read. Done once per key; nothing without a key."""
+        keys = os.environ.get(KEY_ENV) or None
+        if keys is None or keys == self._key_checked:
+            return
+        verify_key(self.backend, codec(), self.readonly)
+        self._key_checked = keys
 
     @property
     def dialect(self) -> str:
@@ -124,6 +153,7 @@ class Store:
 
     def create_run(self, manifest: RunManifest, items: list[Item]) -> None:
         """Record a new run and the items it will ask, in one transaction."""
+        self.check_key()
         with self.backend.transaction():
             self._insert_run(manifest, items)
 
@@ -260,23 +290,28 @@ class Store:
 
     def items(self, run_id: str) -> list[Item]:
         """The run's items, in suite order."""
+        self.check_key()
         rows = self._execute("SELECT item_json FROM items WHERE run_id = ? ORDER BY position", (run_id,))
         return [item_of(r[0]) for r in rows.fetchall()]
 
     def save_answer(self, answer: Answer) -> None:
         """Store an answer, replacing an earlier one of the same item and sample (a retried error)."""
+        self.check_key()
         self._execute(upsert_sql("answers", ANSWER_COLS, KEY), answer_values(answer))
 
     def save_judgment(self, judgment: Judgment) -> None:
         """Store a verdict, replacing an earlier one of the same item, sample, repeat and judge."""
+        self.check_key()
         self._execute(upsert_sql("judgments", JUDGMENT_COLS, JUDGMENT_KEY), judgment_values(judgment))
 
     def answers(self, run_id: str) -> dict[tuple[str, int], Answer]:
+        self.check_key()
         rows = self._execute(f"SELECT {_SELECT_ANSWER} FROM answers WHERE run_id = ?", (run_id,))
         return {(r[1], r[2]): answer_of(r) for r in rows.fetchall()}
 
     def verdicts(self, run_id: str) -> list[Judgment]:
         """Every verdict of a run (all repeats, all judges), by item, sample, repeat and judge."""
+        self.check_key()
         rows = self._execute(
             f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE run_id = ? "
             "ORDER BY item_id, sample, repeat, judge",
@@ -313,6 +348,7 @@ class Store:
         With ``run_id``, that run's repeated askings (repeat > 0) are not offered: the first verdict of an
         answer must not be a copy of a repeat meant to measure how much the judge varies.
         """
+        self.check_key()
         row = self._execute(
             f"SELECT {_SELECT_JUDGMENT} FROM judgments WHERE cache_key = ? AND score IS NOT NULL "
             "AND NOT (run_id = ? AND repeat <> 0) "
@@ -329,6 +365,7 @@ class Store:
         Idempotent: a run already here is brought up to date (status, answers, judgments), never duplicated.
         A run here under the same id but of another suite or start time is a StoreError: two different runs.
         """
+        self.check_key()
         with self.backend.transaction():
             row = self._execute(
                 "SELECT suite_hash, started_at FROM runs WHERE run_id = ?", (manifest.run_id,)

@@ -439,6 +439,21 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
     ),
+    # The store's key check value (``evals.store.keycheck``): a known token sealed with the store's key the
+    # first time a key was used, so a process with another key is refused before it writes anything.
+    Step(
+        "_m018_key_check",
+        (
+            Table(
+                "store_key",
+                (
+                    Column("name", TEXT, primary_key=True),
+                    Column("token", TEXT, not_null=True),
+                    Column("set_at", TEXT, not_null=True),
+                ),
+            ),
+        ),
+    ),
 )
 """Applied in order, each once; append new steps, never edit an applied one."""
 

@@ -1,4 +1,5 @@
-"""The PostgreSQL backend: one store for a team's machines (``store: postgresql://user@host/db``).
+"""The PostgreSQL backend: one store for a team's machines (``store: postgresql://user@host/db``, or a libpq
+keyword string ``host=... dbname=... user=...``; ``evals.secrets.parse_address`` checks both).
 
 psycopg 3 is imported only when such a store is opened (the ``postgres`` extra). The password never
 appears in the URL, the config, a message or the store: libpq reads ``PGPASSWORD`` (or ``~/.pgpass``)
@@ -11,37 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from evals.errors import ConfigError, StoreError
-from evals.secrets import safe_url, scrub
+from evals.secrets import Address, is_postgres, scrub
 from evals.store.migrations import POSTGRES_MIGRATIONS
-
-SCHEMES = ("postgresql://", "postgres://")
-"""Store URLs that select this backend."""
 
 _MIGRATION_LOCK = 0x6C6F6F6B696E67  # any fixed key: one process migrates while the others wait
 
 
 def is_postgres_url(url: str | None) -> bool:
-    """Whether a store setting names a PostgreSQL database."""
-    return bool(url) and str(url).lower().startswith(SCHEMES)
+    """Whether a store setting names a PostgreSQL database (a URL or a keyword string, ``evals.secrets.parse_address``)."""
+    return is_postgres(url)
 
 
 def run_lock_key(run_id: str) -> int:
     """The advisory-lock key of a run: 64 bits of a hash of its id, the same on every machine."""
     digest = hashlib.sha256(b"lookingglass-run:" + run_id.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _display(parts: urllib.parse.SplitResult, query: dict[str, list[str]]) -> str:
-    """The URL as messages show it: no user information, no password parameter, ``//`` kept for a socket."""
-    host = parts.netloc.rpartition("@")[2]
-    shown = urllib.parse.urlencode({k: v for k, v in query.items() if k != "password"}, doseq=True, safe="/")
-    return f"{parts.scheme}://{host}{parts.path}" + (f"?{shown}" if shown else "")
 
 
 def _one_line(text: str) -> str:
@@ -53,19 +43,9 @@ class PostgresBackend:
 
     insertion_order = "seq"
 
-    def __init__(self, url: str, readonly: bool = False, password_env: str | None = None):
-        try:
-            parts = urllib.parse.urlsplit(url)
-            query = urllib.parse.parse_qs(parts.query)
-            has_password = parts.password is not None or "password" in query
-        except ValueError:
-            raise ConfigError(f"{safe_url(url)}: not a valid PostgreSQL URL") from None
-        self.where = _display(parts, query)
-        if has_password:
-            raise ConfigError(
-                f"store {self.where}: the URL holds a password; remove it and set PGPASSWORD "
-                "(or name a variable with store_password_env) instead"
-            )
+    def __init__(self, address: Address, readonly: bool = False, password_env: str | None = None):
+        # ``address`` is checked (``evals.secrets.parse_address``): it holds no password.
+        self.where = address.shown
         password = None
         if password_env:
             password = os.environ.get(password_env)
@@ -83,7 +63,7 @@ class PostgresBackend:
         self._psycopg = psycopg
         try:
             extra: dict[str, Any] = {"password": password} if password else {}
-            self.db = psycopg.connect(url, autocommit=True, connect_timeout=10, **extra)
+            self.db = psycopg.connect(address.target, autocommit=True, connect_timeout=10, **extra)
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: cannot connect to the run store: {self._message(exc)}") from None
         try:

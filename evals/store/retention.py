@@ -1,9 +1,11 @@
 """The store's side of retention: which runs have lost their text, how much text a run holds, and removing
 it in one transaction (``evals.store.purge`` decides which runs, ``evals.render.purge`` rewrites their exports).
 
-A purge replaces the text columns (item text, answers, reasoning, rationales, raw verdicts) by
-``(purged)`` and keeps every other column: scores, errors, tokens, latencies, the items' content hashes,
-the judgments' cache keys and the runs' aggregates (``run_areas``). No other table is touched.
+A purge replaces the text columns (item text, answers, reasoning, rationales, raw verdicts, and the
+error messages of answers and verdicts, which may echo the prompt) by ``(purged)`` and keeps every other
+column: scores, tokens, latencies, the items' content hashes, the judgments' cache keys and the runs'
+aggregates (``run_areas``); an error stays an error (it reads ``(purged)``), so error counts do not move.
+No other table is touched.
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ from evals.errors import StoreError
 from evals.records import Item
 from evals.store.core import Store
 from evals.store.crypto import KEY_ENV, PREFIX, TextCodec, codec
+from evals.store.keycheck import stored_token
 from evals.store.rows import PURGED, PURGED_HASH
 
 log = logging.getLogger(__name__)
 
-_TEXT = {"answers": ("text", "reasoning"), "judgments": ("rationale", "raw"), "items": ("item_json",)}
+_TEXT = {
+    "answers": ("text", "reasoning", "error"),
+    "judgments": ("rationale", "raw", "error"),
+    "items": ("item_json",),
+}
 """The columns holding text, by table. ``item_json`` also holds id, area, rubric and tags, which stay."""
 
 
@@ -131,15 +138,16 @@ def check_workable(store: Store, run_id: str) -> None:
 
 
 def warn_if_written_in_clear(store: Store) -> None:
-    """Warn when a new run's text is about to be stored in clear in a store that encrypts its text (the
-    latest run was sealed, and ``EVALS_STORE_KEY`` is not set here): one process without the key would
-    leave readable text among the encrypted."""
+    """Warn when a new run's text is about to be stored in clear in a store that encrypts its text (it has
+    a key check, ``evals.store.keycheck``, or its latest run was sealed) and ``EVALS_STORE_KEY`` is not set
+    here: one process without the key would leave readable text among the encrypted."""
     if codec().fernet is not None:
         return
     latest = store._execute(
         "SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"
     ).fetchone()
-    if latest is not None and has_sealed_text(store, latest[0]):
+    encrypts = stored_token(store.backend) is not None
+    if encrypts or (latest is not None and has_sealed_text(store, latest[0])):
         log.warning(
             "this store encrypts its text but %s is not set here: this run's text is stored in clear "
             "(set the key, or encrypt it afterwards with evals store rekey)",

@@ -48,9 +48,10 @@ def _flags(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(int(v) if isinstance(v, bool) else v for v in values)
 
 
-SEALED_ANSWER_COLS = frozenset({"text", "reasoning"})
-SEALED_JUDGMENT_COLS = frozenset({"rationale", "raw"})
-"""The text columns ``evals.store.crypto`` encrypts (with ``EVALS_STORE_KEY``) and a purge removes."""
+SEALED_ANSWER_COLS = frozenset({"text", "reasoning", "error"})
+SEALED_JUDGMENT_COLS = frozenset({"rationale", "raw", "error"})
+"""The text columns ``evals.store.crypto`` encrypts (with ``EVALS_STORE_KEY``) and a purge removes: the
+error messages too (a server's error body often echoes the prompt); that there was an error stays known."""
 
 
 def _sealed(cols: tuple[str, ...], values: tuple[Any, ...], sealed: frozenset[str]) -> tuple[Any, ...]:
