@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_path
+from evals.cli.examples import with_examples
 from evals.cli.run import suite
 from evals.config import load_config
 from evals.outbound import audit
@@ -16,7 +17,7 @@ from evals.outbound.gateway import Gateway
 from evals.store import open_store
 
 
-@suite.command("generate", epilog=EXIT_CODES_HELP)
+@suite.command("generate", epilog=with_examples(EXIT_CODES_HELP, "suite generate"))
 @click.option(
     "--from", "sources", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A document to write questions from (Markdown, text, HTML, PDF); repeat for several.",

@@ -61,7 +61,7 @@ def purge(
     errors, tokens, latencies, per-area aggregates, item hashes and cache keys stay, so reports, history,
     the index and gates still work on purged runs (they can no longer be resumed). results.jsonl,
     manifest.json and the scorecards under reports/runs/<id>/ are rewritten without text. Running it
-    again does nothing. See docs/retention.md.
+    again does nothing. See `evals docs retention`.
 
     \b
     Examples:
