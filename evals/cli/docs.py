@@ -25,8 +25,8 @@ def docs(topic: str | None, raw: bool) -> None:
     topics = doc_topics()
     if topic is None:
         width = max(len(name) for name in topics)
-        for page in topics.values():
-            out.print(plain(f"{page.name:<{width}}  {page.title}"), soft_wrap=True)
+        for listed in topics.values():
+            out.print(plain(f"{listed.name:<{width}}  {listed.title}"), soft_wrap=True)
         out.print("\nShow one with: evals docs TOPIC")
         return
     page = topics.get(topic.removesuffix(".md"))
