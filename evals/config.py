@@ -396,7 +396,7 @@ class RedactionSettings(BaseModel):
 
 
 class CanarySettings(BaseModel):
-    """The judge's drift canary (``canary:`` in evals.yaml; ``docs/canary.md``)."""
+    """The judge's drift canary (``canary:`` in evals.yaml; ``evals docs canary``)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -445,7 +445,7 @@ class Config(BaseModel):
     internal_hosts: list[str] = Field(default_factory=list)
     """Hosts inside the perimeter besides loopback: ``vllm.internal`` or ``*.corp.example``."""
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
-    """Redaction before external calls (see docs/redaction.md)."""
+    """Redaction before external calls (see `evals docs redaction`)."""
     default_sensitivity: Sensitivity = "internal"
     """The level of text whose sensitivity is not known (a labels row without a ``sensitivity`` column whose
     question the store does not know, a document given to ``suite generate``): ``internal`` (redacted, then

@@ -83,7 +83,7 @@ def model_fingerprint() -> str:
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """How to start llama.cpp's server; the defaults are the best measured on 2 CPU cores (docs/benchmarks.md)."""
+    """How to start llama.cpp's server; the defaults are the best measured on 2 CPU cores (evals docs benchmarks)."""
 
     port: int = 0
     """Loopback port; 0 picks a free one."""
@@ -142,7 +142,7 @@ def default_threads() -> int:
 def _import_runtime() -> Any:
     # The runtime's threads meet at OpenMP barriers; by default libgomp spins there, and on a small machine
     # where our harness (or anything else) needs a core, a spinning thread waits out whole time slices for
-    # a descheduled peer: 2 threads on 2 cores measured 4 to 15 times slower (docs/benchmarks.md). libgomp reads
+    # a descheduled peer: 2 threads on 2 cores measured 4 to 15 times slower (evals docs benchmarks). libgomp reads
     # this when it is loaded, so it is set before the import; a value the user set wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:

@@ -1,7 +1,7 @@
-"""Write docs/cli.md from the CLI's own --help, so the reference cannot drift from the code.
+"""Write the CLI reference (evals/defaults/docs/cli.md, shown by `evals docs cli`) from the CLI's own --help, so the reference cannot drift from the code.
 
-.venv/bin/python scripts/cli_docs.py          # rewrite docs/cli.md
-.venv/bin/python scripts/cli_docs.py --check  # exit 1 when docs/cli.md is stale (the tests do this)
+.venv/bin/python scripts/cli_docs.py          # rewrite evals/defaults/docs/cli.md
+.venv/bin/python scripts/cli_docs.py --check  # exit 1 when it is stale (the tests do this)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+DOC = Path(__file__).resolve().parent.parent / "evals" / "defaults" / "docs" / "cli.md"
 
 
 def commands(group: click.Group, prefix: list[str]) -> list[list[str]]:

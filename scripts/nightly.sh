@@ -8,10 +8,10 @@
 # Environment: MODEL, JUDGE (names in evals.yaml; defaults from the config), EVALS (the command, default
 # `evals`, or .venv/bin/evals when present), REPORTS (reports folder), CONFIG (config file).
 # FRONTIER (a model in evals.yaml, e.g. claude): also answer each suite with it, judged the same way, and
-# write the routing table (`evals route`, docs/routing.md) beside the local run's scorecard as route.md;
+# write the routing table (`evals route`, evals docs routing) beside the local run's scorecard as route.md;
 # each night's table says which areas changed recommendation. Restricted items stay home (never sent).
 # After the runs, `evals purge --if-configured` removes the text of runs older than `retention.text_days`
-# of evals.yaml (nothing when it is not set); see docs/retention.md.
+# of evals.yaml (nothing when it is not set); see evals docs retention.
 # Exit: 0 no regression, 1 a regression was found, 2 a suite could not be run (or the purge failed).
 set -uo pipefail
 SUITES_DIR="${1:-suites}"

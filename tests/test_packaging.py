@@ -97,3 +97,20 @@ def test_the_installed_wheel_inits_validates_and_runs_from_an_empty_folder(venv_
         ("finished", "claude", "local-test")
     ]
     assert db.execute("SELECT score FROM judgments").fetchall() == [(4,)] * 6
+
+
+def test_the_installed_wheel_shows_its_docs_from_an_empty_folder_and_needs_no_pytest(venv_bin, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    listed = _check([str(venv_bin / "evals"), "docs"], cwd=tmp_path, env=env).stdout
+    shipped = sorted(path.stem for path in (ROOT / "evals" / "defaults" / "docs").glob("*.md"))
+    assert [line.split()[0] for line in listed.splitlines()[: len(shipped)]] == shipped
+    for topic in ("redaction", "cli"):
+        shown = _check([str(venv_bin / "evals"), "docs", topic], cwd=tmp_path, env=env).stdout
+        assert shown == (ROOT / "evals" / "defaults" / "docs" / f"{topic}.md").read_text(encoding="utf-8")
+
+    requires = _check(
+        [str(venv_bin / "python"), "-c", "import importlib.metadata as m; print(*m.requires('lookingglass'), sep='\\n')"],
+        cwd=tmp_path, env=env,
+    ).stdout.splitlines()  # fmt: skip
+    pytest_lines = [line for line in requires if line.startswith("pytest")]
+    assert pytest_lines and all('extra == "test"' in line for line in pytest_lines), pytest_lines

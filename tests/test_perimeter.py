@@ -198,6 +198,7 @@ STAYS_LOCAL = {
     "baseline list": "reads",
     "baseline set": "store",
     "compare": "reads",
+    "docs": "prints",  # the reference shipped in the package
     "export history": "files",
     "export weak": "files",
     "gate": "reads",

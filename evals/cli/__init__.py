@@ -34,6 +34,7 @@ from evals.cli.common import (
     log_handler,
     plain,
 )
+from evals.cli.docs import docs
 from evals.cli.gate import baseline, gate, rollback
 from evals.cli.generate import suite_generate, suite_review  # noqa: F401  (attach to suite)
 from evals.cli.judge import judge
@@ -113,7 +114,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 COMMANDS = (
     init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback,
-    runs, store, import_, export, judge, route, purge, audit, review, redact,
+    runs, store, import_, export, judge, route, purge, audit, review, redact, docs,
 )  # fmt: skip
 for command in COMMANDS:
     main.add_command(command)

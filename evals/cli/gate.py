@@ -22,6 +22,7 @@ from evals.cli.common import (
     reports_option,
     reports_path,
 )
+from evals.cli.examples import with_examples
 from evals.config import load_config
 from evals.errors import EvalsError, StoreError
 from evals.files import write_atomic
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from evals.scorecard.gate import Policy
 
 
-@click.command(epilog=GATE_EXIT_HELP)
+@click.command(epilog=with_examples(GATE_EXIT_HELP, "gate"))
 @click.option(
     "--candidate", required=True, type=RUN_ID, metavar="RUN_ID", help="The run of the model that wants in."
 )

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_option, reports_path
+from evals.cli.examples import with_examples
 from evals.cli.run import suite
 from evals.config import load_config
 from evals.errors import EvalsError
@@ -21,7 +22,7 @@ SHOWN_FAILURES = 10
 """Failed chunks listed one a line; the rest are counted."""
 
 
-@suite.command("generate", epilog=EXIT_CODES_HELP)
+@suite.command("generate", epilog=with_examples(EXIT_CODES_HELP, "suite generate"))
 @click.option(
     "--from", "sources", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A document to write questions from (Markdown, text, HTML, PDF); repeat for several.",

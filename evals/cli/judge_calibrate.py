@@ -21,6 +21,7 @@ from evals.cli.common import (
     reports_option,
     reports_path,
 )
+from evals.cli.examples import with_examples
 from evals.cli.judge import judge
 from evals.cli.progress import RichReporter
 from evals.config import load_config
@@ -55,7 +56,7 @@ CALIBRATE_EXIT_HELP = EXIT_CODES_HELP.replace(
 )
 
 
-@judge.command("calibrate", epilog=CALIBRATE_EXIT_HELP)
+@judge.command("calibrate", epilog=with_examples(CALIBRATE_EXIT_HELP, "judge calibrate"))
 @click.option("--labels", "labels_spec", required=True, help="Labels file (.jsonl or .csv), or 'demo'.")
 @click.option("--judge", "judge_name", required=True, help="Judge name from evals.yaml, or 'offline'.")
 @click.option("--rubric", "rubric_name", default=None, help="Rubric to grade with (default: the judge's).")

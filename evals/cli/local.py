@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_option, reports_path
+from evals.cli.examples import with_examples
 from evals.cli.run import _execute
 from evals.config import Endpoint, JudgeEndpoint, load_config
 from evals.defaults import DEMO_SUITE
@@ -39,7 +40,7 @@ def demo_suite() -> Suite:
     return load_suite(DEMO_SUITE)
 
 
-@click.command(epilog=EXIT_CODES_HELP)
+@click.command(epilog=with_examples(EXIT_CODES_HELP, "demo"))
 @click.option(
     "--judge",
     "judge_name",

@@ -69,7 +69,7 @@ def print_outcome(store: Store, outcome: RunOutcome, *, check: bool = True, agai
         out.print(plain(line), soft_wrap=True)
     out.print(plain(f"run id: {m.run_id}"), soft_wrap=True)
     out.print(plain(f"results: {store.reports_dir / 'runs' / m.run_id / 'results.jsonl'}"), soft_wrap=True)
-    out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (docs/audit.md)
+    out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (evals docs audit)
     if check:
         check_scored(outcome, again)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from evals.cli.common import EXIT_NO, config_option, out, plain
+from evals.cli.examples import with_examples
 from evals.config import load_config
 from evals.defaults.scaffold import init_project, relative_to_cwd
 from evals.errors import RubricError
@@ -23,7 +24,7 @@ RUBRIC_EXIT_HELP = (
 )
 
 
-@click.command(epilog=INIT_EXIT_HELP)
+@click.command(epilog=with_examples(INIT_EXIT_HELP, "init"))
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> None:
     """Scaffold a project in DIRECTORY (default: here); files that exist are skipped, never overwritten.

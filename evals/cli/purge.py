@@ -62,7 +62,7 @@ def purge(
     cache keys stay, so reports, history, the index and gates still work on purged runs (they can no
     longer be resumed). results.jsonl,
     manifest.json and the scorecards under reports/runs/<id>/ are rewritten without text. Running it
-    again does nothing. See docs/retention.md.
+    again does nothing. See `evals docs retention`.
 
     \b
     Examples:

@@ -20,6 +20,7 @@ from evals.cli.common import (
     reports_option,
     reports_path,
 )
+from evals.cli.examples import with_examples
 from evals.cli.signals import signal_lines
 from evals.config import load_config
 from evals.names import RUN_OR_BASELINE, run_folder
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from evals.scorecard.models import AreaStats
 
 
-@click.command(epilog=EXIT_CODES_HELP)
+@click.command(epilog=with_examples(EXIT_CODES_HELP, "report"))
 @click.argument("run_id", required=False, type=RUN_OR_BASELINE)
 @click.option(
     "--baseline",
@@ -185,7 +186,7 @@ def _print_scorecard(card: Scorecard) -> None:
         out.print(plain(line), soft_wrap=True)
 
 
-@click.command(epilog=EXIT_CODES_HELP)
+@click.command(epilog=with_examples(EXIT_CODES_HELP, "compare"))
 @click.argument("run_a", type=RUN_OR_BASELINE)
 @click.argument("run_b", type=RUN_OR_BASELINE)
 @reports_option

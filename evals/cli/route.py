@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, out, plain, reports_option, reports_path
+from evals.cli.examples import with_examples
 from evals.config import load_config
 from evals.files import write_atomic
 from evals.names import RUN_ID
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from evals.routing.route import RoutingTable
 
 
-@click.command("route", epilog=EXIT_CODES_HELP)
+@click.command("route", epilog=with_examples(EXIT_CODES_HELP, "route"))
 @click.option("--local", "local_id", required=True, type=RUN_ID, help="The local model's run.")
 @click.option(
     "--frontier",

@@ -19,6 +19,7 @@ from evals.cli.common import (
     reports_option,
     reports_path,
 )
+from evals.cli.examples import with_examples
 from evals.cli.outcome import check_scored, print_outcome
 from evals.cli.progress import RichReporter
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
@@ -46,7 +47,7 @@ from evals.suites import Suite, find_problems, load_suite, suites_in
 from evals.trust.canary import Canary
 
 
-@click.command(epilog=EXIT_CODES_HELP)
+@click.command(epilog=with_examples(EXIT_CODES_HELP, "run"))
 @click.option(
     "--suite",
     "suite_path",

@@ -11,7 +11,7 @@ from evals.scorecard.signals import answer_signals
 
 LENGTH_NOTE = (
     "len ρ: Spearman's rank correlation of answer length and score; strongly positive means longer answers "
-    "scored higher: the judge may reward padding (docs/probes.md)"
+    "scored higher: the judge may reward padding (evals docs probes)"
 )
 
 

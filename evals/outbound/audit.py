@@ -20,7 +20,7 @@ How it is hooked in: each provider builds its SDK client on an ``httpx`` client 
 the finished record to the active ``recording(store)`` (a ``ContextVar``; nothing is recorded outside one).
 Records go to the store through one writer thread, in the order the calls ended, without holding up the
 calls; ``recording`` flushes it and seals the chains when it ends, however it ends. ``evals.outbound.audit_verify``
-checks everything; ``docs/audit.md`` says how to recompute it with other tools.
+checks everything; ``evals docs audit`` says how to recompute it with other tools.
 """
 
 from __future__ import annotations
