@@ -24,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -264,8 +265,8 @@ def manifest_problems(manifest: RunManifest) -> Iterator[tuple[str, str]]:
     data = {**manifest.to_dict(), "tags": list(manifest.tags), "rubrics": list(manifest.rubrics)}
     try:
         ManifestFields.model_validate(data)
-    except ValueError as exc:
-        for error in exc.errors():  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        for error in exc.errors():
             loc, message = problems_of(error, MANIFEST_EXPECTED, "a string")
             yield location(loc), message
 

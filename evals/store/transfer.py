@@ -159,9 +159,11 @@ def _flush(target: Store, answers: list[Sequence[Any]], judgments: list[Sequence
         judgments.clear()
 
 
-def _save_aggregates(target: Store, run_ids: Iterable[str]) -> None:
-    for run_id in run_ids:
-        target.save_aggregates(run_id)
+def _save_aggregates(target: Store, manifests: Iterable[RunManifest]) -> None:
+    """Each ended run's per-area aggregates, once its rows are committed (a running run has none stored)."""
+    for manifest in manifests:
+        if manifest.status != "running":
+            target.save_aggregates(manifest.run_id)
 
 
 # -- evals import ------------------------------------------------------------------------------------------
@@ -207,7 +209,7 @@ def import_runs(path: Path, target: Store) -> TransferReport:
                 (report.added if new else report.updated).append(manifest.run_id)
     finally:
         scratch.close()
-    _save_aggregates(target, [m.run_id for _, m in runs])
+    _save_aggregates(target, (m for _, m in runs))
     return report
 
 
@@ -318,5 +320,5 @@ def copy_store(source: Store, target: Store) -> TransferReport:
                     (name, run_id, set_at, note),
                 )
                 report.baselines += 1
-    _save_aggregates(target, [m.run_id for m in manifests])
+    _save_aggregates(target, manifests)
     return report
