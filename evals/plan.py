@@ -24,13 +24,11 @@ from evals.judge.rubrics import RubricBook, RubricSearch
 from evals.outbound.budget import CHARS_PER_TOKEN, Price, estimate_tokens, prompt_text
 from evals.outbound.gateway import FAIL_AFTER, Gateway
 from evals.outbound.sensitivity import Destination, check_restricted
+from evals.records import MAX_SAMPLES as MAX_SAMPLES  # where it has always been imported from
 from evals.records import CustomPattern, Item, RunConfig, RunManifest, Selection, Sensitivity, content_hash
 from evals.store import Store
 from evals.store.retention import check_workable, warn_if_written_in_clear
 from evals.suites import Suite
-
-MAX_SAMPLES = 100
-"""Largest ``--samples``: more answers per item than this is a mistake, not a measurement."""
 
 
 class Observer(Protocol):

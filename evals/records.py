@@ -29,6 +29,8 @@ from pydantic import (
 
 SCHEMA_VERSION = 1
 """Version of every persisted record and of the JSONL exports; bumped on an incompatible change."""
+MAX_SAMPLES = 100
+"""Largest ``--samples``: more answers per item than this is a mistake, not a measurement."""
 
 
 def canonical_json(value: Any) -> str:

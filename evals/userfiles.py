@@ -12,21 +12,26 @@ fails the same helpful way, and none can hurt the process that reads it:
   ``RecursionError``);
 * a key given twice in one mapping is an error (YAML and JSON would silently keep the last one).
 
+A file too large to hold whole (a run's export) is read a chunk or a line at a time (``read_chunks``,
+``read_lines``), with the same checks.
+
 YAML mappings come back as ``YamlMapping``: a dict that remembers its line, each key's line and the
 scalars as written, so that validation errors can say ``file:line: field: what is wrong``.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, BinaryIO, Literal, NoReturn
 
 import yaml
 from pydantic import ValidationError
@@ -69,8 +74,9 @@ def _raise(exc: UserFileError, error: type[EvalsError] | None) -> NoReturn:
 # -- reading bytes -----------------------------------------------------------------------------------
 
 
-def read_bytes(path: str | Path, *, error: type[EvalsError] | None = None) -> bytes:
-    """The bytes of the regular file ``path``; a folder, FIFO, socket or device is refused in one line.
+@contextmanager
+def _open_regular(path: str | Path, error: type[EvalsError] | None) -> Iterator[BinaryIO]:
+    """``path`` opened for reading bytes if it is a regular file; a folder, FIFO, socket or device is refused.
 
     The file is opened non-blocking and checked on the open descriptor, so a FIFO swapped in between a
     check and the open still cannot make the read wait for a writer.
@@ -91,13 +97,66 @@ def read_bytes(path: str | Path, *, error: type[EvalsError] | None = None) -> by
                 UserFileError(path, None, f"is {kind}, not a regular file; give the path of a file"), error
             )
         with os.fdopen(fd, "rb", closefd=False) as stream:
-            return stream.read()
+            yield stream
     except IsADirectoryError:
         _raise(UserFileError(path, None, "is a folder, expected a file"), error)
     except OSError as exc:
         _raise(UserFileError(path, None, f"cannot read the file: {exc.strerror or exc}"), error)
     finally:
         os.close(fd)
+
+
+def read_bytes(path: str | Path, *, error: type[EvalsError] | None = None) -> bytes:
+    """The bytes of the regular file ``path``; a folder, FIFO, socket or device is refused in one line."""
+    with _open_regular(path, error) as stream:
+        return stream.read()
+
+
+CHUNK_BYTES = 1 << 16
+"""Bytes ``read_chunks`` reads at a time."""
+
+
+def read_chunks(path: str | Path, *, error: type[EvalsError] | None = None) -> Iterator[str]:
+    """The UTF-8 text of ``path`` (a regular file; a leading BOM dropped) in pieces of about ``CHUNK_BYTES``,
+    never more in memory: for files too large to read whole. Bytes that are not UTF-8 are an error with
+    their line, raised when the reader gets there."""
+    with _open_regular(path, error) as stream:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        line, first = 1, True
+        while True:
+            data = stream.read(CHUNK_BYTES)
+            if first:
+                data, first = data.removeprefix(b"\xef\xbb\xbf"), False
+            try:
+                text = decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                where = line + data[: max(exc.start, 0)].count(b"\n")
+                _raise(UserFileError(path, where, "not valid UTF-8; save the file as UTF-8"), error)
+            if text:
+                yield text
+            if not data:
+                return
+            line += data.count(b"\n")
+
+
+def read_lines(path: str | Path, *, error: type[EvalsError] | None = None) -> Iterator[tuple[int, str]]:
+    """Each line of ``path`` (``read_chunks``) with its 1-based number, without its ``\\n`` (or ``\\r\\n``).
+
+    Lines end at ``\\n`` only, as in ``parse_jsonl``; one line (and one chunk) at a time is held in memory."""
+    number, parts = 1, list[str]()
+    for chunk in read_chunks(path, error=error):
+        if "\n" not in chunk:  # a long line: its pieces are joined once it ends
+            parts.append(chunk)
+            continue
+        lines = chunk.split("\n")
+        lines[0] = "".join([*parts, lines[0]])
+        parts = [lines.pop()]
+        for line in lines:
+            yield number, line.removesuffix("\r")
+            number += 1
+    rest = "".join(parts)
+    if rest:
+        yield number, rest.removesuffix("\r")
 
 
 def _kind(mode: int) -> str:

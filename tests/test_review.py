@@ -132,3 +132,41 @@ def test_unknown_run_is_an_error(tmp_path):
         _run(store)
     result = export("run-99")
     assert result.exit_code == 2 and "no run 'run-99'" in result.output
+
+
+def test_review_import_twice_adds_nothing_the_second_time(tmp_path):
+    rows = [
+        {"id": "r1/a/0", "question": "q?", "answer": "a", "human_score": 4, "rater": "ana"},
+        {"id": "r1/b/0", "question": "q?", "answer": "b", "human_score": 2},
+        {"id": "r1/c/0", "question": "q?", "answer": "c", "human_score": None},
+    ]
+    (tmp_path / "filled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runner = CliRunner()
+    first = runner.invoke(main, ["review", "import", "filled.jsonl", "--into", "labels.jsonl"])
+    assert first.exit_code == 0 and "appended 2 scored rows" in first.output
+    second = runner.invoke(main, ["review", "import", "filled.jsonl", "--into", "labels.jsonl"])
+    assert second.exit_code == 0, second.output
+    assert (
+        "appended 0 scored rows" in second.output
+        and "skipped 2 rows already in labels.jsonl" in second.output
+    )
+    assert len((tmp_path / "labels.jsonl").read_text().splitlines()) == 2
+    # the same answer scored again by the same person, differently: which is right is theirs to say
+    rows[0]["human_score"] = 5
+    (tmp_path / "changed.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    changed = runner.invoke(main, ["review", "import", "changed.jsonl", "--into", "labels.jsonl"])
+    assert changed.exit_code == 2
+    assert (
+        "changed.jsonl:1: human_score: 'ana' scored 'r1/a/0' 4 in labels.jsonl:1, and 5 here"
+        in changed.output
+    )
+    assert len((tmp_path / "labels.jsonl").read_text().splitlines()) == 2
+
+
+def test_review_import_into_csv_twice_keeps_one_row_each(tmp_path):
+    row = {"id": "r1/a/0", "question": "q?", "answer": "a", "human_score": 3, "rater": "ben"}
+    (tmp_path / "filled.jsonl").write_text(json.dumps(row) + "\n")
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["review", "import", "filled.jsonl", "--into", "labels.csv"])
+        assert result.exit_code == 0, result.output
+    assert len((tmp_path / "labels.csv").read_text().splitlines()) == 2  # the header and one row

@@ -61,9 +61,12 @@ def review_export(
     help="Labels file (.jsonl or .csv) the scored rows are appended to.",
 )
 def review_import(path: Path, into: Path) -> None:
-    """Validate a filled review file (file:line errors) and append its scored rows to a labels file."""
-    labels, blank = import_review(path, into)
-    out.print(
-        plain(f"appended {len(labels.rows)} scored rows to {into}; skipped {blank} rows without a score"),
-        soft_wrap=True,
-    )
+    """Validate a filled review file (file:line errors) and append its scored rows to a labels file.
+
+    Rows the labels file holds already (same id, rater and score) are skipped and counted: importing a file
+    twice adds nothing. A rater's new score for an answer they scored differently before is an error."""
+    done = import_review(path, into)
+    line = f"appended {len(done.appended)} scored rows to {into}; skipped {done.blank} rows without a score"
+    if done.present:
+        line += f"; skipped {done.present} rows already in {into}"
+    out.print(plain(line), soft_wrap=True)

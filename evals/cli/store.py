@@ -53,10 +53,12 @@ def store() -> None:
 def store_copy(source: str, target: str, config_path: Path | None) -> None:
     """Copy the whole history (runs, answers, judgments, baselines) of store FROM into store TO.
 
-    Runs TO already has are brought up to date, never duplicated: running it twice is harmless. A store is
-    a PostgreSQL URL (postgresql://user@host/db) or keyword string (host=... dbname=... user=...; the
-    password comes from PGPASSWORD, ~/.pgpass or store_password_env, never the address), a reports folder
-    (its evals.db) or a SQLite file.
+    The whole of FROM is checked before anything is written (a run id that is no name, a score out of 1-5,
+    an unreadable config... is one line naming the run and the field, exit 2), then everything is written
+    in one transaction: nothing is half done. Runs TO already has are brought up to date, never duplicated:
+    running it twice is harmless. A store is a PostgreSQL URL (postgresql://user@host/db) or keyword string
+    (host=... dbname=... user=...; the password comes from PGPASSWORD, ~/.pgpass or store_password_env, never
+    the address), a reports folder (its evals.db) or a SQLite file.
 
     \b
     Examples:
@@ -89,8 +91,11 @@ def import_(path: Path, reports_dir: Path | None, config_path: Path | None) -> N
     """Load runs exported by lookingglass into the store (EVALS_STORE, store: in the config, else evals.db).
 
     PATH is a run's folder (reports/runs/<run_id>/, holding manifest.json and results.jsonl) or any folder
-    above such folders (another machine's reports/). Every run is checked before any is written; a run
-    already in the store is brought up to date, never duplicated.
+    above such folders (another machine's reports/). Every run is checked before any is written: the first
+    problem (a wrong type, a run id that is no name, a score out of 1-5, an unknown status, a duplicate
+    row, bytes that are not UTF-8...) is one line, file:line: field: what is wrong, exit 2, and the store
+    is left as it was. Then all runs are written in one transaction. The files are streamed, never read
+    whole. A run already in the store is brought up to date, never duplicated.
     """
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir)) as target:

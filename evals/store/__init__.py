@@ -3,7 +3,8 @@
 ``Store`` is the one implementation of the ``RunStore`` protocol over both backends (``sqlite.py``,
 ``postgres.py``), each evolved by the numbered steps of ``migrations.py`` (each written once, in
 ``schema.py``'s vocabulary, and rendered for both dialects). ``open_store`` picks the store a config
-names; ``transfer.py`` copies and imports runs, ``export.py`` writes the history as Parquet.
+names; ``transfer.py`` copies and imports runs, all or nothing (what may enter is ``checks.py``'s, an
+export is read as a stream by ``exported.py``), ``export.py`` writes the history as Parquet.
 """
 
 from __future__ import annotations

@@ -357,58 +357,6 @@ class Store:
         ).fetchone()
         return None if row is None else judgment_of(row)
 
-    def load_run(
-        self, manifest: RunManifest, items: list[Item], answers: list[Answer], judgments: list[Judgment]
-    ) -> bool:
-        """Write a whole run from elsewhere (a copy, an import) in one transaction; True when it was new.
-
-        Idempotent: a run already here is brought up to date (status, answers, judgments), never duplicated.
-        A run here under the same id but of another suite or start time is a StoreError: two different runs.
-        """
-        self.check_key()
-        with self.backend.transaction():
-            row = self._execute(
-                "SELECT suite_hash, started_at FROM runs WHERE run_id = ?", (manifest.run_id,)
-            ).fetchone()
-            self._execute("DELETE FROM run_areas WHERE run_id = ?", (manifest.run_id,))
-            if row is not None and tuple(row) != (manifest.suite_hash, manifest.started_at):
-                raise StoreError(
-                    f"run {manifest.run_id} in {self.path} is another run (suite hash {row[0]}, started "
-                    f"{row[1]}) than the one being loaded; nothing was written for it"
-                )
-            if row is None:
-                self._insert_run(manifest, items)
-            else:
-                self._execute(
-                    "UPDATE runs SET status = ?, ended_at = ?, model_id = ?, config_json = ? WHERE run_id = ?",
-                    (manifest.status, manifest.ended_at, manifest.model_id, config_json(manifest.config),
-                     manifest.run_id),
-                )  # fmt: skip
-            if answers:
-                self.backend.executemany(
-                    upsert_sql("answers", ANSWER_COLS, KEY), [answer_values(a) for a in answers]
-                )
-            if judgments:
-                self.backend.executemany(
-                    upsert_sql("judgments", JUDGMENT_COLS, JUDGMENT_KEY),
-                    [judgment_values(j) for j in judgments],
-                )
-        self.save_aggregates(manifest.run_id)
-        return row is None
-
-    def add_baseline_approval(self, name: str, run_id: str, set_at: str, note: str | None) -> bool:
-        """Record an approval copied from another store unless it is here already; True when added."""
-        with self.backend.transaction():
-            if self._execute(
-                "SELECT 1 FROM baselines WHERE name = ? AND run_id = ? AND set_at = ?", (name, run_id, set_at)
-            ).fetchone():
-                return False
-            self._execute(
-                f"INSERT INTO baselines ({','.join(BASELINE_COLS)}) VALUES (?, ?, ?, ?)",
-                (name, run_id, set_at, note),
-            )
-        return True
-
     # results ------------------------------------------------------------------------------------------
 
     def results(self, run_id: str) -> Iterator[ResultRow]:

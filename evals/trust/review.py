@@ -27,7 +27,7 @@ from evals.records import Answer, Item, Judgment, RunManifest, Sensitivity
 from evals.store import Store, canary
 from evals.store.rows import member_scores
 from evals.trust.agreement import DISAGREE_AT
-from evals.trust.labels import COLUMNS, Labels, load_labels
+from evals.trust.labels import COLUMNS, LabelRow, load_labels
 
 Key = tuple[str, int]
 """(item id, sample): one answer of a run."""
@@ -224,18 +224,64 @@ def write_review(rows: list[ReviewRow], folder: Path) -> dict[str, Path]:
     return paths
 
 
-def import_review(path: str | Path, into: Path) -> tuple[Labels, int]:
+@dataclass(frozen=True)
+class ReviewImport:
+    """What ``import_review`` did."""
+
+    appended: list[LabelRow]
+    """The scored rows appended to the labels file."""
+    blank: int
+    """Rows without a score, skipped."""
+    present: int
+    """Rows the labels file held already (same id, rater and score), skipped: a file imported twice adds
+    nothing the second time."""
+
+
+def _held_scores(into: Path) -> dict[tuple[str, str | None], dict[int, int]]:
+    """The scores the labels file ``into`` holds, by (id, rater): score -> line. Empty when there is none."""
+    if not into.exists() or into.stat().st_size == 0:
+        return {}
+    try:
+        rows = load_labels(into, allow_blank=True).rows
+    except LabelsError as exc:
+        if [p.message for p in exc.problems] == ["no scored rows"]:  # a header, or only blank rows
+            return {}
+        raise
+    held: dict[tuple[str, str | None], dict[int, int]] = defaultdict(dict)
+    for row in rows:
+        held[(row.id, row.rater)].setdefault(row.human_score, row.line)
+    return held
+
+
+def import_review(path: str | Path, into: Path) -> ReviewImport:
     """Validate a filled review file and append its scored rows to the labels file ``into``.
 
-    Returns the rows read and how many blank ones were skipped. ``into`` is JSONL or CSV; a CSV that exists
-    keeps its header, which must have every column the rows use.
+    Rows ``into`` holds already (same id, rater and score) are skipped and counted, so importing one file
+    twice adds nothing; a rater's score of an answer that ``into`` holds with another score is an error (one
+    person, two scores of one answer: correct one of them). ``into`` is JSONL or CSV; a CSV that exists keeps
+    its header, which must have every column the rows use.
     """
     labels = load_labels(path, allow_blank=True)
-    data = [r.model_dump(exclude_none=True) for r in labels.rows]
     suffix = into.suffix.lower()
+    if suffix not in (".jsonl", ".csv"):
+        raise LabelsError([Problem(str(into), None, None, "expected a .jsonl or .csv labels file")])
+    held = _held_scores(into)
+    rows: list[LabelRow] = []
+    for row in labels.rows:
+        scores = held.get((row.id, row.rater), {})
+        if row.human_score in scores:
+            continue
+        if scores and row.rater is not None:
+            score, line = next(iter(scores.items()))
+            raise LabelsError(
+                [Problem(str(path), row.line, "human_score", f"{row.rater!r} scored {row.id!r} {score} in "
+                         f"{into}:{line}, and {row.human_score} here; correct one of them")]
+            )  # fmt: skip
+        rows.append(row)
+    data = [r.model_dump(exclude_none=True) for r in rows]
     if suffix == ".jsonl":
         text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in data)
-    elif suffix == ".csv":
+    else:
         header = list(COLUMNS)
         existing = into.exists() and into.stat().st_size > 0
         if existing:
@@ -250,14 +296,12 @@ def import_review(path: str | Path, into: Path) -> tuple[Labels, int]:
             writer.writeheader()
         writer.writerows(data)
         text = buffer.getvalue()
-    else:
-        raise LabelsError([Problem(str(into), None, None, "expected a .jsonl or .csv labels file")])
-    if into.exists() and into.stat().st_size and not into.read_bytes().endswith(b"\n"):
+    if text and into.exists() and into.stat().st_size and not into.read_bytes().endswith(b"\n"):
         text = "\n" + text
     into.parent.mkdir(parents=True, exist_ok=True)
     with into.open("a", encoding="utf-8", newline="") as f:
         f.write(text)
-    return labels, labels.blank
+    return ReviewImport(rows, labels.blank, len(labels.rows) - len(rows))
 
 
 def canary_movers(store: Store, run_id: str) -> list[ReviewRow]:
