@@ -72,6 +72,18 @@ def test_missing_references_are_filled_and_marked_and_restricted_items_stay_home
     assert invoke("suite", "validate", "filled.jsonl").exit_code == 0
 
 
+def test_a_reference_is_capped_at_the_models_max_answer_chars(project):
+    folder, frontier = project
+    frontier.responder = text_reply(lambda q: "word " * 10_000)  # 50,000 characters
+    config = yaml.safe_load((folder / "evals.yaml").read_text())
+    config["models"]["claude"]["max_answer_chars"] = 300
+    (folder / "evals.yaml").write_text(yaml.safe_dump(config))
+    result = invoke("suite", "references", "questions.jsonl", "--model", "claude", "--out", "filled.jsonl")
+    assert result.exit_code == 0, result.output
+    written = [i for i in load_suite(folder / "filled.jsonl").items if "reference_source" in i.metadata]
+    assert written and all(len(i.reference or "") <= 300 for i in written)
+
+
 def test_an_interrupted_fill_resumes_without_asking_again(project):
     _, frontier = project
     frontier.inject(Fault("server_error"))  # max_retries 0: one item fails

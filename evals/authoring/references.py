@@ -160,7 +160,9 @@ async def _ask_all(
             return
         report.tokens_in += completion.tokens_in or 0
         report.tokens_out += completion.tokens_out or 0
-        answer = separate(completion, endpoint.reasoning).answer.strip()
+        answer = separate(
+            completion, endpoint.reasoning, endpoint.answer_cap
+        ).answer.strip()  # capped as a run's
         if not answer:
             report.failed[item.id] = "the model's answer was empty"
             return
