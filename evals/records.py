@@ -496,7 +496,7 @@ class JudgingSnapshot(_Snapshot):
 
 
 class RedactionSnapshot(_Snapshot):
-    """Where a run's text went and how it was redacted (``evals.outbound.perimeter.Perimeter.snapshot``)."""
+    """Where a run's text went and how it was redacted (``evals.outbound.gateway.Gateway.snapshot``)."""
 
     model_config = ConfigDict(protected_namespaces=())
 

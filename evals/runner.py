@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from evals.config import Endpoint
 from evals.errors import ConfigError, ProviderError
 from evals.judge.grader_attacks import detect as grader_flags
 from evals.judge.judging import Judge, LLMJudge, build_judge
@@ -32,7 +33,7 @@ from evals.judge.panel import (
     stored_labels,
     watch_modes,
 )
-from evals.judge.reasoning import ReasoningMode, answer_cap, separate
+from evals.judge.reasoning import ReasoningMode, separate
 from evals.outbound import audit
 from evals.outbound.budget import Budget
 from evals.outbound.callcontext import calling
@@ -74,6 +75,8 @@ class Asker(Protocol):
 
     name: str
     max_concurrency: int
+    endpoint: Endpoint
+    """Its ``max_answer_chars`` caps each answer before it is kept or sent on."""
 
     async def complete(self, request: CompletionRequest) -> Completion: ...
 
@@ -337,7 +340,7 @@ async def _ask(model: Asker, run_id: str, unit: _Unit, reasoning: ReasoningMode 
         completion = await model.complete(request)
     except ProviderError as exc:
         return Answer(run_id, unit.item.id, unit.sample, None, error=str(exc))
-    split = separate(completion, reasoning, answer_cap(model))  # capped before it is kept or sent on
+    split = separate(completion, reasoning, model.endpoint.answer_cap)  # capped before it is kept or sent on
     return Answer(
         run_id,
         unit.item.id,

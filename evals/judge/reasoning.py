@@ -19,8 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from evals.config import Endpoint
-from evals.records import MAX_ANSWER_CHARS, Completion, capped
+from evals.records import Completion, capped
 
 ReasoningMode = Literal["separate", "keep"]
 
@@ -83,10 +82,3 @@ def separate(completion: Completion, mode: ReasoningMode = "separate", limit: in
         return Split(answer, reasoning)
     answer, cut = capped(answer, limit)
     return Split(answer, capped(reasoning, limit)[0] if reasoning is not None else None, cut)
-
-
-def answer_cap(asker: object) -> int:
-    """How many characters of an answer a run keeps: the ``max_answer_chars`` of the endpoint behind a
-    gateway door, the default for any other asker."""
-    endpoint = getattr(asker, "endpoint", None)
-    return endpoint.answer_cap if isinstance(endpoint, Endpoint) else MAX_ANSWER_CHARS

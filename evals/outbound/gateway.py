@@ -189,12 +189,13 @@ class Gateway:
 
     # -- the call -----------------------------------------------------------------------------------------
 
-    def check(self, door: Door, sensitivity: Sensitivity | None, what: str = "") -> None:
+    def check(self, door: Door, sensitivity: Sensitivity | None) -> None:
         """Refuse ``restricted`` text bound for an external door (``Refused``), before any call."""
         level = sensitivity or self.default_sensitivity
         if level == "restricted" and door.external:
             raise Refused(
-                f"{what or 'restricted text'} is marked restricted and {door.name!r} is an external endpoint: "
+                f"the text is restricted (its own level, or default_sensitivity) and {door.name!r} is an "
+                "external endpoint: "
                 "nothing was sent. Keep restricted text on endpoints inside the perimeter "
                 "(external: false, loopback or internal_hosts), or name an in-house judge (restricted_judge)"
             )

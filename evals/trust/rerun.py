@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from evals import __version__
-from evals.config import JudgeEndpoint, RedactionSettings
+from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import StoreError
 from evals.judge.judging import Judge, LLMJudge, build_judge
 from evals.judge.provenance import rubrics_hash
@@ -58,6 +58,7 @@ class FrozenAnswers:
 
     name = "frozen answers"
     max_concurrency = 1
+    endpoint = Endpoint(provider="offline")  # never asked: nothing to cap
 
     async def complete(self, request: CompletionRequest) -> Completion:
         raise RuntimeError("a rerun's answers are frozen: the model is never asked")

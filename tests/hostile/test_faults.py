@@ -325,6 +325,7 @@ class _CountingJudge(ReferenceJudge):
 class _Echo:
     name = "echo"
     max_concurrency = 1
+    endpoint = Endpoint(model="e")
 
     async def complete(self, request: CompletionRequest) -> Completion:
         return Completion(text="2")
