@@ -1,0 +1,140 @@
+"""The settings sections of ``evals.yaml`` besides its endpoints: scorecard, usage, hosting, retention,
+redaction, canary."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from evals.records import CustomPattern
+
+
+class ScorecardSettings(BaseModel):
+    """How the scorecard judges areas and drift (``scorecard:`` in evals.yaml); the defaults are documented."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    pass_score: int = Field(default=4, ge=1, le=5)
+    """An answer passes when its score is at least this."""
+    weak_mean: float = Field(default=3.5, ge=1, le=5)
+    """An area is weak when its mean score is below this ..."""
+    weak_pass_rate: float = Field(default=0.6, ge=0, le=1)
+    """... or its pass rate is below this."""
+    strong_mean: float = Field(default=4.2, ge=1, le=5)
+    """An area is strong when its mean is at least this and its pass rate at least ``strong_pass_rate``."""
+    strong_pass_rate: float = Field(default=0.8, ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """Significance level of drift tests, after correction across areas."""
+    correction: Literal["holm", "bh"] = "holm"
+    """Multiple-comparison correction across areas: Holm (family-wise) or Benjamini–Hochberg (FDR)."""
+    min_effect: float = Field(default=0.5, ge=0)
+    """A drop must be at least this many points (and significant) for an area to be ``regressed``."""
+    history: int = Field(default=30, ge=2)
+    """Runs of the suite shown in the history charts."""
+
+
+class AreaUsage(BaseModel):
+    """An area's traffic (``usage: {areas: {billing: {requests_per_month: 120000}}}``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    requests_per_month: float = Field(ge=0)
+    """Requests a month; their tokens per request come from the runs themselves."""
+
+
+class Usage(BaseModel):
+    """Monthly volume per area (``usage:``): listed here, or summed from a CSV of real traffic."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    areas: dict[str, AreaUsage] = Field(default_factory=dict)
+    csv: str | None = None
+    """A CSV with columns ``area`` and ``requests`` (and optionally ``month``, ``YYYY-MM``: the volume is
+    then the mean over the months present), relative to the config's folder. Areas listed under ``areas``
+    win over the file."""
+
+
+class Hosting(BaseModel):
+    """What owning the inference costs (``hosting:``), for the self-hosted side of the routing table."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    gpu_hour: float = Field(ge=0)
+    """Price of one GPU for one hour (cloud rate, or amortised purchase plus power)."""
+    gpus: int = Field(default=1, ge=1)
+    """GPUs the model's server runs on (the server measured by the runs)."""
+    utilisation: float = Field(default=0.6, gt=0, le=1)
+    """Share of paid GPU time that serves requests: idle capacity, peaks and headroom are paid for too."""
+    fixed_monthly: float = Field(default=0.0, ge=0)
+    """Monthly costs that do not grow with volume: a share of an engineer, monitoring, storage."""
+
+
+class RetentionSettings(BaseModel):
+    """How long the store keeps the text of runs (``retention:`` in evals.yaml; ``evals purge``).
+
+    Scores, aggregates and hashes are always kept; only questions, answers, reasoning, rationales and raw
+    verdicts of older runs are removed (see ``evals.store.purge``).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    text_days: int | None = Field(default=None, ge=1)
+    """Keep the text of runs that ended less than this many days ago; None: keep it (no purge without
+    ``--older-than``). ``scripts/nightly.sh`` purges with it after each night's runs."""
+    include_baselines: bool = False
+    """Purge runs approved as baselines too (by default their text is kept, for side-by-side review)."""
+
+
+class RedactionSettings(BaseModel):
+    """What is removed from text before it goes to an external endpoint (``redaction:`` in evals.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    """Redact before every external call; ``false`` sends text as written (the run's snapshot and the
+    scorecard then say "not redacted")."""
+    ner_model: str | None = None
+    """An installed spaCy model package (``en_core_web_sm``) that finds names and places; without one, only
+    the pattern recognizers run, and every run says so."""
+    patterns: tuple[CustomPattern, ...] = ()
+    """The team's own identifiers, redacted in every external call (runs, reruns, calibration, probes,
+    references, generated items' documents), beside each suite's ``redact:``: the same shape,
+    ``{name, regex, context, score}``. A name given here and in a suite must mean the same pattern
+    (``evals.outbound.redaction.combined_patterns``)."""
+
+    @field_validator("patterns")
+    @classmethod
+    def _unique_names(cls, patterns: tuple[CustomPattern, ...]) -> tuple[CustomPattern, ...]:
+        # Reported at each repeat's own line, as the other faults of a pattern are.
+        seen: set[str] = set()
+        problems = []
+        for index, pattern in enumerate(patterns):
+            if pattern.name in seen:
+                reason = f"pattern name {pattern.name!r} is given twice; give each pattern its own name"
+                problems.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError("duplicate", reason), loc=(index, "name"), input=None
+                    )
+                )
+            seen.add(pattern.name)
+        if problems:
+            raise ValidationError.from_exception_data("RedactionSettings", problems)
+        return patterns
+
+
+class CanarySettings(BaseModel):
+    """The judge's drift canary (``canary:`` in evals.yaml; ``evals docs canary``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    enabled: bool = True
+    """Re-judge the anchor set at the end of every run (a few judge calls: ``size`` of them)."""
+    size: int = Field(default=20, ge=2, le=500)
+    """Answered items in a new anchor set, drawn round-robin across areas."""
+    min_shift: float = Field(default=0.25, ge=0)
+    """The canary moved when its shift's 95 % interval excludes 0 and the shift is at least this (points)."""
+    labels: str | None = None
+    """A JSONL file of ``{question, answer, human_score}`` rows: anchors with the same question and answer
+    keep the human score beside the judge's (relative to the config's folder)."""
