@@ -19,13 +19,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
 
-Status = Literal["improved", "unchanged", "regressed", "new", "within-judge-noise"]
-"""``within-judge-noise``: a significant drop no larger than twice the judge's own noise (``evals.trust.noise``)."""
+SCORE_RANGE = (1.0, 5.0)
+"""The scale of every score: a mean's interval never leaves it."""
 
 # Differences this close count as equal: scipy's t-test warns (an error under pytest) and returns
 # nonsense on data that differ only by float rounding, e.g. 13/3 - 10/3 against 7/3 - 4/3.
@@ -162,16 +162,22 @@ def _all_equal(values: np.ndarray) -> bool:
     return spread <= _REL_TOL * max(1.0, float(abs(values).max()))
 
 
-def mean_ci(scores_by_item: Mapping[str, Sequence[float]], confidence: float = 0.95) -> MeanCI:
-    """Mean score with a t interval over item means (samples of one item averaged first).
+def mean_ci(
+    scores_by_item: Mapping[str, Sequence[float]],
+    confidence: float = 0.95,
+    scale: tuple[float, float] = SCORE_RANGE,
+) -> MeanCI:
+    """Mean score with a t interval over item means (samples of one item averaged first), within 1–5.
 
     One item gives the mean without an interval; no items give all None. When every item mean is the
     same the interval collapses to the mean rather than becoming NaN.
     """
-    return mean_ci_of_sums(item_mean_sums(scores_by_item), confidence)
+    return mean_ci_of_sums(item_mean_sums(scores_by_item), confidence, scale)
 
 
-def mean_ci_of_sums(sums: ItemMeanSums, confidence: float = 0.95) -> MeanCI:
+def mean_ci_of_sums(
+    sums: ItemMeanSums, confidence: float = 0.95, scale: tuple[float, float] = SCORE_RANGE
+) -> MeanCI:
     """``mean_ci`` from the sufficient statistics of the item means (stored aggregates, or fresh ones)."""
     _check_confidence(confidence)
     mean = sums.mean
@@ -188,7 +194,10 @@ def mean_ci_of_sums(sums: ItemMeanSums, confidence: float = 0.95) -> MeanCI:
     if sem == 0:
         return MeanCI(n, sums.n_scores, mean, mean, mean)
     half = _t_quantile(n - 1, (1 + confidence) / 2) * sem
-    return MeanCI(n, sums.n_scores, mean, mean - half, mean + half)
+    # The true mean lies on the scale, so cutting the interval to it loses no coverage: a few items far
+    # apart give [2.62, 5.00], never [2.62, 6.05].
+    low, high = scale
+    return MeanCI(n, sums.n_scores, mean, max(low, mean - half), min(high, mean + half))
 
 
 def pass_rate(
@@ -277,20 +286,16 @@ def _present(p_values: Sequence[float | None]) -> list[tuple[int, float]]:
     return present
 
 
-def holm(p_values: Sequence[float | None]) -> list[float | None]:
-    """Holm–Bonferroni step-down adjusted p-values, in input order; controls the family-wise error.
+def bonferroni(p_values: Sequence[float | None]) -> list[float | None]:
+    """Bonferroni adjusted p-values (``min(1, m·p)``), in input order; controls the family-wise error.
 
+    The correction whose simultaneous intervals (each at 1 − α/m) agree with its tests area by area.
     None entries (no test possible) stay None and do not count in the family size.
     """
     present = _present(p_values)
-    m = len(present)
     out: list[float | None] = [None] * len(p_values)
-    running = 0.0
-    # The k-th smallest p (0-based) is multiplied by the m - k hypotheses still in play; the running
-    # maximum keeps adjusted values in the same order as the raw ones.
-    for k, (i, p) in enumerate(sorted(present, key=lambda ip: ip[1])):
-        running = max(running, min(1.0, (m - k) * p))
-        out[i] = running
+    for i, p in present:
+        out[i] = min(1.0, len(present) * p)
     return out
 
 
@@ -311,25 +316,6 @@ def benjamini_hochberg(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def classify(
-    delta: PairedDelta | None, adjusted_p: float | None, alpha: float = 0.05, min_effect: float = 0.5
-) -> Status:
-    """Status of an area against its baseline: statistically AND practically different, or unchanged.
-
-    "new" when there is no baseline to pair with. A lower mean alone is "unchanged": it must be both
-    significant after correction (``adjusted_p < alpha``) and at least ``min_effect`` points large.
-    """
-    if delta is None or delta.n_pairs == 0 or delta.delta is None:
-        return "new"
-    if adjusted_p is None or adjusted_p >= alpha:
-        return "unchanged"
-    if delta.delta <= -min_effect:
-        return "regressed"
-    if delta.delta >= min_effect:
-        return "improved"
-    return "unchanged"
-
-
 def one_sided_delta(
     baseline: Mapping[str, Sequence[float]],
     candidate: Mapping[str, Sequence[float]],
@@ -338,19 +324,9 @@ def one_sided_delta(
     """``paired_delta`` whose ``ci_low`` is the one-sided ``confidence`` lower bound of Δ.
 
     Non-inferiority is a one-sided question (is the candidate worse by more than the margin?), so its
-    95 % bound is the lower end of the two-sided 90 % interval: a test at 5 %, as the gate promises.
+    95 % bound is the lower end of the two-sided 90 % interval: a test at 5 %.
     """
     return paired_delta(baseline, candidate, confidence=2 * confidence - 1)
-
-
-def non_inferior(delta: PairedDelta, margin: float = 0.3) -> bool | None:
-    """True when the lower bound of the delta interval is above ``-margin``; None without an interval.
-
-    Give it a delta from ``one_sided_delta`` for the one-sided 5 % test the gate uses.
-    """
-    if delta.ci_low is None:
-        return None
-    return delta.ci_low > -margin
 
 
 def items_needed(sd: float | None, distance: float, alpha: float = 0.05, power: float = 0.8) -> int | None:

@@ -10,9 +10,10 @@ from builders import make_run
 from click.testing import CliRunner
 
 from evals.cli import main
+from evals.config import GateSettings
 from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
 from evals.render.gate import junit
-from evals.scorecard.gate import Policy, decide
+from evals.scorecard.decision import decide
 from evals.store import Store
 
 BASE = {f"{area}-{i:02d}": [s] for area, s in (("math", 5), ("geo", 4), ("chem", 5)) for i in range(20)}
@@ -31,7 +32,7 @@ def invoke(*args):
 def test_same_scores_pass(store):
     make_run(store, "r01", BASE)
     make_run(store, "r02", BASE)
-    verdict = decide(store, "r02", "r01", Policy())
+    verdict = decide(store, "r02", "r01", GateSettings())
     assert verdict.outcome == "pass" and verdict.exit_code == 0
     assert {c.name for c in verdict.checks} == {"overall", "area math", "area geo", "area chem", "errors"}
 
@@ -39,7 +40,7 @@ def test_same_scores_pass(store):
 def test_a_drop_in_one_area_fails_and_names_it(store):
     make_run(store, "r01", BASE)
     make_run(store, "r02", {k: ([2] if k.startswith("chem") else v) for k, v in BASE.items()})
-    verdict = decide(store, "r02", "r01", Policy())
+    verdict = decide(store, "r02", "r01", GateSettings())
     assert verdict.outcome == "fail" and verdict.exit_code == 1
     failed = [c.name for c in verdict.checks if not c.passed]
     assert "area chem" in failed and "area math" not in failed
@@ -55,14 +56,14 @@ def test_errors_above_the_limit_fail(store):
     make_run(
         store, "r02", {k: ([None] if k.endswith(("01", "02", "03", "04")) else v) for k, v in BASE.items()}
     )
-    verdict = decide(store, "r02", "r01", Policy())
+    verdict = decide(store, "r02", "r01", GateSettings())
     assert [c.name for c in verdict.checks if not c.passed] == ["errors"]
 
 
 def test_floors_fail_a_weak_area_even_without_a_drop(store):
     make_run(store, "r01", BASE)
     make_run(store, "r02", BASE)
-    verdict = decide(store, "r02", "r01", Policy(floors={"geo": {"mean": 4.5}}))
+    verdict = decide(store, "r02", "r01", GateSettings(floors={"geo": {"mean": 4.5}}))
     assert verdict.outcome == "fail" and "floor" in verdict.reasons[0]
 
 
@@ -77,22 +78,22 @@ def test_floors_fail_a_weak_area_even_without_a_drop(store):
 def test_refuses_to_decide_across_suites_or_judges(store, candidate, reason):
     make_run(store, "r01", BASE)
     make_run(store, "r02", BASE, **candidate)
-    verdict = decide(store, "r02", "r01", Policy())
-    assert verdict.outcome == "undecided" and verdict.exit_code == 2 and reason in verdict.reasons[0]
+    verdict = decide(store, "r02", "r01", GateSettings())
+    assert verdict.outcome == "cannot decide" and verdict.exit_code == 2 and reason in verdict.reasons[0]
 
 
 def test_judge_change_can_be_allowed_explicitly(store):
     make_run(store, "r01", BASE)
     make_run(store, "r02", BASE, judge_model="gpt-judge")
-    assert decide(store, "r02", "r01", Policy(), allow_judge_change=True).outcome == "pass"
+    assert decide(store, "r02", "r01", GateSettings(), allow_judge_change=True).outcome == "pass"
 
 
 def test_too_few_pairs_cannot_decide(store):
     few = {f"math-{i}": [5] for i in range(5)}
     make_run(store, "r01", few)
     make_run(store, "r02", few)
-    verdict = decide(store, "r02", "r01", Policy())
-    assert verdict.outcome == "undecided" and "only 5 items are scored in both runs" in verdict.reasons[0]
+    verdict = decide(store, "r02", "r01", GateSettings())
+    assert verdict.outcome == "cannot decide" and "only 5 items are scored in both runs" in verdict.reasons[0]
 
 
 # pairs that are pairs, runs that are finished (issue 11.3) ------------------------------------------------
@@ -104,20 +105,20 @@ def test_a_baseline_killed_halfway_cannot_decide_and_pairs_count_only_scored_ite
     # The baseline was killed with 12 of its 24 items scored: 12 pairs, not "24 paired items".
     make_run(store, "r01", ITEMS24, unanswered=[f"math-{i:02d}" for i in range(12, 24)], status="interrupted")
     make_run(store, "r02", ITEMS24)
-    verdict = decide(store, "r02", "r01", Policy())
-    assert verdict.outcome == "undecided" and verdict.exit_code == 2
+    verdict = decide(store, "r02", "r01", GateSettings())
+    assert verdict.outcome == "cannot decide" and verdict.exit_code == 2
     assert verdict.overall.n_pairs == 12
     why = " ".join(verdict.reasons)
     assert "baseline r01 is interrupted, not finished (12 of 24 answers scored)" in why
-    assert "only 12 items are scored in both runs (the policy needs 20)" in why
+    assert "only 12 items are scored in both runs (the gate needs 20)" in why
     assert "24 paired" not in why
 
 
 def test_a_finished_baseline_with_half_its_items_unscored_is_too_thin(store):
     make_run(store, "r01", {k: ([None] if int(k[-2:]) >= 12 else v) for k, v in ITEMS24.items()})
     make_run(store, "r02", ITEMS24)
-    verdict = decide(store, "r02", "r01", Policy(min_pairs=10))
-    assert verdict.outcome == "undecided" and verdict.overall.n_pairs == 12
+    verdict = decide(store, "r02", "r01", GateSettings(min_pairs=10))
+    assert verdict.outcome == "cannot decide" and verdict.overall.n_pairs == 12
     assert any(
         "the baseline r01 is too thin: 0 answer and 12 judge errors in 24 answers" in r
         for r in verdict.reasons
@@ -127,16 +128,16 @@ def test_a_finished_baseline_with_half_its_items_unscored_is_too_thin(store):
 def test_a_baseline_whose_every_call_failed_cannot_decide_instead_of_failing(store):
     make_run(store, "r01", {k: [None] for k in BASE})  # a judge outage: every verdict failed
     make_run(store, "r02", BASE)
-    verdict = decide(store, "r02", "r01", Policy())
-    assert verdict.outcome == "undecided" and verdict.exit_code == 2 and verdict.checks == []
+    verdict = decide(store, "r02", "r01", GateSettings())
+    assert verdict.outcome == "cannot decide" and verdict.exit_code == 2 and verdict.checks == []
     assert any("the baseline r01 has no scored answer (60 of 60 failed)" in r for r in verdict.reasons)
 
 
 def test_an_unfinished_candidate_cannot_decide(store):
     make_run(store, "r01", BASE)
     make_run(store, "r02", BASE, status="running")
-    verdict = decide(store, "r02", "r01", Policy())
-    assert verdict.outcome == "undecided"
+    verdict = decide(store, "r02", "r01", GateSettings())
+    assert verdict.outcome == "cannot decide"
     assert "the candidate r02 is running, not finished" in verdict.reasons[0]
     assert "evals run --resume r02" in verdict.reasons[0]
 
@@ -146,7 +147,7 @@ def test_items_with_errors_on_one_side_are_not_pairs(store):
     items = {f"math-{i:02d}": [4] for i in range(25)}
     make_run(store, "r01", {k: ([None] if int(k[-2:]) < 5 else [3]) for k in items})
     make_run(store, "r02", items)
-    verdict = decide(store, "r02", "r01", Policy(max_error_rate=0.25))
+    verdict = decide(store, "r02", "r01", GateSettings(max_error_rate=0.25))
     assert verdict.overall.n_pairs == 20 and verdict.overall.delta == pytest.approx(1.0)
     assert verdict.outcome == "pass" and "over 20 paired items" in verdict.checks[0].message
 
@@ -167,15 +168,15 @@ def test_items_with_errors_on_one_side_are_not_pairs(store):
 def test_a_different_judge_identity_or_rubric_cannot_decide_and_is_named(store, candidate, named):
     make_run(store, "r01", BASE)
     make_run(store, "r02", BASE, **candidate)
-    verdict = decide(store, "r02", "r01", Policy())
-    assert verdict.outcome == "undecided" and verdict.reasons[0].startswith("judged differently: ")
+    verdict = decide(store, "r02", "r01", GateSettings())
+    assert verdict.outcome == "cannot decide" and verdict.reasons[0].startswith("judged differently: ")
     assert named in verdict.reasons[0]
 
 
 def test_judge_settings_that_never_change_a_verdict_do_not_count(store):
     make_run(store, "r01", BASE, judge_config={"max_concurrency": 4, "timeout_s": 60, "price_in_per_mtok": 3})
     make_run(store, "r02", BASE, judge_config={"max_concurrency": 16, "timeout_s": 30, "max_retries": 9})
-    assert decide(store, "r02", "r01", Policy()).outcome == "pass"
+    assert decide(store, "r02", "r01", GateSettings()).outcome == "pass"
 
 
 def test_cli_gate_baselines_summary_and_rollback(store, tmp_path, monkeypatch):

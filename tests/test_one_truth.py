@@ -116,6 +116,6 @@ def test_every_output_shows_the_mean_of_item_means(project):
     assert index.count('<td class="num">3.00 <span class="ci">') == 2  # both runs, overall 3.00
 
     result = invoke("gate", "--candidate", "r2", "--baseline", "r1", "--policy", "policy.yaml")
-    assert "mean 3.0 below floor 3.5" in result.output and result.exit_code == 1, result.output
+    assert "mean 3.00 below floor 3.5" in result.output and result.exit_code == 1, result.output
     for text in (*runs, result.output, (folder / "scorecard.md").read_text(), index, page):
         assert "4.00" not in text  # the plain mean of the scores, which no output may show

@@ -14,12 +14,13 @@ from builders import make_run
 from click.testing import CliRunner
 
 from evals.cli import main
+from evals.config import GateSettings
 from evals.errors import ConfigError
 from evals.fakes import FakeOpenAI, text_reply
 from evals.render import write_scorecard
 from evals.render.purge import purge
 from evals.scorecard import build_scorecard
-from evals.scorecard.gate import Policy, decide
+from evals.scorecard.decision import decide
 from evals.store.purge import cutoff_of, plan_purge
 from evals.store.retention import is_purged
 
@@ -103,9 +104,9 @@ def test_purge_removes_text_from_store_and_exports_and_keeps_scores(open_store, 
 def test_gate_on_purged_runs_decides_as_before(open_store):
     with open_store() as store:
         old_pair(store)
-        before = decide(store, "r02", "r01", Policy())
+        before = decide(store, "r02", "r01", GateSettings())
         purge(store, plan_purge(store, cutoff_of("30d", NOW), include_baselines=True), NOW)
-        after = decide(store, "r02", "r01", Policy())
+        after = decide(store, "r02", "r01", GateSettings())
     assert before.outcome == "fail"
     assert (after.outcome, after.reasons, after.overall) == (before.outcome, before.reasons, before.overall)
 
@@ -248,17 +249,17 @@ def test_a_purged_run_copied_or_imported_still_pairs_with_its_baseline(tmp_path)
 
     with Store(tmp_path / "a") as source:
         old_pair(source)
-        before = decide(source, "r02", "r01", Policy())
+        before = decide(source, "r02", "r01", GateSettings())
         purge(source, plan_purge(source, None, runs=("r02",)), NOW)  # the baseline keeps its text
         source.export_jsonl("r01")
         source.export_jsonl("r02")
         with Store(tmp_path / "b") as copied:
             copy_store(source, copied)
-            assert decide(copied, "r02", "r01", Policy()).overall == before.overall
+            assert decide(copied, "r02", "r01", GateSettings()).overall == before.overall
             assert is_purged(copied, "r02") and not is_purged(copied, "r01")  # no resume there either
     with Store(tmp_path / "c") as imported:
         import_runs(tmp_path / "a" / "runs", imported)
-        assert decide(imported, "r02", "r01", Policy()).overall == before.overall
+        assert decide(imported, "r02", "r01", GateSettings()).overall == before.overall
         assert is_purged(imported, "r02")
 
 

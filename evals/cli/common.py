@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -67,6 +68,21 @@ markdown_option = click.option(
     "--markdown", "raw_markdown", is_flag=True,
     help="Print the Markdown as is, even on a terminal (the default when stdout is a pipe or a file).",
 )  # fmt: skip
+
+policy_option = click.option(
+    "--policy", "policy_path", type=click.Path(path_type=Path),
+    help="YAML of gate settings overriding evals.yaml's gate: section one by one (margin, alpha, correction, "
+    "min_effect, pass_score, min_pairs, min_area_pairs, max_error_rate, strict_areas, floors).",
+)  # fmt: skip
+
+
+def append_step_summary(text: str) -> None:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` when the variable is set (a GitHub Actions job)."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+
 
 log_handler = SafeLogHandler(err)
 """Prints the package's warnings (retry waits with server error bodies) as safe one-line messages, repeats

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -13,11 +11,13 @@ from rich.table import Table
 from evals.cli.common import (
     EXIT_CODES_HELP,
     GATE_EXIT_HELP,
+    append_step_summary,
     config_option,
     err,
     markdown_option,
     out,
     plain,
+    policy_option,
     print_markdown,
     reports_option,
     reports_path,
@@ -30,13 +30,13 @@ from evals.names import BASELINE_NAME, RUN_ID, RUN_OR_BASELINE
 from evals.records import RunManifest
 from evals.store import Store, open_store
 
-if TYPE_CHECKING:
-    from evals.scorecard.gate import Policy
-
 
 @click.command(epilog=with_examples(GATE_EXIT_HELP, "gate"))
 @click.option(
-    "--candidate", required=True, type=RUN_ID, metavar="RUN_ID", help="The run of the model that wants in."
+    "--candidate",
+    type=RUN_ID,
+    metavar="RUN_ID",
+    help="The run of the model that wants in (default: the latest finished run).",
 )
 @click.option(
     "--baseline",
@@ -44,11 +44,9 @@ if TYPE_CHECKING:
     metavar="RUN_ID|NAME",
     help="The approved run (or baseline name); not the candidate itself. Default: chosen as `evals report` "
     "does (the suite's approved baseline, else its latest run tagged baseline, else the latest earlier "
-    "finished run of the same model within the policy's error rate).",
+    "finished run of the same model within the gate's error rate).",
 )
-@click.option(
-    "--policy", "policy_path", type=click.Path(path_type=Path), help="Gate policy YAML (defaults built in)."
-)
+@policy_option
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write JUnit XML here.")
 @click.option(
     "--allow-judge-change", is_flag=True, help="Decide even if the runs had different judges/rubrics."
@@ -57,7 +55,7 @@ if TYPE_CHECKING:
 @reports_option
 @config_option
 def gate(
-    candidate: str,
+    candidate: str | None,
     baseline: str | None,
     policy_path: Path | None,
     junit_path: Path | None,
@@ -69,33 +67,35 @@ def gate(
     """Decide whether CANDIDATE may replace BASELINE: exit 0 pass, 1 fail, 2 cannot decide (also when no
     baseline is given and none can be chosen).
 
-    Reads the store only (it may be read-only). The verdict is Markdown: drawn on a terminal, printed as
-    is in a pipe, a file or with --markdown, and appended to $GITHUB_STEP_SUMMARY when set. If the step
-    summary or --junit cannot be written, the gate says so and exits 2: a CI must not read a decision it
-    did not get in full.
+    The decision is the scorecard's (`evals report` shows the same): its settings are evals.yaml's gate:
+    section, with --policy overriding any of them. Reads the store only (it may be read-only). The verdict
+    is Markdown: drawn on a terminal, printed as is in a pipe, a file or with --markdown, and appended to
+    $GITHUB_STEP_SUMMARY when set. If the step summary or --junit cannot be written, the gate says so and
+    exits 2: a CI must not read a decision it did not get in full.
     """
     from evals.render import gate as render_gate
-    from evals.scorecard import gate as gating
+    from evals.scorecard import decision as deciding
+    from evals.scorecard import latest_run
 
     config = load_config(config_path)
-    policy = gating.load_policy(policy_path)
+    settings = deciding.load_settings(config.gate, policy_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         try:
+            if candidate is None:
+                candidate = latest_run(store).run_id
+                err.print(plain(f"candidate {candidate}: the latest finished run"), soft_wrap=True)
             base = (
                 store.baseline(baseline)
                 if baseline is not None
-                else _default_baseline(store, candidate, policy)
+                else _default_baseline(store, candidate, settings.max_error_rate)
             )
-            verdict = gating.decide(store, candidate, base.run_id, policy, allow_judge_change)
+            verdict = deciding.decide(store, candidate, base.run_id, settings, allow_judge_change)
         except EvalsError as exc:  # a missing run is "cannot decide", not a crash
             err.print(plain(f"cannot decide: {exc}"))
-            sys.exit(gating.UNDECIDED)
+            sys.exit(deciding.UNDECIDED)
     text = render_gate.markdown(verdict)
     print_markdown(text, raw=raw_markdown)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(text + "\n")
+    append_step_summary(text)
     if junit_path is not None:
         junit_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(junit_path, render_gate.junit(verdict))
@@ -167,11 +167,11 @@ def rollback(name: str, write: bool, config_path: Path | None, reports_dir: Path
         out.print(plain(f"wrote model {run.model_name!r} of run {run.run_id} into {written}"), soft_wrap=True)
 
 
-def _default_baseline(store: Store, candidate: str, policy: Policy) -> RunManifest:
+def _default_baseline(store: Store, candidate: str, max_error_rate: float) -> RunManifest:
     """The baseline ``evals report`` would choose for the candidate; says which and why on stderr."""
     from evals.scorecard.baselines import choose_baseline  # the scorecard's imports, only when needed
 
-    chosen, choice = choose_baseline(store, store.run(candidate), None, policy.max_error_rate)
+    chosen, choice = choose_baseline(store, store.run(candidate), None, max_error_rate)
     if chosen is None:
         raise StoreError(f"no baseline given and none to choose: {choice.reason}; approve one with "
                          "evals baseline set RUN_ID --name NAME, or pass --baseline")  # fmt: skip

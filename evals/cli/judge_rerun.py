@@ -84,7 +84,7 @@ def rerun(
             if store.has_run(run_id):
                 err.print(plain(f"interrupted; continue with: evals run --resume {run_id}"))
             raise
-        _print(store, outcome)
+        _print(store, outcome, config)
 
 
 def resume(
@@ -110,7 +110,7 @@ def resume(
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; continue with: evals run --resume {run_id}"))
         raise
-    _print(store, outcome)
+    _print(store, outcome, config)
 
 
 def perimeter(config: Config, manifest: RunManifest, fail_after: int) -> reruns.Perimeter:
@@ -130,11 +130,11 @@ def perimeter(config: Config, manifest: RunManifest, fail_after: int) -> reruns.
     return reruns.Perimeter(config.redaction, config.default_sensitivity, marking, fail_after)
 
 
-def _print(store: Store, outcome: RunOutcome) -> None:
+def _print(store: Store, outcome: RunOutcome, config: Config) -> None:
     from evals.cli.report import noise_lines
     from evals.scorecard import build_scorecard
 
     print_outcome(store, outcome)
-    card = build_scorecard(store, outcome.manifest.run_id)
+    card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard, config.gate)
     for line in noise_lines(card):
         out.print(plain(line), soft_wrap=True)

@@ -104,7 +104,7 @@ def demo(
             selection, again="run evals demo again (the bundled server stops with the demo)",
         )  # fmt: skip
         # The scorecard needs no server: build it after the run, then the server stops with the block.
-        card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard)
+        card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard, config.gate)
         paths = write_scorecard(card, store.reports_dir / "runs" / outcome.manifest.run_id)
         write_index(store)
     out.print(plain(f"weak areas: {', '.join(card.weak_areas) or 'none'}"), soft_wrap=True)

@@ -12,11 +12,13 @@ from rich.table import Table
 from evals.cli.common import (
     EXIT_CODES_HELP,
     EXIT_NO,
+    append_step_summary,
     config_option,
     err,
     fmt,
     out,
     plain,
+    policy_option,
     reports_option,
     reports_path,
 )
@@ -28,7 +30,7 @@ from evals.store import open_store
 
 if TYPE_CHECKING:
     from evals.scorecard import Scorecard
-    from evals.scorecard.models import AreaStats
+    from evals.scorecard.models import AreaStats, Decision, Drift
 
 
 @click.command(epilog=with_examples(EXIT_CODES_HELP, "report"))
@@ -38,13 +40,12 @@ if TYPE_CHECKING:
     metavar="NAME|RUN_ID|TAG",
     help="Compare with a baseline name, a run id, or the latest run with this tag.",
 )
+@policy_option
 @click.option(
-    "--policy",
-    "policy_path",
-    type=click.Path(path_type=Path),
-    help="Gate policy YAML whose max_error_rate bounds the default baseline's errors (defaults built in).",
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 when the decision against the baseline fails (an area regressed, or the whole run's bound).",
 )
-@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when an area (or the whole) regressed.")
 @click.option(
     "--no-text", is_flag=True,
     help="Write the scorecards without questions, references, answers, reasoning and rationales (figures only).",
@@ -60,41 +61,44 @@ def report(
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
-    """Write the scorecard of a run (default: the latest) as HTML, JSON and Markdown, and summarize it.
+    """Write the scorecard of a run (default: the latest finished one) as HTML, JSON and Markdown, and
+    summarize it, opening with the decision against its baseline (the one `evals gate` makes).
 
     The baseline defaults to the suite's approved baseline (evals baseline set), else its latest earlier
     run tagged `baseline`, else the latest earlier finished run of the same suite and model with at most
-    the gate policy's error rate (5%); unfinished and mostly-error runs, and runs excluded with `evals runs
-    exclude`, are skipped. The scorecard says which baseline it chose and why.
+    the gate's error rate (5%); unfinished and mostly-error runs, and runs excluded with `evals runs
+    exclude`, are skipped. The scorecard says which baseline it chose and why. With $GITHUB_STEP_SUMMARY
+    set, the scorecard's Markdown summary is appended to it.
     """
     from evals.render import write_index, write_scorecard
     from evals.scorecard import build_scorecard, latest_run
-    from evals.scorecard.gate import load_policy
+    from evals.scorecard.decision import load_settings
     from evals.scorecard.textless import without_text
 
     config = load_config(config_path)
-    policy = load_policy(policy_path)
+    gate = load_settings(config.gate, policy_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         run_id = run_id or latest_run(store).run_id
-        card = build_scorecard(store, run_id, baseline, config.scorecard, policy.max_error_rate)
+        card = build_scorecard(store, run_id, baseline, config.scorecard, gate)
         if no_text:
             card = without_text(card)
         paths = write_scorecard(card, run_folder(store.reports_dir, run_id))
         write_index(store)
     _print_scorecard(card)
     out.print(plain(f"scorecard: {paths['html']}"), soft_wrap=True)
+    try:
+        append_step_summary(paths["md"].read_text(encoding="utf-8"))
+    except OSError as exc:
+        err.print(plain(f"warning: the step summary was not written: {exc.strerror or exc}"), soft_wrap=True)
     h = card.run.health
-    if h is not None and (card.run.status != "finished" or h.error_rate > policy.max_error_rate):
+    if h is not None and (card.run.status != "finished" or h.error_rate > gate.max_error_rate):
         # Say it where a nightly log is read: such a run is no default baseline, and its numbers are thin.
         err.print(plain(
             f"warning: run {card.run.run_id} is {card.run.status} with {h.scored} of {h.rows} answers scored "
             f"({h.answer_errors} answer and {h.judge_errors} judge errors); it will not be a default baseline"
         ), soft_wrap=True)  # fmt: skip
-    regressed = card.regressed()
-    if regressed:
-        err.print(plain(f"regressed: {', '.join(regressed)}"))
-        if fail_on_regression:
-            sys.exit(EXIT_NO)
+    if fail_on_regression and card.decision is not None and card.decision.outcome == "fail":
+        sys.exit(EXIT_NO)
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -122,34 +126,56 @@ def noise_lines(card: Scorecard) -> list[str]:
     return lines + [describe(n) for n in noise]
 
 
+def _mean_cell(a: AreaStats) -> str:
+    if a.mean is not None and a.ci_low is None:
+        return f"{fmt(a.mean)} (too few items for an interval)"
+    return f"{fmt(a.mean)} [{fmt(a.ci_low)}, {fmt(a.ci_high)}]"
+
+
+def _delta_cell(d: Drift) -> str:
+    if d.delta is None:
+        return "–"
+    if d.delta_ci_low is None:
+        return f"{fmt(d.delta, '+.2f')} (too few pairs)"
+    return f"{fmt(d.delta, '+.2f')} [{fmt(d.delta_ci_low, '+.2f')}, {fmt(d.delta_ci_high, '+.2f')}]"
+
+
 def area_table(areas: list[AreaStats]) -> Table:
     """The areas of a scorecard as a terminal table: the same figures as its HTML and Markdown."""
     table = Table()
-    for name in ("area", "n", "mean [95% CI]", "pass", "Δ [95% CI]", "status", "errors"):
+    for name in ("area", "n", "mean [95% CI]", "pass", "Δ [interval]", "status", "errors"):
         table.add_column(name, justify="left" if name in ("area", "status") else "right")
     for a in areas:
-        d = a.drift
-        table.add_row(
-            *map(
-                plain,
-                (
-                    a.area + (" (weak)" if a.weak else ""),
-                    a.n,
-                    f"{fmt(a.mean)} [{fmt(a.ci_low)}, {fmt(a.ci_high)}]",
-                    fmt(a.pass_rate, ".0%"),
-                    f"{fmt(d.delta, '+.2f')} [{fmt(d.delta_ci_low, '+.2f')}, {fmt(d.delta_ci_high, '+.2f')}]",
-                    d.status,
-                    a.answer_errors + a.judge_errors,
-                ),
-            )
-        )
+        cells = (
+            a.area + (" (weak)" if a.weak else ""), a.n, _mean_cell(a), fmt(a.pass_rate, ".0%"),
+            _delta_cell(a.drift), a.drift.status, a.answer_errors + a.judge_errors,
+        )  # fmt: skip
+        table.add_row(*map(plain, cells))
     return table
+
+
+def decision_lines(decision: Decision | None, areas: list[Drift]) -> list[str]:
+    """The decision in the terminal: its headline first, then its warnings, what the intervals are, and
+    the settings it used (the same words as the scorecard and the gate)."""
+    if decision is None:
+        return ["safe to ship: cannot decide, because there is no baseline to compare with"]
+    lines = [
+        decision.headline,
+        *(f"  {r}" for r in decision.reasons[1:]),
+        *(f"  warning: {w}" for w in decision.warnings),
+    ]
+    labels = sorted({d.interval for d in areas if d.interval and d.delta_ci_low is not None})
+    if labels:
+        lines.append("Δ intervals: " + "; ".join(labels))
+    return [*lines, f"decided with: {decision.settings}"]
 
 
 def _print_scorecard(card: Scorecard) -> None:
     from evals.render.panel import panel_lines
 
     run, o, base = card.run, card.overall, card.baseline
+    for line in decision_lines(card.decision, [a.drift for a in card.areas]) if base else []:
+        out.print(plain(line), soft_wrap=True)
     out.print(plain(f"{run.suite_name} · {run.model_label} · judge {run.judge_model}"), soft_wrap=True)
     if run.offline_judge:
         out.print(
@@ -157,12 +183,11 @@ def _print_scorecard(card: Scorecard) -> None:
         )
     d = o.drift
     vs = (
-        f"Δ {fmt(d.delta, '+.2f')} [{fmt(d.delta_ci_low, '+.2f')}, {fmt(d.delta_ci_high, '+.2f')}] "
-        f"over {d.n_pairs} paired items vs {base.run_id} ({d.status})"
+        f"Δ {fmt(d.delta, '+.2f')} {d.interval_text()} over {d.n_pairs} paired items vs {base.run_id} ({d.status})"
         if base
         else "no baseline"
     )
-    overall = f"overall mean {fmt(o.mean)} [{fmt(o.ci_low)}, {fmt(o.ci_high)}] over {o.n} items"
+    overall = f"overall mean {_mean_cell(o)} over {o.n} items"
     out.print(plain(f"{overall}; {vs}"), soft_wrap=True)
     from evals.scorecard.calibration import calibration_line  # lazily, as the scorecard itself
 
@@ -189,29 +214,39 @@ def _print_scorecard(card: Scorecard) -> None:
 @click.command(epilog=with_examples(EXIT_CODES_HELP, "compare"))
 @click.argument("run_a", type=RUN_OR_BASELINE)
 @click.argument("run_b", type=RUN_OR_BASELINE)
+@policy_option
 @reports_option
 @config_option
-def compare(run_a: str, run_b: str, reports_dir: Path | None, config_path: Path | None) -> None:
-    """Paired comparison of RUN_B against RUN_A per area (Δ, interval, p), without a verdict."""
-    from evals.scorecard import drift
+def compare(
+    run_a: str, run_b: str, policy_path: Path | None, reports_dir: Path | None, config_path: Path | None
+) -> None:
+    """Paired comparison of RUN_B against RUN_A per area (Δ, interval, status) and the decision `evals gate`
+    would make on them (shown, not turned into an exit code: that is the gate's)."""
+    from evals.scorecard.decision import decide, load_settings
 
     config = load_config(config_path)
+    settings = load_settings(config.gate, policy_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         a, b = store.baseline(run_a), store.baseline(run_b)
-        result = drift(list(store.results(b.run_id)), list(store.results(a.run_id)), config.scorecard)
-    table = Table("area", "pairs", "Δ mean", "95% CI", "p adj.", "status")
-    for area, d in [*sorted(result.areas.items()), ("(overall)", result.overall)]:
-        ci = f"[{fmt(d.delta_ci_low, '+.2f')}, {fmt(d.delta_ci_high, '+.2f')}]"
-        cells = (area, d.n_pairs, fmt(d.delta, "+.2f"), ci, fmt(d.p_adjusted, ".3g"), d.status)
-        table.add_row(*map(plain, cells))
+        verdict = decide(store, b.run_id, a.run_id, settings)
     out.print(
         plain(f"{b.run_id} ({b.model_id or b.model}) vs {a.run_id} ({a.model_id or a.model})"), soft_wrap=True
     )
+    report = verdict.report
+    for line in decision_lines(verdict.decision, list(report.areas.values()) if report else []):
+        out.print(plain(line), soft_wrap=True)
+    if report is None:
+        return
+    table = Table("area", "pairs", "Δ [interval]", "p adj.", "status")
+    for area, d in [*sorted(report.areas.items()), ("(overall)", report.overall)]:
+        cells = (area, d.n_pairs, _delta_cell(d) if area != "(overall)" else f"{fmt(d.delta, '+.2f')} {d.interval_text()}",
+                 fmt(d.p_adjusted, ".3g"), d.status)  # fmt: skip
+        table.add_row(*map(plain, cells))
     out.print(table)
     for kind, ids in (
-        ("added", result.items.added),
-        ("removed", result.items.removed),
-        ("changed", result.items.changed),
+        ("added", report.items.added),
+        ("removed", report.items.removed),
+        ("changed", report.items.changed),
     ):
         if ids:
             out.print(plain(f"{kind} (not compared): {', '.join(ids)}"), soft_wrap=True)

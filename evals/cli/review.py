@@ -40,9 +40,7 @@ def review_export(
     config = load_config(config_path)
     reports = reports_path(config, reports_dir)
     with open_store(config, reports, readonly=True) as store:
-        rows = select_rows(review_run(store, run_id, config.scorecard.pass_score)) + canary_movers(
-            store, run_id
-        )
+        rows = select_rows(review_run(store, run_id, config.gate.pass_score)) + canary_movers(store, run_id)
         rows = rows[:limit] if limit is not None else rows
     paths = write_review(rows, out_dir or reports / "review" / run_id)
     out.print(plain(f"{len(rows)} answers to review: {paths['csv']} and {paths['jsonl']}"), soft_wrap=True)

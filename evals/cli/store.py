@@ -137,7 +137,7 @@ def export_history_command(
     config = load_config(config_path)
     reports = reports_path(config, reports_dir)
     with open_store(config, reports, readonly=True) as source:
-        done = export_history(source, out_dir or reports / "history", config.scorecard.pass_score, suite)
+        done = export_history(source, out_dir or reports / "history", config.gate.pass_score, suite)
     out.print(
         plain(f"{done.run_count} run(s), {done.result_count} result row(s) → {done.runs.parent}"),
         soft_wrap=True,

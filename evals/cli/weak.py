@@ -59,7 +59,7 @@ def export_weak(
     from evals.authoring.weak import check_rejected, check_targets, closed_targets, records, weak_items
 
     config = load_config(config_path)
-    threshold = below if below is not None else config.scorecard.pass_score
+    threshold = below if below is not None else config.gate.pass_score
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         run = store.run(run_id)
         weak = weak_items(list(store.results(run_id)), store.items(run_id), threshold)

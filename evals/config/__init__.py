@@ -23,6 +23,8 @@ from evals.config.endpoints import (
 from evals.config.sections import (
     AreaUsage,
     CanarySettings,
+    Floor,
+    GateSettings,
     Hosting,
     RedactionSettings,
     RetentionSettings,
@@ -44,6 +46,8 @@ __all__ = [
     "CanarySettings",
     "Config",
     "Endpoint",
+    "Floor",
+    "GateSettings",
     "Hosting",
     "JudgeEndpoint",
     "PanelSettings",
@@ -80,7 +84,10 @@ class Config(BaseModel):
     default_model: str | None = None
     """Model used when ``--model`` is not given (default: the first one)."""
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
-    """Thresholds of weak areas and drift."""
+    """Thresholds of weak and strong areas, and the history's length."""
+    gate: GateSettings = Field(default_factory=GateSettings)
+    """The one decision's settings: margin, alpha, correction, minimum effect, pass score, minimum pairs,
+    error rate (``evals docs gate``)."""
     default_judge: str | None = None
     """Judge used when ``--judge`` is not given (default: the first judge whose key is set, else offline)."""
     usage: Usage = Field(default_factory=Usage)

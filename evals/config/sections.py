@@ -3,21 +3,30 @@ redaction, canary."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from evals.records import CustomPattern
 
 
 class ScorecardSettings(BaseModel):
-    """How the scorecard judges areas and drift (``scorecard:`` in evals.yaml); the defaults are documented."""
+    """How the scorecard ranks areas and how much history it draws (``scorecard:`` in evals.yaml).
+
+    What decides (pass score, alpha, correction, minimum effect, margin) is the ``gate:`` section's alone.
+    """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    pass_score: int = Field(default=4, ge=1, le=5)
-    """An answer passes when its score is at least this."""
     weak_mean: float = Field(default=3.5, ge=1, le=5)
     """An area is weak when its mean score is below this ..."""
     weak_pass_rate: float = Field(default=0.6, ge=0, le=1)
@@ -25,14 +34,89 @@ class ScorecardSettings(BaseModel):
     strong_mean: float = Field(default=4.2, ge=1, le=5)
     """An area is strong when its mean is at least this and its pass rate at least ``strong_pass_rate``."""
     strong_pass_rate: float = Field(default=0.8, ge=0, le=1)
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    """Significance level of drift tests, after correction across areas."""
-    correction: Literal["holm", "bh"] = "holm"
-    """Multiple-comparison correction across areas: Holm (family-wise) or Benjamini–Hochberg (FDR)."""
-    min_effect: float = Field(default=0.5, ge=0)
-    """A drop must be at least this many points (and significant) for an area to be ``regressed``."""
     history: int = Field(default=30, ge=2)
     """Runs of the suite shown in the history charts."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_to_gate(cls, data: Any) -> Any:
+        # Older configs set the decision's settings here: say where they live now rather than "extra field".
+        moved = sorted(set(data) & set(MOVED_TO_GATE)) if isinstance(data, dict) else []
+        if moved:
+            problems = [
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "moved",
+                        "has moved to the gate: section ({example})",
+                        {"example": f"gate: {{{k}: ...}}"},
+                    ),
+                    loc=(k,),
+                    input=None,
+                )
+                for k in moved
+            ]
+            raise ValidationError.from_exception_data("ScorecardSettings", problems)
+        return data
+
+
+MOVED_TO_GATE = ("pass_score", "alpha", "correction", "min_effect")
+"""Keys of ``scorecard:`` in older configs that live in ``gate:`` now, under the same names."""
+
+
+class Floor(BaseModel):
+    """Absolute minimums for one area, whatever the baseline did (``gate: {floors: {billing: {mean: 3.5}}}``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    mean: float | None = Field(default=None, ge=1, le=5)
+    pass_rate: float | None = Field(default=None, ge=0, le=1)
+
+
+class GateSettings(BaseModel):
+    """The one decision's settings (``gate:`` in evals.yaml; ``--policy FILE`` overrides any of them).
+
+    Every page that says whether a run regressed or may ship (scorecard, report, compare, gate, index)
+    decides with these, through ``evals.scorecard.decision``; ``evals docs gate`` explains each.
+    """
+
+    # allow_inf_nan: a margin of .inf would pass every candidate; NaN would compare false everywhere.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    margin: float = Field(
+        default=0.3, ge=0, validation_alias=AliasChoices("margin", "non_inferiority_margin")
+    )
+    """Overall: the one-sided 95 % lower bound of the paired Δ mean must be above −margin (points on 1–5).
+    Per area: a simultaneous lower bound at or below −margin is "not shown non-inferior"."""
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """Error rate of the decision: the one-sided overall bound is at 1 − alpha, the per-area intervals at
+    1 − alpha over the family of areas."""
+    correction: Literal["bonferroni", "bh"] = "bonferroni"
+    """Across areas: ``bonferroni`` (family-wise: simultaneous intervals at 1 − alpha/m) or ``bh``
+    (Benjamini–Hochberg, false discovery rate: intervals at 1 − R·alpha/m, R the areas it selects). An area's
+    status and its interval always agree: significant exactly when its interval excludes 0. ``holm`` (older
+    configs) is read as ``bonferroni``, whose intervals agree with its tests."""
+    min_effect: float = Field(
+        default=0.5, ge=0, validation_alias=AliasChoices("min_effect", "area_min_effect")
+    )
+    """A significant drop must be at least this many points for an area to be ``regressed`` (and a rise to
+    be ``improved``)."""
+    pass_score: int = Field(default=4, ge=1, le=5)
+    """An answer passes when its score is at least this (pass rates, weak areas, floors)."""
+    min_pairs: int = Field(default=20, ge=2)
+    """The run cannot be decided with fewer items scored in both runs."""
+    min_area_pairs: int = Field(default=5, ge=2)
+    """An area with fewer paired items is "cannot decide" (it still counts in the overall bound)."""
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    """Fail when answer or judge errors exceed this share of the candidate's answers; a baseline beyond it
+    is too thin to decide against (and is never chosen as a default baseline)."""
+    strict_areas: bool = False
+    """Fail the run on an area "not shown non-inferior", not only warn."""
+    floors: dict[str, Floor] = Field(default_factory=dict)
+    """Optional absolute floors per area (``geography: {mean: 3.5, pass_rate: 0.6}``)."""
+
+    @field_validator("correction", mode="before")
+    @classmethod
+    def _holm(cls, value: Any) -> Any:
+        return "bonferroni" if value == "holm" else value
 
 
 class AreaUsage(BaseModel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,55 +117,78 @@ def write_scorecard(card: Scorecard, folder: Path) -> dict[str, Path]:
     }
     for kind, path in paths.items():
         write_atomic(path, texts[kind])
-    _write_summary(paths["json"], card.regressed())
+    _write_summary(paths["json"], card)
     return paths
 
 
 SUMMARY = "scorecard.summary.json"
-"""Beside ``scorecard.json``: its regressed areas, so the index of a long history parses no full card."""
+"""Beside ``scorecard.json``: its decision and regressed areas, so the index of a long history parses no full
+card."""
 
 
-def _write_summary(card_path: Path, regressed: list[str]) -> None:
+@dataclass(frozen=True)
+class CardSummary:
+    """What the index shows of a run's scorecard: the decision (None: not reported) and regressed areas."""
+
+    regressed: list[str]
+    outcome: str | None = None
+    baseline: str | None = None
+
+
+def _summary_of(card: Scorecard) -> CardSummary:
+    d = card.decision
+    return CardSummary(card.regressed(), d.outcome if d else "no baseline", d.baseline_id if d else None)
+
+
+def _write_summary(card_path: Path, card: Scorecard) -> None:
     stat = card_path.stat()
-    summary = {"card_size": stat.st_size, "card_mtime_ns": stat.st_mtime_ns, "regressed": regressed}
+    summary = {"card_size": stat.st_size, "card_mtime_ns": stat.st_mtime_ns, **asdict(_summary_of(card))}
     write_atomic(card_path.with_name(SUMMARY), json.dumps(summary))
 
 
-def _summarized_regressed(card_path: Path) -> list[str] | None:
-    """The regressed areas the summary beside ``card_path`` lists, when it describes that very file (same
-    size and modification time); None otherwise (no summary, or a card rewritten or edited since)."""
+def _summarized(card_path: Path) -> CardSummary | None:
+    """The summary beside ``card_path``, when it describes that very file (same size and modification
+    time); None otherwise (no summary, one of an older release, or a card rewritten or edited since)."""
     try:
         summary = parse_json(card_path.with_name(SUMMARY).read_text(encoding="utf-8"))
         stat = card_path.stat()
         if (summary["card_size"], summary["card_mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
             return None
-        regressed = summary["regressed"]
-        if isinstance(regressed, list) and all(isinstance(a, str) for a in regressed):
-            return regressed
+        regressed, outcome, baseline = summary["regressed"], summary["outcome"], summary["baseline"]
+        if (
+            isinstance(regressed, list)
+            and all(isinstance(a, str) for a in regressed)
+            and isinstance(outcome, str)
+            and (baseline is None or isinstance(baseline, str))
+        ):
+            return CardSummary(regressed, outcome, baseline)
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         pass
     return None
 
 
-def _regressed_v1(card: dict[str, Any]) -> list[str]:
-    """The regressed areas of a ``scorecard.json`` written before the typed scorecard (schema 1)."""
+def _regressed_before_v3(card: dict[str, Any]) -> list[str]:
+    """The regressed areas of a ``scorecard.json`` of an older release (schema 1: flat; 2: nested drift)."""
     areas = card["areas"]
     if not isinstance(areas, list):
         raise TypeError("'areas' is not a list")
-    return [str(a["area"]) for a in areas if a["status"] == "regressed"]
+    if card.get("schema_version") == 1:
+        return [str(a["area"]) for a in areas if a["status"] == "regressed"]
+    return [str(a["area"]) for a in areas if a["drift"]["status"] == "regressed"]
 
 
-def _regressed_areas(card_path: Path) -> list[str] | None:
-    """The regressed areas a run's ``scorecard.json`` lists; None (and a warning) when it is unreadable.
+def _card_summary(card_path: Path) -> CardSummary | None:
+    """What a run's ``scorecard.json`` decided; None (and a warning) when it is unreadable.
 
     The file may be hand-edited or damaged: one bad card must not stop the index of every run. A card of
-    an older release (schema 1) is still read, so upgrading does not unlink every earlier scorecard.
+    an older release is still read (its regressed areas; its verdict as not reported), so upgrading does
+    not unlink every earlier scorecard.
     """
     try:
         data = parse_json(card_path.read_text(encoding="utf-8"))  # depth-limited: no RecursionError
-        if isinstance(data, dict) and data.get("schema_version") == 1:
-            return _regressed_v1(data)
-        return Scorecard.model_validate(data).regressed()
+        if isinstance(data, dict) and data.get("schema_version") in (1, 2):
+            return CardSummary(_regressed_before_v3(data))
+        return _summary_of(Scorecard.model_validate(data))
     except ValidationError as exc:
         first = exc.errors()[0]
         reason = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
@@ -193,19 +217,17 @@ def write_index(store: Store) -> Path:
         mean = overall[m.run_id]
         # A run id from an older store that breaks the name rules gets no link: it must not become a path.
         card_path = store.reports_dir / "runs" / m.run_id / "scorecard.json" if is_name(m.run_id) else None
-        regressed = None
-        linked = False
+        summary = None
         if card_path is not None and card_path.exists():
-            regressed = _summarized_regressed(card_path)
-            if regressed is None:
-                regressed = _regressed_areas(card_path)
-            linked = regressed is not None
+            summary = _summarized(card_path) or _card_summary(card_path)
         rows.append({
             "run_id": m.run_id, "started_at": m.started_at, "suite_name": m.suite_name,
             "model": f"{m.model_name} ({m.model_id or m.model})", "judge_model": m.judge_model,
             "mean": mean.mean, "ci_low": mean.ci_low, "ci_high": mean.ci_high, "n": mean.n_items,
-            "status": m.status + (" (excluded)" if is_excluded(m) else ""), "regressed": regressed,
-            "scorecard": f"runs/{m.run_id}/scorecard.html" if linked else None,
+            "status": m.status + (" (excluded)" if is_excluded(m) else ""),
+            "regressed": summary.regressed if summary else None,
+            "outcome": summary.outcome if summary else None, "baseline": summary.baseline if summary else None,
+            "scorecard": f"runs/{m.run_id}/scorecard.html" if summary else None,
         })  # fmt: skip
     path = store.reports_dir / "index.html"
     return write_atomic(path, _environment().get_template("index.html.j2").render(runs=rows))

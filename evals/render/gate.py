@@ -1,5 +1,5 @@
 """The gate's verdict rendered: Markdown for terminals, PR comments and ``$GITHUB_STEP_SUMMARY``, and JUnit
-XML for CI test reports. The verdict itself is ``evals.scorecard.gate``'s."""
+XML for CI test reports. The verdict itself is ``evals.scorecard.decision``'s."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import re
 import xml.etree.ElementTree as ET
 
 from evals.render.markdown import md_text
-from evals.scorecard.gate import Check, Verdict
+from evals.scorecard.decision import Verdict
+from evals.scorecard.models import Check
 
 
 def markdown(verdict: Verdict) -> str:
@@ -17,7 +18,7 @@ def markdown(verdict: Verdict) -> str:
     ``md_text``, so none can break the table, add a link, an image, HTML or a heading, or mention anyone.
     """
     c, b = verdict.candidate, verdict.baseline
-    icon = {"pass": "✅ PASS", "fail": "❌ FAIL", "undecided": "⚠️ CANNOT DECIDE"}[verdict.outcome]
+    icon = {"pass": "✅ PASS", "fail": "❌ FAIL", "cannot decide": "⚠️ CANNOT DECIDE"}[verdict.outcome]
     md = md_text
     lines = [
         f"### lookingglass gate: {icon}",
@@ -25,15 +26,21 @@ def markdown(verdict: Verdict) -> str:
         f"candidate **{md(c.run_id)}** ({md(c.model_id or c.model)}) vs baseline **{md(b.run_id) if b else '–'}** "
         f"({md(b.model_id or b.model) if b else '–'}) · suite {md(c.suite_name)} · judge {md(c.judge_model)}",
         "",
+        f"**{md(verdict.decision.headline)}**",
+        "",
     ]
     if verdict.reasons:
         lines += ["**Why:**", *[f"- {md(r)}" for r in verdict.reasons], ""]
+    if verdict.decision.warnings:
+        lines += ["**Warnings:**", *[f"- {md(w)}" for w in verdict.decision.warnings], ""]
     if verdict.checks:
         lines += ["| check | result | detail |", "| --- | --- | --- |"]
         lines += [
             f"| {md(ch.name)} | {'pass' if ch.passed else '**FAIL**'} | {md(ch.message)} |"
             for ch in verdict.checks
         ]
+        lines.append("")
+    lines.append(f"Decided with: {md(verdict.decision.settings)}.")
     return "\n".join(lines) + "\n"
 
 
@@ -52,14 +59,14 @@ def junit(verdict: Verdict) -> bytes:
     """JUnit XML: one test case per area, one for the whole suite, one for errors; parseable whatever the names."""
     suite_name = _xml_text(f"lookingglass.{verdict.candidate.suite_name}")
     suite = ET.Element("testsuite", name=suite_name)
-    cases = verdict.checks or [Check("gate", False, "; ".join(verdict.reasons))]
+    cases = verdict.checks or [Check(name="gate", passed=False, message="; ".join(verdict.reasons))]
     for check in cases:
         case = ET.SubElement(suite, "testcase", classname=suite_name, name=_xml_text(check.name))
         if not check.passed:
-            tag = "failure" if verdict.outcome != "undecided" else "error"
+            tag = "failure" if verdict.outcome != "cannot decide" else "error"
             message = _xml_text(check.message)
             ET.SubElement(case, tag, message=message).text = message
     suite.set("tests", str(len(cases)))
-    suite.set("failures", str(sum(1 for c in cases if not c.passed and verdict.outcome != "undecided")))
-    suite.set("errors", str(sum(1 for c in cases if not c.passed and verdict.outcome == "undecided")))
+    suite.set("failures", str(sum(1 for c in cases if not c.passed and verdict.outcome != "cannot decide")))
+    suite.set("errors", str(sum(1 for c in cases if not c.passed and verdict.outcome == "cannot decide")))
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)

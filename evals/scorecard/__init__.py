@@ -4,7 +4,8 @@
 and terminal renderings are all made. Answer and judge errors are counted, never averaged in as scores.
 Drift pairs items by id over the items both runs share with the same content hash and both scored;
 items added, removed or changed are listed, not compared. Each figure is computed once, in
-``evals.scorecard.figures``; the baseline is chosen, with its reasons, in ``evals.scorecard.baselines``.
+``evals.scorecard.figures``; every status and the verdict in ``evals.scorecard.decision``; the baseline
+is chosen, with its reasons, in ``evals.scorecard.baselines``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from evals import stats
-from evals.config import ScorecardSettings
+from evals.config import GateSettings, ScorecardSettings
 from evals.errors import StoreError
 from evals.judge.grader_attacks import kinds_of
 from evals.judge.provenance import judged_differently
@@ -21,15 +22,11 @@ from evals.records import Judgment, RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
 from evals.routing.economics import run_busy_seconds
 from evals.scorecard.audit import audit_head
-from evals.scorecard.baselines import (
-    DEFAULT_MAX_ERROR_RATE,
-    choose_baseline,
-    is_excluded,
-    resolve_baseline,
-)
+from evals.scorecard.baselines import choose_baseline, is_excluded, resolve_baseline
 from evals.scorecard.calibration import calibration_note
 from evals.scorecard.canary import canary_report
-from evals.scorecard.figures import DriftReport, area_stats, compare_items, drift, health
+from evals.scorecard.decision import decide_rows, drift
+from evals.scorecard.figures import area_stats, compare_items, health
 from evals.scorecard.models import (
     OFFLINE_JUDGE_MODEL,
     AreaStats,
@@ -68,11 +65,13 @@ __all__ = [
 
 
 def latest_run(store: Store) -> RunManifest:
-    """The most recently started run of the store."""
+    """The most recently started finished run of the store (``evals report`` and ``evals gate`` default to
+    it); the latest run of any status when none finished, so a first interrupted run still has a report."""
     runs = store.runs()
     if not runs:
         raise StoreError(f"no runs in {store.path}; run `evals run` first")
-    return runs[-1]
+    finished = [m for m in runs if m.status == "finished"]
+    return (finished or runs)[-1]
 
 
 def _rank_areas(areas: list[AreaStats], settings: ScorecardSettings) -> tuple[list[str], list[str]]:
@@ -96,7 +95,7 @@ def _item_rows(
     rows: Sequence[ResultRow],
     base_rows: Sequence[ResultRow],
     paired: frozenset[str],
-    settings: ScorecardSettings,
+    pass_score: int,
 ) -> list[ItemRow]:
     """Every answer of the run with its status against the baseline, for the filterable table."""
     base_means = {
@@ -122,7 +121,7 @@ def _item_rows(
                 id=r.id, sample=r.sample, area=r.area, question=r.question, reference=r.reference,
                 answer=r.answer, score=r.score, rationale=r.rationale, error=r.error, truncated=r.truncated,
                 reasoning=r.reasoning, baseline_score=base, status=status,
-                passed=None if r.score is None else r.score >= settings.pass_score, flags=kinds_of(r.flags),
+                passed=None if r.score is None else r.score >= pass_score, flags=kinds_of(r.flags),
             )
         )  # fmt: skip
     return out
@@ -260,32 +259,34 @@ def build_scorecard(
     run_id: str,
     baseline_id: str | None = None,
     settings: ScorecardSettings | None = None,
-    max_error_rate: float = DEFAULT_MAX_ERROR_RATE,
+    gate: GateSettings | None = None,
 ) -> Scorecard:
-    """The whole scorecard of a run (``scorecard.json``).
+    """The whole scorecard of a run (``scorecard.json``), with the one decision against its baseline.
 
-    ``max_error_rate`` (the gate policy's) bounds the errors of a run chosen as default baseline.
+    ``gate`` (evals.yaml's ``gate:``, or ``--policy``) decides every status; its ``max_error_rate`` also
+    bounds the errors of a run chosen as default baseline.
     """
     settings = settings or ScorecardSettings()
+    gate = gate or GateSettings()
     run = store.run(run_id)
-    baseline, choice = choose_baseline(store, run, baseline_id, max_error_rate)
+    baseline, choice = choose_baseline(store, run, baseline_id, gate.max_error_rate)
     rows = list(store.results(run_id))
     verdicts = store.verdicts(run_id)
     base_rows = list(store.results(baseline.run_id)) if baseline else []
-    noise = run_noise(store, run_id, settings.pass_score)
-    noise_se = combined_se(
-        noise, run_noise(store, baseline.run_id, settings.pass_score) if baseline else None
-    )
-    drifted: DriftReport | None = drift(rows, base_rows, settings, noise_se) if baseline else None
+    noise = run_noise(store, run_id, gate.pass_score)
+    verdict = decide_rows(store, run, baseline, rows, base_rows, gate) if baseline else None
+    drifted = verdict.report if verdict else None
+    if verdict is not None and drifted is None:  # the baseline is the run itself: its drift is nothing
+        drifted = drift(rows, base_rows, gate, combined_se(noise, noise))
     areas = []
     for area, area_rows in by_area(rows).items():
-        stats_ = area_stats(area, area_rows, settings.pass_score).model_copy(
+        stats_ = area_stats(area, area_rows, gate.pass_score).model_copy(
             update={"judge_noise": noise.areas.get(area)}
         )
         areas.append(stats_.model_copy(update={"drift": drifted.areas[area]}) if drifted else stats_)
     weak, strong = _rank_areas(areas, settings)
     areas = [a.model_copy(update={"weak": a.area in weak}) for a in areas]
-    overall = area_stats(OVERALL, rows, settings.pass_score).model_copy(update={"judge_noise": noise.overall})
+    overall = area_stats(OVERALL, rows, gate.pass_score).model_copy(update={"judge_noise": noise.overall})
     if drifted:
         overall = overall.model_copy(update={"drift": drifted.overall})
     areas, overall = with_signals(areas, overall, rows)  # answers addressing the grader; length bias
@@ -297,14 +298,16 @@ def build_scorecard(
         baseline_choice=choice,
         judged_differently=judged_differently(store, run, baseline) if baseline else [],
         settings=settings,
+        gate=gate,
+        decision=verdict.decision if verdict else None,
         overall=overall,
         areas=areas,
         weak_areas=weak,
         strong_areas=strong,
         item_changes=drifted.items if drifted else None,
         regressed_items=_regressed_items(rows, base_rows, paired) if baseline else [],
-        items=_item_rows(rows, base_rows, paired, settings),
-        history=history(store, run, settings.history, settings.pass_score),
+        items=_item_rows(rows, base_rows, paired, gate.pass_score),
+        history=history(store, run, settings.history, gate.pass_score),
         cost=_cost(run, rows, verdicts),
         routing=_routing(store, run_id),
         audit=audit_head(store, run_id),

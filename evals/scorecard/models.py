@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.config import ScorecardSettings
+from evals.config import GateSettings, ScorecardSettings
 from evals.records import RunConfig, RunManifest
 from evals.scorecard.sections import (
     AuditHead,
@@ -23,11 +23,11 @@ from evals.scorecard.sections import (
     RedactionInfo,
     RouteDecision,
 )
-from evals.stats import Status
 from evals.trust.noise import JudgeNoise
 
-SCORECARD_SCHEMA_VERSION = 2
-"""Version of ``scorecard.json``. 2: drift nested under each area, baseline choice, run health."""
+SCORECARD_SCHEMA_VERSION = 3
+"""Version of ``scorecard.json``. 2: drift nested under each area, baseline choice, run health. 3: the one
+decision (``decision``, ``gate``), statuses of ``evals.scorecard.decision``, simultaneous intervals."""
 
 OFFLINE_JUDGE_MODEL = "offline-reference"
 
@@ -36,11 +36,17 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+AreaStatus = Literal["regressed", "not shown non-inferior", "unchanged", "improved", "cannot decide", "new"]
+"""An area's (or the run's) status against its baseline, as ``evals.scorecard.decision`` decides it."""
+Outcome = Literal["pass", "fail", "cannot decide"]
+"""The run's verdict: may the candidate replace its baseline?"""
+
+
 class Drift(_Record):
-    """The paired change of one area (or the whole run) against the baseline.
+    """The paired change of one area (or the whole run) against the baseline, and its status.
 
     Only items scored on both sides are paired: an item with errors on one side counts in neither ``n_pairs``
-    nor Δ.
+    nor Δ. Every field is ``evals.scorecard.decision``'s.
     """
 
     n_pairs: int = 0
@@ -48,18 +54,57 @@ class Drift(_Record):
     delta: float | None = None
     """Mean over paired items of (candidate item mean − baseline item mean)."""
     delta_ci_low: float | None = None
+    """The interval beside the status (see ``interval``); within [−4, 4]."""
     delta_ci_high: float | None = None
+    """None for the whole run: its bound is one-sided."""
+    interval: str = ""
+    """What the interval is: ``simultaneous 95% (Bonferroni, 4 areas)``, ``one-sided 95% lower bound``."""
     p_value: float | None = None
     """Two-sided paired t-test, uncorrected."""
     p_adjusted: float | None = None
     """After the correction across areas (the overall figure is not corrected)."""
-    status: Status = "new"
-    """``new`` without a baseline (or pairs), else ``improved``/``unchanged``/``regressed``."""
-    ni_low: float | None = None
-    """Overall only: the one-sided 95 % lower bound of Δ, for the gate's non-inferiority test."""
+    status: AreaStatus = "new"
+    note: str | None = None
+    """Why the status is what it is when the figures alone do not say (judge noise, too few pairs)."""
+    needed: int | None = None
+    """About how many more paired items would let this area decide (observed spread, margin)."""
     judge_se: float | None = None
     """The standard error judge noise alone gives Δ (``evals.trust.noise.combined_se``); None when neither run
-    was judged with repeats. A drop of at most 2 × this is ``within-judge-noise``, not ``regressed``."""
+    was judged with repeats. A drop of at most 2 × this is not blamed on the model."""
+
+    def interval_text(self) -> str:
+        """The interval as every page prints it: ``[−0.40, +0.10] simultaneous 95% (...)`` or
+        ``≥ −0.39 (one-sided 95% lower bound)``; the reason when there is none."""
+        lo, hi = self.delta_ci_low, self.delta_ci_high
+        if lo is None:
+            return "(too few pairs for an interval)"
+        if hi is None:
+            return f"≥ {lo:+.2f} ({self.interval})"
+        return f"[{lo:+.2f}, {hi:+.2f}] ({self.interval})"
+
+
+class Check(_Record):
+    """One test case of the decision (the whole run, an area, errors): a JUnit test case."""
+
+    name: str
+    passed: bool
+    message: str
+
+
+class Decision(_Record):
+    """The one verdict on a run against its baseline: every page shows it and nothing that contradicts it."""
+
+    outcome: Outcome
+    baseline_id: str
+    headline: str
+    """``safe to ship: yes / no / cannot decide, because ...``: the first line of every page."""
+    reasons: list[str] = []
+    """Why it failed or could not decide."""
+    checks: list[Check] = []
+    warnings: list[str] = []
+    """Areas not shown non-inferior (without ``strict_areas``) and areas too thin to decide."""
+    settings: str
+    """The ``gate:`` settings it used, in words."""
 
 
 class LengthBias(_Record):
@@ -318,6 +363,10 @@ class Scorecard(_Record):
     judged_differently: list[str] = []
     """How the baseline was judged differently (``evals.judge.provenance``): its score changes may be the judge's."""
     settings: ScorecardSettings
+    gate: GateSettings = GateSettings()
+    """The decision's settings (``gate:`` of evals.yaml, or ``--policy``)."""
+    decision: Decision | None = None
+    """The verdict against the baseline; None without one."""
     overall: AreaStats
     areas: list[AreaStats]
     weak_areas: list[str]
@@ -351,6 +400,7 @@ class Scorecard(_Record):
         raise KeyError(name)
 
     def regressed(self) -> list[str]:
-        """Regressed areas, and ``(overall)`` when the whole run regressed."""
+        """Regressed areas, and ``(overall)`` when the whole run failed its bound (the decision's statuses)."""
         names = [a.area for a in self.areas if a.drift.status == "regressed"]
-        return names + (["(overall)"] if self.overall.drift.status == "regressed" else [])
+        failed = self.overall.drift.status in ("regressed", "not shown non-inferior")
+        return names + (["(overall)"] if failed else [])

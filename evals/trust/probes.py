@@ -270,7 +270,7 @@ async def run_probes(judge: Judge, probe_set: ProbeSet | None = None) -> ProbeRe
 
 def _kind_report(kind: ProbeKind, results: list[PairResult]) -> KindReport:
     shifts = {r.question: [float(r.shift)] for r in results if r.shift is not None}
-    ci = stats.mean_ci(shifts)
+    ci = stats.mean_ci(shifts, scale=(-4.0, 4.0))  # a shift of a 1–5 score
     controls = [r.control_score for r in results if r.shift is not None]
     probes = [r.probe_score for r in results if r.shift is not None]
     shift = ci.mean

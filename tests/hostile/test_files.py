@@ -17,10 +17,10 @@ from click.testing import CliRunner
 
 from evals import userfiles
 from evals.cli import main
-from evals.config import load_config
+from evals.config import GateSettings, load_config
 from evals.errors import ConfigError, EvalsError, RubricError, SuiteError
 from evals.judge.rubrics import read_rubric
-from evals.scorecard.gate import load_policy
+from evals.scorecard.decision import load_settings
 from evals.suites import find_problems, load_suite
 from evals.userfiles import MAX_ALIAS_NODES, MAX_DEPTH, UserFileError, parse_json, parse_yaml, read_text
 
@@ -99,7 +99,11 @@ def test_hostile_yaml_is_refused_with_its_line(tmp_path, kind, name, text, line,
         problems = find_problems(path)
         assert any(p.line == line and words in p.message for p in problems), problems
         return
-    load = {"config": load_config, "rubric": read_rubric, "policy": load_policy}
+    load = {
+        "config": load_config,
+        "rubric": read_rubric,
+        "policy": lambda path: load_settings(GateSettings(), path),
+    }
     error = {"config": ConfigError, "rubric": RubricError, "policy": ConfigError}[kind]
     with pytest.raises(error) as caught:
         load[kind](path)
@@ -210,7 +214,7 @@ def test_fifos_and_folders_given_as_files_are_one_line_errors(tmp_path, kind):
     load = {
         "config": load_config,
         "rubric-path": read_rubric,
-        "policy": load_policy,
+        "policy": lambda path: load_settings(GateSettings(), path),
     }[kind]
     for path, words in ((fifo, "FIFO"), (folder, "folder")):
         outcome = _without_blocking(lambda p=path: load(p))
@@ -244,7 +248,7 @@ def test_a_policy_cannot_pass_everything_with_infinity_or_nan(tmp_path, text, li
     path = tmp_path / "policy.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=rf"{path}:{line}: {field}: Input should be a finite number"):
-        load_policy(path)
+        load_settings(GateSettings(), path)
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,12 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from evals.cli import main
+from evals.config import GateSettings
 from evals.render import render_markdown
 from evals.render.gate import junit, markdown
 from evals.render.markdown import md_text
 from evals.scorecard import build_scorecard
-from evals.scorecard.gate import Policy, decide
+from evals.scorecard.decision import decide
 from evals.store import Store
 
 AREAS = list(TEXT.values())
@@ -82,7 +83,7 @@ def test_gate_markdown_keeps_one_row_per_check_with_the_names_as_text(store):
     store_run(store, "r01", AREAS, per_area=3, suite=TEXT["md_link"], model_id=TEXT["md_mention"])
     store_run(store, "r02", AREAS, per_area=3, suite=TEXT["md_link"], model_id=TEXT["md_html"],
               started_at="2026-11-02T00:00:00+00:00")  # fmt: skip
-    verdict = decide(store, "r02", "r01", Policy(min_pairs=2))
+    verdict = decide(store, "r02", "r01", GateSettings(min_pairs=2))
     tokens = parse(markdown(verdict))
     assert_no_markup(tokens, headings=1)
     rows = table_rows(tokens)
@@ -100,8 +101,8 @@ def test_gate_markdown_reasons_stay_one_list_item_each(store):
     store_run(store, "r01", ["a"], suite="one\n# Injected heading\n- injected item")
     store_run(store, "r02", ["a"], suite="| two | [x](https://evil.example/) @everyone",
               started_at="2026-11-02T00:00:00+00:00")  # fmt: skip
-    verdict = decide(store, "r02", "r01", Policy())
-    assert verdict.outcome == "undecided"
+    verdict = decide(store, "r02", "r01", GateSettings())
+    assert verdict.outcome == "cannot decide"
     tokens = parse(markdown(verdict))
     assert_no_markup(tokens, headings=1)
     items = [tokens[i + 2] for i, t in enumerate(tokens) if t.type == "list_item_open"]
@@ -141,7 +142,7 @@ def test_junit_parses_with_any_area_name(store, tmp_path):
     store_run(store, "r01", AREAS, per_area=3, suite=TEXT["xml_controls"])
     store_run(store, "r02", AREAS, per_area=3, suite=TEXT["xml_controls"], started_at="2026-11-02T00:00:00+00:00",
               score=1)  # fmt: skip
-    verdict = decide(store, "r02", "r01", Policy(min_pairs=2))
+    verdict = decide(store, "r02", "r01", GateSettings(min_pairs=2))
     root = ET.fromstring(junit(verdict))
     names = [case.get("name") for case in root.iter("testcase")]
     assert len(names) == len(verdict.checks) == int(root.get("tests"))

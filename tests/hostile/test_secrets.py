@@ -220,14 +220,23 @@ def test_config_fields_are_checked_with_file_line_and_field(tmp_path, section, f
     assert PASSWORD not in message
 
 
-def test_scorecard_settings_are_finite(tmp_path):
+def test_scorecard_and_gate_settings_are_finite(tmp_path):
     path = tmp_path / "evals.yaml"
-    path.write_text("scorecard:\n  alpha: .nan\n  weak_mean: 9\n")
+    path.write_text("gate:\n  alpha: .nan\n  margin: .inf\nscorecard:\n  weak_mean: 9\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert f"{path}:2: scorecard.alpha:" in str(caught.value) and f"{path}:3: scorecard.weak_mean:" in str(
-        caught.value
-    )
+    text = str(caught.value)
+    assert f"{path}:2: gate.alpha:" in text and f"{path}:3: gate.margin:" in text
+    assert f"{path}:5: scorecard.weak_mean:" in text
+
+
+def test_a_decision_setting_left_under_scorecard_says_where_it_lives_now(tmp_path):
+    path = tmp_path / "evals.yaml"
+    path.write_text("scorecard:\n  weak_mean: 3\n  min_effect: 0.4\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    expected = f"{path}:3: scorecard.min_effect: has moved to the gate: section (gate: {{min_effect: ...}})"
+    assert expected in str(caught.value)
 
 
 def test_config_file_permissions_are_not_widened_by_a_new_rollback_file(tmp_path):
