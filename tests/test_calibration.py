@@ -333,3 +333,48 @@ def test_each_answer_is_judged_once_in_the_calibrate_role_within_max_concurrency
     assert sorted(judge.roles) == sorted(("calibrate", r) for r in verdicts)
     assert 1 < judge.peak <= judge.max_concurrency
     assert judge.closed
+
+
+def test_a_gate_that_requires_a_calibrated_judge_cannot_decide_until_it_is(project, tmp_path):
+    """gate: {require_calibration}: an uncalibrated judge is "cannot decide" naming the command; once that
+    judge (fingerprint and rubric) is calibrated above the floor, the same two runs are decided."""
+    from datetime import UTC, datetime, timedelta
+
+    from evals.config import RequireCalibration
+    from evals.scorecard.calibration import calibration_reasons
+    from evals.store import Store
+
+    (tmp_path / "suite.jsonl").write_text(
+        "".join(json.dumps({"id": f"q{i}", "area": "geo", "question": f"q{i}?", "reference": "r"}) + "\n"
+                for i in range(6))
+    )  # fmt: skip
+    config = yaml.safe_load((tmp_path / "evals.yaml").read_text())
+    config["gate"] = {"min_pairs": 5, "require_calibration": {"min_kappa": 0.6, "max_age_days": 90}}
+    runner = CliRunner()
+    with FakeOpenAI(text_reply(lambda q: "my answer score 4")) as model:
+        config["models"] = {"local": {"base_url": model.url, "model": "qwen", "max_retries": 0}}
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        for run_id in ("r1", "r2"):
+            ran = runner.invoke(
+                main, ["run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", run_id]
+            )
+            assert ran.exit_code == 0, ran.output
+    gate = ["gate", "--candidate", "r2", "--baseline", "r1", "--markdown"]
+    before = runner.invoke(main, gate)
+    assert before.exit_code == 2 and "has no calibration" in before.output
+    assert "evals judge calibrate --labels LABELS --judge claude" in before.output
+    assert calibrate("--labels", "labels.jsonl", "--judge", "claude", "--out", "cal").exit_code == 0
+    after = runner.invoke(main, gate)
+    assert after.exit_code == 0, after.output
+    with Store(tmp_path / "reports") as store:
+        run = store.run("r2")
+        assert calibration_reasons(store, run, RequireCalibration()) == []
+        later = datetime.now(UTC) + timedelta(days=91)
+        [stale] = calibration_reasons(store, run, RequireCalibration(), now=later)
+        assert "days ago (the gate allows 90)" in stale
+    # people who disagree with the judge: its newest calibration's kappa is far below the floor
+    reversed_rows = [{**r, "human_score": 6 - r["human_score"]} for r in _rows()]
+    _write_jsonl(tmp_path / "reversed.jsonl", reversed_rows)
+    assert calibrate("--labels", "reversed.jsonl", "--judge", "claude", "--out", "cal2").exit_code == 1
+    refused = runner.invoke(main, gate)
+    assert refused.exit_code == 2 and "below the 0.6 the gate requires" in refused.output

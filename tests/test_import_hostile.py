@@ -428,7 +428,8 @@ def test_what_is_valid_at_the_edges_imports_and_every_command_reads_it(run: Path
         assert stored == 3  # two areas and the whole run, computed once the import committed
     listed = runner.invoke(main, ["runs", "list", "--reports", "target"])
     assert listed.exit_code == 0 and "r01" in listed.output
-    assert runner.invoke(main, ["report", "r01", "--reports", "target"]).exit_code == 0
+    reported = runner.invoke(main, ["report", "r01", "--reports", "target"])
+    assert reported.exit_code == 0, reported.output
 
 
 # -- evals store copy --------------------------------------------------------------------------------------

@@ -36,12 +36,13 @@ from perimeter_kit import (
     VAULT,
     Planted,
     Project,
+    answer_with_identifiers,
     perimeter_project,
     suite_doc,
 )
 
 from evals.cli import main
-from evals.fakes import Fault
+from evals.fakes import Fault, text_reply
 from evals.localmodel import LocalServer, ServerOptions
 
 
@@ -144,6 +145,30 @@ def generate(project: Project) -> Run:
     )  # fmt: skip
 
 
+def gate(project: Project) -> Run:
+    """``gate: {confirm_repeats}``: a failing area's answers of both runs are graded again before failing."""
+    write_suite(project)
+    project.fakes["claude"].server.responder = lambda body: {"rationale": "right", "score": 5}
+    project.ok(*RUN, "--run-id", "r1")
+    # the candidate answers otherwise (no verdict from the cache) and the judge finds it worse
+    project.fakes["ext"].server.responder = text_reply(lambda q: answer_with_identifiers(q) + " (v2)")
+    project.fakes["claude"].server.responder = lambda body: {"rationale": "worse", "score": 1}
+    project.ok(*RUN, "--run-id", "r2")
+    project.write("policy.yaml", {"min_pairs": 2, "min_area_pairs": 2, "confirm_repeats": 2})
+    # (the canary sees the judge turn harsh: that alone would be "cannot decide")
+    return last(
+        project,
+        "gate",
+        "--candidate",
+        "r2",
+        "--baseline",
+        "r1",
+        "--policy",
+        "policy.yaml",
+        "--allow-judge-change",
+    )
+
+
 def demo(project: Project) -> Run:
     """``evals demo`` with the team's external judge; the bundled llama.cpp server is the in-house fake."""
     inhouse = project.fakes["inhouse"].server
@@ -189,6 +214,7 @@ CASES = {
     "suite-references": Case("suite references", references, suite=True),
     "suite-generate": Case("suite generate", generate, suite=False),
     "demo": Case("demo", demo, suite=False),
+    "gate-confirm": Case("gate", gate, suite=True, codes=(1,)),
 }
 
 CALLS_OUT = {case.command for case in CASES.values()}
@@ -201,7 +227,6 @@ STAYS_LOCAL = {
     "docs": "prints",  # the reference shipped in the package
     "export history": "files",
     "export weak": "files",
-    "gate": "reads",
     "import": "store",
     "index": "files",
     "init": "scaffold",

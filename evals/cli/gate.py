@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -23,12 +24,15 @@ from evals.cli.common import (
     reports_path,
 )
 from evals.cli.examples import with_examples
-from evals.config import load_config
+from evals.config import Config, load_config
 from evals.errors import EvalsError, StoreError
 from evals.files import write_atomic
 from evals.names import BASELINE_NAME, RUN_ID, RUN_OR_BASELINE
 from evals.records import RunManifest
 from evals.store import Store, open_store
+
+if TYPE_CHECKING:
+    from evals.scorecard.decision import Verdict
 
 
 @click.command(epilog=with_examples(GATE_EXIT_HELP, "gate"))
@@ -93,6 +97,14 @@ def gate(
         except EvalsError as exc:  # a missing run is "cannot decide", not a crash
             err.print(plain(f"cannot decide: {exc}"))
             sys.exit(deciding.UNDECIDED)
+    if settings.confirm_repeats and verdict.outcome == "fail" and deciding.failing_areas(verdict):
+        try:
+            verdict = confirm_failing(config, reports_path(config, reports_dir), verdict, allow_judge_change)
+        except EvalsError as exc:
+            err.print(
+                plain(f"cannot decide: the failing areas could not be confirmed: {exc}"), soft_wrap=True
+            )
+            sys.exit(deciding.UNDECIDED)
     text = render_gate.markdown(verdict)
     print_markdown(text, raw=raw_markdown)
     append_step_summary(text)
@@ -100,6 +112,41 @@ def gate(
         junit_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(junit_path, render_gate.junit(verdict))
     sys.exit(verdict.exit_code)
+
+
+def confirm_failing(config: Config, reports: Path, verdict: Verdict, allow_judge_change: bool) -> Verdict:
+    """``gate: {confirm_repeats: K}``: the failing areas' answers of both runs graded again by their judge
+    (through the gateway, on each run's audit chain) until each has K verdicts; then decided again."""
+    from evals.cli.judge_rerun import perimeter
+    from evals.judge.rubrics import rubric_search
+    from evals.outbound.gateway import FAIL_AFTER
+    from evals.scorecard import decision as deciding
+    from evals.trust.confirm import confirm
+
+    areas = deciding.failing_areas(verdict)
+    repeats = verdict.settings.confirm_repeats or 1
+    assert verdict.baseline is not None
+    with open_store(config, reports) as store:
+        for m in (verdict.candidate, verdict.baseline):
+            name, endpoint = config.judge(m.judge_name)
+            done = confirm(
+                store,
+                m,
+                areas,
+                repeats,
+                name,
+                endpoint,
+                rubric_search(config),
+                perimeter(config, m, FAIL_AFTER),
+            )
+            what = done.skipped or (
+                f"{done.answers} answers in {', '.join(areas)} have {repeats} verdicts each ({done.asked} asked now"
+                + (f"; {done.kept} restricted kept their first" if done.kept else "") + ")"
+            )  # fmt: skip
+            err.print(plain(f"confirming before failing, run {m.run_id}: {what}"), soft_wrap=True)
+        return deciding.decide(
+            store, verdict.candidate.run_id, verdict.baseline.run_id, verdict.settings, allow_judge_change
+        )
 
 
 @click.group()

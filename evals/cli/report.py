@@ -163,6 +163,7 @@ def decision_lines(decision: Decision | None, areas: list[Drift]) -> list[str]:
         decision.headline,
         *(f"  {r}" for r in decision.reasons[1:]),
         *(f"  warning: {w}" for w in decision.warnings),
+        *(f"  confirmed before failing: {c}" for c in decision.confirmed),
     ]
     labels = sorted({d.interval for d in areas if d.interval and d.delta_ci_low is not None})
     if labels:
@@ -197,6 +198,8 @@ def _print_scorecard(card: Scorecard) -> None:
     if choice.skipped:
         said += "; skipped " + ", ".join(f"{s.run_id} ({s.reason})" for s in choice.skipped)
     out.print(plain(said), soft_wrap=True)
+    for warning in card.same_family:
+        out.print(plain(f"judge bias possible: {warning}"), soft_wrap=True)
     if card.judged_differently:
         out.print(
             plain("judged differently from the baseline: " + "; ".join(card.judged_differently)),

@@ -71,6 +71,16 @@ class Floor(BaseModel):
     pass_rate: float | None = Field(default=None, ge=0, le=1)
 
 
+class RequireCalibration(BaseModel):
+    """``gate: {require_calibration: {min_kappa: 0.6, max_age_days: 90}}``: decide only on a calibrated judge."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    min_kappa: float = Field(default=0.6, ge=-1, le=1)
+    """The floor for the lower end of the weighted kappa's 95 % interval against people's labels."""
+    max_age_days: int = Field(default=90, ge=1)
+    """A calibration older than this many days is stale."""
+
+
 class GateSettings(BaseModel):
     """The one decision's settings (``gate:`` in evals.yaml; ``--policy FILE`` overrides any of them).
 
@@ -112,6 +122,13 @@ class GateSettings(BaseModel):
     """Fail the run on an area "not shown non-inferior", not only warn."""
     floors: dict[str, Floor] = Field(default_factory=dict)
     """Optional absolute floors per area (``geography: {mean: 3.5, pass_rate: 0.6}``)."""
+    confirm_repeats: int | None = Field(default=None, ge=2, le=10)
+    """Off unless set: before failing an area, ``evals gate`` (and ``evals run`` when it knows its baseline)
+    has the judge grade that area's answers of both runs again until each has this many verdicts, and
+    decides on their means (``evals docs gate``)."""
+    require_calibration: RequireCalibration | None = None
+    """Off unless set: then the decision is "cannot decide" unless each judge that graded the candidate
+    (fingerprint and rubric; each member of a panel) has a fresh calibration whose kappa clears the floor."""
 
     @field_validator("correction", mode="before")
     @classmethod

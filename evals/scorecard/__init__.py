@@ -23,6 +23,7 @@ from evals.results import ResultRow, by_area, scores_by_item
 from evals.routing.economics import run_busy_seconds
 from evals.scorecard.audit import audit_head
 from evals.scorecard.baselines import choose_baseline, is_excluded, resolve_baseline
+from evals.scorecard.bias import same_family
 from evals.scorecard.calibration import calibration_note
 from evals.scorecard.canary import canary_report
 from evals.scorecard.decision import decide_rows, drift
@@ -296,6 +297,7 @@ def build_scorecard(
         selection=_selection(run),
         baseline=RunInfo.of(baseline, health(base_rows)) if baseline else None,
         baseline_choice=choice,
+        same_family=same_family(store, run),
         judged_differently=judged_differently(store, run, baseline) if baseline else [],
         settings=settings,
         gate=gate,

@@ -39,6 +39,7 @@ from evals.errors import ConfigError
 from evals.judge.provenance import judged_differently
 from evals.records import RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
+from evals.scorecard.calibration import calibration_reasons
 from evals.scorecard.canary import gate_reason as canary_reason
 from evals.scorecard.figures import area_stats, compare_items, health
 from evals.scorecard.models import (
@@ -52,6 +53,7 @@ from evals.scorecard.models import (
 )
 from evals.store import Store
 from evals.store.aggregates import OVERALL
+from evals.trust.confirm import flips
 from evals.trust.noise import combined_se, run_noise
 from evals.userfiles import load_yaml, validation_errors
 
@@ -89,7 +91,13 @@ def describe_settings(s: GateSettings) -> str:
         f"pass score {s.pass_score}, at least {s.min_pairs} pairs ({s.min_area_pairs} per area), "
         f"errors at most {s.max_error_rate:.0%}"
     )
-    return text + (", strict areas" if s.strict_areas else "")
+    if s.strict_areas:
+        text += ", strict areas"
+    if s.confirm_repeats:
+        text += f", failing areas confirmed on {s.confirm_repeats} verdicts"
+    if (c := s.require_calibration) is not None:
+        text += f", a judge calibrated within {c.max_age_days} days at kappa ≥ {c.min_kappa:g}"
+    return text
 
 
 @dataclass(frozen=True)
@@ -319,6 +327,8 @@ def _readiness(
         )  # fmt: skip
     if (moved := canary_reason(store, cand.run_id, base.run_id)) and not allow_judge_change:
         reasons.append(moved)  # the judge's anchor scores moved: a drop may be the judge's
+    if s.require_calibration is not None:
+        reasons += calibration_reasons(store, cand, s.require_calibration)
     for role, m, h in (("candidate", cand, cand_health), ("baseline", base, base_health)):
         if reason := _unready(role, m, h):
             reasons.append(reason)
@@ -403,27 +413,52 @@ def decide_rows(
     """The decision on rows already read (the scorecard has them): see the module's docstring."""
     if cand.run_id == base.run_id:  # a run always matches itself: that would be a pass that proves nothing
         reason = f"the candidate and the baseline are the same run {cand.run_id!r}; gate a new run against it"
-        return Verdict(_decision("cannot decide", [reason], [], None, settings, base), cand, base, settings)
+        return Verdict(
+            _decision("cannot decide", [reason], [], None, settings, base, []), cand, base, settings
+        )
     cand_health, base_health = health(rows), health(base_rows)
     reasons = _readiness(store, cand, base, settings, allow_judge_change, cand_health, base_health)
     noise_se = combined_se(*(run_noise(store, r, settings.pass_score) for r in (cand.run_id, base.run_id)))
     report = drift(rows, base_rows, settings, noise_se)
     if report.overall.n_pairs < settings.min_pairs:
         reasons.append(_thin_reason(report, settings))
+    confirmed = _confirmed(store, (cand, base), settings)
     if reasons:
-        return Verdict(
-            _decision("cannot decide", reasons, [], report, settings, base), cand, base, settings, report
-        )
+        decision = _decision("cannot decide", reasons, [], report, settings, base, confirmed)
+        return Verdict(decision, cand, base, settings, report)
     checks = _checks(rows, report, settings, cand_health)
     failed = [c for c in checks if not c.passed]
     outcome: Outcome = "fail" if failed else "pass"
-    decision = _decision(outcome, [f"{c.name}: {c.message}" for c in failed], checks, report, settings, base)
+    failures = [f"{c.name}: {c.message}" for c in failed]
+    decision = _decision(outcome, failures, checks, report, settings, base, confirmed)
     return Verdict(decision, cand, base, settings, report)
+
+
+def _confirmed(store: Store, runs: Sequence[RunManifest], s: GateSettings) -> list[str]:
+    """One line per run that holds verdicts beyond its own repeats: what confirming found."""
+    lines = []
+    for m in runs:
+        f = flips(store, m, s.pass_score)
+        if f.answers:
+            lines.append(
+                f"run {m.run_id}: {f.answers} answers graded again; {f.changed} got a different verdict, "
+                f"{f.crossed} across the pass score; decided on the mean of their verdicts"
+            )
+    return lines
+
+
+def failing_areas(verdict: Verdict) -> list[str]:
+    """The areas that fail the decision on their own (what ``confirm_repeats`` re-grades first)."""
+    strict = verdict.settings.strict_areas
+    return sorted(
+        a for a, d in verdict.areas.items()
+        if d.status == "regressed" or (strict and d.status == "not shown non-inferior")
+    )  # fmt: skip
 
 
 def _decision(
     outcome: Outcome, reasons: list[str], checks: list[Check], report: DriftReport | None, s: GateSettings,
-    base: RunManifest,
+    base: RunManifest, confirmed: list[str],
 ) -> Decision:  # fmt: skip
     warnings = []
     if report is not None:
@@ -436,7 +471,7 @@ def _decision(
                 )
     return Decision(
         outcome=outcome, baseline_id=base.run_id, headline=_headline(outcome, reasons, report, s),
-        reasons=reasons, checks=checks, warnings=warnings, settings=describe_settings(s),
+        reasons=reasons, checks=checks, warnings=warnings, confirmed=confirmed, settings=describe_settings(s),
     )  # fmt: skip
 
 

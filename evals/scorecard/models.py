@@ -103,6 +103,8 @@ class Decision(_Record):
     checks: list[Check] = []
     warnings: list[str] = []
     """Areas not shown non-inferior (without ``strict_areas``) and areas too thin to decide."""
+    confirmed: list[str] = []
+    """What confirming before failing found, one line per run (``gate: {confirm_repeats}``)."""
     settings: str
     """The ``gate:`` settings it used, in words."""
 
@@ -360,6 +362,8 @@ class Scorecard(_Record):
     selection: SelectionInfo | None
     baseline: RunInfo | None
     baseline_choice: BaselineChoice
+    same_family: list[str] = []
+    """The judge shares a family with the answering model or the references' writer (``evals.scorecard.bias``)."""
     judged_differently: list[str] = []
     """How the baseline was judged differently (``evals.judge.provenance``): its score changes may be the judge's."""
     settings: ScorecardSettings
