@@ -61,13 +61,15 @@ def route(
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
-    """Route each area to the local model or keep it on the frontier: quality, volume economics, sensitivity.
+    """Route each area to the local model or keep it on the frontier: quality, cost, sensitivity, latency.
 
     Pairs the two runs item by item (same suite, judge and rubric, or it refuses) and tests, per area, whether the
-    local model is non-inferior at margin δ (one-sided, 5 %): 'local' when it is, 'frontier' when it is
-    worse by more than δ, 'not yet' otherwise, with the items that would tell. Restricted areas are never
-    sent out: 'local' when the local mean clears --floor, else 'not yet'. Monthly costs each way come from
-    'usage:' and 'hosting:' in evals.yaml, the frontier model's prices and the runs' own tokens and busy time.
+    local model is non-inferior at margin δ (one-sided, 5 %); restricted areas are never sent out and need the
+    local mean to clear --floor. Monthly costs each way come from 'usage:' and 'hosting:' in evals.yaml, the
+    frontier model's prices and the runs' own tokens and busy time; each side's p99 latency from its run,
+    against the area's latency_slo_ms. 'local' when good enough and cheaper (or restricted, or only it meets
+    the latency target); 'frontier' when local is not good enough, dearer at your volume (the reason says
+    above which volume it pays) or too slow; 'not yet' otherwise. The overall answer is printed first.
     """
     from evals.render.route import render_route_html, render_route_markdown
     from evals.routing.route import route as route_table
@@ -98,25 +100,32 @@ def route(
         out.print(plain(f"wrote {out_path}"), soft_wrap=True)
 
 
-def _print_table(table: RoutingTable) -> None:
-    from evals.render.route import _money
+_COLUMNS = ("area", "sensitivity", "items", "Δ", "bound", "p99 ms local/frontier", "target ms", "$/mo API/self", "route")  # fmt: skip
 
+
+def _print_table(table: RoutingTable) -> None:
+    from evals.render.route import _money, _ms
+
+    out.print(plain(table.overall.text), style="bold", soft_wrap=True)
     grid = Table(
         title=plain(f"what goes where: {table.local.model_name} vs {table.frontier.model_name} ({table.local.suite})"),
-        caption=plain(f"local {table.local.run_id} · frontier {table.frontier.run_id} · judge {table.judge} · δ {table.margin}"),
+        caption=plain(f"local {table.local.run_id} · frontier {table.frontier.run_id} · judge {table.judge} · δ {table.margin} · ! misses the latency target"),
     )  # fmt: skip
-    for name in ("area", "sensitivity", "items", "Δ", "bound", "API $/mo", "self $/mo", "route"):
+    for name in _COLUMNS:
         grid.add_column(name, justify="left" if name in ("area", "sensitivity", "route") else "right")
     for r in table.areas:
         changed = f" (was {r.previous.recommendation})" if r.previous else ""
+        lat = r.latency
+        p99 = f"{_ms(lat.local_p99_ms)}{'!' * lat.local_misses}/{_ms(lat.frontier_p99_ms)}{'!' * lat.frontier_misses}"
+        cost = f"{_money(r.cost.api_monthly if r.cost else None)} / {_money(r.cost.self_monthly if r.cost else None)}"
         grid.add_row(
             plain(r.area), r.sensitivity, str(r.n_pairs),
             "–" if r.delta is None else f"{r.delta:+.2f}", "–" if r.bound_low is None else f"{r.bound_low:+.2f}",
-            _money(r.cost.api_monthly if r.cost else None), _money(r.cost.self_monthly if r.cost else None),
-            r.recommendation + changed,
+            p99, "–" if lat.slo_ms is None else f"≤ {_ms(lat.slo_ms)}", cost, r.recommendation + changed,
         )  # fmt: skip
     out.print(grid)
-    for r in table.areas:
-        out.print(plain(f"{r.area}: {r.recommendation}: {r.reason}"), soft_wrap=True)
+    for r in table.areas:  # why, under the table: a column there would be a few characters wide
+        out.print(plain(f"{r.area}: {r.recommendation}, {r.because}"), style="bold")
+        out.print(plain(f"  {r.reason}"))
     for note in table.notes:
         out.print(plain(note), soft_wrap=True)

@@ -137,12 +137,17 @@ class GateSettings(BaseModel):
 
 
 class AreaUsage(BaseModel):
-    """An area's traffic (``usage: {areas: {billing: {requests_per_month: 120000}}}``)."""
+    """An area's traffic and latency target
+    (``usage: {areas: {billing: {requests_per_month: 120000, latency_slo_ms: 800}}}``)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    requests_per_month: float = Field(ge=0)
-    """Requests a month; their tokens per request come from the runs themselves."""
+    requests_per_month: float | None = Field(default=None, ge=0)
+    """Requests a month; their tokens per request come from the runs themselves. None: no volume stated
+    here (the ``usage.csv`` file may give one)."""
+    latency_slo_ms: float | None = Field(default=None, gt=0)
+    """The p99 answer latency the area needs, in milliseconds: a side of ``evals route`` whose measured
+    p99 is above it is not recommended. None: ``usage.latency_slo_ms``."""
 
 
 class Usage(BaseModel):
@@ -151,6 +156,8 @@ class Usage(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     areas: dict[str, AreaUsage] = Field(default_factory=dict)
+    latency_slo_ms: float | None = Field(default=None, gt=0)
+    """The p99 answer latency, in milliseconds, every area needs unless it states its own; None: no target."""
     csv: str | None = None
     """A CSV with columns ``area`` and ``requests`` (and optionally ``month``, ``YYYY-MM``: the volume is
     then the mean over the months present), relative to the config's folder. Areas listed under ``areas``

@@ -67,6 +67,13 @@ def volume_text(n: float) -> str:
     return f"{n:.0f}"
 
 
+def money_text(value: float | None) -> str:
+    """An amount of dollars for people: ``$1,250``, ``$7.80``; an en dash for None."""
+    if value is None:
+        return "–"
+    return f"${value:,.0f}" if abs(value) >= 100 else f"${value:,.2f}"
+
+
 @dataclass(frozen=True)
 class Measured:
     """What a run measured of one area: answered requests, their mean tokens and busy seconds."""
@@ -183,7 +190,13 @@ def monthly_requests(config: Config) -> dict[str, float]:
     volume: dict[str, float] = {}
     if config.usage.csv:
         volume.update(read_traffic(config.path(config.usage.csv)))
-    volume.update({area: u.requests_per_month for area, u in config.usage.areas.items()})
+    volume.update(
+        {
+            area: u.requests_per_month
+            for area, u in config.usage.areas.items()
+            if u.requests_per_month is not None
+        }
+    )
     return volume
 
 

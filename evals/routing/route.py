@@ -1,120 +1,59 @@
-"""What goes where, and why: each area routed to the local model or kept on the frontier, from three
-answers asked separately.
+"""What goes where, and why: each area routed to the local model or kept on the frontier, from four
+answers asked separately and weighed together (``evals.routing.weigh``).
 
 - **Quality**: the local run and the frontier run are paired item by item (same item content, same judge,
   same rubric, or no table at all) and each area gets a one-sided non-inferiority test at margin δ on
-  Δ = local − frontier: ``local`` when the one-sided 95 % lower bound of Δ is above −δ, ``frontier`` when
-  the one-sided 95 % upper bound is below −δ (worse by at least the margin, significantly), ``not yet``
+  Δ = local − frontier: good enough when the one-sided 95 % lower bound of Δ is above −δ, not good enough
+  when the one-sided 95 % upper bound is below −δ (worse by at least the margin, significantly), undecided
   otherwise, with the number of items that would tell at the observed variance.
 - **Sensitivity**: an area holding ``restricted`` items is never answered by an external model, so there
-  is nothing to pair: it goes ``local`` when the local model's one-sided lower bound clears an absolute
-  floor (default 4.0), else ``not yet``; never ``frontier``.
-- **Economics** (``evals.routing.economics``): the monthly cost each way at the area's volume, and the crossover;
-  shown beside the recommendation and in its reason, never deciding it.
+  is nothing to pair: its local model must clear an absolute floor (default 4.0, one-sided lower bound).
+- **Economics** (``evals.routing.economics``): the monthly cost each way at the area's volume, and the
+  crossover.
+- **Latency**: each side's p99 answer latency in the area, measured by its run, against the area's
+  ``latency_slo_ms``.
+
+The records every view reads live in ``evals.routing.records``; this module computes them, once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from evals import stats
 from evals.config import Config
 from evals.errors import EvalsError
 from evals.records import RunManifest, Sensitivity
 from evals.results import ResultRow, scores_by_item
-from evals.routing.economics import (
-    AreaCost,
-    Measured,
-    api_price,
-    area_cost,
-    measure,
-    monthly_requests,
-    volume_text,
+from evals.routing.economics import AreaCost, Measured, api_price, area_cost, measure, monthly_requests
+from evals.routing.records import (
+    AreaRoute,
+    Latency,
+    Overall,
+    Previous,
+    Recommendation,
+    RoutingTable,
+    RunRef,
 )
+from evals.routing.weigh import Quality, overall, weigh
 from evals.store import Store
 from evals.store.redactions import redacted_items
 from evals.store.routes import Decision, previous_decisions, save_decisions
 
-Recommendation = Literal["local", "frontier", "not yet"]
 DEFAULT_MARGIN = 0.3
 """δ: how much worse than the frontier (in points of the 1-5 scale) the local model may be."""
 DEFAULT_FLOOR = 4.0
 """The absolute mean a restricted area's local model must clear (one-sided 95 % lower bound)."""
 _LEVELS: tuple[Sensitivity, ...] = ("public", "internal", "restricted")
+__all__ = [
+    "AreaRoute", "Latency", "Overall", "Previous", "Recommendation", "RouteError", "RoutingTable", "RunRef",
+    "check_comparable", "model_input", "route", "save_table", "with_changes",
+]  # fmt: skip
 
 
 class RouteError(EvalsError):
     """The two runs cannot be compared (judged differently, nothing in common, different redaction)."""
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RunRef(_Record):
-    """One of the two runs a routing table compares."""
-
-    run_id: str
-    model_name: str
-    model: str | None
-    model_id: str | None
-    suite: str
-    started_at: str
-
-
-class Previous(_Record):
-    """The recommendation the last routing table of the same suite and models gave an area."""
-
-    recommendation: Recommendation
-    at: str
-    local_run: str
-    reason: str
-
-
-class AreaRoute(_Record):
-    """One row of the routing table."""
-
-    area: str
-    sensitivity: Sensitivity
-    """The most restrictive level among the area's items."""
-    n_pairs: int
-    """Items scored in both runs (0 for a restricted area: it has no frontier run)."""
-    local_mean: float | None
-    frontier_mean: float | None
-    delta: float | None
-    """Mean over paired items of (local − frontier)."""
-    bound_low: float | None
-    """One-sided 95 % lower bound of Δ (for a restricted area: of the local mean)."""
-    bound_high: float | None
-    """One-sided 95 % upper bound of Δ."""
-    items_needed: int | None
-    """For ``not yet``: items that would tell at the observed variance (80 % power); None when none can."""
-    recommendation: Recommendation
-    reason: str
-    """The recommendation in one sentence: quality, then cost."""
-    cost: AreaCost | None
-    """None without a volume for the area."""
-    previous: Previous | None = None
-    """The last table's recommendation, when it differs from this one."""
-
-
-class RoutingTable(_Record):
-    """``evals route``: one row per area, the settings it was decided with, and the two runs."""
-
-    local: RunRef
-    frontier: RunRef
-    judge: str
-    margin: float
-    floor: float
-    decided_at: str
-    areas: list[AreaRoute]
-    total: AreaCost | None
-    """Every area routed ``local`` moved together (fixed costs paid once); None without volumes."""
-    notes: list[str] = []
 
 
 def _ref(m: RunManifest) -> RunRef:
@@ -193,71 +132,88 @@ def _paired(local: list[ResultRow], frontier: list[ResultRow]) -> tuple[Scores, 
     return scores_by_item(same), scores_by_item(r for r in frontier if r.id in ids)
 
 
-def _economics(cost: AreaCost | None) -> str:
-    if cost is None:
-        return "; no volume configured for it"
-    saving = cost.saving
-    if saving is None:
-        return "; cost unknown (set the frontier model's prices and hosting: in evals.yaml)"
-    volume = f"{volume_text(cost.tokens_per_month)} tokens a month" if cost.tokens_per_month else "its volume"
-    side = "cheaper" if saving >= 0 else "dearer"
-    text = f" and {abs(saving) * 100:.0f} % {side} self-hosted at {volume}"
-    if saving < 0 and cost.crossover_requests is not None:
-        text += f" (self-hosting pays above {volume_text(cost.crossover_requests)} requests a month)"
-    return text
-
-
-def _decided(
-    row: AreaRoute, recommendation: Recommendation, reason: str, needed: int | None = None
-) -> AreaRoute:
-    return row.model_copy(update={"recommendation": recommendation, "reason": reason, "items_needed": needed})
+def _quality(d: stats.PairedDelta, margin: float) -> Quality:
+    """The non-inferiority verdict of one area's paired scores, with its figures."""
+    if d.n_pairs < 2 or d.delta is None or d.ci_low is None or d.ci_high is None:
+        few = f"too few items scored in both runs ({d.n_pairs}) to test"
+        return Quality("undecided", few, short=few)
+    figures = f"Δ {d.delta:+.2f}, bound {d.ci_low:+.2f}"
+    if d.ci_low > -margin:
+        return Quality("good", f"non-inferior ({figures} > {-margin:+.2f})")
+    if d.ci_high < -margin:
+        worse = f"Δ {d.delta:+.2f}, upper bound {d.ci_high:+.2f} < {-margin:+.2f}"
+        return Quality("worse", f"worse by more than the margin ({worse})")
+    needed = stats.items_needed(d.sd, d.delta + margin)
+    more = f"about {needed} items would tell" if needed else "no number of items can tell at Δ on the margin"
+    text = f"undecided ({figures} ≤ {-margin:+.2f} with {d.n_pairs} items; {more})"
+    return Quality("undecided", text, short=more, items_needed=needed)
 
 
 def _route_pair(
-    area: str, level: Sensitivity, local: Scores, frontier: Scores, margin: float, cost: AreaCost | None
-) -> AreaRoute:
+    area: str, level: Sensitivity, local: Scores, frontier: Scores, margin: float, cost: AreaCost | None,
+    latency: Latency,
+) -> AreaRoute:  # fmt: skip
     d = stats.one_sided_delta(frontier, local)
-    row = AreaRoute(
+    q = _quality(d, margin)
+    w = weigh(q, restricted=False, cost=cost, latency=latency)
+    return AreaRoute(
         area=area, sensitivity=level, n_pairs=d.n_pairs, local_mean=stats.mean_of_items(local),
         frontier_mean=stats.mean_of_items(frontier), delta=d.delta, bound_low=d.ci_low, bound_high=d.ci_high,
-        items_needed=None, recommendation="not yet", reason="", cost=cost,
+        items_needed=q.items_needed, recommendation=w.recommendation, because=w.because, reason=w.reason,
+        cost=cost, latency=latency,
     )  # fmt: skip
-    if d.n_pairs < 2 or d.delta is None or d.ci_low is None or d.ci_high is None:
-        return _decided(
-            row, "not yet", f"too few items scored in both runs ({d.n_pairs}) to test{_economics(cost)}"
-        )
-    figures = f"Δ {d.delta:+.2f}, bound {d.ci_low:+.2f}"
-    if d.ci_low > -margin:
-        return _decided(row, "local", f"non-inferior ({figures} > {-margin:+.2f}){_economics(cost)}")
-    if d.ci_high < -margin:
-        worse = f"Δ {d.delta:+.2f}, upper bound {d.ci_high:+.2f} < {-margin:+.2f}"
-        return _decided(row, "frontier", f"worse by more than the margin ({worse}){_economics(cost)}")
-    needed = stats.items_needed(d.sd, d.delta + margin)
-    more = f"about {needed} items would tell" if needed else "no number of items can tell at Δ on the margin"
-    reason = f"undecided ({figures} ≤ {-margin:+.2f} with {d.n_pairs} items; {more}){_economics(cost)}"
-    return _decided(row, "not yet", reason, needed)
 
 
-def _route_restricted(area: str, local: Scores, floor: float, cost: AreaCost | None) -> AreaRoute:
+def _floor_quality(local: Scores, floor: float) -> tuple[Quality, stats.MeanCI]:
     ci = stats.mean_ci(local, confidence=0.90)  # its lower end: the one-sided 95 % bound
-    row = AreaRoute(
-        area=area, sensitivity="restricted", n_pairs=0, local_mean=ci.mean, frontier_mean=None, delta=None,
-        bound_low=ci.ci_low, bound_high=None, items_needed=None, recommendation="not yet", reason="", cost=cost,
-    )  # fmt: skip
     if ci.mean is None or ci.ci_low is None:
-        reason = f"restricted: never sent out, and too few local scores ({ci.n_items}) to clear the floor"
-        return _decided(row, "not yet", reason)
+        text = f"restricted: never sent out, and too few local scores ({ci.n_items}) to clear the floor"
+        return Quality("undecided", text, short="too few local scores"), ci
     figures = f"local mean {ci.mean:.2f}, bound {ci.ci_low:.2f}"
     if ci.ci_low >= floor:
-        reason = f"restricted: stays in the perimeter, and the local model clears the floor ({figures} ≥ {floor:.2f})"
-        return _decided(row, "local", reason)
+        text = f"restricted: stays in the perimeter, and the local model clears the floor ({figures} ≥ {floor:.2f})"
+        return Quality("good", text), ci
     needed = stats.items_needed(stats.item_mean_sums(local).sd, ci.mean - floor) if ci.mean > floor else None
     more = f"; about {needed} items would tell" if needed else "; the mean itself is below it"
-    reason = (
+    text = (
         f"restricted: never sent out, and the local model does not clear the floor yet "
         f"({figures} < {floor:.2f}{more})"
     )
-    return _decided(row, "not yet", reason, needed)
+    return Quality("undecided", text, short=more.lstrip("; "), items_needed=needed), ci
+
+
+def _route_restricted(
+    area: str, local: Scores, floor: float, cost: AreaCost | None, latency: Latency
+) -> AreaRoute:
+    q, ci = _floor_quality(local, floor)
+    w = weigh(q, restricted=True, cost=cost, latency=latency)
+    return AreaRoute(
+        area=area, sensitivity="restricted", n_pairs=0, local_mean=ci.mean, frontier_mean=None, delta=None,
+        bound_low=ci.ci_low, bound_high=None, items_needed=q.items_needed, recommendation=w.recommendation,
+        because=w.because, reason=w.reason, cost=cost, latency=latency,
+    )  # fmt: skip
+
+
+def p99_latency(rows: Sequence[ResultRow]) -> dict[str, float]:
+    """Per area, the p99 of the answers' latencies in milliseconds (every sample answered and timed)."""
+    by_area: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        if row.answer is not None and row.answer_error is None and row.answer_latency_ms is not None:
+            by_area[row.area].append(row.answer_latency_ms)
+    out = {}
+    for area, values in by_area.items():
+        p99 = stats.percentiles(values, (99,))[99]
+        if p99 is not None:
+            out[area] = p99
+    return out
+
+
+def latency_target(config: Config, area: str) -> float | None:
+    """The p99 latency ``area`` needs: its ``latency_slo_ms`` under ``usage.areas``, else ``usage.latency_slo_ms``."""
+    own = config.usage.areas.get(area)
+    if own is not None and own.latency_slo_ms is not None:
+        return own.latency_slo_ms
+    return config.usage.latency_slo_ms
 
 
 def route(
@@ -276,6 +232,7 @@ def route(
     levels = _sensitivity(store, local_id)
     local_by, frontier_by = _by_area(local_rows), _by_area(frontier_rows)
     measured_local, measured_frontier = measure(local_rows), measure(frontier_rows)
+    p99_local, p99_frontier = p99_latency(local_rows), p99_latency(frontier_rows)
     volume = monthly_requests(config)
     prices = api_price(frontier.config)
     notes = []
@@ -298,21 +255,31 @@ def route(
             ]  # a restricted area: its tokens as the local model counts them
         return area_cost(volume[area], measured_local.get(area), frontier_side, prices, config.hosting)
 
+    def latency_of(area: str, restricted: bool) -> Latency:
+        return Latency(
+            slo_ms=latency_target(config, area), local_p99_ms=p99_local.get(area),
+            frontier_p99_ms=None if restricted else p99_frontier.get(area),
+        )  # fmt: skip
+
     rows = []
     for area in sorted(set(local_by) | set(frontier_by)):
         level = levels.get(area, "internal")
         if level == "restricted":
-            rows.append(_route_restricted(area, scores_by_item(local_by.get(area, [])), floor, cost_of(area)))
+            scores = scores_by_item(local_by.get(area, []))
+            rows.append(_route_restricted(area, scores, floor, cost_of(area), latency_of(area, True)))
             continue
         if area not in local_by:
             continue  # asked of the frontier only: nothing to route
         paired = _paired(local_by[area], frontier_by.get(area, []))
-        rows.append(_route_pair(area, level, paired[0], paired[1], margin, cost_of(area)))
+        rows.append(
+            _route_pair(area, level, paired[0], paired[1], margin, cost_of(area), latency_of(area, False))
+        )
     if not any(r.n_pairs for r in rows) and not any(r.sensitivity == "restricted" for r in rows):
         raise RouteError(f"runs {local_id} and {frontier_id} have no item in common (same id and content)")
+    total = _total(rows)
     return RoutingTable(
         local=_ref(local), frontier=_ref(frontier), judge=local.judge_model, margin=margin, floor=floor,
-        decided_at=decided_at, areas=rows, total=_total(rows), notes=notes,
+        decided_at=decided_at, overall=overall(rows, total), areas=rows, total=total, notes=notes,
     )  # fmt: skip
 
 
@@ -342,7 +309,7 @@ def save_table(store: Store, table: RoutingTable) -> None:
     save_decisions(
         store,
         [
-            Decision(area=r.area, recommendation=r.recommendation, reason=r.reason, **ours)
+            Decision(area=r.area, recommendation=r.recommendation, reason=f"{r.because}: {r.reason}", **ours)
             for r in table.areas
         ],
     )
