@@ -79,7 +79,7 @@ def test_the_installed_wheel_inits_validates_and_runs_from_an_empty_folder(venv_
         line for line in listed.splitlines() if line.startswith("correctness") and "shipped" in line
     )
     assert str(venv_bin.parent) in shipped and "shadowed by ./judges" in shipped  # init's copy is used
-    assert "ok: suite example: 6 items in 2 areas" in evals("suite", "validate", "suites").stdout
+    assert "ok: suite example: 30 items in 3 areas" in evals("suite", "validate", "suites").stdout
 
     with (
         FakeOpenAI(text_reply(lambda question: "Paris"), model_id="local-test") as model,
@@ -88,15 +88,15 @@ def test_the_installed_wheel_inits_validates_and_runs_from_an_empty_folder(venv_
         config = yaml.safe_load((project / "evals.yaml").read_text())
         config["models"]["local"]["base_url"] = model.url
         config["judges"]["claude"]["base_url"] = judge.url
-        (project / "evals.yaml").write_text(yaml.safe_dump(config))
+        (project / "evals.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # local stays first
         evals("run")  # default_suite, and the first judge whose key is set
-        assert model.count() == 6 and judge.count() == 6
+        assert model.count() == 30 and judge.count() == 30
 
     db = sqlite3.connect(project / "reports" / "evals.db")
     assert db.execute("SELECT status, judge_name, model_id FROM runs").fetchall() == [
         ("finished", "claude", "local-test")
     ]
-    assert db.execute("SELECT score FROM judgments").fetchall() == [(4,)] * 6
+    assert db.execute("SELECT score FROM judgments").fetchall() == [(4,)] * 30
 
 
 def test_the_installed_wheel_shows_its_docs_from_an_empty_folder_and_needs_no_pytest(venv_bin, tmp_path):

@@ -30,10 +30,12 @@ def init(directory: Path) -> None:
     """Scaffold a project in DIRECTORY (default: here); files that exist are skipped, never overwritten.
 
     \b
-    Writes evals.yaml (commented: vLLM, Ollama, llama.cpp, Anthropic and OpenAI examples; the first model
-    is a local server at http://127.0.0.1:8000/v1, as `evals serve-local` serves it), suites/example/
-    (a suite in YAML and JSONL over 2 areas), judges/correctness.yaml (the default rubric, to edit),
-    .github/workflows/ (nightly.yml and gate.yml) and a .gitignore for reports/.
+    Writes evals.yaml (commented: vLLM, Ollama, llama.cpp, Anthropic and OpenAI examples; the models
+    `local` and `candidate` are a local server at http://127.0.0.1:8000/v1, as `evals serve-local` serves
+    it), suites/example/ (30 items in YAML and JSONL over 3 areas: enough for the gate to decide),
+    judges/correctness.yaml (the default rubric, to edit), .github/workflows/ (nightly.yml and gate.yml),
+    baselines/README.md (how to approve and commit the baseline the workflows compare with) and a
+    .gitignore for reports/.
     """
     result = init_project(directory)
     for path in result.created:
@@ -47,6 +49,7 @@ def init(directory: Path) -> None:
         "evals serve-local            # in another terminal: the bundled model at http://127.0.0.1:8000/v1",
         "evals suite validate suites",
         "evals run --judge offline    # the example suite (default_suite), scored by the offline judge",
+        "then, for the CI workflows: approve a baseline and commit it, as baselines/README.md says",
     ]
     for step in steps:
         out.print(plain(f"  {step}"), soft_wrap=True)
