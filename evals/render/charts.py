@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -265,18 +265,17 @@ def _band_chart(
     return chart
 
 
-def _scale(lo: float, hi: float) -> tuple[float, float, float, float]:
-    return lo, hi, LEFT + 10, WIDTH - RIGHT - 10
+def _x_scale(lo: float, hi: float) -> Callable[[float], float]:
+    """Values from lo to hi onto a band chart's plot, 10 units inside its axes; a value outside is drawn at
+    the edge (its tooltip keeps the value)."""
+    px0, px1 = LEFT + 10, WIDTH - RIGHT - 10
+    return lambda v: round(px0 + (_clamp(v, lo, hi) - lo) / (hi - lo) * (px1 - px0), 1)
 
 
 def areas_chart(areas: Sequence[AreaMean], weak_mean: float) -> Chart:
     """Each area's mean (dot) with its 95 % interval (whisker) and the baseline's mean (ring), on a 1–5 axis,
     with the weak threshold as a vertical line."""
-    lo, hi, px0, px1 = _scale(1, 5)
-
-    def x(v: float) -> float:
-        return round(px0 + (_clamp(v, lo, hi) - lo) / (hi - lo) * (px1 - px0), 1)
-
+    x = _x_scale(1, 5)
     bands = []
     for a in areas:
         value = "no score" if a.mean is None else f"{a.mean:.2f}"
@@ -320,12 +319,7 @@ def delta_chart(areas: Sequence[AreaDelta], margin: float) -> Chart | None:
         return None
     extent = max(max(abs(v) for v in values), margin) * 1.1
     ticks = nice_ticks(-extent, extent, 7)
-    extent = max(extent, *(abs(t) for t in ticks))
-    lo, hi, px0, px1 = _scale(-extent, extent)
-
-    def x(v: float) -> float:
-        return round(px0 + (_clamp(v, lo, hi) - lo) / (hi - lo) * (px1 - px0), 1)
-
+    x = _x_scale(-extent, extent)
     step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
     bands = [_Band(a.name, "no pairs" if a.delta is None else f"Δ {_signed(a.delta)}") for a in areas]
     chart = _band_chart(
@@ -360,31 +354,34 @@ LEVELS = (1, 2, 3, 4, 5)
 def distribution_chart(areas: Sequence[tuple[str, Sequence[int]]]) -> Chart:
     """Each area's scored answers by score level (1–5), as one bar stacked to 100 %; a count is written in its
     segment when it fits there."""
-    px0, px1 = LEFT + 10, WIDTH - RIGHT - 10
-    bands = [_Band(name, f"n = {sum(counts)}" if sum(counts) else "no score") for name, counts in areas]
+    x = _x_scale(0, 100)
     chart = _band_chart(
         "answers of each area by score level, as shares of its scored answers",
-        bands,
-        [(px0 + p / 100 * (px1 - px0), str(p)) for p in (0, 25, 50, 75, 100)],
+        [_Band(name, f"n = {sum(counts)}" if sum(counts) else "no score") for name, counts in areas],
+        [(x(p), str(p)) for p in (0, 25, 50, 75, 100)],
         "share of scored answers (%)",
     )
     for i, (name, counts) in enumerate(areas):
-        total = sum(counts)
-        if not total:
-            continue
+        total, below = sum(counts), 0
         top = TOP + i * BAND + 19
-        x = float(px0)
         for level, n in zip(LEVELS, counts, strict=True):
             if not n:
                 continue
-            w = n / total * (px1 - px0)
+            left, right = x(100 * below / total), x(100 * (below + n) / total)
             share = f"{100 * n / total:.0f}%"
             chart.rects.append(
-                Rect(round(x, 1), top, round(w, 1), 12, f"s{level}", f"{name}: score {level}: {n} ({share})")
+                Rect(
+                    left,
+                    top,
+                    round(right - left, 1),
+                    12,
+                    f"s{level}",
+                    f"{name}: score {level}: {n} ({share})",
+                )
             )
-            if text_width(str(n), SMALL) + 4 <= w:
-                chart.texts.append(Text(round(x + w / 2, 1), top + 10, str(n), f"count s{level}"))
-            x += w
+            if text_width(str(n), SMALL) + 4 <= right - left:
+                chart.texts.append(Text(round((left + right) / 2, 1), top + 10, str(n), f"count s{level}"))
+            below += n
     chart.legend.extend(Key(f"score {level}", f"s{level}") for level in LEVELS)
     return chart
 
