@@ -4,7 +4,8 @@ All three are made from the typed ``Scorecard`` (``evals.scorecard.build_scoreca
 its serialised form), and the index from each run's figures computed the same way. The
 HTML page is rendered by jinja2 with autoescaping and strict undefined variables; model and judge text
 is never marked safe, and a Content-Security-Policy forbids every network request and every script but
-the page's own (by nonce). Beside them: the gate's verdict as Markdown and JUnit (``gate.py``), the
+the page's own (by nonce). Its charts are inline SVG drawn from the figures (geometry in ``charts.py``,
+drawn by ``templates/charts.html.j2``); the index charts each suite's areas over its latest runs. Beside them: the gate's verdict as Markdown and JUnit (``gate.py``), the
 routing table (``route.py``), and a purged run's exports written again without its text (``purge.py``).
 """
 
@@ -22,16 +23,16 @@ from pydantic import ValidationError
 
 from evals.files import write_atomic
 from evals.names import check_name, is_name
+from evals.records import RunManifest
+from evals.render import charts
 from evals.render.markdown import md_text
-from evals.scorecard import Scorecard
+from evals.scorecard import Scorecard, history_point, run_changes
 from evals.scorecard.baselines import is_excluded
 from evals.store import Store
 from evals.store.aggregates import OVERALL
 from evals.userfiles import parse_json
 
 log = logging.getLogger(__name__)
-
-CHART_W, CHART_H, PAD = 260, 70, 6
 
 
 def _environment(html: bool = True) -> Environment:
@@ -46,38 +47,57 @@ def _environment(html: bool = True) -> Environment:
     env.filters["num"] = lambda v, digits=2: "–" if v is None else f"{v:.{digits}f}"
     env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.0f}%"
     env.filters["signed"] = lambda v, digits=2: "–" if v is None else f"{v:+.{digits}f}"
+    env.filters["fold"] = fold
     return env
 
 
-def history_charts(card: Scorecard) -> list[dict[str, Any]]:
-    """SVG geometry (numbers only) of each area's mean over the run history, with change markers."""
-    runs = card.history
-    if len(runs) < 2:
-        return []
-    step = (CHART_W - 2 * PAD) / (len(runs) - 1)
+TREND_RUNS = 60
+"""Runs of a suite on the index's trend chart (the latest ones)."""
+FOLD_AT = 160
+"""Characters of a long text shown before "more" (the item table, the regressed answers)."""
 
-    def y(score: float) -> float:
-        return round(CHART_H - PAD - (score - 1) / 4 * (CHART_H - 2 * PAD), 1)
 
-    markers = [
-        {"x": round(PAD + i * step, 1), "label": "+".join(r.changes) + " changed"}
-        for i, r in enumerate(runs)
-        if r.changes
-    ]
-    charts = []
-    for area in sorted({a for r in runs for a in r.areas}):
-        points = [
-            (round(PAD + i * step, 1), y(r.areas[area]), r.areas[area])
-            for i, r in enumerate(runs)
-            if area in r.areas
-        ]
-        charts.append({
-            "area": area,
-            "polyline": " ".join(f"{x},{yy}" for x, yy, _ in points),
-            "points": points,
-            "last": points[-1][2] if points else None,
-        })  # fmt: skip
-    return [{**c, "markers": markers} for c in charts]
+def fold(text: str, size: int = FOLD_AT) -> tuple[str, str]:
+    """``text`` split into what is shown and what a "more" opens: after about ``size`` characters (at a space
+    or line break when one is near) or four lines; (``text``, "") when it is short enough to show whole."""
+    lines = text.split("\n")
+    if len(text) <= size * 5 // 4 and len(lines) <= 4:
+        return text, ""
+    cut = min(size, len("\n".join(lines[:4])))
+    if cut == size:
+        space = max(text.rfind(" ", size // 2, size), text.rfind("\n", size // 2, size))
+        cut = space if space > 0 else size
+    return text[:cut], text[cut:]
+
+
+def scorecard_charts(card: Scorecard) -> dict[str, charts.Chart | None]:
+    """The scorecard's charts: areas (means, intervals, baseline), Δ against the baseline (the intervals
+    beside the decision's statuses, and the gate's −margin), score distribution, and history."""
+    areas = card.areas
+    return {
+        "areas": charts.areas_chart(
+            [charts.AreaMean(a.area, a.mean, a.ci_low, a.ci_high, a.baseline_mean) for a in areas],
+            card.settings.weak_mean,
+        ),
+        "delta": charts.delta_chart(
+            [
+                charts.AreaDelta(
+                    a.area, a.drift.delta, a.drift.delta_ci_low, a.drift.delta_ci_high, a.drift.status
+                )
+                for a in areas
+            ],
+            card.gate.margin,
+        )
+        if card.baseline
+        else None,
+        "distribution": charts.distribution_chart(
+            [(a.area, a.distribution) for a in areas if a.distribution]
+        ),
+        "history": charts.trend_chart(
+            [charts.TrendRun(h.started_at, h.areas, h.changes) for h in card.history],
+            f"mean score per area over the last {len(card.history)} runs of {card.run.suite_name}",
+        ),
+    }
 
 
 def render_html(card: Scorecard) -> str:
@@ -85,13 +105,8 @@ def render_html(card: Scorecard) -> str:
     template = _environment().get_template("scorecard.html.j2")
     return template.render(
         card=card,
-        charts=history_charts(card),
-        chart={
-            "w": CHART_W,
-            "h": CHART_H,
-            "pad": PAD,
-            "y3": round(CHART_H - PAD - 2 / 4 * (CHART_H - 2 * PAD), 1),
-        },
+        charts=scorecard_charts(card),
+        margin=card.gate.margin,
         nonce=secrets.token_urlsafe(16),
         areas_in_items=sorted({i.area for i in card.items}),
     )
@@ -200,11 +215,36 @@ def _card_summary(card_path: Path) -> CardSummary | None:
     return None
 
 
+def _trends(manifests: list[RunManifest], store: Store) -> list[dict[str, Any]]:
+    """Per suite, the trend chart of each area's mean over its latest ``TREND_RUNS`` runs (excluded runs left
+    out), from the runs' stored aggregates, as the scorecard's history reads them."""
+    by_suite: dict[str, list[RunManifest]] = {}
+    for m in manifests:  # oldest first
+        if not is_excluded(m):
+            by_suite.setdefault(m.suite_name, []).append(m)
+    latest = {suite: runs[-TREND_RUNS:] for suite, runs in sorted(by_suite.items())}
+    aggregates = store.aggregates([m.run_id for runs in latest.values() for m in runs])
+    trends = []
+    for suite, runs in latest.items():
+        points = [
+            history_point(m, aggregates[m.run_id], run_changes(runs[i - 1] if i else None, m))
+            for i, m in enumerate(runs)
+        ]
+        chart = charts.trend_chart(
+            [charts.TrendRun(p.started_at, p.areas, p.changes) for p in points],
+            f"mean score per area over the last {len(runs)} runs of {suite}",
+        )
+        trends.append({"suite": suite, "runs": len(runs), "chart": chart})
+    return trends
+
+
 def write_index(store: Store) -> Path:
-    """Write ``<reports>/index.html``: every run with its date, model, judge and overall score with interval.
+    """Write ``<reports>/index.html``: per suite, each area's mean over its latest runs (a chart), then every
+    run with its date, model, judge and overall score with interval, linked to its scorecard.
 
     A run whose ``scorecard.json`` is unreadable (or from an older release) is listed without its
-    scorecard, with a warning. Runs excluded with ``evals runs exclude`` are listed as such.
+    scorecard, with a warning. Runs excluded with ``evals runs exclude`` are listed as such, and left out of
+    the charts.
     """
     rows = []
     manifests = list(reversed(store.runs()))
@@ -229,5 +269,7 @@ def write_index(store: Store) -> Path:
             "outcome": summary.outcome if summary else None, "baseline": summary.baseline if summary else None,
             "scorecard": f"runs/{m.run_id}/scorecard.html" if summary else None,
         })  # fmt: skip
+    trends = _trends(list(reversed(manifests)), store)
     path = store.reports_dir / "index.html"
-    return write_atomic(path, _environment().get_template("index.html.j2").render(runs=rows))
+    page = _environment().get_template("index.html.j2").render(runs=rows, trends=trends, limit=TREND_RUNS)
+    return write_atomic(path, page)

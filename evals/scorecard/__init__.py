@@ -59,8 +59,10 @@ __all__ = [
     "compare_items",
     "drift",
     "history",
+    "history_point",
     "latest_run",
     "resolve_baseline",
+    "run_changes",
     "scores_by_item",
 ]
 
@@ -226,20 +228,24 @@ def history(store: Store, run: RunManifest, limit: int, pass_score: float = 4) -
         and (m.run_id == run.run_id or not is_excluded(m))
     ][-limit:]
     aggregates = store.aggregates([m.run_id for m in runs], pass_score)
-    points = []
-    previous: RunManifest | None = None
-    for m in runs:
-        changes = []
-        if previous is not None:
-            if (previous.model_id or previous.model) != (m.model_id or m.model):
-                changes.append("model")
-            if previous.judge_model != m.judge_model:
-                changes.append("judge")
-            if previous.rubric_hash != m.rubric_hash:
-                changes.append("rubric")
-        points.append(history_point(m, aggregates[m.run_id], changes))
-        previous = m
-    return points
+    return [
+        history_point(m, aggregates[m.run_id], run_changes(runs[i - 1] if i else None, m))
+        for i, m in enumerate(runs)
+    ]
+
+
+def run_changes(previous: RunManifest | None, run: RunManifest) -> list[str]:
+    """What changed since the previous run of a history: ``model``, ``judge``, ``rubric`` (none for the first)."""
+    if previous is None:
+        return []
+    changes = []
+    if (previous.model_id or previous.model) != (run.model_id or run.model):
+        changes.append("model")
+    if previous.judge_model != run.judge_model:
+        changes.append("judge")
+    if previous.rubric_hash != run.rubric_hash:
+        changes.append("rubric")
+    return changes
 
 
 def _selection(run: RunManifest) -> SelectionInfo | None:
@@ -285,9 +291,16 @@ def build_scorecard(
             update={"judge_noise": noise.areas.get(area)}
         )
         areas.append(stats_.model_copy(update={"drift": drifted.areas[area]}) if drifted else stats_)
+    # The baseline's own mean of each area (over all its scored items), from its stored aggregates.
+    base_aggregates = (
+        store.aggregates([baseline.run_id], gate.pass_score)[baseline.run_id] if baseline else []
+    )
+    base_means = {a.area: a.mean for a in base_aggregates}
+    areas = [a.model_copy(update={"baseline_mean": base_means.get(a.area)}) for a in areas]
     weak, strong = _rank_areas(areas, settings)
     areas = [a.model_copy(update={"weak": a.area in weak}) for a in areas]
     overall = area_stats(OVERALL, rows, gate.pass_score).model_copy(update={"judge_noise": noise.overall})
+    overall = overall.model_copy(update={"baseline_mean": base_means.get(OVERALL)})
     if drifted:
         overall = overall.model_copy(update={"drift": drifted.overall})
     areas, overall = with_signals(areas, overall, rows)  # answers addressing the grader; length bias

@@ -8,6 +8,7 @@ from the stored ones.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from evals.results import ResultRow
@@ -16,8 +17,20 @@ from evals.store.aggregates import AreaAggregate, area_aggregate
 
 
 def area_stats(area: str, rows: Sequence[ResultRow], pass_score: float) -> AreaStats:
-    """n, mean of item means and its clustered interval, pass rate and its interval, error counts."""
-    return stats_of(area_aggregate("", area, rows, pass_score))
+    """n, mean of item means and its clustered interval, pass rate and its interval, error counts, and the
+    answers at each score level."""
+    figures = stats_of(area_aggregate("", area, rows, pass_score))
+    return figures.model_copy(update={"distribution": score_distribution(rows)})
+
+
+def score_distribution(rows: Sequence[ResultRow]) -> list[int]:
+    """How many scored answers (item × sample) got each score 1–5; a panel's mean score counts at its
+    nearest level, halves up (3.5 counts as 4)."""
+    counts = [0] * 5
+    for r in rows:
+        if r.score is not None:
+            counts[min(max(math.floor(r.score + 0.5), 1), 5) - 1] += 1
+    return counts
 
 
 def stats_of(agg: AreaAggregate) -> AreaStats:

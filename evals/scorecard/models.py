@@ -166,6 +166,12 @@ class AreaStats(_Record):
     """The judge's noise in the area (None in scorecards written before it was measured)."""
     signals: AnswerSignals | None = None
     """Answers that address the grader and the length–score correlation (None in older scorecards)."""
+    distribution: list[int] = []
+    """Scored answers (item × sample) at each score level 1–5; a panel's mean score counts at its nearest
+    level, halves up (empty in older scorecards)."""
+    baseline_mean: float | None = None
+    """The baseline run's mean of the area over all its scored items (not only the paired ones); None
+    without a baseline or a score there."""
 
 
 class ItemChanges(_Record):
