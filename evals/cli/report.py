@@ -97,6 +97,9 @@ def report(
             f"warning: run {card.run.run_id} is {card.run.status} with {h.scored} of {h.rows} answers scored "
             f"({h.answer_errors} answer and {h.judge_errors} judge errors); it will not be a default baseline"
         ), soft_wrap=True)  # fmt: skip
+    regressed = card.regressed()
+    if regressed:  # said where a nightly log is read, beside the decision
+        err.print(plain(f"regressed: {', '.join(regressed)}"), soft_wrap=True)
     if fail_on_regression and card.decision is not None and card.decision.outcome == "fail":
         sys.exit(EXIT_NO)
 
