@@ -16,9 +16,8 @@ import logging
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import ValidationError
 
 from evals.files import write_atomic
@@ -26,17 +25,22 @@ from evals.names import check_name, is_name
 from evals.records import RunManifest
 from evals.render import charts
 from evals.render.markdown import md_text
-from evals.scorecard import Scorecard, history_point, run_changes
-from evals.scorecard.baselines import is_excluded
 from evals.store import Store
 from evals.store.aggregates import OVERALL
 from evals.userfiles import parse_json
+
+if TYPE_CHECKING:  # the scorecard package loads scipy and the decision: only the commands that write pages
+    from jinja2 import Environment
+
+    from evals.scorecard import Scorecard
 
 log = logging.getLogger(__name__)
 
 
 def _environment(html: bool = True) -> Environment:
     # Markdown is not HTML: there every untrusted value goes through ``cell`` instead of HTML escaping.
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     env = Environment(
         loader=PackageLoader("evals", "render/templates"),
         autoescape=html,
@@ -203,6 +207,8 @@ def _card_summary(card_path: Path) -> CardSummary | None:
         data = parse_json(card_path.read_text(encoding="utf-8"))  # depth-limited: no RecursionError
         if isinstance(data, dict) and data.get("schema_version") in (1, 2):
             return CardSummary(_regressed_before_v3(data))
+        from evals.scorecard import Scorecard
+
         return _summary_of(Scorecard.model_validate(data))
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -218,6 +224,9 @@ def _card_summary(card_path: Path) -> CardSummary | None:
 def _trends(manifests: list[RunManifest], store: Store) -> list[dict[str, Any]]:
     """Per suite, the trend chart of each area's mean over its latest ``TREND_RUNS`` runs (excluded runs left
     out), from the runs' stored aggregates, as the scorecard's history reads them."""
+    from evals.scorecard import history_point, run_changes
+    from evals.scorecard.baselines import is_excluded
+
     by_suite: dict[str, list[RunManifest]] = {}
     for m in manifests:  # oldest first
         if not is_excluded(m):
@@ -246,6 +255,8 @@ def write_index(store: Store) -> Path:
     scorecard, with a warning. Runs excluded with ``evals runs exclude`` are listed as such, and left out of
     the charts.
     """
+    from evals.scorecard.baselines import is_excluded
+
     rows = []
     manifests = list(reversed(store.runs()))
     # The scorecard's overall mean and interval, from each run's stored aggregate: no item is read.

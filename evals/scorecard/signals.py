@@ -10,8 +10,6 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from scipy import stats as scipy_stats
-
 from evals.judge.grader_attacks import kinds_of
 from evals.results import ResultRow, by_area
 from evals.scorecard.models import AnswerSignals, AreaStats, LengthBias
@@ -28,6 +26,8 @@ def length_bias(rows: Sequence[ResultRow]) -> LengthBias:
     lengths, scores = zip(*pairs, strict=True)
     if len(set(lengths)) < 2 or len(set(scores)) < 2:
         return LengthBias(n=len(pairs))  # a constant side has no ranks to correlate
+    from scipy import stats as scipy_stats  # over a second to import: only when a scorecard is built
+
     result = scipy_stats.spearmanr(lengths, scores)
     rho, p = float(result.statistic), float(result.pvalue)
     return LengthBias(
