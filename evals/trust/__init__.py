@@ -1,3 +1,4 @@
 """How far to trust the judge: calibration against people, labels, agreement, the drift canary, panels,
-the judge's own noise, re-judging runs, probes, and the review queue for people.
+the judge's own noise, re-judging runs, probes, the review queue for people, and what people's scores
+correct: corrected means (PPI++) and per-answer intervals (split conformal).
 """
