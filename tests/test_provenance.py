@@ -94,7 +94,8 @@ def test_editing_the_rubric_of_a_later_item_changes_the_run_hash_and_the_gate_re
     assert base.rubric_name == cand.rubric_name == "correctness+strict"
     result = gate("cand", "base")
     assert result.exit_code == 2, result.output
-    (reason,) = [line for line in result.output.splitlines() if "judged differently" in line]
+    # the headline and the reasons under it both say it: read the reason's own line
+    (reason,) = [line for line in result.output.splitlines() if line.startswith("- judged differently")]
     # Markdown puts a zero-width space after an @ so that it mentions nobody; the terminal shows it escaped
     reason = reason.replace("\\u200b", "").replace("\u200b", "")
     assert re.search(r"rubric strict@[0-9a-f]{16} vs strict@[0-9a-f]{16}", reason)
