@@ -378,3 +378,8 @@ def test_a_gate_that_requires_a_calibrated_judge_cannot_decide_until_it_is(proje
     assert calibrate("--labels", "reversed.jsonl", "--judge", "claude", "--out", "cal2").exit_code == 1
     refused = runner.invoke(main, gate)
     assert refused.exit_code == 2 and "below the 0.6 the gate requires" in refused.output
+    # people far from the judge: every answer's conformal interval is wide, so each straddles the pass score
+    report = runner.invoke(main, ["report", "r2", "--baseline", "r1"])
+    assert "answers whose interval straddles the pass score" in report.output and "geo 6" in report.output
+    card = json.loads((tmp_path / "reports/runs/r2/scorecard.json").read_text())
+    assert card["calibration"]["uncertain"] == {"geo": 6} and "split conformal" in card["calibration"]["doubt"]

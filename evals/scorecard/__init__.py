@@ -326,7 +326,7 @@ def build_scorecard(
         cost=_cost(run, rows, verdicts),
         routing=_routing(store, run_id),
         audit=audit_head(store, run_id),
-        calibration=calibration_note(store, run),
+        calibration=calibration_note(store, run, rows, gate.pass_score),
         redaction=redaction_info(store, run),
         inhouse=inhouse_info(run, rows),
         panel=build_panel(run, rows, verdicts),

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from evals.config import RequireCalibration
 from evals.records import RunManifest
+from evals.results import ResultRow
 from evals.scorecard.sections import CalibrationNote
 from evals.store import Store
-from evals.trust.calibration import calibrations, latest_calibration
+from evals.trust.calibration import calibrations, latest_calibration, residuals_of
+from evals.trust.conformal import answer_interval, conformal_width, straddles
 
 NOT_CALIBRATED = "judge not calibrated"
 """What every rendering says when no calibration of the run's judge and rubric is stored."""
 
 
-def calibration_note(store: Store, run: RunManifest) -> CalibrationNote | None:
-    """The latest calibration stored for a fingerprint that graded the run and the run's rubric hash."""
+def calibration_note(
+    store: Store, run: RunManifest, rows: Sequence[ResultRow] = (), pass_score: int = 4
+) -> CalibrationNote | None:
+    """The latest calibration stored for a fingerprint that graded the run and the run's rubric hash, with
+    the answers of ``rows`` whose conformal interval (from that calibration's residuals) straddles the pass
+    score, counted per area."""
     found = latest_calibration(store, store.judging_provenance(run.run_id).fingerprints, run.rubric_hash)
     if found is None:
         return None
+    width = conformal_width(residuals_of(found))
+    uncertain: dict[str, int] = {}
+    for r in rows:
+        if r.score is not None and straddles(answer_interval(r.score, width), pass_score):
+            uncertain[r.area] = uncertain.get(r.area, 0) + 1
     kappa = found.overall.kappa
     return CalibrationNote(
         kappa=kappa.value,
@@ -29,6 +41,8 @@ def calibration_note(store: Store, run: RunManifest) -> CalibrationNote | None:
         labels=found.labels,
         min_kappa=found.min_kappa,
         passed=found.passed,
+        doubt=width.note,
+        uncertain=uncertain,
     )
 
 
@@ -43,10 +57,17 @@ def calibration_line(note: CalibrationNote | None) -> str:
         else f" [{note.kappa_low:.2f}, {note.kappa_high:.2f}]"
     )
     verdict = "cannot tell" if note.passed is None else ("above" if note.passed else "BELOW")
-    return (
+    line = (
         f"judge calibration: weighted kappa {kappa}{interval} on {note.n} labelled answers "
         f"({note.created_at}), {verdict} min kappa {note.min_kappa:g}"
     )
+    return line + (f"; {uncertain_line(note)}" if note.uncertain else "")
+
+
+def uncertain_line(note: CalibrationNote) -> str:
+    """The answers the judge's verdict does not settle, per area (what ``evals review export`` sends first)."""
+    counts = ", ".join(f"{area} {n}" for area, n in sorted(note.uncertain.items()))
+    return f"answers whose interval straddles the pass score (people first: evals review export): {counts}"
 
 
 def calibration_reasons(

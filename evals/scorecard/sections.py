@@ -262,3 +262,7 @@ class CalibrationNote(_Record):
     min_kappa: float
     passed: bool | None
     """Kappa's lower bound ≥ ``min_kappa``; None: it had no interval."""
+    doubt: str | None = None
+    """How far a person's score may stray from the judge's (split conformal on the calibration's residuals)."""
+    uncertain: dict[str, int] = {}
+    """Per area, the run's answers whose conformal interval straddles the pass score: people look first."""

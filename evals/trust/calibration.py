@@ -120,6 +120,9 @@ class Calibration(_Record):
     areas: list[Agreement]
     answers: list[CalibratedAnswer]
     resamples: int = agreement.RESAMPLES
+    residuals: list[float] = []
+    """|consensus − judge| of every labelled answer the judge scored: kept in the store without the answers'
+    text, for the per-answer conformal intervals of later runs (``evals.trust.conformal``)."""
 
 
 class Reporter(Protocol):
@@ -315,6 +318,13 @@ def calibrate(
     )
 
 
+def residuals_of(calibration: Calibration) -> list[float]:
+    """|consensus − judge| per labelled answer the judge scored (the stored ones when the answers are gone)."""
+    if not calibration.answers:
+        return list(calibration.residuals)
+    return [float(abs(a.consensus - a.judge_score)) for a in calibration.answers if a.judge_score is not None]
+
+
 def save_calibration(store: Store, calibration: Calibration) -> str:
     """Store a calibration (without the answers' text); its id."""
     kappa = calibration.overall.kappa
@@ -324,7 +334,7 @@ def save_calibration(store: Store, calibration: Calibration) -> str:
         rubric_name=calibration.rubric_name, created_at=calibration.created_at, labels=calibration.labels,
         labels_hash=calibration.labels_hash, n=calibration.overall.n, kappa=kappa.value, kappa_low=kappa.low,
         kappa_high=kappa.high, min_kappa=calibration.min_kappa, passed=calibration.passed,
-        record_json=calibration.model_copy(update={"answers": []}).model_dump_json(),
+        record_json=calibration.model_copy(update={"answers": [], "residuals": residuals_of(calibration)}).model_dump_json(),
     )  # fmt: skip
     return stored.insert_calibration(store, row)
 
