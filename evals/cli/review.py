@@ -16,6 +16,12 @@ from evals.trust.human import import_review
 from evals.trust.review import canary_movers, review_run, select_rows, write_review
 
 
+def _seed(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value > MAX_SEED:
+        raise click.BadParameter(f"{value} is above the largest seed a store keeps ({MAX_SEED})", param=param)
+    return value
+
+
 @click.group(epilog=EXIT_CODES_HELP)
 def review() -> None:
     """People in the loop: export answers to score by hand, import the scores as labels and with the run."""
@@ -45,8 +51,10 @@ def review() -> None:
 )
 @click.option(
     "--seed",
-    type=click.IntRange(0, MAX_SEED),
+    type=click.IntRange(0),
     default=None,
+    metavar="S",
+    callback=_seed,
     help="Seed of the --random draw (default: a fresh one, kept with the draw); the same seed picks the "
     "same answers.",
 )
