@@ -1,5 +1,6 @@
-"""Reading a run as ``Store.export_jsonl`` wrote it (``manifest.json`` and ``results.jsonl``), checking every
-piece before ``evals import`` writes any of it.
+"""Reading a run as ``Store.export_jsonl`` wrote it (``manifest.json`` and ``results.jsonl``, and the
+``human_scores.jsonl`` of ``evals.store.human`` beside them when people scored it), checking every piece
+before ``evals import`` writes any of it.
 
 The files are read as streams: ``manifest.json`` a member or an item at a time (``evals.store.jsonstream``),
 ``results.jsonl`` a line at a time, and the keys seen so far (item ids, item and sample of each row) are kept
@@ -31,14 +32,17 @@ from evals.store.checks import (
     location,
     problems_of,
 )
+from evals.store.human import HUMAN_FILE, Draw, DrawFields, HumanScore, ScoreFields
 from evals.store.jsonstream import Piece, ShapeError, line_in, members
 from evals.store.rows import records_of
 from evals.userfiles import JsonProblem, UserFileError, parse_json, read_chunks, read_lines
 
 NOT_A_ROW = "not a result row exported by lookingglass"
+"""What a line of ``results.jsonl`` that is not a JSON object (or not JSON) is called in errors."""
+NOT_A_HUMAN_LINE = "not a line of people's scores exported by lookingglass"
+"""The same, for a line of ``human_scores.jsonl``."""
 KNOWN = frozenset(ManifestFields.model_fields) | {"config", "items"}
 """The members of ``manifest.json`` that are read; any other (a later version's) is checked as JSON only."""
-"""What a line of ``results.jsonl`` that is not a JSON object (or not JSON) is called in errors."""
 
 
 def _fail(path: Path | str, line: int | None, name: str, message: str) -> NoReturn:
@@ -52,7 +56,7 @@ class Scratch:
 
     def __init__(self) -> None:
         self.db = sqlite3.connect("", isolation_level=None)  # "": a temporary file, deleted on close
-        self.db.execute("CREATE TABLE items (id TEXT PRIMARY KEY, line INTEGER NOT NULL)")
+        self.db.execute("CREATE TABLE items (id TEXT PRIMARY KEY, line INTEGER NOT NULL, area TEXT)")
         self.db.execute(
             "CREATE TABLE results (id TEXT, sample INTEGER, line INTEGER NOT NULL, PRIMARY KEY (id, sample))"
         )
@@ -62,15 +66,25 @@ class Scratch:
         self.db.execute("DELETE FROM items")
         self.db.execute("DELETE FROM results")
 
-    def add_item(self, item_id: str, line: int) -> int | None:
-        """Record an item id; the line it was first seen on if it was seen already."""
+    def add_item(self, item_id: str, line: int, area: str | None = None) -> int | None:
+        """Record an item id (and its area); the line it was first seen on if it was seen already."""
         seen = self.db.execute("SELECT line FROM items WHERE id = ?", (item_id,)).fetchone()
         if seen is None:
-            self.db.execute("INSERT INTO items VALUES (?, ?)", (item_id, line))
+            self.db.execute("INSERT INTO items VALUES (?, ?, ?)", (item_id, line, area))
         return None if seen is None else int(seen[0])
 
     def has_item(self, item_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone() is not None
+
+    def area_of(self, item_id: str) -> str | None:
+        """The area of an item seen, or None."""
+        row = self.db.execute("SELECT area FROM items WHERE id = ?", (item_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def has_result(self, item_id: str, sample: int) -> bool:
+        """Whether a result row of this item and sample was seen."""
+        found = self.db.execute("SELECT 1 FROM results WHERE id = ? AND sample = ?", (item_id, sample))
+        return found.fetchone() is not None
 
     def add_result(self, item_id: str, sample: int, line: int) -> int | None:
         """Record a result row's key; the line it was first seen on if it was seen already."""
@@ -232,7 +246,7 @@ def read_items(
         for key, message in item_problems(item):
             _fail(path, piece.value_line + line_in(piece.text, (key,)), f"{name}.{key}", message)
         id_line = piece.value_line + line_in(piece.text, ("id",))
-        first = scratch.add_item(item.id, id_line)
+        first = scratch.add_item(item.id, id_line, item.area)
         if first is not None:
             _fail(path, id_line, f"{name}.id", f"duplicate id {item.id!r} (first on line {first}); keep one")
         missing = held(item.id) if held is not None else None
@@ -275,3 +289,71 @@ def read_results(
                 f"a second row for item {checked.id!r} sample {checked.sample} (first on line {first}); keep one",
             )  # fmt: skip
         yield records_of(row)
+
+
+def read_human(folder: Path, manifest: RunManifest, scratch: Scratch) -> tuple[list[Draw], list[HumanScore]]:
+    """The random draws and people's scores of ``folder/human_scores.jsonl`` (none without the file), checked
+    against ``manifest`` and the items and result rows in ``scratch`` (``read_results`` first)."""
+    path = folder / HUMAN_FILE
+    if not path.is_file():
+        return [], []
+    run_draws: dict[str, Draw] = {}
+    scores: list[HumanScore] = []
+    seen: dict[tuple[str, int, str], int] = {}
+    for number, text in _lines(path):
+        if not text.strip():
+            continue
+        line = _parse(text, path, number, NOT_A_HUMAN_LINE)
+        if not isinstance(line, dict):
+            _fail(path, number, NOT_A_HUMAN_LINE, f"expected a JSON object, got {describe(line)}")
+        kind = line.get("kind")
+        models: dict[str, type[DrawFields] | type[ScoreFields]] = {"draw": DrawFields, "score": ScoreFields}
+        model = models.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            _fail(path, number, "kind", f"expected a draw or a score line, got {describe(kind)}")
+        try:
+            checked = model.model_validate(line)
+        except ValidationError as exc:
+            loc, message = problems_of(exc.errors()[0])
+            _fail(path, number, location(loc) or str(kind), message)
+        if checked.run_id != manifest.run_id:
+            _fail(
+                path,
+                number,
+                "run_id",
+                f"{describe(checked.run_id)} is not the manifest's {manifest.run_id!r}",
+            )
+        if isinstance(checked, DrawFields):
+            if checked.draw_id in run_draws:
+                _fail(path, number, "draw_id", f"draw {checked.draw_id!r} is given twice; keep one")
+            for pick in checked.picked:
+                if not scratch.has_result(pick.item_id, pick.sample):
+                    _fail(
+                        path,
+                        number,
+                        "picked",
+                        f"{pick.item_id!r} sample {pick.sample} is not a result row of the run",
+                    )
+            run_draws[checked.draw_id] = checked.record()
+            continue
+        assert isinstance(checked, ScoreFields)
+        key = (checked.item_id, checked.sample)
+        if not scratch.has_result(*key):
+            _fail(
+                path,
+                number,
+                "item_id",
+                f"{checked.item_id!r} sample {checked.sample} is not a result row of the run",
+            )
+        first = seen.setdefault((*key, checked.rater), number)
+        if first != number:
+            _fail(
+                path, number, "rater", f"{checked.rater!r} scored this answer on line {first} too; keep one"
+            )
+        draw = run_draws.get(checked.draw_id) if checked.draw_id is not None else None
+        if checked.draw_id is not None and draw is None:
+            _fail(path, number, "draw_id", f"{checked.draw_id!r} is not a draw given above in this file")
+        if checked.random and draw is not None and key not in draw.picked:
+            _fail(path, number, "random", f"true, but draw {draw.draw_id!r} did not pick this answer")
+        scores.append(checked.record(scratch.area_of(checked.item_id) or ""))
+    return list(run_draws.values()), scores

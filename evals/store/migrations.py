@@ -454,6 +454,43 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
     ),
+    # People's scores of a run's answers (``evals review import --run``, ``evals.store.human``): one per
+    # (answer, rater), an integer 1-5, with whether it belongs to a random draw of the run. A draw
+    # (``evals review export --random``) keeps its seed, its size, each area's answers and picks, and the
+    # answers it picked, so an import can tell a row of a random sample from one picked for being doubtful.
+    Step(
+        "_m019_human_scores",
+        (
+            Table(
+                "review_draws",
+                (
+                    Column("draw_id", TEXT, primary_key=True),
+                    Column("run_id", TEXT, not_null=True, references="runs"),
+                    Column("seed", BIGINT, not_null=True),
+                    Column("asked", INTEGER, not_null=True),
+                    Column("drawn_at", TEXT, not_null=True),
+                    Column("areas_json", TEXT, not_null=True),
+                    Column("picked_json", TEXT, not_null=True),
+                ),
+            ),
+            Index("review_draws_run", "review_draws", ("run_id", "drawn_at")),
+            Table(
+                "human_scores",
+                (
+                    Column("run_id", TEXT, not_null=True),
+                    Column("item_id", TEXT, not_null=True),
+                    Column("sample", INTEGER, not_null=True),
+                    Column("rater", TEXT, not_null=True),
+                    Column("score", INTEGER, not_null=True, check="score BETWEEN 1 AND 5"),
+                    Column("scored_at", TEXT, not_null=True),
+                    Column("at_random", INTEGER, not_null=True, default="0"),
+                    Column("draw_id", TEXT, references="review_draws"),
+                ),
+                primary_key=("run_id", "item_id", "sample", "rater"),
+                foreign_keys=(ForeignKey(("run_id", "item_id"), "items"),),
+            ),
+        ),
+    ),
 )
 """Applied in order, each once; append new steps, never edit an applied one."""
 

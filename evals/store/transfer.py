@@ -1,4 +1,5 @@
 """Moving history between stores: ``evals store copy`` (store to store) and ``evals import`` (run exports).
+A run moves with its people's scores and random draws (``evals.store.human``).
 
 Both are all or nothing. A first pass checks everything that would be written (``evals.store.checks``: types,
 names, ranges, duplicates, and that a run here under the same id is the same run); the first problem found
@@ -34,7 +35,8 @@ from evals.store.checks import (
     manifest_problems,
 )
 from evals.store.core import Store
-from evals.store.exported import Scratch, find_exports, read_items, read_manifest, read_results
+from evals.store.exported import Scratch, find_exports, read_human, read_items, read_manifest, read_results
+from evals.store.human import Draw, HumanScore, bring_over, draws, human_scores, score_problems
 from evals.store.rows import (
     ANSWER_COLS,
     BASELINE_COLS,
@@ -192,6 +194,7 @@ def import_runs(path: Path, target: Store) -> TransferReport:
                 pass
             for _ in read_results(folder, manifest, scratch):
                 pass
+            read_human(folder, manifest, scratch)
             runs.append((folder, manifest))
         report = TransferReport()
         target.check_key()  # a wrong EVALS_STORE_KEY writes nothing
@@ -206,6 +209,7 @@ def import_runs(path: Path, target: Store) -> TransferReport:
                 # Generators: the results are read (and checked against the items) once the items have been.
                 items, records = read_items(folder, scratch, held), read_results(folder, manifest, scratch)
                 new = _write_run(target, manifest, items, records, where)
+                bring_over(target, *read_human(folder, manifest, scratch))
                 mark_imported(target, manifest.run_id, "import", str(folder.resolve()))
                 (report.added if new else report.updated).append(manifest.run_id)
     finally:
@@ -277,6 +281,22 @@ def _source_run(source: Store, manifest: RunManifest) -> tuple[list[Item], list[
     return items, answers, judgments
 
 
+def _source_human(source: Store, manifest: RunManifest) -> tuple[list[Draw], list[HumanScore]]:
+    """A run's random draws and people's scores in ``source`` (``evals.store.human``), each score checked."""
+    run_id = manifest.run_id
+    try:
+        run_draws, scores = draws(source, run_id), human_scores(source, run_id)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _source_problem(source, run_id, "human scores", f"cannot be read: {_reason(exc)}") from None
+    draw_ids = {d.draw_id for d in run_draws}
+    for score in scores:
+        for name, message in score_problems(score, manifest.samples, draw_ids):
+            raise _source_problem(
+                source, run_id, f"human score {score.item_id}/{score.sample} by {score.rater}.{name}", message
+            )
+    return run_draws, scores
+
+
 def _baselines(source: Store, run_ids: set[str]) -> list[tuple[str, str, str, str | None]]:
     approvals = source.baselines(history=True)
     for name, run_id, set_at, _ in approvals:
@@ -296,13 +316,14 @@ def _is_time(value: object) -> bool:
 
 
 def copy_store(source: Store, target: Store) -> TransferReport:
-    """Copy every run (items, answers, every verdict) and baseline approval of ``source`` into ``target``:
-    all checked before any is written, and all written in one transaction."""
+    """Copy every run (items, answers, every verdict, people's scores and draws) and baseline approval of
+    ``source`` into ``target``: all checked before any is written, and all written in one transaction."""
     manifests = _source_runs(source)
     where = str(source.path)
     for manifest in manifests:  # first pass: check everything, write nothing
         _held(target, manifest, f"{where}: run {manifest.run_id}")
         _source_run(source, manifest)
+        _source_human(source, manifest)
     approvals = _baselines(source, {m.run_id for m in manifests})
     report = TransferReport()
     target.check_key()  # a wrong EVALS_STORE_KEY writes nothing
@@ -311,6 +332,7 @@ def copy_store(source: Store, target: Store) -> TransferReport:
             items, answers, judgments = _source_run(source, manifest)
             records = [*((a, None) for a in answers), *((None, j) for j in judgments)]
             new = _write_run(target, manifest, items, records, f"{where}: run {manifest.run_id}")
+            bring_over(target, *_source_human(source, manifest))
             mark_imported(target, manifest.run_id, "copy", where)
             (report.added if new else report.updated).append(manifest.run_id)
         for name, run_id, set_at, note in approvals:

@@ -6,7 +6,9 @@ like a suite: every problem is collected and reported as ``file:line: field: wha
 Fields: ``question``, ``reference`` (may be empty when the rubric grades without one), ``answer``,
 ``human_score`` (an integer 1-5), and optionally ``rater`` (who scored), ``area`` (for per-area figures;
 default ``general``), ``id`` (rows sharing an ``id`` are several raters of the same answer; default: the
-row's own line) and ``reason`` (why ``evals review export`` chose the answer; not used by calibration).
+row's own line), ``reason`` (why ``evals review export`` chose the answer; not used by calibration), and
+``draw`` and ``scored_at`` (the random draw a row came from, and when it was scored, which ``evals review
+import --run`` stores with the run's answers).
 ``--labels demo`` names the shipped set for the demo suite.
 """
 
@@ -16,10 +18,11 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evals.defaults import ROOT
 from evals.errors import LabelsError, Problem
@@ -31,6 +34,7 @@ SHIPPED_LABELS = ROOT / "labels"
 DEFAULT_AREA = "general"
 COLUMNS = (
     "id", "area", "question", "reference", "answer", "human_score", "rater", "reason", "sensitivity", "run_id",
+    "draw", "scored_at",
 )  # fmt: skip
 """Every column a labels file may have, in the order ``evals review export`` writes them."""
 
@@ -56,8 +60,31 @@ class LabelRow(BaseModel):
     of the stored item with the same question, else the config's ``default_sensitivity``."""
     run_id: str | None = None
     """The run the answer came from (``review export``): its suite's redaction patterns follow the row."""
+    draw: str | None = None
+    """The random draw the row came from (``review export --random``); kept with the score by ``--run``."""
+    scored_at: str | None = None
+    """When the person scored it: an ISO 8601 time with its UTC offset, or a date (midnight UTC)."""
     line: int = Field(default=0, exclude=True)
     """Where the row starts in its file (1-based), for messages."""
+
+    @field_validator("scored_at")
+    @classmethod
+    def _moment(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return datetime.combine(date.fromisoformat(text), time(), UTC).isoformat()
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise ValueError(
+                f"expected a time with its UTC offset (2026-11-01T09:30:00+00:00) or a date (2026-11-01), "
+                f"got {json.dumps(value)[:40]}"
+            )
+        return moment.isoformat()
 
 
 class Labels(BaseModel):
@@ -159,7 +186,18 @@ def _csv_records(path: str, text: str, problems: list[Problem]) -> Iterator[tupl
             data: dict[str, Any] = {}
             for name, cell in zip(header, row, strict=False):
                 if (
-                    name in ("reference", "rater", "reason", "area", "id", "sensitivity", "run_id")
+                    name
+                    in (
+                        "reference",
+                        "rater",
+                        "reason",
+                        "area",
+                        "id",
+                        "sensitivity",
+                        "run_id",
+                        "draw",
+                        "scored_at",
+                    )
                     and not cell.strip()
                 ):
                     continue  # an empty optional cell is no value

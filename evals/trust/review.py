@@ -1,10 +1,11 @@
 """People in the loop: pick the answers of a run that people should score, and take their scores back.
 
-``export_review`` asks each selector of ``SELECTORS`` which answers of a run need a person's eye, and why
+``select_rows`` asks each selector of ``SELECTORS`` which answers of a run need a person's eye, and why
 (judge errors, judges of a panel two points or more apart, repeated verdicts that disagree, verdicts at the
-pass boundary); the answers are written in the labels-file format (``evals.trust.labels``) with a blank
-``human_score`` and a ``reason``, as CSV and JSONL. ``import_review`` validates a filled file and appends
-its scored rows to a labels file, for the next ``evals judge calibrate``.
+pass boundary); ``write_review`` writes the answers in the labels-file format (``evals.trust.labels``) with a
+blank ``human_score`` and a ``reason``, as CSV and JSONL. Answers picked so are not a random sample: a
+uniform one is ``evals.trust.draw``'s. ``evals.trust.human`` takes the filled files back (into a labels file
+for the next ``evals judge calibrate``, and into the store with the run's answers).
 
 A selector is a small typed object with a ``name`` and a ``select`` method: another kind of candidate
 (flagged answers, canary movers) is one more class appended to ``SELECTORS``.
@@ -21,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from evals.errors import LabelsError, Problem, StoreError
+from evals.errors import StoreError
 from evals.files import write_atomic
 from evals.records import Answer, Item, Judgment, RunManifest, Sensitivity
 from evals.store import Store, canary
 from evals.store.rows import member_scores
 from evals.trust.agreement import DISAGREE_AT
-from evals.trust.labels import COLUMNS, LabelRow, load_labels
+from evals.trust.labels import COLUMNS
 
 Key = tuple[str, int]
 """(item id, sample): one answer of a run."""
@@ -166,6 +167,10 @@ class ReviewRow:
     """The item's level: it follows the text into a labels file and ``judge calibrate`` (the gateway)."""
     run_id: str | None = None
     """The run the answer came from: its suite's redaction patterns follow the row."""
+    draw: str | None = None
+    """The random draw that picked the answer (``evals.trust.draw``); None when a selector picked it."""
+    scored_at: str | None = None
+    """Left blank: when the person scored it, if they say (else the import's time)."""
 
     def as_dict(self) -> dict[str, object]:
         return {c: getattr(self, c) for c in COLUMNS}
@@ -222,86 +227,6 @@ def write_review(rows: list[ReviewRow], folder: Path) -> dict[str, Path]:
     write_atomic(paths["csv"], buffer.getvalue())
     write_atomic(paths["jsonl"], "".join(json.dumps(r.as_dict(), ensure_ascii=False) + "\n" for r in rows))
     return paths
-
-
-@dataclass(frozen=True)
-class ReviewImport:
-    """What ``import_review`` did."""
-
-    appended: list[LabelRow]
-    """The scored rows appended to the labels file."""
-    blank: int
-    """Rows without a score, skipped."""
-    present: int
-    """Rows the labels file held already (same id, rater and score), skipped: a file imported twice adds
-    nothing the second time."""
-
-
-def _held_scores(into: Path) -> dict[tuple[str, str | None], dict[int, int]]:
-    """The scores the labels file ``into`` holds, by (id, rater): score -> line. Empty when there is none."""
-    if not into.exists() or into.stat().st_size == 0:
-        return {}
-    try:
-        rows = load_labels(into, allow_blank=True).rows
-    except LabelsError as exc:
-        if [p.message for p in exc.problems] == ["no scored rows"]:  # a header, or only blank rows
-            return {}
-        raise
-    held: dict[tuple[str, str | None], dict[int, int]] = defaultdict(dict)
-    for row in rows:
-        held[(row.id, row.rater)].setdefault(row.human_score, row.line)
-    return held
-
-
-def import_review(path: str | Path, into: Path) -> ReviewImport:
-    """Validate a filled review file and append its scored rows to the labels file ``into``.
-
-    Rows ``into`` holds already (same id, rater and score) are skipped and counted, so importing one file
-    twice adds nothing; a rater's score of an answer that ``into`` holds with another score is an error (one
-    person, two scores of one answer: correct one of them). ``into`` is JSONL or CSV; a CSV that exists keeps
-    its header, which must have every column the rows use.
-    """
-    labels = load_labels(path, allow_blank=True)
-    suffix = into.suffix.lower()
-    if suffix not in (".jsonl", ".csv"):
-        raise LabelsError([Problem(str(into), None, None, "expected a .jsonl or .csv labels file")])
-    held = _held_scores(into)
-    rows: list[LabelRow] = []
-    for row in labels.rows:
-        scores = held.get((row.id, row.rater), {})
-        if row.human_score in scores:
-            continue
-        if scores and row.rater is not None:
-            score, line = next(iter(scores.items()))
-            raise LabelsError(
-                [Problem(str(path), row.line, "human_score", f"{row.rater!r} scored {row.id!r} {score} in "
-                         f"{into}:{line}, and {row.human_score} here; correct one of them")]
-            )  # fmt: skip
-        rows.append(row)
-    data = [r.model_dump(exclude_none=True) for r in rows]
-    if suffix == ".jsonl":
-        text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in data)
-    else:
-        header = list(COLUMNS)
-        existing = into.exists() and into.stat().st_size > 0
-        if existing:
-            with into.open(newline="", encoding="utf-8") as f:
-                header = [name.strip() for name in next(csv.reader(f), [])]
-            missing = sorted({k for d in data for k in d} - set(header))
-            if missing:
-                raise LabelsError([Problem(str(into), 1, None, f"the header lacks {', '.join(missing)}")])
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
-        if not existing:
-            writer.writeheader()
-        writer.writerows(data)
-        text = buffer.getvalue()
-    if text and into.exists() and into.stat().st_size and not into.read_bytes().endswith(b"\n"):
-        text = "\n" + text
-    into.parent.mkdir(parents=True, exist_ok=True)
-    with into.open("a", encoding="utf-8", newline="") as f:
-        f.write(text)
-    return ReviewImport(rows, labels.blank, len(labels.rows) - len(rows))
 
 
 def canary_movers(store: Store, run_id: str) -> list[ReviewRow]:
