@@ -382,4 +382,6 @@ def test_a_gate_that_requires_a_calibrated_judge_cannot_decide_until_it_is(proje
     report = runner.invoke(main, ["report", "r2", "--baseline", "r1"])
     assert "answers whose interval straddles the pass score" in report.output and "geo 6" in report.output
     card = json.loads((tmp_path / "reports/runs/r2/scorecard.json").read_text())
-    assert card["calibration"]["uncertain"] == {"geo": 6} and "split conformal" in card["calibration"]["doubt"]
+    assert (
+        card["calibration"]["uncertain"] == {"geo": 6} and "split conformal" in card["calibration"]["doubt"]
+    )

@@ -87,7 +87,10 @@ def test_a_failure_that_was_one_slip_of_the_judge_is_confirmed_away(tmp_path, mo
         assert confirmed.exit_code == 0, confirmed.output
         # each geo answer of both runs now has 3 verdicts: 2 more for 10 answers in each run
         assert len(judge.requests) - asked_before == 40
-        assert "run cand: 10 answers graded again; 10 got a different verdict" in confirmed.output
+        assert (
+            "confirmed before failing: run cand: 10 answers graded again; 10 got a different verdict"
+            in confirmed.output
+        )
         again = invoke("gate", "--candidate", "cand", "--baseline", "base")
         assert (
             again.exit_code == 0 and len(judge.requests) - asked_before == 40
@@ -107,4 +110,7 @@ def test_a_real_drop_stays_a_failure_after_confirming(tmp_path, monkeypatch):
         _runs(judge, v1, v2)
         gate = invoke("gate", "--candidate", "cand", "--baseline", "base", "--markdown")
     assert gate.exit_code == 1 and "| area geo | **FAIL**" in gate.output
-    assert "run cand: 10 answers graded again; 0 got a different verdict" in gate.output
+    assert (
+        "confirmed before failing: run cand: 10 answers graded again; 0 got a different verdict"
+        in gate.output
+    )

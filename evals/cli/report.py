@@ -166,7 +166,7 @@ def decision_lines(decision: Decision | None, areas: list[Drift]) -> list[str]:
         decision.headline,
         *(f"  {r}" for r in decision.reasons[1:]),
         *(f"  warning: {w}" for w in decision.warnings),
-        *(f"  confirmed before failing: {c}" for c in decision.confirmed),
+        *(f"  {note}" for note in decision.notes),
     ]
     labels = sorted({d.interval for d in areas if d.interval and d.delta_ci_low is not None})
     if labels:
@@ -213,6 +213,8 @@ def _print_scorecard(card: Scorecard) -> None:
             out.print(plain(line), soft_wrap=True)
     out.print(area_table(card.areas))
     out.print(plain("weak areas: " + (", ".join(card.weak_areas) or "none")), soft_wrap=True)
+    for line in card.corrected_lines():
+        out.print(plain(f"corrected by people (PPI++): {line}"), soft_wrap=True)
     for line in [*(panel_lines(card.panel) if card.panel else ()), *noise_lines(card), *signal_lines(card)]:
         out.print(plain(line), soft_wrap=True)
 

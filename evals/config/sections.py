@@ -122,6 +122,10 @@ class GateSettings(BaseModel):
     """Fail the run on an area "not shown non-inferior", not only warn."""
     floors: dict[str, Floor] = Field(default_factory=dict)
     """Optional absolute floors per area (``geography: {mean: 3.5, pass_rate: 0.6}``)."""
+    means: Literal["judge", "corrected"] = "judge"
+    """``corrected``: an area where both runs have at least 20 randomly drawn human scores of the same items
+    is decided on the PPI++ corrected Δ (``evals docs corrections``); the judge's Δ elsewhere, and each page
+    says which."""
     confirm_repeats: int | None = Field(default=None, ge=2, le=10)
     """Off unless set: before failing an area, ``evals gate`` (and ``evals run`` when it knows its baseline)
     has the judge grade that area's answers of both runs again until each has this many verdicts, and

@@ -33,8 +33,8 @@ def markdown(verdict: Verdict) -> str:
         lines += ["**Why:**", *[f"- {md(r)}" for r in verdict.reasons], ""]
     if verdict.decision.warnings:
         lines += ["**Warnings:**", *[f"- {md(w)}" for w in verdict.decision.warnings], ""]
-    if verdict.decision.confirmed:
-        lines += ["**Confirmed before failing:**", *[f"- {md(c)}" for c in verdict.decision.confirmed], ""]
+    if verdict.decision.notes:
+        lines += ["**How it was decided:**", *[f"- {md(c)}" for c in verdict.decision.notes], ""]
     if verdict.checks:
         lines += ["| check | result | detail |", "| --- | --- | --- |"]
         lines += [

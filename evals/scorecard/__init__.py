@@ -26,6 +26,7 @@ from evals.scorecard.baselines import choose_baseline, is_excluded, resolve_base
 from evals.scorecard.bias import same_family
 from evals.scorecard.calibration import calibration_note
 from evals.scorecard.canary import canary_report
+from evals.scorecard.corrected import corrected_areas
 from evals.scorecard.decision import decide_rows, drift
 from evals.scorecard.figures import area_stats, compare_items, health
 from evals.scorecard.models import (
@@ -297,6 +298,8 @@ def build_scorecard(
     )
     base_means = {a.area: a.mean for a in base_aggregates}
     areas = [a.model_copy(update={"baseline_mean": base_means.get(a.area)}) for a in areas]
+    corrected = corrected_areas(store, run_id, rows)  # people's scores of a random draw, where there are any
+    areas = [a.model_copy(update={"corrected": corrected.get(a.area)}) for a in areas]
     weak, strong = _rank_areas(areas, settings)
     areas = [a.model_copy(update={"weak": a.area in weak}) for a in areas]
     overall = area_stats(OVERALL, rows, gate.pass_score).model_copy(update={"judge_noise": noise.overall})

@@ -27,6 +27,7 @@ than ``min_pairs`` items pair up. Intervals never leave the scale: Δ lies in [�
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from evals.records import RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
 from evals.scorecard.calibration import calibration_reasons
 from evals.scorecard.canary import gate_reason as canary_reason
+from evals.scorecard.corrected import corrected_deltas
 from evals.scorecard.figures import area_stats, compare_items, health
 from evals.scorecard.models import (
     AreaStatus,
@@ -109,6 +111,10 @@ class DriftReport:
     overall: Drift
     scored_pairs: frozenset[str]
     """Item ids scored on both sides with the same content: the only ones any paired figure uses."""
+    level: float = 0.05
+    """The error rate of each area's interval (α/m, or R·α/m for ``bh``)."""
+    label: str = ""
+    """What the areas' intervals are, in words."""
 
 
 def within_judge_noise(delta: float | None, judge_se: float | None) -> bool:
@@ -247,7 +253,32 @@ def drift(
         a: _area(paired(a, 1 - level), p_adj.get(a), settings, level, label, judge_se.get(a)) for a in areas
     }
     overall = stats.paired_delta(base, cand, confidence=1 - 2 * settings.alpha)
-    return DriftReport(items, out, _overall(overall, settings, judge_se.get(OVERALL)), both)
+    return DriftReport(items, out, _overall(overall, settings, judge_se.get(OVERALL)), both, level, label)
+
+
+def _corrected(
+    store: Store, report: DriftReport, cand: tuple[str, Sequence[ResultRow]],
+    base: tuple[str, Sequence[ResultRow]], s: GateSettings,
+) -> tuple[DriftReport, list[str]]:  # fmt: skip
+    """``gate: {means: corrected}``: the areas where both runs have enough random human scores decided on
+    the PPI++ corrected Δ (its interval at the areas' simultaneous level); the line saying which."""
+    found = corrected_deltas(store, cand, base, report.scored_pairs, 1 - report.level)
+    areas = dict(report.areas)
+    for area, c in found.items():
+        if c.estimate is None or c.ci_low is None or c.ci_high is None:
+            continue
+        delta = stats.PairedDelta(report.areas[area].n_pairs, c.estimate, c.ci_low, c.ci_high, None)
+        decided = _area(delta, None, s, report.level, f"{report.label}, corrected (PPI++)", None)
+        areas[area] = decided.model_copy(
+            update={"note": f"people's Δ corrected from {c.n_human} human scores: {c.note}"}
+        )
+    used = sorted(a for a in found if areas[a] is not report.areas[a])
+    line = (
+        f"corrected means (PPI++, random human scores) decide {', '.join(used)}; the judge's means elsewhere"
+        if used
+        else "corrected means asked for, but no area has 20 random human scores of the same items in both runs: the judge's means decide"
+    )
+    return dataclasses.replace(report, areas=areas), [line]
 
 
 @dataclass
@@ -420,17 +451,20 @@ def decide_rows(
     reasons = _readiness(store, cand, base, settings, allow_judge_change, cand_health, base_health)
     noise_se = combined_se(*(run_noise(store, r, settings.pass_score) for r in (cand.run_id, base.run_id)))
     report = drift(rows, base_rows, settings, noise_se)
+    means: list[str] = []
+    if settings.means == "corrected":
+        report, means = _corrected(store, report, (cand.run_id, rows), (base.run_id, base_rows), settings)
     if report.overall.n_pairs < settings.min_pairs:
         reasons.append(_thin_reason(report, settings))
-    confirmed = _confirmed(store, (cand, base), settings)
+    notes = means + _confirmed(store, (cand, base), settings)
     if reasons:
-        decision = _decision("cannot decide", reasons, [], report, settings, base, confirmed)
+        decision = _decision("cannot decide", reasons, [], report, settings, base, notes)
         return Verdict(decision, cand, base, settings, report)
     checks = _checks(rows, report, settings, cand_health)
     failed = [c for c in checks if not c.passed]
     outcome: Outcome = "fail" if failed else "pass"
     failures = [f"{c.name}: {c.message}" for c in failed]
-    decision = _decision(outcome, failures, checks, report, settings, base, confirmed)
+    decision = _decision(outcome, failures, checks, report, settings, base, notes)
     return Verdict(decision, cand, base, settings, report)
 
 
@@ -441,7 +475,7 @@ def _confirmed(store: Store, runs: Sequence[RunManifest], s: GateSettings) -> li
         f = flips(store, m, s.pass_score)
         if f.answers:
             lines.append(
-                f"run {m.run_id}: {f.answers} answers graded again; {f.changed} got a different verdict, "
+                f"confirmed before failing: run {m.run_id}: {f.answers} answers graded again; {f.changed} got a different verdict, "
                 f"{f.crossed} across the pass score; decided on the mean of their verdicts"
             )
     return lines
@@ -458,7 +492,7 @@ def failing_areas(verdict: Verdict) -> list[str]:
 
 def _decision(
     outcome: Outcome, reasons: list[str], checks: list[Check], report: DriftReport | None, s: GateSettings,
-    base: RunManifest, confirmed: list[str],
+    base: RunManifest, notes: list[str],
 ) -> Decision:  # fmt: skip
     warnings = []
     if report is not None:
@@ -471,7 +505,7 @@ def _decision(
                 )
     return Decision(
         outcome=outcome, baseline_id=base.run_id, headline=_headline(outcome, reasons, report, s),
-        reasons=reasons, checks=checks, warnings=warnings, confirmed=confirmed, settings=describe_settings(s),
+        reasons=reasons, checks=checks, warnings=warnings, notes=notes, settings=describe_settings(s),
     )  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from evals.scorecard.sections import (
     RouteDecision,
 )
 from evals.trust.noise import JudgeNoise
+from evals.trust.ppi import CorrectedMean
 
 SCORECARD_SCHEMA_VERSION = 3
 """Version of ``scorecard.json``. 2: drift nested under each area, baseline choice, run health. 3: the one
@@ -103,8 +104,9 @@ class Decision(_Record):
     checks: list[Check] = []
     warnings: list[str] = []
     """Areas not shown non-inferior (without ``strict_areas``) and areas too thin to decide."""
-    confirmed: list[str] = []
-    """What confirming before failing found, one line per run (``gate: {confirm_repeats}``)."""
+    notes: list[str] = []
+    """How it was decided beyond its settings: which areas corrected means decided (``gate: {means}``), what
+    confirming before failing found (``gate: {confirm_repeats}``)."""
     settings: str
     """The ``gate:`` settings it used, in words."""
 
@@ -166,12 +168,31 @@ class AreaStats(_Record):
     """The judge's noise in the area (None in scorecards written before it was measured)."""
     signals: AnswerSignals | None = None
     """Answers that address the grader and the length–score correlation (None in older scorecards)."""
+    corrected: CorrectedMean | None = None
+    """The people's mean corrected from the judge's (PPI++) where the run has random human scores; its note
+    says why there is no estimate when they are too few. None: no human score of a random draw."""
     distribution: list[int] = []
     """Scored answers (item × sample) at each score level 1–5; a panel's mean score counts at its nearest
     level, halves up (empty in older scorecards)."""
     baseline_mean: float | None = None
     """The baseline run's mean of the area over all its scored items (not only the paired ones); None
     without a baseline or a score there."""
+
+
+def corrected_text(a: AreaStats) -> str | None:
+    """An area's corrected mean as one phrase every rendering prints (None without human scores)."""
+    c = a.corrected
+    if c is None:
+        return None
+    if c.estimate is None or c.ci_low is None or c.ci_high is None:
+        return f"{a.area}: {c.note}"
+    gain = f", each worth {c.gain:.1f} human scores" if c.gain is not None else ""
+    return (
+        f"{a.area}: {c.estimate:.2f} [{c.ci_low:.2f}, {c.ci_high:.2f}] from {c.n_human} random human scores "
+        f"(judge's mean {a.mean:.2f}{gain})"
+        if a.mean is not None
+        else f"{a.area}: {c.estimate:.2f} [{c.ci_low:.2f}, {c.ci_high:.2f}] from {c.n_human} random human scores"
+    )
 
 
 class ItemChanges(_Record):
@@ -408,6 +429,10 @@ class Scorecard(_Record):
             if a.area == name:
                 return a
         raise KeyError(name)
+
+    def corrected_lines(self) -> list[str]:
+        """Each area's corrected mean (PPI++), where the run has random human scores."""
+        return [t for t in (corrected_text(a) for a in self.areas) if t is not None]
 
     def regressed(self) -> list[str]:
         """Regressed areas, and ``(overall)`` when the whole run failed its bound (the decision's statuses)."""
