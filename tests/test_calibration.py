@@ -385,3 +385,10 @@ def test_a_gate_that_requires_a_calibrated_judge_cannot_decide_until_it_is(proje
     assert (
         card["calibration"]["uncertain"] == {"geo": 6} and "split conformal" in card["calibration"]["doubt"]
     )
+    # and they go to people first, with the reason
+    exported = runner.invoke(main, ["review", "export", "r2", "--out", "doubt"])
+    assert exported.exit_code == 0, exported.output
+    rows = [json.loads(line) for line in (tmp_path / "doubt" / "review.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(
+        r["reason"].startswith("uncertain: a person could score it 1–5") for r in rows
+    )

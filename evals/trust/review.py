@@ -1,8 +1,8 @@
 """People in the loop: pick the answers of a run that people should score, and take their scores back.
 
 ``select_rows`` asks each selector of ``SELECTORS`` which answers of a run need a person's eye, and why
-(judge errors, judges of a panel two points or more apart, repeated verdicts that disagree, verdicts at the
-pass boundary); ``write_review`` writes the answers in the labels-file format (``evals.trust.labels``) with a
+(first the answers whose conformal interval straddles the pass score, then judge errors, judges of a panel
+two points or more apart, repeated verdicts that disagree, verdicts at the pass boundary); ``write_review`` writes the answers in the labels-file format (``evals.trust.labels``) with a
 blank ``human_score`` and a ``reason``, as CSV and JSONL. Answers picked so are not a random sample: a
 uniform one is ``evals.trust.draw``'s. ``evals.trust.human`` takes the filled files back (into a labels file
 for the next ``evals judge calibrate``, and into the store with the run's answers).
@@ -28,6 +28,8 @@ from evals.records import Answer, Item, Judgment, RunManifest, Sensitivity
 from evals.store import Store, canary
 from evals.store.rows import member_scores
 from evals.trust.agreement import DISAGREE_AT
+from evals.trust.calibration import latest_calibration, residuals_of
+from evals.trust.conformal import answer_interval, conformal_width, straddles
 from evals.trust.labels import COLUMNS
 
 Key = tuple[str, int]
@@ -43,6 +45,8 @@ class ReviewRun:
     answers: dict[Key, Answer]
     verdicts: dict[Key, list[Judgment]] = field(default_factory=dict)
     pass_score: int = 4
+    width: float | None = None
+    """The split-conformal half-width from the latest calibration of the run's judge; None: not calibrated."""
 
 
 class Selector(Protocol):
@@ -117,6 +121,31 @@ class SplitRepeats:
 
 
 @dataclass(frozen=True)
+class Uncertain:
+    """Answers whose conformal interval (the judge's score ± the calibration's width, on whole scores)
+    holds both a passing and a failing score: the judge's verdict does not settle them (``evals.trust.conformal``)."""
+
+    name: str = "uncertain"
+
+    def select(self, run: ReviewRun) -> Iterator[tuple[Key, str]]:
+        if run.width is None:
+            return
+        for key, verdicts in run.verdicts.items():
+            scores = [v.score for v in verdicts if v.score is not None]
+            if not scores:
+                continue
+            interval = answer_interval(sum(scores) / len(scores), run.width)
+            if straddles(interval, run.pass_score):
+                yield (
+                    key,
+                    (
+                        f"uncertain: a person could score it {interval.low}–{interval.high} "
+                        f"(judge {_score(interval.judge_score)} ± {run.width:g}, pass from {run.pass_score})"
+                    ),
+                )
+
+
+@dataclass(frozen=True)
 class PassBoundary:
     """Answers scored one point either side of the pass line: a one-point slip changes pass to fail."""
 
@@ -146,7 +175,7 @@ class FlaggedAnswers:
 
 
 SELECTORS: tuple[Selector, ...] = (
-    JudgeErrors(), FlaggedAnswers(), PanelDisagreement(), SplitRepeats(), PassBoundary(),
+    Uncertain(), JudgeErrors(), FlaggedAnswers(), PanelDisagreement(), SplitRepeats(), PassBoundary(),
 )  # fmt: skip
 """Asked in this order; an answer's earliest reason ranks it (``--limit`` keeps the first)."""
 
@@ -186,7 +215,9 @@ def review_run(store: Store, run_id: str, pass_score: int = 4) -> ReviewRun:
     for j in store.verdicts(run_id):
         verdicts[(j.item_id, j.sample)].append(j)
     items = {item.id: item for item in store.items(run_id)}
-    return ReviewRun(manifest, items, answers, dict(verdicts), pass_score)
+    found = latest_calibration(store, store.judging_provenance(run_id).fingerprints, manifest.rubric_hash)
+    width = conformal_width(residuals_of(found)).width if found is not None else None
+    return ReviewRun(manifest, items, answers, dict(verdicts), pass_score, width)
 
 
 def select_rows(
