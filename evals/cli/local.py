@@ -92,7 +92,7 @@ def demo(
             fingerprint=server.fingerprint,
         )
         if local_judge:
-            named, configured = LOCAL_JUDGE, local_judge_endpoint(server, parallel)
+            named, configured = LOCAL_JUDGE, local_judge_endpoint(server)
         # the run's page (scorecard and index) is written as for `evals run`, before the server stops
         card = _execute(
             config, store, loaded, "smollm2-local", model, named, configured, 1, ("demo",), None, None,

@@ -35,12 +35,14 @@ LOCAL_URL = "http://127.0.0.1:8000/v1"
 """Where ``evals serve-local`` serves by default, and the built-in ``local`` judge looks first."""
 JUDGE_MAX_TOKENS = 256
 """Bound on the local judge's verdict: a small model may never close its JSON, and must not run on."""
-JUDGE_SLOTS = 1
-"""Slots of a judge server started in process. Grading is prompt-bound (~900 tokens, most of them the
-rubric's, against ~30 of verdict): one slot keeps that prefix cached from verdict to verdict, so only the
-first prompt is read whole, and its verdict comes first. Measured on 2 loaded cores, 16 grading prompts:
-first verdict 14.8 and 22.9 s at 1 slot, 37.3 and 39.8 s at 2, 88.7 s at 4; all 16 in 69-94 s at 1 and 2
-slots, 142 s at 4 (evals docs benchmarks)."""
+JUDGE_CONCURRENCY = 1
+"""Grading requests in flight to the bundled model, and the slots of a judge server started in process.
+Grading is prompt-bound (~900 tokens, most of them the rubric's, against ~30 of verdict): one request at a
+time reuses that cached prefix from verdict to verdict, so only the first prompt is read whole and its
+verdict comes first; many at once each read it whole, side by side. Measured on 2 cores at load 9-12, 16
+grading prompts: on 1 slot, first verdict 14.8 to 22.9 s, all 16 in 69-94 s; on 8 slots, 1 in flight
+28.5 s and 106 s, 8 in flight 156 s and 189 s; `evals demo --judge local --limit 12` first verdict 37 s
+and 104 s in all at 1 in flight, 177 s and 198 s at 8 (evals docs benchmarks)."""
 ANSWER_TOKENS = 1024
 """Room for the graded answer in each slot of a judge server started in process, when the command does not
 know how long its answers are."""
@@ -48,8 +50,9 @@ CONTEXT_TRAINED = 8192
 """SmolLM2-135M's trained context: no slot is made longer."""
 
 
-def local_judge_endpoint(server: LocalServer, parallel: int) -> JudgeEndpoint:
-    """The bundled model as an OpenAI-compatible judge: strict json_schema verdicts, bounded length."""
+def local_judge_endpoint(server: LocalServer) -> JudgeEndpoint:
+    """The bundled model as an OpenAI-compatible judge: strict json_schema verdicts, bounded length, one at
+    a time (``JUDGE_CONCURRENCY``)."""
     return JudgeEndpoint(
         provider="openai",
         base_url=server.base_url,
@@ -58,7 +61,7 @@ def local_judge_endpoint(server: LocalServer, parallel: int) -> JudgeEndpoint:
         structured="auto",
         temperature=0.0,
         max_tokens=JUDGE_MAX_TOKENS,
-        max_concurrency=parallel,
+        max_concurrency=JUDGE_CONCURRENCY,
         fingerprint=server.fingerprint,
     )
 
@@ -73,7 +76,7 @@ def builtin_local_judge() -> JudgeEndpoint:
         structured="auto",
         temperature=0.0,
         max_tokens=JUDGE_MAX_TOKENS,
-        max_concurrency=JUDGE_SLOTS,
+        max_concurrency=JUDGE_CONCURRENCY,
         external=False,  # as the validation of evals.yaml resolves a loopback URL
     )
 
@@ -124,7 +127,7 @@ def serve_local_judge(
     if not _bundled(entry):  # the team's own model: unreachable, the command says so as for any judge
         yield config
         return
-    slots = min(entry.max_concurrency, JUDGE_SLOTS)
+    slots = JUDGE_CONCURRENCY
     context = min(CONTEXT_TRAINED, PROMPT_TOKENS_JUDGE + answer_tokens + entry.max_tokens)
     err.print(
         plain(
