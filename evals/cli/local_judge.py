@@ -39,10 +39,9 @@ JUDGE_CONCURRENCY = 1
 """Grading requests in flight to the bundled model, and the slots of a judge server started in process.
 Grading is prompt-bound (~900 tokens, most of them the rubric's, against ~30 of verdict): one request at a
 time reuses that cached prefix from verdict to verdict, so only the first prompt is read whole and its
-verdict comes first; many at once each read it whole, side by side. Measured on 2 cores at load 9-12, 16
-grading prompts: on 1 slot, first verdict 14.8 to 22.9 s, all 16 in 69-94 s; on 8 slots, 1 in flight
-28.5 s and 106 s, 8 in flight 156 s and 189 s; `evals demo --judge local --limit 12` first verdict 37 s
-and 104 s in all at 1 in flight, 177 s and 198 s at 8 (evals docs benchmarks)."""
+verdict comes first; eight at once each read it whole, side by side. Measured on 2 loaded cores: the first
+of 16 verdicts in 15-23 s on one slot against 156 s at 8 in flight, all 16 sooner too (evals docs
+benchmarks)."""
 ANSWER_TOKENS = 1024
 """Room for the graded answer in each slot of a judge server started in process, when the command does not
 know how long its answers are."""

@@ -151,7 +151,8 @@ def run(
     continues it. When the first calls to the model or the judge all fail the same way (see --fail-after)
     the run stops with what to change (exit 2), as do a judge whose first N verdicts are all
     unparseable and a run stopped by --max-cost. A run that ends with no score at all exits 2 too, kept
-    for --resume. A judge with 'structured: auto' falls back from json_schema to json_object to text when
+    for --resume. The run ends by writing its scorecard (reports/runs/RUN_ID/scorecard.html, .json, .md)
+    and reports/index.html, also when it stopped early having stored an answer. A judge with 'structured: auto' falls back from json_schema to json_object to text when
     its server refuses one, says so, and keeps it for the run.
     """
     config = load_config(config_path)
