@@ -206,6 +206,17 @@ def _check_ready(base_url: str) -> None:
         raise LocalModelError(f"the llama.cpp server does not answer {base_url}/models: {exc}") from None
 
 
+def serves(base_url: str, model: str, timeout: float = 2.0) -> bool:
+    """Whether an OpenAI-compatible server answers at ``base_url`` and lists ``model`` among its models (a
+    running ``evals serve-local`` lists ``MODEL_ALIAS``). Sends no key and no text: a look at ``/models``."""
+    try:
+        reply = httpx.get(f"{base_url.rstrip('/')}/models", timeout=timeout)
+        listed = reply.json().get("data", []) if reply.is_success else []
+        return any(isinstance(m, dict) and m.get("id") == model for m in listed)
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+
+
 def serve_foreground(options: ServerOptions, on_ready: Any = None) -> None:
     """Serve the bundled model until interrupted (Ctrl-C raises KeyboardInterrupt; the server stops)."""
     with local_server(options) as server:

@@ -85,10 +85,61 @@ def test_an_approved_baseline_wins_then_a_tagged_run(store):
     make_run(store, "r04", GOOD)
     run = make_run(store, "r05", BAD)
     assert choose_baseline(store, run)[1].how == "tagged" and choose_baseline(store, run)[0].run_id == "r02"
-    store.set_baseline("prod", "r03", "2026-11-30T00:00:00+00:00")
+    store.set_baseline("prod", "r04", "2026-11-30T00:00:00+00:00")
     baseline, choice = choose_baseline(store, run)
-    assert (baseline.run_id, choice.how) == ("r03", "approved") and "'prod'" in choice.reason
+    assert (baseline.run_id, choice.how) == ("r04", "approved") and "'prod'" in choice.reason
     assert choose_baseline(store, run, "r01")[1].how == "asked"
+
+
+# Issue 20.3: before, the approved baseline of any model won; a frontier run was then flagged "regressed"
+# against the local model's numbers.
+def test_a_frontier_run_does_not_take_the_local_models_approved_baseline_and_says_why(store, tmp_path):
+    make_run(store, "r01", GOOD, model_name="local", tags=("baseline",))
+    store.set_baseline("prod", "r01", "2026-11-30T00:00:00+00:00")
+    make_run(store, "r02", BAD, model_name="claude")
+    baseline, choice = choose_baseline(store, store.run("r02"))
+    assert baseline is None and choice.how == "none"
+    # named once, though it is tagged baseline too
+    assert [(s.run_id, s.reason) for s in choice.skipped] == [
+        ("r01", "approved baseline prod is model local, this run is model claude: "
+                "pass --baseline prod to compare across models"),
+    ]  # fmt: skip
+    reports = str(tmp_path / "reports")
+    result = invoke("report", "r02", "--fail-on-regression", "--reports", reports)
+    assert result.exit_code == 0, result.output  # nothing regressed: nothing of its kind to compare with
+    assert "pass --baseline prod to compare across models" in result.output
+    # asked for by name, any run is compared, as the upgrade gate does
+    asked = invoke("report", "r02", "--baseline", "prod", "--fail-on-regression", "--reports", reports)
+    assert asked.exit_code == 1 and "regressed: chem" in asked.output
+    # the frontier model's own runs are its baselines; the local model's tagged run is named, not taken
+    make_run(store, "r03", GOOD, model_name="claude")
+    make_run(store, "r04", GOOD, model_name="local", tags=("baseline",))
+    baseline, choice = choose_baseline(store, make_run(store, "r05", BAD, model_name="claude"))
+    assert (baseline.run_id, choice.how) == ("r03", "latest")
+    assert [s.reason for s in choice.skipped] == [
+        "approved baseline prod is model local, this run is model claude: pass --baseline prod to compare "
+        "across models",
+        "run r04 tagged baseline is model local, this run is model claude: pass --baseline r04 to compare "
+        "across models",
+    ]
+
+
+def test_a_run_judged_by_another_judge_or_rubric_is_no_default_baseline(store):
+    make_run(store, "r01", GOOD, judge_model="gpt-judge")
+    store.set_baseline("prod", "r01", "2026-11-30T00:00:00+00:00")
+    make_run(store, "r02", GOOD, rubric_hash="r0")  # graded with an older version of the rubric
+    make_run(store, "r03", GOOD)
+    run = make_run(store, "r04", BAD)
+    baseline, choice = choose_baseline(store, run)
+    assert (baseline.run_id, choice.how) == ("r03", "latest")
+    assert [s.reason for s in choice.skipped] == [
+        "approved baseline prod is judged by claude (gpt-judge), this run by claude (claude-test): "
+        "pass --baseline prod to compare across judges"
+    ]
+    store.set_tag("r03", "excluded")
+    baseline, choice = choose_baseline(store, run)
+    assert baseline is None and "judge claude (claude-test) and rubric correctness" in choice.reason
+    assert choose_baseline(store, run, "r02")[0].run_id == "r02"  # asked: compared, rubric and all
 
 
 def test_report_reads_the_gate_policy_for_the_error_bound(store, tmp_path):

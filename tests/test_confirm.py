@@ -114,3 +114,26 @@ def test_a_real_drop_stays_a_failure_after_confirming(tmp_path, monkeypatch):
         "confirmed before failing: run cand: 10 answers graded again; 0 got a different verdict"
         in gate.output
     )
+
+
+def test_a_run_that_knows_its_baseline_confirms_before_its_page_says_fail(tmp_path, monkeypatch):
+    """`evals run` writes its page with the decision against its default baseline (the same model name's
+    earlier run): with confirm_repeats it re-grades the failing area first, as the gate would."""
+    judge, v1, v2 = _project(tmp_path, monkeypatch, drop=1)
+    with judge, v1, v2:
+        _config(tmp_path, judge, v1, v2, confirm=3)
+        ran = invoke(
+            "run", "--suite", "suite.jsonl", "--model", "prod", "--judge", "claude", "--run-id", "base"
+        )
+        assert ran.exit_code == 0, ran.output
+        config = yaml.safe_load((tmp_path / "evals.yaml").read_text())
+        config["models"]["prod"]["base_url"] = v2.url  # tonight's upgrade behind the same name
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        ran = invoke(
+            "run", "--suite", "suite.jsonl", "--model", "prod", "--judge", "claude", "--run-id", "next"
+        )
+    assert ran.exit_code == 0, ran.output
+    assert "safe to ship: yes" in ran.output
+    card = json.loads((tmp_path / "reports/runs/next/scorecard.json").read_text())
+    assert card["baseline"]["run_id"] == "base" and card["decision"]["outcome"] == "pass"
+    assert any(n.startswith("confirmed before failing: run next") for n in card["decision"]["notes"])

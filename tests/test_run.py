@@ -269,3 +269,37 @@ def test_dry_run_counts_every_repeat(project):
     result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--judge-repeats", "3", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "judge claude (claude-test): 12 calls" in result.output
+
+
+# Issue 20.3: every run has its page. Before, only `evals report` and `evals demo` wrote a scorecard.
+
+
+def test_run_writes_its_scorecard_and_the_index_links_it(project):
+    first = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r1")
+    assert first.exit_code == 0, first.output
+    page = project / "reports/runs/r1/scorecard.html"
+    assert page.is_file() and f"scorecard: {page}" in first.output.replace("\n", "")
+    assert "Capital of Peru?" in page.read_text()  # the run's own items, escaped into the page
+    second = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "r2")
+    assert second.exit_code == 0, second.output
+    card = json.loads((project / "reports/runs/r2/scorecard.json").read_text())
+    assert card["baseline"]["run_id"] == "r1"  # compared as `evals report` would
+    index = (project / "reports/index.html").read_text()
+    assert (
+        '<a href="runs/r1/scorecard.html">r1</a>' in index
+        and '<a href="runs/r2/scorecard.html">r2</a>' in index
+    )
+
+
+def test_a_run_stopped_early_still_gets_its_page_and_keeps_its_exit_code(project, judge_server):
+    judge_server.responder = lambda body: "I refuse to give a score."  # no score at all: exit 2
+    result = invoke("run", "--suite", "suite.jsonl", "--judge", "claude", "--run-id", "stopped")
+    assert result.exit_code == 2 and "ended with no score" in result.output, result.output
+    assert (project / "reports/runs/stopped/scorecard.html").is_file()
+    assert '<a href="runs/stopped/scorecard.html">' in (project / "reports/index.html").read_text()
+
+
+def test_a_run_refused_before_it_starts_leaves_no_page(project):
+    (project / "bad.jsonl").write_text('{"id": "a", "area": "x", "question": "q", "refrence": "r"}\n')
+    assert invoke("run", "--suite", "bad.jsonl", "--judge", "claude", "--run-id", "never").exit_code == 2
+    assert not (project / "reports/runs/never").exists() and not (project / "reports/index.html").exists()

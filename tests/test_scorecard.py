@@ -102,15 +102,21 @@ def test_baseline_defaults_to_the_latest_earlier_run_tagged_baseline(store):
     assert resolve_baseline(store, store.run("r01"), None) is None
 
 
-def test_history_marks_model_judge_and_rubric_changes(store):
+# Issue 20.3: before, one line joined the runs of every judge and rubric (marking where they changed);
+# now each judge and rubric draws its own line, and the model upgraded behind a name stays marked on it.
+def test_history_keeps_one_line_per_model_judge_and_rubric_and_marks_a_model_upgrade(store):
     make_run(store, "r01", BASE)
     make_run(store, "r02", BASE, model_id="qwen-2")
     make_run(store, "r03", BASE, model_id="qwen-2", judge_model="gpt-judge")
-    make_run(store, "r04", CAND, model_id="qwen-2", judge_model="gpt-judge", rubric_hash="r2")
-    history = build_scorecard(store, "r04", settings=ScorecardSettings(history=3)).history
-    assert [h.run_id for h in history] == ["r02", "r03", "r04"]
-    assert [h.changes for h in history] == [[], ["judge"], ["rubric"]]
+    make_run(store, "r04", BASE, model_id="qwen-2", rubric_hash="r2")
+    make_run(store, "r05", BASE, model_id="qwen-2", model_name="claude")
+    make_run(store, "r06", CAND, model_id="qwen-2")
+    history = build_scorecard(store, "r06", settings=ScorecardSettings(history=3)).history
+    assert [h.run_id for h in history] == ["r01", "r02", "r06"]
+    assert [h.changes for h in history] == [[], ["model"], []]
     assert history[-1].areas["chem"] == 1
+    assert [h.run_id for h in build_scorecard(store, "r03").history] == ["r03"]
+    assert [h.run_id for h in build_scorecard(store, "r05").history] == ["r05"]
 
 
 def test_cost_counts_tokens_latency_and_prices(store):

@@ -24,7 +24,7 @@ from evals.cli.common import (
     reports_path,
 )
 from evals.cli.examples import with_examples
-from evals.config import Config, load_config
+from evals.config import load_config
 from evals.errors import EvalsError, StoreError
 from evals.files import write_atomic
 from evals.names import BASELINE_NAME, RUN_ID, RUN_OR_BASELINE
@@ -32,7 +32,7 @@ from evals.records import RunManifest
 from evals.store import Store, open_store
 
 if TYPE_CHECKING:
-    from evals.scorecard.decision import Verdict
+    pass
 
 
 @click.command(epilog=with_examples(GATE_EXIT_HELP, "gate"))
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     type=RUN_OR_BASELINE,
     metavar="RUN_ID|NAME",
     help="The approved run (or baseline name); not the candidate itself. Default: chosen as `evals report` "
-    "does (the suite's approved baseline, else its latest run tagged baseline, else the latest earlier "
-    "finished run of the same model within the gate's error rate).",
+    "does, among runs of the same model name, judge and rubrics (the suite's approved baseline, else its "
+    "latest run tagged baseline, else the latest earlier finished run within the gate's error rate).",
 )
 @policy_option
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write JUnit XML here.")
@@ -99,7 +99,10 @@ def gate(
             sys.exit(deciding.UNDECIDED)
     if settings.confirm_repeats and verdict.outcome == "fail" and deciding.failing_areas(verdict):
         try:
-            verdict = confirm_failing(config, reports_path(config, reports_dir), verdict, allow_judge_change)
+            from evals.cli.confirm import confirm_failing
+
+            with open_store(config, reports_path(config, reports_dir)) as store:
+                verdict = confirm_failing(config, store, verdict, allow_judge_change)
         except EvalsError as exc:
             err.print(
                 plain(f"cannot decide: the failing areas could not be confirmed: {exc}"), soft_wrap=True
@@ -112,41 +115,6 @@ def gate(
         junit_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(junit_path, render_gate.junit(verdict))
     sys.exit(verdict.exit_code)
-
-
-def confirm_failing(config: Config, reports: Path, verdict: Verdict, allow_judge_change: bool) -> Verdict:
-    """``gate: {confirm_repeats: K}``: the failing areas' answers of both runs graded again by their judge
-    (through the gateway, on each run's audit chain) until each has K verdicts; then decided again."""
-    from evals.cli.judge_rerun import perimeter
-    from evals.judge.rubrics import rubric_search
-    from evals.outbound.gateway import FAIL_AFTER
-    from evals.scorecard import decision as deciding
-    from evals.trust.confirm import confirm
-
-    areas = deciding.failing_areas(verdict)
-    repeats = verdict.settings.confirm_repeats or 1
-    assert verdict.baseline is not None
-    with open_store(config, reports) as store:
-        for m in (verdict.candidate, verdict.baseline):
-            name, endpoint = config.judge(m.judge_name)
-            done = confirm(
-                store,
-                m,
-                areas,
-                repeats,
-                name,
-                endpoint,
-                rubric_search(config),
-                perimeter(config, m, FAIL_AFTER),
-            )
-            what = done.skipped or (
-                f"{done.answers} answers in {', '.join(areas)} have {repeats} verdicts each ({done.asked} asked now"
-                + (f"; {done.kept} restricted kept their first" if done.kept else "") + ")"
-            )  # fmt: skip
-            err.print(plain(f"confirming before failing, run {m.run_id}: {what}"), soft_wrap=True)
-        return deciding.decide(
-            store, verdict.candidate.run_id, verdict.baseline.run_id, verdict.settings, allow_judge_change
-        )
 
 
 @click.group()

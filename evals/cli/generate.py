@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import getpass
 import math
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_option, reports_path
 from evals.cli.examples import with_examples
+from evals.cli.local_judge import serve_local_judge
 from evals.cli.run import suite
 from evals.config import load_config
 from evals.errors import EvalsError
@@ -55,7 +57,10 @@ SHOWN_FAILURES = 10
     help="Estimate each item's difficulty with a trial answer of this model.",
 )
 @click.option(
-    "--judge", "judge_name", default=None, help="The judge of the trial answers (default: the default judge)."
+    "--judge",
+    "judge_name",
+    default=None,
+    help="The judge of the trial answers, or 'local' (the bundled model) (default: the default judge).",
 )
 @click.option(
     "--max-cost",
@@ -132,15 +137,22 @@ def suite_generate(
                 )
         return
     endpoints = {name: ("generator", endpoint)}
+    held = ExitStack()
     if local_name is not None:
         local, local_endpoint = config.model(local_name)
+        # the judge of trial answers: --judge local is served while they are graded
+        config = held.enter_context(serve_local_judge(config, judge_name))
         jname, jendpoint = config.judge(judge_name)
         endpoints |= {local: ("model", local_endpoint), jname: ("judge", jendpoint)}
-    budget = Budget.of(max_cost, endpoints) if max_cost is not None else None
+    try:
+        budget = Budget.of(max_cost, endpoints) if max_cost is not None else None
+    except BaseException:
+        held.close()
+        raise
     gateway = Gateway(config.redaction, (), budget, config.default_sensitivity)
     reports = reports_path(config, reports_dir)
     # Each call goes on the audit trail of the store beside the config, as a run's do.
-    with open_store(config, reports) as store, audit.recording(store):
+    with held, open_store(config, reports) as store, audit.recording(store):
         items, report = generate(
             sources, name, endpoint, area, count, gateway, progress_path(reports, out_path), chunk_chars
         )

@@ -23,6 +23,7 @@ from evals.cli.common import (
 )
 from evals.cli.examples import with_examples
 from evals.cli.judge import judge
+from evals.cli.local_judge import serve_local_judge
 from evals.cli.progress import RichReporter
 from evals.config import load_config
 from evals.errors import EvalsError
@@ -58,7 +59,12 @@ CALIBRATE_EXIT_HELP = EXIT_CODES_HELP.replace(
 
 @judge.command("calibrate", epilog=with_examples(CALIBRATE_EXIT_HELP, "judge calibrate"))
 @click.option("--labels", "labels_spec", required=True, help="Labels file (.jsonl or .csv), or 'demo'.")
-@click.option("--judge", "judge_name", required=True, help="Judge name from evals.yaml, or 'offline'.")
+@click.option(
+    "--judge",
+    "judge_name",
+    required=True,
+    help="Judge name from evals.yaml, 'offline', or 'local' (the bundled model).",
+)
 @click.option("--rubric", "rubric_name", default=None, help="Rubric to grade with (default: the judge's).")
 @click.option(
     "--min-kappa",
@@ -102,12 +108,16 @@ def calibrate_command(
     """
     config = load_config(config_path)
     labels = load_labels(labels_spec)
-    name, endpoint = config.judge(judge_name)
-    if rubric_name is not None:
-        endpoint = endpoint.model_copy(update={"rubric": rubric_name})
     reports = reports_path(config, reports_dir)
     # The judge's calls go on the audit trail of the store beside the config, as a run's do.
-    with open_store(config, reports) as store, audit.recording(store):
+    with (
+        serve_local_judge(config, judge_name) as config,
+        open_store(config, reports) as store,
+        audit.recording(store),
+    ):
+        name, endpoint = config.judge(judge_name)
+        if rubric_name is not None:
+            endpoint = endpoint.model_copy(update={"rubric": rubric_name})
         labels = with_levels(labels, store, config.default_sensitivity)
         check_rows(labels, name, endpoint.is_external())  # restricted rows never reach an external judge
         gateway = Gateway(config.redaction, row_patterns(labels, store), None, config.default_sensitivity)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, fmt, out, plain, reports_path
 from evals.cli.judge import judge
+from evals.cli.local_judge import serve_local_judge
 from evals.config import load_config
 from evals.errors import EvalsError
 from evals.judge.judging import build_judge
@@ -27,7 +28,12 @@ EXPECTED = {"not_higher": "not higher", "same": "same", "lower": "lower"}
 
 
 @judge.command("probe", epilog=EXIT_CODES_HELP)
-@click.option("--judge", "judge_name", required=True, help="The judge to probe (a name in evals.yaml).")
+@click.option(
+    "--judge",
+    "judge_name",
+    required=True,
+    help="The judge to probe: a name in evals.yaml, or 'local' (the bundled model).",
+)
 @click.option("--rubric", default=None, help="Grade with this rubric instead of the judge's own.")
 @click.option(
     "--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True,
@@ -45,20 +51,23 @@ def probe(judge_name: str, rubric: str | None, output: str, config_path: Path | 
     whatever the judge did; exit 2 when the judge could not be asked or failed on some answers.
     """
     config = load_config(config_path)
-    name, endpoint = config.judge(judge_name)
-    if rubric is not None:
-        endpoint = endpoint.model_copy(update={"rubric": rubric})
     probe_set = load_probe_set()  # built-in answers to built-in questions: public text
-    gateway = Gateway(config.redaction, (), None, config.default_sensitivity)
+    with serve_local_judge(config, judge_name) as config:
+        name, endpoint = config.judge(judge_name)
+        if rubric is not None:
+            endpoint = endpoint.model_copy(update={"rubric": rubric})
+        gateway = Gateway(config.redaction, (), None, config.default_sensitivity)
 
-    async def measure() -> ProbeReport:
-        try:
-            return await run_probes(build_judge(name, endpoint, rubric_search(config), gateway), probe_set)
-        finally:
-            await gateway.aclose()
+        async def measure() -> ProbeReport:
+            try:
+                return await run_probes(
+                    build_judge(name, endpoint, rubric_search(config), gateway), probe_set
+                )
+            finally:
+                await gateway.aclose()
 
-    with open_store(config, reports_path(config, None)) as store, audit.recording(store):  # on the trail
-        report = asyncio.run(measure())
+        with open_store(config, reports_path(config, None)) as store, audit.recording(store):  # on the trail
+            report = asyncio.run(measure())
     if output == "json":
         # ASCII-only JSON: every control, bidi or look-alike character of the answers is escaped.
         click.echo(json.dumps(dataclasses.asdict(report), indent=1))

@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_option, reports_path
+from evals.cli.confirm import perimeter
 from evals.cli.judge import judge
-from evals.cli.outcome import print_outcome
+from evals.cli.local_judge import add_local_judge, serve_local_judge
+from evals.cli.outcome import print_outcome, write_run_page, write_stopped_page
 from evals.cli.progress import RichReporter
 from evals.config import Config, load_config
 from evals.errors import EvalsError
@@ -17,10 +19,8 @@ from evals.names import RUN_ID, TAG
 from evals.outbound.gateway import FAIL_AFTER
 from evals.outbound.interrupts import sigterm_interrupts
 from evals.plan import MAX_SAMPLES, new_run_id
-from evals.records import RunManifest
 from evals.runner import RunOutcome, remaining
 from evals.store import Store, open_store
-from evals.suites import load_suite
 from evals.trust import rerun as reruns
 
 
@@ -33,7 +33,11 @@ from evals.trust import rerun as reruns
     type=click.IntRange(1, MAX_SAMPLES),
     help="Verdicts per answer, every one fresh (never from the judgment cache).",
 )
-@click.option("--judge", "judge_name", help="Judge name from evals.yaml (default: the run's judge).")
+@click.option(
+    "--judge",
+    "judge_name",
+    help="Judge name from evals.yaml, or 'local' (the bundled model) (default: the run's judge).",
+)
 @click.option(
     "--rubric", help="Grade with this rubric instead of the judge's default (items naming their own keep it)."
 )
@@ -70,21 +74,27 @@ def rerun(
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
         manifest = store.run(source)
-        name, endpoint = config.judge(judge_name or manifest.judge_name)
-        run_id = run_id or new_run_id(manifest.model_name)
-        err.print(
-            plain(f"re-judging the answers of run {source} · judge {name} · {repeats} verdicts per answer")
-        )
-        try:
-            outcome = reruns.rerun(
-                store, source, name, endpoint, rubric_search(config), repeats, rubric, run_id, tags,
-                RichReporter(console=err), perimeter(config, manifest, fail_after),
-            )  # fmt: skip
-        except KeyboardInterrupt:
-            if store.has_run(run_id):
-                err.print(plain(f"interrupted; continue with: evals run --resume {run_id}"))
-            raise
-        _print(store, outcome, config)
+        with serve_local_judge(config, judge_name or manifest.judge_name) as config:
+            name, endpoint = config.judge(judge_name or manifest.judge_name)
+            run_id = run_id or new_run_id(manifest.model_name)
+            err.print(
+                plain(
+                    f"re-judging the answers of run {source} · judge {name} · {repeats} verdicts per answer"
+                )
+            )
+            try:
+                outcome = reruns.rerun(
+                    store, source, name, endpoint, rubric_search(config), repeats, rubric, run_id, tags,
+                    RichReporter(console=err), perimeter(config, manifest, fail_after),
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                if store.has_run(run_id):
+                    err.print(plain(f"interrupted; continue with: evals run --resume {run_id}"))
+                raise
+            except EvalsError:
+                write_stopped_page(store, run_id, config)
+                raise
+        _print(config, store, outcome)
 
 
 def resume(
@@ -92,6 +102,7 @@ def resume(
 ) -> None:
     """``evals run --resume RUN_ID`` of a rerun: no suite, no model; only the missing verdicts."""
     manifest = store.run(run_id)
+    config = add_local_judge(config, judge_name or manifest.judge_name)
     name, endpoint = config.judge(judge_name or manifest.judge_name)
     if dry_run:
         _, to_judge = remaining(store, manifest)
@@ -102,39 +113,32 @@ def resume(
         )
         return
     err.print(plain(f"resuming rerun {run_id} of run {reruns.source_of(manifest)} · judge {name}"))
-    try:
-        outcome = reruns.resume(
-            store, run_id, name, endpoint, rubric_search(config), RichReporter(console=err),
-            perimeter(config, manifest, fail_after),
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        err.print(plain(f"interrupted; continue with: evals run --resume {run_id}"))
-        raise
-    _print(store, outcome, config)
+    with serve_local_judge(config, name) as config:
+        name, endpoint = config.judge(name)
+        try:
+            outcome = reruns.resume(
+                store, run_id, name, endpoint, rubric_search(config), RichReporter(console=err),
+                perimeter(config, manifest, fail_after),
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            err.print(plain(f"interrupted; continue with: evals run --resume {run_id}"))
+            raise
+        except EvalsError:
+            write_stopped_page(store, run_id, config)
+            raise
+    _print(config, store, outcome)
 
 
-def perimeter(config: Config, manifest: RunManifest, fail_after: int) -> reruns.Perimeter:
-    """A rerun's perimeter: the config's redaction and default level, and the marking of the run's suite as
-    its file says today (when the file is gone, the levels stored with the run stand, and that is said)."""
-    marking = None
-    if manifest.suite_path.startswith("hf:"):  # never fetched at run time: the stored levels stand
-        return reruns.Perimeter(config.redaction, config.default_sensitivity, None, fail_after)
-    try:
-        marking = load_suite(manifest.suite_path).levels()
-    except (EvalsError, OSError) as exc:
-        err.print(
-            plain(
-                f"suite {manifest.suite_path} cannot be read ({exc}); its items keep the levels stored with the run"
-            )
-        )
-    return reruns.Perimeter(config.redaction, config.default_sensitivity, marking, fail_after)
-
-
-def _print(store: Store, outcome: RunOutcome, config: Config) -> None:
+def _print(config: Config, store: Store, outcome: RunOutcome) -> None:
+    """The rerun's outcome and noise figures; its page (scorecard and index) is written, as a run's is."""
     from evals.cli.report import noise_lines
-    from evals.scorecard import build_scorecard
 
-    print_outcome(store, outcome)
-    card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard, config.gate)
+    try:
+        print_outcome(store, outcome)
+    except EvalsError:
+        write_stopped_page(store, outcome.manifest.run_id, config)
+        raise
+    card = write_run_page(store, outcome.manifest.run_id, config)
+    assert card is not None  # it scored an answer: it stored one
     for line in noise_lines(card):
         out.print(plain(line), soft_wrap=True)

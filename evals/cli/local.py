@@ -8,8 +8,9 @@ import click
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_option, reports_path
 from evals.cli.examples import with_examples
+from evals.cli.local_judge import JUDGE_MAX_TOKENS, LOCAL_JUDGE, local_judge_endpoint
 from evals.cli.run import _execute
-from evals.config import Endpoint, JudgeEndpoint, load_config
+from evals.config import Endpoint, load_config
 from evals.defaults import DEMO_SUITE
 from evals.localmodel import (
     KEY_ENV,
@@ -25,14 +26,10 @@ from evals.records import Selection
 from evals.store import open_store
 from evals.suites import Suite, load_suite
 
-LOCAL_JUDGE = "local"
-"""``evals demo --judge local``: the bundled model grades its own answers."""
 DEMO_PARALLEL = 8
 """Server slots and requests in flight in the demo: the best measured on 2 cores (docs/benchmarks.md)."""
 DEMO_MAX_TOKENS = 48
 """Answers to the demo's short questions; longer ones only ramble."""
-JUDGE_MAX_TOKENS = 256
-"""Bound on the local judge's verdict: a small model may never close its JSON, and must not run on."""
 
 
 def demo_suite() -> Suite:
@@ -70,9 +67,6 @@ def demo(
 
     Needs the local extra and the model: pip install 'lookingglass[local]' && evals model fetch.
     """
-    from evals.render import write_index, write_scorecard
-    from evals.scorecard import build_scorecard
-
     config = load_config(config_path)
     loaded = demo_suite()
     selection = Selection((), (), limit)  # recorded with the run: a --limit demo is a subset
@@ -98,32 +92,13 @@ def demo(
             fingerprint=server.fingerprint,
         )
         if local_judge:
-            named, configured = LOCAL_JUDGE, local_judge_endpoint(server, parallel)
-        outcome = _execute(
+            named, configured = LOCAL_JUDGE, local_judge_endpoint(server)
+        # the run's page (scorecard and index) is written as for `evals run`, before the server stops
+        card = _execute(
             config, store, loaded, "smollm2-local", model, named, configured, 1, ("demo",), None, None,
             selection, again="run evals demo again (the bundled server stops with the demo)",
         )  # fmt: skip
-        # The scorecard needs no server: build it after the run, then the server stops with the block.
-        card = build_scorecard(store, outcome.manifest.run_id, None, config.scorecard, config.gate)
-        paths = write_scorecard(card, store.reports_dir / "runs" / outcome.manifest.run_id)
-        write_index(store)
     out.print(plain(f"weak areas: {', '.join(card.weak_areas) or 'none'}"), soft_wrap=True)
-    out.print(plain(f"scorecard: {paths['html']}"), soft_wrap=True)
-
-
-def local_judge_endpoint(server: LocalServer, parallel: int) -> JudgeEndpoint:
-    """The bundled model as an OpenAI-compatible judge: strict json_schema verdicts, bounded length."""
-    return JudgeEndpoint(
-        provider="openai",
-        base_url=server.base_url,
-        model=server.model,
-        api_key_env=KEY_ENV,
-        structured="auto",
-        temperature=0.0,
-        max_tokens=JUDGE_MAX_TOKENS,
-        max_concurrency=parallel,
-        fingerprint=server.fingerprint,
-    )
 
 
 @click.command("serve-local", epilog=EXIT_CODES_HELP)

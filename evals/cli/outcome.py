@@ -1,22 +1,29 @@
-"""What the end of a run prints, for ``evals run``, ``evals demo`` and ``evals judge rerun`` alike: the
-per-area table, the counts, cut-off answers, grader flags, the judge's drift canary, where the results are,
-the audit anchor; and ``NoScore`` (exit 2) for a run that ended without a single score."""
+"""What the end of a run prints and leaves, for ``evals run``, ``evals demo`` and ``evals judge rerun``
+alike: the per-area table, the counts, cut-off answers, grader flags, the judge's drift canary, where the
+results are, the audit anchor; the run's page (its scorecard, and the index linking it); and ``NoScore``
+(exit 2) for a run that ended without a single score."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from evals.cli.common import flush_warnings, out, plain
+from evals.cli.common import err, flush_warnings, out, plain
 from evals.cli.signals import flagged_line
 from evals.errors import EvalsError
+from evals.names import run_folder
 from evals.outbound.audit import audit_line
 from evals.records import is_truncated
 from evals.results import ErrorKind, ResultRow, group_errors, summarize
 from evals.runner import RunOutcome
 from evals.scorecard.canary import canary_lines
 from evals.store import Store
+
+if TYPE_CHECKING:
+    from evals.config import Config
+    from evals.scorecard import Scorecard
 
 
 class NoScore(EvalsError):
@@ -138,3 +145,39 @@ def error_lines(outcome: RunOutcome, kind: ErrorKind, example_length: int = 140)
         example = g.example if len(g.example) <= example_length else g.example[: example_length - 1] + "…"
         lines.append(f"  {g.count} {g.kind}, e.g. item {g.item}: {example}")
     return lines
+
+
+def write_run_page(store: Store, run_id: str | None, config: Config) -> Scorecard | None:
+    """Write the run's scorecard (HTML, JSON, Markdown) into ``runs/<run_id>/`` and refresh the index, as
+    ``evals report`` does, and print its decision and where; None, writing nothing, when the run stored no
+    answer (it stopped before its first, or never started). When it knows its baseline and the decision
+    fails an area, ``gate: {confirm_repeats}`` confirms it first, as ``evals gate`` does."""
+    from evals.render import write_index, write_scorecard  # the renderers load when a page is written
+    from evals.scorecard import build_scorecard
+
+    if run_id is None or not store.has_run(run_id) or not store.answers(run_id):
+        return None
+    card = build_scorecard(store, run_id, None, config.scorecard, config.gate)
+    if config.gate.confirm_repeats and card.baseline and card.decision and card.decision.outcome == "fail":
+        from evals.cli.confirm import confirm_failing
+        from evals.scorecard.decision import decide, failing_areas
+
+        verdict = decide(store, run_id, card.baseline.run_id, config.gate)
+        if failing_areas(verdict):
+            confirm_failing(config, store, verdict, allow_judge_change=False)
+            card = build_scorecard(store, run_id, card.baseline.run_id, config.scorecard, config.gate)
+    paths = write_scorecard(card, run_folder(store.reports_dir, run_id))
+    write_index(store)
+    if card.decision is not None:
+        out.print(plain(card.decision.headline), soft_wrap=True)
+    out.print(plain(f"scorecard: {paths['html']}"), soft_wrap=True)
+    return card
+
+
+def write_stopped_page(store: Store, run_id: str | None, config: Config) -> None:
+    """``write_run_page`` for a run that stopped early (exit 2): a failure to write it is said on stderr,
+    never put in place of what stopped the run."""
+    try:
+        write_run_page(store, run_id, config)
+    except EvalsError as exc:
+        err.print(plain(f"the run's scorecard was not written: {exc}"), soft_wrap=True)

@@ -1,8 +1,8 @@
 """A progress bar for runs: answered, judged, errors and ETA, drawn by rich on stderr.
 
 Kept cheap on purpose: events only bump counters, and rich redraws a few times a second. Where stderr is
-not a terminal (CI logs, cron mail) a bar cannot redraw, so a plain line is printed at every tenth of the
-work instead.
+not a terminal (CI logs, cron mail) a bar cannot redraw, so a plain line is printed at the first unit done
+and at every tenth of the work instead.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class RichReporter:
     def _log_line(self) -> None:
         done = self.done_judged + self.errors_unjudged
         tenth = max(1, self.total // 10)
-        if done % tenth == 0 or done == self.total:
+        if done == 1 or done % tenth == 0 or done == self.total:  # the first: the judge is grading
             elapsed = time.monotonic() - self.started
             self.console.print(
                 f"{self.label}: {done}/{self.total} done · answered {self.done_answers} · judged "

@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, out, plain
+from evals.cli.local_judge import add_local_judge
 from evals.config import load_config
 from evals.outbound.redaction import Redactor, combined_patterns
 from evals.suites import load_suite
@@ -16,7 +17,9 @@ from evals.suites import load_suite
 
 @click.command("redact", epilog=EXIT_CODES_HELP)
 @click.argument("suite_path", metavar="SUITE")
-@click.option("--judge", "judge_name", help="Judge name from evals.yaml (default: as evals run chooses).")
+@click.option(
+    "--judge", "judge_name", help="Judge name from evals.yaml, or 'local' (default: as evals run chooses)."
+)
 @click.option("--model", "model_name", help="Model name from evals.yaml (default: the first).")
 @click.option(
     "--show",
@@ -35,7 +38,7 @@ def redact(
     with the placeholder kinds and counts; restricted items are shown as not sent (when an endpoint is
     external); answers are not known before a run, and are redacted the same way with their item.
     """
-    config = load_config(config_path)
+    config = add_local_judge(load_config(config_path), judge_name)
     suite = load_suite(suite_path)
     judge_name, judge = config.judge(judge_name)
     model_name, model = config.model(model_name)

@@ -64,10 +64,11 @@ def report(
     """Write the scorecard of a run (default: the latest finished one) as HTML, JSON and Markdown, and
     summarize it, opening with the decision against its baseline (the one `evals gate` makes).
 
-    The baseline defaults to the suite's approved baseline (evals baseline set), else its latest earlier
-    run tagged `baseline`, else the latest earlier finished run of the same suite and model with at most
-    the gate's error rate (5%); unfinished and mostly-error runs, and runs excluded with `evals runs
-    exclude`, are skipped. The scorecard says which baseline it chose and why. With $GITHUB_STEP_SUMMARY
+    The baseline defaults to a run of the same suite, model name, judge and rubrics: the suite's approved
+    baseline (evals baseline set), else its latest earlier run tagged `baseline`, else its latest earlier
+    finished run with at most the gate's error rate (5%); unfinished and mostly-error runs, runs of
+    another model or judge, and runs excluded with `evals runs exclude`, are skipped (--baseline compares
+    with any run). The scorecard says which baseline it chose and why. With $GITHUB_STEP_SUMMARY
     set, the scorecard's Markdown summary is appended to it.
     """
     from evals.render import write_index, write_scorecard

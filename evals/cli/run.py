@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,7 +21,8 @@ from evals.cli.common import (
     reports_path,
 )
 from evals.cli.examples import with_examples
-from evals.cli.outcome import check_scored, print_outcome
+from evals.cli.local_judge import add_local_judge, serve_local_judge
+from evals.cli.outcome import check_scored, print_outcome, write_run_page, write_stopped_page
 from evals.cli.progress import RichReporter
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
@@ -40,11 +42,14 @@ from evals.plan import (
     plan_panel,
 )
 from evals.records import Item, Selection
-from evals.runner import RunOutcome, remaining, run_suite
+from evals.runner import remaining, run_suite
 from evals.secrets import safe_url
 from evals.store import Store, open_store
 from evals.suites import Suite, find_problems, load_suite, suites_in
 from evals.trust.canary import Canary
+
+if TYPE_CHECKING:
+    from evals.scorecard import Scorecard
 
 
 @click.command(epilog=with_examples(EXIT_CODES_HELP, "run"))
@@ -55,7 +60,10 @@ from evals.trust.canary import Canary
 )
 @click.option("--model", "model_name", help="Model name from evals.yaml (default: the first).")
 @click.option(
-    "--judge", "judge_name", help="Judge name from evals.yaml, or 'offline' (default: first with a key)."
+    "--judge",
+    "judge_name",
+    help="Judge name from evals.yaml, 'offline', or 'local' (the bundled model: a running evals serve-local, "
+    "else started for the run) (default: first with a key).",
 )
 @click.option(
     "--samples",
@@ -143,7 +151,8 @@ def run(
     continues it. When the first calls to the model or the judge all fail the same way (see --fail-after)
     the run stops with what to change (exit 2), as do a judge whose first N verdicts are all
     unparseable and a run stopped by --max-cost. A run that ends with no score at all exits 2 too, kept
-    for --resume. A judge with 'structured: auto' falls back from json_schema to json_object to text when
+    for --resume. The run ends by writing its scorecard (reports/runs/RUN_ID/scorecard.html, .json, .md)
+    and reports/index.html, also when it stopped early having stored an answer. A judge with 'structured: auto' falls back from json_schema to json_object to text when
     its server refuses one, says so, and keeps it for the run.
     """
     config = load_config(config_path)
@@ -155,6 +164,7 @@ def run(
             raise click.UsageError("--suite is required (or --resume RUN_ID, or default_suite in evals.yaml)")
         suite = _select(load_suite(suite_path), selection)
         model_name, model = config.model(model_name)
+        config = add_local_judge(config, judge_name)
         judge_name, judge = config.judge(judge_name)
         if dry_run:  # before the store is opened: a dry run leaves nothing behind
             items = [item for item in suite.items for _ in range(samples)]
@@ -162,7 +172,12 @@ def run(
                 config, suite, selection, items, [], model_name, model, judge_name, judge, max_cost, judge_repeats
             )  # fmt: skip
             return
-        with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
+        with (
+            open_store(config, reports_path(config, reports_dir)) as store,
+            sigterm_interrupts(),
+            serve_local_judge(config, judge_name, answer_tokens=model.max_tokens) as config,
+        ):
+            judge_name, judge = config.judge(judge_name)  # the local judge where it is served
             _execute(
                 config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, None,
                 selection, max_cost, fail_after, judge_repeats=judge_repeats,
@@ -182,6 +197,7 @@ def run(
         selection = manifest.selection()
         suite = _select(load_suite(suite_path or manifest.suite_path), selection)
         model_name, model = config.model(model_name or manifest.model_name)
+        config = add_local_judge(config, judge_name or manifest.judge_name)
         judge_name, judge = config.judge(judge_name or manifest.judge_name)
         if dry_run:
             check_resumable(store, resume, suite)
@@ -195,10 +211,12 @@ def run(
                 runner.judge_repeats(manifest), per_member,
             )  # fmt: skip
             return
-        _execute(
-            config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
-            selection, max_cost, fail_after,
-        )  # fmt: skip
+        with serve_local_judge(config, judge_name, answer_tokens=model.max_tokens) as config:
+            judge_name, judge = config.judge(judge_name)
+            _execute(
+                config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
+                selection, max_cost, fail_after,
+            )  # fmt: skip
 
 
 def _finite(param: click.Parameter, value: float | None) -> float | None:
@@ -280,9 +298,10 @@ def _execute(
     fail_after: int = FAIL_AFTER,
     again: str | None = None,
     judge_repeats: int = 1,
-) -> RunOutcome:
-    """Run (or resume) and print the outcome; ``again`` replaces the ``--resume`` hint when a resume cannot
-    work (the demo's bundled server stops with the demo)."""
+) -> Scorecard:
+    """Run (or resume), print the outcome and write the run's page (its scorecard, and the index); the
+    scorecard. A run that stops early (exit 2) gets its page too when it stored an answer. ``again``
+    replaces the ``--resume`` hint when a resume cannot work (the demo's bundled server stops with the demo)."""
     run_id = None if resume else (run_id or new_run_id(model_name))
     scope = "" if selection is None or selection.whole else f", subset: {selection.describe()}"
     err.print(
@@ -299,20 +318,25 @@ def _execute(
             inhouse=config.judge(judge.restricted_judge) if judge.restricted_judge else None,
         )  # fmt: skip
         outcome = run_suite(store, spec, reporter=RichReporter(console=err))
+        print_outcome(store, outcome, check=False)
+        if outcome.asked and outcome.answer_errors == outcome.asked:
+            # Per-item errors are data; no answer at all means the model could not be reached or used.
+            raise EvalsError(
+                f"every one of {outcome.asked} model calls failed (see the errors in the results); is "
+                f"{safe_url(model.base_url) or 'the model server'} up and serving {model.model!r}? "
+                + (again or f"Fix it and continue with: evals run --resume {outcome.manifest.run_id}")
+            )
+        check_scored(outcome, again)  # a run without a single score is no success, whatever failed
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
         err.print(audit_line(store, str(resume or run_id)), soft_wrap=True)  # sealed also when interrupted
         raise
-    print_outcome(store, outcome, check=False)
-    if outcome.asked and outcome.answer_errors == outcome.asked:
-        # Per-item errors are data; no answer at all means the model could not be reached or used.
-        raise EvalsError(
-            f"every one of {outcome.asked} model calls failed (see the errors in the results); is "
-            f"{safe_url(model.base_url) or 'the model server'} up and serving {model.model!r}? "
-            + (again or f"Fix it and continue with: evals run --resume {outcome.manifest.run_id}")
-        )
-    check_scored(outcome, again)  # a run without a single score is no success, whatever failed
-    return outcome
+    except EvalsError:
+        write_stopped_page(store, resume or run_id, config)  # what it stored, readable
+        raise
+    card = write_run_page(store, outcome.manifest.run_id, config)
+    assert card is not None  # it scored an answer: it stored one
+    return card
 
 
 @click.group()

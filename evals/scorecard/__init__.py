@@ -22,7 +22,7 @@ from evals.records import Judgment, RunManifest
 from evals.results import ResultRow, by_area, scores_by_item
 from evals.routing.economics import run_busy_seconds
 from evals.scorecard.audit import audit_head
-from evals.scorecard.baselines import choose_baseline, is_excluded, resolve_baseline
+from evals.scorecard.baselines import choose_baseline, is_excluded, resolve_baseline, unlike
 from evals.scorecard.bias import same_family
 from evals.scorecard.calibration import calibration_note
 from evals.scorecard.canary import canary_report
@@ -217,9 +217,12 @@ def history_point(m: RunManifest, aggregates: Sequence[AreaAggregate], changes: 
 
 
 def history(store: Store, run: RunManifest, limit: int, pass_score: float = 4) -> list[HistoryPoint]:
-    """Each area's mean over the suite's last ``limit`` runs up to this one, marking model/judge/rubric changes.
+    """Each area's mean over the last ``limit`` runs of this run's line up to it, marking changes.
 
-    Read from the runs' stored aggregates (one query), never from their items. Runs excluded with
+    A line holds the runs of one kind (``baselines.unlike``): the suite, model name, judge (name and model)
+    and rubrics of this run; runs of another model or judge draw their own line, never joined into this
+    one. What may still change along it is marked: the model behind the name (an upgrade), the rubrics
+    added. Read from the runs' stored aggregates (one query), never from their items. Runs excluded with
     ``evals runs exclude`` are left out.
     """
     runs = [
@@ -227,6 +230,7 @@ def history(store: Store, run: RunManifest, limit: int, pass_score: float = 4) -
         for m in store.runs(run.suite_name)
         if (m.started_at, m.run_id) <= (run.started_at, run.run_id)
         and (m.run_id == run.run_id or not is_excluded(m))
+        and unlike(run, m) is None
     ][-limit:]
     aggregates = store.aggregates([m.run_id for m in runs], pass_score)
     return [

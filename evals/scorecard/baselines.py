@@ -1,10 +1,13 @@
-"""Which run a run is compared with, and why.
+"""Which run a run is compared with, and why; and which runs are of its kind.
 
-An approved baseline (``evals baseline set``) of the same suite wins, then the latest earlier run of the
-suite tagged ``baseline``; otherwise the latest earlier *finished* run of the same suite and model name
-whose error rate is within the gate policy's ``max_error_rate``. Interrupted, failed and mostly-error
-runs are skipped and named, and runs tagged ``excluded`` (``evals runs exclude``) never count. A quick
-subset run (``--area``, ``--item-tag``, ``--limit``) is no baseline for a run of the whole suite.
+By default a run is compared only with a run of its kind (``unlike``): the same suite, model name, judge
+(name and model) and rubrics. Of those, an approved baseline (``evals baseline set``) wins, then the
+latest earlier run tagged ``baseline``; otherwise the latest earlier *finished* run whose error rate is
+within the gate policy's ``max_error_rate``. An approved or tagged baseline of another kind (a frontier
+model's run against the local model's baseline) is not taken: it is skipped and named with why and what
+to pass instead. Interrupted, failed and mostly-error runs are skipped and named, and runs tagged
+``excluded`` (``evals runs exclude``) never count. A quick subset run (``--area``, ``--item-tag``,
+``--limit``) is no baseline for a run of the whole suite. ``--baseline`` compares with any run, as asked.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ EXCLUDED = "excluded"
 """The tag ``evals runs exclude`` sets: the run is left out of baseline choice and history."""
 BASELINE_TAG = "baseline"
 DEFAULT_MAX_ERROR_RATE = 0.05
-"""The gate policy's default ``max_error_rate`` (``evals.scorecard.gate.Policy``)."""
+"""The gate's default ``max_error_rate`` (``evals.config.GateSettings``)."""
 MAX_SKIPPED = 10
 """At most this many skipped runs are named on the scorecard."""
 
@@ -28,6 +31,47 @@ MAX_SKIPPED = 10
 def is_excluded(m: RunManifest) -> bool:
     """True when the run was excluded from baseline choice and history."""
     return EXCLUDED in m.tags
+
+
+def rubric_versions(m: RunManifest) -> dict[str, str]:
+    """The rubrics a run graded with, name to hash (a run stored before ``rubrics`` was kept: its one)."""
+    labels = [label.rpartition("@") for label in m.rubrics]
+    return {name: digest for name, _, digest in labels} if labels else {m.rubric_name: m.rubric_hash}
+
+
+def unlike(run: RunManifest, other: RunManifest) -> tuple[str, str] | None:
+    """How ``other``'s scores cannot be compared with ``run``'s: (what differs, how ``other`` and ``run``
+    differ in it), for another model name, judge (name or model) or rubric (one both grade with, changed;
+    or none in common). None when the two are of one kind: only such runs are default baselines and
+    share a history line."""
+    if other.model_name != run.model_name:
+        return "models", f"is model {other.model_name}, this run is model {run.model_name}"
+    if (other.judge_name, other.judge_model) != (run.judge_name, run.judge_model):
+        return "judges", (
+            f"is judged by {other.judge_name} ({other.judge_model}), this run by {run.judge_name} "
+            f"({run.judge_model})"
+        )
+    theirs, ours = rubric_versions(other), rubric_versions(run)
+    shared = theirs.keys() & ours.keys()
+    changed = sorted(name for name in shared if theirs[name] != ours[name])
+
+    def labels(versions: dict[str, str]) -> str:
+        return ", ".join(f"{name}@{versions[name]}" for name in (changed or sorted(versions)))
+
+    if changed or not shared:
+        return "rubrics", f"was graded with rubric {labels(theirs)}, this run with {labels(ours)}"
+    return None
+
+
+def _other_kind(run: RunManifest, m: RunManifest, what: str, spec: str) -> SkippedRun | None:
+    """The record naming a baseline of another kind that is not taken by default, or None when it is like."""
+    differs = unlike(run, m)
+    if differs is None:
+        return None
+    across, how = differs
+    return SkippedRun(
+        run_id=m.run_id, reason=f"{what} {how}: pass --baseline {spec} to compare across {across}"
+    )
 
 
 def run_health(store: Store, run_id: str) -> RunHealth:
@@ -68,12 +112,20 @@ def unfit_reason(store: Store, m: RunManifest, max_error_rate: float) -> str | N
     return None
 
 
+def _kind(run: RunManifest) -> str:
+    return (
+        f"suite {run.suite_name} and model {run.model_name}, judge {run.judge_name} ({run.judge_model}) "
+        f"and rubric {run.rubric_name}"
+    )
+
+
 def choose_baseline(
     store: Store, run: RunManifest, spec: str | None = None, max_error_rate: float = DEFAULT_MAX_ERROR_RATE
 ) -> tuple[RunManifest | None, BaselineChoice]:
     """The baseline of ``run`` and the record of why it was chosen.
 
-    ``spec`` (``--baseline``) is a baseline name, a run id or a tag and is taken as asked.
+    ``spec`` (``--baseline``) is a baseline name, a run id or a tag and is taken as asked, whatever its
+    kind. By default only a run of ``run``'s kind is taken (``unlike``).
     """
     if spec is not None:
         m = _asked(store, run, spec)
@@ -83,25 +135,36 @@ def choose_baseline(
             )
         return m, BaselineChoice(run_id=m.run_id, how="asked", reason=f"asked for with --baseline {spec}")
     earlier = _earlier(store, run)
-    earlier_ids = {m.run_id for m in earlier}
-    approved = [(set_at, name, rid) for name, rid, set_at, _ in store.baselines() if rid in earlier_ids]
-    if approved:
-        _, name, rid = max(approved)
-        return store.run(rid), BaselineChoice(
-            run_id=rid, how="approved", reason=f"the approved baseline {name!r} of suite {run.suite_name}"
-        )
-    tagged = [m for m in earlier if BASELINE_TAG in m.tags]
-    if tagged:
-        m = tagged[0]
-        return m, BaselineChoice(
-            run_id=m.run_id,
-            how="tagged",
-            reason=f"the latest earlier run of suite {run.suite_name} tagged baseline",
-        )
+    by_id = {m.run_id: m for m in earlier}
     skipped: list[SkippedRun] = []
+    # Newest approval first; one of another kind is named (it would have won before) and passed over.
+    approved = sorted(
+        ((set_at, name, rid) for name, rid, set_at, _ in store.baselines() if rid in by_id), reverse=True
+    )
+    for _, name, rid in approved:
+        other = _other_kind(run, by_id[rid], f"approved baseline {name}", name)
+        if other is None:
+            return by_id[rid], BaselineChoice(
+                run_id=rid,
+                how="approved",
+                reason=f"the approved baseline {name!r} of suite {run.suite_name}",
+                skipped=skipped[:MAX_SKIPPED],
+            )
+        skipped.append(other)
+    for m in (m for m in earlier if BASELINE_TAG in m.tags):
+        other = _other_kind(run, m, f"run {m.run_id} tagged baseline", m.run_id)
+        if other is None:
+            return m, BaselineChoice(
+                run_id=m.run_id,
+                how="tagged",
+                reason=f"the latest earlier run of suite {run.suite_name} tagged baseline",
+                skipped=skipped[:MAX_SKIPPED],
+            )
+        if all(s.run_id != m.run_id for s in skipped):  # named once, as the approved baseline it is
+            skipped.append(other)
     for m in earlier:
-        if m.model_name != run.model_name:
-            continue  # another model's history: not skipped, simply not this one's
+        if unlike(run, m) is not None:
+            continue  # another model's, judge's or rubric's history: not skipped, simply not this one's
         if not (m.selection().whole or m.selection() == run.selection()):
             reason: str | None = f"asked a subset ({m.selection().describe()})"
         else:
@@ -110,20 +173,14 @@ def choose_baseline(
             return m, BaselineChoice(
                 run_id=m.run_id,
                 how="latest",
-                reason=(
-                    f"the latest earlier finished run of suite {run.suite_name} and model {run.model_name} "
-                    f"with at most {max_error_rate:.0%} errors"
-                ),
+                reason=f"the latest earlier finished run of {_kind(run)}, with at most {max_error_rate:.0%} errors",
                 skipped=skipped[:MAX_SKIPPED],
             )
         skipped.append(SkippedRun(run_id=m.run_id, reason=reason))
     return None, BaselineChoice(
         run_id=None,
         how="none",
-        reason=(
-            f"no earlier finished run of suite {run.suite_name} and model {run.model_name} "
-            f"with at most {max_error_rate:.0%} errors"
-        ),
+        reason=f"no earlier finished run of {_kind(run)}, with at most {max_error_rate:.0%} errors",
         skipped=skipped[:MAX_SKIPPED],
     )
 
