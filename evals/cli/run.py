@@ -20,7 +20,7 @@ from evals.cli.common import (
     reports_path,
 )
 from evals.cli.examples import with_examples
-from evals.cli.outcome import check_scored, print_outcome
+from evals.cli.outcome import check_scored, print_outcome, print_pending
 from evals.cli.progress import RichReporter
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
@@ -117,6 +117,12 @@ from evals.trust.canary import Canary
     help="Stop the run (resumable) when the first N calls to the model or judge all fail with the same "
     "error, or the judge's first N verdicts are all unparseable; 0 never stops.",
 )
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="With a batch judge (judging: batch): submit its batches, say the run is pending and exit 0; "
+    "--resume RUN_ID collects them later (with --detach too: what ended is collected, else it stays pending).",
+)
 @reports_option
 @config_option
 def run(
@@ -134,6 +140,7 @@ def run(
     run_id: str | None,
     resume: str | None,
     fail_after: int,
+    detach: bool,
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
@@ -165,7 +172,7 @@ def run(
         with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
             _execute(
                 config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, None,
-                selection, max_cost, fail_after, judge_repeats=judge_repeats,
+                selection, max_cost, fail_after, judge_repeats=judge_repeats, detach=detach,
             )  # fmt: skip
         return
     if not selection.whole:
@@ -197,7 +204,7 @@ def run(
             return
         _execute(
             config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
-            selection, max_cost, fail_after,
+            selection, max_cost, fail_after, detach=detach,
         )  # fmt: skip
 
 
@@ -280,6 +287,7 @@ def _execute(
     fail_after: int = FAIL_AFTER,
     again: str | None = None,
     judge_repeats: int = 1,
+    detach: bool = False,
 ) -> RunOutcome:
     """Run (or resume) and print the outcome; ``again`` replaces the ``--resume`` hint when a resume cannot
     work (the demo's bundled server stops with the demo)."""
@@ -296,13 +304,16 @@ def _execute(
             judge_repeats=judge_repeats, tags=tags, run_id=run_id, resume=resume, selection=selection,
             max_cost=max_cost, fail_after=fail_after, redaction=config.redaction,
             default_sensitivity=config.default_sensitivity, observer=Canary.of(config, suite),
-            inhouse=config.judge(judge.restricted_judge) if judge.restricted_judge else None,
+            inhouse=config.judge(judge.restricted_judge) if judge.restricted_judge else None, detach=detach,
         )  # fmt: skip
         outcome = run_suite(store, spec, reporter=RichReporter(console=err))
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
         err.print(audit_line(store, str(resume or run_id)), soft_wrap=True)  # sealed also when interrupted
         raise
+    if outcome.pending:  # its batches are submitted; a later --resume collects them (evals docs batch)
+        print_pending(store, outcome)
+        return outcome
     print_outcome(store, outcome, check=False)
     if outcome.asked and outcome.answer_errors == outcome.asked:
         # Per-item errors are data; no answer at all means the model could not be reached or used.
