@@ -309,6 +309,7 @@ def test_each_request_of_a_batch_has_its_audit_record_and_the_upload_is_recorded
         # the upload (OpenAI: the file, then the batch) is a call whose hash is of the bytes received
         uploads = [r for r in p.judge.raw_requests]
         assert sorted(r.sha256 for r in calls) == sorted(hashlib.sha256(raw).hexdigest() for raw in uploads)
+        assert {r.run_id for r in calls} == {"r1"}  # the upload is on the run's chain
         assert len(batched) == N
         assert {r.details["custom_id"] for r in batched} == {cid for cid, _ in batch.requests}
         assert {r.details["batch_id"] for r in batched} == {batch.id}
