@@ -60,7 +60,9 @@ def save_batch(store: Store, batch: StoredBatch, requests: Sequence[StoredReques
     marks = ",".join("?" for _ in _BATCH_COLS)
     request_marks = ",".join("?" for _ in _REQUEST_COLS)
     with store.backend.transaction():
-        store._execute(f"INSERT INTO judge_batches ({','.join(_BATCH_COLS)}) VALUES ({marks})", _values(batch))
+        store._execute(
+            f"INSERT INTO judge_batches ({','.join(_BATCH_COLS)}) VALUES ({marks})", _values(batch)
+        )
         store.backend.executemany(
             f"INSERT INTO judge_batch_requests ({','.join(_REQUEST_COLS)}) VALUES ({request_marks})",
             [_values(r) for r in requests],
