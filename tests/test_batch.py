@@ -348,3 +348,47 @@ def test_judging_batch_needs_a_vendor_with_a_batch_api(tmp_path, monkeypatch):
         assert result.exit_code == 2, result.output
         line = [ln for ln in result.output.splitlines() if "judging" in ln]
         assert line and "evals.yaml:" in line[0] and "provider: anthropic or openai" in line[0], result.output
+
+
+def test_a_panel_member_with_judging_batch_sends_its_verdicts_in_a_batch_the_other_online(
+    tmp_path, monkeypatch
+):
+    with project(tmp_path, monkeypatch, "anthropic") as p, FakeOpenAI(grade_by_reference) as other:
+        config = yaml.safe_load((tmp_path / "evals.yaml").read_text())
+        config["judges"]["online"] = {
+            "base_url": other.url,
+            "model": "gpt",
+            "api_key_env": KEY_ENV,
+            "price_in_per_mtok": 1,
+        }
+        config["models"]["local"]["price_in_per_mtok"] = 0
+        config["judges"]["both"] = {"panel": ["batcher", "online"]}
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        result = p.run("--run-id", "r1", "--judge", "both", "--max-cost", "10")
+        assert result.exit_code == 0, result.output
+        (batch,) = p.batches()
+        assert len(batch.requests) == N and p.online_gradings() == 0
+        assert other.count() == N and other.batch_book.batches == []
+        verdicts = p.verdicts("r1")
+        batched = [v for v in verdicts if v["batch_id"]]
+        assert len(verdicts) == 2 * N and len(batched) == N
+        assert all(v["judge"].startswith("batcher") for v in batched)
+        assert all(v["score"] in (1, 5) for v in verdicts)
+
+
+def test_max_cost_holds_batched_requests_at_the_batch_rate_and_stops_resumable(tmp_path, monkeypatch):
+    with project(tmp_path, monkeypatch, "anthropic") as p:
+        config = yaml.safe_load((tmp_path / "evals.yaml").read_text())
+        config["models"]["local"]["price_in_per_mtok"] = 0
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        # each grading's bound: ~160 prompt tokens at $3/M and 1024 completion tokens at $15/M, halved ~ $0.008
+        result = p.run("--run-id", "r1", "--max-cost", "0.02")
+        assert result.exit_code == 2, result.output
+        assert "--max-cost" in result.output and "evals run --resume r1" in result.output
+        (batch,) = p.batches()
+        assert len(batch.requests) == 2  # at full price only one would have fit
+        assert p.online_gradings() == 0 and len(scored(p.verdicts("r1"))) == 2
+        result = p.invoke("run", "--resume", "r1", "--max-cost", "1")
+        assert result.exit_code == 0, result.output
+        assert [len(b.requests) for b in p.batches()] == [2, N - 2]
+        assert scored(p.verdicts("r1")) == EXPECTED
