@@ -4,7 +4,8 @@
 ``postgres.py``), each evolved by the numbered steps of ``migrations.py`` (each written once, in
 ``schema.py``'s vocabulary, and rendered for both dialects). ``open_store`` picks the store a config
 names; ``transfer.py`` copies and imports runs, all or nothing (what may enter is ``checks.py``'s, an
-export is read as a stream by ``exported.py``), ``export.py`` writes the history as Parquet.
+export is read as a stream by ``exported.py``), ``export.py`` writes the history as Parquet; ``batches.py``
+keeps the batches a run submitted to a vendor's batch API.
 """
 
 from __future__ import annotations
