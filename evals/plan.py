@@ -75,6 +75,8 @@ class RunSpec:
     """The judge's drift canary, observed once the run finished (None: none)."""
     inhouse: tuple[str, JudgeEndpoint] | None = None
     """The judge's ``restricted_judge`` (name, endpoint): it alone grades the restricted items."""
+    detach: bool = False
+    """A batch judge's batches are submitted and not waited for: the run is left ``pending`` (``--detach``)."""
 
     def endpoints(self) -> dict[str, tuple[str, Endpoint]]:
         """Every endpoint the run calls, by name: the model, and the judge or each member of its panel."""

@@ -163,11 +163,7 @@ class _Wire:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        values = {k: v for k, v in data.items() if k in names}
-        for key, value in list(values.items()):
-            if isinstance(value, list):
-                values[key] = tuple(value)
-        return cls(**values)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
 
     @classmethod
     def from_json(cls, text: str) -> Self:
@@ -185,11 +181,11 @@ class CompletionRequest(_Wire):
     output_name: str = "verdict"
     """Name of the structured output (the tool name for Anthropic, the schema name for OpenAI)."""
     output_mode: str = "json_schema"
-    """With a schema: ``json_schema`` (enforced: OpenAI ``json_schema``, Anthropic tool use) or
-    ``json_object`` (any JSON object; the schema is described in the prompt)."""
+    """With a schema: ``json_schema`` (enforced: OpenAI json_schema, Anthropic tool use) or ``json_object``
+    (any JSON object; the schema is described in the prompt)."""
     sensitivity: Sensitivity | None = None
-    """How far the request's text may travel (the strictest level of what it holds); None: the config's
-    ``default_sensitivity``. The gateway refuses ``restricted`` requests to external endpoints."""
+    """How far its text may travel (the strictest level of what it holds; None: ``default_sensitivity``).
+    The gateway refuses ``restricted`` requests to external endpoints."""
 
 
 # -- where an answer addresses the grader (found by ``evals.judge.grader_attacks.detect``) --------------
@@ -210,8 +206,7 @@ class Flag:
     kind: FlagKind
     """What it does (one of ``KINDS``)."""
     span: tuple[int, int]
-    """Where, as ``[start, end)`` character offsets in the answer as stored (not the matched text itself,
-    so that a purge of answer texts leaves nothing of them in the flags)."""
+    """Where, as ``[start, end)`` character offsets in the answer as stored (not the matched text itself, so that a purge of answer texts leaves nothing of them in the flags)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "span": list(self.span)}
@@ -336,6 +331,8 @@ class Verdict(_Wire):
     """Why there is no score: outage, unparseable verdict, score out of range."""
     model_id: str | None = None
     """The model id the judge's server reported: recorded, never part of the cache key."""
+    batch_id: str | None = None
+    """The vendor's batch that answered (``judging: batch``); None: an online call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,11 +362,11 @@ class Judgment(_Wire):
     """The judge's configured identity: ``JudgeIdentity.digest`` for a frontier judge, the offline judge's
     fixed identity for it; the same fingerprint and rubric hash mean the same grading."""
     model_id: str | None = None
-    """The model id the judge's server reported for this verdict (for a reused one, the id of the call that
-    made it; None for the offline judge)."""
+    """The model id the judge's server reported (a reused verdict's: its call's; None for the offline judge)."""
     repeat: int = 0
-    """Which asking of this judge about this answer (0: the first); a verdict is keyed by
-    (run, item, sample, repeat, judge)."""
+    """Which asking of this judge about this answer (0: the first); keys a verdict with run, item, sample, judge."""
+    batch_id: str | None = None
+    """The vendor's batch that answered it, priced at the judge's ``batch_discount``; None: an online call."""
     schema_version: int = SCHEMA_VERSION
 
 
@@ -482,6 +479,10 @@ class JudgeSnapshot(EndpointSnapshot):
     """The name of the in-house judge of the restricted items (``restricted_judge``), as configured."""
     inhouse: JudgeSnapshot | None = None
     """That in-house judge's endpoint, as the run used it; None when no in-house judge graded."""
+    judging: str | None = None
+    """``batch`` when verdicts went through the vendor's batch API; None (not recorded): ``online``."""
+    batch_discount: float | None = None
+    """A batched verdict's share of the token prices (recorded with ``judging: batch``)."""
 
 
 class JudgingSnapshot(_Snapshot):
@@ -579,7 +580,7 @@ class RunManifest(_Wire):
     model_id: str | None = None
     """Model id the server reported on its first answer."""
     status: str = "running"
-    """``running`` (or interrupted), ``finished``, ``failed``."""
+    """``running``, ``interrupted``, ``pending`` (its batches submitted, not yet collected), ``finished``, ``failed``."""
     ended_at: str | None = None
     lookingglass_version: str = ""
     rubrics: tuple[str, ...] = ()

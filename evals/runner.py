@@ -21,10 +21,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from evals.config import Endpoint
 from evals.errors import ConfigError, ProviderError
+from evals.judge.batch import BatchJudging, Grade, drained, is_batch_judge
 from evals.judge.grader_attacks import detect as grader_flags
 from evals.judge.judging import Judge, LLMJudge, build_judge
 from evals.judge.panel import (
@@ -67,6 +69,7 @@ class Reporter(Protocol):
     def start(self, total: int, answered: int, judged: int) -> None: ...
     def answered(self, ok: bool) -> None: ...
     def judged(self, ok: bool) -> None: ...
+    def note(self, text: str) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -93,6 +96,9 @@ class SilentReporter:
     def judged(self, ok: bool) -> None:
         pass
 
+    def note(self, text: str) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 
@@ -114,6 +120,8 @@ class RunOutcome:
     """Units already complete in the store before this invocation."""
     rows: list[ResultRow] = field(default_factory=list)
     """The run's results as exported (``Store.results``), read once at the end."""
+    pending: bool = False
+    """The run waits for a batch judge's batches (``--detach``): resume it to collect them."""
 
 
 @dataclass(slots=True)
@@ -216,8 +224,10 @@ async def execute(
     budget: Budget | None = None,
     marking: Marking | None = None,
     inhouse: Judge | None = None,
+    detach: bool = False,
 ) -> RunOutcome:
-    """Do every missing answer and verdict of a stored run, then mark it finished.
+    """Do every missing answer and verdict of a stored run, then mark it finished (``pending`` when a
+    batch judge's batches are submitted and ``detach`` says not to wait for them: ``evals.judge.batch``).
 
     ``judges``: the run's judge, or the members of its panel; each grades every answer
     ``judge_repeats(manifest)`` times (restricted ones excepted when there is an ``inhouse`` judge: it
@@ -277,22 +287,28 @@ async def execute(
             reporter.answered(answer.error is None)
 
     async def judge_worker(judge: Judge, queue: asyncio.Queue[tuple[_Unit, int] | None]) -> None:
-        while (work := await queue.get()) is not None:
-            unit, repeat = work
-            # A repeat is a fresh asking: only the first verdict of a judge may come from the cache.
-            use_cache = repeat == 0 and not fresh
-            try:
-                judgment = await _judge_once(
-                    store, judge, manifest.run_id, unit, inflight, outcome, repeat, use_cache
-                )
-            except OverBudget:
+        try:
+            if not is_batch_judge(judge):
+                while (entry := await queue.get()) is not None:
+                    await deliver(judge, *entry)
                 return
-            if judgment.error is not None:
-                outcome.judge_errors += 1
-                unit.failed = True
-            unit.todo.remove((panel.index(judge), repeat))
-            if not unit.todo:
-                reporter.judged(not unit.failed)
+            batches = BatchJudging(judge, store, manifest.run_id, detach=detach, say=reporter.note)
+            work = await drained(queue)  # a batch judge's one worker takes its whole queue, then batches it
+            outcome.pending |= await batches.grade_all(work, lambda u, r, g: deliver(judge, u, r, g), fresh)
+        except OverBudget:
+            return
+
+    async def deliver(judge: Judge, unit: _Unit, repeat: int, grade: Grade | None = None) -> None:
+        use_cache = repeat == 0 and not fresh  # a repeat is a fresh asking: only a first verdict is reused
+        judgment = await _judge_once(
+            store, judge, manifest.run_id, unit, inflight, outcome, repeat, use_cache, grade
+        )
+        if judgment.error is not None:
+            outcome.judge_errors += 1
+            unit.failed = True
+        unit.todo.remove((panel.index(judge), repeat))
+        if not unit.todo:
+            reporter.judged(not unit.failed)
 
     units = iter(to_answer)
     answerers = [
@@ -302,7 +318,8 @@ async def execute(
     judge_work = max(1, len(to_answer) + len(to_judge)) * judge_repeats(manifest)
     workers = {
         m: [
-            asyncio.create_task(judge_worker(j, queues[m])) for _ in range(min(j.max_concurrency, judge_work))
+            asyncio.create_task(judge_worker(j, queues[m]))
+            for _ in range(1 if is_batch_judge(j) else min(j.max_concurrency, judge_work))
         ]
         for m, j in enumerate(panel)
     }
@@ -327,7 +344,8 @@ async def execute(
         raise
     finally:
         reporter.stop()
-    await asyncio.to_thread(store.set_status, manifest.run_id, "finished", now())
+    status, ended = ("pending", None) if outcome.pending else ("finished", now())
+    await asyncio.to_thread(store.set_status, manifest.run_id, status, ended)
     outcome.manifest = await asyncio.to_thread(store.run, manifest.run_id)
     return outcome
 
@@ -367,9 +385,11 @@ async def _judge_once(
     outcome: RunOutcome,
     repeat: int = 0,
     use_cache: bool = True,
+    grade: Grade | None = None,
 ) -> Judgment:
     """Judge one answer (the ``repeat``-th asking of this judge), reusing a stored or in-flight judgment
-    with the same cache key when ``use_cache``; without it the judge is always asked."""
+    with the same cache key when ``use_cache``; without it the judge is always asked (``grade``: how, when
+    not ``judge.grade``: a batch judge's reply)."""
     answer = unit.answer or ""
     key = judge.cache_key(unit.item, answer, unit.truncated)
     # Provenance taken with the key: a judge stepping down its output mode mid-call changes neither.
@@ -403,7 +423,7 @@ async def _judge_once(
             outcome.reused += 1
         else:
             with calling(run_id, unit.item.id, unit.sample, "judge") as context:
-                verdict = await judge.grade(unit.item, answer, truncated=unit.truncated)
+                verdict = await (grade or partial(judge.grade, unit.item, answer, truncated=unit.truncated))()
             if context.redactions:
                 await asyncio.to_thread(
                     save_redactions, store, run_id, unit.item.id, unit.sample, "judge", context.redactions
@@ -413,6 +433,7 @@ async def _judge_once(
                 judge.describe(), key, cached=False, tokens_in=verdict.tokens_in,
                 tokens_out=verdict.tokens_out, latency_ms=verdict.latency_ms, error=verdict.error,
                 rubric_hash=rubric_hash, judge_fingerprint=fingerprint, model_id=verdict.model_id, repeat=repeat,
+                batch_id=verdict.batch_id,
             )  # fmt: skip
             await asyncio.to_thread(store.save_judgment, judgment)
             outcome.judged += 1
@@ -496,8 +517,10 @@ def run_suite(store: Store, spec: RunSpec, reporter: Reporter | None = None) -> 
 
         async def go() -> RunOutcome:
             try:
-                outcome = await execute(store, started, model, judges, reporter, budget, marking, inhouse)
-                if spec.observer is not None:
+                outcome = await execute(
+                    store, started, model, judges, reporter, budget, marking, inhouse, spec.detach
+                )
+                if spec.observer is not None and not outcome.pending:
                     await spec.observer.observe(
                         store, outcome.manifest, judges[0]
                     )  # the judge's drift canary

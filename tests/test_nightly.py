@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from evals.fakes import FakeOpenAI, text_reply
+from evals.fakes import FakeAnthropic, FakeOpenAI, grade_by_reference, text_reply
 
 ROOT = Path(__file__).parent.parent
 EVALS = Path(sys.executable).parent / "evals"
@@ -70,3 +70,32 @@ def test_nightly_with_a_frontier_model_writes_each_suites_routing_table(tmp_path
     text = table.read_text()
     assert "| billing | internal | 12 |" in text and "**local**" in text
     assert "| refunds | internal | 12 |" in text and "**frontier**" in text
+
+
+def test_nightly_with_detach_submits_tonights_batches_and_collects_them_the_next_night(tmp_path):
+    write_suite(tmp_path / "suites", "support", ("billing",))
+    right = text_reply(lambda q: q.replace(" ", "").rstrip("?"))
+    with FakeOpenAI(right) as model, FakeAnthropic(grade_by_reference) as judge:
+        judge.batch_behaviour.polls = 10**6  # tonight's batch does not end tonight
+        config = {
+            "models": {"local": {"base_url": model.url, "model": "m"}},
+            "judges": {"claude": {"provider": "anthropic", "base_url": judge.url, "model": "c",
+                                  "api_key_env": "NIGHTLY_KEY", "judging": "batch", "batch_poll_s": 0.01}},
+            "judges_dir": str(ROOT / "judges"),
+        }  # fmt: skip
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        first = nightly(tmp_path, DETACH="1", NIGHTLY_KEY="sk-test")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "is pending" in first.stdout and not list(
+            (tmp_path / "reports" / "runs").glob("*/scorecard.html")
+        )
+        judge.batch_behaviour.polls = 0
+        for batch in judge.batch_book.batches:
+            batch.polls_left = 0  # ended by the next night
+        second = nightly(tmp_path, DETACH="1", NIGHTLY_KEY="sk-test")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "== collect nightly-support" in second.stdout
+    # last night's batch collected, not submitted again; tonight's same answers graded from the cache it filled
+    assert len(judge.batch_book.batches) == 1
+    cards = sorted((tmp_path / "reports" / "runs").glob("*/scorecard.html"))
+    assert len(cards) == 2  # last night's run reported once collected, tonight's once it ended

@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 import pytest
+import yaml
 from click.testing import Result
 from perimeter_kit import (
     ANSWER,
@@ -79,6 +80,18 @@ RUN = ("run", "--suite", "suite.yaml", "--area", "billing")
 def run(project: Project) -> Run:
     write_suite(project)
     return last(project, *RUN, "--run-id", "r1")
+
+
+def run_batch(project: Project) -> Run:
+    """A batch judge (``judging: batch``): the verdicts go out as one Message Batch, each request redacted and
+    on the audit trail, the upload recorded as a call."""
+    write_suite(project)
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    config["judges"]["claude"].update(judging="batch", batch_poll_s=0.01)
+    project.write("evals.yaml", config)
+    done = last(project, *RUN, "--run-id", "r1")
+    assert project.fakes["claude"].server.batch_book.batches, "the judge's verdicts went out in no batch"
+    return done
 
 
 def resume(project: Project) -> Run:
@@ -201,6 +214,7 @@ class Case:
 CASES = {
     "run": Case("run", run, suite=True),
     "run-resume": Case("run", resume, suite=True),
+    "run-batch-judge": Case("run", run_batch, suite=True),
     "canary": Case("run", canary, suite=True),
     "judge-rerun": Case("judge rerun", rerun, suite=True),
     "judge-calibrate": Case(

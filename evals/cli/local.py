@@ -98,6 +98,7 @@ def demo(
             config, store, loaded, "smollm2-local", model, named, configured, 1, ("demo",), None, None,
             selection, again="run evals demo again (the bundled server stops with the demo)",
         )  # fmt: skip
+    assert card is not None  # the demo never detaches: its offline or local judge grades online
     out.print(plain(f"weak areas: {', '.join(card.weak_areas) or 'none'}"), soft_wrap=True)
 
 

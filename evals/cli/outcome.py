@@ -1,7 +1,8 @@
 """What the end of a run prints and leaves, for ``evals run``, ``evals demo`` and ``evals judge rerun``
 alike: the per-area table, the counts, cut-off answers, grader flags, the judge's drift canary, where the
 results are, the audit anchor; the run's page (its scorecard, and the index linking it); and ``NoScore``
-(exit 2) for a run that ended without a single score."""
+(exit 2) for a run that ended without a single score. A run left pending (``--detach``) says what it waits
+for instead."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from evals.results import ErrorKind, ResultRow, group_errors, summarize
 from evals.runner import RunOutcome
 from evals.scorecard.canary import canary_lines
 from evals.store import Store
+from evals.store.batches import batches
 
 if TYPE_CHECKING:
     from evals.config import Config
@@ -79,6 +81,22 @@ def print_outcome(store: Store, outcome: RunOutcome, *, check: bool = True, agai
     out.print(audit_line(store, m.run_id), soft_wrap=True)  # an anchor for CI logs (evals docs audit)
     if check:
         check_scored(outcome, again)
+
+
+def print_pending(store: Store, outcome: RunOutcome) -> None:
+    """What a run left pending (``--detach``) says: its open batches, and how to collect them."""
+    flush_warnings()
+    run_id = outcome.manifest.run_id
+    waiting = [b for b in batches(store, run_id) if b.collected_at is None]
+    verdicts = sum(b.requests for b in waiting)
+    out.print(
+        plain(
+            f"pending: run {run_id} waits for {len(waiting)} batch(es) of its judge ({verdicts} verdicts); "
+            f"collect them with: evals run --resume {run_id}"
+        ),
+        soft_wrap=True,
+    )
+    out.print(audit_line(store, run_id), soft_wrap=True)
 
 
 def check_scored(outcome: RunOutcome, again: str | None = None) -> None:

@@ -69,6 +69,10 @@ class RichReporter:
         self.errors += 0 if ok else 1
         self._refresh(finished_unit=True)
 
+    def note(self, text: str) -> None:
+        """A line above the bar (a batch judge's progress while the run waits for its batches)."""
+        self.console.print(visible(text), markup=False, highlight=False, soft_wrap=True)
+
     def stop(self) -> None:
         self.progress.stop()
 

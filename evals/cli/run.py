@@ -22,7 +22,7 @@ from evals.cli.common import (
 )
 from evals.cli.examples import with_examples
 from evals.cli.local_judge import add_local_judge, serve_local_judge
-from evals.cli.outcome import check_scored, print_outcome, write_run_page, write_stopped_page
+from evals.cli.outcome import check_scored, print_outcome, print_pending, write_run_page, write_stopped_page
 from evals.cli.progress import RichReporter
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
@@ -125,6 +125,12 @@ if TYPE_CHECKING:
     help="Stop the run (resumable) when the first N calls to the model or judge all fail with the same "
     "error, or the judge's first N verdicts are all unparseable; 0 never stops.",
 )
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="With a batch judge (judging: batch): submit its batches, say the run is pending and exit 0; "
+    "--resume RUN_ID collects them later (with --detach too: what ended is collected, else it stays pending).",
+)
 @reports_option
 @config_option
 def run(
@@ -142,6 +148,7 @@ def run(
     run_id: str | None,
     resume: str | None,
     fail_after: int,
+    detach: bool,
     reports_dir: Path | None,
     config_path: Path | None,
 ) -> None:
@@ -180,7 +187,7 @@ def run(
             judge_name, judge = config.judge(judge_name)  # the local judge where it is served
             _execute(
                 config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, None,
-                selection, max_cost, fail_after, judge_repeats=judge_repeats,
+                selection, max_cost, fail_after, judge_repeats=judge_repeats, detach=detach,
             )  # fmt: skip
         return
     if not selection.whole:
@@ -215,7 +222,7 @@ def run(
             judge_name, judge = config.judge(judge_name)
             _execute(
                 config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, resume,
-                selection, max_cost, fail_after,
+                selection, max_cost, fail_after, detach=detach,
             )  # fmt: skip
 
 
@@ -298,10 +305,12 @@ def _execute(
     fail_after: int = FAIL_AFTER,
     again: str | None = None,
     judge_repeats: int = 1,
-) -> Scorecard:
+    detach: bool = False,
+) -> Scorecard | None:
     """Run (or resume), print the outcome and write the run's page (its scorecard, and the index); the
-    scorecard. A run that stops early (exit 2) gets its page too when it stored an answer. ``again``
-    replaces the ``--resume`` hint when a resume cannot work (the demo's bundled server stops with the demo)."""
+    scorecard, or None for a run left pending on its judge's batches (``--detach``). A run that stops early
+    (exit 2) gets its page too when it stored an answer. ``again`` replaces the ``--resume`` hint when a
+    resume cannot work (the demo's bundled server stops with the demo)."""
     run_id = None if resume else (run_id or new_run_id(model_name))
     scope = "" if selection is None or selection.whole else f", subset: {selection.describe()}"
     err.print(
@@ -315,9 +324,12 @@ def _execute(
             judge_repeats=judge_repeats, tags=tags, run_id=run_id, resume=resume, selection=selection,
             max_cost=max_cost, fail_after=fail_after, redaction=config.redaction,
             default_sensitivity=config.default_sensitivity, observer=Canary.of(config, suite),
-            inhouse=config.judge(judge.restricted_judge) if judge.restricted_judge else None,
+            inhouse=config.judge(judge.restricted_judge) if judge.restricted_judge else None, detach=detach,
         )  # fmt: skip
         outcome = run_suite(store, spec, reporter=RichReporter(console=err))
+        if outcome.pending:  # its batches are submitted; a later --resume collects them (evals docs batch)
+            print_pending(store, outcome)
+            return None
         print_outcome(store, outcome, check=False)
         if outcome.asked and outcome.answer_errors == outcome.asked:
             # Per-item errors are data; no answer at all means the model could not be reached or used.

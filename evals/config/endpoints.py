@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -258,6 +259,31 @@ class JudgeEndpoint(Endpoint):
     restricted_judge: str | None = None
     """An in-house judge (another entry, inside the perimeter) that grades this judge's restricted items in
     the same run, so a run with an external judge need not leave its restricted areas out."""
+    judging: Literal["online", "batch"] = "online"
+    """``online``: one call per verdict; ``batch``: a run's verdicts go through the vendor's batch API
+    (Anthropic Message Batches, OpenAI Batch), priced at ``batch_discount`` (``evals docs batch``)."""
+    batch_discount: float = Field(default=0.5, gt=0, le=1)
+    """What a batched verdict costs, as a share of the endpoint's token prices (both vendors: 0.5)."""
+    batch_poll_s: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds before the first check of a submitted batch; each next wait doubles, up to 10 minutes."""
+
+    def snapshot(self) -> dict[str, Any]:
+        data = super().snapshot()
+        if self.judging == "online":  # recorded as every run before batch judging was: no batch settings
+            for key in ("judging", "batch_discount", "batch_poll_s"):
+                data.pop(key, None)
+        return data
+
+    @field_validator("judging")
+    @classmethod
+    def _batch_vendor(cls, judging: str, info: ValidationInfo) -> str:
+        provider = info.data.get("provider")
+        if judging == "batch" and provider not in ("anthropic", "openai"):
+            raise ValueError(
+                f"batch judging needs a vendor's batch API: set provider: anthropic or openai (this judge's "
+                f"provider is {provider!r}), or judging: online"
+            )
+        return judging
 
     @field_validator("panel", mode="before")
     @classmethod

@@ -404,13 +404,25 @@ class LLMJudge:
         """
         return await self._grade(item, answer, truncated)
 
-    async def _grade(self, item: Item, answer: str, truncated: bool) -> Verdict:
+    async def grade_reply(
+        self, item: Item, answer: str, reply: Completion, batch_id: str, *, truncated: bool = False
+    ) -> Verdict:
+        """The verdict in ``reply``, the judge's answer to this grading in batch ``batch_id`` (``judging:
+        batch``): parsed as an online reply is; an unparseable one is asked once more online, and that
+        verdict, having cost an online call, carries no batch id (it is priced in full)."""
+        return await self._grade(item, answer, truncated, (reply, batch_id))
+
+    async def _grade(
+        self, item: Item, answer: str, truncated: bool, batched: tuple[Completion, str] | None = None
+    ) -> Verdict:
         spent = _Spent()
         raw: str | None = None
         problem = ""
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
             try:
-                completion = await self._ask(item, answer, truncated)
+                completion = (
+                    batched[0] if batched and not attempt else await self._ask(item, answer, truncated)
+                )
             except ProviderError as exc:
                 return spent.verdict(raw=raw, error=f"judge call failed: {exc}")
             spent.add(completion)
@@ -421,7 +433,8 @@ class LLMJudge:
                 problem = str(exc)
                 continue
             self._unparseable = -1  # the judge can follow the format: the watch steps aside
-            return spent.verdict(score=score, rationale=rationale, raw=raw)
+            batch_id = batched[1] if batched and not attempt else None
+            return spent.verdict(score=score, rationale=rationale, raw=raw, batch_id=batch_id)
         self._watch_unparseable(problem)
         return spent.verdict(raw=raw, error=f"unparseable verdict: {problem}")
 
@@ -486,6 +499,7 @@ class _Spent:
         rationale: str | None = None,
         raw: str | None = None,
         error: str | None = None,
+        batch_id: str | None = None,
     ) -> Verdict:
         return Verdict(
             score=score,
@@ -496,6 +510,7 @@ class _Spent:
             latency_ms=self.latency_ms,
             error=error,
             model_id=self.model_id,
+            batch_id=batch_id,
         )
 
 

@@ -18,9 +18,10 @@ from evals.store.protocol import RunStore
 
 NOT_IDENTITY = frozenset({
     "max_concurrency", "timeout_s", "max_retries", "api_key_env",
-    "price_in_per_mtok", "price_out_per_mtok", "price_per_hour",
+    "price_in_per_mtok", "price_out_per_mtok", "price_per_hour", "judging", "batch_discount", "batch_poll_s",
 })  # fmt: skip
-"""Judge settings that change how fast, how patiently or at what price it is called, never its verdicts."""
+"""Judge settings that change how fast, how patiently or at what price it is called (one call per verdict or
+a vendor's batch), never its verdicts."""
 
 
 def rubrics_hash(labels: Iterable[str]) -> str:

@@ -5,6 +5,10 @@ which endpoint (name, URL without credentials, model), the SHA-256 of exactly th
 body that went out, what redaction replaced in it (counts by kind), how it ended (``ok``, the HTTP status,
 or the error's class) and which attempt it was (a retry is a call too). Nothing else: no text, no key.
 
+A batch (``judging: batch``) is an upload, recorded as any call, and one record of kind ``batched`` per
+request in it, with the SHA-256 of that request's line as submitted (its RFC 8785 JSON), the batch id and
+its custom id (``record_batched``).
+
 Chains. One per run (chain id = run id), so concurrent runs never wait on each other; calls without a run
 (calibration, probes) get a chain per session, ``<role>-<YYYYmmddTHHMMSSZ>``; non-call events (a purge) go
 to the chain ``events``. Record n stores ``prev_hash`` (record n-1's ``hash``, or ``GENESIS`` for n = 0)
@@ -43,7 +47,7 @@ from typing import Any, TypeVar
 import rfc8785
 
 from evals.errors import StoreError
-from evals.outbound.callcontext import current
+from evals.outbound.callcontext import CallContext, current
 from evals.secrets import safe_url
 from evals.store import audit as sql
 from evals.store.audit import HeadRow, RecordRow
@@ -58,6 +62,9 @@ EVENTS_CHAIN = "events"
 """The chain of non-call events (``record_event``): purges and the like."""
 CALL = "call"
 """The ``kind`` of a record of an outbound call."""
+BATCHED = "batched"
+"""The ``kind`` of a record of one request sent inside a batch upload (``evals.outbound.batch``): the
+upload itself is a ``call``; each request in it gets one of these once the vendor accepted the batch."""
 _APPEND_TRIES = 5
 
 
@@ -391,6 +398,25 @@ class Attempts:
                         status=status, attempt=self.count,
                     )
                 )  # fmt: skip
+
+
+def record_batched(
+    endpoint: str, model: str | None, sha256: str, context: CallContext | None, details: dict[str, Any]
+) -> None:
+    """Record one request sent inside a batch the vendor accepted: ``sha256`` of its line as submitted,
+    ``context`` the call context it was prepared in (run, item, sample, role, redactions), ``details`` the
+    batch id and custom id. Outside a ``recording`` block it is a bug, and nothing was sent in the first place."""
+    trail = _SINK.get()
+    if trail is None:
+        raise RuntimeError(f"a batch to {endpoint!r} was sent with no audit trail open")
+    trail.submit(
+        Entry(
+            kind=BATCHED, at=now(), run_id=context.run_id if context else None,
+            item_id=context.item_id if context else None, sample=context.sample if context else None,
+            role=context.role if context else None, endpoint=endpoint, model=model, sha256=sha256,
+            redactions=dict(context.redactions) if context else {}, status="ok", attempt=1, details=details,
+        )
+    )  # fmt: skip
 
 
 def attempts(endpoint: str, model: str | None) -> Attempts:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 
 from evals.errors import StoreError
-from evals.outbound.audit import CALL, GENESIS, chain_hash, head_fields, record_fields
+from evals.outbound.audit import BATCHED, CALL, GENESIS, chain_hash, head_fields, record_fields
 from evals.store import audit as sql
 from evals.store.audit import HeadRow, Imported, RecordRow, RunCalls
 from evals.store.core import Store
@@ -155,7 +155,7 @@ def _walk_chain(
             state.anchored[row.hash] = row.seq
         if row.seq in wanted:
             state.hashes[row.seq] = row.hash
-        if row.kind == CALL and row.status == "ok" and row.role:
+        if row.kind in (CALL, BATCHED) and row.status == "ok" and row.role:  # a batched request is a call
             state.ok_calls[row.role] += 1
         state.prev = row.hash
         state.count += 1

@@ -94,14 +94,17 @@ class Budget:
         """True once a call was refused: the run asks no more questions and ends interrupted."""
         return self.refused is not None
 
-    def hold(self, name: str, messages: Iterable[Mapping[str, str]], answering: bool) -> float:
+    def hold(
+        self, name: str, messages: Iterable[Mapping[str, str]], answering: bool, rate: float = 1.0
+    ) -> float:
         """Hold the most a call to endpoint ``name`` with these turns may cost; ``OverBudget`` when it
         could cross the limit. Once a call was refused no new question (``answering``) is asked; gradings
-        of answers already paid for still run when they fit, so that what was bought is graded."""
+        of answers already paid for still run when they fit, so that what was bought is graded. ``rate``:
+        the share of the prices the call is billed at (a batched request: the judge's ``batch_discount``)."""
         price = self.prices.get(name)
         if price is None:
             return 0.0
-        bound = price.cost(estimate_tokens(prompt_text(messages)), self.max_tokens.get(name, 0))
+        bound = rate * price.cost(estimate_tokens(prompt_text(messages)), self.max_tokens.get(name, 0))
         if answering and self.refused is not None:
             raise OverBudget(name)
         if self.spent + self.held + bound > self.limit:
@@ -111,9 +114,15 @@ class Budget:
         return bound
 
     def settle(
-        self, held: float, name: str, tokens_in: int | None, tokens_out: int | None, failed: bool
+        self,
+        held: float,
+        name: str,
+        tokens_in: int | None,
+        tokens_out: int | None,
+        failed: bool,
+        rate: float = 1.0,
     ) -> None:
-        """A call to ``name`` returned: release its hold and count what it cost.
+        """A call to ``name`` returned: release its hold and count what it cost (at ``rate`` of the prices).
 
         Usage the server did not report is counted at the held bound; a call that failed without
         reporting usage is counted as free (the APIs do not bill failed requests).
@@ -125,7 +134,7 @@ class Budget:
         if tokens_in is None and tokens_out is None:
             self.spent += 0.0 if failed else held
         else:
-            self.spent += price.cost(tokens_in or 0, tokens_out or 0)
+            self.spent += rate * price.cost(tokens_in or 0, tokens_out or 0)
 
     def exceeded(self, run_id: str) -> BudgetExceeded:
         """The error that ends a run stopped by the limit, with the command that continues it."""

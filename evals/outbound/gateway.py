@@ -19,6 +19,9 @@ e. **the provider call**, with its retries, within the endpoint's ``max_concurre
 f. **placeholders restored** in the reply (text, structured data, reasoning), so what is stored and shown
    is the local view.
 
+A vendor's batch (``judging: batch``) passes the same steps per request in ``evals.outbound.batch``, the
+gateway's batch side: one door, many requests, one upload.
+
 The gateway is also the one worker pool: ``each`` runs a caller's work with at most the endpoint's
 ``max_concurrency`` in flight (the runner's pipeline sizes its workers the same way), and ``send`` holds
 that limit per endpoint across every caller in the process. Only this package builds providers (an import-linter contract).
@@ -232,7 +235,7 @@ class Gateway:
         return dataclasses.replace(  # f
             completion,
             text=redacted.restore(completion.text) or "",
-            data=_restored(completion.data, redacted.restore),
+            data=restored_data(completion.data, redacted.restore),
             reasoning=redacted.restore(completion.reasoning),
         )
 
@@ -262,12 +265,12 @@ async def each(work: Iterable[T], fn: Callable[[T], Awaitable[R]], limit: int) -
     return results
 
 
-def _restored(value: Any, restore: Callable[[str | None], str | None]) -> Any:
+def restored_data(value: Any, restore: Callable[[str | None], str | None]) -> Any:
     """A structured reply (tool input, json_schema object) with the placeholders in its strings put back."""
     if isinstance(value, str):
         return restore(value)
     if isinstance(value, dict):
-        return {k: _restored(v, restore) for k, v in value.items()}
+        return {k: restored_data(v, restore) for k, v in value.items()}
     if isinstance(value, list):
-        return [_restored(v, restore) for v in value]
+        return [restored_data(v, restore) for v in value]
     return value

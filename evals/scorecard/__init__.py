@@ -43,7 +43,7 @@ from evals.scorecard.models import (
     SelectionInfo,
     SideCost,
 )
-from evals.scorecard.panel import build_panel, members_cost
+from evals.scorecard.panel import build_panel, members_cost, verdicts_cost
 from evals.scorecard.redactions import inhouse_info, redaction_info
 from evals.scorecard.signals import with_signals
 from evals.store import Store
@@ -171,6 +171,10 @@ def _cost(run: RunManifest, rows: Sequence[ResultRow], verdicts: Sequence[Judgme
         money = None
         if side == "judge" and panel_aggregation(run) is not None:
             money = members_cost(run, asked)  # each member at its own prices
+        elif side == "judge" and (
+            config.price_in_per_mtok is not None or config.price_out_per_mtok is not None
+        ):
+            money = verdicts_cost(run.config.judge, asked)  # batched verdicts at the judge's batch_discount
         elif config.price_in_per_mtok is not None or config.price_out_per_mtok is not None:
             money = tin / 1e6 * (config.price_in_per_mtok or 0) + tout / 1e6 * (
                 config.price_out_per_mtok or 0

@@ -202,6 +202,16 @@ def members_cost(run: RunManifest, asked: Sequence[Judgment]) -> float | None:
             continue
         if price.price_in_per_mtok is None and price.price_out_per_mtok is None:
             return None
-        total += sum(v.tokens_in or 0 for v in mine) / 1e6 * (price.price_in_per_mtok or 0)
-        total += sum(v.tokens_out or 0 for v in mine) / 1e6 * (price.price_out_per_mtok or 0)
+        total += verdicts_cost(price, mine)
+    return total
+
+
+def verdicts_cost(price: JudgeSnapshot, verdicts: Sequence[Judgment]) -> float:
+    """What ``verdicts`` of one judge cost at its token prices: those a vendor's batch answered
+    (``batch_id``) at its ``batch_discount`` (0.5 when the snapshot does not say), the others in full."""
+    total = 0.0
+    for v in verdicts:
+        rate = (price.batch_discount or 0.5) if v.batch_id else 1.0
+        total += rate * (v.tokens_in or 0) / 1e6 * (price.price_in_per_mtok or 0)
+        total += rate * (v.tokens_out or 0) / 1e6 * (price.price_out_per_mtok or 0)
     return total

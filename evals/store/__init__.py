@@ -5,7 +5,8 @@
 ``schema.py``'s vocabulary, and rendered for both dialects). ``open_store`` picks the store a config
 names; ``transfer.py`` copies and imports runs, all or nothing (what may enter is ``checks.py``'s, an
 export is read as a stream by ``exported.py``), ``export.py`` writes the history as Parquet; ``human.py``
-keeps people's scores of a run's answers and the random draws they came from.
+keeps people's scores of a run's answers and the random draws they came from; ``batches.py`` keeps the
+batches a run submitted to a vendor's batch API.
 """
 
 from __future__ import annotations

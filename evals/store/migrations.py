@@ -491,6 +491,44 @@ STEPS: tuple[Step, ...] = (
             ),
         ),
     ),
+    # Batch judging (``judging: batch``, evals.judge.batch): each batch a run submitted to a vendor's batch
+    # API, and each request in it (its custom id, the verdict it asks for, the SHA-256 of its line as
+    # submitted), so a run stopped after submitting collects them instead of paying twice; and which batch
+    # answered each verdict (priced at the judge's batch_discount).
+    Step(
+        "_m020_judge_batches",
+        (
+            Table(
+                "judge_batches",
+                (
+                    Column("batch_id", TEXT, primary_key=True),
+                    Column("run_id", TEXT, not_null=True, references="runs"),
+                    Column("judge", TEXT, not_null=True),
+                    Column("endpoint", TEXT, not_null=True),
+                    Column("vendor", TEXT, not_null=True),
+                    Column("requests", INTEGER, not_null=True),
+                    Column("submitted_at", TEXT, not_null=True),
+                    Column("collected_at", TEXT),
+                    Column("outcome", TEXT),
+                ),
+            ),
+            Index("judge_batches_run", "judge_batches", ("run_id", "judge")),
+            Table(
+                "judge_batch_requests",
+                (
+                    Column("batch_id", TEXT, not_null=True, references="judge_batches"),
+                    Column("custom_id", TEXT, not_null=True),
+                    Column("run_id", TEXT, not_null=True),
+                    Column("item_id", TEXT, not_null=True),
+                    Column("sample", INTEGER, not_null=True),
+                    Column("repeat", INTEGER, not_null=True),
+                    Column("sha256", TEXT, not_null=True),
+                ),
+                primary_key=("batch_id", "custom_id"),
+            ),
+            AddColumn("judgments", Column("batch_id", TEXT)),
+        ),
+    ),
 )
 """Applied in order, each once; append new steps, never edit an applied one."""
 

@@ -23,6 +23,7 @@ ANSWER_COLS = (
 JUDGMENT_COLS = (
     "run_id", "item_id", "sample", "score", "rationale", "raw", "judge", "cache_key", "cached",
     "tokens_in", "tokens_out", "latency_ms", "error", "rubric_hash", "judge_fingerprint", "model_id", "repeat",
+    "batch_id",
 )  # fmt: skip
 BASELINE_COLS = ("name", "run_id", "set_at", "note")
 

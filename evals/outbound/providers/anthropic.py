@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from anthropic import (
@@ -22,11 +24,13 @@ from anthropic import (
     DefaultAsyncHttpxClient,
 )
 from anthropic.types import Message
+from anthropic.types.messages import MessageBatch
 
 from evals.config import Endpoint
 from evals.errors import ConfigError
 from evals.outbound import audit
 from evals.outbound.providers.base import SDKProvider, json_object, token_count
+from evals.outbound.providers.batching import BatchLimits, BatchReply, BatchState
 from evals.outbound.providers.retry import TOOL_CALL, MalformedResponse, NotText, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
 
@@ -59,6 +63,9 @@ class AnthropicProvider(SDKProvider):
 
     errors = ERRORS
     model_hint = "e.g. a Claude model id"
+    vendor = "anthropic"
+    batch_limits = BatchLimits(requests=100_000, bytes=250 * 1024 * 1024)
+    """Message Batches: at most 100,000 requests or 256 MB a batch."""
 
     def make_client(self, endpoint: Endpoint) -> Any:
         return make_client(endpoint)
@@ -91,14 +98,17 @@ class AnthropicProvider(SDKProvider):
         return arguments
 
     async def attempt(self, arguments: dict[str, Any], request: CompletionRequest) -> Completion:
-        enforced = request.output_schema is not None and request.output_mode == "json_schema"
-        tool = request.output_name if enforced else None
         start = time.perf_counter()
         try:
             response = await self._client.messages.create(**arguments)
         except json.JSONDecodeError:
             raise MalformedResponse("the body is not valid JSON") from None
-        latency = elapsed_ms(start)
+        return self.read(response, request, elapsed_ms(start))
+
+    def read(self, response: object, request: CompletionRequest, latency: float) -> Completion:
+        """The completion in a reply (``MalformedResponse``, ``NotText`` when it holds none), online or batched."""
+        enforced = request.output_schema is not None and request.output_mode == "json_schema"
+        tool = request.output_name if enforced else None
         # A server answering 200 with a non-JSON content type makes the SDK hand back the raw text.
         if not isinstance(response, Message):
             raise MalformedResponse("the body is not valid JSON")
@@ -134,3 +144,49 @@ class AnthropicProvider(SDKProvider):
             finish_reason=response.stop_reason if isinstance(response.stop_reason, str) else None,
             reasoning="\n\n".join(thoughts) or None,
         )
+
+    # -- Message Batches (evals.outbound.providers.batching) ----------------------------------------------
+
+    def batch_entry(self, custom_id: str, request: CompletionRequest) -> dict[str, Any]:
+        return {"custom_id": custom_id, "params": self.batch_body(request)}
+
+    async def submit_batch(self, entries: Sequence[dict[str, Any]], lines: Sequence[bytes]) -> str:
+        batch = await self.batch_call(
+            lambda: self._client.messages.batches.create(requests=list(entries)), record=True, long=True
+        )
+        return _batch_id(batch)
+
+    async def batch_state(self, batch_id: str) -> BatchState:
+        batch = await self.batch_call(lambda: self._client.messages.batches.retrieve(batch_id))
+        if not isinstance(batch, MessageBatch):
+            raise MalformedResponse("the batch is not a message batch")
+        counts = batch.request_counts
+        done = counts.succeeded + counts.errored + counts.canceled + counts.expired
+        ended = batch.processing_status == "ended"
+        return BatchState(ended, batch.processing_status, done + counts.processing, done)
+
+    async def batch_results(self, batch_id: str, requests: dict[str, CompletionRequest]) -> list[BatchReply]:
+        async def read_all() -> list[Any]:
+            return [entry async for entry in await self._client.messages.batches.results(batch_id)]
+
+        replies = []
+        for entry in await self.batch_call(read_all, long=True):
+            request = requests.get(entry.custom_id)
+            if request is None:
+                continue  # not a request of ours
+            result = entry.result
+            if result.type == "succeeded":
+                read = partial(self.read, result.message, request, 0.0)
+                replies.append(self.batch_reply(entry.custom_id, read))
+            else:
+                error = getattr(result, "error", None)
+                body = error.model_dump() if error is not None else None
+                replies.append(BatchReply(entry.custom_id, None, self.batch_problem(result.type, body)))
+        return replies
+
+
+def _batch_id(batch: object) -> str:
+    batch_id = getattr(batch, "id", None)
+    if not isinstance(batch_id, str) or not batch_id:
+        raise MalformedResponse("the new batch has no id")
+    return batch_id

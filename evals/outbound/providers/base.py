@@ -1,24 +1,32 @@
-"""What the SDK providers share: one client per endpoint, retried calls, and closing."""
+"""What the SDK providers share: one client per endpoint, retried calls, closing, and the parts of their
+batch APIs (``evals.outbound.providers.batching``) that are alike."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from evals.config import Endpoint, JudgeEndpoint
 from evals.errors import ConfigError
 from evals.outbound import audit
+from evals.outbound.providers.batching import UPLOAD_TIMEOUT_S, BatchReply
 from evals.outbound.providers.health import FAIL_AFTER, FailFast
 from evals.outbound.providers.retry import (
     LONE_SURROGATE,
     CallError,
     MalformedResponse,
+    NotText,
     SDKErrors,
     call_with_retries,
+    describe,
+    server_message,
 )
 from evals.records import Completion, CompletionRequest
 from evals.secrets import Scrubber
 from evals.userfiles import parse_json
+
+T = TypeVar("T")
 
 
 class SDKProvider:
@@ -91,6 +99,46 @@ class SDKProvider:
     async def aclose(self) -> None:
         """Close the client's connections."""
         await self._client.close()
+
+    # -- what the batch APIs share (evals.outbound.providers.batching) ----------------------------------
+
+    def batch_body(self, request: CompletionRequest) -> dict[str, Any]:
+        """The request's body as a batch entry carries it: the call's arguments, ``extra_body`` merged in."""
+        arguments = self.arguments(request)
+        extra = arguments.pop("extra_body", {})
+        return {**arguments, **extra}
+
+    async def batch_call(
+        self, call: Callable[[], Awaitable[T]], *, record: bool = False, long: bool = False
+    ) -> T:
+        """One call to the batch API with the endpoint's retries (``CallError`` when it cannot be had);
+        ``record``: each attempt is an audit record (an upload carries text out); ``long``: the attempt may
+        take ``UPLOAD_TIMEOUT_S`` at least."""
+        endpoint = self.endpoint
+        recorded = audit.attempts(self.name, endpoint.model) if record else None
+        return await call_with_retries(
+            (lambda: recorded(call())) if recorded is not None else call,
+            who=f"{self._who} (batch API)",
+            attempts=1 + endpoint.max_retries,
+            errors=self.errors,
+            timeout_s=max(endpoint.timeout_s, UPLOAD_TIMEOUT_S) if long else endpoint.timeout_s,
+            secret=self._secrets,
+        )
+
+    def batch_reply(self, custom_id: str, read: Callable[[], Completion]) -> BatchReply:
+        """A batched request's result from ``read()`` (the provider's ``read`` of the reply it holds), made of
+        whole characters and scrubbed as an online reply is; a reply that holds no completion is a problem."""
+        try:
+            completion = whole_characters(read())
+        except (MalformedResponse, NotText) as exc:
+            return BatchReply(custom_id, None, describe(exc, self.errors))
+        return BatchReply(custom_id, self._scrubber.completion(completion) if self._scrubber else completion)
+
+    def batch_problem(self, what: str, body: Any = None) -> str:
+        """Why a batched request has no result: ``what`` (``expired``, ``errored``, an HTTP status) and the
+        server's explanation in ``body``, without anything key-like."""
+        detail = server_message(body, self._secrets)
+        return f"{what} ({detail})" if detail else what
 
 
 def json_object(text: str) -> dict[str, Any] | None:

@@ -11,17 +11,22 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI, DefaultAsyncHttpxClient
+from openai.types import Batch
 from openai.types.chat import ChatCompletion
 
 from evals.config import Endpoint
 from evals.errors import ConfigError
 from evals.outbound import audit
 from evals.outbound.providers.base import SDKProvider, json_object, token_count
+from evals.outbound.providers.batching import BatchLimits, BatchReply, BatchState
 from evals.outbound.providers.retry import TOOL_CALL, MalformedResponse, NotText, SDKErrors, elapsed_ms
 from evals.records import Completion, CompletionRequest
+from evals.userfiles import parse_json
 
 NO_KEY = "not-needed"
 """Sent when no key is set: local servers ignore the key, but the SDK refuses to start without one."""
@@ -58,6 +63,9 @@ class OpenAIProvider(SDKProvider):
 
     errors = ERRORS
     model_hint = "the model name the server serves"
+    vendor = "openai"
+    batch_limits = BatchLimits(requests=50_000, bytes=190 * 1024 * 1024)
+    """The Batch API: at most 50,000 requests or 200 MB an input file."""
 
     def make_client(self, endpoint: Endpoint) -> Any:
         return make_client(endpoint)
@@ -85,13 +93,16 @@ class OpenAIProvider(SDKProvider):
         return arguments
 
     async def attempt(self, arguments: dict[str, Any], request: CompletionRequest) -> Completion:
-        structured = request.output_schema is not None
         start = time.perf_counter()
         try:
             response = await self._client.chat.completions.create(**arguments)
         except json.JSONDecodeError:
             raise MalformedResponse("the body is not valid JSON") from None
-        latency = elapsed_ms(start)
+        return self.read(response, request, elapsed_ms(start))
+
+    def read(self, response: object, request: CompletionRequest, latency: float) -> Completion:
+        """The completion in a reply (``MalformedResponse``, ``NotText`` when it holds none), online or batched."""
+        structured = request.output_schema is not None
         # A server answering 200 with a non-JSON content type makes the SDK hand back the raw text.
         if not isinstance(response, ChatCompletion):
             raise MalformedResponse("the body is not valid JSON")
@@ -116,6 +127,90 @@ class OpenAIProvider(SDKProvider):
             finish_reason=_text_or_none(choice.finish_reason),
             reasoning=_reasoning(message),
         )
+
+    # -- the Batch API (evals.outbound.providers.batching) -----------------------------------------------
+
+    def batch_entry(self, custom_id: str, request: CompletionRequest) -> dict[str, Any]:
+        body = self.batch_body(request)
+        return {"custom_id": custom_id, "method": "POST", "url": BATCH_ENDPOINT, "body": body}
+
+    async def submit_batch(self, entries: Sequence[dict[str, Any]], lines: Sequence[bytes]) -> str:
+        content = b"".join(line + b"\n" for line in lines)
+        upload = ("judge-batch.jsonl", content, "application/jsonl")
+        file = await self.batch_call(
+            lambda: self._client.files.create(file=upload, purpose="batch"), record=True, long=True
+        )
+        file_id = getattr(file, "id", None)
+        if not isinstance(file_id, str) or not file_id:
+            raise MalformedResponse("the uploaded file has no id")
+        batch = await self.batch_call(
+            lambda: self._client.batches.create(
+                input_file_id=file_id, endpoint=BATCH_ENDPOINT, completion_window="24h"
+            ),
+            record=True,
+        )
+        batch_id = getattr(batch, "id", None)
+        if not isinstance(batch_id, str) or not batch_id:
+            raise MalformedResponse("the new batch has no id")
+        return batch_id
+
+    async def _batch(self, batch_id: str) -> Batch:
+        batch = await self.batch_call(lambda: self._client.batches.retrieve(batch_id))
+        if not isinstance(batch, Batch):
+            raise MalformedResponse("the batch is not a batch object")
+        return batch
+
+    async def batch_state(self, batch_id: str) -> BatchState:
+        batch = await self._batch(batch_id)
+        counts = batch.request_counts
+        total, done = (counts.total, counts.completed + counts.failed) if counts is not None else (0, 0)
+        failed = None
+        if batch.status == "failed":
+            reasons = [e.message for e in (batch.errors.data or []) if e.message] if batch.errors else []
+            failed = self.batch_problem("failed", {"error": {"message": "; ".join(reasons)}})
+        return BatchState(batch.status in BATCH_ENDED, batch.status, total, done, failed)
+
+    async def batch_results(self, batch_id: str, requests: dict[str, CompletionRequest]) -> list[BatchReply]:
+        batch = await self._batch(batch_id)
+        lines: list[str] = []
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                content = await self.batch_call(partial(self._client.files.content, file_id), long=True)
+                lines += content.content.decode("utf-8", "replace").splitlines()
+        replies = []
+        for line in lines:
+            try:
+                row = parse_json(line) if line.strip() else None  # the server is untrusted: depth-limited
+            except ValueError:
+                continue
+            custom_id = row.get("custom_id") if isinstance(row, dict) else None
+            request = requests.get(custom_id) if isinstance(custom_id, str) else None
+            if request is None or not isinstance(row, dict) or not isinstance(custom_id, str):
+                continue  # not a request of ours
+            replies.append(self._batch_reply(custom_id, row, request))
+        return replies
+
+    def _batch_reply(self, custom_id: str, row: dict[str, Any], request: CompletionRequest) -> BatchReply:
+        response = row.get("response")
+        if isinstance(response, dict) and response.get("status_code") == 200:
+            body = response.get("body")
+            if isinstance(body, dict):
+                reply = ChatCompletion.construct(**body)  # as leniently as the SDK reads an online reply
+                return self.batch_reply(custom_id, lambda: self.read(reply, request, 0.0))
+            return BatchReply(custom_id, None, "malformed response (no body)")
+        if isinstance(response, dict) and isinstance(response.get("status_code"), int):
+            return BatchReply(
+                custom_id, None, self.batch_problem(str(response["status_code"]), response.get("body"))
+            )
+        error = row.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        what = code if isinstance(code, str) and code.isascii() and len(code) <= 40 else "errored"
+        return BatchReply(custom_id, None, self.batch_problem(what, {"error": error}))
+
+
+BATCH_ENDPOINT = "/v1/chat/completions"
+BATCH_ENDED = frozenset({"completed", "expired", "cancelled", "failed"})
+"""The Batch API's statuses after which nothing more is processed."""
 
 
 def _calls_a_tool(message: object, finish_reason: object) -> bool:

@@ -204,6 +204,11 @@ def describe(
     return type(exc).__name__
 
 
+def server_message(body: Any, secret: str | Sequence[str] | None) -> str:
+    """The server's own short explanation in an error body, without anything key-like (``""`` when none)."""
+    return _server_message(body, secret)
+
+
 def _server_message(body: Any, secret: str | Sequence[str] | None) -> str:
     """The server's own short explanation (``{"error": {"type", "message"}}``), with anything key-like removed."""
     error = body.get("error", body) if isinstance(body, dict) else None

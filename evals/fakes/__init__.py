@@ -10,6 +10,9 @@ timeouts, connection pooling) is exercised for real. Failures are injected per r
         ...
         assert server.count() == 2
 
+Both also serve their vendor's batch API (``evals.fakes.batches``; ``server.batch_behaviour`` makes batches
+slow, partial, expired or failed).
+
 Each server runs ``http.server.ThreadingHTTPServer`` (HTTP/1.1 keep-alive, one daemon thread per
 connection) in a background thread. Its own cost is about half a millisecond of CPU per request with 64
 connections open, so in a benchmark the client side (the SDKs spend milliseconds per call) is the limit.
@@ -30,6 +33,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count as counter
 from typing import Any, ClassVar, Literal, Self
+
+from evals.fakes.batches import BatchBehaviour, BatchBook
 
 Responder = Callable[[dict[str, Any]], "str | dict[str, Any] | Reply"]
 """Computes a reply from a request body: a ``str`` is a text reply, a ``dict`` a structured one, a ``Reply``
@@ -210,6 +215,8 @@ class FakeServer:
     url_path: ClassVar[str] = ""
     """Path appended to ``http://127.0.0.1:PORT`` to make the SDK's ``base_url``."""
     completion_path: ClassVar[str] = ""
+    vendor: ClassVar[Literal["anthropic", "openai"]] = "openai"
+    """Whose batch API it speaks (``evals.fakes.batches``)."""
     id_prefix: ClassVar[str] = "fake"
     default_model_id: ClassVar[str] = "fake-model"
 
@@ -242,6 +249,13 @@ class FakeServer:
         self._ids = counter(1)
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.batch_book = BatchBook(self.vendor, self._answer)
+        """The vendor's batch API (``evals.fakes.batches``): its batches and files."""
+
+    @property
+    def batch_behaviour(self) -> BatchBehaviour:
+        """How this server's batches behave: slow, partial, expired, failed (``evals.fakes.batches``)."""
+        return self.batch_book.behaviour
 
     def start(self) -> Self:
         """Bind a free port on 127.0.0.1 and serve in a background thread."""
@@ -331,19 +345,28 @@ class FakeServer:
         path = path.split("?", 1)[0].rstrip("/")
         if method == "GET" and path == "/v1/models":
             return 200, _dump(self._models()), {}
+        routed = self.batch_book.route(method, path, raw, headers, f"http://127.0.0.1:{self.port}")
+        if routed is not None:
+            return routed
         if method != "POST" or path != self.completion_path:
             return self._error(404, f"no route {method} {path}")
         if body is None or "_unparsed" in body:
             return self._error(400, "request body is not a JSON object")
+        status, answer = self._answer(body)
+        trickle = {_TRICKLE: str(fault.seconds)} if fault is not None and fault.kind == "trickle" else {}
+        return status, _dump(answer), trickle if status == 200 else {}
+
+    def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The answer to one request body, as a status and a JSON object (a batch's requests get it too)."""
         refused = self._refuse(body)
         if refused is not None:
-            return refused
+            return refused[0], json.loads(refused[1])
         try:
             reply = self.responder(body)
         except Exception as exc:  # a broken responder is a test bug: say so in the reply
-            return self._error(500, f"responder failed: {type(exc).__name__}: {exc}")
-        trickle = {_TRICKLE: str(fault.seconds)} if fault is not None and fault.kind == "trickle" else {}
-        return 200, _dump(self._reply(body, reply)), trickle
+            status, error, _ = self._error(500, f"responder failed: {type(exc).__name__}: {exc}")
+            return status, json.loads(error)
+        return 200, self._reply(body, reply)
 
     def _apply(self, fault: Fault) -> tuple[int, bytes, dict[str, str]] | None:
         """The response a fault forces, or None when the request should then proceed normally."""
@@ -420,7 +443,8 @@ def prompt_tokens(body: dict[str, Any]) -> int:
 
 
 class FakeOpenAI(FakeServer):
-    """``POST /v1/chat/completions`` and ``GET /v1/models``, as OpenAI and OpenAI-compatible servers speak them.
+    """``POST /v1/chat/completions``, ``GET /v1/models`` and the Batch API (files and batches), as OpenAI
+    speaks them (OpenAI-compatible servers serve the first two).
 
     A ``dict`` reply becomes the message content as JSON text, as a ``json_schema`` response is.
     """
@@ -474,13 +498,14 @@ class FakeOpenAI(FakeServer):
 
 
 class FakeAnthropic(FakeServer):
-    """``POST /v1/messages`` (and ``GET /v1/models``) as the Anthropic API speaks them.
+    """``POST /v1/messages``, ``GET /v1/models`` and the Message Batches API as the Anthropic API speaks them.
 
     A ``dict`` reply to a request that offers ``tools`` becomes a ``tool_use`` block calling the forced
     tool (or the first one); otherwise replies are text blocks.
     """
 
     completion_path = "/v1/messages"
+    vendor = "anthropic"
     id_prefix = "msg"
     default_model_id = "fake-claude"
 
