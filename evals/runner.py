@@ -34,7 +34,7 @@ from evals.judge.panel import (
     watch_modes,
 )
 from evals.judge.reasoning import ReasoningMode, separate
-from evals.outbound import audit
+from evals.outbound import audit, telemetry
 from evals.outbound.budget import Budget
 from evals.outbound.callcontext import calling
 from evals.outbound.gateway import EndpointFailing, Gateway, OverBudget
@@ -287,6 +287,7 @@ async def execute(
                 )
             except OverBudget:
                 return
+            telemetry.evaluated(unit.item, judgment, judge.rubric_for(unit.item).name)  # with telemetry: only
             if judgment.error is not None:
                 outcome.judge_errors += 1
                 unit.failed = True

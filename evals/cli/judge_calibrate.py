@@ -30,6 +30,7 @@ from evals.judge.judging import build_judge
 from evals.judge.rubrics import rubric_search
 from evals.outbound import audit
 from evals.outbound.gateway import Gateway
+from evals.outbound.telemetry import tracing
 from evals.plan import judge_fingerprint
 from evals.records import Item
 from evals.render.calibration import write_calibration
@@ -107,7 +108,7 @@ def calibrate_command(
         endpoint = endpoint.model_copy(update={"rubric": rubric_name})
     reports = reports_path(config, reports_dir)
     # The judge's calls go on the audit trail of the store beside the config, as a run's do.
-    with open_store(config, reports) as store, audit.recording(store):
+    with open_store(config, reports) as store, tracing(config), audit.recording(store):
         labels = with_levels(labels, store, config.default_sensitivity)
         check_rows(labels, name, endpoint.is_external())  # restricted rows never reach an external judge
         gateway = Gateway(config.redaction, row_patterns(labels, store), None, config.default_sensitivity)

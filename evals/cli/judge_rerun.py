@@ -16,6 +16,7 @@ from evals.judge.rubrics import rubric_search
 from evals.names import RUN_ID, TAG
 from evals.outbound.gateway import FAIL_AFTER
 from evals.outbound.interrupts import sigterm_interrupts
+from evals.outbound.telemetry import tracing
 from evals.plan import MAX_SAMPLES, new_run_id
 from evals.records import RunManifest
 from evals.runner import RunOutcome, remaining
@@ -68,7 +69,11 @@ def rerun(
     Interrupted, it continues with evals run --resume NEW.
     """
     config = load_config(config_path)
-    with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
+    with (
+        open_store(config, reports_path(config, reports_dir)) as store,
+        tracing(config),
+        sigterm_interrupts(),
+    ):
         manifest = store.run(source)
         name, endpoint = config.judge(judge_name or manifest.judge_name)
         run_id = run_id or new_run_id(manifest.model_name)
@@ -103,10 +108,11 @@ def resume(
         return
     err.print(plain(f"resuming rerun {run_id} of run {reruns.source_of(manifest)} · judge {name}"))
     try:
-        outcome = reruns.resume(
-            store, run_id, name, endpoint, rubric_search(config), RichReporter(console=err),
-            perimeter(config, manifest, fail_after),
-        )  # fmt: skip
+        with tracing(config):
+            outcome = reruns.resume(
+                store, run_id, name, endpoint, rubric_search(config), RichReporter(console=err),
+                perimeter(config, manifest, fail_after),
+            )  # fmt: skip
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; continue with: evals run --resume {run_id}"))
         raise

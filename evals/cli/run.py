@@ -30,6 +30,7 @@ from evals.names import RUN_ID, TAG
 from evals.outbound.audit import audit_line
 from evals.outbound.gateway import FAIL_AFTER
 from evals.outbound.interrupts import sigterm_interrupts
+from evals.outbound.telemetry import tracing
 from evals.plan import (
     ESTIMATE_NOTE,
     MAX_SAMPLES,
@@ -298,7 +299,8 @@ def _execute(
             default_sensitivity=config.default_sensitivity, observer=Canary.of(config, suite),
             inhouse=config.judge(judge.restricted_judge) if judge.restricted_judge else None,
         )  # fmt: skip
-        outcome = run_suite(store, spec, reporter=RichReporter(console=err))
+        with tracing(config):  # spans to the collector, when telemetry: is set
+            outcome = run_suite(store, spec, reporter=RichReporter(console=err))
     except KeyboardInterrupt:
         err.print(plain(f"interrupted; {again or f'continue with: evals run --resume {resume or run_id}'}"))
         err.print(audit_line(store, str(resume or run_id)), soft_wrap=True)  # sealed also when interrupted

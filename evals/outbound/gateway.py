@@ -19,6 +19,9 @@ e. **the provider call**, with its retries, within the endpoint's ``max_concurre
 f. **placeholders restored** in the reply (text, structured data, reasoning), so what is stored and shown
    is the local view.
 
+With ``telemetry:`` set, the provider call (e) is also a span sent to the collector, under the collector's
+own rules for text (``evals.outbound.telemetry``).
+
 The gateway is also the one worker pool: ``each`` runs a caller's work with at most the endpoint's
 ``max_concurrency`` in flight (the runner's pipeline sizes its workers the same way), and ``send`` holds
 that limit per endpoint across every caller in the process. Only this package builds providers (an import-linter contract).
@@ -34,7 +37,7 @@ from typing import Any, TypeVar
 
 from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError
-from evals.outbound import audit
+from evals.outbound import audit, telemetry
 from evals.outbound.budget import Budget, OverBudget
 from evals.outbound.providers import Provider, build_provider
 from evals.outbound.providers.health import FAIL_AFTER, EndpointFailing
@@ -133,6 +136,7 @@ class Gateway:
         self.fail_after = fail_after
         self._doors: list[Door] = []
         self._redactor: Redactor | None = None
+        telemetry.adopt(self.patterns)  # what the collector's text is redacted with, too
 
     # -- doors --------------------------------------------------------------------------------------------
 
@@ -205,7 +209,7 @@ class Gateway:
         self.check(door, request.sensitivity)  # a
         if not audit.is_recording():  # d, before anything is held or sent
             raise NoAuditTrail(f"a call to {door.name!r} was attempted with no audit trail open")
-        redacted = None
+        redacted, local = None, request
         if door.redactor is not None:  # b
             redacted = door.redactor.redact([m.get("content") for m in request.messages])
             record_redactions(redacted.counts)
@@ -220,7 +224,9 @@ class Gateway:
             )
         try:
             async with door.slots():
-                completion = await door.provider.complete(request)  # d (per attempt) and e
+                call = door.provider.complete(request)  # d (per attempt) and e
+                restore = redacted.restore if redacted is not None else None
+                completion = await telemetry.traced(door, local, call, restore, self.patterns)
         except BaseException:
             if self.budget is not None:
                 self.budget.settle(held, door.name, None, None, failed=True)
