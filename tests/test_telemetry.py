@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,6 +74,8 @@ class Collector:
     bodies: list[bytes] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
+    delay: float = 0.0
+    """Seconds each export waits before it is answered (a busy collector)."""
 
     def named(self, name: str) -> list[Span]:
         return [s for s in self.spans if s.name == name]
@@ -96,6 +99,7 @@ def collector() -> Iterator[Collector]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            time.sleep(got.delay)
             got.bodies.append(body)
             got.headers.append({k.lower(): v for k, v in self.headers.items()})
             request = ExportTraceServiceRequest()
@@ -447,3 +451,52 @@ def test_calls_outside_a_run_are_traced_under_their_command(tmp_path, keys, coll
     assert calls > 0 and len(chats) == calls
     assert {s.parent for s in chats} == {probe.span_id}
     assert collector.events() == []  # verdicts outside a run are not evaluation results of a model
+
+
+def test_a_rerun_exports_its_fresh_verdicts_under_its_own_run(tmp_path, keys, collector):
+    with FakeOpenAI(text_reply(_model)) as model, FakeAnthropic(_quoting_judge) as judge:
+        _project(tmp_path, model, judge, None)
+        assert _run("--run-id", "r1").exit_code == 0
+        _project(tmp_path, model, judge, {"otlp_endpoint": collector.url})
+        result = CliRunner().invoke(main, ["judge", "rerun", "r1", "--repeats", "2", "--run-id", "r1-again"])
+        assert result.exit_code == 0, result.output
+    assert [s.attributes["evals.run.id"] for s in collector.named("evals run")] == ["r1-again"]
+    events = [a for _, a in collector.events()]
+    assert len(events) == 8 and {a["evals.run.id"] for a in events} == {"r1-again"}
+    assert collector.named("chat qwen-local") == []  # a rerun's answers are frozen: nothing asks the model
+    assert len(collector.named("chat claude-test")) == 8
+
+
+def test_a_big_run_loses_no_item_span_at_the_end(collector, monkeypatch):
+    from evals.config import Config
+    from evals.records import Item, Judgment
+
+    monkeypatch.setattr(telemetry, "QUEUE", 64)  # a small queue and a busy collector stand for a big run
+    collector.delay = 0.03
+    config = Config.model_validate({"telemetry": {"otlp_endpoint": collector.url}})
+    count = 1000  # many more item spans than the queue holds, all ended when the command ends
+    item = Item(id="x", area="a", question="q?", sensitivity="public")
+    with telemetry.tracing(config):
+        for n in range(count):
+            judgment = Judgment("big", f"i{n}", 0, 5, None, None, "claude (m)", "k")
+            telemetry.evaluated(item, judgment, "correctness")
+    assert len(collector.named("evals item")) == count
+    assert len(collector.events()) == count
+    assert len(collector.named("evals run")) == 1
+
+
+def test_without_the_extra_a_configured_telemetry_stops_before_anything_is_done(
+    tmp_path, keys, collector, monkeypatch
+):
+    for name in list(sys.modules):
+        if name.startswith("opentelemetry.sdk"):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk", None)  # as if the otel extra were not installed
+    with FakeOpenAI(text_reply(_model)) as model, FakeAnthropic(_quoting_judge) as judge:
+        _project(tmp_path, model, judge, {"otlp_endpoint": collector.url})
+        result = _run()
+        assert model.count() == judge.count() == 0
+    assert result.exit_code == 2
+    assert "telemetry: needs the otel extra: pip install 'lookingglass[otel]'" in result.output
+    db = sqlite3.connect(tmp_path / "reports" / "evals.db")
+    assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0

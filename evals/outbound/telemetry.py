@@ -59,6 +59,8 @@ FLUSH_MS = 30_000
 """How long the end of a command waits for the last spans to go out."""
 EXPORT_TIMEOUT_S = 10.0
 """One export request's limit (the exporter's retries included)."""
+QUEUE = 8192
+"""Ended spans waiting to be sent; the exporter sends them 512 at a time."""
 
 _SESSION: ContextVar[Telemetry | None] = ContextVar("evals_telemetry", default=None)
 
@@ -210,8 +212,12 @@ class Telemetry:
         )
         version = _version()
         resource = Resource.create({"service.name": settings.service_name, "service.version": version})
-        self.provider = TracerProvider(resource=resource)  # never the global one: nobody else's spans
-        self.provider.add_span_processor(BatchSpanProcessor(cast(Any, self.exporter)))
+        # Never the global provider (nobody else's spans), shut down by ``close``, not at exit.
+        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        processor = BatchSpanProcessor(
+            cast(Any, self.exporter), max_queue_size=QUEUE, max_export_batch_size=min(512, QUEUE)
+        )
+        self.provider.add_span_processor(processor)
         self.tracer = self.provider.get_tracer("lookingglass", version)
         self._runs: dict[str, _Open] = {}
         self._items: dict[tuple[str, str, int | None], _Open] = {}
@@ -409,9 +415,13 @@ class Telemetry:
 
     def close(self) -> None:
         """End the open spans and send what is left (waiting at most ``FLUSH_MS``)."""
+        # A big run's items are sent in turn, never dropped by a full queue.
+        chunk = max(1, QUEUE // 2)
         for group in (self._items, self._runs, self._roles):
-            for held in group.values():
+            for ended, held in enumerate(group.values(), start=1):
                 held.span.end(end_time=held.last)
+                if ended % chunk == 0:
+                    self.provider.force_flush(FLUSH_MS)
             group.clear()
         self.provider.force_flush(FLUSH_MS)
         self.provider.shutdown()
