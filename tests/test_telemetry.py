@@ -4,6 +4,7 @@ servers, received by an in-process OTLP/HTTP collector that decodes what the SDK
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -362,6 +363,9 @@ def test_the_cli_never_imports_opentelemetry_without_telemetry(tmp_path):
 
 def test_headers_come_from_the_named_variable_and_are_never_shown(tmp_path, keys, collector, monkeypatch):
     monkeypatch.setenv("EVALS_OTLP_HEADERS", "Authorization=Bearer%20otlp-token-123,x-team=desk")
+    # the SDK's own variables may hold another collector's token: it never goes to this one
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-vendor-key=vendor-secret-1")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-vendor-key=vendor-secret-2")
     settings = {"otlp_endpoint": collector.url, "headers_env": "EVALS_OTLP_HEADERS"}
     with FakeOpenAI(text_reply(_model)) as model, FakeAnthropic(_quoting_judge) as judge:
         _project(tmp_path, model, judge, settings)
@@ -369,6 +373,8 @@ def test_headers_come_from_the_named_variable_and_are_never_shown(tmp_path, keys
         assert result.exit_code == 0, result.output
     assert collector.headers and all(h["authorization"] == "Bearer otlp-token-123" for h in collector.headers)
     assert all(h["x-team"] == "desk" for h in collector.headers)
+    assert all("x-vendor-key" not in h for h in collector.headers)
+    assert os.environ["OTEL_EXPORTER_OTLP_HEADERS"] == "x-vendor-key=vendor-secret-1"  # left as it was
     assert "otlp-token-123" not in result.output
 
 

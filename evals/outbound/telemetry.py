@@ -59,15 +59,12 @@ FLUSH_MS = 30_000
 """How long the end of a command waits for the last spans to go out."""
 EXPORT_TIMEOUT_S = 10.0
 """One export request's limit (the exporter's retries included)."""
+SDK_HEADERS = ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+"""The SDK's own header variables, which its exporter would add to ours: not read (``headers_env`` is)."""
 QUEUE = 8192
 """Ended spans waiting to be sent; the exporter sends them 512 at a time."""
 
 _SESSION: ContextVar[Telemetry | None] = ContextVar("evals_telemetry", default=None)
-
-
-def active() -> Telemetry | None:
-    """The telemetry of the command being run, or None (no ``telemetry:``, or outside ``tracing``)."""
-    return _SESSION.get()
 
 
 @contextmanager
@@ -207,9 +204,9 @@ class Telemetry:
         self.patterns: dict[str, CustomPattern] = {p.name: p for p in redaction.patterns}
         self._redactor: Redactor | None = None
         self.url = settings.traces_url()
-        self.exporter = _Watched(
-            OTLPSpanExporter(endpoint=self.url, headers=headers, timeout=EXPORT_TIMEOUT_S)
-        )
+        with _hidden(SDK_HEADERS):  # headers meant for another collector never go to this one
+            exporter = OTLPSpanExporter(endpoint=self.url, headers=headers, timeout=EXPORT_TIMEOUT_S)
+        self.exporter = _Watched(exporter)
         version = _version()
         resource = Resource.create({"service.name": settings.service_name, "service.version": version})
         # Never the global provider (nobody else's spans), shut down by ``close``, not at exit.
@@ -431,6 +428,16 @@ class Telemetry:
                 safe_url(self.url),
                 self.exporter.failed,
             )
+
+
+@contextmanager
+def _hidden(names: Sequence[str]) -> Iterator[None]:
+    """The environment without ``names`` meanwhile (the exporter reads them when it is built, only then)."""
+    held = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(held)
 
 
 def _attrs(values: dict[str, Any]) -> dict[str, Any]:
