@@ -36,7 +36,7 @@ from evals.judge.panel import (
     watch_modes,
 )
 from evals.judge.reasoning import ReasoningMode, separate
-from evals.outbound import audit
+from evals.outbound import audit, telemetry
 from evals.outbound.budget import Budget
 from evals.outbound.callcontext import calling
 from evals.outbound.gateway import EndpointFailing, Gateway, OverBudget
@@ -303,6 +303,7 @@ async def execute(
         judgment = await _judge_once(
             store, judge, manifest.run_id, unit, inflight, outcome, repeat, use_cache, grade
         )
+        telemetry.evaluated(unit.item, judgment, judge.rubric_for(unit.item).name)  # with telemetry: only
         if judgment.error is not None:
             outcome.judge_errors += 1
             unit.failed = True

@@ -40,6 +40,7 @@ def confirm_failing(config: Config, store: Store, verdict: Verdict, allow_judge_
     (through the gateway, on each run's audit chain) until each has K verdicts; then decided again."""
     from evals.judge.rubrics import rubric_search
     from evals.outbound.gateway import FAIL_AFTER
+    from evals.outbound.telemetry import tracing
     from evals.scorecard import decision as deciding
     from evals.trust.confirm import confirm
 
@@ -48,16 +49,17 @@ def confirm_failing(config: Config, store: Store, verdict: Verdict, allow_judge_
     assert verdict.baseline is not None
     for m in (verdict.candidate, verdict.baseline):
         name, endpoint = config.judge(m.judge_name)
-        done = confirm(
-            store,
-            m,
-            areas,
-            repeats,
-            name,
-            endpoint,
-            rubric_search(config),
-            perimeter(config, m, FAIL_AFTER),
-        )
+        with tracing(config):  # spans to the collector, when telemetry: is set
+            done = confirm(
+                store,
+                m,
+                areas,
+                repeats,
+                name,
+                endpoint,
+                rubric_search(config),
+                perimeter(config, m, FAIL_AFTER),
+            )
         what = done.skipped or (
             f"{done.answers} answers in {', '.join(areas)} have {repeats} verdicts each ({done.asked} asked now"
             + (f"; {done.kept} restricted kept their first" if done.kept else "") + ")"

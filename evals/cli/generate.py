@@ -18,6 +18,7 @@ from evals.config import load_config
 from evals.errors import EvalsError
 from evals.outbound import audit
 from evals.outbound.gateway import Gateway
+from evals.outbound.telemetry import tracing
 from evals.store import open_store
 
 SHOWN_FAILURES = 10
@@ -152,7 +153,7 @@ def suite_generate(
     gateway = Gateway(config.redaction, (), budget, config.default_sensitivity)
     reports = reports_path(config, reports_dir)
     # Each call goes on the audit trail of the store beside the config, as a run's do.
-    with held, open_store(config, reports) as store, audit.recording(store):
+    with held, open_store(config, reports) as store, tracing(config), audit.recording(store):
         items, report = generate(
             sources, name, endpoint, area, count, gateway, progress_path(reports, out_path), chunk_chars
         )

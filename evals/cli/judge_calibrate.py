@@ -31,6 +31,7 @@ from evals.judge.judging import build_judge
 from evals.judge.rubrics import rubric_search
 from evals.outbound import audit
 from evals.outbound.gateway import Gateway
+from evals.outbound.telemetry import tracing
 from evals.plan import judge_fingerprint
 from evals.records import Item
 from evals.render.calibration import write_calibration
@@ -113,6 +114,7 @@ def calibrate_command(
     with (
         serve_local_judge(config, judge_name) as config,
         open_store(config, reports) as store,
+        tracing(config),
         audit.recording(store),
     ):
         name, endpoint = config.judge(judge_name)

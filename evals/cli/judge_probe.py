@@ -19,6 +19,7 @@ from evals.judge.judging import build_judge
 from evals.judge.rubrics import rubric_search
 from evals.outbound import audit
 from evals.outbound.gateway import Gateway
+from evals.outbound.telemetry import tracing
 from evals.store import open_store
 from evals.trust.probes import MOVED_AT, ProbeReport, load_probe_set, run_probes
 
@@ -66,7 +67,11 @@ def probe(judge_name: str, rubric: str | None, output: str, config_path: Path | 
             finally:
                 await gateway.aclose()
 
-        with open_store(config, reports_path(config, None)) as store, audit.recording(store):  # on the trail
+        with (
+            open_store(config, reports_path(config, None)) as store,
+            tracing(config),
+            audit.recording(store),
+        ):  # on the trail
             report = asyncio.run(measure())
     if output == "json":
         # ASCII-only JSON: every control, bidi or look-alike character of the answers is escaped.

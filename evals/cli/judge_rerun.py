@@ -18,6 +18,7 @@ from evals.judge.rubrics import rubric_search
 from evals.names import RUN_ID, TAG
 from evals.outbound.gateway import FAIL_AFTER
 from evals.outbound.interrupts import sigterm_interrupts
+from evals.outbound.telemetry import tracing
 from evals.plan import MAX_SAMPLES, new_run_id
 from evals.runner import RunOutcome, remaining
 from evals.store import Store, open_store
@@ -72,7 +73,11 @@ def rerun(
     Interrupted, it continues with evals run --resume NEW.
     """
     config = load_config(config_path)
-    with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
+    with (
+        open_store(config, reports_path(config, reports_dir)) as store,
+        tracing(config),
+        sigterm_interrupts(),
+    ):
         manifest = store.run(source)
         with serve_local_judge(config, judge_name or manifest.judge_name) as config:
             name, endpoint = config.judge(judge_name or manifest.judge_name)
@@ -113,7 +118,7 @@ def resume(
         )
         return
     err.print(plain(f"resuming rerun {run_id} of run {reruns.source_of(manifest)} · judge {name}"))
-    with serve_local_judge(config, name) as config:
+    with serve_local_judge(config, name) as config, tracing(config):
         name, endpoint = config.judge(name)
         try:
             outcome = reruns.resume(

@@ -11,6 +11,7 @@ from evals.cli.run import suite
 from evals.config import load_config
 from evals.outbound import audit
 from evals.outbound.gateway import Gateway
+from evals.outbound.telemetry import tracing
 from evals.store import open_store
 
 
@@ -43,7 +44,7 @@ def suite_references(suite_path: str, model_name: str, out_path: Path, config_pa
     source = load_suite(suite_path)
     gateway = Gateway(config.redaction, source.patterns, None, config.default_sensitivity)
     # Each call goes on the audit trail of the store beside the config, as a run's do.
-    with open_store(config, reports_path(config, None)) as store, audit.recording(store):
+    with open_store(config, reports_path(config, None)) as store, tracing(config), audit.recording(store):
         report = fill_references(source, name, endpoint, out_path, gateway)
     out.print(
         plain(

@@ -32,6 +32,7 @@ from evals.names import RUN_ID, TAG
 from evals.outbound.audit import audit_line
 from evals.outbound.gateway import FAIL_AFTER
 from evals.outbound.interrupts import sigterm_interrupts
+from evals.outbound.telemetry import tracing
 from evals.plan import (
     ESTIMATE_NOTE,
     MAX_SAMPLES,
@@ -326,7 +327,8 @@ def _execute(
             default_sensitivity=config.default_sensitivity, observer=Canary.of(config, suite),
             inhouse=config.judge(judge.restricted_judge) if judge.restricted_judge else None, detach=detach,
         )  # fmt: skip
-        outcome = run_suite(store, spec, reporter=RichReporter(console=err))
+        with tracing(config):  # spans to the collector, when telemetry: is set
+            outcome = run_suite(store, spec, reporter=RichReporter(console=err))
         if outcome.pending:  # its batches are submitted; a later --resume collects them (evals docs batch)
             print_pending(store, outcome)
             return None

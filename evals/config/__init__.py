@@ -30,6 +30,7 @@ from evals.config.sections import (
     RequireCalibration,
     RetentionSettings,
     ScorecardSettings,
+    TelemetrySettings,
     Usage,
 )
 from evals.errors import ConfigError
@@ -56,6 +57,7 @@ __all__ = [
     "RequireCalibration",
     "RetentionSettings",
     "ScorecardSettings",
+    "TelemetrySettings",
     "Usage",
     "default_config",
     "load_config",
@@ -109,6 +111,8 @@ class Config(BaseModel):
     endpoint)."""
     canary: CanarySettings = Field(default_factory=CanarySettings)
     """The judge's drift canary: anchor set size, the shift that counts as moved, human labels."""
+    telemetry: TelemetrySettings | None = None
+    """Where OpenTelemetry spans go (the ``otel`` extra; ``evals docs telemetry``); None: nowhere."""
     root: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative folders are resolved against it."""
 
@@ -128,6 +132,11 @@ class Config(BaseModel):
         for endpoint in (*self.models.values(), *self.judges.values()):
             endpoint.external = is_external(
                 endpoint.provider, endpoint.base_url, endpoint.external, self.internal_hosts
+            )
+        if self.telemetry is not None:  # the collector is a destination like any endpoint
+            telemetry = self.telemetry
+            telemetry.external = is_external(
+                "otlp", telemetry.otlp_endpoint, telemetry.external, self.internal_hosts
             )
         return self
 

@@ -1,8 +1,10 @@
 """The settings sections of ``evals.yaml`` besides its endpoints: scorecard, usage, hosting, retention,
-redaction, canary."""
+redaction, canary, telemetry."""
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from typing import Any, Literal
 
 from pydantic import (
@@ -250,3 +252,62 @@ class CanarySettings(BaseModel):
     labels: str | None = None
     """A JSONL file of ``{question, answer, human_score}`` rows: anchors with the same question and answer
     keep the human score beside the judge's (relative to the config's folder)."""
+
+
+class TelemetrySettings(BaseModel):
+    """Where OpenTelemetry spans go (``telemetry:`` in evals.yaml; the ``otel`` extra; ``evals docs telemetry``).
+
+    Without this section nothing is exported and OpenTelemetry is never imported.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    otlp_endpoint: str
+    """The collector's OTLP/HTTP address: ``http://collector:4318`` (``/v1/traces`` is added) or the full
+    traces URL. It is an outbound destination like any endpoint: external unless loopback, listed in
+    ``internal_hosts`` or ``external: false``, and the perimeter's rules decide what text it gets."""
+    service_name: str = Field(default="lookingglass", min_length=1)
+    """``service.name`` of the spans' resource."""
+    headers_env: str | None = None
+    """The NAME of an environment variable holding the export's headers as ``key=value`` pairs separated by
+    commas (``authorization=Bearer%20...``, values URL-encoded), read when a command starts; never the headers."""
+    external: bool | None = None
+    """Whether the collector is outside the perimeter; None decides by its host, as for an endpoint."""
+    capture_text: bool = False
+    """Also export the messages of each call (``gen_ai.input.messages``, ``gen_ai.output.messages``), under
+    the same rules as the judge's explanations. Off by default, as the semantic conventions advise."""
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _collector_url(cls, url: str) -> str:
+        # The message never repeats the URL: it may hold a password.
+        expected = "expected an http:// or https:// URL with a host, e.g. http://localhost:4318"
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018  (raises ValueError for a port that is not a number in range)
+        except ValueError:
+            raise ValueError(f"not a valid URL: {expected}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(expected)
+        if "@" in parts.netloc:
+            raise ValueError("holds credentials; put them in the variable named by headers_env")
+        if parts.query or parts.fragment or "?" in url or "#" in url:
+            raise ValueError("has a query or fragment ('?...' or '#...'); end the URL at its path")
+        if any(ch.isspace() or not ch.isprintable() for ch in url):
+            raise ValueError(f"contains spaces or control characters: {expected}")
+        return url
+
+    @field_validator("headers_env")
+    @classmethod
+    def _variable_name(cls, name: str | None) -> str | None:
+        # Never echo the value: when it is not a name, it is most likely the headers themselves.
+        if name is not None and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+            raise ValueError("expected the NAME of an environment variable (e.g. EVALS_OTLP_HEADERS)")
+        return name
+
+    def traces_url(self) -> str:
+        """The URL spans are posted to: ``otlp_endpoint``, with ``/v1/traces`` added to a bare address."""
+        parts = urllib.parse.urlsplit(self.otlp_endpoint)
+        if parts.path.strip("/"):
+            return self.otlp_endpoint
+        return urllib.parse.urlunsplit(parts._replace(path="/v1/traces"))

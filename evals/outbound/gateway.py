@@ -21,6 +21,8 @@ f. **placeholders restored** in the reply (text, structured data, reasoning), so
 
 A vendor's batch (``judging: batch``) passes the same steps per request in ``evals.outbound.batch``, the
 gateway's batch side: one door, many requests, one upload.
+With ``telemetry:`` set, the provider call (e) is also a span sent to the collector, under the collector's
+own rules for text (``evals.outbound.telemetry``).
 
 The gateway is also the one worker pool: ``each`` runs a caller's work with at most the endpoint's
 ``max_concurrency`` in flight (the runner's pipeline sizes its workers the same way), and ``send`` holds
@@ -37,7 +39,7 @@ from typing import Any, TypeVar
 
 from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError
-from evals.outbound import audit
+from evals.outbound import audit, telemetry
 from evals.outbound.budget import Budget, OverBudget
 from evals.outbound.providers import Provider, build_provider
 from evals.outbound.providers.health import FAIL_AFTER, EndpointFailing
@@ -136,6 +138,7 @@ class Gateway:
         self.fail_after = fail_after
         self._doors: list[Door] = []
         self._redactor: Redactor | None = None
+        telemetry.adopt(self.patterns)  # what the collector's text is redacted with, too
 
     # -- doors --------------------------------------------------------------------------------------------
 
@@ -208,7 +211,7 @@ class Gateway:
         self.check(door, request.sensitivity)  # a
         if not audit.is_recording():  # d, before anything is held or sent
             raise NoAuditTrail(f"a call to {door.name!r} was attempted with no audit trail open")
-        redacted = None
+        redacted, local = None, request
         if door.redactor is not None:  # b
             redacted = door.redactor.redact([m.get("content") for m in request.messages])
             record_redactions(redacted.counts)
@@ -223,7 +226,9 @@ class Gateway:
             )
         try:
             async with door.slots():
-                completion = await door.provider.complete(request)  # d (per attempt) and e
+                call = door.provider.complete(request)  # d (per attempt) and e
+                restore = redacted.restore if redacted is not None else None
+                completion = await telemetry.traced(door, local, call, restore, self.patterns)
         except BaseException:
             if self.budget is not None:
                 self.budget.settle(held, door.name, None, None, failed=True)
