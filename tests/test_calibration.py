@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -373,6 +374,7 @@ def test_a_gate_that_requires_a_calibrated_judge_cannot_decide_until_it_is(proje
         [stale] = calibration_reasons(store, run, RequireCalibration(), now=later)
         assert "days ago (the gate allows 90)" in stale
     # people who disagree with the judge: its newest calibration's kappa is far below the floor
+    time.sleep(1.1)  # calibrations are stamped to the second: this one must be the newer
     reversed_rows = [{**r, "human_score": 6 - r["human_score"]} for r in _rows()]
     _write_jsonl(tmp_path / "reversed.jsonl", reversed_rows)
     assert calibrate("--labels", "reversed.jsonl", "--judge", "claude", "--out", "cal2").exit_code == 1
