@@ -22,6 +22,8 @@ from evals.cli.common import (
 from evals.cli.examples import with_examples
 from evals.cli.outcome import check_scored, print_outcome
 from evals.cli.progress import RichReporter
+from evals.cli.worker import plan_only as plan_only_run
+from evals.cli.worker import run_spec
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.judge.panel import stored_labels
@@ -95,6 +97,12 @@ from evals.trust.canary import Canary
     help="Print the calls per endpoint and their estimated cost; call nothing, create no run.",
 )
 @click.option(
+    "--plan-only",
+    is_flag=True,
+    help="Create the run (items, manifest, config snapshot) and ask nothing; print the command that starts "
+    "its workers (evals worker RUN_ID).",
+)
+@click.option(
     "--max-cost",
     type=click.FloatRange(0, min_open=True),
     callback=lambda ctx, param, value: _finite(param, value),
@@ -130,6 +138,7 @@ def run(
     item_tags: tuple[str, ...],
     limit: int | None,
     dry_run: bool,
+    plan_only: bool,
     max_cost: float | None,
     run_id: str | None,
     resume: str | None,
@@ -163,6 +172,13 @@ def run(
             )  # fmt: skip
             return
         with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
+            if plan_only:  # evals.cli.worker: the run for evals worker processes, nothing asked
+                spec = run_spec(
+                    config, suite, (model_name, model), (judge_name, judge), samples=samples,
+                    judge_repeats=judge_repeats, tags=tags, run_id=run_id, selection=selection,
+                    max_cost=max_cost, fail_after=fail_after,
+                )  # fmt: skip
+                return plan_only_run(config, store, spec)
             _execute(
                 config, store, suite, model_name, model, judge_name, judge, samples, tags, run_id, None,
                 selection, max_cost, fail_after, judge_repeats=judge_repeats,
@@ -172,6 +188,8 @@ def run(
         raise click.UsageError(
             "--area, --item-tag and --limit are set when a run starts; --resume keeps them"
         )
+    if plan_only:
+        raise click.UsageError("--plan-only creates a new run; to work RUN_ID, start: evals worker RUN_ID")
     with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
         manifest = store.run(resume)
         # re-judged frozen answers: no suite, no model (evals.trust.rerun)
