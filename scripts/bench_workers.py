@@ -10,7 +10,8 @@ answers at once. Each measurement plans a run of N items (``evals run --plan-onl
 works it with W real ``evals worker`` processes, each sending at most C calls at once
 (``--workers-concurrency``), all under the model's ``max_concurrency`` (``--limit``), which the workers
 hold together in the store. Printed: wall time and items/s for W=1 and W=4 and their ratio (4 when nothing
-but the latency limits them), the most calls the server saw at once against the limit, the calls it
+but the latency limits them), also between the server's first and last call (process start and the
+run's finish left out), the most calls the server saw at once against the limit, the calls it
 answered (N each: nothing asked twice), and each worker's peak RSS and CPU (``os.wait4``).
 """
 
@@ -35,16 +36,22 @@ def serve(latency: float) -> None:
     """Child mode: serve a FakeOpenAI, print its port, answer ``stats`` / ``reset`` lines on stdin."""
     from evals.fakes import FakeOpenAI
 
-    with FakeOpenAI(lambda body: "The answer is 42.", latency=latency) as server:
+    seen: list[float] = []  # wall-clock time of the first and of the latest call
+
+    def responder(body: dict) -> str:
+        seen[len(seen) and 1 :] = [time.time()]
+        return "The answer is 42."
+
+    with FakeOpenAI(responder, latency=latency) as server:
         print(server.port, flush=True)
         for line in sys.stdin:
             if line.strip() == "stats":
-                print(
-                    json.dumps({"count": server.count(), "max_in_flight": server.max_in_flight}), flush=True
-                )
+                stats = {"count": server.count(), "max_in_flight": server.max_in_flight, "seen": seen[:2]}
+                print(json.dumps(stats), flush=True)
             elif line.strip() == "reset":
                 server.clear()
                 server.max_in_flight = 0
+                seen.clear()
                 print("ok", flush=True)
 
 
@@ -98,7 +105,7 @@ def work(folder: Path, url: str, run_id: str, workers: int, c: int) -> dict:
     subprocess.run(plan, env=env, check=True, capture_output=True, cwd=ROOT)
     cmd = [EVALS, "worker", run_id, "--workers-concurrency", str(c), *common]
     logs = [(folder / f"{run_id}-{w}.log").open("w") for w in range(workers)]
-    t0 = time.perf_counter()
+    t0, start = time.perf_counter(), time.time()
     procs = [subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT) for log in logs]
     usage = {}
     for proc in procs:
@@ -109,7 +116,7 @@ def work(folder: Path, url: str, run_id: str, workers: int, c: int) -> dict:
     wall = time.perf_counter() - t0
     for log in logs:
         log.close()
-    return {"wall": wall, "rss": [u[0] for u in usage.values()], "cpu": [u[1] for u in usage.values()],
+    return {"wall": wall, "start": start, "rss": [u[0] for u in usage.values()], "cpu": [u[1] for u in usage.values()],
             "cmd": shlex.join([Path(cmd[0]).name, *cmd[1:]])}  # fmt: skip
 
 
@@ -147,19 +154,25 @@ def main() -> None:
                 results[workers] = r = work(folder, pg.url(name), f"bench-{workers}", workers, c)
                 stats = json.loads(server.ask("stats"))
                 ideal = n * latency / min(limit, workers * c)
+                first, last = stats["seen"]
+                r["calls"] = last - first
+                expected = "" if stats["count"] == n else " !!"
                 print(f"\n{workers} worker(s): {r['cmd']}  (×{workers})")
-                print(f"  wall                {r['wall']:8.2f} s   ideal N·L/min(limit, W·C) {ideal:.2f} s")
-                print(f"  items/s             {n / r['wall']:8.1f}")
+                print(
+                    f"  wall                {r['wall']:8.2f} s   (start → first call {first - r['start']:.2f} s)"
+                )
+                print(f"  first → last call   {r['calls']:8.2f} s   ideal N·L/min(limit, W·C) {ideal:.2f} s")
+                print(
+                    f"  items/s             {n / r['wall']:8.1f}     ({n / r['calls']:.1f} first → last call)"
+                )
                 print(
                     f"  most calls at once  {stats['max_in_flight']:8d}     limit {limit}, W·C {workers * c}"
                 )
-                print(
-                    f"  server calls        {stats['count']:8d}     (expected {n}{'' if stats['count'] == n else ' !!'})"
-                )
+                print(f"  server calls        {stats['count']:8d}     (expected {n}{expected})")
                 print(f"  peak RSS per worker {', '.join(f'{m:.1f}' for m in r['rss'])} MB")
                 print(f"  CPU per worker      {', '.join(f'{s:.1f}' for s in r['cpu'])} s")
-            ratio = results[1]["wall"] / results[4]["wall"]
-            print(f"\nthroughput 4 workers / 1 worker: {ratio:.2f}")
+            ratio, calls = results[1]["wall"] / results[4]["wall"], results[1]["calls"] / results[4]["calls"]
+            print(f"\nthroughput 4 workers / 1 worker: {ratio:.2f} (wall), {calls:.2f} (first to last call)")
     finally:
         server.close()
 

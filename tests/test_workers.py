@@ -25,7 +25,7 @@ from evals.outbound.audit import WORKERS
 from evals.outbound.audit_verify import verify
 from evals.outbound.budget import OverBudget
 from evals.outbound.fleet import FleetBudget, FleetLimits, Limits
-from evals.records import CompletionRequest
+from evals.records import Completion, CompletionRequest
 from evals.store import Store, leases
 from evals.store import audit as sql
 
@@ -253,3 +253,38 @@ def test_max_cost_holds_across_workers(postgres_url, tmp_path):
             one.hold("m", turns, answering=True)
         assert leases.budget_spent(store.backend, "r1") == pytest.approx(9.0)
         twin.close()
+
+
+def test_evals_run_holds_an_endpoints_requests_per_minute(tmp_path):
+    arrived: list[float] = []
+
+    def responder(question: str) -> str:
+        arrived.append(time.monotonic())
+        return answer(question)
+
+    with FakeOpenAI(text_reply(responder), model_id="qwen-test") as model:
+        write_project(tmp_path, model, 25, max_concurrency=8, requests_per_minute=600)  # 10 a second
+        result = invoke("run", "--suite", "suite.jsonl", "--judge", "offline")
+    assert result.exit_code == 0, result.output
+    # the first second's 10 at once, then 10 a second: the 25th call comes 1.5 s after the first at least
+    assert len(arrived) == 25 and max(arrived) - min(arrived) >= 1.4
+
+
+def test_tokens_per_minute_counts_each_call_at_its_bound_then_at_what_the_server_reported():
+    endpoint = Endpoint(base_url="http://127.0.0.1:9/v1", model="m", tokens_per_minute=6000, max_tokens=10)
+    request = CompletionRequest(messages=({"role": "user", "content": "x" * 36},))  # 9 + 10 tokens at most
+    started: list[float] = []
+
+    async def calls(n: int, reported: tuple[int, int] | None) -> float:
+        limits, started[:] = Limits(), []
+        for _ in range(n):
+            async with limits.call(endpoint, request) as usage:
+                started.append(time.monotonic())
+                if reported is not None:
+                    usage.completion = Completion(text="", tokens_in=reported[0], tokens_out=reported[1])
+        return max(started) - min(started)
+
+    # 100 tokens a second: 5 calls of 19 at once, then one each 0.19 s
+    assert asyncio.run(calls(15, None)) >= 1.7
+    # each call used 2: the bucket gets 17 back after each, and 15 calls pass at once
+    assert asyncio.run(calls(15, (1, 1))) < 0.5

@@ -11,7 +11,8 @@ average too. Tokens are counted before the call as the prompt's estimate (``eval
 ``FleetLimits`` (``evals worker`` on PostgreSQL): the same buckets kept in the store, and the endpoint's
 ``max_concurrency`` as slots leased from it (``evals.store.leases``), held by a worker while its call is in
 flight and renewed by its heartbeat, so a dead worker's slots come back when their lease runs out. A free
-slot is waited for by polling, with jitter. ``FleetBudget``: ``--max-cost`` over every worker of the run,
+slot is waited for by polling the store, with jitter, and a worker's ending call hands its slot to the
+worker's next waiting call directly. ``FleetBudget``: ``--max-cost`` over every worker of the run,
 each call's bound counted as spent before it starts and replaced by its cost when it returns (a worker
 that dies mid-call leaves its bound counted: the provider may well bill it).
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -148,6 +150,9 @@ class FleetLimits(Limits):
         self.seconds = seconds
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="evals-fleet")
         self._slotted: set[tuple[str, int]] = set()
+        self._waiters: dict[str, deque[asyncio.Future[int]]] = {}
+        """This worker's calls waiting for a slot, by endpoint: a slot its ending call holds goes to the
+        first of them without a trip to the store (the others' calls get theirs by polling)."""
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, self.db, *args)
@@ -158,15 +163,43 @@ class FleetLimits(Limits):
         if (key, limit) not in self._slotted:
             await self._db(leases.add_slots, key, limit)
             self._slotted.add((key, limit))
-        slot, pause = None, POLL[0]
-        while (slot := await self._db(leases.take_slot, key, limit, self.holder, self.seconds)) is None:
-            await asyncio.sleep(random.uniform(pause / 2, pause))
-            pause = min(POLL[1], pause * 2)
+        slot = await self._slot(key, limit)
         try:
             async with super().call(endpoint, request) as usage:
                 yield usage
         finally:
-            await asyncio.shield(self._db(leases.give_slot, key, slot, self.holder))
+            await asyncio.shield(self._give(key, slot))
+
+    async def _slot(self, key: str, limit: int) -> int:
+        """A slot of ``key``: one free in the store, or one this worker's own call hands over as it ends."""
+        waiters = self._waiters.setdefault(key, deque())
+        pause = POLL[0]
+        while True:
+            slot = await self._db(leases.take_slot, key, limit, self.holder, self.seconds)
+            if slot is not None:
+                return slot
+            handed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            waiters.append(handed)
+            try:
+                return await asyncio.wait_for(asyncio.shield(handed), random.uniform(pause / 2, pause))
+            except TimeoutError:
+                if handed.done() and not handed.cancelled():
+                    return handed.result()  # handed over just as the wait ran out
+                handed.cancel()
+            finally:
+                if handed in waiters:
+                    waiters.remove(handed)
+            pause = min(POLL[1], pause * 2)
+
+    async def _give(self, key: str, slot: int) -> None:
+        """Hand the slot to a call of this worker waiting for one, else give it back to the store."""
+        waiters = self._waiters.get(key)
+        while waiters:
+            handed = waiters.popleft()
+            if not handed.done():
+                handed.set_result(slot)
+                return
+        await self._db(leases.give_slot, key, slot, self.holder)
 
     async def take(self, name: str, cost: float, per_minute: float) -> None:
         rate, cap = bucket_shape(per_minute)
