@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import Endpoint
+from evals.errors import StoreError
 from evals.fakes import FakeOpenAI, grade_by_reference, text_reply
 from evals.outbound.audit import WORKERS
 from evals.outbound.audit_verify import verify
@@ -122,6 +123,12 @@ def test_workers_share_a_planned_run_store_every_answer_and_verdict_once_and_hol
     assert model.count() == judge.count() == 0  # planning calls nothing
     with Store(tmp_path, url=postgres_url) as store:
         assert store.run(run_id).status == "planned"
+        # workers share the run's lock; a resume needs it alone, so it waits for them to stop
+        with store.lock_run(run_id, shared=True), Store(tmp_path / "b", url=postgres_url) as other:
+            with other.lock_run(run_id, shared=True):
+                pass
+            with pytest.raises(StoreError, match="being worked by another"), other.lock_run(run_id):
+                pass
     # three machines, each willing to send 3 calls at once: the model's max_concurrency 3 is the fleet's
     workers = [
         evals(tmp_path, postgres_url, "worker", run_id, "--workers-concurrency", "3", "--reports", f"m-{n}")
