@@ -9,9 +9,11 @@ What a run is before it runs (its spec, id and manifest, whether it may resume, 
 ``evals.plan``.
 
 Before a run exists, every endpoint it uses is checked and its client built, so a bad config leaves no
-run behind. One process at a time works a run (a lock under ``runs/<run_id>/``). SIGTERM interrupts a
-run as Ctrl-C does (status ``interrupted``, results exported, ``KeyboardInterrupt`` raised), and an
-endpoint whose first calls all fail the same way stops it (``EndpointFailing``), resumable once fixed.
+run behind. One process at a time works a run (a lock under ``runs/<run_id>/``), or any number of
+``evals worker`` processes, each on leased batches of its units (``evals.workers``, ``execute(only=...)``).
+SIGTERM interrupts a run as Ctrl-C does (status ``interrupted``, results exported, ``KeyboardInterrupt``
+raised), and an endpoint whose first calls all fail the same way stops it (``EndpointFailing``),
+resumable once fixed.
 """
 
 from __future__ import annotations
@@ -27,9 +29,7 @@ from evals.config import Endpoint
 from evals.errors import ConfigError, ProviderError
 from evals.judge.grader_attacks import detect as grader_flags
 from evals.judge.judging import Judge, build_judge
-from evals.judge.panel import (
-    stored_labels,
-)
+from evals.judge.panel import stored_labels
 from evals.judge.reasoning import ReasoningMode, separate
 from evals.outbound import audit
 from evals.outbound.budget import Budget
@@ -267,7 +267,7 @@ async def execute(
                     "model",
                     context.redactions,
                 )
-            answer = await asyncio.to_thread(_audited, store.save_answer, answer)
+            answer = await asyncio.to_thread(_audited, store.keep_answer, answer)
             outcome.asked += 1
             if answer.error is None:
                 if not seen_model_id and answer.model_id:

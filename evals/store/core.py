@@ -296,10 +296,15 @@ class Store:
         rows = self._execute("SELECT item_json FROM items WHERE run_id = ? ORDER BY position", (run_id,))
         return [item_of(r[0]) for r in rows.fetchall()]
 
-    def save_answer(self, answer: Answer) -> Answer:
-        """Store an answer, replacing an earlier one of the same item and sample only when that one has no
-        text (a retried error); the answer stored, the earlier one when it stays (a unit asked again by a
-        second worker after the first one's lease ran out: its verdicts grade the stored answer)."""
+    def save_answer(self, answer: Answer) -> None:
+        """Store an answer, replacing an earlier one of the same item and sample (a retried error)."""
+        self.check_key()
+        self._execute(upsert_sql("answers", ANSWER_COLS, KEY), answer_values(answer))
+
+    def keep_answer(self, answer: Answer) -> Answer:
+        """Store an answer unless one with text is stored already for its item and sample (the runner's
+        write: a unit asked again by a second worker after the first one's lease ran out keeps the first
+        answer, which its verdicts grade); the answer stored."""
         self.check_key()
         cursor = self._execute(
             upsert_sql("answers", ANSWER_COLS, KEY)
