@@ -1,8 +1,10 @@
 """What a run is before it runs: its id, its manifest (what is asked of whom, with a config snapshot free of
-secrets), whether a stored run can be resumed or an id is free, and what it would cost (``--dry-run``)."""
+secrets), whether a stored run can be resumed or an id is free, what it would cost (``--dry-run``), and
+opening it: the run created or locked, every endpoint checked and its client built (``open_run``)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import secrets
@@ -17,13 +19,14 @@ from evals import __version__
 from evals.config import OFFLINE, Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import StoreError
 from evals.judge import reference as reference_judge
-from evals.judge.judging import Judge, LLMJudge, build_judge_messages
-from evals.judge.panel import check_same_panel, for_panel, members
+from evals.judge.judging import Judge, LLMJudge, build_judge, build_judge_messages
+from evals.judge.panel import build_judges, check_same_panel, for_panel, member_modes, members, watch_modes
 from evals.judge.provenance import rubrics_hash
 from evals.judge.rubrics import RubricBook, RubricSearch
-from evals.outbound.budget import CHARS_PER_TOKEN, Price, estimate_tokens, prompt_text
-from evals.outbound.gateway import FAIL_AFTER, Gateway
-from evals.outbound.sensitivity import Destination, check_restricted
+from evals.outbound.budget import CHARS_PER_TOKEN, Budget, Price, estimate_tokens, prompt_text
+from evals.outbound.fleet import Limits
+from evals.outbound.gateway import FAIL_AFTER, Door, Gateway
+from evals.outbound.sensitivity import Destination, Marking, check_restricted
 from evals.records import MAX_SAMPLES as MAX_SAMPLES  # where it has always been imported from
 from evals.records import CustomPattern, Item, RunConfig, RunManifest, Selection, Sensitivity, content_hash
 from evals.store import Store
@@ -77,6 +80,8 @@ class RunSpec:
     """The judge's ``restricted_judge`` (name, endpoint): it alone grades the restricted items."""
     detach: bool = False
     """A batch judge's batches are submitted and not waited for: the run is left ``pending`` (``--detach``)."""
+    plan_only: bool = False
+    """Create the run (status ``planned``) and ask nothing: ``evals worker`` processes work it."""
 
     def endpoints(self) -> dict[str, tuple[str, Endpoint]]:
         """Every endpoint the run calls, by name: the model, and the judge or each member of its panel."""
@@ -230,12 +235,115 @@ def start_run(
     config = manifest.config.updated(redaction=redaction)
     if spec.inhouse is not None:  # the in-house judge of the restricted items, beside the judge
         config = config.updated(judge={**config.judge.model_dump(), "inhouse": spec.inhouse[1].snapshot()})
-    manifest = dataclasses.replace(manifest, config=config)
+    manifest = dataclasses.replace(manifest, config=config, status="planned" if spec.plan_only else "running")
     held.enter_context(store.lock_run(manifest.run_id))
     check_free(store, manifest.run_id)  # again: another process may have taken it meanwhile
     warn_if_written_in_clear(store)
     store.create_run(manifest, list(suite.items))
     return manifest
+
+
+@dataclass
+class OpenRun:
+    """A stored run ready to be worked: its manifest, and the gateway's doors to its model and judges."""
+
+    manifest: RunManifest
+    gateway: Gateway
+    model: Door
+    judges: list[Judge]
+    inhouse: Judge | None
+    marking: Marking | None
+
+
+def lock_resumed(store: Store, spec: RunSpec, held: ExitStack, shared: bool = False) -> RunManifest:
+    """Lock the stored run ``spec.resume`` (on ``held``; ``shared``: among ``evals worker`` processes) and
+    check it may go on as ``spec`` says: its manifest."""
+    assert spec.resume is not None
+    store.run(spec.resume)  # an unknown id fails before the lock makes a folder for it
+    held.enter_context(store.lock_run(spec.resume, shared))
+    manifest = check_resumable(store, spec.resume, spec.suite)
+    check_same_endpoints(manifest, spec)
+    return manifest
+
+
+def open_run(
+    store: Store,
+    spec: RunSpec,
+    held: ExitStack,
+    manifest: RunManifest | None = None,
+    budget: Budget | None = None,
+    limits: Limits | None = None,
+    concurrency: int | None = None,
+) -> OpenRun:
+    """Check every endpoint and build its client, then create the run ``spec`` names (its lock on
+    ``held``), or go on with the resumed run ``manifest`` (``lock_resumed``), all before a call: a bad config
+    leaves no run. ``budget``, ``limits`` and ``concurrency`` go to its gateway (``Gateway``)."""
+    suite, run_id = spec.suite, spec.run_id
+    if manifest is None:
+        if suite is None:
+            raise ValueError("a new run needs a suite")
+        run_id = run_id or new_run_id(spec.model_name)
+        check_free(store, run_id)
+    mode = structured_mode(manifest) if manifest is not None else None
+    marking = suite.levels() if suite is not None else None
+    if manifest is None or marking is None:
+        items = list(suite.items) if suite is not None else store.items(manifest.run_id if manifest else "")
+    else:  # a resumed run's stored items, at the stricter of their stored level and the suite's today
+        items = [marking.apply(item) for item in store.items(manifest.run_id)]
+    check_perimeter(spec, items)
+    gateway = run_gateway(spec, manifest, budget, limits, concurrency)
+    try:
+        # One judge, or each member of a panel, with the output mode it settled on when resumed.
+        modes = (
+            member_modes(manifest)
+            if spec.judge.panel and manifest
+            else {spec.judge_name: mode}
+            if mode
+            else {}
+        )
+        judges = build_judges(spec.judge_name, spec.judge, spec.rubrics, gateway, modes)
+        inhouse = build_judge(*spec.inhouse, spec.rubrics, gateway) if spec.inhouse else None
+        for item in suite.items if suite else ():
+            for member in [*judges, *([inhouse] if inhouse else [])]:  # a missing or broken rubric
+                member.rubric_for(item)  # fails here, before any call is paid for
+        model = gateway.door(spec.model_name, spec.model)
+        resumed = manifest is not None
+        if manifest is None:
+            assert suite is not None and run_id is not None  # a new run: checked above
+            manifest = start_run(store, spec, suite, run_id, judges, gateway, held)
+    except BaseException:
+        asyncio.run(gateway.aclose())
+        raise
+    _watch_modes(store, manifest, spec, judges, resumed_mode=mode if resumed else None)
+    return OpenRun(manifest, gateway, model, judges, inhouse, marking)
+
+
+def run_gateway(
+    spec: RunSpec,
+    manifest: RunManifest | None,
+    budget: Budget | None,
+    limits: Limits | None = None,
+    concurrency: int | None = None,
+) -> Gateway:
+    """The run's gateway: the suite's own redaction patterns (kept with the run, for a resume), the config's."""
+    patterns = spec.suite.patterns if spec.suite is not None else stored_patterns(manifest)
+    return Gateway(
+        spec.redaction, patterns, budget, spec.default_sensitivity, spec.fail_after, limits, concurrency
+    )
+
+
+def _watch_modes(
+    store: Store, manifest: RunManifest, spec: RunSpec, judges: list[Judge], resumed_mode: str | None
+) -> None:
+    """Keep in the run's config the output mode each judge settles on, so a resumed run starts there."""
+    if spec.judge.panel is not None:
+        watch_modes(store, manifest.run_id, judges)
+        return
+    judge = judges[0]
+    if isinstance(judge, LLMJudge):
+        if resumed_mode is not None and judge.mode != resumed_mode:  # the config's mode changed since
+            record_mode(store, manifest.run_id, judge.mode)
+        judge.on_fallback = lambda new_mode: record_mode(store, manifest.run_id, new_mode)
 
 
 def structured_mode(manifest: RunManifest) -> str | None:

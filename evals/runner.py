@@ -9,9 +9,11 @@ What a run is before it runs (its spec, id and manifest, whether it may resume, 
 ``evals.plan``.
 
 Before a run exists, every endpoint it uses is checked and its client built, so a bad config leaves no
-run behind. One process at a time works a run (a lock under ``runs/<run_id>/``). SIGTERM interrupts a
-run as Ctrl-C does (status ``interrupted``, results exported, ``KeyboardInterrupt`` raised), and an
-endpoint whose first calls all fail the same way stops it (``EndpointFailing``), resumable once fixed.
+run behind. One process at a time works a run (a lock under ``runs/<run_id>/``), or any number of
+``evals worker`` processes, each on leased batches of its units (``evals.workers``, ``execute(only=...)``).
+SIGTERM interrupts a run as Ctrl-C does (status ``interrupted``, results exported, ``KeyboardInterrupt``
+raised), and an endpoint whose first calls all fail the same way stops it (``EndpointFailing``),
+resumable once fixed.
 """
 
 from __future__ import annotations
@@ -22,45 +24,39 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from evals.config import Endpoint
 from evals.errors import ConfigError, ProviderError
 from evals.judge.batch import BatchJudging, Grade, drained, is_batch_judge
 from evals.judge.grader_attacks import detect as grader_flags
-from evals.judge.judging import Judge, LLMJudge, build_judge
-from evals.judge.panel import (
-    build_judges,
-    member_modes,
-    stored_labels,
-    watch_modes,
-)
+from evals.judge.judging import Judge, build_judge
+from evals.judge.panel import stored_labels
 from evals.judge.reasoning import ReasoningMode, separate
 from evals.outbound import audit, telemetry
 from evals.outbound.budget import Budget
 from evals.outbound.callcontext import calling
-from evals.outbound.gateway import EndpointFailing, Gateway, OverBudget
+from evals.outbound.gateway import EndpointFailing, OverBudget
 from evals.outbound.interrupts import run_until_terminated
 from evals.outbound.sensitivity import Marking
 from evals.plan import (
     MAX_SAMPLES,
     RunSpec,
-    check_free,
-    check_perimeter,
-    check_resumable,
-    check_same_endpoints,
     judge_fingerprint,
-    new_run_id,
+    lock_resumed,
     now,
-    record_mode,
-    start_run,
-    stored_patterns,
+    open_run,
+    run_gateway,
     structured_mode,
 )
 from evals.records import Answer, Completion, CompletionRequest, Item, Judgment, RunManifest, is_truncated
 from evals.results import ResultRow
 from evals.store import Store
+from evals.store.leases import Batch
 from evals.store.redactions import save_redactions
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Reporter(Protocol):
@@ -153,18 +149,20 @@ def _pending(
     outcome: RunOutcome,
     marking: Marking | None = None,
     inhouse: bool = False,
+    only: Batch | None = None,
 ) -> tuple[list[_Unit], list[_Unit]]:
     """Split the run's work into what still needs an answer and what only needs verdicts.
 
     ``judges`` are the run's judges (``Judge.describe()``, in panel order); each answer wants a scored
     verdict from each of them for each repeat. None counts a verdict of any judge (what a dry run of a
     resume can tell without building the judges). ``inhouse``: the last of ``judges`` is the in-house
-    judge (``restricted_judge``), the only one to grade restricted items.
+    judge (``restricted_judge``), the only one to grade restricted items. ``only``: just these units (a
+    worker's leased batch, read with their answers and verdicts), not the whole run.
     """
-    answers = store.answers(manifest.run_id)
+    answers = only.answers if only is not None else store.answers(manifest.run_id)
     scored = {
         (j.item_id, j.sample, j.repeat, j.judge if judges is not None else None)
-        for j in store.verdicts(manifest.run_id)
+        for j in (only.verdicts if only is not None else store.verdicts(manifest.run_id))
         if j.error is None and j.score is not None
     }
     names: Sequence[str | None] = judges if judges is not None else [None]
@@ -176,10 +174,12 @@ def _pending(
     to_answer: list[_Unit] = []
     to_judge: list[_Unit] = []
     frozen = manifest.config.rerun_of is not None  # evals.trust.rerun: the answers are copied, never asked
-    for item in store.items(manifest.run_id):
+    for item in only.items if only is not None else store.items(manifest.run_id):
         item = marking.apply(item) if marking is not None else item
         own = kept if item.sensitivity == "restricted" else slots
         for sample in range(manifest.samples):
+            if only is not None and (item.id, sample) not in only.keys:
+                continue
             answer = answers.get((item.id, sample))
             if answer is None or answer.error is not None or answer.text is None:
                 if not frozen:  # a rerun's answers are frozen: a failed one stays an error
@@ -225,6 +225,7 @@ async def execute(
     marking: Marking | None = None,
     inhouse: Judge | None = None,
     detach: bool = False,
+    only: Batch | None = None,
 ) -> RunOutcome:
     """Do every missing answer and verdict of a stored run, then mark it finished (``pending`` when a
     batch judge's batches are submitted and ``detach`` says not to wait for them: ``evals.judge.batch``).
@@ -232,17 +233,19 @@ async def execute(
     ``judges``: the run's judge, or the members of its panel; each grades every answer
     ``judge_repeats(manifest)`` times (restricted ones excepted when there is an ``inhouse`` judge: it
     alone grades them). With a ``budget``, no call starts that could cross its limit: the run then stops,
-    interrupted, and ``BudgetExceeded`` says how to resume it.
+    interrupted, and ``BudgetExceeded`` says how to resume it. ``only``: just these units (an ``evals
+    worker``'s batch), and the run's status is left to the worker.
     """
     panel = [judges] if not isinstance(judges, Sequence) else list(judges)
     panel += [inhouse] if inhouse is not None else []
     reporter = reporter or SilentReporter()
     outcome = RunOutcome(manifest)
     labels = [j.describe() for j in panel]
-    to_answer, to_judge = _pending(store, manifest, labels, outcome, marking, inhouse is not None)
+    to_answer, to_judge = _pending(store, manifest, labels, outcome, marking, inhouse is not None, only)
     total = outcome.skipped + len(to_answer) + len(to_judge)
     reporter.start(total, answered=outcome.skipped + len(to_judge), judged=outcome.skipped)
-    await asyncio.to_thread(store.set_status, manifest.run_id, "running")
+    if only is None:
+        await asyncio.to_thread(store.set_status, manifest.run_id, "running")
     # One queue per judge of the panel, each worked by as many workers as that judge's endpoint allows.
     queues: list[asyncio.Queue[tuple[_Unit, int] | None]] = [asyncio.Queue() for _ in panel]
 
@@ -274,7 +277,7 @@ async def execute(
                     "model",
                     context.redactions,
                 )
-            await asyncio.to_thread(store.save_answer, answer)
+            answer = await asyncio.to_thread(_audited, store.keep_answer, answer)
             outcome.asked += 1
             if answer.error is None:
                 if not seen_model_id and answer.model_id:
@@ -341,14 +344,23 @@ async def execute(
     except BaseException:
         for task in (feeder, *answerers, *judge_tasks):
             task.cancel()
-        store.set_status(manifest.run_id, "interrupted")
+        if only is None:
+            store.set_status(manifest.run_id, "interrupted")
         raise
     finally:
         reporter.stop()
-    status, ended = ("pending", None) if outcome.pending else ("finished", now())
-    await asyncio.to_thread(store.set_status, manifest.run_id, status, ended)
-    outcome.manifest = await asyncio.to_thread(store.run, manifest.run_id)
+    if only is None:
+        status, ended = ("pending", None) if outcome.pending else ("finished", now())
+        await asyncio.to_thread(store.set_status, manifest.run_id, status, ended)
+        outcome.manifest = await asyncio.to_thread(store.run, manifest.run_id)
     return outcome
+
+
+def _audited(save: Callable[[T], R], result: T) -> R:
+    """Store a result once the audit records of the calls made so far are stored (in a thread): a process
+    killed at any moment leaves no answer or verdict whose call is not on its chain."""
+    audit.flush()
+    return save(result)
 
 
 async def _ask(model: Asker, run_id: str, unit: _Unit, reasoning: ReasoningMode = "separate") -> Answer:
@@ -436,7 +448,7 @@ async def _judge_once(
                 rubric_hash=rubric_hash, judge_fingerprint=fingerprint, model_id=verdict.model_id, repeat=repeat,
                 batch_id=verdict.batch_id,
             )  # fmt: skip
-            await asyncio.to_thread(store.save_judgment, judgment)
+            await asyncio.to_thread(_audited, store.save_judgment, judgment)
             outcome.judged += 1
         if owned is not None:
             owned.set_result(judgment)
@@ -457,69 +469,40 @@ def run_suite(store: Store, spec: RunSpec, reporter: Reporter | None = None) -> 
     Every call goes out through one ``Gateway`` (refusal, redaction, budget, audit). Restricted items bound
     for an external endpoint are refused before the run exists. Raises ``KeyboardInterrupt`` on Ctrl-C or
     SIGTERM and ``EndpointFailing`` on an endpoint whose first calls all failed alike, in both cases with
-    the run marked ``interrupted`` and its results exported.
+    the run marked ``interrupted`` and its results exported. ``spec.plan_only``: the run is created, and
+    nothing is asked (its ``evals worker`` processes do the work).
     """
     if not 1 <= spec.samples <= MAX_SAMPLES:
         raise ConfigError(f"samples must be from 1 to {MAX_SAMPLES}, not {spec.samples}")
     if not 1 <= spec.judge_repeats <= MAX_SAMPLES:
         raise ConfigError(f"judge repeats must be from 1 to {MAX_SAMPLES}, not {spec.judge_repeats}")
     budget = Budget.of(spec.max_cost, spec.endpoints()) if spec.max_cost is not None else None
-    suite, resume, run_id = spec.suite, spec.resume, spec.run_id
-    if resume is None:
-        if suite is None:
-            raise ValueError("a new run needs a suite")
-        run_id = run_id or new_run_id(spec.model_name)
-        check_free(store, run_id)
     with ExitStack() as held:  # the run's lock, held until it ends
-        mode: str | None = None
-        manifest: RunManifest | None = None
-        if resume is not None:
-            store.run(resume)  # an unknown id fails before the lock makes a folder for it
-            held.enter_context(store.lock_run(resume))
-            manifest = check_resumable(store, resume, suite)
-            check_same_endpoints(manifest, spec)
+        manifest = lock_resumed(store, spec, held) if spec.resume is not None else None
+        if manifest is not None:
             done = RunOutcome(manifest)
             # A panel's run is done when every member scored every answer; one judge's, when any did.
             labels = stored_labels(spec.judge_name, spec.judge, spec.rubrics) if spec.judge.panel else None
             if _pending(store, manifest, labels, done) == ([], []):
                 return _finished(store, spec, manifest, done)
-            mode = structured_mode(manifest)
-        marking = suite.levels() if suite is not None else None
-        if resume is None or marking is None:
-            items = list(suite.items) if suite is not None else store.items(resume or "")
-        else:  # a resumed run's stored items, at the stricter of their stored level and the suite's today
-            items = [marking.apply(item) for item in store.items(resume)]
-        check_perimeter(spec, items)
-        gateway = _gateway(spec, manifest, budget)
-        try:
-            # Every endpoint is checked and its client built before the run exists: a bad config leaves no
-            # run. One judge, or each member of a panel, with the output mode it settled on when resumed.
-            modes = (
-                member_modes(manifest)
-                if spec.judge.panel and manifest
-                else {spec.judge_name: mode}
-                if mode
-                else {}
-            )
-            judges = build_judges(spec.judge_name, spec.judge, spec.rubrics, gateway, modes)
-            inhouse = build_judge(*spec.inhouse, spec.rubrics, gateway) if spec.inhouse else None
-            for item in suite.items if suite else ():
-                for member in [*judges, *([inhouse] if inhouse else [])]:  # a missing or broken rubric
-                    member.rubric_for(item)  # fails here, before any call is paid for
-            model = gateway.door(spec.model_name, spec.model)
-            if manifest is None:
-                assert suite is not None and run_id is not None  # a new run: checked above
-                manifest = start_run(store, spec, suite, run_id, judges, gateway, held)
-        except BaseException:
-            asyncio.run(gateway.aclose())
-            raise
-        _watch_modes(store, manifest, spec, judges, resumed_mode=mode if resume else None)
-        started = manifest
+        opened = open_run(store, spec, held, manifest, budget)
+        if spec.plan_only:
+            asyncio.run(opened.gateway.aclose())
+            return RunOutcome(opened.manifest)
+        started, judges = opened.manifest, opened.judges
 
         async def go() -> RunOutcome:
             try:
                 outcome = await execute(
-                    store, started, model, judges, reporter, budget, marking, inhouse, spec.detach
+                    store,
+                    started,
+                    opened.model,
+                    judges,
+                    reporter,
+                    budget,
+                    opened.marking,
+                    opened.inhouse,
+                    spec.detach,
                 )
                 if spec.observer is not None and not outcome.pending:
                     await spec.observer.observe(
@@ -527,29 +510,9 @@ def run_suite(store: Store, spec: RunSpec, reporter: Reporter | None = None) -> 
                     )  # the judge's drift canary
                 return outcome
             finally:
-                await gateway.aclose()
+                await opened.gateway.aclose()
 
-        return carry(store, manifest.run_id, go)
-
-
-def _gateway(spec: RunSpec, manifest: RunManifest | None, budget: Budget | None) -> Gateway:
-    """The run's gateway: the suite's own redaction patterns (kept with the run, for a resume), the config's."""
-    patterns = spec.suite.patterns if spec.suite is not None else stored_patterns(manifest)
-    return Gateway(spec.redaction, patterns, budget, spec.default_sensitivity, spec.fail_after)
-
-
-def _watch_modes(
-    store: Store, manifest: RunManifest, spec: RunSpec, judges: list[Judge], resumed_mode: str | None
-) -> None:
-    """Keep in the run's config the output mode each judge settles on, so a resumed run starts there."""
-    if spec.judge.panel is not None:
-        watch_modes(store, manifest.run_id, judges)
-        return
-    judge = judges[0]
-    if isinstance(judge, LLMJudge):
-        if resumed_mode is not None and judge.mode != resumed_mode:  # the config's mode changed since
-            record_mode(store, manifest.run_id, judge.mode)
-        judge.on_fallback = lambda new_mode: record_mode(store, manifest.run_id, new_mode)
+        return carry(store, started.run_id, go)
 
 
 def _finished(store: Store, spec: RunSpec, manifest: RunManifest, done: RunOutcome) -> RunOutcome:
@@ -562,7 +525,7 @@ def _finished(store: Store, spec: RunSpec, manifest: RunManifest, done: RunOutco
         store.export_jsonl(manifest.run_id, done.rows)
     observer = spec.observer
     if observer is not None and observer.missed(store, manifest, spec.judge):
-        gateway = _gateway(spec, manifest, None)
+        gateway = run_gateway(spec, manifest, None)
         judge = build_judge(
             spec.judge_name, spec.judge, spec.rubrics, gateway, mode=structured_mode(manifest)
         )

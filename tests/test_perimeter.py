@@ -103,6 +103,13 @@ def resume(project: Project) -> Run:
     return last(project, "run", "--resume", "r1")
 
 
+def worker(project: Project) -> Run:
+    """A run planned for workers (nothing sent), then worked by one ``evals worker``."""
+    write_suite(project)
+    project.ok(*RUN, "--run-id", "r1", "--plan-only")
+    return last(project, "worker", "r1")
+
+
 def canary(project: Project) -> Run:
     """The judge's drift canary: the first run draws anchors, the second re-judges them (never cached)."""
     write_suite(project)
@@ -215,6 +222,7 @@ CASES = {
     "run": Case("run", run, suite=True),
     "run-resume": Case("run", resume, suite=True),
     "run-batch-judge": Case("run", run_batch, suite=True),
+    "worker": Case("worker", worker, suite=True),
     "canary": Case("run", canary, suite=True),
     "judge-rerun": Case("judge rerun", rerun, suite=True),
     "judge-calibrate": Case(

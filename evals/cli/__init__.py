@@ -51,6 +51,7 @@ from evals.cli.run import run, suite
 from evals.cli.runs import runs
 from evals.cli.store import export, import_, store
 from evals.cli.weak import export_weak  # noqa: F401  (attaches to export)
+from evals.cli.worker import worker
 from evals.errors import EvalsError
 
 
@@ -113,7 +114,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 COMMANDS = (
-    init, run, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback,
+    init, run, worker, suite, rubric, demo, serve_local, model, report, index, compare, gate, baseline, rollback,
     runs, store, import_, export, judge, route, purge, audit, review, redact, docs,
 )  # fmt: skip
 for command in COMMANDS:

@@ -16,6 +16,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "evals run --suite suites/mydomain --judge claude --dry-run     # calls and cost, nothing sent",
         "evals run --suite suites/mydomain --area billing --limit 20   # a subset",
         "evals run --resume RUN_ID                                      # continue an interrupted run",
+        "evals run --suite suites/mydomain --plan-only                  # create it for evals worker",
+    ),
+    "worker": (
+        "evals worker RUN_ID                          # on each machine sharing the PostgreSQL store",
+        "evals worker RUN_ID --workers-concurrency 4  # at most 4 calls in flight from this worker",
     ),
     "report": (
         "evals report                        # the latest run, against its baseline",

@@ -24,6 +24,8 @@ from evals.cli.examples import with_examples
 from evals.cli.local_judge import add_local_judge, serve_local_judge
 from evals.cli.outcome import check_scored, print_outcome, print_pending, write_run_page, write_stopped_page
 from evals.cli.progress import RichReporter
+from evals.cli.worker import plan_only as plan_only_run
+from evals.cli.worker import run_spec
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.judge.panel import stored_labels
@@ -104,6 +106,12 @@ if TYPE_CHECKING:
     help="Print the calls per endpoint and their estimated cost; call nothing, create no run.",
 )
 @click.option(
+    "--plan-only",
+    is_flag=True,
+    help="Create the run (items, manifest, config snapshot) and ask nothing; print the command that starts "
+    "its workers (evals worker RUN_ID).",
+)
+@click.option(
     "--max-cost",
     type=click.FloatRange(0, min_open=True),
     callback=lambda ctx, param, value: _finite(param, value),
@@ -145,6 +153,7 @@ def run(
     item_tags: tuple[str, ...],
     limit: int | None,
     dry_run: bool,
+    plan_only: bool,
     max_cost: float | None,
     run_id: str | None,
     resume: str | None,
@@ -180,6 +189,14 @@ def run(
                 config, suite, selection, items, [], model_name, model, judge_name, judge, max_cost, judge_repeats
             )  # fmt: skip
             return
+        with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
+            if plan_only:  # evals.cli.worker: the run for evals worker processes, nothing asked
+                spec = run_spec(
+                    config, suite, (model_name, model), (judge_name, judge), samples=samples,
+                    judge_repeats=judge_repeats, tags=tags, run_id=run_id, selection=selection,
+                    max_cost=max_cost, fail_after=fail_after,
+                )  # fmt: skip
+                return plan_only_run(config, store, spec)
         with (
             open_store(config, reports_path(config, reports_dir)) as store,
             sigterm_interrupts(),
@@ -195,6 +212,8 @@ def run(
         raise click.UsageError(
             "--area, --item-tag and --limit are set when a run starts; --resume keeps them"
         )
+    if plan_only:
+        raise click.UsageError("--plan-only creates a new run; to work RUN_ID, start: evals worker RUN_ID")
     with open_store(config, reports_path(config, reports_dir)) as store, sigterm_interrupts():
         manifest = store.run(resume)
         # re-judged frozen answers: no suite, no model (evals.trust.rerun)

@@ -86,7 +86,14 @@ class Endpoint(BaseModel):
     extra_body: dict[str, Any] = Field(default_factory=dict)
     """Server-specific request fields passed through as they are (e.g. vLLM's ``top_k``)."""
     max_concurrency: int = Field(default=8, ge=1, le=1024)
-    """Calls in flight at once to this endpoint (at most 1024)."""
+    """Calls in flight at once to this endpoint (at most 1024); held across every ``evals worker`` of a
+    PostgreSQL store together."""
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    """Calls started per minute at most (a provider's rate limit); None: no limit. Held per process, and
+    across every ``evals worker`` of a PostgreSQL store together."""
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    """Tokens (prompt estimated from its length, completion at ``max_tokens``, corrected by the usage the
+    server reports) per minute at most; None: no limit. Held like ``requests_per_minute``."""
     timeout_s: float = Field(default=120.0, gt=0)
     """Per-call timeout."""
     max_retries: int = Field(default=4, ge=0, le=100)

@@ -244,6 +244,10 @@ class FakeServer:
         """The headers of each POST in ``requests`` (names lower-cased)."""
         self.raw_requests: list[bytes] = []
         """The body of each POST in ``requests`` exactly as received (the audit trail hashes these bytes)."""
+        self.in_flight = 0
+        """Requests being answered right now."""
+        self.max_in_flight = 0
+        """The most requests answered at once so far (what a concurrency limit must keep down)."""
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._ids = counter(1)
@@ -321,6 +325,18 @@ class FakeServer:
             self._faults.clear()
 
     def _dispatch(
+        self, method: str, path: str, raw: bytes | None, headers: Any
+    ) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._respond(method, path, raw, headers)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _respond(
         self, method: str, path: str, raw: bytes | None, headers: Any
     ) -> tuple[int, bytes, dict[str, str]]:
         body: dict[str, Any] | None = None

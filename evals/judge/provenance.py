@@ -17,7 +17,7 @@ from evals.records import JudgeSnapshot, JudgingProvenance, RunManifest, content
 from evals.store.protocol import RunStore
 
 NOT_IDENTITY = frozenset({
-    "max_concurrency", "timeout_s", "max_retries", "api_key_env",
+    "max_concurrency", "requests_per_minute", "tokens_per_minute", "timeout_s", "max_retries", "api_key_env",
     "price_in_per_mtok", "price_out_per_mtok", "price_per_hour", "judging", "batch_discount", "batch_poll_s",
 })  # fmt: skip
 """Judge settings that change how fast, how patiently or at what price it is called (one call per verdict or

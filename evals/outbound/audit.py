@@ -9,7 +9,9 @@ A batch (``judging: batch``) is an upload, recorded as any call, and one record 
 request in it, with the SHA-256 of that request's line as submitted (its RFC 8785 JSON), the batch id and
 its custom id (``record_batched``).
 
-Chains. One per run (chain id = run id), so concurrent runs never wait on each other; calls without a run
+Chains. One per run (chain id = run id), so concurrent runs never wait on each other; a run worked by
+several ``evals worker`` processes has one chain per worker (``<run id>@<worker id>``: ``worker_chain``),
+which the run's own chain names with their heads when the run is finished; calls without a run
 (calibration, probes) get a chain per session, ``<role>-<YYYYmmddTHHMMSSZ>``; non-call events (a purge) go
 to the chain ``events``. Record n stores ``prev_hash`` (record n-1's ``hash``, or ``GENESIS`` for n = 0)
 and ``hash = sha256(prev_hash || JCS(fields))``: the 64 lowercase hex characters of ``prev_hash`` as ASCII,
@@ -23,7 +25,9 @@ How it is hooked in: each provider builds its SDK client on an ``httpx`` client 
 (``EVENT_HOOKS``) hashes the body as it goes out, and wraps each attempt in ``attempts(...)``, which hands
 the finished record to the active ``recording(store)`` (a ``ContextVar``; nothing is recorded outside one).
 Records go to the store through one writer thread, in the order the calls ended, without holding up the
-calls; ``recording`` flushes it and seals the chains when it ends, however it ends. ``evals.outbound.audit_verify``
+calls; ``flush`` waits for it (the runner stores an answer or verdict only once the records of its calls
+are stored, so a process killed at any moment leaves no result whose call is not on the trail);
+``recording`` flushes it and seals the chains when it ends, however it ends. ``evals.outbound.audit_verify``
 checks everything; ``evals docs audit`` says how to recompute it with other tools.
 """
 
@@ -50,7 +54,7 @@ from evals.errors import StoreError
 from evals.outbound.callcontext import CallContext, current
 from evals.secrets import safe_url
 from evals.store import audit as sql
-from evals.store.audit import HeadRow, RecordRow
+from evals.store.audit import WORKER_MARK, HeadRow, RecordRow
 from evals.store.core import Store
 
 log = logging.getLogger("evals.outbound.audit")
@@ -66,6 +70,18 @@ BATCHED = "batched"
 """The ``kind`` of a record of one request sent inside a batch upload (``evals.outbound.batch``): the
 upload itself is a ``call``; each request in it gets one of these once the vendor accepted the batch."""
 _APPEND_TRIES = 5
+WORKERS = "workers"
+"""The ``kind`` of the record on a run's chain that names its workers' chains and their heads."""
+
+
+def worker_chain(run_id: str, worker: str) -> str:
+    """The chain of one ``evals worker``'s calls for a run."""
+    return f"{run_id}{WORKER_MARK}{worker}"
+
+
+def run_of(chain_id: str) -> str:
+    """The run a chain belongs to: the run's own chain or one of its workers' (else the chain itself)."""
+    return chain_id.split(WORKER_MARK, 1)[0]
 
 
 _SAFE_INT = 2**53 - 1
@@ -204,6 +220,21 @@ def seal(store: Store, chain_id: str) -> HeadRow | None:
         return row
 
 
+def seal_workers(store: Store, run_id: str) -> HeadRow | None:
+    """Seal the chain of every worker of a run (a killed one's too), name them with their heads in a record
+    on the run's own chain, and seal that: the run's head then vouches for every call of its workers. Done
+    by the worker that finishes the run; doing it again adds a record naming the same heads."""
+    named = []
+    for chain in sql.worker_chains(store, run_id):
+        sealed = seal(store, chain)
+        if sealed is not None:
+            named.append({"chain": chain, "head": sealed.head_hash, "count": sealed.count})
+    if not named:
+        return seal(store, run_id)
+    append(store, run_id, Entry(kind=WORKERS, at=now(), run_id=run_id, details={"workers": named}))
+    return seal(store, run_id)
+
+
 def head(store: Store, chain_id: str) -> tuple[str, int] | None:
     """A chain's head hash and record count, or None when it has no records (what a run prints)."""
     last = sql.tail(store, chain_id)
@@ -241,28 +272,42 @@ def record_event(store: Store, kind: str, details: dict[str, Any]) -> RecordRow:
 class AuditTrail:
     """Writes the records of one ``recording`` block to the store from a writer thread, in submission order."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, route: dict[str, str] | None = None):
         self.store = store
+        self.route = dict(route or {})
+        """Run id → the chain its calls go to instead of the run's own (a worker's chain)."""
         self.session = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         """Names the chain of calls made without a run: ``<role>-<session>``."""
         self.chains: set[str] = set()
         """Chains this trail appended to."""
         self.failures = 0
         self.first_failure: str | None = None
-        self._queue: queue.SimpleQueue[Entry | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Entry | threading.Event | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._drain, name="evals-audit", daemon=True)
         self._thread.start()
 
     def chain_of(self, entry: Entry) -> str:
         """The chain an entry belongs to: its run, else a chain for its role in this session."""
-        return entry.run_id or f"{entry.role or 'call'}-{self.session}"
+        if entry.run_id:
+            return self.route.get(entry.run_id, entry.run_id)
+        return f"{entry.role or 'call'}-{self.session}"
 
     def submit(self, entry: Entry) -> None:
         """Queue a record; returns at once (never blocks the event loop)."""
         self._queue.put(entry)
 
+    def flush(self) -> None:
+        """Wait until every record queued so far is stored (or failed). Blocks: call it from a thread."""
+        if self._thread.is_alive():
+            written = threading.Event()
+            self._queue.put(written)
+            written.wait()
+
     def _drain(self) -> None:
         while (entry := self._queue.get()) is not None:
+            if isinstance(entry, threading.Event):
+                entry.set()
+                continue
             chain = self.chain_of(entry)
             try:
                 append(self.store, chain, entry)
@@ -289,13 +334,24 @@ def is_recording() -> bool:
     return _SINK.get() is not None
 
 
+def flush() -> None:
+    """Wait until the records of every call made so far in this context are stored (blocks: from a thread,
+    ``asyncio.to_thread`` carries the context); nothing outside a ``recording`` block."""
+    trail = _SINK.get()
+    if trail is not None:
+        trail.flush()
+
+
 @contextmanager
-def recording(store: Store, chains: Iterable[str] = ()) -> Iterator[AuditTrail]:
+def recording(
+    store: Store, chains: Iterable[str] = (), route: dict[str, str] | None = None
+) -> Iterator[AuditTrail]:
     """Record every outbound call made inside the block (in this context and the tasks it starts) in
     ``store``; at the end, however it ends, write what is queued and seal every chain appended to, and
-    ``chains`` (a run's, so that a resumed run killed earlier gets its head). Records that could not be
-    stored make it a ``StoreError`` once the block ends normally."""
-    trail = AuditTrail(store)
+    ``chains`` (a run's, so that a resumed run killed earlier gets its head). ``route``: run id → the
+    chain its calls go to (an ``evals worker``'s own). Records that could not be stored make it a
+    ``StoreError`` once the block ends normally."""
+    trail = AuditTrail(store, route)
     token = _SINK.set(trail)
     try:
         yield trail

@@ -11,7 +11,7 @@ The chains alone cannot show what was deleted whole: the newest chain with its h
 head at once, leaves a trail that still verifies. So the runs' own rows are the second witness
 (``evals.store.audit.run_calls``): a run whose answers or verdicts came back from calls made in this store
 must have a chain, holding at least one successful model call per such answer and one judge call per such
-verdict. Runs brought by ``evals import`` or ``evals store copy`` (their calls are on the trail of the store
+verdict (a run worked by ``evals worker`` processes: over its chain and its workers', ``<run id>@<worker>``). Runs brought by ``evals import`` or ``evals store copy`` (their calls are on the trail of the store
 that made them) and runs older than the trail are listed as such, not failed.
 
 Anchors (``RUN=HASH`` kept outside the store, from a run's printed ``audit head``) must be one of that run's
@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 
 from evals.errors import StoreError
-from evals.outbound.audit import BATCHED, CALL, GENESIS, chain_hash, head_fields, record_fields
+from evals.outbound.audit import BATCHED, CALL, GENESIS, chain_hash, head_fields, record_fields, run_of
 from evals.store import audit as sql
 from evals.store.audit import HeadRow, Imported, RecordRow, RunCalls
 from evals.store.core import Store
@@ -224,19 +224,22 @@ def verify(
             )))  # fmt: skip
         _check_anchors(state, heads, wanted_anchors.get(chain, set()), problems)
     for chain in sorted(set(by_chain) - set(walked)):
-        if chain_id is None or chain == chain_id:
+        if chain_id is None or run_of(chain) == chain_id:
             problems.append(Finding(chain, 0, (
                 f"missing: the heads chain seals {by_chain[chain][-1].count} records, none is left"
             ), RESTORE))  # fmt: skip
     for chain in sorted(set(wanted_anchors) - set(walked)):
-        if chain_id is None or chain == chain_id:
+        if chain_id is None or run_of(chain) == chain_id:
             problems.append(Finding(chain, None, "anchor given, but the chain has no records", RESTORE))
-    troubled = {p.chain_id for p in problems}
+    troubled = {run_of(p.chain_id) for p in problems}
     coverage = _Coverage(sql.trail_began(store), sql.imported(store), problems, notes)
+    calls: dict[str, Counter[str]] = defaultdict(Counter)  # a run's calls: on its chain and its workers'
+    for chain in set(walked) | set(by_chain):
+        calls[run_of(chain)].update(walked[chain].ok_calls if chain in walked else {})
     for run in runs:
-        if run.run_id in walked or run.run_id in by_chain:
+        if run.run_id in calls:
             if run.run_id not in troubled:
-                coverage.check_counts(run, walked.get(run.run_id))
+                coverage.check_counts(run, calls[run.run_id])
         else:
             coverage.check_chainless(run)
     if chain_id is None and not records and not all_heads and coverage.missing:
@@ -309,13 +312,12 @@ class _Coverage:
                 "records and heads were deleted, or never stored)"
             ), RESTORE, of="run"))  # fmt: skip
 
-    def check_counts(self, run: RunCalls, state: _Chain | None) -> None:
+    def check_counts(self, run: RunCalls, calls: Counter[str]) -> None:
         """A finished (or stopped) run made since the trail began: at least one successful model call on its
-        chain per answer, one judge call per fresh verdict. A running run's writer may still be behind; an
-        imported run resumed here holds answers its chain never saw."""
+        chains (its own and its workers') per answer, one judge call per fresh verdict. A running run's
+        writer may still be behind; an imported run resumed here holds answers its chain never saw."""
         if run.status == "running" or run.run_id in self.marks or not self._after_trail(run):
             return
-        calls = state.ok_calls if state is not None else Counter[str]()
         for role, stored, noun in (("model", run.answers, "answer"), ("judge", run.verdicts, "verdict")):
             if calls[role] < stored:
                 what = (

@@ -107,11 +107,22 @@ class Budget:
         bound = rate * price.cost(estimate_tokens(prompt_text(messages)), self.max_tokens.get(name, 0))
         if answering and self.refused is not None:
             raise OverBudget(name)
-        if self.spent + self.held + bound > self.limit:
+        if not self.take(bound):
             self.refused = self.refused if self.refused is not None else bound
             raise OverBudget(name)
-        self.held += bound
         return bound
+
+    def take(self, bound: float) -> bool:
+        """Hold ``bound`` when it fits under the limit with what is spent and held; False when it does not."""
+        if self.spent + self.held + bound > self.limit:
+            return False
+        self.held += bound
+        return True
+
+    def count(self, held: float, cost: float) -> None:
+        """A call returned: release its hold, count what it cost."""
+        self.held -= held
+        self.spent += cost
 
     def settle(
         self,
@@ -127,14 +138,13 @@ class Budget:
         Usage the server did not report is counted at the held bound; a call that failed without
         reporting usage is counted as free (the APIs do not bill failed requests).
         """
-        self.held -= held
         price = self.prices.get(name)
         if price is None:
-            return
-        if tokens_in is None and tokens_out is None:
-            self.spent += 0.0 if failed else held
+            self.count(held, 0.0)
+        elif tokens_in is None and tokens_out is None:
+            self.count(held, 0.0 if failed else held)
         else:
-            self.spent += rate * price.cost(tokens_in or 0, tokens_out or 0)
+            self.count(held, rate * price.cost(tokens_in or 0, tokens_out or 0))
 
     def exceeded(self, run_id: str) -> BudgetExceeded:
         """The error that ends a run stopped by the limit, with the command that continues it."""

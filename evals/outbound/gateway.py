@@ -15,7 +15,8 @@ c. **budget**: with ``--max-cost``, the call's bound is held (``OverBudget`` whe
 d. **audit**: no call without an open audit trail (``audit.recording``); each request sent appends one
    record (``evals.outbound.audit.attempts``, inside the provider, one per attempt);
 e. **the provider call**, with its retries, within the endpoint's ``max_concurrency`` (shared by every
-   caller of that endpoint in this process);
+   caller of that endpoint in this process) and its ``requests_per_minute`` and ``tokens_per_minute``
+   (``evals.outbound.fleet``: this process's, or every ``evals worker``'s together, kept in the store);
 f. **placeholders restored** in the reply (text, structured data, reasoning), so what is stored and shown
    is the local view.
 
@@ -41,6 +42,7 @@ from evals.config import Endpoint, JudgeEndpoint, RedactionSettings
 from evals.errors import ConfigError
 from evals.outbound import audit, telemetry
 from evals.outbound.budget import Budget, OverBudget
+from evals.outbound.fleet import Limits
 from evals.outbound.providers import Provider, build_provider
 from evals.outbound.providers.health import FAIL_AFTER, EndpointFailing
 from evals.outbound.providers.retry import CallError
@@ -86,7 +88,7 @@ class Door:
         self.provider = provider
         self.redactor = redactor
         """Redacts what this door sends (None: the endpoint is inside the perimeter, or redaction is off)."""
-        self.max_concurrency = endpoint.max_concurrency
+        self.max_concurrency = min(endpoint.max_concurrency, gateway.concurrency or endpoint.max_concurrency)
         self._slots: asyncio.Semaphore | None = None
 
     @property
@@ -118,7 +120,9 @@ class Gateway:
     ``redaction``: the config's settings (patterns for every call included); ``patterns``: the run's own
     (a suite's ``redact:``); ``budget``: ``--max-cost``, kept across every door; ``default_sensitivity``:
     the level of a request that carries none; ``fail_after``: a door's endpoint stops the run when this
-    many first calls all fail the same way (0: never).
+    many first calls all fail the same way (0: never); ``limits``: the endpoints' rate limits (and, for an
+    ``evals worker``, their fleet-wide slots); ``concurrency``: the most calls in flight to any one
+    endpoint from this process, below its ``max_concurrency`` (``--workers-concurrency``).
     """
 
     def __init__(
@@ -128,8 +132,12 @@ class Gateway:
         budget: Budget | None = None,
         default_sensitivity: Sensitivity = "internal",
         fail_after: int = FAIL_AFTER,
+        limits: Limits | None = None,
+        concurrency: int | None = None,
     ):
         self.settings = redaction or RedactionSettings()
+        self.limits = limits or Limits()
+        self.concurrency = concurrency
         # The config's patterns (every call) and the run's (a suite's): a name given twice differently is a
         # ConfigError here, before anything is sent.
         self.patterns = tuple(combined_patterns(self.settings.patterns, patterns))
@@ -225,10 +233,11 @@ class Gateway:
                 door.name, request.messages, answering=not isinstance(door.endpoint, JudgeEndpoint)
             )
         try:
-            async with door.slots():
+            async with door.slots(), self.limits.call(door.endpoint, request) as usage:
                 call = door.provider.complete(request)  # d (per attempt) and e
                 restore = redacted.restore if redacted is not None else None
                 completion = await telemetry.traced(door, local, call, restore, self.patterns)
+                usage.completion = completion
         except BaseException:
             if self.budget is not None:
                 self.budget.settle(held, door.name, None, None, failed=True)

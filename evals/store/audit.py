@@ -31,6 +31,8 @@ RECORD_COLS = (
 HEAD_COLS = ("seq", "chain_id", "head_hash", "count", "at", "prev_hash", "hash")
 PAGE = 5000
 """Rows read per query when streaming a chain."""
+WORKER_MARK = "@"
+"""Between a run's id and a worker's in the chain of that worker's calls (``evals.outbound.audit``)."""
 _HEADS_LOCK = 0x617564697468656164  # PostgreSQL advisory-lock key serializing appends to audit_heads
 _HEADS_LOCK &= (1 << 63) - 1
 
@@ -103,10 +105,12 @@ def insert_record(store: Store, row: RecordRow) -> None:
 
 
 def records(store: Store, chain_id: str | None = None) -> Iterator[RecordRow]:
-    """Every record (of one chain), by chain then seq, a page at a time."""
+    """Every record (of one chain, and of its run's workers' chains), by chain then seq, a page at a time."""
     cols = ",".join(RECORD_COLS)
-    where = "" if chain_id is None else "chain_id = ? AND "
-    first = () if chain_id is None else (chain_id,)
+    where = "" if chain_id is None else "(chain_id = ? OR substr(chain_id, 1, ?) = ?) AND "
+    first: tuple[Any, ...] = ()
+    if chain_id is not None:
+        first = (chain_id, len(chain_id) + len(WORKER_MARK), chain_id + WORKER_MARK)
     after: tuple[str, int] = ("", -1)
     while True:
         page = store._execute(
@@ -119,6 +123,16 @@ def records(store: Store, chain_id: str | None = None) -> Iterator[RecordRow]:
         if len(page) < PAGE:
             return
         after = (str(page[-1][0]), int(page[-1][1]))
+
+
+def worker_chains(store: Store, run_id: str) -> list[str]:
+    """The chains of the ``evals worker`` processes that worked a run (``<run id>@<worker>``)."""
+    prefix = run_id + WORKER_MARK
+    rows = store._execute(
+        "SELECT DISTINCT chain_id FROM audit_records WHERE substr(chain_id, 1, ?) = ? ORDER BY chain_id",
+        (len(prefix), prefix),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def item_records(store: Store, item_id: str, run_id: str | None = None) -> list[RecordRow]:

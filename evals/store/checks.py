@@ -33,7 +33,7 @@ from pydantic import (
 from evals.names import NAME_RULE, InvalidName, check_label, is_name
 from evals.records import KINDS, MAX_SAMPLES, SCHEMA_VERSION, Answer, Item, Judgment, RunManifest
 
-RUN_STATUSES = ("running", "interrupted", "finished", "failed", "pending")
+RUN_STATUSES = ("running", "interrupted", "finished", "failed", "pending", "planned")
 """Every status a run can have (``RunManifest.status``)."""
 
 

@@ -210,12 +210,13 @@ class Store:
         self._execute("UPDATE runs SET config_json = ? WHERE run_id = ?", (config_json(config), run_id))
 
     @contextmanager
-    def lock_run(self, run_id: str) -> Iterator[None]:
+    def lock_run(self, run_id: str, shared: bool = False) -> Iterator[None]:
         """Hold the run while a process works it; StoreError if another one does.
 
         ``runs/<run_id>/.lock`` is ``flock``ed (the OS releases it when the holder exits, even by kill -9,
         so it never goes stale); a PostgreSQL store also holds the run's advisory lock, which works across
-        machines and is released when the holder's connection ends.
+        machines and is released when the holder's connection ends. ``shared``: held by any number of
+        ``evals worker`` processes at once (PostgreSQL), and by no other process meanwhile.
         """
         path = self.reports_dir / "runs" / run_id / ".lock"
         try:
@@ -225,7 +226,7 @@ class Store:
             raise StoreError(f"{path}: cannot create the run's lock file: {exc.strerror or exc}") from None
         with handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip()[:20]
@@ -234,11 +235,12 @@ class Store:
                     + (f" (pid {holder})" if holder.isdigit() else "")
                     + "; wait for it to end, or stop it, then resume"
                 ) from None
-            handle.truncate(0)
-            handle.write(str(os.getpid()))
-            handle.flush()
+            if not shared:
+                handle.truncate(0)
+                handle.write(str(os.getpid()))
+                handle.flush()
             try:
-                with self.backend.lock(run_id):
+                with self.backend.lock(run_id, shared):
                     yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
@@ -298,6 +300,24 @@ class Store:
         """Store an answer, replacing an earlier one of the same item and sample (a retried error)."""
         self.check_key()
         self._execute(upsert_sql("answers", ANSWER_COLS, KEY), answer_values(answer))
+
+    def keep_answer(self, answer: Answer) -> Answer:
+        """Store an answer unless one with text is stored already for its item and sample (the runner's
+        write: a unit asked again by a second worker after the first one's lease ran out keeps the first
+        answer, which its verdicts grade); the answer stored."""
+        self.check_key()
+        cursor = self._execute(
+            upsert_sql("answers", ANSWER_COLS, KEY)
+            + " WHERE answers.text IS NULL OR answers.error IS NOT NULL",
+            answer_values(answer),
+        )
+        if cursor.rowcount != 0:
+            return answer
+        row = self._execute(
+            f"SELECT {_SELECT_ANSWER} FROM answers WHERE run_id = ? AND item_id = ? AND sample = ?",
+            (answer.run_id, answer.item_id, answer.sample),
+        ).fetchone()
+        return answer if row is None else answer_of(row)
 
     def save_judgment(self, judgment: Judgment) -> None:
         """Store a verdict, replacing an earlier one of the same item, sample, repeat and judge."""

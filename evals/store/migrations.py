@@ -529,6 +529,55 @@ STEPS: tuple[Step, ...] = (
             AddColumn("judgments", Column("batch_id", TEXT)),
         ),
     ),
+    # One run worked by many processes (``evals worker``, ``evals.store.leases``): each unit of a run (an
+    # item and sample; sample -1 is the run's finish) leased by one worker until ``expires_at`` (seconds
+    # since the epoch, the database's clock), and the limits the workers hold together: an endpoint's call
+    # slots, its request and token buckets, and each run's ``--max-cost``.
+    Step(
+        "_m021_workers",
+        (
+            Table(
+                "run_units",
+                (
+                    Column("run_id", TEXT, not_null=True),
+                    Column("item_id", TEXT, not_null=True),
+                    Column("sample", INTEGER, not_null=True),
+                    Column("position", INTEGER, not_null=True),
+                    Column("holder", TEXT),
+                    Column("expires_at", REAL),
+                    Column("done", INTEGER, not_null=True, default="0"),
+                ),
+                primary_key=("run_id", "item_id", "sample"),
+            ),
+            Index("run_units_todo", "run_units", ("run_id", "done", "position")),
+            Table(
+                "fleet_slots",
+                (
+                    Column("endpoint", TEXT, not_null=True),
+                    Column("slot", INTEGER, not_null=True),
+                    Column("holder", TEXT),
+                    Column("expires_at", REAL),
+                ),
+                primary_key=("endpoint", "slot"),
+            ),
+            Table(
+                "fleet_buckets",
+                (
+                    Column("name", TEXT, primary_key=True),
+                    Column("level", REAL, not_null=True),
+                    Column("at", REAL, not_null=True),
+                ),
+            ),
+            Table(
+                "fleet_budgets",
+                (
+                    Column("run_id", TEXT, primary_key=True),
+                    Column("max_cost", REAL, not_null=True),
+                    Column("spent", REAL, not_null=True, default="0"),
+                ),
+            ),
+        ),
+    ),
 )
 """Applied in order, each once; append new steps, never edit an applied one."""
 

@@ -43,9 +43,12 @@ class PostgresBackend:
 
     insertion_order = "seq"
 
-    def __init__(self, address: Address, readonly: bool = False, password_env: str | None = None):
+    def __init__(
+        self, address: Address, readonly: bool = False, password_env: str | None = None, migrate: bool = True
+    ):
         # ``address`` is checked (``evals.secrets.parse_address``): it holds no password.
         self.where = address.shown
+        self._address, self._password_env = address, password_env
         password = None
         if password_env:
             password = os.environ.get(password_env)
@@ -67,7 +70,8 @@ class PostgresBackend:
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: cannot connect to the run store: {self._message(exc)}") from None
         try:
-            self._migrate()
+            if migrate:
+                self._migrate()
             if readonly:  # a command that only reads cannot write by mistake
                 self.db.execute("SET default_transaction_read_only = on")
         except psycopg.Error as exc:
@@ -76,6 +80,11 @@ class PostgresBackend:
         except BaseException:
             self.db.close()
             raise
+
+    def twin(self) -> PostgresBackend:
+        """Another connection to the same database, migrated already: work on it never waits behind this
+        one's statements (``evals worker``'s leases and fleet limits)."""
+        return PostgresBackend(self._address, password_env=self._password_env, migrate=False)
 
     def _message(self, exc: BaseException) -> str:
         return scrub(_one_line(str(exc)), self._secrets)
@@ -107,11 +116,13 @@ class PostgresBackend:
             yield
 
     @contextmanager
-    def lock(self, run_id: str) -> Iterator[None]:
-        """Hold the run's advisory lock: one process on any machine works a run. The server releases it
-        when the connection ends, so a killed process never leaves it stale."""
+    def lock(self, run_id: str, shared: bool = False) -> Iterator[None]:
+        """Hold the run's advisory lock: one process on any machine works a run (``shared``: any number
+        of ``evals worker`` processes, and no other process). The server releases it when the connection
+        ends, so a killed process never leaves it stale."""
         key = run_lock_key(run_id)
-        row = self.db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        kind = "_shared" if shared else ""
+        row = self.db.execute(f"SELECT pg_try_advisory_lock{kind}(%s)", (key,)).fetchone()
         if not (row and row[0]):
             raise StoreError(
                 f"run {run_id} is being worked by another evals process (on this or another machine "
@@ -121,7 +132,7 @@ class PostgresBackend:
             yield
         finally:
             if not self.db.closed:
-                self.db.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                self.db.execute(f"SELECT pg_advisory_unlock{kind}(%s)", (key,))
 
     @contextmanager
     def writer(self, readonly: bool) -> Iterator[PostgresBackend | None]:

@@ -132,7 +132,7 @@ class SqliteBackend:
             yield
 
     @contextmanager
-    def lock(self, run_id: str) -> Iterator[None]:
+    def lock(self, run_id: str, shared: bool = False) -> Iterator[None]:
         """Nothing beyond the run folder's ``flock``: one SQLite file is one machine's."""
         yield
 
