@@ -10,7 +10,7 @@ import click
 from evals.cli.common import EXIT_NO, config_option, out, plain
 from evals.cli.examples import with_examples
 from evals.config import load_config
-from evals.defaults.scaffold import init_project, relative_to_cwd
+from evals.defaults.scaffold import DEPLOY_TARGETS, init_project, relative_to_cwd
 from evals.errors import RubricError
 from evals.judge.rubrics import read_rubric, rubric_search
 
@@ -26,7 +26,15 @@ RUBRIC_EXIT_HELP = (
 
 @click.command(epilog=with_examples(INIT_EXIT_HELP, "init"))
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-def init(directory: Path) -> None:
+@click.option(
+    "--deploy",
+    type=click.Choice(sorted(DEPLOY_TARGETS)),
+    multiple=True,
+    help="Also write a recipe that starts 'evals worker' processes on a shared PostgreSQL store: "
+    "kubernetes (deploy/kubernetes/: a plan Job and an Indexed Job of workers) or actions "
+    "(.github/workflows/workers.yml: a plan job and a matrix of workers). Repeatable.",
+)
+def init(directory: Path, deploy: tuple[str, ...]) -> None:
     """Scaffold a project in DIRECTORY (default: here); files that exist are skipped, never overwritten.
 
     \b
@@ -35,9 +43,10 @@ def init(directory: Path) -> None:
     it), suites/example/ (30 items in YAML and JSONL over 3 areas: enough for the gate to decide),
     judges/correctness.yaml (the default rubric, to edit), .github/workflows/ (nightly.yml and gate.yml),
     baselines/README.md (how to approve and commit the baseline the workflows compare with) and a
-    .gitignore for reports/.
+    .gitignore for reports/; with --deploy, the recipe that runs 'evals worker' processes there (evals
+    docs deploy).
     """
-    result = init_project(directory)
+    result = init_project(directory, deploy)
     for path in result.created:
         out.print(plain(f"created  {path}"), soft_wrap=True)
     for path in result.skipped:
@@ -51,6 +60,8 @@ def init(directory: Path) -> None:
         "evals run --judge offline    # the example suite (default_suite), scored by the offline judge",
         "then, for the CI workflows: approve a baseline and commit it, as baselines/README.md says",
     ]
+    if deploy:
+        steps.append("evals docs deploy            # starting the workers on a shared PostgreSQL store")
     for step in steps:
         out.print(plain(f"  {step}"), soft_wrap=True)
 

@@ -22,6 +22,9 @@ EXAMPLE_CONFIG = ROOT / "evals.yaml"
 """A commented example ``evals.yaml``; ``evals init`` writes it into a new project."""
 PROJECT_TEMPLATE = ROOT / "project"
 """The other files ``evals init`` writes: example suites, CI workflows, .gitignore (dotted names undotted)."""
+DEPLOY_RECIPES = ROOT / "deploy"
+"""What ``evals init --deploy NAME`` adds: ``kubernetes/`` (to ``deploy/kubernetes/``) and ``actions/`` (to the
+project's root: ``.github/workflows/workers.yml``), each starting ``evals worker`` processes."""
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evals.defaults import EXAMPLE_CONFIG, PROJECT_TEMPLATE, SHIPPED_JUDGES
+from evals.defaults import DEPLOY_RECIPES, EXAMPLE_CONFIG, PROJECT_TEMPLATE, SHIPPED_JUDGES
 from evals.errors import EvalsError
 
 # Package data globs skip dotted names, so the templates keep them undotted; init puts the dot back.
 _DOTTED = {"gitignore": ".gitignore", "github": ".github"}
+# ``evals init --deploy NAME``: the recipe's folder in DEPLOY_RECIPES, and where its files go in the project.
+DEPLOY_TARGETS = {"kubernetes": Path("deploy", "kubernetes"), "actions": Path()}
 
 
 @dataclass
@@ -24,21 +26,29 @@ class InitResult:
     """Files that were already there (left as they are)."""
 
 
-def project_files() -> Iterator[tuple[Path, Path]]:
-    """(path in the new project, template file) for every file ``evals init`` writes, in a stable order."""
-    yield Path("evals.yaml"), EXAMPLE_CONFIG
-    yield Path("judges") / "correctness.yaml", SHIPPED_JUDGES / "correctness.yaml"
-    for source in sorted(PROJECT_TEMPLATE.rglob("*")):
-        relative = source.relative_to(PROJECT_TEMPLATE)
+def _tree(folder: Path, into: Path = Path()) -> Iterator[tuple[Path, Path]]:
+    for source in sorted(folder.rglob("*")):
+        relative = source.relative_to(folder)
         if source.is_file() and "__pycache__" not in relative.parts:
             first = _DOTTED.get(relative.parts[0], relative.parts[0])
-            yield Path(first, *relative.parts[1:]), source
+            yield into / Path(first, *relative.parts[1:]), source
 
 
-def init_project(root: Path) -> InitResult:
-    """Write the project files into ``root`` (created if needed); a file that exists is skipped, not touched."""
+def project_files(deploy: Sequence[str] = ()) -> Iterator[tuple[Path, Path]]:
+    """(path in the new project, template file) for every file ``evals init`` writes, in a stable order;
+    ``deploy``: names in ``DEPLOY_TARGETS`` whose recipes it adds."""
+    yield Path("evals.yaml"), EXAMPLE_CONFIG
+    yield Path("judges") / "correctness.yaml", SHIPPED_JUDGES / "correctness.yaml"
+    yield from _tree(PROJECT_TEMPLATE)
+    for name in deploy:
+        yield from _tree(DEPLOY_RECIPES / name, DEPLOY_TARGETS[name])
+
+
+def init_project(root: Path, deploy: Sequence[str] = ()) -> InitResult:
+    """Write the project files (and the ``deploy`` recipes) into ``root`` (created if needed); a file that
+    exists is skipped, not touched."""
     result = InitResult(root)
-    files = list(project_files())
+    files = list(project_files(deploy))
     # Every folder first: a file where a folder should be stops init before it has written anything.
     for relative, _ in files:
         target = root / relative
