@@ -170,8 +170,10 @@ def approved(tmp_path_factory: pytest.TempPathFactory, bundled_model: str) -> tu
     project.mkdir()
     init = shell.run("init", "evals init\n", project)
     assert init.returncode == 0, init.output
-    config = project / "evals.yaml"  # the scaffold's models (local, candidate) at the bundled server
-    assert config.read_text().count(SCAFFOLD_URL) == 2
+    config = (
+        project / "evals.yaml"
+    )  # the scaffold's models (local, candidate) and local judge at the bundled server
+    assert config.read_text().count(SCAFFOLD_URL) == 3
     config.write_text(config.read_text().replace(SCAFFOLD_URL, bundled_model))
     first = shell.run("commit", "git init -q\ngit add -A\ngit commit -qm 'evals init'\n", project)
     assert first.returncode == 0, first.output
