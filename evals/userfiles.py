@@ -1,6 +1,6 @@
 """The one way to read a file a person wrote: YAML or JSONL, defensively, with ``file:line`` errors.
 
-Suites, rubrics, ``evals.yaml`` and the gate policy all come through here, so every file a user writes
+Suites, rubrics, ``evals.yaml`` and ``--policy`` files all come through here, so every file a user writes
 fails the same helpful way, and none can hurt the process that reads it:
 
 * only regular files are read (a folder or a FIFO given as a file is a one-line error, and a FIFO is never

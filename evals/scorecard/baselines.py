@@ -3,7 +3,7 @@
 By default a run is compared only with a run of its kind (``unlike``): the same suite, model name, judge
 (name and model) and rubrics. Of those, an approved baseline (``evals baseline set``) wins, then the
 latest earlier run tagged ``baseline``; otherwise the latest earlier *finished* run whose error rate is
-within the gate policy's ``max_error_rate``. An approved or tagged baseline of another kind (a frontier
+within the gate's ``max_error_rate``. An approved or tagged baseline of another kind (a frontier
 model's run against the local model's baseline) is not taken: it is skipped and named with why and what
 to pass instead. Interrupted, failed and mostly-error runs are skipped and named, and runs tagged
 ``excluded`` (``evals runs exclude``) never count. A quick subset run (``--area``, ``--item-tag``,

@@ -219,7 +219,7 @@ class RunHealth(_Record):
 
     @property
     def error_rate(self) -> float:
-        """The larger of the answer and judge error shares: what the gate policy's ``max_error_rate`` caps."""
+        """The larger of the answer and judge error shares: what the gate's ``max_error_rate`` caps."""
         return max(self.answer_errors, self.judge_errors) / self.rows if self.rows else 1.0
 
 
