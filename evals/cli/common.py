@@ -27,8 +27,9 @@ EXIT_CODES_HELP = (
 GATE_EXIT_HELP = (
     "\b\nExit codes:\n  0  pass\n  1  fail\n"
     "  2  cannot decide (missing runs, the same run twice, different suites or judges, too few pairs,\n"
-    "     the judge's drift canary moved),\n"
-    "     or could not finish (unwritable --junit or step summary, damaged store)"
+    "     the judge's drift canary moved, a judge not calibrated as gate: require_calibration asks),\n"
+    "     or could not finish (unwritable --junit or step summary, damaged store, a failing area that\n"
+    "     could not be confirmed)"
 )
 
 
