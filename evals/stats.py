@@ -357,3 +357,34 @@ def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 95, 99)) -> di
 
     found = np.percentile(np.asarray(values, dtype=float), list(qs))
     return {q: float(v) for q, v in zip(qs, found, strict=True)}
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties given the mean of the ranks they span (as ``scipy.stats.rankdata``)."""
+    import numpy as np
+
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)  # the last rank of each distinct value
+    return (ends - (counts - 1) / 2.0)[inverse]
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float] | None:
+    """Spearman's rho of paired values and its two-sided p-value, as ``scipy.stats.spearmanr`` gives them
+    (Pearson's r of the average ranks; p from Student's t with n - 2 degrees of freedom); None when it is
+    undefined (fewer than 3 pairs, or a side without two distinct values)."""
+    import numpy as np
+
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(a) != len(b):
+        raise ValueError(f"spearman needs pairs: {len(a)} values against {len(b)}")
+    if len(a) < 3 or _all_equal(a) or _all_equal(b):
+        return None
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    rho = float(np.clip(np.corrcoef(ra, rb)[0, 1], -1.0, 1.0))
+    df = len(a) - 2
+    if abs(rho) == 1.0:
+        return rho, 0.0
+    from scipy import special
+
+    t = rho * math.sqrt(df / ((1.0 - rho) * (1.0 + rho)))
+    return rho, float(2 * special.stdtr(df, -abs(t)))

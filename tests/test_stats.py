@@ -229,3 +229,25 @@ def test_items_needed_is_the_normal_approximation_of_a_one_sided_test():
     assert stats.items_needed(1.2, 0.3) == math.ceil((z * 1.2 / 0.3) ** 2)
     assert stats.items_needed(1.2, -0.3) == stats.items_needed(1.2, 0.3)
     assert stats.items_needed(None, 0.3) is None and stats.items_needed(1.0, 0) is None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_spearman_is_scipys_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 80))
+    lengths = rng.integers(1, 400, n) if seed % 2 else rng.integers(1, 4, n)  # many ties on odd seeds
+    scores = rng.integers(1, 6, n)
+    expected = sp.spearmanr(lengths, scores)
+    got = stats.spearman(lengths.tolist(), scores.tolist())
+    if len(set(lengths)) < 2 or len(set(scores)) < 2:
+        assert got is None
+        return
+    assert got is not None
+    assert got[0] == pytest.approx(expected.statistic, abs=1e-12)
+    assert got[1] == pytest.approx(expected.pvalue, abs=1e-10)
+
+
+def test_spearman_is_undefined_without_ranks_to_correlate():
+    assert stats.spearman([1, 2], [2, 1]) is None  # two pairs: no degrees of freedom
+    assert stats.spearman([3, 3, 3, 3], [1, 2, 3, 4]) is None
+    assert stats.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == (-1.0, 0.0)

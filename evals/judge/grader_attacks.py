@@ -20,7 +20,7 @@ left alone; ``tests/test_grader_attacks.py`` holds both sides.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from evals.judge.judging import _TAGS as PROMPT_TAGS  # the markers our judge prompt uses: one list
 from evals.judge.markers import marker_pattern, normalised_view
@@ -130,7 +130,7 @@ def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _original(span: tuple[int, int], origin: list[int]) -> tuple[int, int]:
+def _original(span: tuple[int, int], origin: Sequence[int]) -> tuple[int, int]:
     """A span of the normalised view as a span of the original text."""
     start, end = span
     return origin[start], origin[end - 1] + 1

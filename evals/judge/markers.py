@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 BRACKETS = "<\uff1c\ufe64\u2039\u2329\u3008\u27e8\u276e\u276c\u29fc\u02c2\u1438\u300a\u27ea\u226e\u2264\u2a7d\ufe3d\ufe3f"
 """Characters read as an opening angle bracket: ``<``, fullwidth and small forms, and look-alikes."""
@@ -45,12 +45,14 @@ def is_gap(char: str) -> bool:
     return char in _INVISIBLE or unicodedata.category(char) in _GAP_CATEGORIES
 
 
-def normalised_view(text: str) -> tuple[str, list[int]]:
+def normalised_view(text: str) -> tuple[str, Sequence[int]]:
     """The text as a reader takes it in, and for each of its characters the index it came from in ``text``.
 
     NFKC per character, then case-folded; invisible characters dropped; brackets, slashes and look-alike
     letters mapped to ``<``, ``/`` and ASCII letters.
     """
+    if text.isascii() and not _ASCII_GAPS.search(text):  # the common case: only case and '\\' to map
+        return text.lower().replace("\\", "/"), range(len(text))
     chars: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):

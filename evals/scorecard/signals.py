@@ -1,7 +1,7 @@
 """An area's answer signals: how many answers address the grader, and whether length predicts the score.
 
 Both read what was stored with each answer when it was given (its flags and its length in characters), so
-they hold for runs whose texts were purged since. Spearman's rho comes from scipy, per area and overall.
+they hold for runs whose texts were purged since. Spearman's rho (``evals.stats.spearman``, scipy's figures) per area and overall.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from evals.judge.grader_attacks import kinds_of
 from evals.results import ResultRow, by_area
 from evals.scorecard.models import AnswerSignals, AreaStats, LengthBias
+from evals.stats import spearman
 
 MIN_PAIRS = 5
 """Fewer scored answers than this get no rho: a rank correlation of 4 points says nothing."""
@@ -24,12 +25,10 @@ def length_bias(rows: Sequence[ResultRow]) -> LengthBias:
     if len(pairs) < MIN_PAIRS:
         return LengthBias(n=len(pairs))
     lengths, scores = zip(*pairs, strict=True)
-    if len(set(lengths)) < 2 or len(set(scores)) < 2:
-        return LengthBias(n=len(pairs))  # a constant side has no ranks to correlate
-    from scipy import stats as scipy_stats  # over a second to import: only when a scorecard is built
-
-    result = scipy_stats.spearmanr(lengths, scores)
-    rho, p = float(result.statistic), float(result.pvalue)
+    found = spearman(lengths, scores)  # None when a side is constant: no ranks to correlate
+    if found is None:
+        return LengthBias(n=len(pairs))
+    rho, p = found
     return LengthBias(
         n=len(pairs), rho=rho if math.isfinite(rho) else None, p_value=p if math.isfinite(p) else None
     )

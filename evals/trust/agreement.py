@@ -8,7 +8,7 @@ ten areas does not die on one degenerate area.
 * exact agreement and agreement within one point: shares of rows (numpy);
 * quadratic-weighted kappa: ``sklearn.metrics.cohen_kappa_score(weights="quadratic", labels=[1..5])``,
   chance-corrected and ordinal (a 4 against a 5 costs less than a 1 against a 5);
-* Spearman's rho: ``scipy.stats.spearmanr``;
+* Spearman's rho: ``evals.stats.spearman`` (scipy.stats.spearmanr's figures, without its import);
 * mean bias: mean of (a - b), positive when the judge is more lenient than the people;
 * the 5x5 confusion matrix: ``sklearn.metrics.confusion_matrix(labels=[1..5])``, rows ``b`` (people),
   columns ``a`` (judge);
@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from evals import stats
 
 SCALE = (1, 2, 3, 4, 5)
 """The score scale every statistic here is computed on."""
@@ -110,15 +112,12 @@ def quadratic_kappa(a: Scores, b: Scores) -> float | None:
 
 
 def spearman(a: Scores, b: Scores) -> float | None:
-    """Spearman's rank correlation (scipy); None when undefined."""
-    from scipy.stats import spearmanr
-
+    """Spearman's rank correlation (``evals.stats.spearman``, as scipy's); None when undefined."""
     x, y = _arrays(a, b)
     if why_none(x, y):
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return _finite(spearmanr(x, y).statistic)
+    found = stats.spearman(x, y)
+    return None if found is None else _finite(found[0])
 
 
 def confusion(a: Scores, b: Scores) -> list[list[int]]:
