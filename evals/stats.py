@@ -368,7 +368,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return (ends - (counts - 1) / 2.0)[inverse]
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float] | None:
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> tuple[float, float] | None:
     """Spearman's rho of paired values and its two-sided p-value, as ``scipy.stats.spearmanr`` gives them
     (Pearson's r of the average ranks; p from Student's t with n - 2 degrees of freedom); None when it is
     undefined (fewer than 3 pairs, or a side without two distinct values)."""
