@@ -91,6 +91,18 @@ def neutralize(text: str) -> str:
     return "".join(parts) + text[last:]
 
 
+_SYSTEM_PROMPTS: dict[tuple[str, str, bool, bool, bool], str] = {}
+
+
+def _system_prompt_of(rubric: Rubric, with_reference: bool, structured: bool, schema_in_prompt: bool) -> str:
+    """``_system_prompt``, made once per rubric and form (the same text for every verdict of a run)."""
+    key = (rubric.name, rubric.hash, with_reference, structured, schema_in_prompt)  # hash: of its content
+    made = _SYSTEM_PROMPTS.get(key)
+    if made is None:
+        made = _SYSTEM_PROMPTS[key] = _system_prompt(rubric, with_reference, structured, schema_in_prompt)
+    return made
+
+
 def _system_prompt(rubric: Rubric, with_reference: bool, structured: bool, schema_in_prompt: bool) -> str:
     criteria = "\n".join(f"- {c}" for c in rubric.criteria)
     scores = "\n".join(f"{s}: {rubric.scores[s]}" for s in sorted(rubric.scores))
@@ -172,7 +184,10 @@ def build_judge_messages(
     )
     parts.append(f"Grade the answer above with the rubric: {last}")
     return [
-        {"role": "system", "content": _system_prompt(rubric, with_reference, structured, schema_in_prompt)},
+        {
+            "role": "system",
+            "content": _system_prompt_of(rubric, with_reference, structured, schema_in_prompt),
+        },
         {"role": "user", "content": "\n\n".join(parts)},
     ]
 
@@ -332,11 +347,17 @@ class LLMJudge:
         self.fail_after: int = getattr(getattr(door, "gateway", None), "fail_after", FAIL_AFTER)
         """The run stops when this many first verdicts are all unparseable (``--fail-after``; 0: never)."""
         self._unparseable = 0  # first verdicts that were unparseable; -1 once one was parsed
+        self._identities: dict[str, JudgeIdentity] = {}
 
     @property
     def identity(self) -> JudgeIdentity:
-        """What the cache keys this judge by: its whole configuration (in the output mode now in use)."""
-        return JudgeIdentity.of(self.endpoint, prompt=prompt_template_hash(self.mode), mode=self.mode)
+        """What the cache keys this judge by: its whole configuration (in the output mode now in use); made
+        once per mode, as it is part of every verdict's key."""
+        made = self._identities.get(self.mode)
+        if made is None:
+            made = JudgeIdentity.of(self.endpoint, prompt=prompt_template_hash(self.mode), mode=self.mode)
+            self._identities[self.mode] = made
+        return made
 
     def rubric_for(self, item: Item) -> Rubric:
         """The item's rubric, loaded once (``RubricError`` when missing or malformed)."""
