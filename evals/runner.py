@@ -19,6 +19,7 @@ resumable once fixed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -547,6 +548,9 @@ def carry(store: Store, run_id: str, go: Callable[[], Awaitable[RunOutcome]]) ->
     chain; then export its results and keep its aggregates, also when interrupted, so what was done is
     readable (the rows are read once)."""
     rows: list[ResultRow] = []
+    # What lives now (modules, SDK clients, the suite) lives as long as the process: frozen, the collector
+    # stops walking it again at every full collection during the calls (evals docs benchmarks: "Startup").
+    gc.freeze()
     try:
         with audit.recording(store, chains=(run_id,)):  # every call recorded; sealed at the end
             outcome = run_until_terminated(go)
