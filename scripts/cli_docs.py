@@ -19,8 +19,9 @@ DOC = Path(__file__).resolve().parent.parent / "evals" / "defaults" / "docs" / "
 
 def commands(group: click.Group, prefix: list[str]) -> list[list[str]]:
     found = [prefix]
-    for name in sorted(group.commands):
-        command = group.commands[name]
+    ctx = click.Context(group, info_name=" ".join(["evals", *prefix]))
+    for name in sorted(group.list_commands(ctx)):  # `evals` imports a command's module when asked for it
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             found += commands(command, [*prefix, name])
         else:

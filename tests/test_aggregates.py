@@ -13,7 +13,7 @@ from scipy import stats as sp
 from evals import stats
 from evals.cli import main
 from evals.config import ScorecardSettings
-from evals.render import write_index, write_scorecard
+from evals.render.pages import write_index, write_scorecard
 from evals.results import result_rows
 from evals.scorecard import build_scorecard
 from evals.scorecard.baselines import run_health

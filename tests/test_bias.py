@@ -6,7 +6,7 @@ import pytest
 from builders import make_run
 
 from evals.records import Item, RunManifest
-from evals.render import render_html, render_markdown
+from evals.render.pages import render_html, render_markdown
 from evals.scorecard import build_scorecard
 from evals.scorecard.bias import family, same_family
 from evals.store import Store

@@ -21,7 +21,7 @@ from evals.errors import LabelsError
 from evals.fakes import FakeAnthropic, FakeOpenAI, last_user_text, text_reply
 from evals.outbound.callcontext import current
 from evals.records import Verdict
-from evals.render import render_html, render_markdown
+from evals.render.pages import render_html, render_markdown
 from evals.scorecard import build_scorecard
 from evals.store import Store
 from evals.trust.calibration import (

@@ -7,7 +7,6 @@ from itertools import combinations
 import pytest
 from builders import make_run
 
-from evals.render import fold, render_html
 from evals.render.charts import (
     LABEL,
     SMALL,
@@ -26,6 +25,7 @@ from evals.render.charts import (
     text_width,
     trend_chart,
 )
+from evals.render.pages import fold, render_html
 from evals.results import ResultRow
 from evals.scorecard import build_scorecard
 from evals.scorecard.figures import score_distribution

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from builders import make_run
 
-from evals.render import write_scorecard
+from evals.render.pages import write_scorecard
 from evals.scorecard import build_scorecard
 from evals.store import Store
 

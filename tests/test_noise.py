@@ -9,7 +9,7 @@ from builders import make_run
 
 from evals.config import GateSettings
 from evals.records import Judgment
-from evals.render import render_html, render_markdown
+from evals.render.pages import render_html, render_markdown
 from evals.scorecard import build_scorecard
 from evals.scorecard.decision import decide
 from evals.store import Store

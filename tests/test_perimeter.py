@@ -313,7 +313,9 @@ def test_what_holds_today_keeps_holding_a_run_redacts_its_items_and_audits_every
 
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[str]:
     """Every command of the CLI as typed after ``evals`` (``judge canary reset``)."""
-    for name, command in group.commands.items():
+    ctx = click.Context(group, info_name=" ".join(("evals", *prefix)))
+    for name in group.list_commands(ctx):  # `evals` imports a command's module only when asked for it
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             yield from command_paths(command, (*prefix, name))
         else:

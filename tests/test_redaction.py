@@ -21,7 +21,7 @@ from evals.judge.judging import build_judge
 from evals.outbound.gateway import Gateway
 from evals.outbound.redaction import CustomPattern, Redactor
 from evals.records import Item
-from evals.render import render_html
+from evals.render.pages import render_html
 from evals.scorecard import build_scorecard
 from evals.store import Store
 from evals.store.redactions import redaction_counts, save_redactions

@@ -17,7 +17,7 @@ from evals.cli import main
 from evals.config import GateSettings
 from evals.errors import ConfigError
 from evals.fakes import FakeOpenAI, text_reply
-from evals.render import write_scorecard
+from evals.render.pages import write_scorecard
 from evals.render.purge import purge
 from evals.scorecard import build_scorecard
 from evals.scorecard.decision import decide

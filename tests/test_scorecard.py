@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import ScorecardSettings
-from evals.render import write_scorecard
+from evals.render.pages import write_scorecard
 from evals.results import ResultRow
 from evals.scorecard import Scorecard, build_scorecard, resolve_baseline
 from evals.scorecard.models import SCORECARD_SCHEMA_VERSION

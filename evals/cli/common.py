@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
-from evals.config import Config
 from evals.render.terminal import SafeLogHandler, visible
 from evals.render.terminal import plain as plain
+
+if TYPE_CHECKING:  # evals.config loads pydantic: `evals --help` reads this module without it
+    from evals.config import Config
 
 EXIT_OK, EXIT_NO, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES_HELP = (

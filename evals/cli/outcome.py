@@ -170,7 +170,7 @@ def write_run_page(store: Store, run_id: str | None, config: Config) -> Scorecar
     ``evals report`` does, and print its decision and where; None, writing nothing, when the run stored no
     answer (it stopped before its first, or never started). When it knows its baseline and the decision
     fails an area, ``gate: {confirm_repeats}`` confirms it first, as ``evals gate`` does."""
-    from evals.render import write_index, write_scorecard  # the renderers load when a page is written
+    from evals.render.pages import write_index, write_scorecard  # the renderers load when a page is written
     from evals.scorecard import build_scorecard
 
     if run_id is None or not store.has_run(run_id) or not store.answers(run_id):

@@ -71,7 +71,7 @@ def report(
     with any run). The scorecard says which baseline it chose and why. With $GITHUB_STEP_SUMMARY
     set, the scorecard's Markdown summary is appended to it.
     """
-    from evals.render import write_index, write_scorecard
+    from evals.render.pages import write_index, write_scorecard
     from evals.scorecard import build_scorecard, latest_run
     from evals.scorecard.decision import load_settings
     from evals.scorecard.textless import without_text
@@ -110,7 +110,7 @@ def report(
 @config_option
 def index(reports_dir: Path | None, config_path: Path | None) -> None:
     """Write reports/index.html: every run with date, model, judge, overall score and a link to its scorecard."""
-    from evals.render import write_index
+    from evals.render.pages import write_index
 
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:

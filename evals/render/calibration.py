@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evals.files import write_atomic
-from evals.render import _environment
+from evals.render.pages import _environment
 from evals.trust.calibration import Calibration
 
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from evals.errors import StoreError
 from evals.names import run_folder
 from evals.outbound.audit import record_event
-from evals.render import write_scorecard
+from evals.render.pages import write_scorecard
 from evals.scorecard.models import Scorecard
 from evals.scorecard.textless import without_text
 from evals.store import Store

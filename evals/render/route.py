@@ -9,8 +9,8 @@ from typing import Any
 
 from jinja2 import Environment
 
-from evals.render import _environment
 from evals.render.markdown import md_text
+from evals.render.pages import _environment
 from evals.routing.economics import AreaCost, money_text, volume_text
 from evals.routing.records import RoutingTable
 

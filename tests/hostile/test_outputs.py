@@ -16,9 +16,9 @@ from markdown_it.token import Token
 
 from evals.cli import main
 from evals.config import GateSettings
-from evals.render import render_markdown
 from evals.render.gate import junit, markdown
 from evals.render.markdown import md_text
+from evals.render.pages import render_markdown
 from evals.scorecard import build_scorecard
 from evals.scorecard.decision import decide
 from evals.store import Store
