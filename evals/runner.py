@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from evals.config import Endpoint
 from evals.errors import ConfigError, ProviderError
@@ -246,7 +246,7 @@ async def execute(
     total = outcome.skipped + len(to_answer) + len(to_judge)
     reporter.start(total, answered=outcome.skipped + len(to_judge), judged=outcome.skipped)
     if only is None:
-        await asyncio.to_thread(store.set_status, manifest.run_id, "running")
+        await _stored(store, store.set_status, manifest.run_id, "running")
     # One queue per judge of the panel, each worked by as many workers as that judge's endpoint allows.
     queues: list[asyncio.Queue[tuple[_Unit, int] | None]] = [asyncio.Queue() for _ in panel]
 
@@ -269,7 +269,8 @@ async def execute(
                 except OverBudget:
                     return  # over budget: the unit stays unanswered, for a resume
             if context.redactions:
-                await asyncio.to_thread(
+                await _stored(
+                    store,
                     save_redactions,
                     store,
                     manifest.run_id,
@@ -278,11 +279,11 @@ async def execute(
                     "model",
                     context.redactions,
                 )
-            answer = await asyncio.to_thread(_audited, store.keep_answer, answer)
+            answer = await _stored(store, _audited, store.keep_answer, answer)
             outcome.asked += 1
             if answer.error is None:
                 if not seen_model_id and answer.model_id:
-                    await asyncio.to_thread(store.set_model_id, manifest.run_id, answer.model_id)
+                    await _stored(store, store.set_model_id, manifest.run_id, answer.model_id)
                     seen_model_id = True
                 unit.answer, unit.truncated = answer.text, answer.truncated
                 enqueue(unit)
@@ -352,9 +353,16 @@ async def execute(
         reporter.stop()
     if only is None:
         status, ended = ("pending", None) if outcome.pending else ("finished", now())
-        await asyncio.to_thread(store.set_status, manifest.run_id, status, ended)
-        outcome.manifest = await asyncio.to_thread(store.run, manifest.run_id)
+        await _stored(store, store.set_status, manifest.run_id, status, ended)
+        outcome.manifest = await _stored(store, store.run, manifest.run_id)
     return outcome
+
+
+async def _stored(store: Store, fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)``, a store call: in place on an inline store, else in a thread (``Store.inline``)."""
+    if store.inline:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
 
 
 def _audited(save: Callable[[T], R], result: T) -> R:
@@ -430,17 +438,24 @@ async def _judge_once(
     try:
         if owned is not None:
             # Store calls go through a thread: a network store (PostgreSQL) must not stall the event loop.
-            earlier = await asyncio.to_thread(store.cached_judgment, key, run_id)
+            earlier = await _stored(store, store.cached_judgment, key, run_id)
         if earlier is not None:
             judgment = reuse(earlier)  # only ever for repeat 0
-            await asyncio.to_thread(store.save_judgment, judgment)
+            await _stored(store, store.save_judgment, judgment)
             outcome.reused += 1
         else:
             with calling(run_id, unit.item.id, unit.sample, "judge") as context:
                 verdict = await (grade or partial(judge.grade, unit.item, answer, truncated=unit.truncated))()
             if context.redactions:
-                await asyncio.to_thread(
-                    save_redactions, store, run_id, unit.item.id, unit.sample, "judge", context.redactions
+                await _stored(
+                    store,
+                    save_redactions,
+                    store,
+                    run_id,
+                    unit.item.id,
+                    unit.sample,
+                    "judge",
+                    context.redactions,
                 )
             judgment = Judgment(
                 run_id, unit.item.id, unit.sample, verdict.score, verdict.rationale, verdict.raw,
@@ -449,7 +464,7 @@ async def _judge_once(
                 rubric_hash=rubric_hash, judge_fingerprint=fingerprint, model_id=verdict.model_id, repeat=repeat,
                 batch_id=verdict.batch_id,
             )  # fmt: skip
-            await asyncio.to_thread(_audited, store.save_judgment, judgment)
+            await _stored(store, _audited, store.save_judgment, judgment)
             outcome.judged += 1
         if owned is not None:
             owned.set_result(judgment)

@@ -270,7 +270,8 @@ def record_event(store: Store, kind: str, details: dict[str, Any]) -> RecordRow:
 
 
 class AuditTrail:
-    """Writes the records of one ``recording`` block to the store from a writer thread, in submission order."""
+    """Writes the records of one ``recording`` block to the store in submission order: in place on a store
+    whose statements take microseconds (``Store.inline``: SQLite), else from a writer thread."""
 
     def __init__(self, store: Store, route: dict[str, str] | None = None):
         self.store = store
@@ -283,8 +284,10 @@ class AuditTrail:
         self.failures = 0
         self.first_failure: str | None = None
         self._queue: queue.SimpleQueue[Entry | threading.Event | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._drain, name="evals-audit", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if not store.inline:
+            self._thread = threading.Thread(target=self._drain, name="evals-audit", daemon=True)
+            self._thread.start()
 
     def chain_of(self, entry: Entry) -> str:
         """The chain an entry belongs to: its run, else a chain for its role in this session."""
@@ -293,12 +296,16 @@ class AuditTrail:
         return f"{entry.role or 'call'}-{self.session}"
 
     def submit(self, entry: Entry) -> None:
-        """Queue a record; returns at once (never blocks the event loop)."""
-        self._queue.put(entry)
+        """Store a record in place (an inline store), or queue it for the writer thread: either way the
+        event loop waits for no round trip to a server."""
+        if self._thread is None:
+            self._write(entry)
+        else:
+            self._queue.put(entry)
 
     def flush(self) -> None:
         """Wait until every record queued so far is stored (or failed). Blocks: call it from a thread."""
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             written = threading.Event()
             self._queue.put(written)
             written.wait()
@@ -307,23 +314,25 @@ class AuditTrail:
         while (entry := self._queue.get()) is not None:
             if isinstance(entry, threading.Event):
                 entry.set()
-                continue
-            chain = self.chain_of(entry)
-            try:
-                append(self.store, chain, entry)
-                self.chains.add(chain)
-            except Exception as exc:  # kept going: the calls go on, and the block's end reports it
-                self.failures += 1
-                if self.first_failure is None:
-                    self.first_failure = f"{type(exc).__name__}: {exc}"
-                    log.error(
-                        "audit: a record of chain %s could not be stored: %s", chain, self.first_failure
-                    )
+            else:
+                self._write(entry)
+
+    def _write(self, entry: Entry) -> None:
+        chain = self.chain_of(entry)
+        try:
+            append(self.store, chain, entry)
+            self.chains.add(chain)
+        except Exception as exc:  # kept going: the calls go on, and the block's end reports it
+            self.failures += 1
+            if self.first_failure is None:
+                self.first_failure = f"{type(exc).__name__}: {exc}"
+                log.error("audit: a record of chain %s could not be stored: %s", chain, self.first_failure)
 
     def close(self) -> None:
         """Write everything queued, then stop the writer."""
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
 
 
 _SINK: ContextVar[AuditTrail | None] = ContextVar("evals_audit_trail", default=None)

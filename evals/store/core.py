@@ -133,6 +133,14 @@ class Store:
         """``sqlite`` or ``postgresql``."""
         return "postgresql" if isinstance(self.backend, PostgresBackend) else "sqlite"
 
+    @property
+    def inline(self) -> bool:
+        """True when a statement takes microseconds (SQLite: a local file): async code runs it in place, as a
+        hop to a thread would cost more than the statement. A PostgreSQL round trip goes to a thread. (A
+        second process writing the same SQLite file at that moment pauses the run until it is done, at most
+        the busy timeout: one machine's store.)"""
+        return self.dialect == "sqlite"
+
     def close(self) -> None:
         self.backend.close()
 
