@@ -103,10 +103,14 @@ class ResultRow:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form of one ``results.jsonl`` line."""
-        data = dataclasses.asdict(self)
-        data["tags"] = list(self.tags)
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}  # asdict's deep copy, without its cost:
+        data["tags"] = list(self.tags)  # the values are numbers and text but these three
         data["flags"] = [f.to_dict() for f in self.flags]
+        data["member_scores"] = None if self.member_scores is None else dict(self.member_scores)
         return data
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ResultRow))
 
 
 def result_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:

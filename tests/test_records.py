@@ -98,3 +98,25 @@ def test_a_manifest_knows_the_subset_its_run_asked():
 )
 def test_only_the_token_limit_counts_as_truncation(reason, cut):
     assert is_truncated(reason) is cut
+
+
+def test_a_result_line_holds_every_field_as_json_and_shares_nothing_with_the_row():
+    import dataclasses
+    import json
+
+    from evals.records import Flag
+    from evals.results import ResultRow
+
+    filled = {}
+    for f in dataclasses.fields(ResultRow):
+        filled[f.name] = {"tags": ("a", "b"), "flags": (Flag("role_tag", (1, 4)),),
+                          "member_scores": {"j1": 4.0, "j2": 5.0}, "truncated": True, "cached": False,
+                          "sample": 2, "score": 4.5, "schema_version": 3}.get(f.name, f"v-{f.name}")  # fmt: skip
+    row = ResultRow(**filled)
+    line = row.to_dict()
+    expected = dataclasses.asdict(row)
+    expected["tags"], expected["flags"] = ["a", "b"], [Flag("role_tag", (1, 4)).to_dict()]
+    assert json.loads(json.dumps(line)) == json.loads(json.dumps(expected))
+    line["member_scores"]["j1"] = 1.0  # a line changed later leaves the row as it was
+    assert row.member_scores == {"j1": 4.0, "j2": 5.0}
+    assert ResultRow.from_row(json.loads(json.dumps(row.to_dict()))) == row
