@@ -563,8 +563,9 @@ def carry(store: Store, run_id: str, go: Callable[[], Awaitable[RunOutcome]]) ->
     chain; then export its results and keep its aggregates, also when interrupted, so what was done is
     readable (the rows are read once)."""
     rows: list[ResultRow] = []
-    # What lives now (modules, SDK clients, the suite) lives as long as the process: frozen, the collector
-    # stops walking it again at every full collection during the calls (evals docs benchmarks: "Startup").
+    # What lives now (modules, SDK clients, the suite) outlives the calls: frozen while they go, the collector
+    # stops walking it again at every full collection (evals docs benchmarks: "Startup"); thawed after, so
+    # that a process running many runs still collects what they leave behind.
     gc.freeze()
     try:
         with audit.recording(store, chains=(run_id,)):  # every call recorded; sealed at the end
@@ -574,6 +575,7 @@ def carry(store: Store, run_id: str, go: Callable[[], Awaitable[RunOutcome]]) ->
             f"{exc} What was done is stored; fix it and continue with: evals run --resume {run_id}"
         ) from None
     finally:
+        gc.unfreeze()
         rows = list(store.results(run_id))
         store.export_jsonl(run_id, rows)
         store.save_aggregates(run_id, rows)  # kept once it ended: history and index read them
