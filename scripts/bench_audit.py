@@ -9,8 +9,8 @@ On a fresh store (a temporary SQLite file unless ``--store`` names another) it t
 
 * ``append``: N records appended one by one to one run's chain (read the tail, hash, insert: what the
   writer thread does per call), as appends per second and microseconds each;
-* the hot path: N records submitted to a ``recording`` trail (what a call's coroutine pays: a queue put)
-  and the time until the writer thread has stored them all;
+* the hot path: N records submitted to a ``recording`` trail (what a call's coroutine pays: on SQLite the
+  append itself, made in place; on PostgreSQL a queue put) and the time until all are stored;
 * ``verify``: the whole trail recomputed, in records per second.
 
 A call to a model takes milliseconds to seconds; the figures say how much of that the trail adds.
@@ -68,8 +68,9 @@ def main() -> None:
                 submitted = time.perf_counter() - start
             stored = time.perf_counter() - start
             print(
-                f"hot path: {submitted / args.n * 1e6:,.2f} µs per call to submit; the writer stored all "
-                f"{args.n} in {stored:.2f} s ({args.n / stored:,.0f} records/s), then sealed the chain"
+                f"hot path: {submitted / args.n * 1e6:,.2f} µs per call to submit "
+                f"({'in place' if store.inline else 'a queue put; a writer thread stores it'}); all {args.n} "
+                f"stored in {stored:.2f} s ({args.n / stored:,.0f} records/s), then the chain sealed"
             )
 
             start = time.perf_counter()
