@@ -81,6 +81,7 @@ def test_the_prompt_template_is_keyed(monkeypatch):
     before = key()
     original = judging._system_prompt
     monkeypatch.setattr(judging, "_system_prompt", lambda *args: original(*args) + " Be terse.")
+    monkeypatch.setattr(judging, "_SYSTEM_PROMPTS", {})  # the prompts made so far, as a new release starts
     prompt_template_hash.cache_clear()
     try:
         assert key() != before  # a reworded prompt does not inherit the old prompt's verdicts
