@@ -107,12 +107,14 @@ def renew(db: Db, run_id: str, holder: str, seconds: float) -> int:
 
 
 def mark_done(db: Db, run_id: str, keys: Sequence[tuple[str, int]]) -> None:
-    """Mark units done (their answer and verdicts are stored), whoever holds them now."""
-    db.executemany(
-        "UPDATE run_units SET done = 1, holder = NULL, expires_at = NULL "
-        "WHERE run_id = ? AND item_id = ? AND sample = ?",
-        [(run_id, item, sample) for item, sample in keys],
-    )
+    """Mark units done (their answer and verdicts are stored), whoever holds them now; one statement."""
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        db.execute(
+            "UPDATE run_units SET done = 1, holder = NULL, expires_at = NULL WHERE run_id = ? "
+            f"AND (item_id, sample) IN ({','.join(['(?, ?)'] * len(chunk))})",
+            (run_id, *(v for key in chunk for v in key)),
+        )
 
 
 def release(db: Db, run_id: str, holder: str) -> None:
@@ -208,17 +210,17 @@ def read_batch(store: Store, run_id: str, keys: Sequence[tuple[str, int]]) -> Ba
 # ----------------------------------------------------------------------------------------- fleet limits
 
 
-def take_slot(db: Db, endpoint: str, limit: int, holder: str, seconds: float) -> int | None:
-    """Hold one of the first ``limit`` call slots of ``endpoint`` free or expired, for ``seconds``; its
-    number, or None when all are held."""
+def take_slots(db: Db, endpoint: str, limit: int, holder: str, seconds: float, count: int = 1) -> list[int]:
+    """Hold up to ``count`` of the first ``limit`` call slots of ``endpoint`` free or expired, for
+    ``seconds``, in one statement; their numbers (none when all are held)."""
     now = _now(db)
-    row = db.execute(
+    rows = db.execute(
         f"UPDATE fleet_slots SET holder = ?, expires_at = {now} + ? WHERE (endpoint, slot) IN ("
         "SELECT endpoint, slot FROM fleet_slots WHERE endpoint = ? AND slot < ? "
-        f"AND (holder IS NULL OR expires_at < {now}) ORDER BY slot LIMIT 1{_skip_locked(db)}) RETURNING slot",
-        (holder, seconds, endpoint, limit),
-    ).fetchone()
-    return None if row is None else int(row[0])
+        f"AND (holder IS NULL OR expires_at < {now}) ORDER BY slot LIMIT ?{_skip_locked(db)}) RETURNING slot",
+        (holder, seconds, endpoint, limit, max(1, count)),
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
 
 
 def add_slots(db: Db, endpoint: str, limit: int) -> None:
@@ -229,11 +231,24 @@ def add_slots(db: Db, endpoint: str, limit: int) -> None:
     )
 
 
-def give_slot(db: Db, endpoint: str, slot: int, holder: str) -> None:
+def give_slots(db: Db, endpoint: str, slots: Sequence[int], holder: str) -> None:
+    """Give back the slots ``slots`` of ``endpoint`` that ``holder`` still holds, in one statement."""
+    if not slots:
+        return
     db.execute(
-        "UPDATE fleet_slots SET holder = NULL, expires_at = NULL WHERE endpoint = ? AND slot = ? AND holder = ?",
-        (endpoint, slot, holder),
+        "UPDATE fleet_slots SET holder = NULL, expires_at = NULL WHERE endpoint = ? AND holder = ? "
+        f"AND slot IN ({','.join('?' * len(slots))})",
+        (endpoint, holder, *slots),
     )
+
+
+def held_slots(db: Db, endpoint: str, holder: str | None = None) -> list[tuple[int, str]]:
+    """The (slot, holder) of ``endpoint``'s slots held and not expired (of ``holder`` only, when given)."""
+    sql = f"SELECT slot, holder FROM fleet_slots WHERE endpoint = ? AND expires_at >= {_now(db)}"
+    args: tuple[Any, ...] = (endpoint,)
+    if holder is not None:
+        sql, args = sql + " AND holder = ?", (endpoint, holder)
+    return [(int(r[0]), str(r[1])) for r in db.execute(sql + " ORDER BY slot", args).fetchall()]
 
 
 def renew_slots(db: Db, holder: str, seconds: float) -> None:

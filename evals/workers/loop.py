@@ -203,7 +203,8 @@ class _Worker:
                     keys = await self._db(leases.lease, self.run_id, self.holder, self.size, seconds)
                     if not keys:
                         break
-                    await self._db(leases.set_running, self.run_id)
+                    if not tasks:  # holding nothing, this worker did not keep the run from being stopped
+                        await self._db(leases.set_running, self.run_id)
                     tasks.add(asyncio.create_task(self._batch(keys)))
                 if tasks:
                     done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -239,6 +240,9 @@ class _Worker:
         total.skipped += done.skipped
         await self._db(leases.mark_done, self.run_id, keys)
         self.result.units += len(keys)
+        if o.manifest.model_id is None and done.asked:  # stored now: the next batches need not store it
+            stored = await asyncio.to_thread(self.store.run, self.run_id)
+            o.manifest = dataclasses.replace(o.manifest, model_id=stored.model_id)
 
     async def _finish_calls(self) -> None:
         """The finish's part in the event loop, on this worker's chain: status, then the drift canary."""
