@@ -71,17 +71,19 @@ def add_units(db: Db, run_id: str, samples: int) -> int:
 
 
 def lease(db: Db, run_id: str, holder: str, count: int, seconds: float) -> list[tuple[str, int]]:
-    """Lease up to ``count`` units not done whose lease is free or ran out, in suite order, to ``holder``
-    for ``seconds``; the (item_id, sample) of each."""
+    """Lease up to ``count`` units not done whose lease is free or ran out, in suite order (an item's
+    samples together), to ``holder`` for ``seconds``; the (item_id, sample) of each, in that order."""
     now = _now(db)
+    # In the order of the index on (run_id, done, position): the first units are found without sorting
+    # all those left, whatever the run's size.
     rows = db.execute(
         f"UPDATE run_units SET holder = ?, expires_at = {now} + ? WHERE (run_id, item_id, sample) IN ("
         "SELECT run_id, item_id, sample FROM run_units WHERE run_id = ? AND done = 0 AND sample >= 0 "
-        f"AND (holder IS NULL OR expires_at < {now}) ORDER BY position, sample LIMIT ?{_skip_locked(db)}"
-        ") RETURNING item_id, sample",
+        f"AND (holder IS NULL OR expires_at < {now}) ORDER BY position LIMIT ?{_skip_locked(db)}"
+        ") RETURNING position, item_id, sample",
         (holder, seconds, run_id, count),
     ).fetchall()
-    return [(str(r[0]), int(r[1])) for r in rows]
+    return [(str(r[1]), int(r[2])) for r in sorted(rows, key=lambda r: (int(r[0]), int(r[2])))]
 
 
 def lease_finish(db: Db, run_id: str, holder: str, seconds: float) -> bool:
@@ -107,14 +109,12 @@ def renew(db: Db, run_id: str, holder: str, seconds: float) -> int:
 
 
 def mark_done(db: Db, run_id: str, keys: Sequence[tuple[str, int]]) -> None:
-    """Mark units done (their answer and verdicts are stored), whoever holds them now; one statement."""
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        db.execute(
-            "UPDATE run_units SET done = 1, holder = NULL, expires_at = NULL WHERE run_id = ? "
-            f"AND (item_id, sample) IN ({','.join(['(?, ?)'] * len(chunk))})",
-            (run_id, *(v for key in chunk for v in key)),
-        )
+    """Mark units done (their answer and verdicts are stored), whoever holds them now."""
+    db.executemany(  # one statement a unit, each found by its key (one round trip on PostgreSQL: a pipeline)
+        "UPDATE run_units SET done = 1, holder = NULL, expires_at = NULL "
+        "WHERE run_id = ? AND item_id = ? AND sample = ?",
+        [(run_id, item, sample) for item, sample in keys],
+    )
 
 
 def release(db: Db, run_id: str, holder: str) -> None:
@@ -187,24 +187,31 @@ def read_batch(store: Store, run_id: str, keys: Sequence[tuple[str, int]]) -> Ba
     placed: list[tuple[int, Item]] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = store._execute(
-            f"SELECT position, item_json FROM items WHERE run_id = ? AND item_id IN ({marks})",
-            (run_id, *chunk),
-        ).fetchall()
+        rows = _of_items(store, "position, item_json", "items", run_id, chunk)
         placed += [(int(r[0]), item_of(r[1])) for r in rows]
-        rows = store._execute(
-            f"SELECT {','.join(ANSWER_COLS)} FROM answers WHERE run_id = ? AND item_id IN ({marks})",
-            (run_id, *chunk),
-        ).fetchall()
+        rows = _of_items(store, ",".join(ANSWER_COLS), "answers", run_id, chunk)
         batch.answers.update({(r[1], r[2]): answer_of(r) for r in rows})
-        rows = store._execute(
-            f"SELECT {','.join(JUDGMENT_COLS)} FROM judgments WHERE run_id = ? AND item_id IN ({marks})",
-            (run_id, *chunk),
-        ).fetchall()
+        rows = _of_items(store, ",".join(JUDGMENT_COLS), "judgments", run_id, chunk)
         batch.verdicts += [judgment_of(r) for r in rows]
     batch.items = [item for _, item in sorted(placed, key=lambda p: p[0])]
     return batch
+
+
+def _of_items(store: Store, columns: str, table: str, run_id: str, ids: Sequence[str]) -> list[Any]:
+    """The rows of ``table`` of a run's items ``ids``, each found through the table's key (run, item).
+
+    On PostgreSQL, one lookup per item (a lateral subquery the planner cannot merge): an ``IN`` list would
+    do, but a plan made while the run's tables were nearly empty, with no statistics yet, reads every row
+    of the run for each batch, as the run grows."""
+    if store.dialect == "postgresql":
+        sql = (
+            f"SELECT t.* FROM unnest(?::text[]) AS k(item_id) CROSS JOIN LATERAL "
+            f"(SELECT {columns} FROM {table} WHERE run_id = ? AND item_id = k.item_id OFFSET 0) AS t"
+        )
+        return list(store._execute(sql, (list(ids), run_id)).fetchall())
+    marks = ",".join("?" * len(ids))
+    sql = f"SELECT {columns} FROM {table} WHERE run_id = ? AND item_id IN ({marks})"
+    return list(store._execute(sql, (run_id, *ids)).fetchall())
 
 
 # ----------------------------------------------------------------------------------------- fleet limits
