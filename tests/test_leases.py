@@ -29,6 +29,9 @@ def test_units_are_leased_in_suite_order_one_worker_each_and_done_once(open_stor
         leases.mark_done(db, "r01", [*second, ("b-4", 1), ("c-5", 0), ("c-5", 1)])
         assert leases.lease_finish(db, "r01", "w2", 60)
         assert not leases.lease_finish(db, "r01", "w1", 60)  # won once
+        assert not leases.finished(db, "r01")  # w1 waits for w2's finish, to take it over if w2 dies
+        leases.mark_done(db, "r01", [leases.FINISH])
+        assert leases.finished(db, "r01") and leases.progress(db, "r01").finished
 
 
 def test_a_leased_batch_is_read_with_its_items_in_suite_order_and_what_is_stored_of_them(open_store):

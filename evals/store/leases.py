@@ -99,6 +99,14 @@ def lease_finish(db: Db, run_id: str, holder: str, seconds: float) -> bool:
     return row is not None
 
 
+def finished(db: Db, run_id: str) -> bool:
+    """True once the run's finish is done (one lookup by key)."""
+    row = db.execute(
+        "SELECT done FROM run_units WHERE run_id = ? AND item_id = ? AND sample = ?", (run_id, *FINISH)
+    ).fetchone()
+    return row is not None and bool(row[0])
+
+
 def renew(db: Db, run_id: str, holder: str, seconds: float) -> int:
     """Extend the leases ``holder`` still has (units not done) by ``seconds`` from now; how many."""
     cursor = db.execute(
