@@ -12,7 +12,9 @@ works it with W real ``evals worker`` processes, each sending at most C calls at
 hold together in the store. Printed: wall time and items/s for W=1 and W=4 and their ratio (4 when nothing
 but the latency limits them), also between the server's first and last call (process start and the
 run's finish left out), the most calls the server saw at once against the limit, the calls it
-answered (N each: nothing asked twice), and each worker's peak RSS and CPU (``os.wait4``).
+answered (N each: nothing asked twice), each worker's peak RSS and CPU (``os.wait4``), and the CPU the
+PostgreSQL server and the fake server spent meanwhile (on Linux, from ``/proc``): on a machine with few
+cores all of it competes for them.
 """
 
 from __future__ import annotations
@@ -76,6 +78,15 @@ class Server:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         self.proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU a process and its reaped children used so far (``/proc/PID/stat``; 0.0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
 
 def write_inputs(folder: Path, n: int, limit: int, port: int) -> None:
@@ -149,10 +160,14 @@ def main() -> None:
             folder = Path(tmp)
             write_inputs(folder, n, limit, server.port)
             results = {}
+            postmaster = int((pg.socket_dir.parent / "data" / "postmaster.pid").read_text().split()[0])
             for workers in (1, 4):
                 server.ask("reset")
+                before = cpu_seconds(postmaster), cpu_seconds(server.proc.pid)
                 results[workers] = r = work(folder, pg.url(name), f"bench-{workers}", workers, c)
+                time.sleep(0.5)  # the workers' server processes reaped
                 stats = json.loads(server.ask("stats"))
+                used = cpu_seconds(postmaster) - before[0], cpu_seconds(server.proc.pid) - before[1]
                 ideal = n * latency / min(limit, workers * c)
                 first, last = stats["seen"]
                 r["calls"] = last - first
@@ -171,6 +186,7 @@ def main() -> None:
                 print(f"  server calls        {stats['count']:8d}     (expected {n}{expected})")
                 print(f"  peak RSS per worker {', '.join(f'{m:.1f}' for m in r['rss'])} MB")
                 print(f"  CPU per worker      {', '.join(f'{s:.1f}' for s in r['cpu'])} s")
+                print(f"  CPU PostgreSQL      {used[0]:8.1f} s   fake server {used[1]:.1f} s")
             ratio, calls = results[1]["wall"] / results[4]["wall"], results[1]["calls"] / results[4]["calls"]
             print(f"\nthroughput 4 workers / 1 worker: {ratio:.2f} (wall), {calls:.2f} (first to last call)")
     finally:

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from evals.cli import main
 from evals.config import ScorecardSettings
+from evals.records import Flag
 from evals.render.pages import write_scorecard
 from evals.results import ResultRow
 from evals.scorecard import Scorecard, build_scorecard, resolve_baseline
@@ -191,6 +192,20 @@ def test_results_rows_round_trip_through_the_typed_record(store, tmp_path):
     assert all(ResultRow.from_row(r.to_dict()) == r for r in rows)
     for line, row in zip(lines, rows, strict=True):  # every field of the line is kept as it was written
         assert {k: v for k, v in row.to_dict().items() if k in line} == line
+    # a panel's member scores, tags and flags: as JSON, and a copy the line's reader may change freely
+    row = dataclasses.replace(
+        rows[0], member_scores={"a": 5.0, "b": 4.0}, tags=("x", "y"), flags=(Flag("grader_address", (2, 9)),)
+    )
+    line = row.to_dict()
+    assert line == {
+        **dataclasses.asdict(row), "tags": ["x", "y"], "flags": [{"kind": "grader_address", "span": [2, 9]}]
+    }  # fmt: skip
+    assert list(line) == [f.name for f in dataclasses.fields(ResultRow)]
+    line["member_scores"]["a"] = 1.0
+    assert (
+        row.member_scores == {"a": 5.0, "b": 4.0}
+        and ResultRow.from_row(json.loads(json.dumps(row.to_dict()))) == row
+    )
 
 
 def test_the_scorecard_names_how_the_baseline_was_judged_differently(store, tmp_path):

@@ -71,17 +71,19 @@ def add_units(db: Db, run_id: str, samples: int) -> int:
 
 
 def lease(db: Db, run_id: str, holder: str, count: int, seconds: float) -> list[tuple[str, int]]:
-    """Lease up to ``count`` units not done whose lease is free or ran out, in suite order, to ``holder``
-    for ``seconds``; the (item_id, sample) of each."""
+    """Lease up to ``count`` units not done whose lease is free or ran out, in suite order (an item's
+    samples together), to ``holder`` for ``seconds``; the (item_id, sample) of each, in that order."""
     now = _now(db)
+    # In the order of the index on (run_id, done, position): the first units are found without sorting
+    # all those left, whatever the run's size.
     rows = db.execute(
         f"UPDATE run_units SET holder = ?, expires_at = {now} + ? WHERE (run_id, item_id, sample) IN ("
         "SELECT run_id, item_id, sample FROM run_units WHERE run_id = ? AND done = 0 AND sample >= 0 "
-        f"AND (holder IS NULL OR expires_at < {now}) ORDER BY position, sample LIMIT ?{_skip_locked(db)}"
-        ") RETURNING item_id, sample",
+        f"AND (holder IS NULL OR expires_at < {now}) ORDER BY position LIMIT ?{_skip_locked(db)}"
+        ") RETURNING position, item_id, sample",
         (holder, seconds, run_id, count),
     ).fetchall()
-    return [(str(r[0]), int(r[1])) for r in rows]
+    return [(str(r[1]), int(r[2])) for r in sorted(rows, key=lambda r: (int(r[0]), int(r[2])))]
 
 
 def lease_finish(db: Db, run_id: str, holder: str, seconds: float) -> bool:
@@ -97,6 +99,14 @@ def lease_finish(db: Db, run_id: str, holder: str, seconds: float) -> bool:
     return row is not None
 
 
+def finished(db: Db, run_id: str) -> bool:
+    """True once the run's finish is done (one lookup by key)."""
+    row = db.execute(
+        "SELECT done FROM run_units WHERE run_id = ? AND item_id = ? AND sample = ?", (run_id, *FINISH)
+    ).fetchone()
+    return row is not None and bool(row[0])
+
+
 def renew(db: Db, run_id: str, holder: str, seconds: float) -> int:
     """Extend the leases ``holder`` still has (units not done) by ``seconds`` from now; how many."""
     cursor = db.execute(
@@ -108,7 +118,7 @@ def renew(db: Db, run_id: str, holder: str, seconds: float) -> int:
 
 def mark_done(db: Db, run_id: str, keys: Sequence[tuple[str, int]]) -> None:
     """Mark units done (their answer and verdicts are stored), whoever holds them now."""
-    db.executemany(
+    db.executemany(  # one statement a unit, each found by its key (one round trip on PostgreSQL: a pipeline)
         "UPDATE run_units SET done = 1, holder = NULL, expires_at = NULL "
         "WHERE run_id = ? AND item_id = ? AND sample = ?",
         [(run_id, item, sample) for item, sample in keys],
@@ -185,40 +195,47 @@ def read_batch(store: Store, run_id: str, keys: Sequence[tuple[str, int]]) -> Ba
     placed: list[tuple[int, Item]] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = store._execute(
-            f"SELECT position, item_json FROM items WHERE run_id = ? AND item_id IN ({marks})",
-            (run_id, *chunk),
-        ).fetchall()
+        rows = _of_items(store, "position, item_json", "items", run_id, chunk)
         placed += [(int(r[0]), item_of(r[1])) for r in rows]
-        rows = store._execute(
-            f"SELECT {','.join(ANSWER_COLS)} FROM answers WHERE run_id = ? AND item_id IN ({marks})",
-            (run_id, *chunk),
-        ).fetchall()
+        rows = _of_items(store, ",".join(ANSWER_COLS), "answers", run_id, chunk)
         batch.answers.update({(r[1], r[2]): answer_of(r) for r in rows})
-        rows = store._execute(
-            f"SELECT {','.join(JUDGMENT_COLS)} FROM judgments WHERE run_id = ? AND item_id IN ({marks})",
-            (run_id, *chunk),
-        ).fetchall()
+        rows = _of_items(store, ",".join(JUDGMENT_COLS), "judgments", run_id, chunk)
         batch.verdicts += [judgment_of(r) for r in rows]
     batch.items = [item for _, item in sorted(placed, key=lambda p: p[0])]
     return batch
 
 
+def _of_items(store: Store, columns: str, table: str, run_id: str, ids: Sequence[str]) -> list[Any]:
+    """The rows of ``table`` of a run's items ``ids``, each found through the table's key (run, item).
+
+    On PostgreSQL, one lookup per item (a lateral subquery the planner cannot merge): an ``IN`` list would
+    do, but a plan made while the run's tables were nearly empty, with no statistics yet, reads every row
+    of the run for each batch, as the run grows."""
+    if store.dialect == "postgresql":
+        sql = (
+            f"SELECT t.* FROM unnest(?::text[]) AS k(item_id) CROSS JOIN LATERAL "
+            f"(SELECT {columns} FROM {table} WHERE run_id = ? AND item_id = k.item_id OFFSET 0) AS t"
+        )
+        return list(store._execute(sql, (list(ids), run_id)).fetchall())
+    marks = ",".join("?" * len(ids))
+    sql = f"SELECT {columns} FROM {table} WHERE run_id = ? AND item_id IN ({marks})"
+    return list(store._execute(sql, (run_id, *ids)).fetchall())
+
+
 # ----------------------------------------------------------------------------------------- fleet limits
 
 
-def take_slot(db: Db, endpoint: str, limit: int, holder: str, seconds: float) -> int | None:
-    """Hold one of the first ``limit`` call slots of ``endpoint`` free or expired, for ``seconds``; its
-    number, or None when all are held."""
+def take_slots(db: Db, endpoint: str, limit: int, holder: str, seconds: float, count: int = 1) -> list[int]:
+    """Hold up to ``count`` of the first ``limit`` call slots of ``endpoint`` free or expired, for
+    ``seconds``, in one statement; their numbers (none when all are held)."""
     now = _now(db)
-    row = db.execute(
+    rows = db.execute(
         f"UPDATE fleet_slots SET holder = ?, expires_at = {now} + ? WHERE (endpoint, slot) IN ("
         "SELECT endpoint, slot FROM fleet_slots WHERE endpoint = ? AND slot < ? "
-        f"AND (holder IS NULL OR expires_at < {now}) ORDER BY slot LIMIT 1{_skip_locked(db)}) RETURNING slot",
-        (holder, seconds, endpoint, limit),
-    ).fetchone()
-    return None if row is None else int(row[0])
+        f"AND (holder IS NULL OR expires_at < {now}) ORDER BY slot LIMIT ?{_skip_locked(db)}) RETURNING slot",
+        (holder, seconds, endpoint, limit, max(1, count)),
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
 
 
 def add_slots(db: Db, endpoint: str, limit: int) -> None:
@@ -229,11 +246,24 @@ def add_slots(db: Db, endpoint: str, limit: int) -> None:
     )
 
 
-def give_slot(db: Db, endpoint: str, slot: int, holder: str) -> None:
+def give_slots(db: Db, endpoint: str, slots: Sequence[int], holder: str) -> None:
+    """Give back the slots ``slots`` of ``endpoint`` that ``holder`` still holds, in one statement."""
+    if not slots:
+        return
     db.execute(
-        "UPDATE fleet_slots SET holder = NULL, expires_at = NULL WHERE endpoint = ? AND slot = ? AND holder = ?",
-        (endpoint, slot, holder),
+        "UPDATE fleet_slots SET holder = NULL, expires_at = NULL WHERE endpoint = ? AND holder = ? "
+        f"AND slot IN ({','.join('?' * len(slots))})",
+        (endpoint, holder, *slots),
     )
+
+
+def held_slots(db: Db, endpoint: str, holder: str | None = None) -> list[tuple[int, str]]:
+    """The (slot, holder) of ``endpoint``'s slots held and not expired (of ``holder`` only, when given)."""
+    sql = f"SELECT slot, holder FROM fleet_slots WHERE endpoint = ? AND expires_at >= {_now(db)}"
+    args: tuple[Any, ...] = (endpoint,)
+    if holder is not None:
+        sql, args = sql + " AND holder = ?", (endpoint, holder)
+    return [(int(r[0]), str(r[1])) for r in db.execute(sql + " ORDER BY slot", args).fetchall()]
 
 
 def renew_slots(db: Db, holder: str, seconds: float) -> None:

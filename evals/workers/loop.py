@@ -5,8 +5,9 @@ The loop keeps two batches in hand (each as many units as the worker sends calls
 the end of one batch never leaves the endpoint idle, and works each through ``evals.runner.execute`` on just
 those units. A heartbeat renews its leases (units and fleet slots) every third of ``lease_seconds`` and says
 where the run stands. When nothing is left to lease and other workers still hold units, it waits: their
-leases run out if they died, and it takes their units. A stopped worker (Ctrl-C, SIGTERM, an endpoint
-failing, ``--max-cost``) gives its units back at once; the last one to stop marks the run interrupted.
+leases run out if they died, and it takes their units (it looks again after 0.1 s, then twice as long each
+time, up to a second). A stopped worker (Ctrl-C, SIGTERM, an endpoint failing, ``--max-cost``) gives its
+units back at once; the last one to stop marks the run interrupted.
 
 Every call a worker makes is on its own audit chain (``<run id>@<worker id>``); the finishing worker seals
 them all and names them in a record on the run's chain, whose head then vouches for the whole run.
@@ -46,6 +47,9 @@ BATCHES = 2
 """Batches a worker keeps in hand: one being worked while the next fills the endpoint's slots."""
 POLL = 1.0
 """Seconds a worker with nothing to lease waits before asking again (at most; a third of the lease)."""
+FIRST_POLL = 0.1
+"""Its first wait: each next one doubles, up to ``POLL`` (the others' last units and the run's finish
+usually end within seconds, and it exits as soon as the run is finished)."""
 
 
 def worker_id() -> str:
@@ -197,13 +201,16 @@ class _Worker:
         """Lease and work batches until none is left; True when this worker won the run's finish."""
         seconds = self.settings.lease_seconds
         tasks: set[asyncio.Task[None]] = set()
+        pause = FIRST_POLL
         try:
             while True:
                 while len(tasks) < BATCHES:
                     keys = await self._db(leases.lease, self.run_id, self.holder, self.size, seconds)
                     if not keys:
                         break
-                    await self._db(leases.set_running, self.run_id)
+                    pause = FIRST_POLL
+                    if not tasks:  # holding nothing, this worker did not keep the run from being stopped
+                        await self._db(leases.set_running, self.run_id)
                     tasks.add(asyncio.create_task(self._batch(keys)))
                 if tasks:
                     done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -212,10 +219,11 @@ class _Worker:
                     continue
                 if await self._db(leases.lease_finish, self.run_id, self.holder, seconds):
                     return True
-                state = await self._db(leases.progress, self.run_id)
-                if state.finished:
+                if await self._db(leases.finished, self.run_id):
                     return False
-                await asyncio.sleep(min(POLL, seconds / 3))  # others hold the rest: theirs may run out
+                # Others hold the rest: they end soon, or their leases run out if they died.
+                await asyncio.sleep(pause)
+                pause = min(POLL, seconds / 3, pause * 2)
         except BaseException:
             for task in tasks:
                 task.cancel()
@@ -239,6 +247,9 @@ class _Worker:
         total.skipped += done.skipped
         await self._db(leases.mark_done, self.run_id, keys)
         self.result.units += len(keys)
+        if o.manifest.model_id is None and done.asked:  # stored now: the next batches need not store it
+            stored = await asyncio.to_thread(self.store.run, self.run_id)
+            o.manifest = dataclasses.replace(o.manifest, model_id=stored.model_id)
 
     async def _finish_calls(self) -> None:
         """The finish's part in the event loop, on this worker's chain: status, then the drift canary."""
