@@ -564,7 +564,7 @@ def carry(store: Store, run_id: str, go: Callable[[], Awaitable[RunOutcome]]) ->
     readable (the rows are read once)."""
     rows: list[ResultRow] = []
     # What lives now (modules, SDK clients, the suite) outlives the calls: frozen while they go, the collector
-    # stops walking it again at every full collection (evals docs benchmarks: "Startup"); thawed after, so
+    # stops walking it again at every full collection (evals docs benchmarks: "A lean process"); thawed after, so
     # that a process running many runs still collects what they leave behind.
     gc.freeze()
     try:

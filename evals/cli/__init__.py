@@ -85,7 +85,7 @@ class EvalsGroup(click.Group):
 def _short_lived_process() -> None:
     """Tune the collector for one command's process: young objects collected 30 times less often (the
     imports and a run's calls make many, few of them cyclic), and no walk over every object at exit (the
-    process ends, its memory goes with it; ``evals docs benchmarks``, "Startup"). Once per process."""
+    process ends, its memory goes with it; ``evals docs benchmarks``, "A lean process"). Once per process."""
     if not _tuned:
         gc.set_threshold(20_000, 50, 100)
         atexit.register(gc.freeze)  # the other exit handlers still run; the final collection is skipped
