@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from fake_child import Server  # scripts/ is on the path of a script run from it
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 EVALS = str(BIN / "evals")
@@ -59,58 +61,6 @@ async def main():
     await model.close(); await judge.close()
 asyncio.run(main())
 """
-
-
-def serve(latency: float) -> None:
-    """Child mode: serve a FakeOpenAI, print its port, answer ``stats`` / ``reset`` lines on stdin."""
-    from evals.fakes import FakeOpenAI
-
-    first: list[float] = []
-
-    def responder(body: dict) -> str | dict:
-        return {"rationale": "ok", "score": 4} if "response_format" in body else "The answer is 42."
-
-    class Timed(FakeOpenAI):
-        def _dispatch(self, method, path, raw, headers):  # type: ignore[no-untyped-def]
-            if not first:
-                first.append(time.time())  # wall clock: compared with the parent's, same machine
-            return super()._dispatch(method, path, raw, headers)
-
-    with Timed(responder, latency=latency) as server:
-        print(server.port, flush=True)
-        for line in sys.stdin:
-            if line.strip() == "stats":
-                print(json.dumps({"count": server.count(), "first": first[0] if first else None}), flush=True)
-            elif line.strip() == "reset":
-                server.clear()
-                first.clear()
-                print("ok", flush=True)
-
-
-class Server:
-    """The fake server's child process, driven over its stdin."""
-
-    def __init__(self, latency: float):
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--latency-ms", str(latency * 1000)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-        )  # fmt: skip
-        assert self.proc.stdout is not None and self.proc.stdin is not None
-        self.port = int(self.proc.stdout.readline())
-
-    def ask(self, command: str) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def stats(self) -> dict:
-        return json.loads(self.ask("stats"))
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
 
 
 def measure(cmd: list[str], log: Path) -> dict:
@@ -176,11 +126,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="server latency per call")
     parser.add_argument("--skip-bare", action="store_true", help="do not time the bare SDK loop")
     parser.add_argument("--skip-startup", action="store_true", help="do not time interpreter startup")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     latency = args.latency_ms / 1000
-    if args.serve:
-        return serve(latency)
     n, c = args.n, args.c
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     print(f"python {sys.version.split()[0]} · {os.cpu_count()} cpus · N={n} C={c} L={args.latency_ms:g} ms")

@@ -30,54 +30,10 @@ import time
 import uuid
 from pathlib import Path
 
+from fake_child import Server  # scripts/ is on the path of a script run from it
+
 ROOT = Path(__file__).resolve().parent.parent
 EVALS = str(Path(sys.executable).parent / "evals")
-
-
-def serve(latency: float) -> None:
-    """Child mode: serve a FakeOpenAI, print its port, answer ``stats`` / ``reset`` lines on stdin."""
-    from evals.fakes import FakeOpenAI
-
-    seen: list[float] = []  # wall-clock time of the first and of the latest call
-
-    def responder(body: dict) -> str:
-        seen[len(seen) and 1 :] = [time.time()]
-        return "The answer is 42."
-
-    with FakeOpenAI(responder, latency=latency) as server:
-        print(server.port, flush=True)
-        for line in sys.stdin:
-            if line.strip() == "stats":
-                stats = {"count": server.count(), "max_in_flight": server.max_in_flight, "seen": seen[:2]}
-                print(json.dumps(stats), flush=True)
-            elif line.strip() == "reset":
-                server.clear()
-                server.max_in_flight = 0
-                seen.clear()
-                print("ok", flush=True)
-
-
-class Server:
-    """The fake server's child process, driven over its stdin."""
-
-    def __init__(self, latency: float):
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--latency-ms", str(latency * 1000)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
-
-    def ask(self, command: str) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -137,11 +93,8 @@ def main() -> None:
     parser.add_argument("--c", type=int, default=16, help="--workers-concurrency of each worker")
     parser.add_argument("--limit", type=int, default=64, help="the model's max_concurrency (the fleet's)")
     parser.add_argument("--latency-ms", type=float, default=200.0, help="server latency per call")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     latency = args.latency_ms / 1000
-    if args.serve:
-        return serve(latency)
     import psycopg
 
     from evals.store.throwaway import throwaway_postgres
@@ -166,7 +119,7 @@ def main() -> None:
                 before = cpu_seconds(postmaster), cpu_seconds(server.proc.pid)
                 results[workers] = r = work(folder, pg.url(name), f"bench-{workers}", workers, c)
                 time.sleep(0.5)  # the workers' server processes reaped
-                stats = json.loads(server.ask("stats"))
+                stats = server.stats()
                 used = cpu_seconds(postmaster) - before[0], cpu_seconds(server.proc.pid) - before[1]
                 ideal = n * latency / min(limit, workers * c)
                 first, last = stats["seen"]
