@@ -199,13 +199,29 @@ def test_an_intact_trail_verifies(chains):
     assert "12 records in 2 chain(s), 2 head(s)" in output
 
 
-def test_an_updated_field_is_named_with_its_run_and_record(chains):
+@pytest.mark.parametrize(
+    ("column", "value", "finding"),
+    [
+        ("endpoint", "other", "altered"),
+        ("model", "gpt-x", "altered"),
+        ("url", "https://elsewhere.example/v1", "altered"),
+        ("sha256", "0" * 64, "altered"),
+        ("redactions_json", "{}", "altered"),
+        ("status", "ok2", "altered"),
+        ("at", "2020-01-01T00:00:00+00:00", "altered"),
+        ("role", "generator", "altered"),
+        ("details_json", '{"note": "added"}', "altered"),
+        ("hash", "f" * 64, "altered"),
+        ("prev_hash", "0" * 64, "relinked"),
+    ],
+)
+def test_an_updated_field_is_named_with_its_run_and_record(chains, column, value, finding):
     chains._execute(
-        "UPDATE audit_records SET endpoint = ? WHERE chain_id = ? AND seq = ?", ("other", "run-a", 3)
+        f"UPDATE audit_records SET {column} = ? WHERE chain_id = ? AND seq = ?", (value, "run-a", 3)
     )
     code, output = verify_cli()
     assert code == 1
-    assert "TAMPERED: chain run-a record 3: altered" in output
+    assert f"TAMPERED: chain run-a record 3: {finding}" in output
     assert "run-b" not in output.replace("2 chain(s)", "")  # the other run is intact
     assert verify_cli("--run", "run-b")[0] == 0
 
@@ -279,6 +295,25 @@ def test_an_altered_head_is_found(chains):
     chains._execute("UPDATE audit_heads SET count = 5 WHERE seq = 0")
     code, output = verify_cli()
     assert code == 1 and "chain (heads) record 0: altered" in output
+
+
+@pytest.mark.parametrize(
+    "anchor",
+    ["run-a", "run-a=xyz", "run-a=", "=" + "a" * 64, "run-a=" + "a" * 63, "run-a=" + "a" * 65,
+     "run-a:" + "a" * 64, "run-a=" + "g" * 64],
+)  # fmt: skip
+def test_a_malformed_anchor_is_a_usage_error(chains, anchor):
+    code, output = verify_cli("--anchor", anchor)
+    assert code == 2 and "expected RUN=HASH, HASH being 64 hex characters" in output
+
+
+def test_an_anchor_of_a_run_that_run_does_not_check_is_refused_not_skipped(chains):
+    head = sql.last_head(chains, "run-a")
+    assert head is not None
+    code, output = verify_cli("--run", "run-b", "--anchor", f"run-a={head.head_hash}")
+    assert code == 2
+    assert "run-a: --run run-b checks only that run's chain; anchor it, or drop --run" in output
+    assert verify_cli("--run", "run-a", "--anchor", f"run-a={head.head_hash.upper()}")[0] == 0
 
 
 def test_bad_arguments_and_unknown_runs_cannot_be_checked(chains):

@@ -175,6 +175,30 @@ def test_a_chain_shortened_and_sealed_again_falls_short_of_the_runs_answers_and_
     assert code == 1 and f"anchor {printed} does not match any record of the chain" in output
 
 
+@pytest.mark.parametrize("status", ["running", "interrupted"])
+def test_a_killed_runs_unsealed_tail_cut_off_falls_short_of_its_results(project, store_url, status):
+    """A run killed before its seal (``kill -9``: still ``running``, no head), then the end of its chain
+    deleted: no head counts the records, but its verdicts still need their judge calls."""
+    run_id, _ = run_once()
+    with Store(project, url=store_url) as store:
+        store._execute("UPDATE runs SET status = ?, ended_at = NULL WHERE run_id = ?", (status, run_id))
+        store._execute("DELETE FROM audit_heads WHERE chain_id = ?", (run_id,))
+        assert verify_cli()[0] == 0  # killed: its unsealed records are a note, nothing is missing
+        kept = list(sql.records(store, run_id))[:-2]
+        store._execute("DELETE FROM audit_records WHERE chain_id = ? AND seq >= ?", (run_id, len(kept)))
+    left = {role: sum(r.role == role for r in kept) for role in ("model", "judge")}
+    code, output = verify_cli()
+    assert code == 1 and left["judge"] < 3, output
+    assert tampered(output) == [
+        f"TAMPERED: run {run_id}: missing: 3 {noun}(s) came back from {role} calls, its chain records "
+        f"{left[role]} successful {role} call(s) (records removed from its end, which no head had sealed "
+        "yet); restore the audit tables from a backup of the store and compare, and verify with the 'audit "
+        "head' the run printed (--anchor)"
+        for role, noun in (("model", "answer"), ("judge", "verdict"))
+        if left[role] < 3
+    ]
+
+
 def test_a_rerun_answers_for_its_verdicts_only(project, store_url):
     """A rerun's answers are copied (no model call); its fresh verdicts are each on its chain."""
     source, _ = run_once()
@@ -341,6 +365,20 @@ def test_an_anchor_holds_only_at_one_of_the_runs_sealed_heads(project, store_url
     code, output = verify_cli("--anchor", f"{run}={made_up}")
     assert code == 1
     assert f"TAMPERED: chain {run}: anchor {made_up} does not match any record of the chain" in output
+
+
+def test_an_anchor_at_another_runs_head_or_at_a_heads_chain_entry_is_refused(project, store_url):
+    first, first_head = run_once()
+    second, second_head = run_once()
+    with Store(project, url=store_url) as store:
+        entry = next(h for h in sql.heads(store) if h.chain_id == first)  # the heads chain's own hash
+    for anchor in (second_head, entry.hash):
+        code, output = verify_cli("--anchor", f"{first}={anchor}")
+        assert code == 1, output
+        assert f"TAMPERED: chain {first}: anchor {anchor} does not match any record of the chain" in output
+    assert verify_cli("--anchor", f"{first}={first_head}", "--anchor", f"{second}={second_head}")[0] == 0
+    code, output = verify_cli("--anchor", f"{first}-gone={first_head}")  # a run the store no longer has
+    assert code == 1 and f"TAMPERED: chain {first}-gone: anchor given, but the chain has no records" in output
 
 
 def test_a_run_prints_its_sealed_head_and_says_when_records_follow_it(open_store):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections import Counter
 
 import yaml
@@ -137,3 +138,49 @@ def test_a_run_that_knows_its_baseline_confirms_before_its_page_says_fail(tmp_pa
     card = json.loads((tmp_path / "reports/runs/next/scorecard.json").read_text())
     assert card["baseline"]["run_id"] == "base" and card["decision"]["outcome"] == "pass"
     assert any(n.startswith("confirmed before failing: run next") for n in card["decision"]["notes"])
+
+
+def test_a_confirmed_verdict_is_stored_only_once_its_call_is_on_the_runs_chain(
+    tmp_path, monkeypatch, store_url
+):
+    """A gate killed while confirming leaves no verdict whose judge call is not on the chain (else `evals audit
+    verify` would call the run tampered): the records are written slowly here, and every stored verdict must
+    find its calls' records already stored."""
+    from evals.store import Store
+    from evals.store import audit as sql
+
+    monkeypatch.setenv("EVALS_STORE", store_url)
+    judge, v1, v2 = _project(tmp_path, monkeypatch, drop=1)
+    early: list[str] = []
+    save_judgment = Store.save_judgment
+
+    def checked(self, judgment):
+        if judgment.repeat > 0:  # a confirming verdict
+            [[recorded]] = self._execute(
+                "SELECT COUNT(*) FROM audit_records WHERE run_id = ? AND item_id = ? AND role = 'judge' "
+                "AND status = 'ok'",
+                (judgment.run_id, judgment.item_id),
+            ).fetchall()
+            [[stored]] = self._execute(
+                "SELECT COUNT(*) FROM judgments WHERE run_id = ? AND item_id = ? AND cached = 0",
+                (judgment.run_id, judgment.item_id),
+            ).fetchall()
+            if recorded < stored + 1:
+                early.append(f"{judgment.run_id} {judgment.item_id} repeat {judgment.repeat}")
+        save_judgment(self, judgment)
+
+    with judge, v1, v2:
+        _config(tmp_path, judge, v1, v2, confirm=2)
+        _runs(judge, v1, v2)
+        insert_record = sql.insert_record
+
+        def slowly(store, row):
+            time.sleep(0.01)
+            insert_record(store, row)
+
+        monkeypatch.setattr(sql, "insert_record", slowly)
+        monkeypatch.setattr(Store, "save_judgment", checked)
+        gate = invoke("gate", "--candidate", "cand", "--baseline", "base")
+    assert "confirmed before failing: run cand: 10 answers graded again" in gate.output, gate.output
+    assert early == []
+    assert invoke("audit", "verify").exit_code == 0

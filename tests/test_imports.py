@@ -69,3 +69,24 @@ def test_an_import_back_up_is_caught_wherever_it_hides(tmp_path: Path, planted: 
     assert "Packages import only the layers below them BROKEN" in done.stdout
     assert "No circle between the modules and packages of any package BROKEN" in done.stdout
     assert "evals.records is not allowed to import evals.cli" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "planted"),
+    [
+        ("judge/cache_key.py", "\n\ndef _back():\n    from evals.judge import judging\n\n    return judging\n"),
+        ("outbound/normalise.py", "\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from evals.outbound import redaction\n"),
+    ],
+    ids=["in a function", "type checking"],
+)  # fmt: skip
+def test_a_circle_inside_one_package_is_caught(tmp_path: Path, module: str, planted: str) -> None:
+    """Two modules of one package (one layer) importing each other, the way back hidden: no layer is broken,
+    the circle is."""
+    shutil.copytree(ROOT / "evals", tmp_path / "evals", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PYPROJECT, tmp_path / "pyproject.toml")
+    path = tmp_path / "evals" / module
+    path.write_text(path.read_text(encoding="utf-8") + planted, encoding="utf-8")
+    done = _lint(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Packages import only the layers below them KEPT" in done.stdout
+    assert "No circle between the modules and packages of any package BROKEN" in done.stdout

@@ -1,6 +1,7 @@
 """The shape of the package: no module grows past 600 lines, and the top of ``evals/`` stays a few core
 modules (everything else lives in a package per capability)."""
 
+import ast
 from pathlib import Path
 
 import evals
@@ -27,3 +28,13 @@ def test_the_top_of_evals_holds_at_most_15_core_modules():
         f"{len(top)} modules at the top of evals/, at most {MAX_TOP_MODULES}: {', '.join(top)}; "
         "move one into the package of its capability"
     )
+
+
+def test_every_package_says_what_it_owns():
+    """Each package's ``__init__`` opens with a docstring: where a feature lives is read there."""
+    silent = sorted(
+        str(init.parent.relative_to(PACKAGE.parent))
+        for init in PACKAGE.rglob("__init__.py")
+        if len(ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or "") < 20
+    )
+    assert not silent, "give these packages a docstring saying what they own: " + ", ".join(silent)

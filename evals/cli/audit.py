@@ -58,8 +58,16 @@ def audit_verify(
     not failed: records after a chain's last head (a run still running, or killed), runs brought by
     `evals import` or `evals store copy`, runs older than the store's audit trail.
     """
+    from evals.outbound.audit import run_of
     from evals.outbound.audit_verify import verify
 
+    if run_id is not None:
+        others = sorted(chain for chain in anchors if run_of(chain) != run_id)
+        if others:  # checked nowhere else: an anchor left out would pass for one that held
+            raise click.BadParameter(
+                f"{others[0]}: --run {run_id} checks only that run's chain; anchor it, or drop --run",
+                param_hint="'--anchor'",
+            )
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         result = verify(store, run_id, anchors)

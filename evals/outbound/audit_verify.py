@@ -197,6 +197,7 @@ def verify(
     if chain_id is not None and not runs and chain_id not in by_chain and sql.tail(store, chain_id) is None:
         raise StoreError(f"no audit records or heads for {chain_id!r} in {store.path}")
     walked: dict[str, _Chain] = {}
+    unsealed: set[str] = set()  # runs with records after a chain's last head
     records = 0
     for chain, rows in groupby(sql.records(store, chain_id), key=lambda r: r.chain_id):
         heads = by_chain.get(chain, [])
@@ -218,6 +219,7 @@ def verify(
                 ), RESTORE))  # fmt: skip
         sealed = max((h.count for h in heads), default=0)
         if state.count > sealed:
+            unsealed.add(run_of(chain))
             notes.append(Finding(chain, sealed, (
                 f"{state.count - sealed} record(s) after the last head (a run still running, or stopped "
                 "without its end); anchors and heads cannot vouch for them"
@@ -232,7 +234,7 @@ def verify(
         if chain_id is None or run_of(chain) == chain_id:
             problems.append(Finding(chain, None, "anchor given, but the chain has no records", RESTORE))
     troubled = {run_of(p.chain_id) for p in problems}
-    coverage = _Coverage(sql.trail_began(store), sql.imported(store), problems, notes)
+    coverage = _Coverage(sql.trail_began(store), sql.imported(store), problems, notes, unsealed)
     calls: dict[str, Counter[str]] = defaultdict(Counter)  # a run's calls: on its chain and its workers'
     for chain in set(walked) | set(by_chain):
         calls[run_of(chain)].update(walked[chain].ok_calls if chain in walked else {})
@@ -261,6 +263,8 @@ class _Coverage:
     marks: dict[str, Imported]
     problems: list[Finding]
     notes: list[Finding]
+    unsealed: set[str]
+    """Runs whose chains hold records after their last head (running, or killed before the seal)."""
     imported: list[str] = field(default_factory=list)
     before: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -313,16 +317,23 @@ class _Coverage:
             ), RESTORE, of="run"))  # fmt: skip
 
     def check_counts(self, run: RunCalls, calls: Counter[str]) -> None:
-        """A finished (or stopped) run made since the trail began: at least one successful model call on its
-        chains (its own and its workers') per answer, one judge call per fresh verdict. A running run's
-        writer may still be behind; an imported run resumed here holds answers its chain never saw."""
-        if run.status == "running" or run.run_id in self.marks or not self._after_trail(run):
+        """A run made since the trail began, running or killed too: at least one successful model call on its
+        chains (its own and its workers') per answer, one judge call per fresh verdict. A result is stored only
+        once the records of its calls are (``evals.runner``), and the runs' rows are read before the records,
+        so a run still running is behind on neither. An imported run resumed here holds answers its chain
+        never saw."""
+        if run.run_id in self.marks or not self._after_trail(run):
             return
+        how = (
+            "records removed from its end, which no head had sealed yet"
+            if run.run_id in self.unsealed
+            else "records removed and the chain sealed again"
+        )
         for role, stored, noun in (("model", run.answers, "answer"), ("judge", run.verdicts, "verdict")):
             if calls[role] < stored:
                 what = (
                     f"missing: {stored} {noun}(s) came back from {role} calls, its chain records "
-                    f"{calls[role]} successful {role} call(s) (records removed and the chain sealed again)"
+                    f"{calls[role]} successful {role} call(s) ({how})"
                 )
                 todo = RESTORE + ", and verify with the 'audit head' the run printed (--anchor)"
                 self.problems.append(Finding(run.run_id, None, what, todo, of="run"))

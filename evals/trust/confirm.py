@@ -115,11 +115,18 @@ async def _grade(store: Store, manifest: RunManifest, judge: Judge, work: list[t
             rubric_hash=judge.rubric_for(item).hash, judge_fingerprint=fingerprint, model_id=verdict.model_id,
             repeat=repeat,
         )  # fmt: skip
-        await asyncio.to_thread(store.save_judgment, judgment)
+        await asyncio.to_thread(_audited, store, judgment)
         return True
 
     done = await each(work, one, judge.max_concurrency)
     return sum(done), len(done) - sum(done)
+
+
+def _audited(store: Store, judgment: Judgment) -> None:
+    """Store a verdict once the audit records of the calls made so far are stored (``evals.runner``'s rule:
+    a process killed at any moment leaves no verdict whose call is not on the run's chain)."""
+    audit.flush()
+    store.save_judgment(judgment)
 
 
 def confirm(
