@@ -5,14 +5,15 @@ Both are all or nothing. A first pass checks everything that would be written (`
 names, ranges, duplicates, and that a run here under the same id is the same run); the first problem found
 is one ``file:line: field: what is wrong`` error and nothing is written. A second pass writes every run in
 ONE transaction, checking again as it goes, so a file changed in between rolls the whole import back. An
-import streams its files (``evals.store.exported``): its memory does not grow with the number of items. A
-copy reads one run of the source at a time.
+import streams its files (``evals.store.exported``): neither pass holds a run's items or rows whole. A copy
+reads one run of the source at a time.
 
 Both are idempotent: a run already in the target is brought up to date, never duplicated, so a copy or an
 import interrupted half-way is simply run again. Each run brought over is entered in the target's
 ``audit_imports`` (unless the target has its chain: it was made there), so ``evals audit verify`` lists it as
 imported: its calls are on the trail of the store that made them. The runs' per-area aggregates are computed
-once the transaction has committed, one run at a time (a run without them gets them on first read anyway).
+once the transaction has committed, one run at a time, from the run's results read whole
+(``Store.save_aggregates``, as a run's end does; a run without them gets them on first read anyway).
 """
 
 from __future__ import annotations
