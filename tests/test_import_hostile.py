@@ -388,6 +388,61 @@ def test_a_bad_export_is_one_line_exit_2_and_the_store_is_exactly_as_before(
     assert dump(target, tmp_path) == before
 
 
+DRAW = {
+    "kind": "draw",
+    "draw_id": "d1",
+    "run_id": "r01",
+    "seed": 7,
+    "asked": 2,
+    "drawn_at": "2026-11-02T00:00:00+00:00",
+    "areas": [{"area": "geo", "answers": 4, "drawn": 2}],
+    "picked": [{"item_id": "geo-1", "sample": 0}, {"item_id": "geo-2", "sample": 0}],
+}
+SCORE = {
+    "kind": "score",
+    "run_id": "r01",
+    "item_id": "geo-1",
+    "sample": 0,
+    "rater": "ana",
+    "score": 4,
+    "scored_at": "2026-11-02T00:00:00+00:00",
+    "random": True,
+    "draw_id": "d1",
+}
+"""A random draw of r01 and a person's score of an answer it picked, as ``human_scores.jsonl`` holds them."""
+
+HUMAN_CASES = [
+    pytest.param({"asked": 10**20}, {}, 1, "asked", "2147483647", id="draw asked 10**20"),
+    pytest.param({"areas": [{"area": "geo", "answers": 2**40, "drawn": 2}]}, {}, 1, "areas[0].answers", "2147483647",
+                 id="draw area's answers 2**40"),
+    pytest.param({"seed": 2**64}, {}, 1, "seed", "9223372036854775807", id="draw seed 2**64"),
+    pytest.param({"drawn_at": "2026-W44-1T00:00Z"}, {}, 1, "drawn_at", "not an ISO 8601 time", id="draw time"),
+    pytest.param({"draw_id": "../x"}, {"draw_id": "../x"}, 1, "draw_id", "is not a draw id", id="draw id"),
+    pytest.param({}, {"sample": 10**9}, 2, "sample", "got 1000000000", id="score sample 10**9"),
+    pytest.param({}, {"score": 4.0}, 2, "score", "got 4.0", id="score 4.0"),
+    pytest.param({}, {"score": True}, 2, "score", "got true", id="score true"),
+    pytest.param({}, {"rater": "a\u001bna"}, 2, "rater", "control character", id="rater"),
+    pytest.param({}, {"scored_at": "2026-11-02 00:00:00+00:00"}, 2, "scored_at", "not an ISO 8601 time", id="score time"),
+    pytest.param({}, {"run_id": "r09"}, 2, "run_id", "is not the manifest's 'r01'", id="score of another run"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("draw", "score", "line", "field", "words"), HUMAN_CASES)
+def test_a_bad_line_of_peoples_scores_is_one_line_exit_2_and_the_store_is_exactly_as_before(
+    draw: dict[str, Any], score: dict[str, Any], line: int, field: str, words: str, run: Path, target: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    before = dump(target, tmp_path)
+    (run / "human_scores.jsonl").write_text(json.dumps(DRAW | draw) + "\n" + json.dumps(SCORE | score) + "\n")
+    result = import_into(target, run)
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(f"error: {run / 'human_scores.jsonl'}:{line}: {field}: "), message
+    assert words in message, message
+    assert dump(target, tmp_path) == before
+
+
 def test_the_export_itself_imports_and_a_one_line_manifest_too(
     run: Path, target: str, tmp_path: Path
 ) -> None:
@@ -463,6 +518,18 @@ def test_a_run_of_the_same_id_that_is_another_run_is_refused_before_writing(
     result = import_into(target, run)
     assert result.exit_code == 2
     assert "manifest.json: run_id: run r09 in" in result.output and "is another run" in result.output
+    assert dump(target, tmp_path) == before
+
+
+def test_a_run_folder_without_its_results_is_refused(run: Path, target: str, tmp_path: Path) -> None:
+    (run / "results.jsonl").unlink()
+    before = dump(target, tmp_path)
+    result = import_into(target, run)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {run / 'results.jsonl'}: missing; a run's export is its whole folder (reports/runs/<run_id>/, "
+        "manifest.json and results.jsonl): copy all of it"
+    )
     assert dump(target, tmp_path) == before
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evals.files import write_atomic
 from evals.names import InvalidName, check_label, is_name, run_folder
@@ -266,11 +266,12 @@ class DrawFields(BaseModel):
     areas: list[AreaFields]
     picked: list[PickFields]
 
-    @model_validator(mode="after")
-    def _named(self) -> DrawFields:
-        if not is_name(self.draw_id):
-            raise ValueError(f"draw_id {describe(self.draw_id)} is not a draw id this version writes")
-        return self
+    @field_validator("draw_id")
+    @classmethod
+    def _named(cls, draw_id: str) -> str:
+        if not is_name(draw_id):
+            raise ValueError(f"draw_id {describe(draw_id)} is not a draw id this version writes")
+        return draw_id
 
     def record(self) -> Draw:
         return Draw(
@@ -295,11 +296,16 @@ class ScoreFields(BaseModel):
     random: bool = False
     draw_id: str | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ScoreFields:
-        problem = _rater_problem(self.rater)
+    @field_validator("rater")
+    @classmethod
+    def _rater(cls, rater: str) -> str:
+        problem = _rater_problem(rater)
         if problem:
             raise ValueError(problem)
+        return rater
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoreFields:
         if self.random and self.draw_id is None:
             raise ValueError("random is true but no draw_id names the draw; a random score comes from a draw")
         return self
