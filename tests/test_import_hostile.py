@@ -25,6 +25,7 @@ from evals.cli import main
 from evals.errors import StoreError
 from evals.records import MAX_SAMPLES
 from evals.store import Store, transfer
+from evals.store.human import AreaDraw, Draw, HumanScore, bring_over
 from evals.store.transfer import copy_store, import_runs
 
 SCORES = {"geo-1": [5, 4], "geo-2": [1, None], "math-1": [3, 3]}
@@ -157,15 +158,18 @@ def row_case(row: int, change: dict[str, Any], field: str, words: str, name: str
     return pytest.param(spoil, id=f"row {label}")
 
 
-def raw_row(name: str, change: Callable[[str], str], row: int, field: str, words: str) -> Any:
-    """Replace the text of result row ``row`` (0-based) with ``change(text)``."""
+def raw_row(
+    name: str, change: Callable[[str], str], row: int, field: str, words: str, line: int | None = None
+) -> Any:
+    """Replace the text of result row ``row`` (0-based) with ``change(text)``; the error is on line ``line``
+    (the row's own when not given)."""
 
     def spoil(folder: Path) -> tuple[str, int, str, str]:
         path = folder / "results.jsonl"
         lines = path.read_text().splitlines()
         lines[row] = change(lines[row])
         path.write_bytes(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
-        return "results.jsonl", row + 1, field, words
+        return "results.jsonl", line or row + 1, field, words
 
     return pytest.param(spoil, id=f"row {name}")
 
@@ -198,6 +202,13 @@ CASES = [
     manifest_case(("config", "patterns"), [{"name": "x", "regex": "a"}], "config.patterns[0].name", "capitals",
                   at=("config", "patterns", "name")),
     manifest_case(("config",), nested(100), "config", "nested more than 64 levels deep"),
+    manifest_case(("config",), None, "config", "expected an object, got null"),
+    manifest_case(("model",), {"name": "qwen"}, "model", 'expected a string or null, got {"name": "qwen"}'),
+    manifest_case(("model_id",), ["qwen-1"], "model_id", "expected a string or null"),
+    manifest_case(("rubrics",), "correctness", "rubrics", "expected a list of rubric names"),
+    manifest_case(("suite_hash",), "", "suite_hash", "is empty"),
+    manifest_case(("judge_name",), "", "judge_name", "is empty"),
+    manifest_case(("lookingglass_version",), 2, "lookingglass_version", "expected a string, got 2"),
     # run ids, tags and names
     manifest_case(("run_id",), "../../../tmp/x", "run_id", "is not a valid run id"),
     manifest_case(("run_id",), "runs/r01", "run_id", "is not a valid run id"),
@@ -205,8 +216,11 @@ CASES = [
     manifest_case(("run_id",), ".hidden", "run_id", "is not a valid run id"),
     manifest_case(("run_id",), "", "run_id", "is not a valid run id"),
     manifest_case(("run_id",), 7, "run_id", "expected a run id"),
+    *(manifest_case(("run_id",), bad, "run_id", "is not a valid run id")
+      for bad in ("a/b", "a\\b", ".", "..", "x" * 300, "r\u202e01", "-r01", "r 01", "r01\n", "\uff5201", "_r01")),
     manifest_case(("tags",), ["nightly", "../x"], "tags[1]", "is not a valid tag", at=("tags", '"../x"')),
     manifest_case(("tags",), "nightly", "tags", "expected a list of tags"),
+    manifest_case(("tags",), None, "tags", "expected a list of tags, got null"),
     manifest_case(("suite_name",), " ", "suite_name", "is empty"),
     manifest_case(("suite_name",), "demo\u001b[31m", "suite_name", "control character"),
     manifest_case(("model_name",), 5, "model_name", "expected a string, got 5"),
@@ -220,10 +234,23 @@ CASES = [
     manifest_case(("samples",), 10**9, "samples", "got 1000000000"),
     manifest_case(("status",), "done", "status", "expected one of running, interrupted, finished, failed"),
     manifest_case(("status",), None, "status", "got null"),
+    manifest_case(("status",), 3, "status", "got 3"),
+    manifest_case(("status",), "FINISHED", "status", 'got "FINISHED"'),
+    manifest_case(("samples",), 1.5, "samples", "got 1.5"),
+    manifest_case(("samples",), None, "samples", "got null"),
     manifest_case(("started_at",), "yesterday", "started_at", "not an ISO 8601 time with its UTC offset"),
     manifest_case(("started_at",), "2026-11-01T00:00:00", "started_at", "with its UTC offset"),
     manifest_case(("started_at",), 1780000000, "started_at", "expected an ISO 8601 time"),
     manifest_case(("ended_at",), "soon", "ended_at", "not an ISO 8601 time"),
+    manifest_case(("ended_at",), 1780000000, "ended_at", "got 1780000000"),
+    manifest_case(("started_at",), 10**20, "started_at", "got 100000000000000000000"),
+    # times Python reads but lookingglass never writes: they would sort out of order as text
+    *(manifest_case((name,), bad, name, "not an ISO 8601 time with its UTC offset")
+      for name, bad in (("started_at", "2026-13-45T00:00:00+00:00"), ("ended_at", "2026-02-30T00:00:00+00:00"),
+                        ("started_at", "2026-11-01 00:00:00+00:00"), ("started_at", "20261101T000000+0000"),
+                        ("started_at", "2026-W44-1T00:00Z"), ("started_at", "2026-11-01T00:00:00Z"),
+                        ("started_at", "2026-11-01T00:00:00.123456789+00:00"),
+                        ("ended_at", "2026-11-01T02:00:00+02:00"), ("started_at", "0001-01-01T00:00:00+05:00"))),
     manifest_case(("schema_version",), 99, "schema_version", "re-export"),
     manifest_case(("schema_version",), True, "schema_version", "got true"),
     # items
@@ -253,6 +280,18 @@ CASES = [
     raw_manifest("cut short", lambda b: b[: len(b) // 2], 0, NOT_A_MANIFEST, "cut short"),
     raw_manifest("text after it", lambda b: b + b"{}\n", 0, NOT_A_MANIFEST, "more text after"),
     raw_manifest("a list", lambda b: b"[" + b + b"]", 1, NOT_A_MANIFEST, "expected a JSON object"),
+    raw_manifest("a BOM, CRLF lines and a bad status",
+                 lambda b: b"\xef\xbb\xbf" + b.replace(b'"finished"', b'"done"').replace(b"\n", b"\r\n"),
+                 24, "status", "got \"done\""),
+    raw_manifest("not UTF-8 past the first chunk",
+                 lambda b: b.replace(b' "schema_version": 1,', b' "later": [\n' + b"1,\n" * 40_000 + b'1],\n "schema_version": 1,')
+                 .replace(b'"ref math-1"', b'"ref \xc3\x28"'), 57 + 40_002, "encoding", "not valid UTF-8"),
+    raw_manifest("an item nested 10,000 deep",
+                 lambda b: b.replace(b'"metadata": {}', b'"metadata": ' + b'{"a": ' * 10_000 + b"1" + b"}" * 10_000, 1),
+                 30, "items[0]", "nested more than 64 levels deep"),
+    raw_manifest("a later key nested 10,000 deep",
+                 lambda b: b.replace(b' "schema_version": 1,', b' "later": ' + b"[" * 10_000 + b"]" * 10_000 + b",\n \"schema_version\": 1,"),
+                 28, "later", "nested more than 64 levels deep"),
     raw_manifest("bad item JSON", lambda b: b.replace(b'"area": "math",', b'"area": math,'),
                  0, "items[2]", "invalid JSON"),
     # result rows: scores
@@ -266,6 +305,11 @@ CASES = [
     raw_row("score Infinity", lambda t: t.replace('"score": 5.0', '"score": Infinity'), 0, "score", "Infinity"),
     raw_row("score -Infinity", lambda t: t.replace('"score": 5.0', '"score": -Infinity'), 0, "score", "Infinity"),
     raw_row("score 1e999", lambda t: t.replace('"score": 5.0', '"score": 1e999'), 0, "score", "finite"),
+    row_case(0, {"score": 6}, "score", "got 6"),
+    row_case(0, {"score": 0.999}, "score", "got 0.999"),
+    row_case(0, {"score": 1e308}, "score", "got 1e+308"),
+    row_case(0, {"score": False}, "score", "got false"),
+    row_case(0, {"score": "NaN"}, "score", 'got "NaN"'),
     row_case(0, {"judge_error": "timeout"}, "score", "has both a score (5) and an error", "score and judge_error"),
     row_case(4, {"error": "boom"}, "score", "has both a score (3) and an error", "score and error"),
     row_case(0, {"answer_error": "refused"}, "score", "has both a score", "score and answer_error"),
@@ -278,6 +322,10 @@ CASES = [
     row_case(0, {"sample": True}, "sample", "got true"),
     row_case(0, {"sample": 0.0}, "sample", "got 0.0"),
     row_case(0, {"sample": DELETE}, "sample", "required"),
+    row_case(0, {"sample": 10**9}, "sample", "got 1000000000"),
+    row_case(0, {"sample": 1.5}, "sample", "got 1.5"),
+    row_case(0, {"sample": False}, "sample", "got false"),
+    row_case(0, {"sample": None}, "sample", "got null"),
     # counts, latencies, flags, kinds
     row_case(1, {"answer_tokens_in": -5}, "answer_tokens_in", "from 0 up, or null, got -5"),
     row_case(1, {"answer_tokens_out": True}, "answer_tokens_out", "got true"),
@@ -286,6 +334,16 @@ CASES = [
     row_case(1, {"judge_latency_ms": "fast"}, "judge_latency_ms", 'got "fast"'),
     row_case(1, {"answer_finished_at": "now"}, "answer_finished_at", 'got "now"'),
     row_case(1, {"answer_length": -2}, "answer_length", "got -2"),
+    # numbers past what the store, and a sum of them over a run, can hold
+    row_case(1, {"answer_tokens_in": 2**63}, "answer_tokens_in", f"expected at most {2**31 - 1}, got {2**63}"),
+    row_case(1, {"answer_tokens_out": 2**62}, "answer_tokens_out", f"expected at most {2**31 - 1}, got {2**62}"),
+    row_case(1, {"judge_tokens_out": 10**20}, "judge_tokens_out", "expected at most 2147483647"),
+    row_case(1, {"answer_length": 2**40}, "answer_length", "expected at most 2147483647"),
+    row_case(1, {"judge_latency_ms": 10**30}, "judge_latency_ms", "milliseconds (a year), got 1000000000000000000000000000000"),
+    row_case(1, {"answer_latency_ms": 1e308}, "answer_latency_ms", "milliseconds (a year), got 1e+308"),
+    row_case(1, {"answer_finished_at": 1e300}, "answer_finished_at", "(the end of the year 9999), got 1e+300"),
+    row_case(1, {"answer_finished_at": 10**20}, "answer_finished_at", "got 100000000000000000000"),
+    row_case(1, {"answer_finished_at": "2026-13-45"}, "answer_finished_at", 'got "2026-13-45"'),
     row_case(1, {"truncated": "yes"}, "truncated", "true, false or null"),
     row_case(1, {"cached": 1}, "cached", "got 1"),
     row_case(1, {"error_kind": "other"}, "error_kind", "answer, judge or null"),
@@ -303,6 +361,12 @@ CASES = [
     raw_row("not JSON", lambda t: "{not json", 2, NOT_A_ROW, "invalid JSON"),
     raw_row("nested deep", lambda t: t[:-1] + ', "x": ' + json.dumps(nested(100)) + "}", 2, NOT_A_ROW,
             "nested more than 64 levels deep"),
+    raw_row("nested 10,000 deep", lambda t: t.replace('"tags": []', '"tags": ' + "[" * 10_000 + "]" * 10_000), 2,
+            NOT_A_ROW, "nested more than 64 levels deep"),
+    raw_row("cut short", lambda t: t[:-40], 5, NOT_A_ROW, "invalid JSON"),
+    raw_row("CRLF, then a bad score", lambda t: t.replace('"score": 1.0', '"score": 0') + "\r", 2, "score", "got 0"),
+    raw_row("an empty line, then a bad score", lambda t: "\n" + t.replace('"score": 3.0', '"score": 0'), 4, "score",
+            "got 0", line=6),
     raw_row("not UTF-8", lambda t: t.replace("answer geo-2", "answer \udcffgeo-2"), 2, "encoding", "not valid UTF-8"),
 ]
 # fmt: on
@@ -321,6 +385,61 @@ def test_a_bad_export_is_one_line_exit_2_and_the_store_is_exactly_as_before(
     where = f"{run / name}:{line}: " if line else f"{run / name}:"
     assert message.startswith(f"error: {where}"), message
     assert f": {field}: " in message and words in message, message
+    assert dump(target, tmp_path) == before
+
+
+DRAW = {
+    "kind": "draw",
+    "draw_id": "d1",
+    "run_id": "r01",
+    "seed": 7,
+    "asked": 2,
+    "drawn_at": "2026-11-02T00:00:00+00:00",
+    "areas": [{"area": "geo", "answers": 4, "drawn": 2}],
+    "picked": [{"item_id": "geo-1", "sample": 0}, {"item_id": "geo-2", "sample": 0}],
+}
+SCORE = {
+    "kind": "score",
+    "run_id": "r01",
+    "item_id": "geo-1",
+    "sample": 0,
+    "rater": "ana",
+    "score": 4,
+    "scored_at": "2026-11-02T00:00:00+00:00",
+    "random": True,
+    "draw_id": "d1",
+}
+"""A random draw of r01 and a person's score of an answer it picked, as ``human_scores.jsonl`` holds them."""
+
+HUMAN_CASES = [
+    pytest.param({"asked": 10**20}, {}, 1, "asked", "2147483647", id="draw asked 10**20"),
+    pytest.param({"areas": [{"area": "geo", "answers": 2**40, "drawn": 2}]}, {}, 1, "areas[0].answers", "2147483647",
+                 id="draw area's answers 2**40"),
+    pytest.param({"seed": 2**64}, {}, 1, "seed", "9223372036854775807", id="draw seed 2**64"),
+    pytest.param({"drawn_at": "2026-W44-1T00:00Z"}, {}, 1, "drawn_at", "not an ISO 8601 time", id="draw time"),
+    pytest.param({"draw_id": "../x"}, {"draw_id": "../x"}, 1, "draw_id", "is not a draw id", id="draw id"),
+    pytest.param({}, {"sample": 10**9}, 2, "sample", "got 1000000000", id="score sample 10**9"),
+    pytest.param({}, {"score": 4.0}, 2, "score", "got 4.0", id="score 4.0"),
+    pytest.param({}, {"score": True}, 2, "score", "got true", id="score true"),
+    pytest.param({}, {"rater": "a\u001bna"}, 2, "rater", "control character", id="rater"),
+    pytest.param({}, {"scored_at": "2026-11-02 00:00:00+00:00"}, 2, "scored_at", "not an ISO 8601 time", id="score time"),
+    pytest.param({}, {"run_id": "r09"}, 2, "run_id", "is not the manifest's 'r01'", id="score of another run"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("draw", "score", "line", "field", "words"), HUMAN_CASES)
+def test_a_bad_line_of_peoples_scores_is_one_line_exit_2_and_the_store_is_exactly_as_before(
+    draw: dict[str, Any], score: dict[str, Any], line: int, field: str, words: str, run: Path, target: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    before = dump(target, tmp_path)
+    (run / "human_scores.jsonl").write_text(json.dumps(DRAW | draw) + "\n" + json.dumps(SCORE | score) + "\n")
+    result = import_into(target, run)
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(f"error: {run / 'human_scores.jsonl'}:{line}: {field}: "), message
+    assert words in message, message
     assert dump(target, tmp_path) == before
 
 
@@ -402,6 +521,18 @@ def test_a_run_of_the_same_id_that_is_another_run_is_refused_before_writing(
     assert dump(target, tmp_path) == before
 
 
+def test_a_run_folder_without_its_results_is_refused(run: Path, target: str, tmp_path: Path) -> None:
+    (run / "results.jsonl").unlink()
+    before = dump(target, tmp_path)
+    result = import_into(target, run)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {run / 'results.jsonl'}: missing; a run's export is its whole folder (reports/runs/<run_id>/, "
+        "manifest.json and results.jsonl): copy all of it"
+    )
+    assert dump(target, tmp_path) == before
+
+
 def test_two_folders_exporting_one_run_are_refused(exports: Path, target: str, tmp_path: Path) -> None:
     shutil.copytree(exports / "r01", tmp_path / "incoming" / "a" / "r01")
     shutil.copytree(exports / "r01", tmp_path / "incoming" / "b" / "r01")
@@ -460,18 +591,44 @@ SOURCE_DAMAGE = [
         "run r01: rows: ",
         id="item unreadable",
     ),
+    # numbers past what the target, or a sum of them, can hold
+    pytest.param("UPDATE answers SET tokens_in = 4611686018427387904", ".tokens_in: expected a whole number from 0 to 2147483647", id="tokens 2**62"),
+    pytest.param("UPDATE answers SET length = 1099511627776", ".length: ", id="length 2**40"),
+    pytest.param("UPDATE answers SET finished_at = 1e300", ".finished_at: ", id="finished_at 1e300"),
+    pytest.param("UPDATE judgments SET latency_ms = 1e20", ".latency_ms: ", id="latency 1e20"),
+    # JSON columns of the wrong type, times lookingglass never writes
+    pytest.param("UPDATE runs SET tags_json = '{\"nightly\": 1}'", "run r01: tags: expected a list", id="tags an object"),
+    pytest.param("UPDATE runs SET tags_json = '\"nightly\"'", "run r01: tags: expected a list", id="tags a string"),
+    pytest.param("UPDATE runs SET rubrics_json = 'x'", "run r01: rubrics: is not JSON", id="rubrics not JSON"),
+    pytest.param("UPDATE runs SET config_json = 'null'", "run r01: config: expected an object, got null", id="config null"),
+    pytest.param("UPDATE runs SET ended_at = '2026-W44-1T00:00Z'", "run r01: ended_at: ", id="ended_at a week date"),
+    pytest.param("UPDATE baselines SET set_at = '2026-11-02 00:00:00+00:00'", 'baseline "prod": ', id="baseline time"),
+    pytest.param("UPDATE runs SET run_id = '-r01'; UPDATE items SET run_id = '-r01'", 'run "-r01": run_id: ', id="run id"),
+    # people's scores and the random draws they came from
+    pytest.param("UPDATE review_draws SET asked = 1099511627776", 'draw "d1".asked: ', id="draw asked 2**40"),
+    pytest.param("UPDATE review_draws SET drawn_at = 'yesterday'", 'draw "d1".drawn_at: ', id="draw time"),
+    pytest.param("UPDATE review_draws SET areas_json = '[{\"area\": \"geo\"}]'", '"answers" is missing', id="draw areas"),
+    pytest.param("UPDATE human_scores SET score = 9", "by ana.score: ", id="human score 9"),
 ]
 # fmt: on
 
 
 def damaged_source(tmp_path: Path, sql: str) -> Path:
+    """A SQLite store holding r01, a baseline approval, a random draw and a person's score, then ``sql`` (one
+    statement or several, with checks and foreign keys off)."""
     source = tmp_path / "source"
+    when = "2026-11-02T00:00:00+00:00"
     with Store(source) as store:
         make_run(store, "r01", SCORES)
-        store.set_baseline("prod", "r01", "2026-11-02T00:00:00+00:00")
+        store.set_baseline("prod", "r01", when)
+        draw = Draw("d1", "r01", 7, 2, when, (AreaDraw("geo", 3, 2),), (("geo-1", 0), ("geo-2", 0)))
+        with store.backend.transaction():
+            bring_over(store, [draw], [HumanScore("r01", "geo-1", "geo", 0, "ana", 4, when, True, "d1")])
     db = sqlite3.connect(source / "evals.db")
     db.execute("PRAGMA ignore_check_constraints = ON")
-    db.execute(sql)
+    db.execute("PRAGMA foreign_keys = OFF")
+    for statement in sql.split(";"):
+        db.execute(statement)
     db.commit()
     db.close()
     return source
@@ -509,12 +666,12 @@ BOUND = 8 * 2**20
 """Peak memory an import may add: a fifth of the export's text alone, which loading it whole would hold."""
 
 
-def big_export(exports: Path, folder: Path) -> int:
-    """``RUNS`` runs of ``ITEMS`` items each, in the format of r01's export; the bytes of text written."""
+def big_export(exports: Path, folder: Path, runs: int = RUNS, size: int = ITEMS) -> int:
+    """``runs`` runs of ``size`` items each, in the format of r01's export; the bytes of text written."""
     template = manifest_of(exports / "r01")
     row = json.loads((exports / "r01" / "results.jsonl").read_text().splitlines()[0])
     written = 0
-    for r in range(RUNS):
+    for r in range(runs):
         run_id = f"big{r:03d}"
         items = [
             {
@@ -523,14 +680,14 @@ def big_export(exports: Path, folder: Path) -> int:
                 "area": f"area-{i % 10}",
                 "question": f"question {i} " * 20,
             }
-            for i in range(ITEMS)
+            for i in range(size)
         ]
         (folder / run_id).mkdir(parents=True)
         written += len(
             write_manifest(folder / run_id, {**template, "run_id": run_id, "samples": 1, "items": items})
         )
         with (folder / run_id / "results.jsonl").open("w") as out:
-            for i in range(ITEMS):
+            for i in range(size):
                 text = json.dumps({**row, "run_id": run_id, "id": f"q-{i}", "answer": f"answer {i} " * 150,
                                    "rationale": f"because {i} " * 40, "answer_length": None}) + "\n"  # fmt: skip
                 written += len(text)
@@ -553,6 +710,30 @@ def test_import_memory_stays_flat_in_the_number_of_items(exports: Path, tmp_path
         assert len(report.added) == RUNS
         count = store._execute("SELECT count(*) FROM answers WHERE run_id LIKE 'big%'").fetchone()[0]
     assert count == RUNS * ITEMS
+    assert peak < BOUND, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_checking_and_writing_hold_no_run_whole(
+    exports: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run of 6,000 items (some 12 MB of text): both passes over it stay under the bound, so an import
+    that read a run's items or rows whole (a list of them, or of what it writes) fails here. The per-area
+    aggregates computed after the commit read the run's results whole, as ``evals run`` does at its end
+    (``Store.save_aggregates``): that is measured by the test above, not here."""
+    written = big_export(exports, tmp_path / "big", runs=1, size=6000)
+    assert written > BOUND
+    with Store(tmp_path / "target") as store:
+        import_runs(exports / "r01", store)
+        monkeypatch.setattr(transfer, "_save_aggregates", lambda target, manifests: None)
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            report = import_runs(tmp_path / "big", store)
+            peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+        assert report.added == ["big000"]
+        assert store._execute("SELECT count(*) FROM answers WHERE run_id = 'big000'").fetchone()[0] == 6000
     assert peak < BOUND, f"peak {peak / 2**20:.1f} MiB"
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 
+import pytest
 from builders import make_run
 from click.testing import CliRunner
 
@@ -170,3 +172,46 @@ def test_review_import_into_csv_twice_keeps_one_row_each(tmp_path):
         result = CliRunner().invoke(main, ["review", "import", "filled.jsonl", "--into", "labels.csv"])
         assert result.exit_code == 0, result.output
     assert len((tmp_path / "labels.csv").read_text().splitlines()) == 2  # the header and one row
+
+
+REVIEWED = [
+    {"id": "r1/a/0", "question": "q?", "answer": "a", "human_score": 4, "rater": "ana", "scored_at": "2026-11-01"},
+    {"id": "r1/b/0", "question": "q, with a comma\nand a line", "answer": 'b "quoted"', "human_score": 2,
+     "rater": "ben", "reference": "ref"},
+    {"id": "r1/c/0", "question": "q?", "answer": "c", "human_score": 5},
+    {"id": "r1/d/0", "question": "ünï", "answer": "", "human_score": 1, "rater": "ana", "area": "geo"},
+]  # fmt: skip
+
+
+def _reviewed_as(folder, kind):
+    """REVIEWED written as a JSONL or CSV file, plain, with CRLF line ends, or with a UTF-8 BOM."""
+    if kind.startswith("jsonl"):
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in REVIEWED).encode()
+        path = folder / f"{kind}.jsonl"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer, fieldnames=sorted({k for r in REVIEWED for k in r}), lineterminator="\n"
+        )
+        writer.writeheader()
+        writer.writerows(REVIEWED)
+        data = buffer.getvalue().encode()
+        path = folder / f"{kind}.csv"
+    if kind.endswith("crlf"):
+        data = data.replace(b"\n", b"\r\n")
+    if kind.endswith("bom"):
+        data = b"\xef\xbb\xbf" + data
+    path.write_bytes(data)
+    return path.name
+
+
+@pytest.mark.parametrize("into", ["labels.jsonl", "labels.csv"])
+def test_the_same_scores_imported_again_in_any_of_its_forms_add_nothing(tmp_path, into):
+    """The same reviewed rows as JSONL, CSV, with CRLF line ends or a BOM, imported one after the other:
+    the first adds them, every later one adds nothing, and the labels file still reads."""
+    runner = CliRunner()
+    for n, kind in enumerate(["jsonl", "csv", "jsonl-crlf", "csv-crlf", "jsonl-bom", "csv-bom", "jsonl"]):
+        result = runner.invoke(main, ["review", "import", _reviewed_as(tmp_path, kind), "--into", into])
+        assert result.exit_code == 0, result.output
+        assert f"appended {0 if n else 4} scored rows" in result.output, (kind, result.output)
+    assert len(load_labels(tmp_path / into).rows) == 4

@@ -4,8 +4,9 @@ against before they write any of it.
 A run's manifest and result rows are typed strictly (no text for a number, no boolean for a count) and hold
 what the store can keep and every reader can read: run ids and tags that are names (``evals.names``), area
 and suite names that are labels, a known status, times with their UTC offset, a number of samples from 1 to
-``MAX_SAMPLES``, scores from 1 to 5, finite counts and latencies that are not negative, samples the run
-asked, and no verdict with both a score and an error. ``ManifestFields`` and ``ResultFields`` check an
+``MAX_SAMPLES``, scores from 1 to 5, counts, latencies and call times from 0 to a bound the store and every
+sum of them can hold (``MAX_COUNT``, ``MAX_LATENCY_MS``, ``MAX_UNIX_TIME``), samples the run asked, and no
+verdict with both a score and an error. ``ManifestFields`` and ``ResultFields`` check an
 export's JSON (``evals.store.transfer`` reads it); ``manifest_problems``, ``item_problems``,
 ``answer_problems`` and ``judgment_problems`` check records read from another store. Each problem is a
 ``(field, what is wrong)`` pair; the caller adds the file and line.
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -32,6 +34,14 @@ from pydantic import (
 
 from evals.names import NAME_RULE, InvalidName, check_label, is_name
 from evals.records import KINDS, MAX_SAMPLES, SCHEMA_VERSION, Answer, Item, Judgment, RunManifest
+
+MAX_COUNT = 2**31 - 1
+"""The largest count of tokens or characters a row may hold: far more than any call sends or gets, and a
+sum over any run's rows stays a 64-bit integer (an answer's length is a 32-bit one in PostgreSQL)."""
+MAX_LATENCY_MS = 365 * 24 * 3600 * 1000
+"""The longest a call may have taken: a year (a batch judge's verdicts take a day at most)."""
+MAX_UNIX_TIME = 253_402_300_799
+"""The latest time a call may have ended, in seconds since 1970: the last second of the year 9999."""
 
 RUN_STATUSES = ("running", "interrupted", "finished", "failed", "pending", "planned")
 """Every status a run can have (``RunManifest.status``)."""
@@ -56,14 +66,41 @@ def _label(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-def _timestamp(value: str) -> str:
+# As ``datetime.isoformat`` writes a time with its offset (any ``timespec`` from seconds down): one spelling
+# of each time, so that times compare and sort as text in SQL.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?[+-]\d{2}:\d{2}")
+_EXAMPLE = "e.g. 2026-11-01T00:00:00+00:00"
+
+
+def _moment(value: str) -> datetime | None:
+    """The time ``value`` spells as lookingglass writes times, or None."""
+    if not _ISO_TIME.fullmatch(value):
+        return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+        parsed.astimezone(UTC)  # a time in the year 1 or 9999 whose offset takes it out of range
+    except (ValueError, OverflowError):
+        return None
+    return parsed
+
+
+def is_time(value: object) -> bool:
+    """Whether ``value`` is a time as lookingglass writes times: ISO 8601 with its UTC offset."""
+    return isinstance(value, str) and _moment(value) is not None
+
+
+def _timestamp(value: str) -> str:
+    if _moment(value) is None:
+        raise ValueError(f"{describe(value)} is not an ISO 8601 time with its UTC offset ({_EXAMPLE})")
+    return value
+
+
+def _run_time(value: str) -> str:
+    moment = _moment(value)
+    if moment is None or moment.utcoffset() != timedelta(0):
         raise ValueError(
-            f"{describe(value)} is not an ISO 8601 time with its UTC offset (e.g. 2026-11-01T00:00:00+00:00)"
+            f"{describe(value)} is not an ISO 8601 time with its UTC offset, in UTC as lookingglass writes a "
+            f"run's times ({_EXAMPLE})"
         )
     return value
 
@@ -72,8 +109,10 @@ RunId = Annotated[str, AfterValidator(_run_id)]
 Tag = Annotated[str, AfterValidator(_tag)]
 Label = Annotated[str, AfterValidator(_label)]
 Timestamp = Annotated[str, AfterValidator(_timestamp)]
-Count = Annotated[int, Field(ge=0)]
-Number = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+RunTime = Annotated[str, AfterValidator(_run_time)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Latency = Annotated[float, Field(ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
+UnixTime = Annotated[float, Field(ge=0, le=MAX_UNIX_TIME, allow_inf_nan=False)]
 
 
 class ManifestFields(BaseModel):
@@ -92,11 +131,11 @@ class ManifestFields(BaseModel):
     rubric_name: str
     rubric_hash: str
     samples: int = Field(ge=1, le=MAX_SAMPLES)
-    started_at: Timestamp
+    started_at: RunTime
     tags: list[Tag] = []
     model_id: str | None = None
     status: Literal[RUN_STATUSES] = "running"  # type: ignore[valid-type]
-    ended_at: Timestamp | None = None
+    ended_at: RunTime | None = None
     lookingglass_version: str = ""
     rubrics: list[str] = []
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
@@ -158,14 +197,14 @@ class ResultFields(BaseModel):
     cache_key: str | None = None
     answer_tokens_in: Count | None = None
     answer_tokens_out: Count | None = None
-    answer_latency_ms: Number | None = None
-    answer_finished_at: Number | None = None
+    answer_latency_ms: Latency | None = None
+    answer_finished_at: UnixTime | None = None
     answer_model_id: str | None = None
     answer_length: Count | None = None
     flags: list[FlagFields] = []
     judge_tokens_in: Count | None = None
     judge_tokens_out: Count | None = None
-    judge_latency_ms: Number | None = None
+    judge_latency_ms: Latency | None = None
     judge_model_id: str | None = None
     rubric_hash: str | None = None
     judge_fingerprint: str | None = None
@@ -218,6 +257,23 @@ RESULT_EXPECTED = {
 }
 """What a field of a result row holds, as errors say it (any other: a string or null)."""
 
+TOO_LARGE = {
+    **{
+        name: f"at most {MAX_COUNT}"
+        for name in (
+            "answer_tokens_in",
+            "answer_tokens_out",
+            "answer_length",
+            "judge_tokens_in",
+            "judge_tokens_out",
+        )
+    },
+    "answer_latency_ms": f"at most {MAX_LATENCY_MS} milliseconds (a year)",
+    "judge_latency_ms": f"at most {MAX_LATENCY_MS} milliseconds (a year)",
+    "answer_finished_at": f"at most {MAX_UNIX_TIME} seconds since 1970 (the end of the year 9999)",
+}
+"""What a bounded number of a result row may be at most, as errors say it when it is more."""
+
 
 def problems_of(
     error: Any, expected: dict[str, str] | None = None, default: str = ""
@@ -231,6 +287,10 @@ def problems_of(
         return loc, "required; re-export the run with lookingglass"
     if kind == "value_error":
         return loc, message
+    if kind == "string_too_short" and expected is not None and len(loc) == 1:
+        return loc, "is empty; re-export the run with lookingglass"
+    if kind == "less_than_equal" and len(loc) == 1 and loc[0] in TOO_LARGE:
+        return loc, f"expected {TOO_LARGE[str(loc[0])]}, got {describe(given)}"
     if expected is not None and len(loc) == 1 and isinstance(loc[0], str) and kind != "extra_forbidden":
         return loc, f"expected {expected.get(loc[0], default)}, got {describe(given)}"
     if message.startswith("Input should be "):
@@ -280,20 +340,29 @@ def item_problems(item: Item) -> Iterator[tuple[str, str]]:
             yield name, str(exc)
 
 
+_BOUNDS = {
+    "tokens_in": (True, MAX_COUNT, "a whole number from 0 to"),
+    "tokens_out": (True, MAX_COUNT, "a whole number from 0 to"),
+    "length": (True, MAX_COUNT, "a whole number from 0 to"),
+    "latency_ms": (False, MAX_LATENCY_MS, "a number of milliseconds from 0 to"),
+    "finished_at": (False, MAX_UNIX_TIME, "a number of seconds since 1970 from 0 to"),
+}
+"""For each number of an answer or a verdict: whole or not, its largest value, and what errors call it."""
+
+
 def _number_problems(record: Answer | Judgment, names: tuple[str, ...]) -> Iterator[tuple[str, str]]:
     for name in names:
         value = getattr(record, name)
         if value is None:
             continue
-        whole = name.startswith("tokens") or name == "length"
+        whole, largest, what = _BOUNDS[name]
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
             or (whole and not isinstance(value, int))
+            or not (math.isfinite(value) and 0 <= value <= largest)
         ):
-            yield name, f"expected a {'whole ' if whole else ''}number, got {describe(value)}"
-        elif not math.isfinite(value) or value < 0:
-            yield name, f"expected a finite number from 0 up, got {describe(value)}"
+            yield name, f"expected {what} {largest}, got {describe(value)}"
 
 
 def _sample_problems(sample: Any, samples: int) -> Iterator[tuple[str, str]]:

@@ -261,6 +261,11 @@ def read_results(
     """The answer and the verdict of each line of ``folder/results.jsonl``, checked against ``manifest`` and
     the items in ``scratch`` (``read_items`` first)."""
     path = folder / "results.jsonl"
+    if not path.exists() and not path.is_symlink():
+        raise StoreError(
+            f"{path}: missing; a run's export is its whole folder (reports/runs/<run_id>/, manifest.json and "
+            "results.jsonl): copy all of it"
+        )
     context = {"samples": manifest.samples}
     for number, text in _lines(path):
         if not text.strip():

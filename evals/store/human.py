@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evals.files import write_atomic
 from evals.names import InvalidName, check_label, is_name, run_folder
-from evals.store.checks import Timestamp, describe
+from evals.records import MAX_SAMPLES
+from evals.store.checks import MAX_COUNT, Timestamp, describe, location, problems_of
 from evals.store.core import Store
 from evals.store.rows import upsert_sql
 
@@ -238,8 +239,8 @@ class AreaFields(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     area: str = Field(min_length=1)
-    answers: int = Field(ge=0)
-    drawn: int = Field(ge=0)
+    answers: int = Field(ge=0, le=MAX_COUNT)
+    drawn: int = Field(ge=0, le=MAX_COUNT)
 
 
 class PickFields(BaseModel):
@@ -248,7 +249,7 @@ class PickFields(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     item_id: str = Field(min_length=1)
-    sample: int = Field(ge=0)
+    sample: int = Field(ge=0, lt=MAX_SAMPLES)
 
 
 class DrawFields(BaseModel):
@@ -260,16 +261,17 @@ class DrawFields(BaseModel):
     draw_id: str
     run_id: str
     seed: int = Field(ge=0, le=MAX_SEED)
-    asked: int = Field(ge=1)
+    asked: int = Field(ge=1, le=MAX_COUNT)
     drawn_at: Timestamp
     areas: list[AreaFields]
     picked: list[PickFields]
 
-    @model_validator(mode="after")
-    def _named(self) -> DrawFields:
-        if not is_name(self.draw_id):
-            raise ValueError(f"draw_id {describe(self.draw_id)} is not a draw id this version writes")
-        return self
+    @field_validator("draw_id")
+    @classmethod
+    def _named(cls, draw_id: str) -> str:
+        if not is_name(draw_id):
+            raise ValueError(f"draw_id {describe(draw_id)} is not a draw id this version writes")
+        return draw_id
 
     def record(self) -> Draw:
         return Draw(
@@ -287,18 +289,23 @@ class ScoreFields(BaseModel):
     kind: Literal["score"]
     run_id: str
     item_id: str = Field(min_length=1)
-    sample: int = Field(ge=0)
+    sample: int = Field(ge=0, lt=MAX_SAMPLES)
     rater: str
     score: int = Field(ge=1, le=5)
     scored_at: Timestamp
     random: bool = False
     draw_id: str | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ScoreFields:
-        problem = _rater_problem(self.rater)
+    @field_validator("rater")
+    @classmethod
+    def _rater(cls, rater: str) -> str:
+        problem = _rater_problem(rater)
         if problem:
             raise ValueError(problem)
+        return rater
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoreFields:
         if self.random and self.draw_id is None:
             raise ValueError("random is true but no draw_id names the draw; a random score comes from a draw")
         return self
@@ -308,6 +315,16 @@ class ScoreFields(BaseModel):
             self.run_id, self.item_id, area, self.sample, self.rater, self.score, self.scored_at, self.random,
             self.draw_id,
         )  # fmt: skip
+
+
+def draw_problems(draw: Draw) -> Iterator[tuple[str, str]]:
+    """What is wrong with a random draw read from another store: what a ``draw`` line may not hold."""
+    try:
+        DrawFields.model_validate(draw_line(draw))
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc, message = problems_of(error)
+            yield location(loc) or "draw", message
 
 
 def score_problems(score: HumanScore, samples: int, draw_ids: set[str]) -> Iterator[tuple[str, str]]:

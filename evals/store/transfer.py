@@ -5,21 +5,22 @@ Both are all or nothing. A first pass checks everything that would be written (`
 names, ranges, duplicates, and that a run here under the same id is the same run); the first problem found
 is one ``file:line: field: what is wrong`` error and nothing is written. A second pass writes every run in
 ONE transaction, checking again as it goes, so a file changed in between rolls the whole import back. An
-import streams its files (``evals.store.exported``): its memory does not grow with the number of items. A
-copy reads one run of the source at a time.
+import streams its files (``evals.store.exported``): neither pass holds a run's items or rows whole. A copy
+reads one run of the source at a time.
 
 Both are idempotent: a run already in the target is brought up to date, never duplicated, so a copy or an
 import interrupted half-way is simply run again. Each run brought over is entered in the target's
 ``audit_imports`` (unless the target has its chain: it was made there), so ``evals audit verify`` lists it as
 imported: its calls are on the trail of the store that made them. The runs' per-area aggregates are computed
-once the transaction has committed, one run at a time (a run without them gets them on first read anyway).
+once the transaction has committed, one run at a time, from the run's results read whole
+(``Store.save_aggregates``, as a run's end does; a run without them gets them on first read anyway).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,14 @@ from evals.store.audit import mark_imported
 from evals.store.checks import (
     answer_problems,
     describe,
+    is_time,
     item_problems,
     judgment_problems,
     manifest_problems,
 )
 from evals.store.core import Store
 from evals.store.exported import Scratch, find_exports, read_human, read_items, read_manifest, read_results
-from evals.store.human import Draw, HumanScore, bring_over, draws, human_scores, score_problems
+from evals.store.human import Draw, HumanScore, bring_over, draw_problems, draws, human_scores, score_problems
 from evals.store.rows import (
     ANSWER_COLS,
     BASELINE_COLS,
@@ -234,6 +236,8 @@ def _source_runs(source: Store) -> list[RunManifest]:
         run_id = str(row[0])
         if not is_name(run_id):
             raise _source_problem(source, describe(run_id), "run_id", "not a valid run id")
+        for name, message in _json_problems(dict(zip(RUN_COLS, row, strict=True))):
+            raise _source_problem(source, run_id, name, message)
         try:
             manifest = manifest_of(row)
         except (ValueError, TypeError, KeyError) as exc:  # a config or a list that is not what it should be
@@ -244,7 +248,29 @@ def _source_runs(source: Store) -> list[RunManifest]:
     return manifests
 
 
+_JSON_COLUMNS = (
+    ("config_json", "config", dict),
+    ("tags_json", "tags", list),
+    ("rubrics_json", "rubrics", list),
+)
+"""The JSON columns of a stored run: each one's field and the JSON type it holds."""
+
+
+def _json_problems(run: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """What is wrong with a stored run's JSON columns: text that is not JSON, or JSON of another type."""
+    for column, name, kind in _JSON_COLUMNS:
+        try:
+            value = json.loads(run[column])
+        except (TypeError, ValueError, RecursionError) as exc:
+            yield name, f"is not JSON ({_reason(exc)})"
+            continue
+        if not isinstance(value, kind):
+            yield name, f"expected {'an object' if kind is dict else 'a list'}, got {describe(value)}"
+
+
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"{describe(exc.args[0])} is missing"
     return " ".join(str(exc).split())[:200]
 
 
@@ -288,6 +314,9 @@ def _source_human(source: Store, manifest: RunManifest) -> tuple[list[Draw], lis
         run_draws, scores = draws(source, run_id), human_scores(source, run_id)
     except (ValueError, TypeError, KeyError) as exc:
         raise _source_problem(source, run_id, "human scores", f"cannot be read: {_reason(exc)}") from None
+    for draw in run_draws:
+        for name, message in draw_problems(draw):
+            raise _source_problem(source, run_id, f"draw {describe(draw.draw_id)}.{name}", message)
     draw_ids = {d.draw_id for d in run_draws}
     for score in scores:
         for name, message in score_problems(score, manifest.samples, draw_ids):
@@ -300,19 +329,12 @@ def _source_human(source: Store, manifest: RunManifest) -> tuple[list[Draw], lis
 def _baselines(source: Store, run_ids: set[str]) -> list[tuple[str, str, str, str | None]]:
     approvals = source.baselines(history=True)
     for name, run_id, set_at, _ in approvals:
-        if not is_name(name) or run_id not in run_ids or not _is_time(set_at):
+        if not is_name(name) or run_id not in run_ids or not is_time(set_at):
             raise StoreError(
                 f"{source.path}: baseline {describe(name)}: an approval of run {describe(run_id)} at "
                 f"{describe(set_at)} is not valid (a name, a run of the store, a time); nothing was copied"
             )
     return approvals
-
-
-def _is_time(value: object) -> bool:
-    try:
-        return isinstance(value, str) and datetime.fromisoformat(value).tzinfo is not None
-    except ValueError:
-        return False
 
 
 def copy_store(source: Store, target: Store) -> TransferReport:
