@@ -192,6 +192,8 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+:")
 _KEYWORD_START = re.compile(r"(?:^|\s)[A-Za-z_][A-Za-z0-9_]*\s*=")
 """A ``keyword=`` at the start of a word: what makes a string read as a keyword string."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BLANKS = " \t\n\r\f\v"
+"""What separates keywords for libpq (C's isspace in the C locale)."""
 _PASSWORD_INSIDE = re.compile(r"(?i)(?<![a-z0-9_])(?:ssl)?password\s*=")
 """``password=`` inside a value, which libpq takes as part of the value (a host, a database, a user name)."""
 
@@ -273,7 +275,10 @@ def _postgres_url(text: str) -> Address:
     else:  # what libpq would read: the parameters, the user, the database (the path; libpq has no '#')
         values = [(k, v) for k, each in query.items() for v in each]
         database = parts.path[1:] + (f"#{parts.fragment}" if "#" in text else "")
-        values += [("dbname", urllib.parse.unquote(database)), ("user", urllib.parse.unquote(parts.username or ""))]
+        values += [
+            ("dbname", urllib.parse.unquote(database)),
+            ("user", urllib.parse.unquote(parts.username or "")),
+        ]
     _refuse_hidden_password(values, "URL")
     host = parts.netloc.rpartition("@")[2]
     shown = urllib.parse.urlencode(query, doseq=True, safe="/")
@@ -342,29 +347,30 @@ def _libpq(text: str, keywords: bool) -> dict[str, str] | None:
 
 def read_keywords(text: str) -> dict[str, str]:
     """A libpq keyword string as libpq reads it: ``keyword = value`` pairs separated by blanks, a value
-    single-quoted to hold blanks, ``\\'`` and ``\\\\`` escaped; ``AddressError`` when it is not one."""
+    single-quoted to hold blanks, ``\\'`` and ``\\\\`` escaped; ``AddressError`` when it is not one. Blanks are
+    ASCII ones, as libpq's: a no-break space is part of a value."""
     out: dict[str, str] = {}
     i, n = 0, len(text)
     while True:
-        while i < n and text[i].isspace():
+        while i < n and text[i] in _BLANKS:
             i += 1
         if i == n:
             return out
         start = i
-        while i < n and text[i] != "=" and not text[i].isspace():
+        while i < n and text[i] != "=" and text[i] not in _BLANKS:
             i += 1
         keyword = text[start:i]
-        while i < n and text[i].isspace():
+        while i < n and text[i] in _BLANKS:
             i += 1
         if i == n or text[i] != "=":
             raise AddressError(_not_keywords(f"{_known(keyword)} has no '=' after it"))
         i += 1
-        while i < n and text[i].isspace():
+        while i < n and text[i] in _BLANKS:
             i += 1
         value: list[str] = []
         quoted = i < n and text[i] == "'"
         i += quoted
-        while i < n and (quoted or not text[i].isspace()):
+        while i < n and (quoted or text[i] not in _BLANKS):
             if quoted and text[i] == "'":
                 break
             if text[i] == "\\" and i + 1 < n:
