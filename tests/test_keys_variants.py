@@ -336,3 +336,30 @@ def test_an_interrupted_rekey_leaves_whole_runs_and_the_newest_key_the_stores(op
     monkeypatch.setenv("EVALS_STORE_KEY", KEY)
     with open_store() as store:
         assert {next(iter(store.results(r))).answer for r in ("r01", "r02", "r03")} == {"ANSSECRET a-0"}
+
+
+# -- copies and imports ---------------------------------------------------------------------------------
+
+
+def test_copy_and_import_without_the_key_say_what_they_store_in_clear(tmp_path, monkeypatch):
+    from builders import make_run
+
+    source, target = tmp_path / "src" / "evals.db", tmp_path / "reports" / "evals.db"
+    with Store(source.parent, url=str(source)) as store:
+        make_run(store, "r01", {"a-1": [4]}, answers={"a-1": "ANSSECRET"})
+        store.export_jsonl("r01")
+    monkeypatch.setenv("EVALS_STORE_KEY", KEY)
+    with Store(source.parent, url=str(source)) as store:
+        store.check_key()  # a key was used on the clear source once (a copy from it, a report): it holds none
+    with Store(target.parent, url=str(target)) as store:
+        make_run(store, "t01", {"a-1": [4]})  # the target encrypts
+    monkeypatch.delenv("EVALS_STORE_KEY")
+    copied = invoke("store", "copy", source, target)
+    assert copied.exit_code == 0, copied.output  # refused before: "encrypts its text" of a store holding none
+    assert (
+        "this store encrypts its text but EVALS_STORE_KEY is not set here: the copied runs' text"
+        in copied.output
+    )
+    imported = invoke("import", source.parent / "runs", "--reports", target.parent)
+    assert imported.exit_code == 0, imported.output
+    assert "EVALS_STORE_KEY is not set here: the imported runs' text is stored in clear" in imported.output

@@ -148,10 +148,11 @@ def check_workable(store: Store, run_id: str) -> None:
     check_text(store, run_id, "resume it", "resumed or judged again; start a new run")
 
 
-def warn_if_written_in_clear(store: Store) -> None:
-    """Warn when a new run's text is about to be stored in clear in a store that encrypts its text (it has
-    a key check, ``evals.store.keycheck``, or its latest run was sealed) and ``EVALS_STORE_KEY`` is not set
-    here: one process without the key would leave readable text among the encrypted."""
+def warn_if_written_in_clear(store: Store, what: str = "this run's text") -> None:
+    """Warn when a new run's text (``what``: imported or copied runs' too) is about to be stored in clear in
+    a store that encrypts its text (it has a key check, ``evals.store.keycheck``, or its latest run was
+    sealed) and ``EVALS_STORE_KEY`` is not set here: one process without the key would leave readable text
+    among the encrypted."""
     if codec().fernet is not None:
         return
     latest = store._execute(
@@ -160,7 +161,8 @@ def warn_if_written_in_clear(store: Store) -> None:
     encrypts = stored_token(store.backend) is not None
     if encrypts or (latest is not None and has_sealed_text(store, latest[0])):
         log.warning(
-            "this store encrypts its text but %s is not set here: this run's text is stored in clear "
+            "this store encrypts its text but %s is not set here: %s is stored in clear "
             "(set the key, or encrypt it afterwards with evals store rekey)",
             KEY_ENV,
+            what,
         )
