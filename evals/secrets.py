@@ -158,7 +158,9 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
 # - a SQLite file (or a folder holding ``evals.db``): a plain path.
 #
 # A password in either PostgreSQL form (a URL's ``user:password@``, a ``password=`` or ``sslpassword=``
-# parameter or keyword, quoted or not) is refused: it belongs in ``PGPASSWORD``, ``~/.pgpass`` or the
+# parameter or keyword, quoted or not; or hidden in another value, where libpq takes it for part of a
+# host, database or user name that the server's errors then show: ``dbname='x password=...'``, an encoded
+# ``%20password%3D``, a user name with ``:``) is refused: it belongs in ``PGPASSWORD``, ``~/.pgpass`` or the
 # variable ``store_password_env`` names. Refused too: other URL schemes (``sqlite://``, ``mysql://``,
 # ``file:``), a string that looks like a keyword string but is not one (an unknown keyword, an unclosed
 # quote), control characters (NUL, newlines) and blanks around a path. No message ever repeats the address
@@ -190,6 +192,10 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+:")
 _KEYWORD_START = re.compile(r"(?:^|\s)[A-Za-z_][A-Za-z0-9_]*\s*=")
 """A ``keyword=`` at the start of a word: what makes a string read as a keyword string."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BLANKS = " \t\n\r\f\v"
+"""What separates keywords for libpq (C's isspace in the C locale)."""
+_PASSWORD_INSIDE = re.compile(r"(?i)(?<![a-z0-9_])(?:ssl)?password\s*=")
+"""``password=`` inside a value, which libpq takes as part of the value (a host, a database, a user name)."""
 
 
 class AddressError(ValueError):
@@ -221,6 +227,8 @@ def parse_address(value: str) -> Address:
     scheme = _SCHEME.match(text)
     if scheme:
         name = scheme.group(0)[:-1].lower()
+        if name in ("postgresql", "postgres"):
+            raise AddressError(f"is not a PostgreSQL URL: write it {name}://user@host/db (two slashes)")
         raise AddressError(
             f"is a {name}: address, which the store cannot use; {STORE_FORMS} (a file whose name has a colon: "
             "write it as ./NAME)"
@@ -262,6 +270,16 @@ def _postgres_url(text: str) -> Address:
     parsed = _libpq(text, keywords=False)
     if parsed is not None and SECRET_KEYWORDS & set(parsed):
         raise AddressError(f"the PostgreSQL URL holds a password; remove it and {WHERE_PASSWORD}")
+    if parsed is not None:
+        values = list(parsed.items())
+    else:  # what libpq would read: the parameters, the user, the database (the path; libpq has no '#')
+        values = [(k, v) for k, each in query.items() for v in each]
+        database = parts.path[1:] + (f"#{parts.fragment}" if "#" in text else "")
+        values += [
+            ("dbname", urllib.parse.unquote(database)),
+            ("user", urllib.parse.unquote(parts.username or "")),
+        ]
+    _refuse_hidden_password(values, "URL")
     host = parts.netloc.rpartition("@")[2]
     shown = urllib.parse.urlencode(query, doseq=True, safe="/")
     return Address(
@@ -283,8 +301,28 @@ def _keyword_string(text: str) -> Address:
         raise AddressError(
             f"the PostgreSQL keyword string holds a password ({secret[0]}=); remove it and {WHERE_PASSWORD}"
         )
+    _refuse_hidden_password(list(parsed.items()), "keyword string")
     shown = " ".join(f"{k}={_libpq_quoted(v)}" for k, v in parsed.items())
     return Address("postgresql", text, shown)
+
+
+def _refuse_hidden_password(values: list[tuple[str, str]], form: str) -> None:
+    """Refuse a password hidden in the value of another keyword, where libpq does not take it for one but
+    the server's error message (``database "x password=..." does not exist``) and every message naming the
+    store would show it: a ``password=`` inside a value (a misquoted keyword string, an encoded URL
+    parameter), a URL with ``user:password@`` as a value, or a user name holding ``:`` (``user:password``
+    with the colon percent-encoded)."""
+    for keyword, value in values:
+        if _PASSWORD_INSIDE.search(value) or _URL_PASSWORD.search(value):
+            raise AddressError(
+                f"the PostgreSQL {form} holds a password inside the value of {keyword} (check its quotes "
+                f"and encoding); remove it and {WHERE_PASSWORD}"
+            )
+        if keyword == "user" and ":" in value:
+            raise AddressError(
+                f"the PostgreSQL {form} has a user name with ':', which reads as user:password; remove the "
+                f"password and {WHERE_PASSWORD} (a role whose name has ':': set PGUSER instead)"
+            )
 
 
 def _libpq(text: str, keywords: bool) -> dict[str, str] | None:
@@ -309,29 +347,30 @@ def _libpq(text: str, keywords: bool) -> dict[str, str] | None:
 
 def read_keywords(text: str) -> dict[str, str]:
     """A libpq keyword string as libpq reads it: ``keyword = value`` pairs separated by blanks, a value
-    single-quoted to hold blanks, ``\\'`` and ``\\\\`` escaped; ``AddressError`` when it is not one."""
+    single-quoted to hold blanks, ``\\'`` and ``\\\\`` escaped; ``AddressError`` when it is not one. Blanks are
+    ASCII ones, as libpq's: a no-break space is part of a value."""
     out: dict[str, str] = {}
     i, n = 0, len(text)
     while True:
-        while i < n and text[i].isspace():
+        while i < n and text[i] in _BLANKS:
             i += 1
         if i == n:
             return out
         start = i
-        while i < n and text[i] != "=" and not text[i].isspace():
+        while i < n and text[i] != "=" and text[i] not in _BLANKS:
             i += 1
         keyword = text[start:i]
-        while i < n and text[i].isspace():
+        while i < n and text[i] in _BLANKS:
             i += 1
         if i == n or text[i] != "=":
             raise AddressError(_not_keywords(f"{_known(keyword)} has no '=' after it"))
         i += 1
-        while i < n and text[i].isspace():
+        while i < n and text[i] in _BLANKS:
             i += 1
         value: list[str] = []
         quoted = i < n and text[i] == "'"
         i += quoted
-        while i < n and (quoted or not text[i].isspace()):
+        while i < n and (quoted or text[i] not in _BLANKS):
             if quoted and text[i] == "'":
                 break
             if text[i] == "\\" and i + 1 < n:

@@ -17,8 +17,17 @@ from evals.store.throwaway import PostgresServer, throwaway_postgres
 # Variables the SDKs read on their own (keys, base URLs, org, custom headers, credential profiles):
 # a developer's shell must not leak into a test, nor a test reach a real API.
 _SDK_PREFIXES = ("OPENAI_", "ANTHROPIC_")
-# Nor may a developer's store settings or libpq variables send a test's runs to a real database.
-_STORE_VARIABLES = ("EVALS_STORE", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE")
+# Nor may a developer's store settings, store key or libpq variables reach a test's store.
+_STORE_VARIABLES = (
+    "EVALS_STORE",
+    "EVALS_STORE_KEY",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGSERVICE",
+)
 
 
 @pytest.fixture(autouse=True)

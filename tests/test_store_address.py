@@ -42,6 +42,21 @@ WITH_PASSWORD = [
     f"  host=db   sslpassword={PW}  ",
     f"host=db PASSWORD={PW}",
     "dbname=evals password=''",
+    "postgresql://evals:@db/evals",
+    f"postgresql://evals@db/evals?pass%77ord={PW}",
+    "postgresql://evals@db/evals?password",
+    # A password hidden in another value: libpq takes it for part of a host, database or user name, which
+    # the server's errors (database "x password=..." does not exist) and every message naming the store show.
+    f"postgresql://evals@db/evals#password={PW}",
+    f"postgresql://evals@db/evals?dbname=x%20password%3D{PW}",
+    f"postgresql://evals@db/x%20password%3D{PW}",
+    f"postgresql://evals%3A{PW}@db/evals",
+    f"postgresql://evals@db/evals?application_name=x%20sslpassword%3D{PW}",
+    f"host='db password={PW}' dbname=evals",
+    f"dbname='host=db password={PW}'",
+    f"host=db dbname=postgresql://evals:{PW}@db/evals",
+    f"host=db user=evals:{PW}",
+    f"host=db\u00a0password={PW} dbname=evals",
 ]
 NOT_ADDRESSES = [
     "sqlite:///reports/evals.db",
@@ -63,6 +78,12 @@ NOT_ADDRESSES = [
     "reports/evals.db ",
     "",
     "   ",
+    "postgresql:/db/evals",
+    "postgres:evals",
+    f"postgresql+psycopg://evals:{PW}@db/evals",
+    f"jdbc:postgresql://db/evals?password={PW}",
+    "file:evals.db?mode=ro",
+    f"redis://:{PW}@cache",
 ]
 POSTGRES = {
     "postgresql://evals@db.internal/evals": "postgresql://db.internal/evals",
@@ -76,6 +97,10 @@ POSTGRES = {
     "  host=db   port = 5432 ": "host=db port=5432",
     "passfile=/home/u/.pgpass host=db": "passfile=/home/u/.pgpass host=db",
     "host=db dbname=my\\ db": "host=db dbname='my db'",
+    "dbname=evals": "dbname=evals",
+    "host=/var/run/postgresql dbname=evals": "host=/var/run/postgresql dbname=evals",
+    "host=db options='-c password_encryption=scram-sha-256'": "host=db options='-c password_encryption=scram-sha-256'",
+    "postgresql://db/evals?passfile=/home/u/.pgpass": "postgresql://db/evals?passfile=/home/u/.pgpass",
 }
 PATHS = [
     "reports/evals.db",
@@ -213,6 +238,9 @@ CLI_VARIANTS = [
     "sqlite:///reports/evals.db",
     f"mysql://root:{PW}@db/evals",
     f"host=db {PW}",
+    f"host='db password={PW}' dbname=evals",
+    f"postgresql://evals%3A{PW}@db/evals",
+    "postgresql:/db/evals",
 ]
 
 

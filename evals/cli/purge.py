@@ -147,7 +147,8 @@ def rekey_command(reports_dir: Path | None, config_path: Path | None) -> None:
     which OLD can be dropped) and encrypts text stored in clear (written before encryption was turned on,
     or by a process without the key). Text none of the keys opens is left as it is and named by run, with
     exit 2: add its key and run rekey again. A key that is not the store's changes nothing. Run it while
-    no other evals process writes the store.
+    no other evals process writes the store. Each run is moved in one transaction, and the newest key is
+    the store's from the start: an interrupted rekey is finished by running it again.
     """
     from evals.store.rekey import rekey_store
 

@@ -12,7 +12,8 @@ from evals.errors import StoreError
 from evals.store import DB_NAME, Store, open_store
 from evals.store.core import checked_address
 from evals.store.crypto import KEY_ENV, codec
-from evals.store.keycheck import encrypts
+from evals.store.keycheck import holds_sealed
+from evals.store.retention import warn_if_written_in_clear
 from evals.store.transfer import TransferReport, copy_store, import_runs
 
 
@@ -71,12 +72,13 @@ def store_copy(source: str, target: str, config_path: Path | None) -> None:
     if source == target:
         raise StoreError(f"FROM and TO are the same store ({shown})")
     with _open(source, True, config.store_password_env, "FROM") as src:
-        if codec().fernet is None and encrypts(src.backend):
+        if codec().fernet is None and holds_sealed(src.backend):
             raise StoreError(
                 f'{shown} encrypts its text and {KEY_ENV} is not set: the copy would hold "(encrypted)" '
                 "in place of every text; set the store's key and copy again (nothing was copied)"
             )
         with _open(target, False, config.store_password_env, "TO") as dst:
+            warn_if_written_in_clear(dst, "the copied runs' text")
             report = copy_store(src, dst)
             where = str(dst.path)
     line = _summary(report, "copied", where)
@@ -99,6 +101,7 @@ def import_(path: Path, reports_dir: Path | None, config_path: Path | None) -> N
     """
     config = load_config(config_path)
     with open_store(config, reports_path(config, reports_dir)) as target:
+        warn_if_written_in_clear(target, "the imported runs' text")
         report = import_runs(path, target)
         where = str(target.path)
     out.print(plain(_summary(report, "imported", where)), soft_wrap=True)

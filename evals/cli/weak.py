@@ -13,6 +13,7 @@ from evals.config import load_config
 from evals.files import atomic_path
 from evals.names import RUN_ID
 from evals.store import open_store
+from evals.store.retention import check_text
 
 
 @export.command("weak", epilog=EXIT_CODES_HELP)
@@ -62,6 +63,7 @@ def export_weak(
     threshold = below if below is not None else config.gate.pass_score
     with open_store(config, reports_path(config, reports_dir), readonly=True) as store:
         run = store.run(run_id)
+        check_text(store, run_id, "export its answers", "exported as training data")
         weak = weak_items(list(store.results(run_id)), store.items(run_id), threshold)
     if fmt == "preference":
         check_rejected(run)

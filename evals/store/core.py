@@ -106,6 +106,7 @@ class Store:
         self.readonly = readonly
         url = url if url is not None else store_url()
         address = checked_address(url, "store") if url else None
+        codec()  # a malformed EVALS_STORE_KEY is one line before a store is created or opened
         self.backend: SqliteBackend | PostgresBackend
         if address is not None and address.kind == "postgresql":
             self.backend = PostgresBackend(address, readonly, password_env)

@@ -14,6 +14,7 @@ anything is written.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from functools import lru_cache
@@ -43,6 +44,15 @@ def new_key() -> str:
     return Fernet.generate_key().decode()
 
 
+def _strict(key: str) -> str:
+    """``key`` when it is exactly a Fernet key's text, else ``ValueError``. Fernet alone decodes leniently: it
+    skips characters outside base64 and stops at the first padding, so ``NEW OLD`` or ``NEW;OLD`` (keys not
+    separated by a comma) would silently be ``NEW`` alone, and a quote or a line break would pass unseen."""
+    if len(base64.b64decode(key, altchars=b"-_", validate=True)) != 32:
+        raise ValueError("not 32 bytes")
+    return key
+
+
 class Unreadable(Exception):
     """A sealed value none of the keys of ``EVALS_STORE_KEY`` opens."""
 
@@ -55,7 +65,7 @@ class TextCodec:
         self.newest: Fernet | None = None
         if keys:
             try:
-                each = [Fernet(k.strip()) for k in keys.split(",") if k.strip()]
+                each = [Fernet(_strict(k.strip())) for k in keys.split(",") if k.strip()]
                 self.fernet, self.newest = MultiFernet(each), each[0]
             except ValueError:  # never echo the value: it is a secret, even when malformed
                 raise ConfigError(

@@ -86,8 +86,14 @@ def sample(backend: Backend, text: TextCodec) -> tuple[int, int]:
 
 
 def encrypts(backend: Backend) -> bool:
-    """Whether the store holds encrypted text (its token, or a sampled sealed value); no key needed."""
-    return stored_token(backend) is not None or sum(sample(backend, TextCodec(None))) > 0
+    """Whether the store encrypts its text (a key was used on it: its token; or it holds a sealed value);
+    no key needed."""
+    return stored_token(backend) is not None or holds_sealed(backend)
+
+
+def holds_sealed(backend: Backend) -> bool:
+    """Whether the store holds an encrypted value (a store a key was only checked on holds none); no key needed."""
+    return sum(sample(backend, TextCodec(None))) > 0
 
 
 def verify(backend: Backend, text: TextCodec, readonly: bool) -> None:

@@ -6,7 +6,8 @@ the key, is encrypted). It works on any mix it can read: clear text, text under 
 A value none of the keys opens is left exactly as it is, counted, and named by its run (or canary set),
 so the key it needs can be added and rekey run again. Purged text (``(purged)``) stays as it is: there is
 nothing in it to protect. The store's key check (``evals.store.keycheck``) is sealed again under the newest
-key at the end.
+key before any text is moved; each run (and canary set) is moved in one transaction, so an interrupted
+rekey leaves every run whole under one key or the other, and running it again finishes the job.
 
 A key that is not the store's is refused before anything changes: one that does not open the store's key
 check, or (a store from before the check) that opens none of a sample of its sealed values.
@@ -136,6 +137,10 @@ def rekey_store(store: Store) -> Rekeyed:
     if text.fernet is None:
         raise ConfigError(f"{KEY_ENV} is not set: set the key(s), newest first, to rekey the store")
     _refuse_a_foreign_key(store, text)
+    # The newest key is the store's from the first value moved: a rekey interrupted half way (each run and
+    # set is one transaction) leaves text under both keys, which a process with the old key alone would
+    # read only in part; it is refused instead, and the same rekey run again finishes the job.
+    record(store.backend, text, readonly=False, replace=True)
     done = Rekeyed()
     for m in store.runs():
         place = f"run {m.run_id}"
@@ -151,7 +156,6 @@ def rekey_store(store: Store) -> Rekeyed:
             for t, (k, c) in _CANARY_TABLES.items()
         ]
         _write(store, [*updates, _rekey_items(store, text, "canary_anchors", "set_id", set_id, done, place)])
-    record(store.backend, text, readonly=False, replace=True)
     return done
 
 

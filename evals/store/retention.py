@@ -5,7 +5,9 @@ A purge replaces the text columns (item text, answers, reasoning, rationales, ra
 error messages of answers and verdicts, which may echo the prompt) by ``(purged)`` and keeps every other
 column: scores, tokens, latencies, the items' content hashes, the judgments' cache keys and the runs'
 aggregates (``run_areas``); an error stays an error (it reads ``(purged)``), so error counts do not move.
-No other table is touched.
+No other table is touched. ``check_text`` refuses every command that would hand a run's text on (resume,
+re-judge, review, export as training data, anchor a canary) when the text is not there: purged, or encrypted
+and read without the key.
 """
 
 from __future__ import annotations
@@ -113,34 +115,44 @@ def purge_text(store: Store, run_id: str, when: str) -> None:
 
 
 def has_sealed_text(store: Store, run_id: str) -> bool:
-    """Whether any of the run's items was stored encrypted (``EVALS_STORE_KEY``)."""
+    """Whether any of the run's items or answers was stored encrypted (``EVALS_STORE_KEY``)."""
     row = store._execute(
         "SELECT 1 FROM items WHERE run_id = ? AND item_json LIKE ? LIMIT 1", (run_id, f'%"{PREFIX}%')
     ).fetchone()
+    if row is None:  # items planned without the key, answered with it
+        row = store._execute(
+            "SELECT 1 FROM answers WHERE run_id = ? AND text LIKE ? LIMIT 1", (run_id, PREFIX + "%")
+        ).fetchone()
     return row is not None
 
 
-def check_workable(store: Store, run_id: str) -> None:
-    """Refuse to resume or re-judge a run whose text is gone: purged, or encrypted and no key given.
-
-    A purged run keeps its scores for reports and gates, but its questions and answers are no longer
-    there to ask or to judge. An encrypted run read without the key would send ``(encrypted)`` instead.
+def check_text(store: Store, run_id: str, doing: str, purged: str) -> None:
+    """Refuse to hand a run's stored text on (to a model, a judge, people, a training file, a canary's
+    anchors) when it is not there to hand: ``StoreError`` for a purged run (``purged``: what it cannot be),
+    or for an encrypted one read without ``EVALS_STORE_KEY`` (``doing``: what the key is needed for), where
+    the text reads ``(purged)`` or ``(encrypted)`` and would be sent or written as if it were the text.
     """
     if is_purged(store, run_id):
         raise StoreError(
             f"run {run_id} was purged (its questions and answers were removed by evals purge): it can be "
-            "reported and gated on its stored scores, but not resumed or judged again; start a new run"
+            f"reported and gated on its stored scores, but not {purged}"
         )
     if codec().fernet is None and has_sealed_text(store, run_id):
         raise StoreError(
-            f"run {run_id} is stored encrypted and {KEY_ENV} is not set: set the store's key to resume it"
+            f"run {run_id} is stored encrypted and {KEY_ENV} is not set: set the store's key to {doing}"
         )
 
 
-def warn_if_written_in_clear(store: Store) -> None:
-    """Warn when a new run's text is about to be stored in clear in a store that encrypts its text (it has
-    a key check, ``evals.store.keycheck``, or its latest run was sealed) and ``EVALS_STORE_KEY`` is not set
-    here: one process without the key would leave readable text among the encrypted."""
+def check_workable(store: Store, run_id: str) -> None:
+    """Refuse to resume a run whose text is gone: purged, or encrypted and no key given (``check_text``)."""
+    check_text(store, run_id, "resume it", "resumed or judged again; start a new run")
+
+
+def warn_if_written_in_clear(store: Store, what: str = "this run's text") -> None:
+    """Warn when a new run's text (``what``: imported or copied runs' too) is about to be stored in clear in
+    a store that encrypts its text (it has a key check, ``evals.store.keycheck``, or its latest run was
+    sealed) and ``EVALS_STORE_KEY`` is not set here: one process without the key would leave readable text
+    among the encrypted."""
     if codec().fernet is not None:
         return
     latest = store._execute(
@@ -149,7 +161,8 @@ def warn_if_written_in_clear(store: Store) -> None:
     encrypts = stored_token(store.backend) is not None
     if encrypts or (latest is not None and has_sealed_text(store, latest[0])):
         log.warning(
-            "this store encrypts its text but %s is not set here: this run's text is stored in clear "
+            "this store encrypts its text but %s is not set here: %s is stored in clear "
             "(set the key, or encrypt it afterwards with evals store rekey)",
             KEY_ENV,
+            what,
         )

@@ -36,6 +36,7 @@ from evals.records import RunManifest, content_hash
 from evals.store import Store
 from evals.store import canary as rows
 from evals.store.crypto import ENCRYPTED
+from evals.store.retention import check_text
 from evals.suites import Suite
 from evals.userfiles import parse_jsonl, read_text
 
@@ -130,7 +131,9 @@ def anchor_from_run(
     store: Store, manifest: RunManifest, fingerprint: str, options: CanaryOptions, at: str | None = None
 ) -> rows.AnchorSet | None:
     """Draw a new anchor set from a finished run and record the run's own verdicts as its first
-    observation (no call is made); None when the run has no scored answer of this judge."""
+    observation (no call is made); None when the run has no scored answer of this judge. ``StoreError``
+    when the run's text is purged, or encrypted and read without the key: anchors must hold the text."""
+    check_text(store, manifest.run_id, "anchor the canary on it", "anchored on")
     drawn = draw_anchors(store, manifest.run_id, fingerprint, options.size)
     if not drawn:
         return None
@@ -293,6 +296,7 @@ def reset(
                 f"no finished run of suite {suite_name!r} with judge {judge_name!r} to anchor from"
             )
         latest = finished[-1]
+        check_text(store, latest.run_id, "anchor the canary on it", "anchored on")  # before a set is retired
         fingerprints = store.judging_provenance(latest.run_id).fingerprints
         if len(fingerprints) != 1:
             raise StoreError(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evals.config import JudgeEndpoint
+from evals.errors import StoreError
 from evals.judge.judging import Judge, build_judge
 from evals.judge.rubrics import RubricSearch
 from evals.outbound import audit
@@ -29,6 +30,7 @@ from evals.plan import judge_fingerprint, structured_mode
 from evals.records import Item, Judgment, RunManifest
 from evals.runner import judge_repeats
 from evals.store import Store
+from evals.store.retention import check_text
 from evals.trust.rerun import Perimeter
 
 
@@ -144,6 +146,10 @@ def confirm(
         return Confirmation(
             manifest.run_id, tuple(areas), 0, 0, skipped="a panel's verdicts are not re-graded"
         )
+    try:  # a purged run, or an encrypted one read without the key, would send (purged) or (encrypted)
+        check_text(store, manifest.run_id, "confirm its verdicts", "re-graded")
+    except StoreError as exc:
+        return Confirmation(manifest.run_id, tuple(areas), 0, 0, skipped=f"not confirmed: {exc}")
     gateway = perimeter.gateway(manifest)
     try:
         judge = build_judge(judge_name, endpoint, rubrics, gateway, mode=structured_mode(manifest))

@@ -36,7 +36,7 @@ from evals.plan import MAX_SAMPLES, check_free, new_run_id, now, record_mode, st
 from evals.records import Completion, CompletionRequest, Item, RunConfig, RunManifest, Sensitivity
 from evals.runner import Reporter, RunOutcome, carry, execute
 from evals.store import Store
-from evals.store.retention import is_purged
+from evals.store.retention import check_text, is_purged
 
 DEFAULT_REPEATS = 3
 """Verdicts per answer when ``--repeats`` is not given: the fewest that show a judge disagreeing with
@@ -68,7 +68,8 @@ class FrozenAnswers:
 
 
 def check_source(store: Store, run_id: str) -> RunManifest:
-    """The run to re-judge; StoreError when it is unknown, has no answers, or its text was purged."""
+    """The run to re-judge; StoreError when it is unknown, has no answers, or its text was purged (or is
+    encrypted and ``EVALS_STORE_KEY`` is not set: the judge would be sent ``(encrypted)``)."""
     manifest = store.run(run_id)  # StoreError naming the store for an unknown id
     answers = store.answers(run_id).values()
     if is_purged(store, run_id) or any(a.text is None and a.error is None for a in answers):
@@ -76,6 +77,7 @@ def check_source(store: Store, run_id: str) -> RunManifest:
             f"run {run_id} was purged: its answers' text is gone, so they cannot be re-judged; "
             "rerun a run that still holds its answers"
         )
+    check_text(store, run_id, "re-judge its answers", "re-judged")  # encrypted, and no key to read it
     if not any(a.text is not None for a in answers):
         raise StoreError(f"run {run_id} has no answers to re-judge (none were stored, or every one failed)")
     return manifest

@@ -26,6 +26,7 @@ from evals.errors import StoreError
 from evals.files import write_atomic
 from evals.records import Answer, Item, Judgment, RunManifest, Sensitivity
 from evals.store import Store, canary
+from evals.store.retention import check_text
 from evals.store.rows import member_scores
 from evals.trust.agreement import DISAGREE_AT
 from evals.trust.calibration import latest_calibration, residuals_of
@@ -206,8 +207,10 @@ class ReviewRow:
 
 
 def review_run(store: Store, run_id: str, pass_score: int = 4) -> ReviewRun:
-    """Read what the selectors need; StoreError for a run whose answer text was purged."""
+    """Read what the selectors need; StoreError for a run whose answer text was purged (or is encrypted and
+    read without ``EVALS_STORE_KEY``: people would be given ``(encrypted)`` to score)."""
     manifest = store.run(run_id)
+    check_text(store, run_id, "export its answers for review", "reviewed")
     answers = store.answers(run_id)
     if answers and not any(a.text is not None for a in answers.values() if a.error is None):
         raise StoreError(f"run {run_id}'s answer text was purged from the store; it cannot be reviewed")
