@@ -60,6 +60,12 @@ VENDOR_ENDPOINTS = [
     ({"base_url": "https://api.anthropic.com/v1/", "model": "teacher"}, "base_url is Anthropic's own API"),
     ({"base_url": "https://generativelanguage.googleapis.com/v1beta/openai/", "model": "gemma-3-27b-it"},
      "base_url is Google (the Gemini API)'s own API"),
+    ({"base_url": "http://api.openai.com", "model": "x"}, "base_url is OpenAI's own API"),
+    ({"base_url": "https://api.openai.com:443/", "model": "x"}, "base_url is OpenAI's own API"),
+    ({"base_url": "https://user@api.openai.com/v1", "model": "x"}, "base_url is OpenAI's own API"),
+    ({"provider": "anthropic", "base_url": "https://api.anthropic.com", "model": "gemma-2"}, "provider 'anthropic'"),
+    ({"base_url": "https://\uff41\uff50\uff49.openai.com/v1", "model": "x"}, "base_url is OpenAI's own API"),
+    ({"base_url": "https://api.x.ai/v1", "model": "teacher"}, "base_url is xAI's own API"),
 ]  # fmt: skip
 
 
@@ -82,6 +88,11 @@ CLOSED_NAMES = [
     ("gemini-1.5-pro", "Google's closed gemini*"), ("models/gemini-2.0-flash", "gemini*"),
     ("google/gemini-2.5-pro", "gemini*"), ("Gemini-Exp-1206", "gemini*"), ("\uff47\uff50\uff54-\uff14\uff4f", "gpt-4*"),
     ("  claude-x  ", "claude*"),
+    ("claude_3", "claude*"), ("claude3-haiku", "claude*"), ("gpt4o", "gpt4*"), ("GPT4-turbo", "gpt4*"), ("gpt5", "gpt5*"),
+    ("gpt35-turbo", "gpt3*"), ("gpt\u20104o", "gpt-4*"), ("gpt-4o/", "gpt-4*"), ("openai/gpt-4o:online", "gpt-4*"),
+    ("o3-pro-2025-06-10", "o3*"), ("o4-mini-high", "o4*"), ("o1-open", "o1*"), ("gpt-image-1", "gpt-image*"),
+    ("publishers/google/models/gemini-1.5-pro-002", "gemini*"), ("grok-4", "xAI's closed grok-4*"),
+    ("x-ai/grok-3-mini", "grok-3*"),
 ]  # fmt: skip
 
 
@@ -98,7 +109,8 @@ def test_open_weights_is_refused_for_a_closed_model_name_at_any_address(tmp_path
         "gemma3:27b", "codegemma-7b", "gpt2", "openai-community/gpt2", "gpt-2", "EleutherAI/gpt-j-6b",
         "EleutherAI/gpt-neox-20b", "nomic-ai/gpt4all-j", "Qwen/Qwen2.5-72B-Instruct", "deepseek-ai/DeepSeek-R1",
         "meta-llama/Llama-3.1-8B-Instruct", "AIDC-AI/Marco-o1", "allenai/OLMo-2-1124-7B", "local",
-        "someone/Qwen2.5-7B-Instruct-Claude-Distill",
+        "someone/Qwen2.5-7B-Instruct-Claude-Distill", "gpt4all-13b-snoozy", "gpt-sw3-6.7b", "xai-org/grok-1",
+        "O1-OPEN/OpenO1-LLaMA-8B-v0.1", "claude-distill/qwen-7b", "llama3.1:8b", "phi-3.5-mini",
     )] + [
         {"base_url": "https://openrouter.ai/api/v1", "model": "openai/gpt-oss-120b"},
         {"base_url": "https://notopenai.com/v1", "model": "qwen"},
