@@ -326,3 +326,44 @@ def test_route_refuses_two_suite_files_that_share_items(project):
     assert again.exit_code == 0, again.output
     routed = CliRunner().invoke(main, ["route", "--local", "loc", "--frontier", "fro2", "--no-record"])
     assert routed.exit_code == 0, routed.output  # the same suite routes as before
+
+
+@pytest.mark.parametrize("changed", [4, 2])
+def test_route_pairs_only_unchanged_items_of_one_suite_and_says_so(project, changed):
+    """Two files under one suite name whose items differ in content: only the unchanged ones are paired, and
+    the route says how many were left out; none in common is refused in one line that says what to do."""
+    for folder, prefix in (("a", "Question"), ("b", "Asked")):
+        (project / folder).mkdir()
+        items = [
+            {"id": f"geo-{i}", "area": "geo", "reference": "R",
+             "question": f"{prefix if i < changed else 'Question'} {i}?"}
+            for i in range(4)
+        ]  # fmt: skip
+        (project / folder / "billing.jsonl").write_text("".join(json.dumps(q) + "\n" for q in items))
+    for folder, model, run_id in (("a", "local", "loc"), ("b", "claude", "fro")):
+        result = invoke(
+            "run",
+            "--suite",
+            f"{folder}/billing.jsonl",
+            "--model",
+            model,
+            "--judge",
+            "judge",
+            "--run-id",
+            run_id,
+        )
+        assert result.exit_code == 0, result.output
+    routed = CliRunner().invoke(main, ["route", "--local", "loc", "--frontier", "fro", "--no-record"])
+    if changed == 4:
+        assert routed.exit_code == 2 and len(routed.output.strip().splitlines()) == 1
+        assert (
+            "no item in common (same id and content): 4 item(s) share an id but not their content"
+            in routed.output
+        )
+        assert "one version of suite 'billing'" in routed.output
+    else:
+        assert routed.exit_code == 0, routed.output
+        assert (
+            "2 item(s) changed between the runs (same id, other content) and are not paired: geo-0, geo-1"
+            in (" ".join(routed.output.split()))
+        )
