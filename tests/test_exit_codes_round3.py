@@ -340,6 +340,32 @@ def test_a_tool_call_instead_of_text_is_an_answer_error(tmp_path, provider, shap
     assert {r["id"]: r["error_kind"] for r in rows if r["error"]} == {"q00": "answer", "q01": "answer"}
 
 
+OTHER_TOOL_SHAPES = [
+    ("openai", Reply("", tool_call=("search", {"q": "x"}), tool_shape="function_call")),  # the older field
+    ("openai", Reply("Looking.", tool_call=("search", {"q": "x"}), tool_shape="function_call", finish_reason="stop")),
+    ("openai", Reply("", tool_call=("search", {"q": "x"}), finish_reason="stop")),  # finish reason not saying so
+    ("anthropic", Reply("", tool_call=("web_search", {"query": "x"}), tool_shape="server_tool_use")),
+    ("anthropic", Reply("Let me check.", tool_call=("lookup", {"q": "x"}), tool_shape="mcp_tool_use")),
+    ("anthropic", Reply("Let me check.", tool_call=("lookup", {"q": "x"}), finish_reason="end_turn")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("provider", "reply"), OTHER_TOOL_SHAPES)
+def test_every_shape_of_tool_call_is_an_answer_error(tmp_path, provider, reply):
+    def model_reply(body):  # the first item gets the tool call; the others a real answer
+        question = last_user_text(body)
+        return reply if question.split()[2] == "0" else answer(question)
+
+    with SERVERS[provider](model_reply) as model, FakeAnthropic(good_verdict) as judge:
+        write_project(tmp_path, model, judge, 3)
+        result = run()
+        assert judge.count() == 2, "the tool call is not judged as an (empty or partial) answer"
+    assert result.exit_code == 0, result.output
+    with db(tmp_path) as conn:
+        errors = dict(conn.execute("SELECT item_id, error FROM answers WHERE text IS NULL"))
+    assert errors == {"q00": f"model 'local': {TOOL_ERROR}"}
+
+
 def test_openai_tool_call_arguments_that_are_not_json_are_an_answer_error_too(tmp_path):
     reply = Reply("", tool_call=("search", '{"query": "unterminated'))
     with FakeOpenAI(lambda body: reply) as model:
