@@ -131,6 +131,17 @@ UNPARSEABLE: dict[str, Callable[[dict[str, Any]], Any]] = {
     "broken json fence": lambda body: '```json\n{"rationale": "fine", "score": 4\n```',
     "empty reply": lambda body: "",
     "score line not a number": lambda body: "fine\nSCORE: four",
+    "json without a score": lambda body: {"rationale": "fine"},
+    "score 7": lambda body: {"rationale": "fine", "score": 7},
+    "score 0 in text": lambda body: "bad\nSCORE: 0",
+    "score 'five'": lambda body: {"rationale": "fine", "score": "five"},
+    "score true": lambda body: {"rationale": "fine", "score": True},
+    "score 3.5": lambda body: {"rationale": "fine", "score": 3.5},
+    "score null": lambda body: {"rationale": "fine", "score": None},
+    "truncated json": lambda body: '{"rationale": "the answer matches the refer',
+    "a json list": lambda body: '[{"rationale": "fine", "score": 4}]',
+    "score line without rationale": lambda body: "SCORE: 4",
+    "whitespace only": lambda body: "  \n\t ",
 }
 
 
@@ -259,6 +270,36 @@ def test_an_offline_judge_without_references_ends_in_exit_2(tmp_path):
         )
         line = error_line(run("offline"))
     assert "none of 2 answers was scored (2 not graded; e.g." in line and "reference" in line
+
+
+@pytest.mark.parametrize(("down", "n"), [("refused", 3), ("refused", 20), ("a different status each", 5)])
+def test_a_run_whose_model_never_answers_exits_2(tmp_path, down, n):
+    with FakeOpenAI(good_verdict) as judge:
+        with FakeOpenAI(text_reply(answer)) as model:
+            write_project(tmp_path, model, judge, n)
+            if down != "refused":
+                model.inject(*[Fault("server_error", status=s) for s in (503, 400, 502, 404, 500)])
+                line = error_line(run())
+        if down == "refused":  # the server is gone: every connection refused
+            line = error_line(run())
+    assert (
+        "every one of" in line or f"the first {FAIL_AFTER} calls all failed" in line
+    ) and "--resume r1" in line
+    assert scored(tmp_path) == 0 and judge.count() == 0
+
+
+def test_every_worker_of_a_run_with_no_score_exits_2(tmp_path):
+    with FakeOpenAI(text_reply(answer)) as model, FakeOpenAI(good_verdict) as judge:
+        judge.inject(*[Fault("server_error", status=503)] * 3)
+        write_project(tmp_path, model, judge, 3)
+        assert run("lj", "w1", "--plan-only").exit_code == 0
+        finisher = error_line(invoke("worker", "w1"))
+        assert "run w1 ended with no score: every judge call failed (3 answers" in finisher
+        late = error_line(invoke("worker", "w1"))  # a worker starting after the finisher (a retried pod)
+        assert "run w1 ended with no score" in late and "evals run --resume w1" in late and "?." not in late
+        assert invoke("run", "--resume", "w1").exit_code == 0  # the judge is back
+        assert invoke("worker", "w1").exit_code == 0
+    assert scored(tmp_path, "w1") == 3
 
 
 def test_a_rerun_whose_judge_never_scores_exits_2_and_resumes(tmp_path):
