@@ -485,6 +485,32 @@ def test_max_answer_chars_caps_answers_and_reasoning_per_model(tmp_path, provide
     assert config["model"]["max_answer_chars"] == 100, "the cap is kept with the run"
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        lambda body: "word " * (TEN_MB // 5) + "\nSCORE: 4",  # a verdict after 10 MB of reasons
+        lambda body: {"rationale": "x" * TEN_MB, "score": 4},
+        lambda body: {"rationale": "fine", "score": "x" * TEN_MB},  # unparseable, quoting its score
+        lambda body: "word " * (TEN_MB // 5),  # unparseable: no verdict at all
+    ],
+)
+def test_a_10_mb_verdict_is_capped_before_it_is_stored(tmp_path, reply):
+    with FakeOpenAI(text_reply(answer)) as model, FakeOpenAI(reply) as judge:
+        write_project(tmp_path, model, judge, 2)
+        result = run("lj", "r1", "--fail-after", "0")
+    assert result.exit_code in (0, 2) and "Traceback" not in result.output
+    with db(tmp_path) as conn:
+        stored = conn.execute(
+            "SELECT length(raw), length(rationale), length(error) FROM judgments"
+        ).fetchall()
+    assert len(stored) == 2
+    for raw, rationale, error in stored:
+        assert raw <= MAX_ANSWER_CHARS and (rationale or 0) <= MAX_ANSWER_CHARS + 1 and (error or 0) <= 501
+    assert (tmp_path / "reports" / "evals.db").stat().st_size < TEN_MB // 10
+    results = (tmp_path / "reports" / "runs" / "r1" / "results.jsonl").read_text()
+    assert len(results) < 4 * MAX_ANSWER_CHARS + 20_000
+
+
 def test_an_answer_cut_at_max_tokens_is_still_told_as_such(tmp_path):
     with FakeOpenAI(lambda body: Reply("cut he", finish_reason="length")) as model:
         with FakeOpenAI(good_verdict) as judge:
