@@ -213,19 +213,24 @@ CLAIMS = {
     "no model name": ({"reference_source": {"open_weights": True}}, "evals.yaml has no model '?'"),
     "reference_source not a mapping": ({"reference_source": "teacher"}, "not marked open_weights"),
     "only the generator's record": ({"generator": {"model_name": "teacher", "model": "qwen-72b"}}, "not marked"),
+    "the claim as 1": (by("teacher", "qwen-72b", open_weights=1), "not marked open_weights"),
+    "reference_source empty": ({"reference_source": {}}, "not marked open_weights"),
+    "the proxy's text, marked open": (by("proxy", "house-teacher", model_id="gpt-4o-2024-08-06"), "gpt-4*"),
+    "a closed model name in the metadata": (by("teacher", "qwen-72b", model_id="o3-mini"), "o3*"),
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("fmt", ["sft", "preference"])
 @pytest.mark.parametrize("case", list(CLAIMS))
-def test_a_claim_of_open_weights_that_evals_yaml_does_not_grant_is_refused(project, case):
+def test_a_claim_of_open_weights_that_evals_yaml_does_not_grant_is_refused(project, case, fmt):
     metadata, reason = CLAIMS[case]
     write_suite(project, {"q1": metadata, "q2": {}})
-    result = export()
+    result = export("--format", fmt)
     assert result.exit_code == 2, result.output
     assert "frontier model terms" in result.output and "q1" in result.output and reason in result.output
     assert not (project / "weak.jsonl").exists()
     skipped = CliRunner().invoke(
-        main, ["export", "weak", "r1", "--out", "weak.jsonl", "--skip-model-references"]
+        main, ["export", "weak", "r1", "--out", "weak.jsonl", "--format", fmt, "--skip-model-references"]
     )
     assert skipped.exit_code == 0 and "1 left out" in skipped.output
     rows = [json.loads(line) for line in (project / "weak.jsonl").read_text().splitlines()]
