@@ -5,8 +5,8 @@ An endpoint is external unless it says otherwise (``external: false``), its base
 or ``*.corp.example`` for every host under that domain). No base URL means the SDK's default: the vendor's
 cloud, external. The offline judge makes no calls and is never external.
 
-A frontier vendor's endpoint (Anthropic's, OpenAI's, Google's: ``frontier_vendor``) serves closed models whose
-terms forbid training other models on their outputs; ``open_weights: true`` is refused on one
+A frontier vendor's endpoint (Anthropic's, OpenAI's, Google's, xAI's: ``frontier_vendor``) serves closed
+models whose terms forbid training other models on their outputs; ``open_weights: true`` is refused on one
 (``evals.config``), and the references and answers it wrote never become training data (``evals export weak``).
 """
 
@@ -64,13 +64,15 @@ def is_external(
 VENDOR_HOSTS = {
     "api.openai.com": "OpenAI", "*.openai.com": "OpenAI", "*.openai.azure.com": "OpenAI (Azure OpenAI)",
     "api.anthropic.com": "Anthropic", "*.anthropic.com": "Anthropic",
-    "generativelanguage.googleapis.com": "Google (the Gemini API)",
+    "generativelanguage.googleapis.com": "Google (the Gemini API)", "api.x.ai": "xAI",
 }  # fmt: skip
 """The vendors' own API hosts: whatever model a call there names, the vendor's terms apply to its text."""
 
 CLOSED_FAMILIES = (
     ("Anthropic", r"claude(?![a-z])"),
-    ("OpenAI", r"gpt[-_][3-9]"),  # gpt-3.5, gpt-35 (Azure), gpt-4o, gpt-4.1, gpt-5; not gpt-2, gpt-j, gpt-oss
+    # gpt-3.5, gpt-35 (Azure), gpt-4o, gpt-4.1, gpt-5, and undashed aliases (gpt4o, gpt5); not gpt-2, gpt-j,
+    # gpt-oss, gpt4all (GPT4All's open models)
+    ("OpenAI", r"gpt[-_]?(?:[3-9]|[1-9]\d)(?!\d*all)"),
     ("OpenAI", r"gpt[-_](?:realtime|audio|image)"),
     ("OpenAI", r"chatgpt(?![a-z])"),
     ("OpenAI", r"o\d+(?![a-z\d])"),  # o1, o3-mini, o4-mini
@@ -79,20 +81,26 @@ CLOSED_FAMILIES = (
     ("Google", r"gemini(?![a-z])"),  # not gemma, an open release
     ("Google", r"learnlm(?![a-z])"),
     ("Google", r"(?:text|chat|code|codechat)-(?:bison|unicorn)"),  # PaLM
+    ("xAI", r"grok-(?:[3-9]|[1-9]\d|beta|vision)"),  # not grok-1 or grok-2, whose weights are open
 )
 """Closed model families as (vendor, pattern), matched case-insensitively at the start of any part of a
-model name (parts split at ``/ . : @`` and spaces: ``openai/gpt-4o``, ``anthropic.claude-3-haiku``,
-``ft:gpt-4o-mini:org::id``, ``claude-3-5-sonnet@20240620``). Open releases that share a vendor's prefix
-(``gpt-oss``, ``gpt-2``, ``gpt-j``, ``gemma``) match none of them."""
+model's own name: the name after its last ``/`` (what comes before names an organisation or a route:
+``openai/``, ``models/``, ``O1-OPEN/``), split at ``. : @`` and spaces (``openai/gpt-4o``,
+``anthropic.claude-3-haiku``, ``ft:gpt-4o-mini:org::id``, ``claude-3-5-sonnet@20240620``). Any Unicode dash
+counts as ``-``. Open releases that share a vendor's prefix (``gpt-oss``, ``gpt-2``, ``gpt-j``, ``gpt4all``,
+``gemma``, ``grok-1``) match none of them; a name that starts like a closed one (``o1-open``) does."""
 _FAMILIES = [(vendor, re.compile(pattern)) for vendor, pattern in CLOSED_FAMILIES]
-_PARTS = re.compile(r"[/.:@\s]+")
+_PARTS = re.compile(r"[.:@\s]+")
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
 
 
 def closed_model(name: str | None) -> str | None:
     """Which closed family the model name ``name`` belongs to (``model 'gpt-4o' is of OpenAI's closed gpt-4* family``), or None."""
     if not name:
         return None
-    for part in _PARTS.split(unicodedata.normalize("NFKC", name).casefold().strip()):
+    plain = _DASHES.sub("-", unicodedata.normalize("NFKC", name).casefold())
+    own = plain.strip().strip("/").rsplit("/", 1)[-1]
+    for part in _PARTS.split(own):
         for vendor, pattern in _FAMILIES:
             if (found := pattern.match(part)) is not None:
                 return f"model {name!r} is of {vendor}'s closed {found.group(0)}* family"
@@ -101,7 +109,8 @@ def closed_model(name: str | None) -> str | None:
 
 def vendor_host(base_url: str) -> str | None:
     """The vendor whose own API ``base_url`` points at, or None."""
-    host = (urllib.parse.urlsplit(base_url).hostname or "").strip("[]").rstrip(".")
+    host = unicodedata.normalize("NFKC", urllib.parse.urlsplit(base_url).hostname or "").casefold()
+    host = host.strip("[]").rstrip(".")
     return next((v for entry, v in VENDOR_HOSTS.items() if host_listed(host, [entry])), None)
 
 

@@ -131,6 +131,17 @@ UNPARSEABLE: dict[str, Callable[[dict[str, Any]], Any]] = {
     "broken json fence": lambda body: '```json\n{"rationale": "fine", "score": 4\n```',
     "empty reply": lambda body: "",
     "score line not a number": lambda body: "fine\nSCORE: four",
+    "json without a score": lambda body: {"rationale": "fine"},
+    "score 7": lambda body: {"rationale": "fine", "score": 7},
+    "score 0 in text": lambda body: "bad\nSCORE: 0",
+    "score 'five'": lambda body: {"rationale": "fine", "score": "five"},
+    "score true": lambda body: {"rationale": "fine", "score": True},
+    "score 3.5": lambda body: {"rationale": "fine", "score": 3.5},
+    "score null": lambda body: {"rationale": "fine", "score": None},
+    "truncated json": lambda body: '{"rationale": "the answer matches the refer',
+    "a json list": lambda body: '[{"rationale": "fine", "score": 4}]',
+    "score line without rationale": lambda body: "SCORE: 4",
+    "whitespace only": lambda body: "  \n\t ",
 }
 
 
@@ -261,6 +272,36 @@ def test_an_offline_judge_without_references_ends_in_exit_2(tmp_path):
     assert "none of 2 answers was scored (2 not graded; e.g." in line and "reference" in line
 
 
+@pytest.mark.parametrize(("down", "n"), [("refused", 3), ("refused", 20), ("a different status each", 5)])
+def test_a_run_whose_model_never_answers_exits_2(tmp_path, down, n):
+    with FakeOpenAI(good_verdict) as judge:
+        with FakeOpenAI(text_reply(answer)) as model:
+            write_project(tmp_path, model, judge, n)
+            if down != "refused":
+                model.inject(*[Fault("server_error", status=s) for s in (503, 400, 502, 404, 500)])
+                line = error_line(run())
+        if down == "refused":  # the server is gone: every connection refused
+            line = error_line(run())
+    assert (
+        "every one of" in line or f"the first {FAIL_AFTER} calls all failed" in line
+    ) and "--resume r1" in line
+    assert scored(tmp_path) == 0 and judge.count() == 0
+
+
+def test_every_worker_of_a_run_with_no_score_exits_2(tmp_path):
+    with FakeOpenAI(text_reply(answer)) as model, FakeOpenAI(good_verdict) as judge:
+        judge.inject(*[Fault("server_error", status=503)] * 3)
+        write_project(tmp_path, model, judge, 3)
+        assert run("lj", "w1", "--plan-only").exit_code == 0
+        finisher = error_line(invoke("worker", "w1"))
+        assert "run w1 ended with no score: every judge call failed (3 answers" in finisher
+        late = error_line(invoke("worker", "w1"))  # a worker starting after the finisher (a retried pod)
+        assert "run w1 ended with no score" in late and "evals run --resume w1" in late and "?." not in late
+        assert invoke("run", "--resume", "w1").exit_code == 0  # the judge is back
+        assert invoke("worker", "w1").exit_code == 0
+    assert scored(tmp_path, "w1") == 3
+
+
 def test_a_rerun_whose_judge_never_scores_exits_2_and_resumes(tmp_path):
     with FakeOpenAI(text_reply(answer)) as model, FakeAnthropic(good_verdict) as judge:
         write_project(tmp_path, model, judge, 4)
@@ -340,6 +381,32 @@ def test_a_tool_call_instead_of_text_is_an_answer_error(tmp_path, provider, shap
     assert {r["id"]: r["error_kind"] for r in rows if r["error"]} == {"q00": "answer", "q01": "answer"}
 
 
+OTHER_TOOL_SHAPES = [
+    ("openai", Reply("", tool_call=("search", {"q": "x"}), tool_shape="function_call")),  # the older field
+    ("openai", Reply("Looking.", tool_call=("search", {"q": "x"}), tool_shape="function_call", finish_reason="stop")),
+    ("openai", Reply("", tool_call=("search", {"q": "x"}), finish_reason="stop")),  # finish reason not saying so
+    ("anthropic", Reply("", tool_call=("web_search", {"query": "x"}), tool_shape="server_tool_use")),
+    ("anthropic", Reply("Let me check.", tool_call=("lookup", {"q": "x"}), tool_shape="mcp_tool_use")),
+    ("anthropic", Reply("Let me check.", tool_call=("lookup", {"q": "x"}), finish_reason="end_turn")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("provider", "reply"), OTHER_TOOL_SHAPES)
+def test_every_shape_of_tool_call_is_an_answer_error(tmp_path, provider, reply):
+    def model_reply(body):  # the first item gets the tool call; the others a real answer
+        question = last_user_text(body)
+        return reply if question.split()[2] == "0" else answer(question)
+
+    with SERVERS[provider](model_reply) as model, FakeAnthropic(good_verdict) as judge:
+        write_project(tmp_path, model, judge, 3)
+        result = run()
+        assert judge.count() == 2, "the tool call is not judged as an (empty or partial) answer"
+    assert result.exit_code == 0, result.output
+    with db(tmp_path) as conn:
+        errors = dict(conn.execute("SELECT item_id, error FROM answers WHERE text IS NULL"))
+    assert errors == {"q00": f"model 'local': {TOOL_ERROR}"}
+
+
 def test_openai_tool_call_arguments_that_are_not_json_are_an_answer_error_too(tmp_path):
     reply = Reply("", tool_call=("search", '{"query": "unterminated'))
     with FakeOpenAI(lambda body: reply) as model:
@@ -416,6 +483,32 @@ def test_max_answer_chars_caps_answers_and_reasoning_per_model(tmp_path, provide
     assert sorted(stored) == [("q00", 99, 0, 100), ("q01", 100, 0, 100), ("q02", 100, 1, 100)]
     config = json.loads(db(tmp_path).execute("SELECT config_json FROM runs").fetchone()[0])
     assert config["model"]["max_answer_chars"] == 100, "the cap is kept with the run"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        lambda body: "word " * (TEN_MB // 5) + "\nSCORE: 4",  # a verdict after 10 MB of reasons
+        lambda body: {"rationale": "x" * TEN_MB, "score": 4},
+        lambda body: {"rationale": "fine", "score": "x" * TEN_MB},  # unparseable, quoting its score
+        lambda body: "word " * (TEN_MB // 5),  # unparseable: no verdict at all
+    ],
+)
+def test_a_10_mb_verdict_is_capped_before_it_is_stored(tmp_path, reply):
+    with FakeOpenAI(text_reply(answer)) as model, FakeOpenAI(reply) as judge:
+        write_project(tmp_path, model, judge, 2)
+        result = run("lj", "r1", "--fail-after", "0")
+    assert result.exit_code in (0, 2) and "Traceback" not in result.output
+    with db(tmp_path) as conn:
+        stored = conn.execute(
+            "SELECT length(raw), length(rationale), length(error) FROM judgments"
+        ).fetchall()
+    assert len(stored) == 2
+    for raw, rationale, error in stored:
+        assert raw <= MAX_ANSWER_CHARS and (rationale or 0) <= MAX_ANSWER_CHARS + 1 and (error or 0) <= 501
+    assert (tmp_path / "reports" / "evals.db").stat().st_size < TEN_MB // 10
+    results = (tmp_path / "reports" / "runs" / "r1" / "results.jsonl").read_text()
+    assert len(results) < 4 * MAX_ANSWER_CHARS + 20_000
 
 
 def test_an_answer_cut_at_max_tokens_is_still_told_as_such(tmp_path):

@@ -60,6 +60,12 @@ VENDOR_ENDPOINTS = [
     ({"base_url": "https://api.anthropic.com/v1/", "model": "teacher"}, "base_url is Anthropic's own API"),
     ({"base_url": "https://generativelanguage.googleapis.com/v1beta/openai/", "model": "gemma-3-27b-it"},
      "base_url is Google (the Gemini API)'s own API"),
+    ({"base_url": "http://api.openai.com", "model": "x"}, "base_url is OpenAI's own API"),
+    ({"base_url": "https://api.openai.com:443/", "model": "x"}, "base_url is OpenAI's own API"),
+    ({"base_url": "https://user@api.openai.com/v1", "model": "x"}, "base_url is OpenAI's own API"),
+    ({"provider": "anthropic", "base_url": "https://api.anthropic.com", "model": "gemma-2"}, "provider 'anthropic'"),
+    ({"base_url": "https://\uff41\uff50\uff49.openai.com/v1", "model": "x"}, "base_url is OpenAI's own API"),
+    ({"base_url": "https://api.x.ai/v1", "model": "teacher"}, "base_url is xAI's own API"),
 ]  # fmt: skip
 
 
@@ -82,6 +88,11 @@ CLOSED_NAMES = [
     ("gemini-1.5-pro", "Google's closed gemini*"), ("models/gemini-2.0-flash", "gemini*"),
     ("google/gemini-2.5-pro", "gemini*"), ("Gemini-Exp-1206", "gemini*"), ("\uff47\uff50\uff54-\uff14\uff4f", "gpt-4*"),
     ("  claude-x  ", "claude*"),
+    ("claude_3", "claude*"), ("claude3-haiku", "claude*"), ("gpt4o", "gpt4*"), ("GPT4-turbo", "gpt4*"), ("gpt5", "gpt5*"),
+    ("gpt35-turbo", "gpt3*"), ("gpt\u20104o", "gpt-4*"), ("gpt-4o/", "gpt-4*"), ("openai/gpt-4o:online", "gpt-4*"),
+    ("o3-pro-2025-06-10", "o3*"), ("o4-mini-high", "o4*"), ("o1-open", "o1*"), ("gpt-image-1", "gpt-image*"),
+    ("publishers/google/models/gemini-1.5-pro-002", "gemini*"), ("grok-4", "xAI's closed grok-4*"),
+    ("x-ai/grok-3-mini", "grok-3*"),
 ]  # fmt: skip
 
 
@@ -98,7 +109,8 @@ def test_open_weights_is_refused_for_a_closed_model_name_at_any_address(tmp_path
         "gemma3:27b", "codegemma-7b", "gpt2", "openai-community/gpt2", "gpt-2", "EleutherAI/gpt-j-6b",
         "EleutherAI/gpt-neox-20b", "nomic-ai/gpt4all-j", "Qwen/Qwen2.5-72B-Instruct", "deepseek-ai/DeepSeek-R1",
         "meta-llama/Llama-3.1-8B-Instruct", "AIDC-AI/Marco-o1", "allenai/OLMo-2-1124-7B", "local",
-        "someone/Qwen2.5-7B-Instruct-Claude-Distill",
+        "someone/Qwen2.5-7B-Instruct-Claude-Distill", "gpt4all-13b-snoozy", "gpt-sw3-6.7b", "xai-org/grok-1",
+        "O1-OPEN/OpenO1-LLaMA-8B-v0.1", "claude-distill/qwen-7b", "llama3.1:8b", "phi-3.5-mini",
     )] + [
         {"base_url": "https://openrouter.ai/api/v1", "model": "openai/gpt-oss-120b"},
         {"base_url": "https://notopenai.com/v1", "model": "qwen"},
@@ -201,19 +213,24 @@ CLAIMS = {
     "no model name": ({"reference_source": {"open_weights": True}}, "evals.yaml has no model '?'"),
     "reference_source not a mapping": ({"reference_source": "teacher"}, "not marked open_weights"),
     "only the generator's record": ({"generator": {"model_name": "teacher", "model": "qwen-72b"}}, "not marked"),
+    "the claim as 1": (by("teacher", "qwen-72b", open_weights=1), "not marked open_weights"),
+    "reference_source empty": ({"reference_source": {}}, "not marked open_weights"),
+    "the proxy's text, marked open": (by("proxy", "house-teacher", model_id="gpt-4o-2024-08-06"), "gpt-4*"),
+    "a closed model name in the metadata": (by("teacher", "qwen-72b", model_id="o3-mini"), "o3*"),
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("fmt", ["sft", "preference"])
 @pytest.mark.parametrize("case", list(CLAIMS))
-def test_a_claim_of_open_weights_that_evals_yaml_does_not_grant_is_refused(project, case):
+def test_a_claim_of_open_weights_that_evals_yaml_does_not_grant_is_refused(project, case, fmt):
     metadata, reason = CLAIMS[case]
     write_suite(project, {"q1": metadata, "q2": {}})
-    result = export()
+    result = export("--format", fmt)
     assert result.exit_code == 2, result.output
     assert "frontier model terms" in result.output and "q1" in result.output and reason in result.output
     assert not (project / "weak.jsonl").exists()
     skipped = CliRunner().invoke(
-        main, ["export", "weak", "r1", "--out", "weak.jsonl", "--skip-model-references"]
+        main, ["export", "weak", "r1", "--out", "weak.jsonl", "--format", fmt, "--skip-model-references"]
     )
     assert skipped.exit_code == 0 and "1 left out" in skipped.output
     rows = [json.loads(line) for line in (project / "weak.jsonl").read_text().splitlines()]
@@ -314,3 +331,44 @@ def test_route_refuses_two_suite_files_that_share_items(project):
     assert again.exit_code == 0, again.output
     routed = CliRunner().invoke(main, ["route", "--local", "loc", "--frontier", "fro2", "--no-record"])
     assert routed.exit_code == 0, routed.output  # the same suite routes as before
+
+
+@pytest.mark.parametrize("changed", [4, 2])
+def test_route_pairs_only_unchanged_items_of_one_suite_and_says_so(project, changed):
+    """Two files under one suite name whose items differ in content: only the unchanged ones are paired, and
+    the route says how many were left out; none in common is refused in one line that says what to do."""
+    for folder, prefix in (("a", "Question"), ("b", "Asked")):
+        (project / folder).mkdir()
+        items = [
+            {"id": f"geo-{i}", "area": "geo", "reference": "R",
+             "question": f"{prefix if i < changed else 'Question'} {i}?"}
+            for i in range(4)
+        ]  # fmt: skip
+        (project / folder / "billing.jsonl").write_text("".join(json.dumps(q) + "\n" for q in items))
+    for folder, model, run_id in (("a", "local", "loc"), ("b", "claude", "fro")):
+        result = invoke(
+            "run",
+            "--suite",
+            f"{folder}/billing.jsonl",
+            "--model",
+            model,
+            "--judge",
+            "judge",
+            "--run-id",
+            run_id,
+        )
+        assert result.exit_code == 0, result.output
+    routed = CliRunner().invoke(main, ["route", "--local", "loc", "--frontier", "fro", "--no-record"])
+    if changed == 4:
+        assert routed.exit_code == 2 and len(routed.output.strip().splitlines()) == 1
+        assert (
+            "no item in common (same id and content): 4 item(s) share an id but not their content"
+            in routed.output
+        )
+        assert "one version of suite 'billing'" in routed.output
+    else:
+        assert routed.exit_code == 0, routed.output
+        assert (
+            "2 item(s) changed between the runs (same id, other content) and are not paired: geo-0, geo-1"
+            in (" ".join(routed.output.split()))
+        )

@@ -3,7 +3,7 @@ question, the target answer, the model's answer and the judge's reasons, as JSON
 fine-tuning or preference pairs.
 
 A training target is text the trained model learns to write: the reference (``sft``; ``chosen`` in a
-preference pair). The terms of frontier APIs (Anthropic, OpenAI, Google) forbid using their output to
+preference pair). The terms of frontier APIs (Anthropic, OpenAI, Google, xAI) forbid using their output to
 develop models that compete with them, so a reference a frontier model wrote (``reference_source`` in the
 item's metadata, set by ``evals suite references`` and ``evals suite generate``) is refused as a target
 unless the model that wrote it is open-weights by evals.yaml's word, not by the suite's: a reference's
@@ -29,9 +29,7 @@ from evals.records import Item, RunManifest
 from evals.results import ResultRow
 
 Format = Literal["sft", "preference"]
-TERMS_RULE = (
-    "frontier model terms (Anthropic's, OpenAI's, Google's) forbid training other models on their outputs"
-)
+TERMS_RULE = "frontier model terms (Anthropic's, OpenAI's, Google's, xAI's) forbid training other models on their outputs"
 
 
 class TrainingTargetRefused(EvalsError):

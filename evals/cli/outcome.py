@@ -16,7 +16,7 @@ from evals.cli.signals import flagged_line
 from evals.errors import EvalsError
 from evals.names import run_folder
 from evals.outbound.audit import audit_line
-from evals.records import is_truncated
+from evals.records import RunManifest, is_truncated
 from evals.results import ErrorKind, ResultRow, group_errors, summarize
 from evals.runner import RunOutcome
 from evals.scorecard.canary import canary_lines
@@ -102,14 +102,17 @@ def print_pending(store: Store, outcome: RunOutcome) -> None:
 def check_scored(outcome: RunOutcome, again: str | None = None) -> None:
     """``NoScore`` saying why, when the run's rows hold no score at all; ``again`` replaces the hint to
     resume (the demo's bundled server stops with the demo)."""
-    if any(row.score is not None for row in outcome.rows):
+    check_rows_scored(outcome.manifest, outcome.rows, again)
+
+
+def check_rows_scored(m: RunManifest, rows: Sequence[ResultRow], again: str | None = None) -> None:
+    """``check_scored`` for the rows of run ``m`` (``evals worker`` reads them from the store)."""
+    if any(row.score is not None for row in rows):
         return
-    m = outcome.manifest
     resume = again or f"Fix it and continue with: evals run --resume {m.run_id}"
-    raise NoScore(
-        f"run {m.run_id} ended with no score: {no_score_reason(outcome.rows, m.judge_name)}. "
-        f"The run is kept. {resume}"
-    )
+    reason = no_score_reason(rows, m.judge_name)
+    end = "" if reason.endswith(("?", ".")) else "."
+    raise NoScore(f"run {m.run_id} ended with no score: {reason}{end} The run is kept. {resume}")
 
 
 def no_score_reason(rows: Sequence[ResultRow], judge: str) -> str:

@@ -10,7 +10,7 @@ import click
 
 from evals.cli.common import EXIT_CODES_HELP, config_option, err, out, plain, reports_option, reports_path
 from evals.cli.examples import with_examples
-from evals.cli.outcome import print_outcome
+from evals.cli.outcome import check_rows_scored, print_outcome
 from evals.config import Config, Endpoint, JudgeEndpoint, load_config
 from evals.errors import EvalsError
 from evals.judge.rubrics import rubric_search
@@ -169,4 +169,6 @@ def worker(
             err.print(plain(f"every item is done: this worker finished run {run_id}"), soft_wrap=True)
             print_outcome(store, o)  # the run's table, counts of this worker, the run's audit head
             return
+        if not store.judging_provenance(run_id).fingerprints:  # one query; the rows only when it says none
+            check_rows_scored(manifest, list(store.results(run_id)))  # no score at all is no success (exit 2)
         out.print(plain(f"run {run_id} is finished (by another worker): evals report {run_id}"))

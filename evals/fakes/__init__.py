@@ -75,6 +75,10 @@ class Reply:
     """A tool the reply calls, ``(name, arguments)``, whatever the request offered: ``message.tool_calls``
     (OpenAI-compatible; text ``arguments`` are sent as written) or a ``tool_use`` block (Anthropic), after
     the text of ``content`` when it has any."""
+    tool_shape: str | None = None
+    """How the tool call is sent, when not as above: ``function_call`` (OpenAI-compatible: the older
+    ``message.function_call``, finish reason ``function_call``) or an Anthropic block type
+    (``server_tool_use``, ``mcp_tool_use``)."""
 
 
 # Error "type" strings as both APIs spell them; the SDKs read them into their exceptions.
@@ -489,11 +493,14 @@ class FakeOpenAI(FakeServer):
             if not isinstance(arguments, str):
                 arguments = json.dumps(arguments)
             function = {"name": name, "arguments": arguments}
-            message["tool_calls"] = [
-                {"id": f"call_{next(self._ids)}", "type": "function", "function": function}
-            ]
+            if extra.tool_shape == "function_call":
+                message["function_call"] = function
+            else:
+                message["tool_calls"] = [
+                    {"id": f"call_{next(self._ids)}", "type": "function", "function": function}
+                ]
             message["content"] = text or None  # what servers send with a bare tool call
-            finish = extra.finish_reason or "tool_calls"
+            finish = extra.finish_reason or extra.tool_shape or "tool_calls"
         return {
             "id": self._next_id(),
             "object": "chat.completion",
@@ -542,9 +549,12 @@ class FakeAnthropic(FakeServer):
         content = [block]
         if extra.tool_call is not None:
             name, arguments = extra.tool_call
-            called = {"type": "tool_use", "id": f"toolu_{next(self._ids)}", "name": name, "input": arguments}
+            kind = extra.tool_shape or "tool_use"
+            called = {"type": kind, "id": f"toolu_{next(self._ids)}", "name": name, "input": arguments}
+            if kind == "mcp_tool_use":
+                called["server_name"] = "fake-mcp"
             content = [block, called] if reply else [called]
-            stop_reason = "tool_use"
+            stop_reason = "tool_use" if kind == "tool_use" else "end_turn"  # a server's tool ran there
         if extra.reasoning is not None:
             thinking = {"type": "thinking", "thinking": extra.reasoning, "signature": "fake-signature"}
             content.insert(0, thinking)

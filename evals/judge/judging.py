@@ -37,7 +37,7 @@ from evals.judge.reference import ReferenceJudge
 from evals.judge.rubrics import Rubric, RubricBook, RubricSearch
 from evals.outbound.callcontext import current
 from evals.outbound.gateway import FAIL_AFTER, CallError, Door, EndpointFailing, Gateway
-from evals.records import Completion, CompletionRequest, Item, Verdict, content_hash
+from evals.records import MAX_ANSWER_CHARS, Completion, CompletionRequest, Item, Verdict, capped, content_hash
 from evals.userfiles import parse_json
 
 VERDICT_SCHEMA: dict[str, Any] = {
@@ -497,6 +497,10 @@ class LLMJudge:
         return f"{self.name} ({self.model}), rubric {self.rubrics.get(self.rubrics.default).label}"
 
 
+VERDICT_ERROR_CHARS = 500
+"""Characters of a grading's error kept (a parse error may quote the reply: ``score "xxxx…"``)."""
+
+
 class _Spent:
     """Tokens and latency summed over a grading's calls: a retried verdict costs both calls."""
 
@@ -522,10 +526,16 @@ class _Spent:
         error: str | None = None,
         batch_id: str | None = None,
     ) -> Verdict:
+        # A judge's reply is capped as an answer is (``MAX_ANSWER_CHARS``): a server that ignores max_tokens,
+        # or a judge that rambles, would otherwise fill the store, the results and every scorecard.
+        if rationale is not None and (cut := capped(rationale, MAX_ANSWER_CHARS))[1]:
+            rationale = cut[0] + "…"
+        if error is not None and len(error) > VERDICT_ERROR_CHARS:
+            error = error[:VERDICT_ERROR_CHARS] + "…"
         return Verdict(
             score=score,
             rationale=rationale,
-            raw=raw,
+            raw=None if raw is None else capped(raw, MAX_ANSWER_CHARS)[0],
             tokens_in=self.tokens_in,
             tokens_out=self.tokens_out,
             latency_ms=self.latency_ms,

@@ -132,6 +132,12 @@ def _paired(local: list[ResultRow], frontier: list[ResultRow]) -> tuple[Scores, 
     return scores_by_item(same), scores_by_item(r for r in frontier if r.id in ids)
 
 
+def _changed_items(local: list[ResultRow], frontier: list[ResultRow]) -> list[str]:
+    """Ids of the items in both runs whose content differs (the suite was edited between them)."""
+    hashes = {r.id: r.item_hash for r in frontier}
+    return sorted({r.id for r in local if r.id in hashes and hashes[r.id] != r.item_hash})
+
+
 def _quality(d: stats.PairedDelta, margin: float) -> Quality:
     """The non-inferiority verdict of one area's paired scores, with its figures."""
     if d.n_pairs < 2 or d.delta is None or d.ci_low is None or d.ci_high is None:
@@ -274,8 +280,23 @@ def route(
         rows.append(
             _route_pair(area, level, paired[0], paired[1], margin, cost_of(area), latency_of(area, False))
         )
+    changed = _changed_items(local_rows, frontier_rows)
     if not any(r.n_pairs for r in rows) and not any(r.sensitivity == "restricted" for r in rows):
-        raise RouteError(f"runs {local_id} and {frontier_id} have no item in common (same id and content)")
+        why = (
+            f"{len(changed)} item(s) share an id but not their content (the suite changed between the runs)"
+            if changed
+            else "no item id is in both"
+        )
+        raise RouteError(
+            f"runs {local_id} and {frontier_id} have no item in common (same id and content): {why}; give "
+            f"runs of one version of suite {local.suite_name!r} (evals run --suite ... with both models)"
+        )
+    if changed:
+        notes.append(
+            f"{len(changed)} item(s) changed between the runs (same id, other content) and are not paired: "
+            f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}; run both models on one version of "
+            f"suite {local.suite_name!r} to pair them"
+        )
     total = _total(rows)
     return RoutingTable(
         local=_ref(local), frontier=_ref(frontier), judge=local.judge_model, margin=margin, floor=floor,

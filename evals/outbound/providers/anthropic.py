@@ -119,8 +119,8 @@ class AnthropicProvider(SDKProvider):
         thoughts: list[str] = []
         if tool is None and (
             response.stop_reason == "tool_use"
-            or any(block.type in ("tool_use", "server_tool_use") for block in response.content)
-        ):
+            or any(str(block.type).endswith("tool_use") for block in response.content)
+        ):  # tool_use, server_tool_use, mcp_tool_use: any block calling a tool holds no answer
             raise NotText(TOOL_CALL)  # no tool was offered: an answer error, not an empty answer to grade
         for block in response.content:
             if block.type == "tool_use" and tool is not None and block.name == tool:
