@@ -249,6 +249,35 @@ def test_no_call_starts_once_n_items_are_kept_and_the_first_chunks_are_spread(pr
     assert len(load_suite(folder / "draft.jsonl").items) == 3
 
 
+@pytest.mark.parametrize("concurrency, n, chunks", [(8, 3, 50), (8, 1, 20), (4, 5, 12), (2, 3, 30)])
+def test_calls_in_flight_never_ask_for_more_than_n_needs(project, concurrency, n, chunks):
+    folder, writer = project
+    config = yaml.safe_load((folder / "evals.yaml").read_text())
+    config["models"]["writer"]["max_concurrency"] = concurrency
+    (folder / "evals.yaml").write_text(yaml.safe_dump(config))
+    writer.latency = 0.05  # calls overlap: each slot of the endpoint would be busy at once
+    sources = [arg for i in range(1, chunks + 1) for arg in ("--from", rules(folder, f"d{i:02}.md", [i]))]
+    result = generate(*sources, "--n", str(n), "--out", "draft.jsonl")
+    assert result.exit_code == 0, result.output
+    assert writer.count() == n  # one item a chunk: n calls, not one per slot
+    assert f"kept {n}" in result.output and "over --n" not in result.output
+
+
+def test_a_call_that_brings_nothing_lets_the_next_one_start(project):
+    folder, writer = project
+    writer.latency = 0.05
+    writer.responder = lambda body: one_item_per_fact(body) if "Rule 1:" not in passage(body) else 1 / 0
+    config = yaml.safe_load((folder / "evals.yaml").read_text())
+    config["models"]["writer"] |= {"max_concurrency": 8, "max_retries": 0}
+    (folder / "evals.yaml").write_text(yaml.safe_dump(config))
+    sources = [arg for i in range(1, 11) for arg in ("--from", rules(folder, f"d{i:02}.md", [i]))]
+    result = generate(*sources, "--n", "3", "--out", "draft.jsonl")
+    assert result.exit_code == 0, result.output
+    assert writer.count() == 4  # the first chunk failed: one more call, no more
+    assert "failed: docs/d01.md at character 0" in result.stderr
+    assert len(load_suite(folder / "draft.jsonl").items) == 3
+
+
 def test_duplicates_do_not_count_towards_n(project):
     folder, writer = project
     same = {"question": "How fast do parcels ship?", "reference": "Within 2 days.", "quote": fact(1)}

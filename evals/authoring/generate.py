@@ -10,8 +10,9 @@ looks at it (a reply of 20,000 items costs no more than one of 6), and each item
 reasonable length. Then the checks: the quote must be in the chunk (whitespace and case aside) and carry
 most of the reference's content words; near-duplicate questions (TF-IDF cosine similarity from
 scikit-learn, over normalised text, computed a block of rows at a time) are dropped; at most ``n`` items
-are kept, and no call starts once ``n`` are. Chunks are asked in an order that spreads any first few over
-the whole of the documents. ``GenerateReport`` counts what was asked, got, kept and dropped, and why.
+are kept, no call starts once ``n`` are, nor while the calls in flight could bring the rest (``--n 3``
+from 50 chunks makes 3 calls when each gives its item, whatever the endpoint's ``max_concurrency``).
+Chunks are asked in an order that spreads any first few over the whole of the documents. ``GenerateReport`` counts what was asked, got, kept and dropped, and why.
 
 Every item carries its provenance (generator, document, span, prompt hash) and ``review: pending``: the
 suite is a draft for people (``evals suite review``). A trial run of the local model (optional) gives each
@@ -296,9 +297,28 @@ async def _ask_all(
     todo: list[int], pieces: list[Chunk], door: Door, area: str, per_chunk: int, progress: Path,
     settings: dict[str, Any], checker: _Checker, report: GenerateReport,
 ) -> None:  # fmt: skip
+    in_flight = 0
+    changed = asyncio.Condition()
+
+    def may_start() -> bool:
+        # No call starts once n are kept, nor while the calls in flight could bring what is missing.
+        return report.stopped is not None or checker.enough or checker.hoped(in_flight * per_chunk)
+
     async def ask(index: int) -> None:
-        if report.stopped is not None or checker.enough:  # no call starts once n are kept
-            return
+        nonlocal in_flight
+        async with changed:
+            await changed.wait_for(may_start)
+            if report.stopped is not None or checker.enough:
+                return
+            in_flight += 1
+        try:
+            await call(index)
+        finally:
+            async with changed:
+                in_flight -= 1
+                changed.notify_all()
+
+    async def call(index: int) -> None:
         chunk = pieces[index]
         prompt = PROMPT.format(area=area, n=per_chunk, chunk=neutralise(chunk.text))
         request = CompletionRequest(
@@ -393,6 +413,11 @@ class _Checker:
                 Item(id=item_id, area=self.area, question=question, reference=reference, metadata=metadata)
             )
         self.count += len(out)
+
+    def hoped(self, coming: int) -> bool:
+        """True when the items kept and ``coming`` more (at most what the calls in flight can bring) would
+        still be short of ``n``: another call may start. Read after ``enough`` was False."""
+        return self.kept + self.count - self.counted_at + coming < self.n
 
     @property
     def enough(self) -> bool:
