@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import tracemalloc
 import zlib
@@ -447,6 +448,31 @@ def fpdf_bytes(text="Rule 1: parcels of class 1 ship within 2 days.", pages=1):
     return bytes(pdf.output())
 
 
+def xref_stream_pdf(object_padding=0, xref_padding=0):
+    """A PDF 1.5 whose font is in an object stream, found through a cross-reference stream; either stream
+    may be padded to a bomb (``*_padding`` bytes more once inflated)."""
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+
+    def add(body, number=None):
+        offsets.append(len(out))
+        out.extend(b"%d 0 obj\n" % (number or len(offsets)) + body + b"\nendobj\n")
+
+    add(b"<< /Type /Catalog /Pages 2 0 R >>")
+    add(b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
+    add(
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 6 0 R >> >> >>"
+    )
+    add(stream(b"BT /F1 12 Tf 72 700 Td (" + fact(1).encode() + b") Tj ET"))
+    add(stream(b"6 0 " + b" " * object_padding + FONT, b"/Type /ObjStm /N 1 /First 4"))  # object 6 inside
+    rows = [b"\x00\x00\x00\x00\xff", *(b"\x01" + o.to_bytes(3, "big") + b"\x00" for o in offsets),
+            b"\x02\x00\x00\x05\x00", b"\x01" + len(out).to_bytes(3, "big") + b"\x00"]  # fmt: skip
+    xref = len(out)
+    add(stream(b"".join(rows) + b"\x00" * xref_padding, b"/Type /XRef /Size 8 /W [1 3 1] /Root 1 0 R"), 7)
+    out.extend(b"startxref\n%d\n%%%%EOF\n" % xref)
+    return bytes(out)
+
+
 def encrypted():
     from pypdf import PdfReader, PdfWriter
 
@@ -485,6 +511,22 @@ HOSTILE_PDFS = {
             ]
         ),
         "not a readable PDF",
+    ),
+    "a PNG named .pdf": (lambda: b"\x89PNG\r\n\x1a\n" + bytes(200), "not a readable PDF: it is a PNG image"),
+    "a Word file named .pdf": (lambda: b"PK\x03\x04" + bytes(200), "not a readable PDF: it is a zip archive"),
+    "cut in the middle": (lambda: fpdf_bytes(pages=5)[:900], "not a readable PDF"),
+    "10,000 pages": (lambda: many_pages(10_000), "10000 pages, more than the 2000 read from one PDF"),
+    "a bomb in an object stream": (
+        lambda: xref_stream_pdf(object_padding=40_000_000),
+        "passes a safety limit of the reader",
+    ),
+    "a bomb in the cross-reference stream": (
+        lambda: xref_stream_pdf(xref_padding=40_000_000),
+        "passes a safety limit of the reader",
+    ),
+    "no text in it (a scanned PDF)": (
+        lambda: one_page(b"q 9 0 0 9 0 0 cm Q"),
+        "no text in it (a scanned PDF has none",
     ),
     "too much text": (
         lambda: one_page(b"BT /F1 12 Tf 72 700 Td (" + b"A" * 5_100_000 + b") Tj ET"),
@@ -537,13 +579,35 @@ def test_a_pdf_that_reads_too_slowly_is_stopped_between_pages(project, monkeypat
         ("huge.txt", b"a" * 5_000_001, "more than 5000000 characters of text"),
         ("huge.html", b"<p>" + b"a" * 5_000_001 + b"</p>", "more than 5000000 characters of text"),
         ("notes.docx", b"PK\x03\x04", "not a document I can read"),
+        ("latin1.html", "<meta charset='windows-1252'><p>caf\xe9</p>".encode("cp1252"), "not UTF-8 text"),
+        ("nul.txt", b"Rule 1\x00: parcels ship.\n", "holds NUL characters (the first at character 6)"),
+        ("utf16-without-mark.md", "Rule 1: parcels ship.".encode("utf-16-le"), "holds NUL characters"),
+        ("utf16.txt", "Rule 1: parcels ship.".encode("utf-16"), "not text but UTF-16 text: save it as UTF-8"),
+        ("word.txt", b"PK\x03\x04" + bytes(100), "not text but a zip archive"),
+        ("scan.md", b"\x89PNG\r\n\x1a\n" + bytes(100), "not text but a PNG image"),
+        ("paper.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "not text but a PDF: name it .pdf"),
+        ("empty.md", b"", "no text in it"),
+        ("blank.txt", b"  \n\n\t\r\n", "no text in it"),
+        ("only-scripts.html", b"<script>alert(1)</script><style>p {}</style>", "no text in it"),
     ],
 )
 def test_a_text_document_past_the_limits_is_one_line_naming_it(project, name, content, expected):
     folder, writer = project
     (folder / "docs" / name).write_bytes(content)
-    line = one_error_line(generate("--from", f"docs/{name}", "--out", "draft.jsonl"))
+    good = rules(folder, "good.md", [1])  # the others are fine: the bad one is named, not skipped
+    line = one_error_line(generate("--from", good, "--from", f"docs/{name}", "--out", "draft.jsonl"))
     assert line.startswith(f"error: docs/{name}: ") and expected in line, line
+    assert writer.count() == 0
+
+
+def test_a_folder_or_a_pipe_given_as_a_document_is_one_line_naming_it(project):
+    folder, writer = project
+    good = rules(folder, "good.md", [1])
+    line = one_error_line(generate("--from", good, "--from", "docs", "--out", "draft.jsonl"))
+    assert line == "error: docs: a folder, not a document; give each document in it with its own --from"
+    os.mkfifo(folder / "docs" / "pipe.txt")  # never opened: reading it would wait for a writer for ever
+    line = one_error_line(generate("--from", good, "--from", "docs/pipe.txt", "--out", "draft.jsonl"))
+    assert line == "error: docs/pipe.txt: not a regular file; give the path of a document"
     assert writer.count() == 0
 
 

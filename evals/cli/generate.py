@@ -27,7 +27,7 @@ SHOWN_FAILURES = 10
 
 @suite.command("generate", epilog=with_examples(EXIT_CODES_HELP, "suite generate"))
 @click.option(
-    "--from", "sources", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--from", "sources", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
     help="A document to write questions from (Markdown, text, HTML, PDF); repeat for several.",
 )  # fmt: skip
 @click.option(
@@ -97,8 +97,8 @@ def suite_generate(
     and dropped (and why), and the chunks that failed with their reason; it exits 2 and writes no suite
     when it kept nothing. Interrupted, failed or stopped by --max-cost, the same command resumes from its
     progress file under <reports>/generate/ (never among the suites). A document that cannot be read,
-    or passes the reader's limits (100 MiB, 5,000,000 characters, 2,000 PDF pages), is one error naming
-    it, before anything is sent.
+    holds no text, is not what its name says, or passes the reader's limits (100 MiB, 5,000,000
+    characters, 2,000 PDF pages), is one error naming it, before anything is sent.
     """
     from evals.authoring.generate import (
         PROMPT,
