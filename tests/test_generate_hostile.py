@@ -9,6 +9,10 @@ import io
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -378,6 +382,54 @@ def test_the_progress_file_stays_out_of_the_suites_folder(project):
     again = generate(*sources, "--n", "2", "--out", "suites/shipping.jsonl", "--reports", "out")
     assert again.exit_code == 0 and "1 done before" in again.output
     assert len(load_suite(folder / "suites" / "shipping.jsonl").items) == 2
+
+
+@pytest.mark.parametrize(
+    "out", ["suites/x.yaml", "suites/x.csv", "suites/x.json", "suites/x", "suites/x.jsonl.txt"]
+)
+def test_an_out_path_that_is_no_jsonl_file_is_refused_before_any_call(project, out):
+    # JSONL written as x.yaml or x.csv would be read as YAML or CSV with the rest of the suite folder.
+    folder, writer = project
+    (folder / "suites").mkdir()
+    line = one_error_line(generate("--from", rules(folder, "a.md", [1]), "--out", out))
+    assert line == f"error: {out}: the suite is written as JSONL; give --out a path ending in .jsonl"
+    assert writer.count() == 0 and not any((folder / "suites").iterdir())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_generation_leaves_no_suite_an_audit_record_per_call_and_resumes(tmp_path, signum):
+    """Ctrl-C, or kill / a CI runner's SIGTERM, in the middle of the calls: exit 130, nothing among the
+    suites, every request sent on the audit trail, and the same command asks only the chunks not done."""
+    with FakeAnthropic(one_item_per_fact) as writer:
+        writer.latency = 0.3
+        config = {"models": {"writer": {"provider": "anthropic", "base_url": writer.url, "model": "claude-w",
+                                        "max_concurrency": 2}}}  # fmt: skip
+        (tmp_path / "evals.yaml").write_text(yaml.safe_dump(config))
+        (tmp_path / "docs").mkdir()
+        (tmp_path / "suites").mkdir()
+        sources = [arg for n in range(1, 13) for arg in ("--from", rules(tmp_path, f"d{n:02}.md", [n]))]
+        command = [sys.executable, "-m", "evals", "suite", "generate", "--generator", "writer", "--area",
+                   "shipping", *sources, "--n", "12", "--out", "suites/shipping.jsonl"]  # fmt: skip
+        env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test", "PYTHONPATH": os.pathsep.join(sys.path)}
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while writer.count() < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert stderr.strip().splitlines()[-1] == "interrupted"
+        assert not any((tmp_path / "suites").iterdir())
+        sent = writer.count()
+        audit = subprocess.run([sys.executable, "-m", "evals", "audit", "verify"], cwd=tmp_path, env=env,
+                               capture_output=True, text=True)  # fmt: skip
+        assert f"audit trail intact: {sent} records in 1 chain(s), 1 head(s)" in audit.stdout, audit.stdout
+        writer.latency = 0
+        again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr
+        done = int(re.search(r"(\d+) done before", again.stdout).group(1))
+        assert done >= sent - 2 and writer.count() - sent == 12 - done  # at most the calls in flight again
+        assert len(load_suite(tmp_path / "suites" / "shipping.jsonl").items) == 12
 
 
 def test_spread_order_visits_every_chunk_once():

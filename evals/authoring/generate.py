@@ -45,6 +45,7 @@ from evals.judge.markers import find_brackets, marker_pattern
 from evals.judge.reasoning import separate
 from evals.outbound.callcontext import calling
 from evals.outbound.gateway import Door, Gateway, OverBudget, each
+from evals.outbound.interrupts import run_until_terminated
 from evals.records import CompletionRequest, Item
 from evals.userfiles import parse_json
 
@@ -247,10 +248,11 @@ def generate(
             checker.add(index, done[chunk.key])
     todo = [i for i in spread_order(len(pieces)) if pieces[i].key not in done]
     if todo and not checker.enough:
-        asyncio.run(
-            _ask_all(todo, pieces, gateway.door(generator_name, generator), area, per_chunk, progress,
-                     settings, checker, report)
-        )  # fmt: skip
+        # SIGTERM (kill, CI) stops it as Ctrl-C does: the calls in flight end on the audit trail.
+        door = gateway.door(generator_name, generator)
+        run_until_terminated(
+            lambda: _ask_all(todo, pieces, door, area, per_chunk, progress, settings, checker, report)
+        )
     items = checker.items()
     report.over = max(0, len(items) - n)
     items = items[:n]
@@ -476,4 +478,4 @@ def estimate_difficulty(items: list[Item], model: Door, judge: Any) -> list[Item
             await model.aclose()
             await judge.aclose()
 
-    return asyncio.run(trials())
+    return run_until_terminated(trials)

@@ -42,7 +42,7 @@ SHOWN_FAILURES = 10
     "out_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Suite file (JSONL) to write.",
+    help="Suite file to write (JSONL: its name ends in .jsonl).",
 )
 @click.option(
     "--chunk-chars",
@@ -109,6 +109,8 @@ def suite_generate(
     from evals.authoring.references import write_suite
     from evals.outbound.budget import Budget, BudgetExceeded, Price, estimate_tokens
 
+    if out_path.suffix.lower() != ".jsonl":  # a .yaml or .csv of JSONL would break the suite folder it is in
+        raise EvalsError(f"{out_path}: the suite is written as JSONL; give --out a path ending in .jsonl")
     config = load_config(config_path)
     name, endpoint = config.model(generator_name)
     if not dry_run and not out_path.parent.is_dir():  # found out now, not after paying for the items
