@@ -266,11 +266,16 @@ def _read_progress(path: Path, settings: dict[str, Any], per_chunk: int) -> dict
     done: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return done
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        try:
+    data = path.read_bytes()
+    if not data.endswith(b"\n") and data:  # cut short: the next line starts on a line of its own
+        with path.open("ab") as handle:
+            handle.write(b"\n")
+    for raw in data.split(b"\n"):
+        try:  # a line cut short by an interruption (mid-character too): that chunk is asked again
+            line = raw.decode("utf-8")
             record = parse_json(line) if line.strip() else None
-        except ValueError:
-            continue  # a line cut short by an interruption: that chunk is asked again
+        except ValueError:  # UnicodeDecodeError is one
+            continue
         if not (isinstance(record, dict) and record.get("settings") == settings):
             continue
         chunk, items = record.get("chunk"), record.get("items")
