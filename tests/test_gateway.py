@@ -15,7 +15,7 @@ import pytest
 
 from evals.config import Endpoint, RedactionSettings
 from evals.errors import ProviderError
-from evals.fakes import FakeOpenAI
+from evals.fakes import FakeAnthropic, FakeOpenAI
 from evals.outbound import audit
 from evals.outbound.gateway import Gateway, NoAuditTrail, Refused, each
 from evals.records import CompletionRequest, CustomPattern
@@ -163,3 +163,34 @@ def test_a_reply_nested_absurdly_deep_is_a_malformed_reply_not_a_crash(fake_anth
                 structured,
             )
     assert fake_anthropic.count() == 1
+
+
+def _nested_body(kind: type[FakeOpenAI] | type[FakeAnthropic]) -> type:
+    class Nested(kind):  # type: ignore[valid-type, misc]
+        """Adds a field nested 100,000 deep to each reply: past what Python's JSON parser can follow."""
+
+        def _respond(self, method, path, raw, headers):
+            status, body, extra = super()._respond(method, path, raw, headers)
+            if status == 200 and path.endswith(("/chat/completions", "/messages")):
+                body = body[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+            return status, body, extra
+
+    return Nested
+
+
+@pytest.mark.parametrize("kind", [FakeOpenAI, FakeAnthropic])
+@pytest.mark.parametrize("structured", [False, True])
+def test_a_body_nested_past_the_parsers_reach_is_a_malformed_reply(kind, structured, tmp_path, monkeypatch):
+    # The SDK parses the body before we see it: its RecursionError is the server's malformed reply too.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    provider = "anthropic" if kind is FakeAnthropic else "openai"
+    schema = {"type": "object"} if structured else None
+    call = CompletionRequest(messages=({"role": "user", "content": "q"},), output_schema=schema)
+    with _nested_body(kind)(lambda body: {"a": "b"} if structured else "fine") as server:
+        ep = Endpoint(provider=provider, base_url=server.url, model="c", max_retries=1)
+        with Store(tmp_path / "reports") as store, audit.recording(store):
+            with pytest.raises(ProviderError, match="nested more than 200 levels deep"):
+                ask(Gateway(), ep, call)
+            calls = [r for r in records.records(store) if r.kind == "call"]
+            assert len(calls) == 2  # each attempt on the audit trail
+        assert server.count() == 2  # retried as a malformed reply is, then an error on record

@@ -10,8 +10,9 @@ looks at it (a reply of 20,000 items costs no more than one of 6), and each item
 reasonable length. Then the checks: the quote must be in the chunk (whitespace and case aside) and carry
 most of the reference's content words; near-duplicate questions (TF-IDF cosine similarity from
 scikit-learn, over normalised text, computed a block of rows at a time) are dropped; at most ``n`` items
-are kept, and no call starts once ``n`` are. Chunks are asked in an order that spreads any first few over
-the whole of the documents. ``GenerateReport`` counts what was asked, got, kept and dropped, and why.
+are kept, no call starts once ``n`` are, nor while the calls in flight could bring the rest (``--n 3``
+from 50 chunks makes 3 calls when each gives its item, whatever the endpoint's ``max_concurrency``).
+Chunks are asked in an order that spreads any first few over the whole of the documents. ``GenerateReport`` counts what was asked, got, kept and dropped, and why.
 
 Every item carries its provenance (generator, document, span, prompt hash) and ``review: pending``: the
 suite is a draft for people (``evals suite review``). A trial run of the local model (optional) gives each
@@ -44,6 +45,7 @@ from evals.judge.markers import find_brackets, marker_pattern
 from evals.judge.reasoning import separate
 from evals.outbound.callcontext import calling
 from evals.outbound.gateway import Door, Gateway, OverBudget, each
+from evals.outbound.interrupts import run_until_terminated
 from evals.records import CompletionRequest, Item
 from evals.userfiles import parse_json
 
@@ -246,10 +248,11 @@ def generate(
             checker.add(index, done[chunk.key])
     todo = [i for i in spread_order(len(pieces)) if pieces[i].key not in done]
     if todo and not checker.enough:
-        asyncio.run(
-            _ask_all(todo, pieces, gateway.door(generator_name, generator), area, per_chunk, progress,
-                     settings, checker, report)
-        )  # fmt: skip
+        # SIGTERM (kill, CI) stops it as Ctrl-C does: the calls in flight end on the audit trail.
+        door = gateway.door(generator_name, generator)
+        run_until_terminated(
+            lambda: _ask_all(todo, pieces, door, area, per_chunk, progress, settings, checker, report)
+        )
     items = checker.items()
     report.over = max(0, len(items) - n)
     items = items[:n]
@@ -263,11 +266,16 @@ def _read_progress(path: Path, settings: dict[str, Any], per_chunk: int) -> dict
     done: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return done
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        try:
+    data = path.read_bytes()
+    if not data.endswith(b"\n") and data:  # cut short: the next line starts on a line of its own
+        with path.open("ab") as handle:
+            handle.write(b"\n")
+    for raw in data.split(b"\n"):
+        try:  # a line cut short by an interruption (mid-character too): that chunk is asked again
+            line = raw.decode("utf-8")
             record = parse_json(line) if line.strip() else None
-        except ValueError:
-            continue  # a line cut short by an interruption: that chunk is asked again
+        except ValueError:  # UnicodeDecodeError is one
+            continue
         if not (isinstance(record, dict) and record.get("settings") == settings):
             continue
         chunk, items = record.get("chunk"), record.get("items")
@@ -296,9 +304,28 @@ async def _ask_all(
     todo: list[int], pieces: list[Chunk], door: Door, area: str, per_chunk: int, progress: Path,
     settings: dict[str, Any], checker: _Checker, report: GenerateReport,
 ) -> None:  # fmt: skip
+    in_flight = 0
+    changed = asyncio.Condition()
+
+    def may_start() -> bool:
+        # No call starts once n are kept, nor while the calls in flight could bring what is missing.
+        return report.stopped is not None or checker.enough or checker.hoped(in_flight * per_chunk)
+
     async def ask(index: int) -> None:
-        if report.stopped is not None or checker.enough:  # no call starts once n are kept
-            return
+        nonlocal in_flight
+        async with changed:
+            await changed.wait_for(may_start)
+            if report.stopped is not None or checker.enough:
+                return
+            in_flight += 1
+        try:
+            await call(index)
+        finally:
+            async with changed:
+                in_flight -= 1
+                changed.notify_all()
+
+    async def call(index: int) -> None:
         chunk = pieces[index]
         prompt = PROMPT.format(area=area, n=per_chunk, chunk=neutralise(chunk.text))
         request = CompletionRequest(
@@ -394,6 +421,11 @@ class _Checker:
             )
         self.count += len(out)
 
+    def hoped(self, coming: int) -> bool:
+        """True when the items kept and ``coming`` more (at most what the calls in flight can bring) would
+        still be short of ``n``: another call may start. Read after ``enough`` was False."""
+        return self.kept + self.count - self.counted_at + coming < self.n
+
     @property
     def enough(self) -> bool:
         """True once ``n`` items are kept. Duplicates are counted again only when the candidates since the
@@ -451,4 +483,4 @@ def estimate_difficulty(items: list[Item], model: Door, judge: Any) -> list[Item
             await model.aclose()
             await judge.aclose()
 
-    return asyncio.run(trials())
+    return run_until_terminated(trials)

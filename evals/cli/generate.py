@@ -27,7 +27,7 @@ SHOWN_FAILURES = 10
 
 @suite.command("generate", epilog=with_examples(EXIT_CODES_HELP, "suite generate"))
 @click.option(
-    "--from", "sources", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--from", "sources", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
     help="A document to write questions from (Markdown, text, HTML, PDF); repeat for several.",
 )  # fmt: skip
 @click.option(
@@ -42,7 +42,7 @@ SHOWN_FAILURES = 10
     "out_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Suite file (JSONL) to write.",
+    help="Suite file to write (JSONL: its name ends in .jsonl).",
 )
 @click.option(
     "--chunk-chars",
@@ -97,8 +97,8 @@ def suite_generate(
     and dropped (and why), and the chunks that failed with their reason; it exits 2 and writes no suite
     when it kept nothing. Interrupted, failed or stopped by --max-cost, the same command resumes from its
     progress file under <reports>/generate/ (never among the suites). A document that cannot be read,
-    or passes the reader's limits (100 MiB, 5,000,000 characters, 2,000 PDF pages), is one error naming
-    it, before anything is sent.
+    holds no text, is not what its name says, or passes the reader's limits (100 MiB, 5,000,000
+    characters, 2,000 PDF pages), is one error naming it, before anything is sent.
     """
     from evals.authoring.generate import (
         PROMPT,
@@ -109,11 +109,21 @@ def suite_generate(
     from evals.authoring.references import write_suite
     from evals.outbound.budget import Budget, BudgetExceeded, Price, estimate_tokens
 
+    if out_path.suffix.lower() != ".jsonl":  # a .yaml or .csv of JSONL would break the suite folder it is in
+        raise EvalsError(f"{out_path}: the suite is written as JSONL; give --out a path ending in .jsonl")
     config = load_config(config_path)
     name, endpoint = config.model(generator_name)
     if not dry_run and not out_path.parent.is_dir():  # found out now, not after paying for the items
         raise EvalsError(
             f"{out_path}: the folder {out_path.parent} does not exist; create it or choose another --out"
+        )
+    beside = _suite_folders_beside(out_path)
+    if beside:
+        folder, own = out_path.parent, out_path.parent / out_path.name.removesuffix(out_path.suffix)
+        raise EvalsError(
+            f"{out_path}: {folder} holds suite folders ({', '.join(beside)}); a suite file beside them would "
+            f"make {folder} one suite, and evals suite validate {folder} and the nightly job would pass them "
+            f"over: create {own} and give --out {own / out_path.name}"
         )
     if dry_run:
         from evals.authoring.documents import document_chunks
@@ -214,6 +224,23 @@ def suite_generate(
                 else "see what was dropped and why above; check the documents hold answers for --area"
             )
         )
+
+
+def _suite_folders_beside(out: Path) -> list[str]:
+    """The suite folders ``out`` would sit beside: its folder holds no suite file of its own, only suite
+    folders (``suites/`` as ``evals init`` makes it), so a file there would turn it into one suite."""
+    from evals.suites import suites_in
+    from evals.suites.formats import SUITE_EXTENSIONS
+
+    folder = out.parent
+    if not folder.is_dir() or (folder / "evals.yaml").exists() or out.exists():  # a project; a suite already
+        return []
+    inner = [Path(spec) for spec in suites_in(folder) if Path(spec) != folder]
+    return [
+        path.name
+        for path in inner
+        if any(f.suffix.lower() in SUITE_EXTENSIONS and f.is_file() for f in path.iterdir())
+    ]
 
 
 def _finite(param: click.Parameter, value: float | None) -> float | None:

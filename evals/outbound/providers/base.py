@@ -85,7 +85,11 @@ class SDKProvider:
     async def _whole_attempt(self, arguments: dict[str, Any], request: CompletionRequest) -> Completion:
         """One attempt whose reply is made of whole characters and nested no deeper than a reply can be
         (``MalformedResponse`` otherwise: retried, then an error on record, never a crash)."""
-        return whole_characters(await self.attempt(arguments, request))
+        try:
+            completion = await self.attempt(arguments, request)
+        except RecursionError:  # the SDK's own JSON parse of a body nested thousands deep
+            raise MalformedResponse(f"the reply is nested more than {MAX_REPLY_DEPTH} levels deep") from None
+        return whole_characters(completion)
 
     def negotiable(self, request: CompletionRequest) -> bool:
         """True when a refusal of this request's output format has a fallback (``structured: auto``)."""
