@@ -167,13 +167,16 @@ def test_a_worker_killed_mid_run_loses_its_items_to_the_others_and_nothing_is_st
             time.sleep(0.02)
         doomed.send_signal(signal.SIGKILL)  # no cleanup at all: its leases must run out
         doomed.communicate()
+        sent = model.count()
         with Store(tmp_path, url=postgres_url) as store:
             held = leases.progress(store.backend, run_id)
+            stored = len(store.answers(run_id))
         assert held.leased > 0 and not held.finished
         workers = [evals(tmp_path, postgres_url, "worker", run_id, *lease, "--reports", r) for r in "ab"]
         finish(workers)
-        # Only calls in flight when it died may be sent again: at most its concurrency.
-        assert 40 <= model.count() <= 40 + 2
+        # Only calls whose answers it had not stored when it died may be sent again (those in flight, and
+        # those answered but still waiting for their audit records: a few more than its concurrency under load).
+        assert 40 <= model.count() <= 40 + (sent - stored)
     with Store(tmp_path, url=postgres_url) as store:
         check_stored_once(store, run_id, 40)
         result = verify(store)
