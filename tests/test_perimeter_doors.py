@@ -17,10 +17,13 @@ Each failed before ``evals.outbound.gateway`` closed its door; each must keep pa
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from contextlib import closing
 
+import click
 import pytest
+import yaml
 from perimeter_kit import (
     BILLING,
     DOCUMENT,
@@ -35,6 +38,7 @@ from perimeter_kit import (
     suite_doc,
 )
 
+from evals.cli import main
 from evals.store import Store
 from evals.store import canary as canary_rows
 
@@ -223,6 +227,7 @@ def test_judge_rerun_refusal_suggests_no_flag_it_lacks(project):
     assert result.exit_code == 2 and "restricted" in result.output, result.output
     assert project.external_requests() == 0
     assert "--area" not in result.output, f"judge rerun has no --area, yet its refusal says:\n{result.output}"
+    assert_flags_are_the_commands(result.output, ("judge", "rerun"))
 
 
 def test_the_canary_catch_up_of_a_resumed_run_redacts_with_the_suites_patterns(project):
@@ -261,3 +266,106 @@ def test_authoring_commands_record_every_request_on_the_audit_trail(project, pre
     result = project.invoke(*args)
     called(project, command, result, {})
     fail_on(project.audit_gaps(command))
+
+
+# -- variants (verification of issue 18): labels rows without a level, default_sensitivity, retries ----------
+
+
+def hand_written_labels(project: Project, rows: list[dict], drop: tuple[str, ...]) -> None:
+    """The filled review file with the columns ``drop`` taken out (a labels file written by hand, or by a
+    spreadsheet that lost them), imported as labels.jsonl."""
+    project.write("filled.jsonl", [{k: v for k, v in row.items() if k not in drop} for row in rows])
+    project.ok("review", "import", "filled.jsonl", "--into", "labels.jsonl")
+
+
+def exported(project: Project, run_id: str) -> list[dict]:
+    project.ok("review", "export", run_id)
+    path = project.root / f"reports/review/{run_id}/review.jsonl"
+    return [{**json.loads(line), "human_score": 4, "rater": "pat"} for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "drop", [("sensitivity",), ("sensitivity", "run_id")], ids=["no-level", "no-level-no-run"]
+)
+def test_a_labels_row_without_a_level_takes_its_stored_questions_level(project, drop):
+    project.write("suite.yaml", suite_doc([*BILLING, *VAULT]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    hand_written_labels(project, exported(project, "r0"), drop)
+    since = project.mark()
+    result = project.invoke(*CALIBRATE)
+    assert result.exit_code == 2 and "restricted" in result.output, result.output
+    assert project.external_requests(since) == 0
+    fail_on(project.leaks("evals judge calibrate", RESTRICTED, since))
+
+
+def test_a_labels_row_takes_the_stricter_of_its_level_and_a_newer_runs(project):
+    # Exported while the area was internal; the suite has marked it restricted since, and a later run
+    # stored its items so: the row's "internal" (and its run's) no longer lets the question out.
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    rows = exported(project, "r0")
+    assert {row["sensitivity"] for row in rows} == {"internal"}
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR], areas={"hr": "restricted"}))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r1")
+    for drop in [(), ("sensitivity",)]:
+        hand_written_labels(project, rows, drop)
+        since = project.mark()
+        result = project.invoke(*CALIBRATE)
+        assert result.exit_code == 2 and "restricted" in result.output, (drop, result.output)
+        fail_on(project.leaks("evals judge calibrate", HR_TEXT, since))
+
+
+def test_a_labels_row_matches_its_stored_question_written_with_other_spacing(project):
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *VAULT]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    rows = exported(project, "r0")
+    # a spreadsheet's round trip: line endings, a trailing space, a no-break space
+    respaced = [{**row, "question": row["question"].replace(" ", "\u00a0", 1) + " "} for row in rows]
+    hand_written_labels(project, respaced, ("sensitivity", "run_id"))
+    since = project.mark()
+    result = project.invoke(*CALIBRATE)
+    assert result.exit_code == 2 and "restricted" in result.output, result.output
+    assert project.external_requests(since) == 0
+
+
+def test_default_sensitivity_restricted_keeps_a_row_of_unknown_text_home(project):
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    project.write("evals.yaml", {**config, "default_sensitivity": "restricted"})
+    project.write("labels.jsonl", [
+        {"id": "u1", "area": "misc", "question": "Which quartzite shelf?", "reference": "The marigold annex.",
+         "answer": "The marigold annex.", "human_score": 5},
+    ])  # fmt: skip
+    result = project.invoke(*CALIBRATE)
+    assert result.exit_code == 2 and "restricted" in result.output, result.output
+    assert project.external_requests() == 0
+    # the message says why a row of area "misc" is restricted, and which row to leave out
+    assert "(u1)" in result.output and "default_sensitivity: restricted in evals.yaml" in result.output
+    assert_flags_are_the_commands(result.output, ("judge", "calibrate"))
+
+
+def assert_flags_are_the_commands(message: str, command: tuple[str, ...]) -> None:
+    """Every ``--flag`` a refusal suggests is one of the command's own options."""
+    group = main
+    for name in command:
+        group = group.get_command(click.Context(group), name)
+    own = {opt for param in group.params for opt in getattr(param, "opts", [])}
+    suggested = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", message))
+    assert suggested, f"the refusal suggests no option of evals {' '.join(command)}: {message}"
+    assert suggested <= own, f"evals {' '.join(command)} has no {sorted(suggested - own)}: {message}"
+
+
+def test_judge_rerun_refusal_after_the_suite_restricted_an_area_names_its_own_flags(project):
+    # claude names an in-house judge for restricted items: evals run's way; a rerun grades with one judge
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    config["judges"]["claude"]["restricted_judge"] = "inhouse"
+    project.write("evals.yaml", config)
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR], areas={"hr": "restricted"}))
+    since = project.mark()
+    result = project.invoke("judge", "rerun", "r0", "--judge", "claude", "--run-id", "r0-again")
+    assert result.exit_code == 2 and "restricted" in result.output, result.output
+    assert project.external_requests(since) == 0
+    assert_flags_are_the_commands(result.output, ("judge", "rerun"))
+    # the way out it names works: the in-house judge re-judges the run
+    project.ok("judge", "rerun", "r0", "--judge", "inhouse", "--run-id", "r0-inhouse")

@@ -202,11 +202,15 @@ class Destination:
 
 
 def check_restricted(
-    items: Sequence[Item], destinations: Sequence[Destination], flag: str | None = "--area"
+    items: Sequence[Item],
+    destinations: Sequence[Destination],
+    flag: str | None = "--area",
+    remedy: str | None = None,
 ) -> None:
     """Refuse (``ConfigError``) when restricted items would go to an external endpoint; before any call.
 
-    ``flag``: the command's option that leaves areas out (None: it has none, and no such hint is given)."""
+    ``flag``: the command's option that leaves areas out (None: it has none, and no such hint is given);
+    ``remedy``: what a command without ``--area`` offers instead (its own options, never another's)."""
     restricted = [item for item in items if item.sensitivity == "restricted"]
     outside = [d for d in destinations if d.external]
     if not restricted or not outside:
@@ -216,15 +220,18 @@ def check_restricted(
     where = " and ".join(f"{d.role} {d.name!r}" for d in outside)
     count = len(restricted)
     if flag is None:
-        way_out = "this command cannot leave areas out"
+        way_out = "this command cannot leave areas out"  # (commands without --area pass their remedy)
     elif others:
         way_out = f"leave them out with {' '.join(f'{flag} {a}' for a in others)}"
     else:
         way_out = "no other area is left to run"
+    if remedy is None:
+        remedy = (
+            f"{way_out}, or use endpoints inside the perimeter (external: false, e.g. an open-weights judge "
+            "on your own server; a judge entry may name one for restricted items: restricted_judge: NAME)"
+        )
     raise ConfigError(
         f"{count} restricted item{'s' if count != 1 else ''} (area{'s' if len(areas) != 1 else ''} "
         f"{', '.join(areas)}) would be sent to the external {where}: restricted text goes to no external "
-        f"endpoint, redacted or not. Nothing was sent and no run was created; {way_out}, or use endpoints "
-        "inside the perimeter (external: false, e.g. an open-weights judge on your own server; a judge entry "
-        "may name one for restricted items: restricted_judge: NAME)"
+        f"endpoint, redacted or not. Nothing was sent and no run was created; {remedy}"
     )
