@@ -28,8 +28,8 @@ from evals.errors import EvalsError
 from evals.judge.judging import Judge
 from evals.outbound.callcontext import calling
 from evals.outbound.gateway import each
-from evals.outbound.redaction import CustomPattern
 from evals.outbound.normalise import normalise
+from evals.outbound.redaction import CustomPattern
 from evals.outbound.sensitivity import Destination, check_restricted, stricter
 from evals.plan import stored_patterns
 from evals.records import Item, Sensitivity, Verdict, content_hash
@@ -147,7 +147,7 @@ def with_levels(labels: Labels, store: Store, default: Sensitivity) -> Labels:
         if all(found.get(key) == "restricted" for key in wanted):
             break  # nothing stored can make a row stricter
         for item in store.items(run_id):
-            key = question_key(item.question)
+            key = question_key(item.question or "")
             if key in wanted and item.sensitivity is not None:
                 found[key] = stricter(found.get(key), item.sensitivity)
     rows = []
@@ -166,9 +166,7 @@ def question_key(question: str) -> str:
 def unknown_rows(labels: Labels, found: dict[str, Sensitivity]) -> tuple[str, ...]:
     """Ids of the rows with no level of their own and no stored question: they took default_sensitivity."""
     return tuple(
-        row.id
-        for row in labels.rows
-        if row.sensitivity is None and question_key(row.question) not in found
+        row.id for row in labels.rows if row.sensitivity is None and question_key(row.question) not in found
     )
 
 
