@@ -39,6 +39,7 @@ from perimeter_kit import (
 )
 
 from evals.cli import main
+from evals.fakes import Fault
 from evals.store import Store
 from evals.store import canary as canary_rows
 
@@ -369,3 +370,43 @@ def test_judge_rerun_refusal_after_the_suite_restricted_an_area_names_its_own_fl
     assert_flags_are_the_commands(result.output, ("judge", "rerun"))
     # the way out it names works: the in-house judge re-judges the run
     project.ok("judge", "rerun", "r0", "--judge", "inhouse", "--run-id", "r0-inhouse")
+
+
+@pytest.mark.parametrize(("prepare", "fake"), [(references, "ext"), (generate, "writer")],
+                         ids=["suite-references", "suite-generate"])  # fmt: skip
+def test_authoring_commands_record_each_attempt_of_a_retried_request(project, prepare, fake):
+    # Two failures then an answer: three requests reached the fake, so three audit records (one per
+    # request sent, retries included), each matching the body the fake received.
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    config["models"][fake].update(max_retries=2)
+    project.write("evals.yaml", config)
+    project.fakes[fake].server.inject(Fault("server_error", status=503), Fault("server_error", status=503))
+    args = prepare(project)
+    command = "evals " + " ".join(args[:2])
+    result = project.invoke(*args)
+    called(project, command, result, {})
+    assert len(project.sent(fake)) >= 3, f"{command}: the fake saw {len(project.sent(fake))} requests"
+    fail_on(project.audit_gaps(command))
+
+
+def _restrict_hr(how: str) -> dict:
+    items = [*BILLING[:2], *HR, *GENERAL]
+    if how == "item":
+        return suite_doc([{**i, "sensitivity": "restricted"} if i["area"] == "hr" else i for i in items],
+                         areas={"general": "public"})  # fmt: skip
+    if how == "suite":  # the whole suite restricted; only general stays public
+        return {**suite_doc(items, areas={"general": "public"}), "sensitivity": "restricted"}
+    if how == "gone":  # the hr items moved out of the suite (to a restricted one kept elsewhere)
+        return suite_doc([i for i in items if i["area"] != "hr"], areas={"general": "public"})
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["item", "suite", "gone"])
+def test_the_canary_sends_no_anchor_restricted_since_by_item_or_suite_or_moved_out(project, how):
+    project.write("suite.yaml", suite_doc([*BILLING[:2], *HR, *GENERAL], areas={"general": "public"}))
+    project.ok("run", "--suite", "suite.yaml", "--run-id", "r1")
+    project.write("suite.yaml", _restrict_hr(how))
+    since = project.mark()
+    result = project.invoke("run", "--suite", "suite.yaml", "--area", "general", "--run-id", "r2")
+    called(project, "evals run", result, since)
+    fail_on(project.leaks(f"evals run --area general (its canary; hr restricted by {how})", HR_TEXT, since))
