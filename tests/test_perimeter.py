@@ -14,6 +14,8 @@ command cannot forget the perimeter.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from perimeter_kit import (
     Project,
     answer_with_identifiers,
     perimeter_project,
+    request_text,
     suite_doc,
 )
 
@@ -295,6 +298,42 @@ def test_a_command_that_calls_out_sends_nothing_restricted_or_identifying_and_au
         problems = project.leaks(command, planted(case.suite)) + project.audit_gaps(command)
         if problems:
             pytest.fail("\n".join(problems), pytrace=False)
+
+
+EXPORTS_NO_SPANS = {"worker": "evals worker does not export telemetry (its calls are audited; no spans)"}
+
+
+@pytest.mark.parametrize("case", _params())
+def test_an_external_telemetry_collector_gets_nothing_restricted_or_identifying(
+    case: Case, tmp_path, monkeypatch
+):
+    """The collector is a door out too (``telemetry:`` marked external, messages captured): every command
+    that calls out exports its spans there, under the same promise."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="the otel extra is not installed")
+    from otlp_kit import serve_collector
+
+    with (
+        serve_collector() as collector,
+        perimeter_project(tmp_path, monkeypatch, collector_url=collector.url) as project,
+    ):
+        done = case.steps(project)
+        result = done.result
+        refused = case.may_refuse and result.exit_code == 2 and "restricted" in result.output
+        assert result.exit_code in case.codes or refused, result.output
+        spans = [s for s in collector.spans if s.name.startswith("chat ")]
+        if not refused and case.command not in EXPORTS_NO_SPANS:
+            assert spans, f"evals {case.command}: no call span reached the collector"
+        text = "\n".join(
+            request_text(json.dumps([s.name, s.attributes, s.events, s.resource]).encode())
+            for s in collector.spans
+        )
+        leaked = [
+            f"evals {case.command}: the external collector received the {p.field}'s {p.kind} {p.value!r}"
+            for p in planted(case.suite)
+            if p.found_in(text, re.sub(r"[\s-]+", "", text))
+        ]
+        if leaked:
+            pytest.fail("\n".join(leaked), pytrace=False)
 
 
 def test_what_holds_today_keeps_holding_a_run_redacts_its_items_and_audits_every_request(
