@@ -97,6 +97,20 @@ def run_batch(project: Project) -> Run:
     return done
 
 
+def run_local_judge(project: Project) -> Run:
+    """``--judge local``: the judge entry ``local`` (the bundled model's, here the in-house fake serving it)
+    grades; the external model still gets the items redacted, and both sides' calls are audited."""
+    write_suite(project)
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    inhouse = project.fakes["inhouse-judge"].server
+    config["judges"]["local"] = {"base_url": inhouse.url, "model": "inhouse-judge", "max_retries": 0}
+    project.write("evals.yaml", config)
+    before = project.mark()
+    done = last(project, *RUN, "--run-id", "r1", "--judge", "local")
+    assert len(project.sent("inhouse-judge", before)) > 0, "the local judge graded nothing"
+    return done
+
+
 def resume(project: Project) -> Run:
     write_suite(project)
     # The model's first two calls fail: with --fail-after 2 the run stops, interrupted, resumable.
@@ -225,6 +239,7 @@ CASES = {
     "run": Case("run", run, suite=True),
     "run-resume": Case("run", resume, suite=True),
     "run-batch-judge": Case("run", run_batch, suite=True),
+    "run-local-judge": Case("run", run_local_judge, suite=True),
     "worker": Case("worker", worker, suite=True),
     "canary": Case("run", canary, suite=True),
     "judge-rerun": Case("judge rerun", rerun, suite=True),
@@ -372,3 +387,23 @@ def test_every_command_is_either_held_to_the_perimeter_or_listed_as_staying_loca
     assert not CALLS_OUT & set(STAYS_LOCAL), f"listed both ways: {sorted(CALLS_OUT & set(STAYS_LOCAL))}"
     gone = sorted((CALLS_OUT | set(STAYS_LOCAL)) - commands)
     assert not gone, f"listed here but no longer a command: {', '.join(gone)}"
+
+
+@pytest.mark.parametrize("where", ["top", "judge", "suite"])
+def test_the_walk_fails_on_a_command_it_does_not_classify(monkeypatch, where):
+    """A command added without a case or a STAYS_LOCAL line fails the check above, wherever it is added:
+    at the top (a new entry in evals.cli.COMMANDS) or as a subcommand of a group."""
+    new = click.Command("telemetry-export", callback=lambda: None)
+    if where == "top":
+        from evals.cli import COMMANDS, Lazy
+
+        monkeypatch.setitem(COMMANDS, "telemetry-export", Lazy("docs", "docs", "a command nobody classified"))
+        expected = "telemetry-export"
+    else:
+        group = main.get_command(click.Context(main), where)
+        assert isinstance(group, click.Group)
+        monkeypatch.setitem(group.commands, "telemetry-export", new)
+        expected = f"{where} telemetry-export"
+    with pytest.raises(AssertionError) as caught:
+        test_every_command_is_either_held_to_the_perimeter_or_listed_as_staying_local()
+    assert f"neither run by the perimeter test nor listed as staying local: {expected}" in str(caught.value)
