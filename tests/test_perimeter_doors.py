@@ -410,3 +410,36 @@ def test_the_canary_sends_no_anchor_restricted_since_by_item_or_suite_or_moved_o
     result = project.invoke("run", "--suite", "suite.yaml", "--area", "general", "--run-id", "r2")
     called(project, "evals run", result, since)
     fail_on(project.leaks(f"evals run --area general (its canary; hr restricted by {how})", HR_TEXT, since))
+
+
+DISGUISED = {
+    "card-crlf-dashes": ("4539-2175-\r\n3377-2747", ("4539", "2175", "3377", "2747"), ("4539217533772747",)),
+    "card-tab-break": ("4539 2175\t\n\t3377 2747", ("4539", "2175", "3377", "2747"), ("4539217533772747",)),
+    "card-en-dashes": ("4539\u20132175\u20133377\u20132747", ("4539", "2175", "3377", "2747"), ()),
+    "email-hex-entity": ("dana.vale&#x40;example.com", ("dana.vale",), ()),
+    "email-bracket-at": ("dana.vale [at] example [dot] com", ("dana.vale",), ()),
+    "email-zero-width-domain": ("dana.vale@exa\u200dmple.com", ("dana.vale",), ()),
+    "email-split-at-the-at": ("dana.vale@\nexample.com", ("dana.vale",), ()),
+    "ticket-fullwidth": ("ＴＣＫ－５５１２３", ("55123",), ()),  # the config's pattern, written fullwidth
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("disguise", list(DISGUISED))
+def test_a_disguised_identifier_in_a_rubric_or_a_document_is_redacted(tmp_path, monkeypatch, disguise):
+    written, tells, squeezed = DISGUISED[disguise]
+    planted = [Planted("rubric/document", disguise, written, tells, squeezed)]
+    with perimeter_project(tmp_path, monkeypatch, config_patterns=True, rubric="leaky") as project:
+        rubric = yaml.safe_load((project.root / "judges/leaky.yaml").read_text())
+        rubric["criteria"].append(f"Escalate to {written} when unsure.")
+        project.write("judges/leaky.yaml", rubric)
+        project.write("suite.yaml", suite_doc(BILLING[:1]))
+        result = project.invoke("run", "--suite", "suite.yaml")
+        called(project, "evals run", result, {})
+        fail_on(project.leaks("evals run (the rubric)", planted))
+        project.write("docs/handbook.md", f"Refunds go to the desk,\nwhich answers {written} within a day.\n")
+        since = project.mark()
+        args = ("suite", "generate", "--from", "docs/handbook.md", "--generator", "writer", "--area", "billing",
+                "--n", "1", "--out", "draft.jsonl")  # fmt: skip
+        result = project.invoke(*args)
+        called(project, "evals suite generate", result, since)
+        fail_on(project.leaks("evals suite generate (the document)", planted, since))
