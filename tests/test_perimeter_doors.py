@@ -30,6 +30,8 @@ from perimeter_kit import (
     QUESTION,
     REFERENCE,
     RESTRICTED,
+    RESTRICTED_QUESTION,
+    RESTRICTED_REFERENCE,
     RUBRIC,
     VAULT,
     Planted,
@@ -443,3 +445,35 @@ def test_a_disguised_identifier_in_a_rubric_or_a_document_is_redacted(tmp_path, 
         result = project.invoke(*args)
         called(project, "evals suite generate", result, since)
         fail_on(project.leaks("evals suite generate (the document)", planted, since))
+
+
+@pytest.mark.parametrize("command", ["run", "suite-references", "suite-generate", "redact"])
+def test_default_sensitivity_restricted_keeps_text_nothing_marks_home(project, command):
+    """Items no suite, area or item marks, and documents, take default_sensitivity: restricted stays home."""
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    project.write("evals.yaml", {**config, "default_sensitivity": "restricted"})
+    unmarked = [{**item, "area": "misc"} for item in VAULT]
+    if command == "run":
+        project.write("suite.yaml", suite_doc(unmarked, areas={}))
+        args: tuple[str, ...] = ("run", "--suite", "suite.yaml")
+    elif command == "suite-references":
+        project.write("questions.yaml", suite_doc([{k: v for k, v in i.items() if k != "reference"}
+                                                   for i in unmarked], areas={}))  # fmt: skip
+        args = ("suite", "references", "questions.yaml", "--model", "ext", "--out", "filled.jsonl")
+    elif command == "suite-generate":
+        project.write("docs/vault.md", f"{RESTRICTED_QUESTION} {RESTRICTED_REFERENCE}\n")
+        args = ("suite", "generate", "--from", "docs/vault.md", "--generator", "writer", "--area", "misc",
+                "--n", "1", "--out", "draft.jsonl")  # fmt: skip
+    else:  # the preview says what a run would do: refuse
+        project.write("suite.yaml", suite_doc(unmarked, areas={}))
+        args = ("redact", "suite.yaml", "--judge", "claude")
+    result = project.invoke(*args)
+    assert project.external_requests() == 0, result.output
+    fail_on(project.leaks(f"evals {command}", RESTRICTED))
+    if command == "redact":
+        assert result.exit_code == 0 and "vault-1 (misc): not sent (restricted)" in result.output, result.output
+    elif command == "suite-references":
+        assert result.exit_code == 0 and "1 restricted left out" in result.output, result.output
+    elif command != "redact":
+        assert result.exit_code == 2 and "restricted" in result.output, result.output
+        assert "restricted_judge" not in result.output or command == "run", result.output

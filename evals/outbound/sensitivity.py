@@ -3,7 +3,8 @@
 
 A level is ``public``, ``internal`` or ``restricted``. An item's own ``sensitivity`` wins; else its area's
 (``areas: {billing: {sensitivity: restricted}}`` in the suite's YAML); else the suite's (``sensitivity:``
-at the top of a YAML file, for the whole suite); else ``internal``. Every loaded item carries its level.
+at the top of a YAML file, for the whole suite); else the config's ``default_sensitivity`` (``internal``
+unless set) for the commands that send a suite's text. Every loaded item carries its level.
 """
 
 from __future__ import annotations
@@ -77,13 +78,14 @@ def _conflict(new: Declared, held: Declared, name: str) -> Problem:
     )
 
 
-def resolve_level(item: Item, policy: AreaLevels) -> Sensitivity:
-    """The item's level: its own, else its area's, else the suite's, else ``internal``."""
+def resolve_level(item: Item, policy: AreaLevels, default: Sensitivity = DEFAULT_LEVEL) -> Sensitivity:
+    """The item's level: its own, else its area's, else the suite's, else ``default`` (the config's
+    ``default_sensitivity`` where a command knows it: text whose level nothing says; else ``internal``)."""
     if item.sensitivity is not None:
         return item.sensitivity
     if item.area in policy.areas:
         return policy.areas[item.area].level
-    return policy.suite.level if policy.suite is not None else DEFAULT_LEVEL
+    return policy.suite.level if policy.suite is not None else default
 
 
 def read_suite_policy(path: str, doc: YamlMapping, policy: AreaLevels) -> list[Problem]:
