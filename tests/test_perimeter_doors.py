@@ -471,7 +471,9 @@ def test_default_sensitivity_restricted_keeps_text_nothing_marks_home(project, c
     assert project.external_requests() == 0, result.output
     fail_on(project.leaks(f"evals {command}", RESTRICTED))
     if command == "redact":
-        assert result.exit_code == 0 and "vault-1 (misc): not sent (restricted)" in result.output, result.output
+        assert result.exit_code == 0 and "vault-1 (misc): not sent (restricted)" in result.output, (
+            result.output
+        )
     elif command == "suite-references":
         assert result.exit_code == 0 and "1 restricted left out" in result.output, result.output
     elif command != "redact":

@@ -207,7 +207,9 @@ class Gateway:
         """Refuse ``restricted`` text bound for an external door (``Refused``), before any call."""
         level = sensitivity or self.default_sensitivity
         if level == "restricted" and door.external:
-            why = "the text is restricted" if sensitivity else "default_sensitivity is restricted in evals.yaml"
+            why = (
+                "the text is restricted" if sensitivity else "default_sensitivity is restricted in evals.yaml"
+            )
             judge = isinstance(door.endpoint, JudgeEndpoint)
             inhouse = ", or name an in-house judge (restricted_judge)" if judge else ""
             raise Refused(
