@@ -8,8 +8,11 @@ suite's ``redact:`` and a TICKET of evals.yaml's ``redaction.patterns``) next to
 the command, and asserts from what the fakes received over HTTP that none of it got out, and from the
 store that it holds exactly one audit record per request the fakes received.
 
+Every case runs a second time with telemetry to an external collector capturing the calls' messages: the
+collector is a door out too, under the same promise.
+
 A last test walks the CLI: a command this file neither runs nor lists as staying local fails it, so a new
-command cannot forget the perimeter.
+command cannot forget the perimeter (and a meta-test checks that the walk does fail on one).
 """
 
 from __future__ import annotations
