@@ -313,11 +313,13 @@ def perimeter_project(
     *,
     config_patterns: bool = True,
     rubric: str = "leaky",
+    collector_url: str | None = None,
 ) -> Iterator[Project]:
     """A project in ``root`` (the test's working folder): external model ``ext``, generator ``writer`` and
     judge ``claude`` (Anthropic), an in-house model and judge ``inhouse`` (``external: false``), the
     leaky rubric in ``judges/``, ``redaction.patterns`` in evals.yaml when ``config_patterns``, a canary of
-    4 anchors. No suite is written: each test writes its own (``suite_doc``)."""
+    4 anchors; with ``collector_url``, telemetry to that collector marked external, messages captured
+    (``capture_text``). No suite is written: each test writes its own (``suite_doc``)."""
     monkeypatch.setenv(KEY_ENV, "sk-perimeter-test")
     answers = text_reply(answer_with_identifiers)
     with ExitStack() as stack:
@@ -358,6 +360,8 @@ def perimeter_project(
         }
         if config_patterns:
             config["redaction"] = {"patterns": [CONFIG_PATTERN]}
+        if collector_url is not None:
+            config["telemetry"] = {"otlp_endpoint": collector_url, "external": True, "capture_text": True}
         project = Project(root, fakes, monkeypatch)
         project.write("evals.yaml", config)
         project.write("judges/leaky.yaml", leaky_rubric())

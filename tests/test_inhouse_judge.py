@@ -137,3 +137,45 @@ def test_a_resume_keeps_the_in_house_judge_it_started_with(tmp_path, servers):
     assert scored == {"rec-1", "rec-2", "gen-1", "gen-2"}
     sent_out = sent_before + " ".join(json.dumps(body) for body in outside.requests)
     assert not any(text in sent_out for text in RESTRICTED)
+
+
+def _judged_by(tmp_path: Path, run_id: str) -> dict[str, set[str]]:
+    db = sqlite3.connect(tmp_path / "reports" / "evals.db")
+    query = "SELECT item_id, judge FROM judgments WHERE run_id = ? AND score IS NOT NULL"
+    rows = db.execute(query, (run_id,)).fetchall()
+    judged: dict[str, set[str]] = {}
+    for item, judge in rows:
+        judged.setdefault(judge.split()[0], set()).add(item)
+    return judged
+
+
+@pytest.mark.parametrize("variant", ["batch", "worker", "samples", "resume-after-marking"])
+def test_restricted_items_go_to_the_in_house_judge_on_every_way_a_run_is_made(tmp_path, servers, variant):
+    model, outside, inside = servers
+    claude: dict[str, object] = {"restricted_judge": "house"}
+    if variant == "batch":
+        claude.update(judging="batch", batch_poll_s=0.01)
+    configure(tmp_path, model, outside, inside, **claude)
+    if variant == "worker":
+        planned = run("--run-id", "r1", "--plan-only")
+        assert planned.exit_code == 0, planned.output
+        result = CliRunner().invoke(main, ["worker", "r1"])
+    elif variant == "samples":
+        result = run("--run-id", "r1", "--samples", "2")
+    elif variant == "resume-after-marking":
+        # the records area was internal when the run started; the suite restricts it before the resume
+        open_suite = {**SUITE, "areas": {}}
+        (tmp_path / "suite.yaml").write_text(yaml.safe_dump(open_suite, sort_keys=False))
+        outside.inject(*[Fault("server_error")] * 8)
+        first = run("--run-id", "r1", "--fail-after", "2")
+        assert first.exit_code == 2, first.output
+        outside.clear()
+        (tmp_path / "suite.yaml").write_text(yaml.safe_dump(SUITE, sort_keys=False))
+        result = CliRunner().invoke(main, ["run", "--resume", "r1"])
+    else:
+        result = run("--run-id", "r1")
+    assert result.exit_code == 0, result.output
+    sent_out = " ".join(json.dumps(body) for body in outside.requests)
+    assert not any(text in sent_out for text in RESTRICTED), variant
+    judged = _judged_by(tmp_path, "r1")
+    assert judged.get("house") == {"rec-1", "rec-2"} and judged.get("claude") == {"gen-1", "gen-2"}, judged

@@ -8,12 +8,17 @@ suite's ``redact:`` and a TICKET of evals.yaml's ``redaction.patterns``) next to
 the command, and asserts from what the fakes received over HTTP that none of it got out, and from the
 store that it holds exactly one audit record per request the fakes received.
 
+Every case runs a second time with telemetry to an external collector capturing the calls' messages: the
+collector is a door out too, under the same promise.
+
 A last test walks the CLI: a command this file neither runs nor lists as staying local fails it, so a new
-command cannot forget the perimeter.
+command cannot forget the perimeter (and a meta-test checks that the walk does fail on one).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +44,7 @@ from perimeter_kit import (
     Project,
     answer_with_identifiers,
     perimeter_project,
+    request_text,
     suite_doc,
 )
 
@@ -91,6 +97,20 @@ def run_batch(project: Project) -> Run:
     project.write("evals.yaml", config)
     done = last(project, *RUN, "--run-id", "r1")
     assert project.fakes["claude"].server.batch_book.batches, "the judge's verdicts went out in no batch"
+    return done
+
+
+def run_local_judge(project: Project) -> Run:
+    """``--judge local``: the judge entry ``local`` (the bundled model's, here the in-house fake serving it)
+    grades; the external model still gets the items redacted, and both sides' calls are audited."""
+    write_suite(project)
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    inhouse = project.fakes["inhouse-judge"].server
+    config["judges"]["local"] = {"base_url": inhouse.url, "model": "inhouse-judge", "max_retries": 0}
+    project.write("evals.yaml", config)
+    before = project.mark()
+    done = last(project, *RUN, "--run-id", "r1", "--judge", "local")
+    assert len(project.sent("inhouse-judge", before)) > 0, "the local judge graded nothing"
     return done
 
 
@@ -222,6 +242,7 @@ CASES = {
     "run": Case("run", run, suite=True),
     "run-resume": Case("run", resume, suite=True),
     "run-batch-judge": Case("run", run_batch, suite=True),
+    "run-local-judge": Case("run", run_local_judge, suite=True),
     "worker": Case("worker", worker, suite=True),
     "canary": Case("run", canary, suite=True),
     "judge-rerun": Case("judge rerun", rerun, suite=True),
@@ -297,6 +318,42 @@ def test_a_command_that_calls_out_sends_nothing_restricted_or_identifying_and_au
             pytest.fail("\n".join(problems), pytrace=False)
 
 
+EXPORTS_NO_SPANS = {"worker": "evals worker does not export telemetry (its calls are audited; no spans)"}
+
+
+@pytest.mark.parametrize("case", _params())
+def test_an_external_telemetry_collector_gets_nothing_restricted_or_identifying(
+    case: Case, tmp_path, monkeypatch
+):
+    """The collector is a door out too (``telemetry:`` marked external, messages captured): every command
+    that calls out exports its spans there, under the same promise."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="the otel extra is not installed")
+    from otlp_kit import serve_collector
+
+    with (
+        serve_collector() as collector,
+        perimeter_project(tmp_path, monkeypatch, collector_url=collector.url) as project,
+    ):
+        done = case.steps(project)
+        result = done.result
+        refused = case.may_refuse and result.exit_code == 2 and "restricted" in result.output
+        assert result.exit_code in case.codes or refused, result.output
+        spans = [s for s in collector.spans if s.name.startswith("chat ")]
+        if not refused and case.command not in EXPORTS_NO_SPANS:
+            assert spans, f"evals {case.command}: no call span reached the collector"
+        text = "\n".join(
+            request_text(json.dumps([s.name, s.attributes, s.events, s.resource]).encode())
+            for s in collector.spans
+        )
+        leaked = [
+            f"evals {case.command}: the external collector received the {p.field}'s {p.kind} {p.value!r}"
+            for p in planted(case.suite)
+            if p.found_in(text, re.sub(r"[\s-]+", "", text))
+        ]
+        if leaked:
+            pytest.fail("\n".join(leaked), pytrace=False)
+
+
 def test_what_holds_today_keeps_holding_a_run_redacts_its_items_and_audits_every_request(
     tmp_path, monkeypatch
 ):
@@ -333,3 +390,23 @@ def test_every_command_is_either_held_to_the_perimeter_or_listed_as_staying_loca
     assert not CALLS_OUT & set(STAYS_LOCAL), f"listed both ways: {sorted(CALLS_OUT & set(STAYS_LOCAL))}"
     gone = sorted((CALLS_OUT | set(STAYS_LOCAL)) - commands)
     assert not gone, f"listed here but no longer a command: {', '.join(gone)}"
+
+
+@pytest.mark.parametrize("where", ["top", "judge", "suite"])
+def test_the_walk_fails_on_a_command_it_does_not_classify(monkeypatch, where):
+    """A command added without a case or a STAYS_LOCAL line fails the check above, wherever it is added:
+    at the top (a new entry in evals.cli.COMMANDS) or as a subcommand of a group."""
+    new = click.Command("telemetry-export", callback=lambda: None)
+    if where == "top":
+        from evals.cli import COMMANDS, Lazy
+
+        monkeypatch.setitem(COMMANDS, "telemetry-export", Lazy("docs", "docs", "a command nobody classified"))
+        expected = "telemetry-export"
+    else:
+        group = main.get_command(click.Context(main), where)
+        assert isinstance(group, click.Group)
+        monkeypatch.setitem(group.commands, "telemetry-export", new)
+        expected = f"{where} telemetry-export"
+    with pytest.raises(AssertionError) as caught:
+        test_every_command_is_either_held_to_the_perimeter_or_listed_as_staying_local()
+    assert f"neither run by the perimeter test nor listed as staying local: {expected}" in str(caught.value)

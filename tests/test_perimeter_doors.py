@@ -17,16 +17,21 @@ Each failed before ``evals.outbound.gateway`` closed its door; each must keep pa
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from contextlib import closing
 
+import click
 import pytest
+import yaml
 from perimeter_kit import (
     BILLING,
     DOCUMENT,
     QUESTION,
     REFERENCE,
     RESTRICTED,
+    RESTRICTED_QUESTION,
+    RESTRICTED_REFERENCE,
     RUBRIC,
     VAULT,
     Planted,
@@ -35,6 +40,8 @@ from perimeter_kit import (
     suite_doc,
 )
 
+from evals.cli import main
+from evals.fakes import Fault
 from evals.store import Store
 from evals.store import canary as canary_rows
 
@@ -223,6 +230,7 @@ def test_judge_rerun_refusal_suggests_no_flag_it_lacks(project):
     assert result.exit_code == 2 and "restricted" in result.output, result.output
     assert project.external_requests() == 0
     assert "--area" not in result.output, f"judge rerun has no --area, yet its refusal says:\n{result.output}"
+    assert_flags_are_the_commands(result.output, ("judge", "rerun"))
 
 
 def test_the_canary_catch_up_of_a_resumed_run_redacts_with_the_suites_patterns(project):
@@ -261,3 +269,213 @@ def test_authoring_commands_record_every_request_on_the_audit_trail(project, pre
     result = project.invoke(*args)
     called(project, command, result, {})
     fail_on(project.audit_gaps(command))
+
+
+# -- variants (verification of issue 18): labels rows without a level, default_sensitivity, retries ----------
+
+
+def hand_written_labels(project: Project, rows: list[dict], drop: tuple[str, ...]) -> None:
+    """The filled review file with the columns ``drop`` taken out (a labels file written by hand, or by a
+    spreadsheet that lost them), imported as labels.jsonl."""
+    project.write("filled.jsonl", [{k: v for k, v in row.items() if k not in drop} for row in rows])
+    project.ok("review", "import", "filled.jsonl", "--into", "labels.jsonl")
+
+
+def exported(project: Project, run_id: str) -> list[dict]:
+    project.ok("review", "export", run_id)
+    path = project.root / f"reports/review/{run_id}/review.jsonl"
+    return [{**json.loads(line), "human_score": 4, "rater": "pat"} for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "drop", [("sensitivity",), ("sensitivity", "run_id")], ids=["no-level", "no-level-no-run"]
+)
+def test_a_labels_row_without_a_level_takes_its_stored_questions_level(project, drop):
+    project.write("suite.yaml", suite_doc([*BILLING, *VAULT]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    hand_written_labels(project, exported(project, "r0"), drop)
+    since = project.mark()
+    result = project.invoke(*CALIBRATE)
+    assert result.exit_code == 2 and "restricted" in result.output, result.output
+    assert project.external_requests(since) == 0
+    fail_on(project.leaks("evals judge calibrate", RESTRICTED, since))
+
+
+def test_a_labels_row_takes_the_stricter_of_its_level_and_a_newer_runs(project):
+    # Exported while the area was internal; the suite has marked it restricted since, and a later run
+    # stored its items so: the row's "internal" (and its run's) no longer lets the question out.
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    rows = exported(project, "r0")
+    assert {row["sensitivity"] for row in rows} == {"internal"}
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR], areas={"hr": "restricted"}))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r1")
+    for drop in [(), ("sensitivity",)]:
+        hand_written_labels(project, rows, drop)
+        since = project.mark()
+        result = project.invoke(*CALIBRATE)
+        assert result.exit_code == 2 and "restricted" in result.output, (drop, result.output)
+        fail_on(project.leaks("evals judge calibrate", HR_TEXT, since))
+
+
+def test_a_labels_row_matches_its_stored_question_written_with_other_spacing(project):
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *VAULT]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    rows = exported(project, "r0")
+    # a spreadsheet's round trip: line endings, a trailing space, a no-break space
+    respaced = [{**row, "question": row["question"].replace(" ", "\u00a0", 1) + " "} for row in rows]
+    hand_written_labels(project, respaced, ("sensitivity", "run_id"))
+    since = project.mark()
+    result = project.invoke(*CALIBRATE)
+    assert result.exit_code == 2 and "restricted" in result.output, result.output
+    assert project.external_requests(since) == 0
+
+
+def test_default_sensitivity_restricted_keeps_a_row_of_unknown_text_home(project):
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    project.write("evals.yaml", {**config, "default_sensitivity": "restricted"})
+    project.write("labels.jsonl", [
+        {"id": "u1", "area": "misc", "question": "Which quartzite shelf?", "reference": "The marigold annex.",
+         "answer": "The marigold annex.", "human_score": 5},
+    ])  # fmt: skip
+    result = project.invoke(*CALIBRATE)
+    assert result.exit_code == 2 and "restricted" in result.output, result.output
+    assert project.external_requests() == 0
+    # the message says why a row of area "misc" is restricted, and which row to leave out
+    assert "(u1)" in result.output and "default_sensitivity: restricted in evals.yaml" in result.output
+    assert_flags_are_the_commands(result.output, ("judge", "calibrate"))
+
+
+def assert_flags_are_the_commands(message: str, command: tuple[str, ...]) -> None:
+    """Every ``--flag`` a refusal suggests is one of the command's own options."""
+    group = main
+    for name in command:
+        group = group.get_command(click.Context(group), name)
+    own = {opt for param in group.params for opt in getattr(param, "opts", [])}
+    suggested = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", message))
+    assert suggested, f"the refusal suggests no option of evals {' '.join(command)}: {message}"
+    assert suggested <= own, f"evals {' '.join(command)} has no {sorted(suggested - own)}: {message}"
+
+
+def test_judge_rerun_refusal_after_the_suite_restricted_an_area_names_its_own_flags(project):
+    # claude names an in-house judge for restricted items: evals run's way; a rerun grades with one judge
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    config["judges"]["claude"]["restricted_judge"] = "inhouse"
+    project.write("evals.yaml", config)
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR]))
+    project.ok("run", "--suite", "suite.yaml", "--model", "inhouse", "--judge", "inhouse", "--run-id", "r0")
+    project.write("suite.yaml", suite_doc([*BILLING[:1], *HR], areas={"hr": "restricted"}))
+    since = project.mark()
+    result = project.invoke("judge", "rerun", "r0", "--judge", "claude", "--run-id", "r0-again")
+    assert result.exit_code == 2 and "restricted" in result.output, result.output
+    assert project.external_requests(since) == 0
+    assert_flags_are_the_commands(result.output, ("judge", "rerun"))
+    # the way out it names works: the in-house judge re-judges the run
+    project.ok("judge", "rerun", "r0", "--judge", "inhouse", "--run-id", "r0-inhouse")
+
+
+@pytest.mark.parametrize(("prepare", "fake"), [(references, "ext"), (generate, "writer")],
+                         ids=["suite-references", "suite-generate"])  # fmt: skip
+def test_authoring_commands_record_each_attempt_of_a_retried_request(project, prepare, fake):
+    # Two failures then an answer: three requests reached the fake, so three audit records (one per
+    # request sent, retries included), each matching the body the fake received.
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    config["models"][fake].update(max_retries=2)
+    project.write("evals.yaml", config)
+    project.fakes[fake].server.inject(Fault("server_error", status=503), Fault("server_error", status=503))
+    args = prepare(project)
+    command = "evals " + " ".join(args[:2])
+    result = project.invoke(*args)
+    called(project, command, result, {})
+    assert len(project.sent(fake)) >= 3, f"{command}: the fake saw {len(project.sent(fake))} requests"
+    fail_on(project.audit_gaps(command))
+
+
+def _restrict_hr(how: str) -> dict:
+    items = [*BILLING[:2], *HR, *GENERAL]
+    if how == "item":
+        return suite_doc([{**i, "sensitivity": "restricted"} if i["area"] == "hr" else i for i in items],
+                         areas={"general": "public"})  # fmt: skip
+    if how == "suite":  # the whole suite restricted; only general stays public
+        return {**suite_doc(items, areas={"general": "public"}), "sensitivity": "restricted"}
+    if how == "gone":  # the hr items moved out of the suite (to a restricted one kept elsewhere)
+        return suite_doc([i for i in items if i["area"] != "hr"], areas={"general": "public"})
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["item", "suite", "gone"])
+def test_the_canary_sends_no_anchor_restricted_since_by_item_or_suite_or_moved_out(project, how):
+    project.write("suite.yaml", suite_doc([*BILLING[:2], *HR, *GENERAL], areas={"general": "public"}))
+    project.ok("run", "--suite", "suite.yaml", "--run-id", "r1")
+    project.write("suite.yaml", _restrict_hr(how))
+    since = project.mark()
+    result = project.invoke("run", "--suite", "suite.yaml", "--area", "general", "--run-id", "r2")
+    called(project, "evals run", result, since)
+    fail_on(project.leaks(f"evals run --area general (its canary; hr restricted by {how})", HR_TEXT, since))
+
+
+DISGUISED = {
+    "card-crlf-dashes": ("4539-2175-\r\n3377-2747", ("4539", "2175", "3377", "2747"), ("4539217533772747",)),
+    "card-tab-break": ("4539 2175\t\n\t3377 2747", ("4539", "2175", "3377", "2747"), ("4539217533772747",)),
+    "card-en-dashes": ("4539\u20132175\u20133377\u20132747", ("4539", "2175", "3377", "2747"), ()),
+    "email-hex-entity": ("dana.vale&#x40;example.com", ("dana.vale",), ()),
+    "email-bracket-at": ("dana.vale [at] example [dot] com", ("dana.vale",), ()),
+    "email-zero-width-domain": ("dana.vale@exa\u200dmple.com", ("dana.vale",), ()),
+    "email-split-at-the-at": ("dana.vale@\nexample.com", ("dana.vale",), ()),
+    "ticket-fullwidth": ("ＴＣＫ－５５１２３", ("55123",), ()),  # the config's pattern, written fullwidth
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("disguise", list(DISGUISED))
+def test_a_disguised_identifier_in_a_rubric_or_a_document_is_redacted(tmp_path, monkeypatch, disguise):
+    written, tells, squeezed = DISGUISED[disguise]
+    planted = [Planted("rubric/document", disguise, written, tells, squeezed)]
+    with perimeter_project(tmp_path, monkeypatch, config_patterns=True, rubric="leaky") as project:
+        rubric = yaml.safe_load((project.root / "judges/leaky.yaml").read_text())
+        rubric["criteria"].append(f"Escalate to {written} when unsure.")
+        project.write("judges/leaky.yaml", rubric)
+        project.write("suite.yaml", suite_doc(BILLING[:1]))
+        result = project.invoke("run", "--suite", "suite.yaml")
+        called(project, "evals run", result, {})
+        fail_on(project.leaks("evals run (the rubric)", planted))
+        project.write("docs/handbook.md", f"Refunds go to the desk,\nwhich answers {written} within a day.\n")
+        since = project.mark()
+        args = ("suite", "generate", "--from", "docs/handbook.md", "--generator", "writer", "--area", "billing",
+                "--n", "1", "--out", "draft.jsonl")  # fmt: skip
+        result = project.invoke(*args)
+        called(project, "evals suite generate", result, since)
+        fail_on(project.leaks("evals suite generate (the document)", planted, since))
+
+
+@pytest.mark.parametrize("command", ["run", "suite-references", "suite-generate", "redact"])
+def test_default_sensitivity_restricted_keeps_text_nothing_marks_home(project, command):
+    """Items no suite, area or item marks, and documents, take default_sensitivity: restricted stays home."""
+    config = yaml.safe_load((project.root / "evals.yaml").read_text())
+    project.write("evals.yaml", {**config, "default_sensitivity": "restricted"})
+    unmarked = [{**item, "area": "misc"} for item in VAULT]
+    if command == "run":
+        project.write("suite.yaml", suite_doc(unmarked, areas={}))
+        args: tuple[str, ...] = ("run", "--suite", "suite.yaml")
+    elif command == "suite-references":
+        project.write("questions.yaml", suite_doc([{k: v for k, v in i.items() if k != "reference"}
+                                                   for i in unmarked], areas={}))  # fmt: skip
+        args = ("suite", "references", "questions.yaml", "--model", "ext", "--out", "filled.jsonl")
+    elif command == "suite-generate":
+        project.write("docs/vault.md", f"{RESTRICTED_QUESTION} {RESTRICTED_REFERENCE}\n")
+        args = ("suite", "generate", "--from", "docs/vault.md", "--generator", "writer", "--area", "misc",
+                "--n", "1", "--out", "draft.jsonl")  # fmt: skip
+    else:  # the preview says what a run would do: refuse
+        project.write("suite.yaml", suite_doc(unmarked, areas={}))
+        args = ("redact", "suite.yaml", "--judge", "claude")
+    result = project.invoke(*args)
+    assert project.external_requests() == 0, result.output
+    fail_on(project.leaks(f"evals {command}", RESTRICTED))
+    if command == "redact":
+        assert result.exit_code == 0 and "vault-1 (misc): not sent (restricted)" in result.output, (
+            result.output
+        )
+    elif command == "suite-references":
+        assert result.exit_code == 0 and "1 restricted left out" in result.output, result.output
+    elif command != "redact":
+        assert result.exit_code == 2 and "restricted" in result.output, result.output
+        assert "restricted_judge" not in result.output or command == "run", result.output

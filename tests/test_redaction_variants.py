@@ -49,6 +49,28 @@ EMAILS = [
     "jane.doe＠example.com",  # fullwidth @
     "ｊａｎｅ．ｄｏｅ＠ｅｘａｍｐｌｅ．ｃｏｍ",  # fullwidth throughout
     "jane.doe&#xFF20;example.com",  # an entity spelling a fullwidth @
+    "jane.doe&#064example.com",  # decimal, no semicolon
+    "jane.doe&#x40example.com",  # hex, no semicolon, a hex letter after it
+    "jane.doe&#x0040;example.com",  # hex with leading zeros
+    "Jane.Doe&#X40;Example.Com",  # mixed case throughout
+    "JANE.DOE@EXAMPLE.COM",  # capitals
+    "jane.doe&COMMAT;example.com",  # a named entity in capitals
+    "jane.doe%252540example.com",  # percent-escaped three times
+    "jane.doe%u0040example.com",  # a JavaScript %u escape
+    "jane.doe\\u0040example.com",  # a JSON/Python escape
+    "jane.doe\\x40example.com",  # a \x escape
+    "jane.doe\ufe6bexample.com",  # small commercial at
+    "jane.doe@example\u3002com",  # ideographic full stop
+    "jane.doe\u034f@example.com",  # combining grapheme joiner
+    "jane.doe\u180e@example.com",  # Mongolian vowel separator
+    "jane.doe [at] example [dot] com",  # spelled out in brackets
+    "jane.doe(AT)example(DOT)com",  # in parentheses, capitals
+    "jane.doe @ example.com",  # spaces around the @
+    "jane.doe\u00a0@\u00a0example.com",  # no-break spaces around the @
+    "jane.doe@\nexample.com",  # a line break after the @
+    "jane.doe\r\n@example.com",  # a CRLF before the @
+    "jane.doe@example.\ncom",  # a line break at a dot of the domain
+    "jane.\ndoe@example.com",  # a line break at a dot of the local part
 ]
 CARDS = [
     "4111 1111\n1111 1111",  # split between groups
@@ -66,6 +88,22 @@ CARDS = [
     "４１１１ １１１１ １１１１ １１１１",  # fullwidth digits
     "4111\u200b1111 1111 1111",  # zero-width space between groups
     "4111&#32;1111 1111 1111",  # an entity space
+    "4111 1111\r1111 1111",  # a lone CR
+    "4111 1111\x0b1111 1111",  # a vertical tab
+    "4111 1111 1111\n\t1111",  # an indented continuation line
+    "3782 822463\n10005",  # a 15-digit card
+    "4111 1111&#10;1111 1111",  # an entity line break
+    "4111 1111%0A1111 1111",  # a percent-escaped line break
+    "4111%201111%201111%201111",  # percent-escaped spaces
+    "4111\t1111\t1111\t1111",  # tabs
+    "4111  1111  1111  1111",  # double spaces
+    "4111.1111.1111.1111",  # dots
+    "4111/1111/1111/1111",  # slashes
+    "4111_1111_1111_1111",  # underscores
+    "4111\u20131111\u20131111\u20131111",  # en dashes
+    "4111\u22121111\u22121111\u22121111",  # minus signs
+    "4111\u20111111\u20111111\u20111111",  # non-breaking hyphens
+    "4111\u30001111\u30001111\u30001111",  # ideographic spaces
 ]
 PHONES = [
     "(212) 555-\n0147",
@@ -76,6 +114,11 @@ PHONES = [
     "212.555.\n0147",
     "212\u00a0555\u00a00147",
     "２１２－５５５－０１４７",
+    "(212)\u2013555\u20130147",
+    "212\u2011555\u20110147",
+    "212 555\t0147",
+    "212.555\r\n.0147",
+    "+44 20 7946\n0958",
 ]
 IBANS = [
     "GB82 WEST 1234\n5698 7654 32",  # digits on both sides of the break
@@ -83,14 +126,27 @@ IBANS = [
     "GB82\nWEST 1234 5698 7654 32",  # letters after it
     "GB82 WEST 1234 5698\r\n7654 32",
     "GB82\u00a0WEST\u00a01234\u00a05698\u00a07654\u00a032",
+    "gb82 west 1234 5698 7654 32",  # lower case
+    "Gb82 West 1234 5698 7654 32",  # mixed case
+    "DE89 3704 0044\n0532 0130 00",
+    "GB82 WEST 1234 5698 7654\n32",
 ]
-SSNS = ["536-22-\n1234", "536\u200b-22-1234", "５３６-２２-１２３４"]
+SSNS = [
+    "536-22-\n1234",
+    "536\u200b-22-1234",
+    "５３６-２２-１２３４",
+    "536\u201322\u20131234",
+    "536-\n22-1234",
+    "536 22 1234",
+    "536.22.1234",
+]
 VARIANTS = (
     [("EMAIL", "Write to {} today.", v) for v in EMAILS]
     + [("CREDIT_CARD", "The card {} was charged.", v) for v in CARDS]
     + [("PHONE", "Call her on {} please.", v) for v in PHONES]
     + [("IBAN", "Pay to IBAN {} now.", v) for v in IBANS]
     + [("SSN", "His SSN is {} on file.", v) for v in SSNS]
+    + [("IP", "Server {} is down.", "192.168.100.200")]  # four groups of 3 digits: an address, not a card
 )
 
 
@@ -151,6 +207,10 @@ def test_prose_around_identifiers_is_sent_byte_for_byte(redactor):
         "Fullwidth ＡＢＣ and ①②③ and the word ﬁne\u200b, with a soft\u00adhyphen.",
         "",
         "\u200b\u200b",
+        "Version 100.200.300 is up; see 3.14159 and 10.000.000 rows.",
+        "Send it to the team @ noon, reply @jane, meet (at) the lobby [at] ten.",
+        "Use \\x41 or \\u00e9 in C:\\users\\xavier; tabs\tand  spaces  stay.",
+        "Rows 12\t34 and 56  78 were read; the 1990\u20132000 decade.",
     ],
 )
 def test_text_with_no_identifiers_is_unchanged(redactor, text):
@@ -239,7 +299,30 @@ def test_every_normalised_span_maps_inside_the_text_as_written_in_order():
 
 
 @pytest.mark.parametrize(
-    "piece", ["&#64;", "%40", "\u200b", "1\n", "＠", "&amp;", "%", "&", "e\u0301", "4111 1111\n"]
+    "piece",
+    [
+        "&#64;",
+        "%40",
+        "\u200b",
+        "1\n",
+        "＠",
+        "&amp;",
+        "%",
+        "&",
+        "e\u0301",
+        "4111 1111\n",
+        "&#1234567",
+        "4111.",
+        "a [at] ",
+        "a @ ",
+        "\\u0040",
+        "a.\n",
+        "a@b.\n",
+        "1\t",
+        "1  ",
+        "1%20",
+        "\u2013",
+    ],
 )
 def test_normalising_is_linear_in_the_text(piece):
     # 200,000 characters of the worst piece for each step: quadratic work would take minutes.

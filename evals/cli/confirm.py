@@ -25,7 +25,7 @@ def perimeter(config: Config, manifest: RunManifest, fail_after: int) -> reruns.
     if manifest.suite_path.startswith("hf:"):  # never fetched at run time: the stored levels stand
         return reruns.Perimeter(config.redaction, config.default_sensitivity, None, fail_after)
     try:
-        marking = load_suite(manifest.suite_path).levels()
+        marking = load_suite(manifest.suite_path, config.default_sensitivity).levels()
     except (EvalsError, OSError) as exc:
         err.print(
             plain(

@@ -121,7 +121,8 @@ def calibrate_command(
         if rubric_name is not None:
             endpoint = endpoint.model_copy(update={"rubric": rubric_name})
         labels = with_levels(labels, store, config.default_sensitivity)
-        check_rows(labels, name, endpoint.is_external())  # restricted rows never reach an external judge
+        # restricted rows never reach an external judge
+        check_rows(labels, name, endpoint.is_external(), config.default_sensitivity)
         gateway = Gateway(config.redaction, row_patterns(labels, store), None, config.default_sensitivity)
         try:
             grader = build_judge(name, endpoint, rubric_search(config), gateway)

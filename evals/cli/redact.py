@@ -39,7 +39,7 @@ def redact(
     external); answers are not known before a run, and are redacted the same way with their item.
     """
     config = add_local_judge(load_config(config_path), judge_name)
-    suite = load_suite(suite_path)
+    suite = load_suite(suite_path, config.default_sensitivity)
     judge_name, judge = config.judge(judge_name)
     model_name, model = config.model(model_name)
     external = [f"{role} {name}" for role, name, e in (("model", model_name, model), ("judge", judge_name, judge))

@@ -41,7 +41,7 @@ def suite_references(suite_path: str, model_name: str, out_path: Path, config_pa
 
     config = load_config(config_path)
     name, endpoint = config.model(model_name)
-    source = load_suite(suite_path)
+    source = load_suite(suite_path, config.default_sensitivity)
     gateway = Gateway(config.redaction, source.patterns, None, config.default_sensitivity)
     # Each call goes on the audit trail of the store beside the config, as a run's do.
     with open_store(config, reports_path(config, None)) as store, tracing(config), audit.recording(store):

@@ -179,7 +179,7 @@ def run(
             suite_path = str(config.path(config.default_suite))
         if suite_path is None:
             raise click.UsageError("--suite is required (or --resume RUN_ID, or default_suite in evals.yaml)")
-        suite = _select(load_suite(suite_path), selection)
+        suite = _select(load_suite(suite_path, config.default_sensitivity), selection)
         model_name, model = config.model(model_name)
         config = add_local_judge(config, judge_name)
         judge_name, judge = config.judge(judge_name)
@@ -222,7 +222,7 @@ def run(
 
             return resume_rerun(config, store, resume, judge_name, dry_run, fail_after)
         selection = manifest.selection()
-        suite = _select(load_suite(suite_path or manifest.suite_path), selection)
+        suite = _select(load_suite(suite_path or manifest.suite_path, config.default_sensitivity), selection)
         model_name, model = config.model(model_name or manifest.model_name)
         config = add_local_judge(config, judge_name or manifest.judge_name)
         judge_name, judge = config.judge(judge_name or manifest.judge_name)

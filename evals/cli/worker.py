@@ -138,7 +138,7 @@ def worker(
                 f"rerun): continue it with evals run --resume {run_id}"
             )
         selection: Selection = manifest.selection()
-        suite = load_suite(manifest.suite_path)
+        suite = load_suite(manifest.suite_path, config.default_sensitivity)
         if not selection.whole:
             suite = suite.select(selection.areas, selection.item_tags, selection.limit)
         spec = run_spec(

@@ -207,11 +207,14 @@ class Gateway:
         """Refuse ``restricted`` text bound for an external door (``Refused``), before any call."""
         level = sensitivity or self.default_sensitivity
         if level == "restricted" and door.external:
+            why = (
+                "the text is restricted" if sensitivity else "default_sensitivity is restricted in evals.yaml"
+            )
+            judge = isinstance(door.endpoint, JudgeEndpoint)
+            inhouse = ", or name an in-house judge (restricted_judge)" if judge else ""
             raise Refused(
-                f"the text is restricted (its own level, or default_sensitivity) and {door.name!r} is an "
-                "external endpoint: "
-                "nothing was sent. Keep restricted text on endpoints inside the perimeter "
-                "(external: false, loopback or internal_hosts), or name an in-house judge (restricted_judge)"
+                f"{why} and {door.name!r} is an external endpoint: nothing was sent. Keep restricted text on "
+                f"endpoints inside the perimeter (external: false, loopback or internal_hosts){inhouse}"
             )
 
     async def send(self, door: Door, request: CompletionRequest) -> Completion:

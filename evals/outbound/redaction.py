@@ -45,9 +45,10 @@ log = logging.getLogger("evals.outbound.redaction")
 THRESHOLD = 0.4
 """Lowest Presidio score that counts: weak patterns (a bare 9-digit number as a passport) need a context
 word near them (Presidio adds 0.35 for one) to reach it."""
-RECOGNIZERS_VERSION = 2
+RECOGNIZERS_VERSION = 3
 """Bumped when the built-in recognizers, their settings or the normalisation change: a new version means new
-cache keys. 2: detection on normalised text."""
+cache keys. 2: detection on normalised text. 3: dashes, digit-group separators, ``[at]``, backslash escapes
+and addresses split over lines normalised; IBANs in any case."""
 NO_NER = "names and places are not detected: no NER model installed"
 
 KINDS: dict[str, str] = {
@@ -284,6 +285,15 @@ def _build_analyzer(patterns: tuple[CustomPattern, ...], ner_model: str | None) 
         def validate_result(self, pattern_text: str) -> bool:
             return offline_tld(pattern_text).fqdn != ""
 
+    class AnyCaseIbanRecognizer(IbanRecognizer):
+        """An IBAN in lower or mixed case (``gb82 west 1234...``) is the same account: checked in capitals."""
+
+        def __init__(self) -> None:
+            super().__init__(regex_flags=re.DOTALL | re.MULTILINE | re.IGNORECASE)
+
+        def validate_result(self, pattern_text: str) -> bool | None:
+            return super().validate_result(pattern_text.upper())
+
     class Engine(SpacyNlpEngine):
         def load(self) -> None:
             nlp = spacy.load(ner_model) if ner_model else spacy.blank("en")
@@ -296,7 +306,7 @@ def _build_analyzer(patterns: tuple[CustomPattern, ...], ner_model: str | None) 
     registry = RecognizerRegistry(supported_languages=["en"])
     recognizers = [
         OfflineEmailRecognizer(), PhoneRecognizer(), UsSsnRecognizer(), CreditCardRecognizer(),
-        IbanRecognizer(), IpRecognizer(), UrlRecognizer(), DateRecognizer(), UsLicenseRecognizer(),
+        AnyCaseIbanRecognizer(), IpRecognizer(), UrlRecognizer(), DateRecognizer(), UsLicenseRecognizer(),
         UsPassportRecognizer(),
         PatternRecognizer(
             supported_entity="MEDICAL_RECORD_NUMBER", context=_MRN_CONTEXT,

@@ -3,7 +3,8 @@
 
 A level is ``public``, ``internal`` or ``restricted``. An item's own ``sensitivity`` wins; else its area's
 (``areas: {billing: {sensitivity: restricted}}`` in the suite's YAML); else the suite's (``sensitivity:``
-at the top of a YAML file, for the whole suite); else ``internal``. Every loaded item carries its level.
+at the top of a YAML file, for the whole suite); else the config's ``default_sensitivity`` (``internal``
+unless set) for the commands that send a suite's text. Every loaded item carries its level.
 """
 
 from __future__ import annotations
@@ -77,13 +78,14 @@ def _conflict(new: Declared, held: Declared, name: str) -> Problem:
     )
 
 
-def resolve_level(item: Item, policy: AreaLevels) -> Sensitivity:
-    """The item's level: its own, else its area's, else the suite's, else ``internal``."""
+def resolve_level(item: Item, policy: AreaLevels, default: Sensitivity = DEFAULT_LEVEL) -> Sensitivity:
+    """The item's level: its own, else its area's, else the suite's, else ``default`` (the config's
+    ``default_sensitivity`` where a command knows it: text whose level nothing says; else ``internal``)."""
     if item.sensitivity is not None:
         return item.sensitivity
     if item.area in policy.areas:
         return policy.areas[item.area].level
-    return policy.suite.level if policy.suite is not None else DEFAULT_LEVEL
+    return policy.suite.level if policy.suite is not None else default
 
 
 def read_suite_policy(path: str, doc: YamlMapping, policy: AreaLevels) -> list[Problem]:
@@ -202,11 +204,15 @@ class Destination:
 
 
 def check_restricted(
-    items: Sequence[Item], destinations: Sequence[Destination], flag: str | None = "--area"
+    items: Sequence[Item],
+    destinations: Sequence[Destination],
+    flag: str | None = "--area",
+    remedy: str | None = None,
 ) -> None:
     """Refuse (``ConfigError``) when restricted items would go to an external endpoint; before any call.
 
-    ``flag``: the command's option that leaves areas out (None: it has none, and no such hint is given)."""
+    ``flag``: the command's option that leaves areas out (None: it has none, and no such hint is given);
+    ``remedy``: what a command without ``--area`` offers instead (its own options, never another's)."""
     restricted = [item for item in items if item.sensitivity == "restricted"]
     outside = [d for d in destinations if d.external]
     if not restricted or not outside:
@@ -216,15 +222,18 @@ def check_restricted(
     where = " and ".join(f"{d.role} {d.name!r}" for d in outside)
     count = len(restricted)
     if flag is None:
-        way_out = "this command cannot leave areas out"
+        way_out = "this command cannot leave areas out"  # (commands without --area pass their remedy)
     elif others:
         way_out = f"leave them out with {' '.join(f'{flag} {a}' for a in others)}"
     else:
         way_out = "no other area is left to run"
+    if remedy is None:
+        remedy = (
+            f"{way_out}, or use endpoints inside the perimeter (external: false, e.g. an open-weights judge "
+            "on your own server; a judge entry may name one for restricted items: restricted_judge: NAME)"
+        )
     raise ConfigError(
         f"{count} restricted item{'s' if count != 1 else ''} (area{'s' if len(areas) != 1 else ''} "
         f"{', '.join(areas)}) would be sent to the external {where}: restricted text goes to no external "
-        f"endpoint, redacted or not. Nothing was sent and no run was created; {way_out}, or use endpoints "
-        "inside the perimeter (external: false, e.g. an open-weights judge on your own server; a judge entry "
-        "may name one for restricted items: restricted_judge: NAME)"
+        f"endpoint, redacted or not. Nothing was sent and no run was created; {remedy}"
     )

@@ -16,8 +16,8 @@ does nothing: OpenTelemetry is never imported and nothing is exported. With one:
 The collector is an outbound destination like any endpoint (``TelemetrySettings.external``), and the
 gateway's rules hold for it: ids, scores, token counts and model names always go; text (the judge's
 explanation; with ``capture_text`` the messages) goes as written to a collector inside the perimeter; to an
-external one public text goes as written, internal text redacted (the run's patterns, the config's, the
-built-in recognizers; left out when redaction is off) and restricted text never. Spans leave through the
+external one public and internal text redacted (the run's patterns, the config's, the built-in recognizers;
+when redaction is off, public text as written and internal text left out) and restricted text never. Spans leave through the
 SDK's OTLP/HTTP exporter on its own thread and are flushed when the command ends; a collector that does not
 take them costs a warning, never the run. Item and run spans end when the command ends, at the time of the
 last thing that happened under them.
@@ -238,12 +238,15 @@ class Telemetry:
     ) -> tuple[str | None, ...] | str:
         """``texts`` as the collector may get them (redacted together, with one mapping), or why it may not."""
         level = level or self.default_sensitivity
-        if not self.external or level == "public":
+        if not self.external:
             return tuple(texts)
         if level == "restricted":
             return "restricted"
         if not self.redaction.enabled:
-            return "not redacted"  # redaction off: internal text stays home
+            # redaction off: internal text stays home, public text goes as the endpoints get it
+            return tuple(texts) if level == "public" else "not redacted"
+        # Public text is redacted too, as the gateway redacts it: a call's messages carry more than the item
+        # (the team's rubric, a document), and the item's level says nothing of those.
         return self.redactor().redact(texts).texts
 
     # -- spans -----------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from evals.errors import EvalsError, Problem, SuiteError
 from evals.outbound.redaction import CustomPattern
-from evals.outbound.sensitivity import Marking
-from evals.records import Item, content_hash
+from evals.outbound.sensitivity import DEFAULT_LEVEL, Marking
+from evals.records import Item, Sensitivity, content_hash
 from evals.suites.formats import DATASET_MARKERS, HF_PREFIX, SUITE_EXTENSIONS, read_source
 from evals.suites.validation import sorted_problems, validate
 
@@ -82,10 +82,13 @@ class Suite:
         return _make_suite(self.name, self.path, tuple(chosen), self.patterns, self.levels())
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Load and validate a suite file, folder or ``hf:`` dataset. Raises SuiteError listing EVERY problem."""
+def load_suite(path: str | Path, default_level: Sensitivity = DEFAULT_LEVEL) -> Suite:
+    """Load and validate a suite file, folder or ``hf:`` dataset. Raises SuiteError listing EVERY problem.
+
+    ``default_level``: the level of an item nothing marks (no level of its own, its area's or the suite's):
+    the config's ``default_sensitivity`` for a command that sends the suite's text."""
     read = read_source(str(path))
-    items = validate(read)
+    items = validate(read, default_level)
     if read.problems:
         raise SuiteError(sorted_problems(read.problems))
     return _make_suite(read.name or str(path), str(path), tuple(items), tuple(read.policy.patterns))

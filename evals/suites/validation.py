@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from evals.errors import Problem
 from evals.judge.rubrics import RUBRIC_NAME_EXPECTED, is_rubric_name
-from evals.outbound.sensitivity import resolve_level
-from evals.records import Item, Message
+from evals.outbound.sensitivity import DEFAULT_LEVEL, resolve_level
+from evals.records import Item, Message, Sensitivity
 from evals.suites.formats import (
     EXPECTED,
     ITEM_FIELDS,
@@ -31,7 +31,7 @@ from evals.suites.formats import (
 _HINTS = {"id": " (a unique id such as 'geo-01')", "area": " (the area of the domain, e.g. 'geography')"}
 
 
-def validate(read: Read) -> list[Item]:
+def validate(read: Read, default_level: Sensitivity = DEFAULT_LEVEL) -> list[Item]:
     """The valid items of the records read; every problem found is added to ``read.problems``."""
     items: list[Item] = []
     first_of: dict[str, Record] = {}
@@ -61,7 +61,9 @@ def validate(read: Read) -> list[Item]:
                 found.append(problem_at(record, ("id",), f"duplicate id {item_id!r} (first on {where})"))
         read.problems += found
         if item is not None and not found:
-            items.append(item.model_copy(update={"sensitivity": resolve_level(item, read.policy)}))
+            items.append(
+                item.model_copy(update={"sensitivity": resolve_level(item, read.policy, default_level)})
+            )
     read.problems += read.policy.unused_areas({record.data.get("area") for record in read.records})
     return items
 

@@ -28,6 +28,7 @@ from evals.errors import EvalsError
 from evals.judge.judging import Judge
 from evals.outbound.callcontext import calling
 from evals.outbound.gateway import each
+from evals.outbound.normalise import normalise
 from evals.outbound.redaction import CustomPattern
 from evals.outbound.sensitivity import Destination, check_restricted, stricter
 from evals.plan import stored_patterns
@@ -134,28 +135,39 @@ class Reporter(Protocol):
 
 
 def with_levels(labels: Labels, store: Store, default: Sensitivity) -> Labels:
-    """``labels`` with every row's level known: its own (``sensitivity``); else that of a stored item with
-    the same question (its run's first, then the newest runs'); else ``default`` (the config's
-    ``default_sensitivity``). Text of unknown level never travels further than the team allows."""
-    wanted = {row.question for row in labels.rows if row.sensitivity is None}
+    """``labels`` with every row's level known: the stricter of its own (``sensitivity``) and that of every
+    stored item with the same question, in any run of the store (a row exported while its area was
+    ``internal`` is ``restricted`` once a later run stored it so); a row with neither takes ``default`` (the
+    config's ``default_sensitivity``). Questions are compared as redaction reads text (``question_key``:
+    a spreadsheet's spaces and line endings do not hide a stored question). Text of unknown level never
+    travels further than the team allows."""
+    wanted = {question_key(row.question) for row in labels.rows}
     found: dict[str, Sensitivity] = {}
-    named = [
-        r for r in dict.fromkeys(row.run_id for row in labels.rows if row.run_id) if r and store.has_run(r)
-    ]
-    newest = [m.run_id for m in reversed(store.runs())]
-    for run_id in dict.fromkeys([*named, *newest]):
-        if not wanted - found.keys():
-            break
+    for run_id in [m.run_id for m in reversed(store.runs())]:
+        if all(found.get(key) == "restricted" for key in wanted):
+            break  # nothing stored can make a row stricter
         for item in store.items(run_id):
-            if item.question in wanted and item.sensitivity is not None:
-                found[item.question] = stricter(found.get(item.question), item.sensitivity)
-    rows = [
-        row
-        if row.sensitivity is not None
-        else row.model_copy(update={"sensitivity": found.get(row.question, default)})
-        for row in labels.rows
-    ]
-    return labels.model_copy(update={"rows": rows})
+            key = question_key(item.question or "")
+            if key in wanted and item.sensitivity is not None:
+                found[key] = stricter(found.get(key), item.sensitivity)
+    rows = []
+    for row in labels.rows:
+        stored = found.get(question_key(row.question))
+        level = default if row.sensitivity is None and stored is None else stricter(row.sensitivity, stored)
+        rows.append(row if level == row.sensitivity else row.model_copy(update={"sensitivity": level}))
+    return labels.model_copy(update={"rows": rows, "defaulted": unknown_rows(labels, found)})
+
+
+def question_key(question: str) -> str:
+    """A question as compared with the store's: normalised as redaction reads it, whitespace collapsed."""
+    return " ".join(normalise(question).text.split()).casefold()
+
+
+def unknown_rows(labels: Labels, found: dict[str, Sensitivity]) -> tuple[str, ...]:
+    """Ids of the rows with no level of their own and no stored question: they took default_sensitivity."""
+    return tuple(
+        row.id for row in labels.rows if row.sensitivity is None and question_key(row.question) not in found
+    )
 
 
 def row_patterns(labels: Labels, store: Store) -> list[CustomPattern]:
@@ -168,13 +180,27 @@ def row_patterns(labels: Labels, store: Store) -> list[CustomPattern]:
     return list(patterns.values())
 
 
-def check_rows(labels: Labels, judge_name: str, external: bool) -> None:
-    """Refuse, before any call, when rows of restricted text would go to an external judge."""
+def check_rows(labels: Labels, judge_name: str, external: bool, default: Sensitivity = "internal") -> None:
+    """Refuse, before any call, when rows of restricted text would go to an external judge; the message
+    names the rows, says which took ``default_sensitivity``, and the ways out this command has."""
     items = [
         Item(id=row.id, area=row.area, question=row.question, sensitivity=row.sensitivity)
         for row in labels.rows
     ]
-    check_restricted(items, [Destination("judge", judge_name, external)], flag=None)
+    restricted = list(dict.fromkeys(row.id for row in labels.rows if row.sensitivity == "restricted"))
+    shown = ", ".join(restricted[:5]) + (f" and {len(restricted) - 5} more" if len(restricted) > 5 else "")
+    defaulted = [i for i in restricted if i in labels.defaulted]
+    why = (
+        f" ({len(defaulted)} of them restricted by default_sensitivity: {default} in evals.yaml, as no stored "
+        "item has their question)"
+        if defaulted
+        else ""
+    )
+    remedy = (
+        f"leave their rows ({shown}) out of the labels file{why}, or calibrate a judge inside the perimeter "
+        "(--judge NAME of an entry with external: false, or --judge local)"
+    )
+    check_restricted(items, [Destination("judge", judge_name, external)], flag=None, remedy=remedy)
 
 
 def distinct_answers(labels: Labels) -> dict[str, list[LabelRow]]:

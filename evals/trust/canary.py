@@ -175,7 +175,8 @@ class Canary:
     ``marking``: the suite's marking today. An anchor is sent at the stricter of the level it was stored
     with and the suite's marking of it now, checked at every observation: an anchor drawn while its area
     was ``internal`` is never sent to an external judge once the suite marks it ``restricted`` (it is
-    recorded as not re-judged), whatever areas the run itself asked.
+    recorded as not re-judged), whatever areas the run itself asked; nor is one whose item the suite no
+    longer holds.
     """
 
     options: CanaryOptions
@@ -232,16 +233,23 @@ class Canary:
                     log.warning("nor could its failure be recorded: %s", again)
 
     def _marked(self, anchor: rows.Anchor) -> rows.Anchor:
-        """The anchor at the stricter of its stored level and the suite's marking today."""
+        """The anchor at the stricter of its stored level and the suite's marking today; an anchor whose item
+        the suite no longer holds (taken out, or moved to another suite) stays inside the perimeter: the
+        suite no longer vouches for where its text may go, and the canary re-sends it on every run."""
         if self.marking is None:
             return anchor
+        if anchor.item.id not in self.marking.items:
+            return dataclasses.replace(
+                anchor, item=anchor.item.model_copy(update={"sensitivity": "restricted"})
+            )
         return dataclasses.replace(anchor, item=self.marking.apply(anchor.item))
 
 
 OVER_BUDGET = "not graded: it could have crossed --max-cost"
 """The error of an anchor the run's budget had no room for."""
-RESTRICTED = "not re-judged: its text is now restricted and the judge is external"
-"""The error of an anchor whose area (or item) the suite marked restricted since it was drawn."""
+RESTRICTED = "not re-judged: its text is now restricted (or no longer in the suite) and the judge is external"
+"""The error of an anchor whose area (or item) the suite marked restricted since it was drawn, or whose item
+the suite no longer holds."""
 
 
 async def _rejudge(run_id: str, judge: Judge, anchors: list[rows.Anchor]) -> list[rows.AnchorScore]:

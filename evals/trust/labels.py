@@ -97,6 +97,9 @@ class Labels(BaseModel):
     rows: list[LabelRow]
     blank: int = 0
     """Rows without a score (skipped; counted when ``allow_blank``)."""
+    defaulted: tuple[str, ...] = ()
+    """Ids of the rows whose level is the config's ``default_sensitivity`` (no level of their own, no stored
+    question: ``evals.trust.calibration.with_levels``)."""
 
 
 def labels_path(spec: str | Path) -> Path:

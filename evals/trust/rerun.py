@@ -171,8 +171,15 @@ class Perimeter:
 
     def check(self, judge_name: str, endpoint: JudgeEndpoint, items: Sequence[Item]) -> None:
         """Restricted items are refused for an external judge, before any call (the frozen answers call no
-        model). A rerun has no ``--area``: the way out is a judge inside the perimeter."""
-        check_restricted(items, [Destination("judge", judge_name, endpoint.is_external())], flag=None)
+        model). A rerun has no ``--area`` and grades with one judge (a ``restricted_judge`` is
+        ``evals run``'s): the way out is a judge inside the perimeter, named with ``--judge``."""
+        remedy = (
+            "re-judge with a judge inside the perimeter: --judge NAME of an entry with external: false, or "
+            "--judge local (a rerun grades every answer with one judge; restricted_judge is evals run's)"
+        )
+        check_restricted(
+            items, [Destination("judge", judge_name, endpoint.is_external())], flag=None, remedy=remedy
+        )
 
 
 def rerun(
