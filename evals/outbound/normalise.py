@@ -28,7 +28,8 @@ are undone as well. Every step keeps a map from each character it outputs to the
 placeholder replaces all of ``john&#64;example.com`` and nothing around it. Each step is one regular
 expression scan plus work on what it found: linear in the text, and nothing at all for plain ASCII text
 without anything a step acts on (``_ASCII_WORK``: ``&``, ``%``, ``\\``, tabs, line breaks, control
-characters, a spaced ``@``, ``[at]``, digits followed by two spaces or by ``.``, ``/``, ``_`` and a digit).
+characters, a spaced ``@``, ``[at]``, a digit followed by two spaces, three digits joined to three more by
+``.``, ``/`` or ``_``: a decimal like ``3.5`` is not work).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ MAX_ROUNDS = 4
 """Layers of encoding undone (``&amp;#64;`` is two)."""
 
 _ASCII_WORK = re.compile(
-    r"[&%\\\t\n\r\x0b\x0c\x00-\x08\x0e-\x1f\x7f]|\d {2}|\d[./_]\d| @|@ |[\[({<] *(?:at|dot) *[\])}>]", re.I
+    r"[&%\\\t\n\r\x0b\x0c\x00-\x08\x0e-\x1f\x7f]|\d {2}|\d{3}[./_]\d{3}| @|@ |[\[({<] *(?:at|dot) *[\])}>]",
+    re.I,
 )
 """In ASCII text, what any step acts on (anything else is left as it is, unmapped)."""
 _ESCAPE = re.compile(
@@ -59,6 +61,8 @@ _GROUPS = re.compile(r"(?<!\d)(?<!\d[./_])\d{3,6}([./_])\d{3,6}(?:\1\d{3,6})+(?!
 """Digit groups of 3 to 6 digits, three or more, all joined by the same ``.``, ``/`` or ``_`` (one of
 them 4 digits or more: four groups of 3 are an IP address)."""
 _AT = re.compile(r"(?<=[\w.+-])([ \t\r\n]{0,4})(@|[\[({<][ \t]*at[ \t]*[\])}>])([ \t\r\n]{0,4})(?=\w)", re.I)
+_GROUP_START = re.compile(r"\d{3}[./_]\d{3}")
+_SPELLED = re.compile(r"[\[({<][ \t]*(?:at|dot)[ \t]*[\])}>]", re.I)
 _DOT = re.compile(r"(?<=\w)[ \t]*[\[({<][ \t]*dot[ \t]*[\])}>][ \t]*(?=\w)", re.I)
 _NOT_PLAIN = re.compile(r"[^\t\n\r\x0b\x0c\x20-\x7e]+")
 _BREAK = re.compile(r"[ \t]*(?:\r\n|[\n\r\x0b\x0c\x85\u2028\u2029])[ \t]*")
@@ -268,6 +272,8 @@ def _gaps(text: str) -> Iterable[tuple[int, int, str]]:
 def _groups(text: str) -> Iterable[tuple[int, int, str]]:
     """Three or more digit groups joined by the same ``.``, ``/`` or ``_`` (``4111.1111.1111.1111``),
     spaced as a card or phone number is written."""
+    if not _GROUP_START.search(text):
+        return  # the common case, found by a simpler scan
     for match in _GROUPS.finditer(text):
         separator = match.group(1)
         if max(map(len, match.group().split(separator))) < 4:
@@ -281,6 +287,8 @@ def _at_signs(text: str) -> Iterable[tuple[int, int, str]]:
     """An ``@`` written ``[at]``, ``(at)``, with spaces on both sides or beside a line break, and a ``.``
     written ``[dot]``, read as the characters they stand for (``jane.doe [at] example [dot] com``)."""
     edits: list[tuple[int, int, str]] = []
+    if "@" not in text and not _SPELLED.search(text):
+        return edits  # the common case, found by simpler scans
     for match in _AT.finditer(text):
         before, sign, after = match.groups()
         spaced = bool(before and after) or "\n" in before + after or "\r" in before + after
@@ -297,6 +305,8 @@ def _inside_address(text: str, start: int, end: int) -> bool:
     left, right = text[start - 1], text[end]
     if not ((left in "._-+" and right.isalnum()) or (right in ".-" and left.isalnum())):
         return False
+    if "@" not in text[max(0, start - 128) : end + 128]:
+        return False  # the end of a sentence, most often
     before = _WORD_BEFORE.search(text, max(0, start - 128), start)
     after = _WORD_AFTER.match(text, end, end + 128)
     word = (before.group() if before else "") + (after.group() if after else "")
