@@ -58,6 +58,7 @@ if [ -n "${DETACH:-}" ]; then
 fi
 shopt -s nullglob
 for suite in "$SUITES_DIR"/*/ "$SUITES_DIR"/*.yaml "$SUITES_DIR"/*.yml "$SUITES_DIR"/*.jsonl "$SUITES_DIR"/*.csv; do
+  case "$suite" in *.rejected.jsonl) continue ;; esac  # what suite review rejected is not a suite
   suite="${suite%/}"
   # Unique across machines sharing one store: suite, model, time and 32 random bits.
   run_id="nightly-$(printf '%s-%s' "$(basename "$suite")" "${MODEL:-default}" | tr -c 'A-Za-z0-9_-' '-' | cut -c1-80)-$(date -u +%Y%m%dT%H%M%SZ)-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')"

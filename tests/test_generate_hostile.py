@@ -429,31 +429,23 @@ def test_an_out_path_that_is_no_jsonl_file_is_refused_before_any_call(project, o
     assert writer.count() == 0 and not any((folder / "suites").iterdir())
 
 
-def test_a_suite_is_not_written_beside_suite_folders(project):
-    # suites/ as evals init makes it: a file of its own would make it one suite, the folders passed over.
+def test_a_suite_written_beside_suite_folders_is_a_suite_of_its_own(project):
+    # suites/ as evals init makes it: suites/shipping.jsonl beside suites/example/ is validated (and run by
+    # the nightly job) as one more suite; nothing else lands among the suites.
     folder, writer = project
     (folder / "suites" / "example").mkdir(parents=True)
     (folder / "suites" / "example" / "geo.jsonl").write_text(
         json.dumps({"id": "g1", "area": "geo", "question": "Capital of France?", "reference": "Paris"}) + "\n"
     )
     source = rules(folder, "a.md", [1])
-    line = one_error_line(generate("--from", source, "--out", "suites/shipping.jsonl"))
-    assert line == (
-        "error: suites/shipping.jsonl: suites holds suite folders (example); a suite file beside them would "
-        "make suites one suite, and evals suite validate suites and the nightly job would pass them over: "
-        "create suites/shipping and give --out suites/shipping/shipping.jsonl"
-    )
-    assert writer.count() == 0
-    (folder / "suites" / "shipping").mkdir()
-    result = generate("--from", source, "--n", "1", "--out", "suites/shipping/shipping.jsonl")
+    result = generate("--from", source, "--n", "1", "--out", "suites/shipping.jsonl")
     assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (folder / "suites").iterdir()) == ["example", "shipping.jsonl"]
+    (folder / "suites" / "shipping.jsonl.rejected.jsonl").write_text("not a suite\n")  # as suite review keeps
     validate = CliRunner().invoke(main, ["suite", "validate", "suites"])
-    assert (
-        validate.exit_code == 0 and "suite example" in validate.output and "suite shipping" in validate.output
-    ), validate.output
-    assert (
-        generate("--from", source, "--n", "1", "--out", "draft.jsonl").exit_code == 0
-    )  # the project's own folder
+    assert validate.exit_code == 0, validate.output
+    assert "suite example:" in validate.output and "suite shipping:" in validate.output
+    assert writer.count() == 1
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import operator
 import os
 import re
@@ -14,7 +15,7 @@ import pytest
 from evals.defaults import DEMO_SUITE as DEMO
 from evals.errors import Problem, SuiteError
 from evals.records import Item
-from evals.suites import Suite, find_problems, load_suite
+from evals.suites import Suite, find_problems, load_suite, suites_in
 
 DATA = Path(__file__).parent / "data" / "suites"
 
@@ -367,3 +368,23 @@ def test_a_hub_dataset_offline_is_a_suite_error(tmp_path):
 
 def test_find_problems_of_a_valid_suite_is_empty():
     assert find_problems(data("good.yaml")) == []
+
+
+def test_a_folder_of_suites_takes_suite_files_beside_its_suite_folders(tmp_path):
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    line = json.dumps({"id": "a1", "area": "a", "question": "q?", "reference": "r"}) + "\n"
+    (suites / "example").mkdir()
+    (suites / "example" / "geo.jsonl").write_text(line)
+    (suites / "billing.jsonl").write_text(line)
+    (suites / "billing.jsonl.rejected.jsonl").write_text(line)  # what suite review rejected: no suite
+    (suites / "README.md").write_text("notes")
+    assert suites_in(suites) == [str(suites / "billing.jsonl"), str(suites / "example")]
+    # Files and a folder that holds no suite file (documents, say): one suite, its files its areas.
+    (suites / "example" / "geo.jsonl").unlink()
+    assert suites_in(suites) == [str(suites)]
+    # Suite folders only: each one.
+    (suites / "billing.jsonl").unlink()
+    (suites / "billing.jsonl.rejected.jsonl").unlink()
+    (suites / "example" / "geo.jsonl").write_text(line)
+    assert suites_in(suites) == [str(suites / "example")]

@@ -117,14 +117,6 @@ def suite_generate(
         raise EvalsError(
             f"{out_path}: the folder {out_path.parent} does not exist; create it or choose another --out"
         )
-    beside = _suite_folders_beside(out_path)
-    if beside:
-        folder, own = out_path.parent, out_path.parent / out_path.name.removesuffix(out_path.suffix)
-        raise EvalsError(
-            f"{out_path}: {folder} holds suite folders ({', '.join(beside)}); a suite file beside them would "
-            f"make {folder} one suite, and evals suite validate {folder} and the nightly job would pass them "
-            f"over: create {own} and give --out {own / out_path.name}"
-        )
     if dry_run:
         from evals.authoring.documents import document_chunks
 
@@ -224,23 +216,6 @@ def suite_generate(
                 else "see what was dropped and why above; check the documents hold answers for --area"
             )
         )
-
-
-def _suite_folders_beside(out: Path) -> list[str]:
-    """The suite folders ``out`` would sit beside: its folder holds no suite file of its own, only suite
-    folders (``suites/`` as ``evals init`` makes it), so a file there would turn it into one suite."""
-    from evals.suites import suites_in
-    from evals.suites.formats import SUITE_EXTENSIONS
-
-    folder = out.parent
-    if not folder.is_dir() or (folder / "evals.yaml").exists() or out.exists():  # a project; a suite already
-        return []
-    inner = [Path(spec) for spec in suites_in(folder) if Path(spec) != folder]
-    return [
-        path.name
-        for path in inner
-        if any(f.suffix.lower() in SUITE_EXTENSIONS and f.is_file() for f in path.iterdir())
-    ]
 
 
 def _finite(param: click.Parameter, value: float | None) -> float | None:

@@ -17,7 +17,7 @@ from evals.errors import EvalsError, Problem, SuiteError
 from evals.outbound.redaction import CustomPattern
 from evals.outbound.sensitivity import DEFAULT_LEVEL, Marking
 from evals.records import Item, Sensitivity, content_hash
-from evals.suites.formats import DATASET_MARKERS, HF_PREFIX, SUITE_EXTENSIONS, read_source
+from evals.suites.formats import DATASET_MARKERS, HF_PREFIX, is_suite_file, read_source
 from evals.suites.validation import sorted_problems, validate
 
 __all__ = ["Suite", "find_problems", "load_suite", "suites_in"]
@@ -102,22 +102,30 @@ def find_problems(path: str | Path) -> list[Problem]:
 
 
 def suites_in(path: str | Path) -> list[str]:
-    """The suites ``path`` holds: itself when it is one, else each suite folder directly inside it.
+    """The suites ``path`` holds: itself when it is one, else each suite inside it.
 
     A folder with no suite files of its own but subfolders (``suites/``, as ``evals init`` makes it) is a
-    folder of suites, each validated and run on its own (ids need only be unique within a suite).
+    folder of suites, each validated and run on its own (ids need only be unique within a suite). A suite
+    file beside suite folders (``suites/billing.jsonl`` next to ``suites/example/``) is a suite of its own
+    too; a folder of suite files and no suite folders is one suite, its files its areas.
     """
     spec = str(path)
     folder = Path(spec)
     if spec.startswith(HF_PREFIX) or not folder.is_dir() or folder.is_symlink():
         return [spec]
-    entries = sorted(folder.iterdir())
-    if any(entry.is_file() for entry in entries if entry.suffix.lower() in SUITE_EXTENSIONS) or any(
-        (folder / marker).is_file() for marker in DATASET_MARKERS
-    ):
+    if any((folder / marker).is_file() for marker in DATASET_MARKERS):
         return [spec]
-    inner = [entry for entry in entries if entry.is_dir() and not entry.is_symlink()]
-    return [str(Path(spec) / entry.name) for entry in inner if not entry.name.startswith(".")] or [spec]
+    entries = sorted(folder.iterdir())
+    files = [entry for entry in entries if is_suite_file(entry)]
+    inner = [e for e in entries if e.is_dir() and not e.is_symlink() and not e.name.startswith(".")]
+    if files:
+        suites = [e for e in inner if _is_suite_folder(e)]
+        return [str(Path(spec) / e.name) for e in sorted(files + suites)] if suites else [spec]
+    return [str(Path(spec) / entry.name) for entry in inner] or [spec]
+
+
+def _is_suite_folder(folder: Path) -> bool:
+    return any((folder / m).is_file() for m in DATASET_MARKERS) or any(map(is_suite_file, folder.iterdir()))
 
 
 def _make_suite(

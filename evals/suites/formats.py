@@ -104,15 +104,22 @@ def read_source(spec: str) -> Read:
     return read
 
 
+def is_suite_file(path: Path) -> bool:
+    """Whether a suite folder reads ``path`` as one of its files: a file of a suite format, not hidden, not a
+    README, not what people rejected in ``evals suite review``."""
+    name = path.name.lower()
+    return (
+        path.suffix.lower() in SUITE_EXTENSIONS
+        and not name.startswith((".", "readme"))
+        and not name.endswith(REJECTED_SUFFIX)
+        and path.is_file()
+    )
+
+
 def _read_folder(spec: str, folder: Path) -> Read:
     merged = Read(spec)
     for file in sorted(folder.iterdir()):
-        if (
-            file.is_file()
-            and file.suffix.lower() in SUITE_EXTENSIONS
-            and not file.name.lower().startswith((".", "readme"))
-            and not file.name.lower().endswith(REJECTED_SUFFIX)  # what people rejected is not the suite
-        ):
+        if is_suite_file(file):
             if not is_inside(file, folder):
                 # Never read it: a link to ../.env named x.yaml would otherwise show its content in errors.
                 message = (
