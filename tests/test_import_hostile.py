@@ -299,6 +299,12 @@ CASES = [
     row_case(0, {"score": 99}, "score", "got 99"),
     row_case(0, {"score": 5.5}, "score", "got 5.5"),
     row_case(0, {"score": -1}, "score", "got -1"),
+    # texts longer than a run keeps (the model's max_answer_chars, 20,000 by default; a judge's reply too)
+    row_case(0, {"answer": "a" * 20_001}, "answer", "20,001 characters, more than the 20,000 a run keeps",
+             name="answer over the cap"),
+    row_case(1, {"reasoning": "r" * 20_001}, "reasoning", "more than the 20,000", name="reasoning over the cap"),
+    row_case(0, {"rationale": "w" * 20_001}, "rationale", "more than the 20,000", name="rationale over the cap"),
+    row_case(0, {"raw": "{" * 20_001}, "raw", "more than the 20,000", name="raw verdict over the cap"),
     row_case(0, {"score": "5"}, "score", 'got "5"'),
     row_case(0, {"score": True}, "score", "got true"),
     raw_row("score NaN", lambda t: t.replace('"score": 5.0', '"score": NaN'), 0, "score", "NaN is not JSON"),
@@ -596,6 +602,9 @@ SOURCE_DAMAGE = [
     pytest.param("UPDATE answers SET length = 1099511627776", ".length: ", id="length 2**40"),
     pytest.param("UPDATE answers SET finished_at = 1e300", ".finished_at: ", id="finished_at 1e300"),
     pytest.param("UPDATE judgments SET latency_ms = 1e20", ".latency_ms: ", id="latency 1e20"),
+    # texts longer than a run keeps
+    pytest.param("UPDATE answers SET text = printf('%.20001c', 'a')", ".text: 20,001 characters", id="answer over the cap"),
+    pytest.param("UPDATE judgments SET rationale = printf('%.20001c', 'w')", ".rationale: 20,001 characters", id="rationale over the cap"),
     # JSON columns of the wrong type, times lookingglass never writes
     pytest.param("UPDATE runs SET tags_json = '{\"nightly\": 1}'", "run r01: tags: expected a list", id="tags an object"),
     pytest.param("UPDATE runs SET tags_json = '\"nightly\"'", "run r01: tags: expected a list", id="tags a string"),
@@ -744,3 +753,22 @@ def test_import_library_errors_are_store_errors(run: Path, tmp_path: Path) -> No
         pytest.raises(StoreError, match=re.escape("manifest.json:14: config:")),
     ):
         import_runs(run, store)
+
+
+def test_an_answer_within_the_runs_own_max_answer_chars_imports(run: Path, tmp_path: Path) -> None:
+    """The cap an import checks is the one the run's model recorded (``max_answer_chars``), not the default."""
+    manifest = manifest_of(run)
+    manifest["config"].setdefault("model", {})["max_answer_chars"] = 50_000
+    write_manifest(run, manifest)
+    path = run / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["answer"] = "a" * 30_000
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(main, ["import", str(run), "--reports", "target"])
+    assert result.exit_code == 0, result.output
+    with Store(tmp_path / "target") as store:
+        assert max(len(a.text or "") for a in store.answers("r01").values()) == 30_000
+    rows[0]["answer"] = "a" * 50_001
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    refused = CliRunner().invoke(main, ["import", str(run), "--reports", "other"])
+    assert refused.exit_code == 2 and "answer: 50,001 characters, more than the 50,000" in refused.output

@@ -5,8 +5,9 @@ A run's manifest and result rows are typed strictly (no text for a number, no bo
 what the store can keep and every reader can read: run ids and tags that are names (``evals.names``), area
 and suite names that are labels, a known status, times with their UTC offset, a number of samples from 1 to
 ``MAX_SAMPLES``, scores from 1 to 5, counts, latencies and call times from 0 to a bound the store and every
-sum of them can hold (``MAX_COUNT``, ``MAX_LATENCY_MS``, ``MAX_UNIX_TIME``), samples the run asked, and no
-verdict with both a score and an error. ``ManifestFields`` and ``ResultFields`` check an
+sum of them can hold (``MAX_COUNT``, ``MAX_LATENCY_MS``, ``MAX_UNIX_TIME``), samples the run asked, texts
+no longer than a run keeps them (``answer_limit``, ``length_problems``), and no verdict with both a score and
+an error. ``ManifestFields`` and ``ResultFields`` check an
 export's JSON (``evals.store.transfer`` reads it); ``manifest_problems``, ``item_problems``,
 ``answer_problems`` and ``judgment_problems`` check records read from another store. Each problem is a
 ``(field, what is wrong)`` pair; the caller adds the file and line.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
@@ -33,7 +34,16 @@ from pydantic import (
 )
 
 from evals.names import NAME_RULE, InvalidName, check_label, is_name
-from evals.records import KINDS, MAX_SAMPLES, SCHEMA_VERSION, Answer, Item, Judgment, RunManifest
+from evals.records import (
+    KINDS,
+    MAX_ANSWER_CHARS,
+    MAX_SAMPLES,
+    SCHEMA_VERSION,
+    Answer,
+    Item,
+    Judgment,
+    RunManifest,
+)
 
 MAX_COUNT = 2**31 - 1
 """The largest count of tokens or characters a row may hold: far more than any call sends or gets, and a
@@ -370,16 +380,21 @@ def _sample_problems(sample: Any, samples: int) -> Iterator[tuple[str, str]]:
         yield "sample", f"expected a sample the run asked (0 to {samples - 1}), got {describe(sample)}"
 
 
-def answer_problems(answer: Answer, samples: int) -> Iterator[tuple[str, str]]:
-    """What is wrong with an answer read from another store (of a run with ``samples`` samples)."""
+def answer_problems(answer: Answer, samples: int, limit: int = MAX_ANSWER_CHARS) -> Iterator[tuple[str, str]]:
+    """What is wrong with an answer read from another store (of a run with ``samples`` samples, whose model
+    keeps ``limit`` characters: ``answer_limit``)."""
     yield from _sample_problems(answer.sample, samples)
     yield from _number_problems(answer, ("tokens_in", "tokens_out", "latency_ms", "finished_at", "length"))
+    yield from length_problems([("text", answer.text, limit), ("reasoning", answer.reasoning, limit)])
 
 
 def judgment_problems(judgment: Judgment, samples: int) -> Iterator[tuple[str, str]]:
     """What is wrong with a verdict read from another store (of a run with ``samples`` samples)."""
     yield from _sample_problems(judgment.sample, samples)
     yield from _number_problems(judgment, ("tokens_in", "tokens_out", "latency_ms"))
+    yield from length_problems(
+        [("rationale", judgment.rationale, MAX_ANSWER_CHARS), ("raw", judgment.raw, MAX_ANSWER_CHARS)]
+    )
     score = judgment.score
     if score is not None:
         if (
@@ -392,3 +407,21 @@ def judgment_problems(judgment: Judgment, samples: int) -> Iterator[tuple[str, s
             yield "score", f"has both a score ({score:g}) and an error ({describe(judgment.error)})"
     if isinstance(judgment.repeat, bool) or not isinstance(judgment.repeat, int) or judgment.repeat < 0:
         yield "repeat", f"expected a whole number from 0 up, got {describe(judgment.repeat)}"
+
+
+def answer_limit(manifest: RunManifest) -> int:
+    """The most characters of an answer the run's model kept: its recorded ``max_answer_chars``, else the
+    default (``MAX_ANSWER_CHARS``)."""
+    value = (manifest.config.model.model_extra or {}).get("max_answer_chars")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return MAX_ANSWER_CHARS
+
+
+def length_problems(texts: Iterable[tuple[str, str | None, int]]) -> Iterator[tuple[str, str]]:
+    """Each ``(field, text, limit)`` whose text is longer than a run keeps (answers and reasoning are cut to
+    the model's ``max_answer_chars`` before they are stored, a judge's reply to ``MAX_ANSWER_CHARS``): a run
+    brought in must not store, nor later send to a judge, what a run made here never would."""
+    for name, text, limit in texts:
+        if isinstance(text, str) and len(text) > limit:
+            yield name, f"{len(text):,} characters, more than the {limit:,} a run keeps; cut it to {limit:,}"

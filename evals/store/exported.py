@@ -21,14 +21,16 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from evals.errors import StoreError
-from evals.records import Answer, Item, Judgment, RunConfig, RunManifest
+from evals.records import MAX_ANSWER_CHARS, Answer, Item, Judgment, RunConfig, RunManifest
 from evals.store.checks import (
     MANIFEST_EXPECTED,
     RESULT_EXPECTED,
     ManifestFields,
     ResultFields,
+    answer_limit,
     describe,
     item_problems,
+    length_problems,
     location,
     problems_of,
 )
@@ -266,7 +268,7 @@ def read_results(
             f"{path}: missing; a run's export is its whole folder (reports/runs/<run_id>/, manifest.json and "
             "results.jsonl): copy all of it"
         )
-    context = {"samples": manifest.samples}
+    context, limit = {"samples": manifest.samples}, answer_limit(manifest)
     for number, text in _lines(path):
         if not text.strip():
             continue
@@ -293,6 +295,11 @@ def read_results(
                 path, number, "sample",
                 f"a second row for item {checked.id!r} sample {checked.sample} (first on line {first}); keep one",
             )  # fmt: skip
+        for name, message in length_problems(
+            [("answer", checked.answer, limit), ("reasoning", checked.reasoning, limit),
+             ("rationale", checked.rationale, MAX_ANSWER_CHARS), ("raw", checked.raw, MAX_ANSWER_CHARS)]
+        ):  # fmt: skip
+            _fail(path, number, name, message)
         yield records_of(row)
 
 

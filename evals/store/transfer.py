@@ -29,6 +29,7 @@ from evals.names import is_name
 from evals.records import Answer, Item, Judgment, RunManifest
 from evals.store.audit import mark_imported
 from evals.store.checks import (
+    answer_limit,
     answer_problems,
     describe,
     is_time,
@@ -288,8 +289,9 @@ def _source_run(source: Store, manifest: RunManifest) -> tuple[list[Item], list[
         for name, message in item_problems(item):
             raise _source_problem(source, run_id, f"item {describe(item.id)}.{name}", message)
         ids.add(item.id)
+    limit = answer_limit(manifest)
     for answer in answers:
-        for name, message in answer_problems(answer, manifest.samples):
+        for name, message in answer_problems(answer, manifest.samples, limit):
             raise _source_problem(source, run_id, f"answer {answer.item_id}/{answer.sample}.{name}", message)
         if answer.item_id not in ids:
             raise _source_problem(
