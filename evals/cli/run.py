@@ -393,6 +393,7 @@ def suite_validate(path: str) -> None:
         areas = sorted({item.area for item in loaded.items})
         out.print(
             plain(
-                f"ok: suite {loaded.name}: {len(loaded.items)} items in {len(areas)} areas ({', '.join(areas)})"
+                f"ok: suite {loaded.name}: {len(loaded.items)} item{'s' if len(loaded.items) != 1 else ''} in "
+                f"{len(areas)} area{'s' if len(areas) != 1 else ''} ({', '.join(areas)})"
             )
         )
