@@ -704,18 +704,23 @@ def big_export(exports: Path, folder: Path, runs: int = RUNS, size: int = ITEMS)
     return written
 
 
+def peak_of(work: Callable[[], Any]) -> tuple[Any, int]:
+    """What ``work()`` returns, and the most memory it held at once (bytes, ``tracemalloc``)."""
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+
+
 def test_import_memory_stays_flat_in_the_number_of_items(exports: Path, tmp_path: Path) -> None:
     written = big_export(exports, tmp_path / "big")
     assert written > 5 * BOUND  # what a load-everything import would hold, at the least
     with Store(tmp_path / "target") as store:
         import_runs(exports / "r01", store)  # the modules an import loads once (numpy for the aggregates)
-        tracemalloc.start()
-        try:
-            start = tracemalloc.get_traced_memory()[0]
-            report = import_runs(tmp_path / "big", store)
-            peak = tracemalloc.get_traced_memory()[1] - start
-        finally:
-            tracemalloc.stop()
+        report, peak = peak_of(lambda: import_runs(tmp_path / "big", store))
         assert len(report.added) == RUNS
         count = store._execute("SELECT count(*) FROM answers WHERE run_id LIKE 'big%'").fetchone()[0]
     assert count == RUNS * ITEMS
@@ -734,13 +739,7 @@ def test_checking_and_writing_hold_no_run_whole(
     with Store(tmp_path / "target") as store:
         import_runs(exports / "r01", store)
         monkeypatch.setattr(transfer, "_save_aggregates", lambda target, manifests: None)
-        tracemalloc.start()
-        try:
-            start = tracemalloc.get_traced_memory()[0]
-            report = import_runs(tmp_path / "big", store)
-            peak = tracemalloc.get_traced_memory()[1] - start
-        finally:
-            tracemalloc.stop()
+        report, peak = peak_of(lambda: import_runs(tmp_path / "big", store))
         assert report.added == ["big000"]
         assert store._execute("SELECT count(*) FROM answers WHERE run_id = 'big000'").fetchone()[0] == 6000
     assert peak < BOUND, f"peak {peak / 2**20:.1f} MiB"

@@ -241,6 +241,15 @@ class ResultFields(BaseModel):
         return self
 
 
+_COUNT_FIELDS = (
+    "answer_tokens_in",
+    "answer_tokens_out",
+    "answer_length",
+    "judge_tokens_in",
+    "judge_tokens_out",
+)
+"""The counts of a result row (``Count``: whole numbers from 0 to ``MAX_COUNT``)."""
+
 RESULT_EXPECTED = {
     "run_id": "a string",
     "id": "a string",
@@ -250,16 +259,7 @@ RESULT_EXPECTED = {
     "cached": "true, false or null",
     "error_kind": "answer, judge or null",
     "flags": "a list of {kind, span} objects",
-    **{
-        name: "a whole number from 0 up, or null"
-        for name in (
-            "answer_tokens_in",
-            "answer_tokens_out",
-            "answer_length",
-            "judge_tokens_in",
-            "judge_tokens_out",
-        )
-    },
+    **{name: "a whole number from 0 up, or null" for name in _COUNT_FIELDS},
     **{
         name: "a finite number from 0 up, or null"
         for name in ("answer_latency_ms", "answer_finished_at", "judge_latency_ms")
@@ -268,16 +268,7 @@ RESULT_EXPECTED = {
 """What a field of a result row holds, as errors say it (any other: a string or null)."""
 
 TOO_LARGE = {
-    **{
-        name: f"at most {MAX_COUNT}"
-        for name in (
-            "answer_tokens_in",
-            "answer_tokens_out",
-            "answer_length",
-            "judge_tokens_in",
-            "judge_tokens_out",
-        )
-    },
+    **{name: f"at most {MAX_COUNT}" for name in _COUNT_FIELDS},
     "answer_latency_ms": f"at most {MAX_LATENCY_MS} milliseconds (a year)",
     "judge_latency_ms": f"at most {MAX_LATENCY_MS} milliseconds (a year)",
     "answer_finished_at": f"at most {MAX_UNIX_TIME} seconds since 1970 (the end of the year 9999)",
