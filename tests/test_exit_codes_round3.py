@@ -509,6 +509,9 @@ def test_a_10_mb_verdict_is_capped_before_it_is_stored(tmp_path, reply):
     assert (tmp_path / "reports" / "evals.db").stat().st_size < TEN_MB // 10
     results = (tmp_path / "reports" / "runs" / "r1" / "results.jsonl").read_text()
     assert len(results) < 4 * MAX_ANSWER_CHARS + 20_000
+    # The capped run is one an import takes: its texts are within what an import checks.
+    moved = CliRunner().invoke(main, ["import", "reports/runs/r1", "--reports", "elsewhere"])
+    assert moved.exit_code == 0, moved.output
 
 
 def test_an_answer_cut_at_max_tokens_is_still_told_as_such(tmp_path):

@@ -528,8 +528,8 @@ class _Spent:
     ) -> Verdict:
         # A judge's reply is capped as an answer is (``MAX_ANSWER_CHARS``): a server that ignores max_tokens,
         # or a judge that rambles, would otherwise fill the store, the results and every scorecard.
-        if rationale is not None and (cut := capped(rationale, MAX_ANSWER_CHARS))[1]:
-            rationale = cut[0] + "…"
+        if rationale is not None and (cut := capped(rationale, MAX_ANSWER_CHARS - 1))[1]:
+            rationale = cut[0] + "…"  # MAX_ANSWER_CHARS in all: what an import of the run accepts
         if error is not None and len(error) > VERDICT_ERROR_CHARS:
             error = error[:VERDICT_ERROR_CHARS] + "…"
         return Verdict(
