@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -158,8 +159,10 @@ def with_levels(labels: Labels, store: Store, default: Sensitivity) -> Labels:
     return labels.model_copy(update={"rows": rows, "defaulted": unknown_rows(labels, found)})
 
 
+@lru_cache(maxsize=65_536)
 def question_key(question: str) -> str:
-    """A question as compared with the store's: normalised as redaction reads it, whitespace collapsed."""
+    """A question as compared with the store's: normalised as redaction reads it, whitespace collapsed
+    (kept per text: a nightly suite stores the same questions in every run, each read for every row)."""
     return " ".join(normalise(question).text.split()).casefold()
 
 
