@@ -152,8 +152,16 @@ def test_a_failed_answer_stays_an_error_in_the_rerun(project, model_server, judg
 
 def test_an_interrupted_rerun_resumes_without_its_suite_and_asks_only_missing_verdicts(project, judge_server):
     source_run()
-    judge_server.inject(*[Fault("server_error")] * 4)  # max_retries 1: two verdicts fail for good
+
+    def no_grade_for_peru(body):  # a server error (500) on every try: geo-2's two verdicts fail for good
+        if "Capital of Peru?" in json.dumps(body):
+            raise RuntimeError("injected: this judge cannot grade geo-2 today")
+        return grade_by_reference(body)
+
+    # Failing by item, not by the order requests arrive: two calls in flight took queued faults by turns.
+    judge_server.responder = no_grade_for_peru
     assert invoke("judge", "rerun", "r1", "--repeats", "2", "--run-id", "rr").exit_code == 0
+    judge_server.responder = grade_by_reference
     failed = db(project).execute("SELECT COUNT(*) FROM judgments WHERE run_id = 'rr' AND score IS NULL")
     assert failed.fetchone() == (2,)
     (project / "suite.jsonl").write_text("")  # a rerun's items are in the store: the suite is not read
