@@ -56,8 +56,10 @@ class Planted:
     """Tells looked for in the sent text with whitespace and ``-`` removed (digits split over lines)."""
 
     def found_in(self, text: str, squeezed: str) -> str | None:
+        """The first tell in ``text`` standing on its own (not inside a longer word or number: a card's group
+        ``2175`` is no leak inside a span's timestamp ``1764930521750…``), or in ``squeezed``."""
         for tell in self.tells:
-            if tell in text:
+            if re.search(rf"(?<![0-9A-Za-z]){re.escape(tell)}(?![0-9A-Za-z])", text):
                 return tell
         for tell in self.squeezed:
             if tell in squeezed:
